@@ -1,0 +1,74 @@
+//! The rules the attributes must follow, one `check_*` per rule, each error
+//! spanned on the offending token and saying what to write instead.
+
+use darling::Error;
+use syn::spanned::Spanned;
+
+use super::attrs::{ScoreField, ScoreInput};
+
+/// Before darling: a Score is a struct with named fields. Said in our words,
+/// because darling's ("Unsupported shape") does not say what to do.
+pub(crate) fn shape(input: &syn::DeriveInput) -> syn::Result<()> {
+    let what = match &input.data {
+        syn::Data::Struct(s) => match s.fields {
+            syn::Fields::Named(_) => return Ok(()),
+            syn::Fields::Unnamed(_) => "a tuple struct",
+            syn::Fields::Unit => "a unit struct",
+        },
+        syn::Data::Enum(_) => "an enum",
+        syn::Data::Union(_) => "a union",
+    };
+    Err(syn::Error::new(
+        input.ident.span(),
+        format!(
+            "`#[derive(Score)]` needs a struct with named fields, and `{}` is {what}\n\
+             help: a Score is data whose parts have names, e.g. `struct {} {{ namespace: String }}`",
+            input.ident, input.ident
+        ),
+    ))
+}
+
+pub(crate) fn validate(input: &ScoreInput) -> Result<(), Error> {
+    let mut errors = Error::accumulator();
+    for field in input.fields() {
+        errors.handle(check_child_not_secret(field));
+        errors.handle(check_secret_type(field));
+    }
+    errors.handle(check_requires_unique(input));
+    errors.finish()
+}
+
+/// A child is a Score and a secret is a value: one field cannot be both.
+fn check_child_not_secret(field: &ScoreField) -> Result<(), Error> {
+    if field.child.is_present() && field.secret.is_present() {
+        return Err(Error::custom("a field cannot be both `child` and `secret`\nhelp: a child is a Score; keep secrets inside the child Score that renders them")
+            .with_span(&field.secret.span()));
+    }
+    Ok(())
+}
+
+/// `secret` promises redaction; only `Secret<_>` keeps that promise, since its
+/// Debug and Serialize never print the value.
+fn check_secret_type(field: &ScoreField) -> Result<(), Error> {
+    if !field.secret.is_present() {
+        return Ok(());
+    }
+    let is_secret = matches!(&field.ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Secret"));
+    if is_secret {
+        return Ok(());
+    }
+    Err(Error::custom("a `secret` field must have type `harmony::Secret<_>`, which never prints its value\nhelp: wrap it: `harmony::Secret<String>`")
+        .with_span(&field.ty.span()))
+}
+
+/// Listing a capability twice is harmless to the compiler but a sign of a typo.
+fn check_requires_unique(input: &ScoreInput) -> Result<(), Error> {
+    let mut errors = Error::accumulator();
+    for (i, path) in input.requires.iter().enumerate() {
+        if input.requires[..i].contains(path) {
+            let name = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
+            errors.push(Error::custom(format!("capability `{name}` is listed twice in `requires(..)`\nhelp: remove the second `{name}`")).with_span(path));
+        }
+    }
+    errors.finish()
+}

@@ -1,0 +1,156 @@
+//! Capabilities: what a topology can do, named after the industry concept and
+//! never after the tool behind it. A Score states the capabilities it needs as
+//! trait bounds; a topology that lacks one is a compile error that says which.
+//!
+//! Every capability trait is dyn-compatible and marked as a capability by an
+//! [`IsCapability`] impl on its trait object, which is how `#[derive(Score)]`
+//! checks that `requires(..)` names capabilities and nothing else.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::object::{Object, ObjectRef};
+use crate::score::SmokeError;
+use crate::secret::Redactor;
+use crate::topology::Topology;
+
+/// The future a capability method returns: boxed, so capability traits stay
+/// dyn-compatible.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Marks a trait object type as a capability. Implemented for `dyn K8sDeploy`
+/// and the other built-in capabilities; declare your own with
+/// [`capability!`](crate::capability!).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a capability",
+    label = "`requires(..)` takes capability traits only",
+    note = "the built-in capabilities are `K8sDeploy` and `K8sClient`",
+    note = "to make a trait of yours a capability: `harmony::capability!(YourTrait, \"what it provides\");`"
+)]
+pub trait IsCapability {
+    /// The trait's name, as `list` and errors show it.
+    const NAME: &'static str;
+    /// One line on what it provides.
+    const ABOUT: &'static str;
+}
+
+/// Declare a dyn-compatible trait as a capability, so Scores may require it.
+///
+/// ```ignore
+/// pub trait DnsRecords: harmony::Topology { /* … */ }
+/// harmony::capability!(DnsRecords, "create and verify DNS records");
+/// ```
+#[macro_export]
+macro_rules! capability {
+    ($cap:path, $about:literal) => {
+        impl $crate::capability::IsCapability for dyn $cap {
+            const NAME: &'static str = stringify!($cap);
+            const ABOUT: &'static str = $about;
+        }
+    };
+}
+
+/// The group of objects one app owns on a target, so that what it no longer
+/// renders can be pruned (an ApplySet, in Kubernetes terms).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ApplySet {
+    name: String,
+}
+
+impl ApplySet {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// What a target holds for an [`ApplySet`] now, with secret values replaced by
+/// the digests of `redactor` (apply the same redactor to desired objects
+/// before comparing).
+#[derive(Debug)]
+pub struct Observed {
+    pub objects: BTreeMap<ObjectRef, Value>,
+    pub redactor: Redactor,
+}
+
+/// A place that accepts desired Kubernetes objects and can verify them: a
+/// GitOps directory verifies offline, a cluster waits for readiness.
+#[diagnostic::on_unimplemented(
+    message = "topology `{Self}` does not provide capability `K8sDeploy`",
+    label = "needs `K8sDeploy` (a place that accepts and verifies Kubernetes objects)",
+    note = "`K8sDeploy` is provided by the built-in topology `Local` (a GitOps directory)",
+    note = "implement `harmony::capability::K8sDeploy` for `{Self}`, or run this Score on a topology that provides it"
+)]
+pub trait K8sDeploy: Topology {
+    /// What the target holds for `set` now (what the last apply left).
+    fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>>;
+
+    /// Check that these objects would be accepted, storing nothing.
+    fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>>;
+
+    /// Make these objects exist as given, as part of `set`.
+    fn apply<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>>;
+
+    /// Remove these objects of `set`: it no longer renders them.
+    fn prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>>;
+
+    /// Record what `set` now holds. Called once at the end of every apply,
+    /// whether it succeeded or not, so the record matches what was written.
+    fn commit<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>>;
+
+    /// The default smoke test: are these just-applied objects healthy?
+    fn verify<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>>;
+}
+capability!(K8sDeploy, "accepts desired Kubernetes objects and verifies them");
+
+/// Live, read access to a Kubernetes cluster, for smoke tests that ask the
+/// cluster what is really running.
+#[diagnostic::on_unimplemented(
+    message = "topology `{Self}` does not provide capability `K8sClient`",
+    label = "needs `K8sClient` (live access to a Kubernetes cluster)",
+    note = "`K8sClient` is provided by topologies that reach a live cluster; `Local` renders offline and does not provide it",
+    note = "implement `harmony::capability::K8sClient` for `{Self}`, or drop what needs a live cluster (for a Score: its custom `smoke =` check)"
+)]
+pub trait K8sClient: Topology {
+    /// The object as the cluster has it now, or `None` if it does not exist.
+    fn get<'a>(&'a self, id: &'a ObjectRef) -> BoxFuture<'a, Result<Option<Value>, DeployError>>;
+}
+capability!(K8sClient, "live read access to a Kubernetes cluster");
+
+/// A capability could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("the state directory `{}` cannot be written: {source}", path.display())]
+    StateUnwritable { path: PathBuf, source: std::io::Error },
+    #[error("the state file `{}` is corrupt: {why}", path.display())]
+    StateCorrupt { path: PathBuf, why: String },
+    #[error("could not {action} `{}`: {source}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{object} would be rejected: {why}")]
+    Rejected { object: ObjectRef, why: String, help: String },
+}
+
+impl DeployError {
+    /// What to do about it.
+    pub fn help(&self) -> String {
+        match self {
+            Self::StateUnwritable { .. } => {
+                "make the directory writable, or point `HARMONY_STATE_DIR` at one that is; nothing was changed".into()
+            }
+            Self::StateCorrupt { path, .. } => format!(
+                "`{}` is written only by `apply`: restore it from version control, or move its directory aside \
+                 to start over (the next apply then recreates every object); nothing was changed",
+                path.display()
+            ),
+            Self::Io { .. } => "check the disk and the permissions, then rerun: apply picks up where it stopped".into(),
+            Self::Rejected { help, .. } => help.clone(),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Plans: what would change on a target, object by object and field by field.
+//! Computed from a render and an observation only, so it never writes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::capability::Observed;
+use crate::object::{Object, ObjectRef};
+use crate::secret::{REDACTED, is_secret_path};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Add,
+    Change,
+    Remove,
+}
+
+impl Action {
+    fn sigil(self) -> char {
+        match self {
+            Self::Add => '+',
+            Self::Change => '~',
+            Self::Remove => '-',
+        }
+    }
+}
+
+/// One field that differs. Secret values show as `<redacted>`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+/// One object that would be added, changed or removed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change {
+    pub action: Action,
+    pub object: ObjectRef,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+}
+
+/// Everything that would change for one app on one topology.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    pub app: String,
+    pub topology: String,
+    pub changes: Vec<Change>,
+}
+
+/// How many objects a plan adds, changes and removes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub remove: usize,
+}
+
+impl Summary {
+    pub fn is_empty(&self) -> bool {
+        self.add + self.change + self.remove == 0
+    }
+}
+
+impl std::ops::AddAssign for Summary {
+    fn add_assign(&mut self, o: Self) {
+        self.add += o.add;
+        self.change += o.change;
+        self.remove += o.remove;
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} to add, {} to change, {} to remove", self.add, self.change, self.remove)
+    }
+}
+
+impl Plan {
+    /// Compare what is desired with what the target holds.
+    pub fn compute(app: &str, topology: &str, desired: &[Object], observed: &Observed) -> Plan {
+        let mut changes = Vec::new();
+        let mut seen = HashSet::with_capacity(desired.len());
+        for object in desired {
+            let id = object.id();
+            seen.insert(id);
+            let body = observed.redactor.redact(object);
+            match observed.objects.get(id) {
+                None => changes.push(Change { action: Action::Add, object: id.clone(), fields: Vec::new() }),
+                Some(current) if *current != body => {
+                    let mut fields = Vec::new();
+                    diff(id, &mut Vec::new(), Some(current), Some(&body), &mut fields);
+                    changes.push(Change { action: Action::Change, object: id.clone(), fields });
+                }
+                Some(_) => {}
+            }
+        }
+        for id in observed.objects.keys() {
+            if !seen.contains(id) {
+                changes.push(Change { action: Action::Remove, object: id.clone(), fields: Vec::new() });
+            }
+        }
+        Plan { app: app.to_owned(), topology: topology.to_owned(), changes }
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Add => s.add += 1,
+                Action::Change => s.change += 1,
+                Action::Remove => s.remove += 1,
+            }
+        }
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The objects this plan removes.
+    pub fn removals(&self) -> Vec<ObjectRef> {
+        self.changes.iter().filter(|c| c.action == Action::Remove).map(|c| c.object.clone()).collect()
+    }
+
+    /// Human text: one line per object, indented field diffs under changes.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let summary = self.summary();
+        if summary.is_empty() {
+            let _ = writeln!(out, "{} on {}: no changes", self.app, self.topology);
+            return out;
+        }
+        let _ = writeln!(out, "{} on {}: {summary}", self.app, self.topology);
+        for c in &self.changes {
+            let _ = writeln!(out, "  {} {}", c.action.sigil(), c.object);
+            for f in &c.fields {
+                let show = |v: &Option<Value>| v.as_ref().map_or_else(|| "(none)".to_owned(), Value::to_string);
+                let _ = writeln!(out, "      {}: {} -> {}", f.path, show(&f.before), show(&f.after));
+            }
+        }
+        out
+    }
+}
+
+fn diff(id: &ObjectRef, path: &mut Vec<String>, before: Option<&Value>, after: Option<&Value>, out: &mut Vec<FieldChange>) {
+    match (before, after) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let keys: BTreeMap<&String, ()> = a.keys().chain(b.keys()).map(|k| (k, ())).collect();
+            for k in keys.keys() {
+                path.push((*k).clone());
+                diff(id, path, a.get(*k), b.get(*k), out);
+                path.pop();
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) => {
+            for i in 0..a.len().max(b.len()) {
+                path.push(format!("[{i}]"));
+                diff(id, path, a.get(i), b.get(i), out);
+                path.pop();
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => {
+            let secret = is_secret_path(id, path);
+            let shown = |v: Option<&Value>| v.map(|v| if secret { Value::String(REDACTED.into()) } else { v.clone() });
+            out.push(FieldChange { path: field_path(path), before: shown(a), after: shown(b) });
+        }
+    }
+}
+
+/// `spec.template.spec.containers[0].image`; keys that are not identifiers are
+/// quoted: `metadata.labels["app.kubernetes.io/name"]`.
+fn field_path(segments: &[String]) -> String {
+    let mut out = String::new();
+    for s in segments {
+        if s.starts_with('[') {
+            out.push_str(s);
+        } else if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(s);
+        } else {
+            let _ = write!(out, "[{}]", Value::String(s.clone()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Redactor;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Object {
+        Object::from_value(v).unwrap()
+    }
+
+    fn observed(objects: &[Object], redactor: &Redactor) -> Observed {
+        Observed {
+            objects: objects.iter().map(|o| (o.id().clone(), redactor.redact(o))).collect(),
+            redactor: redactor.clone(),
+        }
+    }
+
+    #[test]
+    fn add_change_remove_and_field_paths() {
+        let r = Redactor::new([7; 32]);
+        let before = [
+            obj(json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n","labels":{"app.kubernetes.io/name":"x"}},"data":{"k":"1"}})),
+            obj(json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"gone","namespace":"n"}})),
+        ];
+        let after = [
+            obj(json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n","labels":{"app.kubernetes.io/name":"y"}},"data":{"k":"1","j":"2"}})),
+            obj(json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"new","namespace":"n"}})),
+        ];
+        let plan = Plan::compute("app", "local", &after, &observed(&before, &r));
+        assert_eq!(plan.summary(), Summary { add: 1, change: 1, remove: 1 });
+        let change = &plan.changes[0];
+        assert_eq!(change.action, Action::Change);
+        let paths: Vec<_> = change.fields.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["data.j", "metadata.labels[\"app.kubernetes.io/name\"]"]);
+        assert_eq!(plan.changes[1].action, Action::Add);
+        assert_eq!(plan.changes[2].action, Action::Remove);
+        assert_eq!(plan.removals()[0].name, "gone");
+    }
+
+    #[test]
+    fn secret_changes_show_redacted_and_equal_secrets_show_nothing() {
+        let r = Redactor::new([1; 32]);
+        let s = |v: &str| obj(json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"n"},"stringData":{"password":v}}));
+        let same = Plan::compute("app", "local", &[s("hunter2")], &observed(&[s("hunter2")], &r));
+        assert!(same.is_empty());
+        let changed = Plan::compute("app", "local", &[s("hunter3")], &observed(&[s("hunter2")], &r));
+        let text = format!("{}{}", changed.to_text(), serde_json::to_string(&changed).unwrap());
+        assert!(text.contains("stringData.password: \"<redacted>\" -> \"<redacted>\""), "{text}");
+        assert!(!text.contains("hunter"), "{text}");
+    }
+}

@@ -1,0 +1,153 @@
+//! What generated code names, and nothing else uses. Not a public API: it
+//! changes with the macros, which are pinned to this exact crate version.
+
+use std::marker::PhantomData;
+
+pub use ::core::future::Future;
+pub use ::core::result::Result;
+pub use ::inventory;
+pub use ::std::vec::Vec;
+
+pub use crate::capability::{IsCapability, K8sDeploy};
+pub use crate::object::Desired;
+pub use crate::registry::{AppEntry, FieldInfo, Location, Runner, ScoreEntry};
+pub use crate::run::{InterpretError, Run};
+pub use crate::score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeError};
+pub use crate::topology::{BuiltinTopology, Topology};
+pub use crate::{__app_runners as app_runners, __score_topologies as score_topologies};
+
+use crate::engine;
+use crate::registry::{Outcome, Request, RunError};
+
+/// Fails to compile unless `C` is a capability (`requires(..)` checks each name with it).
+pub const fn is_capability<C: ?Sized + IsCapability>() {}
+
+/// The runner of an app on a built-in topology. Fails to compile, naming the
+/// missing capability, when the app's Score cannot run there.
+pub fn runner<T, S>(app: &'static str, make: impl Fn() -> S + Send + Sync + 'static) -> Runner
+where
+    T: BuiltinTopology + K8sDeploy,
+    S: Score<T> + 'static,
+{
+    Runner::new(
+        T::NAME,
+        Box::new(move |request| {
+            let score = make();
+            Box::pin(async move {
+                let topology = T::from_env()?;
+                let outcome = match request {
+                    Request::Render => Outcome::Rendered(engine::render::<T, S>(app, T::NAME, &score)?),
+                    Request::Plan => Outcome::Planned(engine::plan(app, &score, &topology).await?),
+                    Request::DryRun { progress } => Outcome::Planned(engine::dry_run(app, &score, &topology, progress).await?),
+                    Request::Apply { progress } => Outcome::Planned(engine::apply(app, &score, &topology, progress).await?),
+                };
+                Ok::<_, RunError>(outcome)
+            })
+        }),
+    )
+}
+
+/// The type name of what `make` returns.
+pub fn type_name_of<S>(_make: impl Fn() -> S) -> &'static str {
+    std::any::type_name::<S>()
+}
+
+// Autoref specialization: method lookup on `&&Probe` takes the impl on `&Probe`
+// when its bounds hold (the Score runs on `T`), and falls back to the impl on
+// `Probe` when they do not. See docs/adr/0003-registry.md.
+
+/// Probes whether an app's Score (made by `F`) runs on topology `T`.
+#[derive(Debug)]
+pub struct AppProbe<F, T> {
+    app: &'static str,
+    make: F,
+    topology: PhantomData<T>,
+}
+
+impl<F, T> AppProbe<F, T> {
+    pub fn new(app: &'static str, make: F) -> Self {
+        Self { app, make, topology: PhantomData }
+    }
+}
+
+pub trait AppRuns {
+    fn runner(&self) -> Option<Runner>;
+}
+
+impl<F, S, T> AppRuns for &AppProbe<F, T>
+where
+    F: Fn() -> S + Copy + Send + Sync + 'static,
+    S: Score<T> + 'static,
+    T: BuiltinTopology + K8sDeploy,
+{
+    fn runner(&self) -> Option<Runner> {
+        Some(runner::<T, S>(self.app, self.make))
+    }
+}
+
+pub trait AppDoesNotRun {
+    fn runner(&self) -> Option<Runner>;
+}
+
+impl<F, T> AppDoesNotRun for AppProbe<F, T> {
+    fn runner(&self) -> Option<Runner> {
+        None
+    }
+}
+
+/// Probes whether Score type `S` runs on topology `T`.
+#[derive(Debug)]
+pub struct ScoreProbe<S, T>(PhantomData<(fn() -> S, T)>);
+
+impl<S, T> ScoreProbe<S, T> {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+pub trait ScoreRuns {
+    fn topology(&self) -> Option<&'static str>;
+}
+
+impl<S: Score<T>, T: BuiltinTopology> ScoreRuns for &ScoreProbe<S, T> {
+    fn topology(&self) -> Option<&'static str> {
+        Some(T::NAME)
+    }
+}
+
+pub trait ScoreDoesNotRun {
+    fn topology(&self) -> Option<&'static str>;
+}
+
+impl<S, T> ScoreDoesNotRun for ScoreProbe<S, T> {
+    fn topology(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The built-in topologies a Score type runs on (every built-in topology is listed here).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __score_topologies {
+    ($score:ty) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{ScoreDoesNotRun as _, ScoreProbe, ScoreRuns as _};
+        let mut topologies = $crate::__private::Vec::new();
+        topologies.extend((&&ScoreProbe::<$score, $crate::local::Local>::new()).topology());
+        topologies
+    }};
+}
+
+/// The runners of an app on every built-in topology its Score runs on.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __app_runners {
+    ($app:expr, $make:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{AppDoesNotRun as _, AppProbe, AppRuns as _};
+        let mut runners = $crate::__private::Vec::new();
+        runners.extend((&&AppProbe::<_, $crate::local::Local>::new($app, $make)).runner());
+        runners
+    }};
+}

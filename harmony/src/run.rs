@@ -1,0 +1,188 @@
+//! The state of one execution of a Score tree: which app, which mode, where in
+//! the tree we are, and who hears about progress. Generated Interprets drive
+//! it; the engine creates it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::capability::{ApplySet, DeployError, K8sDeploy};
+use crate::object::{Desired, ObjectRef};
+use crate::score::{RenderCx, ScoreError, SmokeError};
+
+/// Whether writes happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Write, then verify.
+    Apply,
+    /// Every write suppressed: the target only checks what it would accept.
+    DryRun,
+}
+
+/// Something that hears about progress (the CLI prints it).
+pub trait Progress: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// What happened, step by step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The objects of the Score at `path` were applied (or checked, in a dry run).
+    Deployed { path: String, objects: usize, mode: Mode },
+    /// Its smoke test passed.
+    Verified { path: String, check: &'static str },
+    /// Objects no longer rendered were removed.
+    Pruned { objects: Vec<ObjectRef> },
+}
+
+/// Ignores every event.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn event(&self, _: &Event) {}
+}
+
+/// One execution of a Score tree.
+pub struct Run {
+    set: ApplySet,
+    mode: Mode,
+    cx: RenderCx,
+    path: Vec<String>,
+    progress: Arc<dyn Progress>,
+    deployed: Vec<ObjectRef>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("set", &self.set).field("mode", &self.mode).field("path", &self.path).finish()
+    }
+}
+
+impl Run {
+    pub fn new(app: &str, topology: &str, mode: Mode, progress: Arc<dyn Progress>) -> Self {
+        Self {
+            set: ApplySet::new(app),
+            mode,
+            cx: RenderCx::new(app, topology),
+            path: vec![app.to_owned()],
+            progress,
+            deployed: Vec::new(),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn render_cx(&self) -> &RenderCx {
+        &self.cx
+    }
+
+    pub fn set(&self) -> &ApplySet {
+        &self.set
+    }
+
+    /// Where in the Score tree we are: `webapp/config`.
+    pub fn path(&self) -> String {
+        self.path.join("/")
+    }
+
+    /// Every object deployed so far in this run.
+    pub fn deployed(&self) -> &[ObjectRef] {
+        &self.deployed
+    }
+
+    /// Step into a child Score.
+    pub fn enter(&mut self, child: impl Into<String>) {
+        self.path.push(child.into());
+    }
+
+    /// Step back out of it.
+    pub fn leave(&mut self) {
+        self.path.pop();
+    }
+
+    /// Attach the current position to a render failure.
+    pub fn rendered(&self, result: Result<Desired, ScoreError>) -> Result<Desired, InterpretError> {
+        result.map_err(|source| InterpretError::Render { path: self.path(), source })
+    }
+
+    /// Hand one Score's objects to the target (or only check them, in a dry run).
+    pub async fn deploy<T: K8sDeploy>(&mut self, topology: &T, desired: &Desired) -> Result<(), InterpretError> {
+        let objects = desired.objects();
+        let result = match self.mode {
+            Mode::Apply => topology.apply(&self.set, objects).await,
+            Mode::DryRun => topology.dry_run(&self.set, objects).await,
+        };
+        result.map_err(|source| InterpretError::Deploy { path: self.path(), source })?;
+        self.deployed.extend(objects.iter().map(|o| o.id().clone()));
+        self.progress.event(&Event::Deployed { path: self.path(), objects: objects.len(), mode: self.mode });
+        Ok(())
+    }
+
+    /// Run a Score's own smoke test (skipped in a dry run: nothing was deployed).
+    pub async fn smoke(&mut self, test: impl Future<Output = Result<(), SmokeError>> + Send) -> Result<(), InterpretError> {
+        if self.mode == Mode::DryRun {
+            return Ok(());
+        }
+        test.await.map_err(|source| InterpretError::Smoke { path: self.path(), source })?;
+        self.progress.event(&Event::Verified { path: self.path(), check: "smoke test" });
+        Ok(())
+    }
+
+    /// The default smoke test: the target's verification of what was rendered.
+    pub async fn verify<T: K8sDeploy>(&mut self, topology: &T, desired: &Desired) -> Result<(), InterpretError> {
+        if self.mode == Mode::DryRun {
+            return Ok(());
+        }
+        topology
+            .verify(&self.set, desired.objects())
+            .await
+            .map_err(|source| InterpretError::Smoke { path: self.path(), source })?;
+        self.progress.event(&Event::Verified { path: self.path(), check: "verification" });
+        Ok(())
+    }
+
+    pub(crate) fn progress(&self) -> &dyn Progress {
+        &*self.progress
+    }
+}
+
+/// An execution failed, at `path` in the Score tree.
+#[derive(Debug, thiserror::Error)]
+pub enum InterpretError {
+    #[error("`{path}` could not render")]
+    Render { path: String, source: ScoreError },
+    #[error("`{path}` could not be deployed")]
+    Deploy { path: String, source: DeployError },
+    #[error("`{path}` was deployed but its smoke test failed")]
+    Smoke { path: String, source: SmokeError },
+}
+
+impl InterpretError {
+    pub fn path(&self) -> &str {
+        match self {
+            Self::Render { path, .. } | Self::Deploy { path, .. } | Self::Smoke { path, .. } => path,
+        }
+    }
+
+    /// The underlying reason, in one line.
+    pub fn why(&self) -> String {
+        match self {
+            Self::Render { source, .. } => source.to_string(),
+            Self::Deploy { source, .. } => source.to_string(),
+            Self::Smoke { source, .. } => source.to_string(),
+        }
+    }
+
+    /// What to do next.
+    pub fn help(&self) -> String {
+        match self {
+            Self::Render { source, .. } => source.help().unwrap_or("fix the Score's data").to_owned(),
+            Self::Deploy { source, .. } => source.help(),
+            Self::Smoke { source, .. } => source.help.clone().unwrap_or_else(|| {
+                "what was deployed so far is kept and recorded; fix the cause and apply again".into()
+            }),
+        }
+    }
+}

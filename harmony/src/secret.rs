@@ -1,0 +1,134 @@
+//! Secret values: they reach the objects a cluster receives, and nothing else.
+//!
+//! [`Secret<T>`] has no `Display`; its `Debug` and `Serialize` print `<redacted>`.
+//! The one way to read it is [`Secret::expose`], which a Score's `render` calls
+//! to fill a Kubernetes `Secret`. From there the [`Redactor`] replaces every
+//! secret value with a keyed digest before anything is displayed or stored, so
+//! plans still see *that* a secret changed without ever seeing it.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::object::Object;
+
+/// The text that stands in for a secret value wherever one would be shown.
+pub const REDACTED: &str = "<redacted>";
+
+/// A value that must never be printed, logged, planned or snapshotted.
+#[derive(Clone, Default)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The value itself. Call it only to build the object that carries it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl Secret<String> {
+    /// Read a secret from an environment variable.
+    pub fn from_env(var: &str) -> Result<Self, std::env::VarError> {
+        std::env::var(var).map(Self)
+    }
+}
+
+impl<T> From<T> for Secret<T> {
+    fn from(value: T) -> Self {
+        Self(value)
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl<T> Serialize for Secret<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Self)
+    }
+}
+
+/// Replaces secret values in objects by digests keyed with a per-state key, so
+/// that equal values compare equal, changed values differ, and a digest says
+/// nothing about the value to someone without the key.
+#[derive(Clone)]
+pub struct Redactor {
+    key: [u8; 32],
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Redactor { key: <redacted> }")
+    }
+}
+
+impl Redactor {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// A redactor with a fresh random key: digests it makes match nothing stored.
+    pub fn ephemeral() -> std::io::Result<Self> {
+        Ok(Self::new(random_key()?))
+    }
+
+    /// The object's body with every secret value replaced by `sha256:<digest>`.
+    pub fn redact(&self, object: &Object) -> Value {
+        let mut body = object.body().clone();
+        if object.id().is_secret() {
+            for field in ["data", "stringData"] {
+                if let Some(Value::Object(map)) = body.get_mut(field) {
+                    for (key, value) in map.iter_mut() {
+                        *value = Value::String(self.digest(field, key, value));
+                    }
+                }
+            }
+        }
+        body
+    }
+
+    fn digest(&self, field: &str, key: &str, value: &Value) -> String {
+        let mut h = Sha256::new();
+        h.update(self.key);
+        h.update(field.as_bytes());
+        h.update([0]);
+        h.update(key.as_bytes());
+        h.update([0]);
+        match value {
+            Value::String(s) => h.update(s.as_bytes()),
+            other => h.update(other.to_string().as_bytes()),
+        }
+        let out = h.finalize();
+        let hex: String = out[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}
+
+/// 32 bytes from the operating system's random source.
+pub(crate) fn random_key() -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    Ok(key)
+}
+
+/// Whether the value at `path` (JSON pointer segments) of an object of this
+/// identity is secret material, and must display as [`REDACTED`].
+pub fn is_secret_path(id: &crate::object::ObjectRef, path: &[String]) -> bool {
+    id.is_secret() && matches!(path.first().map(String::as_str), Some("data" | "stringData"))
+}

@@ -1,0 +1,198 @@
+//! Offline verification: the checks that catch, without a cluster, what a
+//! cluster would only reveal at run time — a selector that matches nothing, a
+//! pod that mounts a ConfigMap nobody deploys, a Service whose named port no
+//! container declares.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::object::ObjectRef;
+
+/// Everything the target would hold once a step is applied.
+pub type View<'a> = BTreeMap<&'a ObjectRef, &'a Value>;
+
+/// Check `objects` (just rendered) against `view` (they and everything else the
+/// target holds). Returns one line per problem.
+pub fn check<'a>(objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>, view: &View<'_>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (id, body) in objects {
+        if let Some((template, selector)) = pod_template(id, body) {
+            check_workload(id, template, selector, view, &mut problems);
+        }
+        if id.api_version == "v1" && id.kind == "Service" {
+            check_service(id, body, view, &mut problems);
+        }
+    }
+    problems
+}
+
+/// The pod template of a workload, and its selector's `matchLabels` if it has one.
+fn pod_template<'v>(id: &ObjectRef, body: &'v Value) -> Option<(&'v Value, Option<&'v Map<String, Value>>)> {
+    let selector = || body.pointer("/spec/selector/matchLabels").and_then(Value::as_object);
+    match (id.api_version.as_str(), id.kind.as_str()) {
+        ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
+            Some((body.pointer("/spec/template")?, selector()))
+        }
+        ("batch/v1", "Job") => Some((body.pointer("/spec/template")?, None)),
+        ("batch/v1", "CronJob") => Some((body.pointer("/spec/jobTemplate/spec/template")?, None)),
+        ("v1", "Pod") => Some((body, None)),
+        _ => None,
+    }
+}
+
+fn labels(template: &Value) -> Option<&Map<String, Value>> {
+    template.pointer("/metadata/labels").and_then(Value::as_object)
+}
+
+fn check_workload(id: &ObjectRef, template: &Value, selector: Option<&Map<String, Value>>, view: &View<'_>, out: &mut Vec<String>) {
+    if let Some(selector) = selector {
+        let template_labels = labels(template);
+        for (k, v) in selector {
+            if template_labels.and_then(|l| l.get(k)) != Some(v) {
+                out.push(format!(
+                    "{id}: its selector `{k}={}` does not match the pod template's labels, so the API server would reject it",
+                    v.as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let Some(spec) = template.get("spec") else {
+        out.push(format!("{id}: its pod template has no `spec`"));
+        return;
+    };
+    let ns = id.namespace.clone();
+    let containers = spec.get("containers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if containers.is_empty() {
+        out.push(format!("{id}: its pod template has no containers"));
+    }
+    let all = containers.iter().chain(spec.get("initContainers").and_then(Value::as_array).into_iter().flatten());
+    for c in all {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+        if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+            out.push(format!("{id}: container `{name}` has no image"));
+        }
+        for env in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+            for (field, kind) in [("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")] {
+                if let Some(r) = env.pointer(&format!("/valueFrom/{field}")) {
+                    let key = r.get("key").and_then(Value::as_str);
+                    need(id, name, kind, ns.as_deref(), r.get("name"), key, r, view, out);
+                }
+            }
+        }
+        for from in c.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
+            for (field, kind) in [("configMapRef", "ConfigMap"), ("secretRef", "Secret")] {
+                if let Some(r) = from.get(field) {
+                    need(id, name, kind, ns.as_deref(), r.get("name"), None, r, view, out);
+                }
+            }
+        }
+    }
+    for vol in spec.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+        let vname = vol.get("name").and_then(Value::as_str).unwrap_or("?");
+        if let Some(r) = vol.get("configMap") {
+            need(id, vname, "ConfigMap", ns.as_deref(), r.get("name"), None, r, view, out);
+        }
+        if let Some(r) = vol.get("secret") {
+            need(id, vname, "Secret", ns.as_deref(), r.get("secretName"), None, r, view, out);
+        }
+    }
+    if let Some(sa) = spec.get("serviceAccountName").and_then(Value::as_str).filter(|s| *s != "default") {
+        let want = ObjectRef { api_version: "v1".into(), kind: "ServiceAccount".into(), namespace: ns, name: sa.into() };
+        if !view.contains_key(&want) {
+            out.push(format!("{id}: its pods run as ServiceAccount `{sa}`, which nothing deploys, so they would not be created"));
+        }
+    }
+}
+
+/// A reference from a pod to a ConfigMap or Secret (and optionally one key of it) must resolve.
+#[allow(clippy::too_many_arguments)]
+fn need(id: &ObjectRef, user: &str, kind: &str, ns: Option<&str>, name: Option<&Value>, key: Option<&str>, r: &Value, view: &View<'_>, out: &mut Vec<String>) {
+    if r.get("optional").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    let Some(name) = name.and_then(Value::as_str) else {
+        out.push(format!("{id}: `{user}` refers to a {kind} without naming it"));
+        return;
+    };
+    let want = ObjectRef { api_version: "v1".into(), kind: kind.into(), namespace: ns.map(str::to_owned), name: name.into() };
+    match view.get(&want) {
+        None => out.push(format!("{id}: `{user}` needs {kind} `{name}`, which nothing deploys, so its pods would not start")),
+        Some(body) => {
+            if let Some(key) = key {
+                let has = ["data", "binaryData", "stringData"].iter().any(|f| body.get(*f).and_then(|d| d.get(key)).is_some());
+                if !has {
+                    out.push(format!("{id}: `{user}` needs key `{key}` of {kind} `{name}`, which has no such key"));
+                }
+            }
+        }
+    }
+}
+
+fn check_service(id: &ObjectRef, body: &Value, view: &View<'_>, out: &mut Vec<String>) {
+    let Some(selector) = body.pointer("/spec/selector").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
+        return;
+    };
+    let matching: Vec<&Value> = view
+        .iter()
+        .filter(|(other, _)| other.namespace == id.namespace)
+        .filter_map(|(other, b)| pod_template(other, b))
+        .map(|(t, _)| t)
+        .filter(|t| labels(t).is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))))
+        .collect();
+    if matching.is_empty() {
+        let sel: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+        out.push(format!("{id}: its selector `{}` matches no pods deployed to its namespace", sel.join(",")));
+        return;
+    }
+    for port in body.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+        let Some(target) = port.get("targetPort").and_then(Value::as_str) else { continue };
+        let declared = matching.iter().any(|t| {
+            t.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten().any(|c| {
+                c.get("ports").and_then(Value::as_array).into_iter().flatten().any(|p| p.get("name").and_then(Value::as_str) == Some(target))
+            })
+        });
+        if !declared {
+            out.push(format!("{id}: its targetPort `{target}` is not a port name any selected container declares"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn id(kind: &str, name: &str) -> ObjectRef {
+        let api = if kind == "Deployment" { "apps/v1" } else { "v1" };
+        ObjectRef { api_version: api.into(), kind: kind.into(), namespace: Some("n".into()), name: name.into() }
+    }
+
+    fn deployment(labels: Value, cm: &str) -> Value {
+        json!({"spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":labels},
+          "spec":{"containers":[{"name":"c","image":"i","ports":[{"name":"http","containerPort":80}],
+          "envFrom":[{"configMapRef":{"name":cm}}]}]}}}})
+    }
+
+    #[test]
+    fn a_consistent_set_passes() {
+        let (d, c, s) = (id("Deployment", "web"), id("ConfigMap", "cfg"), id("Service", "web"));
+        let (db, cb) = (deployment(json!({"app":"web"}), "cfg"), json!({"data":{}}));
+        let sb = json!({"spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":"http"}]}});
+        let view: View = [(&d, &db), (&c, &cb), (&s, &sb)].into_iter().collect();
+        assert_eq!(check([(&d, &db), (&s, &sb)], &view), Vec::<String>::new());
+    }
+
+    #[test]
+    fn mismatched_selector_missing_config_and_lonely_service_are_reported() {
+        let (d, s) = (id("Deployment", "web"), id("Service", "web"));
+        let db = deployment(json!({"app":"other"}), "missing");
+        let sb = json!({"spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":"http"}]}});
+        let view: View = [(&d, &db), (&s, &sb)].into_iter().collect();
+        let problems = check([(&d, &db), (&s, &sb)], &view);
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].contains("selector `app=web` does not match"));
+        assert!(problems[1].contains("needs ConfigMap `missing`"));
+        assert!(problems[2].contains("matches no pods"));
+    }
+}

@@ -1,1 +1,151 @@
+//! Discovery over what the linked crates registered (apps, Scores, topologies,
+//! capabilities), and the CLI generated from it.
+//!
+//! An app crate's `main.rs` is one line, `harmony_registry::main!(my_app);`,
+//! naming every crate whose registrations the binary must carry.
 
+use harmony::registry::{AppEntry, CapabilityEntry, ScoreEntry, TopologyEntry};
+
+pub mod cli;
+mod output;
+
+/// Every registered app, by name.
+pub fn apps() -> Vec<&'static AppEntry> {
+    let mut v: Vec<_> = inventory::iter::<AppEntry>().collect();
+    v.sort_by_key(|a| a.name);
+    v
+}
+
+/// Every registered Score type, by name.
+pub fn scores() -> Vec<&'static ScoreEntry> {
+    let mut v: Vec<_> = inventory::iter::<ScoreEntry>().collect();
+    v.sort_by_key(|s| (s.name, s.module));
+    v
+}
+
+/// Every built-in topology, by name.
+pub fn topologies() -> Vec<&'static TopologyEntry> {
+    let mut v: Vec<_> = inventory::iter::<TopologyEntry>().collect();
+    v.sort_by_key(|t| t.name);
+    v
+}
+
+/// Every capability, by name.
+pub fn capabilities() -> Vec<&'static CapabilityEntry> {
+    let mut v: Vec<_> = inventory::iter::<CapabilityEntry>().collect();
+    v.sort_by_key(|c| c.name);
+    v
+}
+
+pub fn app(name: &str) -> Option<&'static AppEntry> {
+    apps().into_iter().find(|a| a.name == name)
+}
+
+pub fn topology(name: &str) -> Option<&'static TopologyEntry> {
+    topologies().into_iter().find(|t| t.name == name)
+}
+
+/// The Score type an app deploys, if it was derived (and so registered).
+pub fn score_of(app: &AppEntry) -> Option<&'static ScoreEntry> {
+    let full = (app.score)();
+    scores().into_iter().find(|s| full == format!("{}::{}", s.module, s.name))
+}
+
+/// The Score types that need `capability`.
+pub fn scores_requiring(capability: &str) -> Vec<&'static ScoreEntry> {
+    scores().into_iter().filter(|s| s.requires.contains(&capability)).collect()
+}
+
+/// The Score types that run on topology `name`.
+pub fn scores_on(name: &str) -> Vec<&'static ScoreEntry> {
+    scores().into_iter().filter(|s| (s.topologies)().contains(&name)).collect()
+}
+
+/// Everything a Score tree needs: its own `requires`, `K8sDeploy` for each
+/// leaf, and its children's needs (children are looked up by type name).
+pub fn needs(score: &ScoreEntry) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    collect_needs(score, &mut out, 0);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn collect_needs(score: &ScoreEntry, out: &mut Vec<&'static str>, depth: usize) {
+    out.extend(score.requires.iter().copied());
+    let children: Vec<_> = score.fields.iter().filter(|f| f.child).collect();
+    if children.is_empty() {
+        out.push("K8sDeploy");
+    }
+    if depth > 32 {
+        return;
+    }
+    for child in children {
+        let ty = child.ty.rsplit("::").next().unwrap_or(child.ty);
+        let inner = ty.strip_prefix("Vec<").and_then(|t| t.strip_suffix('>')).unwrap_or(ty);
+        if let Some(entry) = scores().into_iter().find(|s| s.name == inner) {
+            collect_needs(entry, out, depth + 1);
+        }
+    }
+}
+
+/// What `app` needs that `topology` lacks (empty if it runs there, or if its
+/// Score type is not registered).
+pub fn missing(app: &AppEntry, topology: &TopologyEntry) -> Vec<&'static str> {
+    score_of(app)
+        .map(|s| needs(s).into_iter().filter(|c| !topology.capabilities.contains(c)).collect())
+        .unwrap_or_default()
+}
+
+/// The registry's contents as sorted text: what a binary carries. Snapshot it
+/// per binary so a registration the linker dropped fails a test.
+pub fn contents() -> String {
+    let mut out = String::new();
+    for a in apps() {
+        let runs: Vec<_> = (a.runners)().iter().map(|r| r.topology).collect();
+        out.push_str(&format!("app {} ({}) on [{}]\n", a.name, (a.score)(), runs.join(", ")));
+    }
+    for s in scores() {
+        out.push_str(&format!("score {}::{} on [{}]\n", s.module, s.name, (s.topologies)().join(", ")));
+    }
+    for t in topologies() {
+        out.push_str(&format!("topology {} provides [{}]\n", t.name, t.capabilities.join(", ")));
+    }
+    for c in capabilities() {
+        out.push_str(&format!("capability {}\n", c.name));
+    }
+    out
+}
+
+/// The closest of `candidates` to `word`, for did-you-mean hints.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates.into_iter().map(|c| (distance(word, c), c)).filter(|(d, c)| *d <= 2.max(c.len() / 3)).min().map(|(_, c)| c)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The `main` of a deploy binary: `harmony_registry::main!(crate_a, crate_b);`
+/// names every crate whose apps and Scores the binary carries, so the linker
+/// keeps their registrations.
+#[macro_export]
+macro_rules! main {
+    ($($krate:ident),* $(,)?) => {
+        $( #[allow(unused_imports)] use $krate as _; )*
+        fn main() -> ::std::process::ExitCode {
+            $crate::cli::main()
+        }
+    };
+}

@@ -14,7 +14,8 @@ use harmony::run::{Event, Mode, Progress};
 use harmony::secret::REDACTED;
 use serde_json::{Value, json};
 
-use crate::output::{Failure, Format, print_json, report};
+pub use crate::output::{Failure, Format};
+use crate::output::{print_json, report};
 
 #[derive(Parser, Debug)]
 #[command(name = "harmony", about = "Plan, verify and apply the apps this binary carries.", version)]
@@ -80,10 +81,13 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let format = cli.output;
     match cli.command {
         Command::List => {
-            list(format);
+            print!("{}", list(format));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain { name } => explain(&name, format).map(|()| ExitCode::SUCCESS),
+        Command::Explain { name } => {
+            print!("{}", explain(&name, format)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plan(target) => {
             let plans = plan_all(&target, |_| Request::Plan)?;
             show_plans(&plans, format);
@@ -349,7 +353,8 @@ fn redact_for_render(o: &harmony::Object) -> Value {
     body
 }
 
-fn list(format: Format) {
+/// What `list` prints.
+pub fn list(format: Format) -> String {
     let apps = crate::apps();
     let scores = crate::scores();
     let topologies = crate::topologies();
@@ -365,8 +370,7 @@ fn list(format: Format) {
             .collect();
         let topologies: Vec<Value> = topologies.iter().map(|t| json!({"name": t.name, "about": t.about, "capabilities": t.capabilities})).collect();
         let capabilities: Vec<Value> = capabilities.iter().map(|c| json!({"name": c.name, "about": c.about})).collect();
-        print_json(&json!({"apps": apps, "scores": scores, "topologies": topologies, "capabilities": capabilities}));
-        return;
+        return json_text(&json!({"apps": apps, "scores": scores, "topologies": topologies, "capabilities": capabilities}));
     }
     let mut out = String::from("Apps:\n");
     for a in &apps {
@@ -385,46 +389,55 @@ fn list(format: Format) {
     for c in &capabilities {
         out.push_str(&format!("  {:<20} {}\n", c.name, c.about));
     }
-    print!("{out}");
+    out
+}
+
+fn json_text(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("plain JSON");
+    s.push('\n');
+    s
 }
 
 fn first_line(doc: &str) -> &str {
     doc.lines().next().unwrap_or("")
 }
 
-fn explain(name: &str, format: Format) -> Result<(), Failure> {
+/// What `explain NAME` prints.
+pub fn explain(name: &str, format: Format) -> Result<String, Failure> {
+    use std::fmt::Write as _;
+    let mut o = String::new();
     if let Some(a) = crate::app(name) {
         let score = crate::score_of(a);
         let runs: Vec<_> = (a.runners)().iter().map(|r| r.topology).collect();
         let needs = score.map(crate::needs).unwrap_or_default();
         if format == Format::Json {
-            print_json(&json!({"kind": "app", "name": a.name, "doc": a.doc, "score": (a.score)(), "needs": needs, "topologies": runs, "location": a.location.to_string()}));
+            o = json_text(&json!({"kind": "app", "name": a.name, "doc": a.doc, "score": (a.score)(), "needs": needs, "topologies": runs, "location": a.location.to_string()}));
         } else {
-            println!("app {}\n", a.name);
-            print_doc(a.doc);
-            println!("  root Score:  {}", (a.score)());
-            println!("  needs:       {}", join_or(&needs, "nothing"));
-            println!("  runs on:     {}", join_or(&runs, "no built-in topology"));
-            println!("  declared at: {}", a.location);
+            let _ = writeln!(o, "app {}\n", a.name);
+            print_doc(&mut o, a.doc);
+            let _ = writeln!(o, "  root Score:  {}", (a.score)());
+            let _ = writeln!(o, "  needs:       {}", join_or(&needs, "nothing"));
+            let _ = writeln!(o, "  runs on:     {}", join_or(&runs, "no built-in topology"));
+            let _ = writeln!(o, "  declared at: {}", a.location);
         }
-        return Ok(());
+        return Ok(o);
     }
     if let Some(s) = crate::scores().into_iter().find(|s| s.name == name) {
         let topologies = (s.topologies)();
         if format == Format::Json {
             let fields: Vec<Value> =
                 s.fields.iter().map(|f| json!({"name": f.name, "type": f.ty, "doc": f.doc, "child": f.child, "secret": f.secret})).collect();
-            print_json(&json!({"kind": "score", "name": s.name, "module": s.module, "doc": s.doc, "requires": s.requires, "smoke": s.smoke, "fields": fields, "topologies": topologies, "location": s.location.to_string()}));
+            o = json_text(&json!({"kind": "score", "name": s.name, "module": s.module, "doc": s.doc, "requires": s.requires, "smoke": s.smoke, "fields": fields, "topologies": topologies, "location": s.location.to_string()}));
         } else {
-            println!("Score {}::{}\n", s.module, s.name);
-            print_doc(s.doc);
+            let _ = writeln!(o, "Score {}::{}\n", s.module, s.name);
+            print_doc(&mut o, s.doc);
             let kind = if s.fields.iter().any(|f| f.child) { "composite: deploys its children in order" } else { "leaf: renders its own objects" };
-            println!("  kind:        {kind}");
-            println!("  requires:    {}", join_or(&crate::needs(s), "nothing"));
-            println!("  smoke test:  {}", s.smoke.unwrap_or("the topology's verification of what it rendered"));
-            println!("  runs on:     {}", join_or(&topologies, "no built-in topology"));
-            println!("  declared at: {}", s.location);
-            println!("  fields:");
+            let _ = writeln!(o, "  kind:        {kind}");
+            let _ = writeln!(o, "  requires:    {}", join_or(&crate::needs(s), "nothing"));
+            let _ = writeln!(o, "  smoke test:  {}", s.smoke.unwrap_or("the topology's verification of what it rendered"));
+            let _ = writeln!(o, "  runs on:     {}", join_or(&topologies, "no built-in topology"));
+            let _ = writeln!(o, "  declared at: {}", s.location);
+            let _ = writeln!(o, "  fields:");
             for f in s.fields {
                 let mut tags = Vec::new();
                 if f.child {
@@ -435,33 +448,33 @@ fn explain(name: &str, format: Format) -> Result<(), Failure> {
                 }
                 let tags = if tags.is_empty() { String::new() } else { format!(" [{}]", tags.join(", ")) };
                 let doc = if f.doc.is_empty() { String::new() } else { format!("  {}", first_line(f.doc)) };
-                println!("    {}: {}{tags}{doc}", f.name, f.ty);
+                let _ = writeln!(o, "    {}: {}{tags}{doc}", f.name, f.ty);
             }
         }
-        return Ok(());
+        return Ok(o);
     }
     if let Some(t) = crate::topology(name) {
         let runs: Vec<&str> = crate::scores_on(t.name).iter().map(|s| s.name).collect();
         if format == Format::Json {
-            print_json(&json!({"kind": "topology", "name": t.name, "type": t.type_name, "about": t.about, "capabilities": t.capabilities, "scores": runs}));
+            o = json_text(&json!({"kind": "topology", "name": t.name, "type": t.type_name, "about": t.about, "capabilities": t.capabilities, "scores": runs}));
         } else {
-            println!("topology {} ({})\n\n  {}\n", t.name, t.type_name, t.about);
-            println!("  provides:    {}", t.capabilities.join(", "));
-            println!("  runs Scores: {}", join_or(&runs, "none registered"));
+            let _ = writeln!(o, "topology {} ({})\n\n  {}\n", t.name, t.type_name, t.about);
+            let _ = writeln!(o, "  provides:    {}", t.capabilities.join(", "));
+            let _ = writeln!(o, "  runs Scores: {}", join_or(&runs, "none registered"));
         }
-        return Ok(());
+        return Ok(o);
     }
     if let Some(c) = crate::capabilities().into_iter().find(|c| c.name == name) {
         let providers: Vec<&str> = crate::topologies().iter().filter(|t| t.capabilities.contains(&c.name)).map(|t| t.name).collect();
         let users: Vec<&str> = crate::scores_requiring(c.name).iter().map(|s| s.name).collect();
         if format == Format::Json {
-            print_json(&json!({"kind": "capability", "name": c.name, "about": c.about, "provided_by": providers, "required_by": users}));
+            o = json_text(&json!({"kind": "capability", "name": c.name, "about": c.about, "provided_by": providers, "required_by": users}));
         } else {
-            println!("capability {}\n\n  {}\n", c.name, c.about);
-            println!("  provided by: {}", join_or(&providers, "no built-in topology"));
-            println!("  required by: {}", join_or(&users, "no registered Score (beyond every leaf's `K8sDeploy`)"));
+            let _ = writeln!(o, "capability {}\n\n  {}\n", c.name, c.about);
+            let _ = writeln!(o, "  provided by: {}", join_or(&providers, "no built-in topology"));
+            let _ = writeln!(o, "  required by: {}", join_or(&users, "no registered Score (beyond every leaf's `K8sDeploy`)"));
         }
-        return Ok(());
+        return Ok(o);
     }
     let all: Vec<&str> = crate::apps()
         .iter()
@@ -478,12 +491,14 @@ fn explain(name: &str, format: Format) -> Result<(), Failure> {
     Err(f)
 }
 
-fn print_doc(doc: &str) {
+fn print_doc(o: &mut String, doc: &str) {
     if !doc.is_empty() {
         for l in doc.lines() {
-            println!("  {l}");
+            o.push_str("  ");
+            o.push_str(l);
+            o.push('\n');
         }
-        println!();
+        o.push('\n');
     }
 }
 

@@ -7,7 +7,7 @@
 use harmony::registry::{AppEntry, CapabilityEntry, ScoreEntry, TopologyEntry};
 
 pub mod cli;
-mod output;
+pub mod output;
 
 /// Every registered app, by name.
 pub fn apps() -> Vec<&'static AppEntry> {

@@ -74,11 +74,15 @@ impl BuiltinTopology for Local {
     const ABOUT: &'static str = "a GitOps directory on this machine; no servers (the default)";
 
     fn from_env() -> Result<Self, TopologyError> {
-        match std::env::var_os(STATE_DIR_VAR) {
-            Some(dir) if dir.is_empty() => Err(TopologyError::BadSetting { var: STATE_DIR_VAR, why: "it is empty".into() }),
-            Some(dir) => Ok(Self::at(dir)),
-            None => Ok(Self::at(DEFAULT_STATE_DIR)),
+        let root = match std::env::var_os(STATE_DIR_VAR) {
+            Some(dir) if dir.is_empty() => return Err(TopologyError::BadSetting { var: STATE_DIR_VAR, why: "it is empty".into() }),
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(DEFAULT_STATE_DIR),
+        };
+        if root.exists() && !root.is_dir() {
+            return Err(TopologyError::StateDir { path: root, why: "it exists and is not a directory".into() });
         }
+        Ok(Self::at(root))
     }
 }
 

@@ -308,7 +308,7 @@ fn render(target: &Target, out: &Path, format: Format) -> Result<(), Failure> {
             Err(e) => return Err(failure(app, &target.topology, e)),
         };
         for o in &objects {
-            let body = redact_for_render(o);
+            let body = for_review(o);
             if to_stdout {
                 let r = match format {
                     Format::Text => sink.write_all(b"---\n").map_err(|e| e.to_string()).and_then(|()| serde_yaml_ng_to_writer(&mut sink, &body)),
@@ -338,8 +338,8 @@ fn serde_yaml_ng_to_writer(w: &mut impl Write, v: &Value) -> Result<(), String> 
     serde_yaml_ng::to_writer(w, v).map_err(|e| e.to_string())
 }
 
-/// A render is for review: secret values are shown as `<redacted>`.
-fn redact_for_render(o: &harmony::Object) -> Value {
+/// An object as a render shows it, for review: secret values are `<redacted>`.
+pub fn for_review(o: &harmony::Object) -> Value {
     let mut body = o.body().clone();
     if o.id().is_secret() {
         for field in ["data", "stringData"] {

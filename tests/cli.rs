@@ -13,7 +13,10 @@ struct Cli {
 impl Cli {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        Self { state: dir.path().join("state"), _dir: dir }
+        Self {
+            state: dir.path().join("state"),
+            _dir: dir,
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -22,7 +25,10 @@ impl Cli {
 
     fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_harmony"));
-        cmd.args(args).env("HARMONY_STATE_DIR", &self.state).env_remove("HARMONY_TOPOLOGY").env_remove("WEBAPP_DB_PASSWORD");
+        cmd.args(args)
+            .env("HARMONY_STATE_DIR", &self.state)
+            .env_remove("HARMONY_TOPOLOGY")
+            .env_remove("WEBAPP_DB_PASSWORD");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -82,13 +88,21 @@ fn a_second_apply_without_changes_writes_nothing() {
     assert_eq!(code(&second), 0);
     assert!(text(&second.stdout).contains("No changes"), "{}", text(&second.stdout));
     assert_eq!(tree(&cli.state), before);
-    assert_eq!(fs::metadata(cli.state.join("webapp/inventory.json")).unwrap().modified().unwrap(), mtime);
+    assert_eq!(
+        fs::metadata(cli.state.join("webapp/inventory.json")).unwrap().modified().unwrap(),
+        mtime
+    );
 }
 
 #[test]
 fn an_unknown_topology_lists_the_valid_ones_and_does_nothing() {
     let cli = Cli::new();
-    for args in [&["plan", "--topology", "locl"][..], &["dry-run", "--topology", "locl"], &["apply", "--topology", "locl", "--yes"], &["render", "-t", "locl"]] {
+    for args in [
+        &["plan", "--topology", "locl"][..],
+        &["dry-run", "--topology", "locl"],
+        &["apply", "--topology", "locl", "--yes"],
+        &["render", "-t", "locl"],
+    ] {
         let out = cli.run(args);
         let cmd = args[0];
         assert_eq!(code(&out), 1, "{cmd}");
@@ -144,7 +158,11 @@ fn an_unwritable_state_directory_is_reported_and_prior_state_kept() {
     // A state directory that is itself a file.
     let file = cli._dir.path().join("a-file");
     fs::write(&file, b"x").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_harmony")).args(["apply", "--yes"]).env("HARMONY_STATE_DIR", &file).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_harmony"))
+        .args(["apply", "--yes"])
+        .env("HARMONY_STATE_DIR", &file)
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 1);
     assert!(text(&out.stderr).contains("HARMONY_STATE_DIR"), "{}", text(&out.stderr));
     assert_eq!(fs::read(&file).unwrap(), b"x");
@@ -154,7 +172,10 @@ fn an_unwritable_state_directory_is_reported_and_prior_state_kept() {
 fn render_writes_reviewable_manifests_with_secrets_redacted() {
     let cli = Cli::new();
     let out_dir = cli._dir.path().join("rendered");
-    let out = cli.run_with(&["render", "--out", out_dir.to_str().unwrap()], &[("WEBAPP_DB_PASSWORD", "render-canary-5521")]);
+    let out = cli.run_with(
+        &["render", "--out", out_dir.to_str().unwrap()],
+        &[("WEBAPP_DB_PASSWORD", "render-canary-5521")],
+    );
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let secret = fs::read_to_string(out_dir.join("webapp/webapp/secret-webapp-database.yaml")).unwrap();
     assert!(secret.contains("password: <redacted>"), "{secret}");
@@ -217,6 +238,10 @@ fn the_secret_canary_never_appears() {
     }
     for (path, content) in tree(&cli.state) {
         let s = text(&content);
-        assert!(!s.contains(canary) && !s.contains("canary-second-value-8e1"), "leaked into {}", path.display());
+        assert!(
+            !s.contains(canary) && !s.contains("canary-second-value-8e1"),
+            "leaked into {}",
+            path.display()
+        );
     }
 }

@@ -96,7 +96,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::DryRun(target) => {
             let progress = progress(format);
-            let plans = plan_all(&target, |_| Request::DryRun { progress: progress.clone() })?;
+            let plans = plan_all(&target, |_| Request::DryRun {
+                progress: progress.clone(),
+            })?;
             show_plans(&plans, format);
             if format == Format::Text {
                 println!("Dry run passed: every step was accepted; nothing was written.");
@@ -115,7 +117,11 @@ fn select(target: &Target) -> Result<Vec<(&'static AppEntry, Runner)>, Failure> 
     let apps = if target.apps.is_empty() {
         crate::apps()
     } else {
-        target.apps.iter().map(|name| crate::app(name).ok_or_else(|| unknown_app(name))).collect::<Result<_, _>>()?
+        target
+            .apps
+            .iter()
+            .map(|name| crate::app(name).ok_or_else(|| unknown_app(name)))
+            .collect::<Result<_, _>>()?
     };
     if apps.is_empty() {
         return Err(Failure::new("this binary carries no apps")
@@ -167,7 +173,10 @@ fn cannot_run(app: &AppEntry, topology: &TopologyEntry) -> Failure {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a current-thread runtime starts")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime starts")
 }
 
 fn plan_all(target: &Target, request: impl Fn(&AppEntry) -> Request) -> Result<Vec<Plan>, Failure> {
@@ -185,7 +194,9 @@ fn plan_all(target: &Target, request: impl Fn(&AppEntry) -> Request) -> Result<V
 
 fn failure(app: &AppEntry, topology: &str, e: RunError) -> Failure {
     match e {
-        RunError::Topology(e) => Failure::new(format!("topology `{topology}` could not be set up")).note(e.to_string()).help(e.help()),
+        RunError::Topology(e) => Failure::new(format!("topology `{topology}` could not be set up"))
+            .note(e.to_string())
+            .help(e.help()),
         RunError::Engine(e) => {
             let location = match e.location() {
                 Some(path) => format!("{path} (app `{}` on `{topology}`, declared at {})", app.name, app.location),
@@ -242,7 +253,9 @@ fn apply(target: &Target, yes: bool, format: Format) -> Result<ExitCode, Failure
         if planned.is_empty() {
             continue;
         }
-        match rt.block_on(runner.run(Request::Apply { progress: progress.clone() })) {
+        match rt.block_on(runner.run(Request::Apply {
+            progress: progress.clone(),
+        })) {
             Ok(Outcome::Planned(plan)) => applied.push(plan),
             Ok(Outcome::Rendered(_)) => return Err(Failure::new("internal: an apply request rendered instead")),
             Err(e) => return Err(failure(app, &target.topology, e)),
@@ -253,7 +266,10 @@ fn apply(target: &Target, yes: bool, format: Format) -> Result<ExitCode, Failure
         total += p.summary();
     }
     match format {
-        Format::Text => println!("Apply complete: {} added, {} changed, {} removed; every smoke test passed.", total.add, total.change, total.remove),
+        Format::Text => println!(
+            "Apply complete: {} added, {} changed, {} removed; every smoke test passed.",
+            total.add, total.change, total.remove
+        ),
         Format::Json => print_json(&json!({ "applied": applied, "summary": total })),
     }
     Ok(ExitCode::SUCCESS)
@@ -263,7 +279,9 @@ fn confirm() -> Result<bool, Failure> {
     print!("\nApply these changes? Only `yes` applies: ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).map_err(|e| Failure::new(format!("could not read the answer: {e}")))?;
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::new(format!("could not read the answer: {e}")))?;
     Ok(answer.trim() == "yes")
 }
 
@@ -311,8 +329,13 @@ fn render(target: &Target, out: &Path, format: Format) -> Result<(), Failure> {
             let body = for_review(o);
             if to_stdout {
                 let r = match format {
-                    Format::Text => sink.write_all(b"---\n").map_err(|e| e.to_string()).and_then(|()| serde_yaml_ng_to_writer(&mut sink, &body)),
-                    Format::Json => serde_json::to_writer(&mut sink, &body).map_err(|e| e.to_string()).and_then(|()| sink.write_all(b"\n").map_err(|e| e.to_string())),
+                    Format::Text => sink
+                        .write_all(b"---\n")
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| serde_yaml_ng_to_writer(&mut sink, &body)),
+                    Format::Json => serde_json::to_writer(&mut sink, &body)
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| sink.write_all(b"\n").map_err(|e| e.to_string())),
                 };
                 r.map_err(|e| Failure::new(format!("could not write the render: {e}")))?;
             } else {
@@ -322,7 +345,9 @@ fn render(target: &Target, out: &Path, format: Format) -> Result<(), Failure> {
                 let text = serde_yaml_ng::to_string(&body).map_err(|e| Failure::new(e.to_string()))?;
                 std::fs::create_dir_all(&dir)
                     .and_then(|()| std::fs::write(&path, text))
-                    .map_err(|e| Failure::new(format!("could not write `{}`: {e}", path.display())).help("pass `--out` a directory you can write"))?;
+                    .map_err(|e| {
+                        Failure::new(format!("could not write `{}`: {e}", path.display())).help("pass `--out` a directory you can write")
+                    })?;
             }
             written += 1;
         }
@@ -368,7 +393,10 @@ pub fn list(format: Format) -> String {
             .iter()
             .map(|s| json!({"name": s.name, "module": s.module, "doc": first_line(s.doc), "requires": s.requires, "topologies": (s.topologies)(), "location": s.location.to_string()}))
             .collect();
-        let topologies: Vec<Value> = topologies.iter().map(|t| json!({"name": t.name, "about": t.about, "capabilities": t.capabilities})).collect();
+        let topologies: Vec<Value> = topologies
+            .iter()
+            .map(|t| json!({"name": t.name, "about": t.about, "capabilities": t.capabilities}))
+            .collect();
         let capabilities: Vec<Value> = capabilities.iter().map(|c| json!({"name": c.name, "about": c.about})).collect();
         return json_text(&json!({"apps": apps, "scores": scores, "topologies": topologies, "capabilities": capabilities}));
     }
@@ -379,7 +407,12 @@ pub fn list(format: Format) -> String {
     }
     out.push_str("\nScores:\n");
     for s in &scores {
-        out.push_str(&format!("  {:<20} {}  [{}]\n", s.name, first_line(s.doc), (s.topologies)().join(", ")));
+        out.push_str(&format!(
+            "  {:<20} {}  [{}]\n",
+            s.name,
+            first_line(s.doc),
+            (s.topologies)().join(", ")
+        ));
     }
     out.push_str("\nTopologies:\n");
     for t in &topologies {
@@ -411,7 +444,9 @@ pub fn explain(name: &str, format: Format) -> Result<String, Failure> {
         let runs: Vec<_> = (a.runners)().iter().map(|r| r.topology).collect();
         let needs = score.map(crate::needs).unwrap_or_default();
         if format == Format::Json {
-            o = json_text(&json!({"kind": "app", "name": a.name, "doc": a.doc, "score": (a.score)(), "needs": needs, "topologies": runs, "location": a.location.to_string()}));
+            o = json_text(
+                &json!({"kind": "app", "name": a.name, "doc": a.doc, "score": (a.score)(), "needs": needs, "topologies": runs, "location": a.location.to_string()}),
+            );
         } else {
             let _ = writeln!(o, "app {}\n", a.name);
             print_doc(&mut o, a.doc);
@@ -425,16 +460,29 @@ pub fn explain(name: &str, format: Format) -> Result<String, Failure> {
     if let Some(s) = crate::scores().into_iter().find(|s| s.name == name) {
         let topologies = (s.topologies)();
         if format == Format::Json {
-            let fields: Vec<Value> =
-                s.fields.iter().map(|f| json!({"name": f.name, "type": f.ty, "doc": f.doc, "child": f.child, "secret": f.secret})).collect();
-            o = json_text(&json!({"kind": "score", "name": s.name, "module": s.module, "doc": s.doc, "requires": s.requires, "smoke": s.smoke, "fields": fields, "topologies": topologies, "location": s.location.to_string()}));
+            let fields: Vec<Value> = s
+                .fields
+                .iter()
+                .map(|f| json!({"name": f.name, "type": f.ty, "doc": f.doc, "child": f.child, "secret": f.secret}))
+                .collect();
+            o = json_text(
+                &json!({"kind": "score", "name": s.name, "module": s.module, "doc": s.doc, "requires": s.requires, "smoke": s.smoke, "fields": fields, "topologies": topologies, "location": s.location.to_string()}),
+            );
         } else {
             let _ = writeln!(o, "Score {}::{}\n", s.module, s.name);
             print_doc(&mut o, s.doc);
-            let kind = if s.fields.iter().any(|f| f.child) { "composite: deploys its children in order" } else { "leaf: renders its own objects" };
+            let kind = if s.fields.iter().any(|f| f.child) {
+                "composite: deploys its children in order"
+            } else {
+                "leaf: renders its own objects"
+            };
             let _ = writeln!(o, "  kind:        {kind}");
             let _ = writeln!(o, "  requires:    {}", join_or(&crate::needs(s), "nothing"));
-            let _ = writeln!(o, "  smoke test:  {}", s.smoke.unwrap_or("the topology's verification of what it rendered"));
+            let _ = writeln!(
+                o,
+                "  smoke test:  {}",
+                s.smoke.unwrap_or("the topology's verification of what it rendered")
+            );
             let _ = writeln!(o, "  runs on:     {}", join_or(&topologies, "no built-in topology"));
             let _ = writeln!(o, "  declared at: {}", s.location);
             let _ = writeln!(o, "  fields:");
@@ -446,8 +494,16 @@ pub fn explain(name: &str, format: Format) -> Result<String, Failure> {
                 if f.secret {
                     tags.push("secret");
                 }
-                let tags = if tags.is_empty() { String::new() } else { format!(" [{}]", tags.join(", ")) };
-                let doc = if f.doc.is_empty() { String::new() } else { format!("  {}", first_line(f.doc)) };
+                let tags = if tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", tags.join(", "))
+                };
+                let doc = if f.doc.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", first_line(f.doc))
+                };
                 let _ = writeln!(o, "    {}: {}{tags}{doc}", f.name, f.ty);
             }
         }
@@ -456,7 +512,9 @@ pub fn explain(name: &str, format: Format) -> Result<String, Failure> {
     if let Some(t) = crate::topology(name) {
         let runs: Vec<&str> = crate::scores_on(t.name).iter().map(|s| s.name).collect();
         if format == Format::Json {
-            o = json_text(&json!({"kind": "topology", "name": t.name, "type": t.type_name, "about": t.about, "capabilities": t.capabilities, "scores": runs}));
+            o = json_text(
+                &json!({"kind": "topology", "name": t.name, "type": t.type_name, "about": t.about, "capabilities": t.capabilities, "scores": runs}),
+            );
         } else {
             let _ = writeln!(o, "topology {} ({})\n\n  {}\n", t.name, t.type_name, t.about);
             let _ = writeln!(o, "  provides:    {}", t.capabilities.join(", "));
@@ -465,14 +523,22 @@ pub fn explain(name: &str, format: Format) -> Result<String, Failure> {
         return Ok(o);
     }
     if let Some(c) = crate::capabilities().into_iter().find(|c| c.name == name) {
-        let providers: Vec<&str> = crate::topologies().iter().filter(|t| t.capabilities.contains(&c.name)).map(|t| t.name).collect();
+        let providers: Vec<&str> = crate::topologies()
+            .iter()
+            .filter(|t| t.capabilities.contains(&c.name))
+            .map(|t| t.name)
+            .collect();
         let users: Vec<&str> = crate::scores_requiring(c.name).iter().map(|s| s.name).collect();
         if format == Format::Json {
             o = json_text(&json!({"kind": "capability", "name": c.name, "about": c.about, "provided_by": providers, "required_by": users}));
         } else {
             let _ = writeln!(o, "capability {}\n\n  {}\n", c.name, c.about);
             let _ = writeln!(o, "  provided by: {}", join_or(&providers, "no built-in topology"));
-            let _ = writeln!(o, "  required by: {}", join_or(&users, "no registered Score (beyond every leaf's `K8sDeploy`)"));
+            let _ = writeln!(
+                o,
+                "  required by: {}",
+                join_or(&users, "no registered Score (beyond every leaf's `K8sDeploy`)")
+            );
         }
         return Ok(o);
     }

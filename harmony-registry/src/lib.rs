@@ -119,7 +119,12 @@ pub fn contents() -> String {
 
 /// The closest of `candidates` to `word`, for did-you-mean hints.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates.into_iter().map(|c| (distance(word, c), c)).filter(|(d, c)| *d <= 2.max(c.len() / 3)).min().map(|(_, c)| c)
+    candidates
+        .into_iter()
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c)
 }
 
 fn distance(a: &str, b: &str) -> usize {

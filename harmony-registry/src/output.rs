@@ -19,7 +19,12 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), location: None, notes: Vec::new(), help: None }
+        Self {
+            message: message.into(),
+            location: None,
+            notes: Vec::new(),
+            help: None,
+        }
     }
 
     pub fn at(mut self, location: impl Into<String>) -> Self {

@@ -132,9 +132,15 @@ pub enum DeployError {
     #[error("the state file `{}` is corrupt: {why}", path.display())]
     StateCorrupt { path: PathBuf, why: String },
     #[error("could not {action} `{}`: {source}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{object} would be rejected: {why}")]
-    Rejected { object: ObjectRef, why: String, help: String },
+    Rejected { object: Box<ObjectRef>, why: String, help: String },
+    #[error("{} problem(s) would keep these objects from running:\n  - {}", problems.len(), problems.join("\n  - "))]
+    Unrunnable { problems: Vec<String> },
 }
 
 impl DeployError {
@@ -151,6 +157,7 @@ impl DeployError {
             ),
             Self::Io { .. } => "check the disk and the permissions, then rerun: apply picks up where it stopped".into(),
             Self::Rejected { help, .. } => help.clone(),
+            Self::Unrunnable { .. } => "fix the Score that renders them; nothing was written".into(),
         }
     }
 }

@@ -15,12 +15,18 @@ use crate::topology::Topology;
 pub fn render<T: Topology, S: Score<T>>(app: &str, topology: &str, score: &S) -> Result<Vec<Object>, EngineError> {
     let desired = score
         .render(&RenderCx::new(app, topology))
-        .map_err(|source| EngineError::Render { app: app.to_owned(), source })?
+        .map_err(|source| EngineError::Render {
+            app: app.to_owned(),
+            source,
+        })?
         .into_objects();
     let mut seen = HashSet::with_capacity(desired.len());
     for o in &desired {
         if !seen.insert(o.id()) {
-            return Err(EngineError::Duplicate { app: app.to_owned(), object: o.id().clone() });
+            return Err(EngineError::Duplicate {
+                app: app.to_owned(),
+                object: o.id().clone(),
+            });
         }
     }
     Ok(desired)
@@ -29,44 +35,66 @@ pub fn render<T: Topology, S: Score<T>>(app: &str, topology: &str, score: &S) ->
 /// What applying would change. Writes nothing.
 pub async fn plan<T: K8sDeploy, S: Score<T>>(app: &str, score: &S, topology: &T) -> Result<Plan, EngineError> {
     let desired = render(app, topology.name(), score)?;
-    let observed = topology
-        .observe(&ApplySet::new(app))
-        .await
-        .map_err(|source| EngineError::Observe { app: app.to_owned(), source })?;
+    let observed = topology.observe(&ApplySet::new(app)).await.map_err(|source| EngineError::Observe {
+        app: app.to_owned(),
+        source,
+    })?;
     Ok(Plan::compute(app, topology.name(), &desired, &observed))
 }
 
 /// The whole pipeline with every write suppressed: the target checks each
 /// step as it would on apply, so validation errors surface. Returns the plan.
-pub async fn dry_run<T: K8sDeploy, S: Score<T>>(app: &str, score: &S, topology: &T, progress: Arc<dyn Progress>) -> Result<Plan, EngineError> {
+pub async fn dry_run<T: K8sDeploy, S: Score<T>>(
+    app: &str,
+    score: &S,
+    topology: &T,
+    progress: Arc<dyn Progress>,
+) -> Result<Plan, EngineError> {
     let plan = plan(app, score, topology).await?;
     let mut run = Run::new(app, topology.name(), Mode::DryRun, progress);
-    score.execute(topology, &mut run).await.map_err(|source| EngineError::Interpret { app: app.to_owned(), source })?;
+    score.execute(topology, &mut run).await.map_err(|source| EngineError::Interpret {
+        app: app.to_owned(),
+        source: Box::new(source),
+    })?;
     Ok(plan)
 }
 
 /// Plan, then, if anything differs, deploy every Score of the tree in order,
 /// each gated by its smoke test, prune what is no longer rendered, and record
 /// the result. With no changes it writes nothing.
-pub async fn apply<T: K8sDeploy, S: Score<T>>(app: &str, score: &S, topology: &T, progress: Arc<dyn Progress>) -> Result<Plan, EngineError> {
+pub async fn apply<T: K8sDeploy, S: Score<T>>(
+    app: &str,
+    score: &S,
+    topology: &T,
+    progress: Arc<dyn Progress>,
+) -> Result<Plan, EngineError> {
     let plan = plan(app, score, topology).await?;
     if plan.is_empty() {
         return Ok(plan);
     }
     let set = ApplySet::new(app);
     let mut run = Run::new(app, topology.name(), Mode::Apply, progress);
-    let mut result = score.execute(topology, &mut run).await.map_err(|source| EngineError::Interpret { app: app.to_owned(), source });
+    let mut result = score.execute(topology, &mut run).await.map_err(|source| EngineError::Interpret {
+        app: app.to_owned(),
+        source: Box::new(source),
+    });
     if result.is_ok() {
         let removals = plan.removals();
         if !removals.is_empty() {
-            result = topology.prune(&set, &removals).await.map_err(|source| EngineError::Prune { app: app.to_owned(), source });
+            result = topology.prune(&set, &removals).await.map_err(|source| EngineError::Prune {
+                app: app.to_owned(),
+                source,
+            });
             if result.is_ok() {
                 run.progress().event(&crate::run::Event::Pruned { objects: removals });
             }
         }
     }
     // Record what was written even when a step failed, so the next plan starts from the truth.
-    let committed = topology.commit(&set).await.map_err(|source| EngineError::Commit { app: app.to_owned(), source });
+    let committed = topology.commit(&set).await.map_err(|source| EngineError::Commit {
+        app: app.to_owned(),
+        source,
+    });
     result.and(committed).map(|()| plan)
 }
 
@@ -80,7 +108,7 @@ pub enum EngineError {
     #[error("the current state of app `{app}` could not be read")]
     Observe { app: String, source: DeployError },
     #[error("app `{app}` failed")]
-    Interpret { app: String, source: InterpretError },
+    Interpret { app: String, source: Box<InterpretError> },
     #[error("app `{app}` was applied but what it no longer renders could not be removed")]
     Prune { app: String, source: DeployError },
     #[error("app `{app}` was applied but its record could not be written")]

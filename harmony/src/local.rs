@@ -75,12 +75,20 @@ impl BuiltinTopology for Local {
 
     fn from_env() -> Result<Self, TopologyError> {
         let root = match std::env::var_os(STATE_DIR_VAR) {
-            Some(dir) if dir.is_empty() => return Err(TopologyError::BadSetting { var: STATE_DIR_VAR, why: "it is empty".into() }),
+            Some(dir) if dir.is_empty() => {
+                return Err(TopologyError::BadSetting {
+                    var: STATE_DIR_VAR,
+                    why: "it is empty".into(),
+                });
+            }
             Some(dir) => PathBuf::from(dir),
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
         if root.exists() && !root.is_dir() {
-            return Err(TopologyError::StateDir { path: root, why: "it exists and is not a directory".into() });
+            return Err(TopologyError::StateDir {
+                path: root,
+                why: "it exists and is not a directory".into(),
+            });
         }
         Ok(Self::at(root))
     }
@@ -89,7 +97,10 @@ impl BuiltinTopology for Local {
 impl Local {
     /// A local topology whose state lives in `root`.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), sets: Mutex::new(BTreeMap::new()) }
+        Self {
+            root: root.into(),
+            sets: Mutex::new(BTreeMap::new()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -106,7 +117,10 @@ impl Local {
 
     fn manifest_path(&self, set: &ApplySet, id: &ObjectRef) -> PathBuf {
         let ns = id.namespace.as_deref().unwrap_or("_cluster");
-        self.set_dir(set).join("manifests").join(ns).join(format!("{}.yaml", id.file_stem()))
+        self.set_dir(set)
+            .join("manifests")
+            .join(ns)
+            .join(format!("{}.yaml", id.file_stem()))
     }
 
     fn key_path(&self) -> PathBuf {
@@ -119,10 +133,18 @@ impl Local {
         let text = match fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            Err(source) => return Err(DeployError::Io { action: "read", path, source }),
+            Err(source) => {
+                return Err(DeployError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
         };
-        let inventory: Inventory =
-            serde_json::from_slice(&text).map_err(|e| DeployError::StateCorrupt { path: path.clone(), why: e.to_string() })?;
+        let inventory: Inventory = serde_json::from_slice(&text).map_err(|e| DeployError::StateCorrupt {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
         if inventory.format != INVENTORY_FORMAT {
             return Err(DeployError::StateCorrupt {
                 path,
@@ -147,14 +169,22 @@ impl Local {
                 why: "it does not hold a 64-digit hexadecimal key".into(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = random_key().map_err(|source| DeployError::Io { action: "read random bytes for", path: path.clone(), source })?;
+                let key = random_key().map_err(|source| DeployError::Io {
+                    action: "read random bytes for",
+                    path: path.clone(),
+                    source,
+                })?;
                 if create {
                     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
                     write_atomic(&path, hex.as_bytes(), true)?;
                 }
                 Ok(Redactor::new(key))
             }
-            Err(source) => Err(DeployError::Io { action: "read", path, source }),
+            Err(source) => Err(DeployError::Io {
+                action: "read",
+                path,
+                source,
+            }),
         }
     }
 
@@ -163,7 +193,13 @@ impl Local {
         let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
         if !sets.contains_key(set) {
             let stored = self.load(set)?;
-            sets.insert(set.clone(), SetState { stored, ..SetState::default() });
+            sets.insert(
+                set.clone(),
+                SetState {
+                    stored,
+                    ..SetState::default()
+                },
+            );
         }
         f(sets.get_mut(set).expect("inserted above"))
     }
@@ -208,15 +244,20 @@ impl Local {
 
 impl K8sDeploy for Local {
     fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
-        Box::pin(async move { Ok(Observed { objects: self.load(set)?, redactor: self.redactor(false)? }) })
+        Box::pin(async move {
+            Ok(Observed {
+                objects: self.load(set)?,
+                redactor: self.redactor(false)?,
+            })
+        })
     }
 
     fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
         Box::pin(async move {
             let redacted = self.redacted(objects, false)?;
-            if let Some(problem) = self.checked(set, &redacted)?.into_iter().next() {
-                let object = redacted[0].0.clone();
-                return Err(DeployError::Rejected { object, why: problem, help: "fix the Score that renders it".into() });
+            let problems = self.checked(set, &redacted)?;
+            if !problems.is_empty() {
+                return Err(DeployError::Unrunnable { problems });
             }
             self.with_set(set, |state| {
                 state.pending.extend(redacted);
@@ -233,8 +274,11 @@ impl K8sDeploy for Local {
                 for (id, body) in redacted {
                     let path = self.manifest_path(set, &id);
                     if state.stored.get(&id) != Some(&body) || !path.is_file() {
-                        let yaml = serde_yaml_ng::to_string(&body)
-                            .map_err(|e| DeployError::Rejected { object: id.clone(), why: e.to_string(), help: "report this".into() })?;
+                        let yaml = serde_yaml_ng::to_string(&body).map_err(|e| DeployError::Rejected {
+                            object: Box::new(id.clone()),
+                            why: e.to_string(),
+                            help: "report this".into(),
+                        })?;
                         write_atomic(&path, yaml.as_bytes(), false)?;
                         state.dirty = true;
                     }
@@ -253,7 +297,13 @@ impl K8sDeploy for Local {
                     match fs::remove_file(&path) {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(source) => return Err(DeployError::Io { action: "remove", path, source }),
+                        Err(source) => {
+                            return Err(DeployError::Io {
+                                action: "remove",
+                                path,
+                                source,
+                            });
+                        }
                     }
                     if let Some(dir) = path.parent() {
                         let _ = fs::remove_dir(dir); // only succeeds once the namespace is empty
@@ -297,8 +347,11 @@ impl K8sDeploy for Local {
             if problems.is_empty() {
                 return Ok(());
             }
-            Err(SmokeError::new("offline verification", format!("{} problem(s):\n  - {}", problems.len(), problems.join("\n  - ")))
-                .with_help("these objects were written but would not run on a cluster; fix the Score and apply again"))
+            Err(SmokeError::new(
+                "offline verification",
+                format!("{} problem(s):\n  - {}", problems.len(), problems.join("\n  - ")),
+            )
+            .with_help("these objects were written but would not run on a cluster; fix the Score and apply again"))
         })
     }
 }
@@ -317,9 +370,16 @@ fn parse_key(hex: &str) -> Option<[u8; 32]> {
 /// Write through a temporary file and a rename, so readers see the old file or
 /// the new one, never half of one.
 fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), DeployError> {
-    let io = |action, source| DeployError::Io { action, path: path.to_owned(), source };
+    let io = |action, source| DeployError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|source| DeployError::StateUnwritable { path: dir.to_owned(), source })?;
+        fs::create_dir_all(dir).map_err(|source| DeployError::StateUnwritable {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut file = fs::File::create(&tmp).map_err(|e| io("create", e))?;

@@ -66,7 +66,11 @@ pub struct AppProbe<F, T> {
 
 impl<F, T> AppProbe<F, T> {
     pub fn new(app: &'static str, make: F) -> Self {
-        Self { app, make, topology: PhantomData }
+        Self {
+            app,
+            make,
+            topology: PhantomData,
+        }
     }
 }
 

@@ -54,7 +54,11 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run").field("set", &self.set).field("mode", &self.mode).field("path", &self.path).finish()
+        f.debug_struct("Run")
+            .field("set", &self.set)
+            .field("mode", &self.mode)
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -116,7 +120,11 @@ impl Run {
         };
         result.map_err(|source| InterpretError::Deploy { path: self.path(), source })?;
         self.deployed.extend(objects.iter().map(|o| o.id().clone()));
-        self.progress.event(&Event::Deployed { path: self.path(), objects: objects.len(), mode: self.mode });
+        self.progress.event(&Event::Deployed {
+            path: self.path(),
+            objects: objects.len(),
+            mode: self.mode,
+        });
         Ok(())
     }
 
@@ -126,7 +134,10 @@ impl Run {
             return Ok(());
         }
         test.await.map_err(|source| InterpretError::Smoke { path: self.path(), source })?;
-        self.progress.event(&Event::Verified { path: self.path(), check: "smoke test" });
+        self.progress.event(&Event::Verified {
+            path: self.path(),
+            check: "smoke test",
+        });
         Ok(())
     }
 
@@ -139,7 +150,10 @@ impl Run {
             .verify(&self.set, desired.objects())
             .await
             .map_err(|source| InterpretError::Smoke { path: self.path(), source })?;
-        self.progress.event(&Event::Verified { path: self.path(), check: "verification" });
+        self.progress.event(&Event::Verified {
+            path: self.path(),
+            check: "verification",
+        });
         Ok(())
     }
 
@@ -180,9 +194,10 @@ impl InterpretError {
         match self {
             Self::Render { source, .. } => source.help().unwrap_or("fix the Score's data").to_owned(),
             Self::Deploy { source, .. } => source.help(),
-            Self::Smoke { source, .. } => source.help.clone().unwrap_or_else(|| {
-                "what was deployed so far is kept and recorded; fix the cause and apply again".into()
-            }),
+            Self::Smoke { source, .. } => source
+                .help
+                .clone()
+                .unwrap_or_else(|| "what was deployed so far is kept and recorded; fix the cause and apply again".into()),
         }
     }
 }

@@ -55,7 +55,10 @@ pub struct RenderCx {
 
 impl RenderCx {
     pub fn new(app: impl Into<String>, topology: impl Into<String>) -> Self {
-        Self { app: app.into(), topology: topology.into() }
+        Self {
+            app: app.into(),
+            topology: topology.into(),
+        }
     }
 
     /// The registered app this render is for.
@@ -79,7 +82,11 @@ pub enum ScoreError {
 impl ScoreError {
     /// `what` is invalid because `why`; `help` says what to do.
     pub fn invalid(what: impl Into<String>, why: impl Into<String>, help: impl Into<String>) -> Self {
-        Self::Invalid { what: what.into(), why: why.into(), help: help.into() }
+        Self::Invalid {
+            what: what.into(),
+            why: why.into(),
+            help: help.into(),
+        }
     }
 
     pub fn help(&self) -> Option<&str> {
@@ -100,7 +107,11 @@ pub struct SmokeError {
 
 impl SmokeError {
     pub fn new(check: impl Into<String>, why: impl Into<String>) -> Self {
-        Self { check: check.into(), why: why.into(), help: None }
+        Self {
+            check: check.into(),
+            why: why.into(),
+            help: None,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -121,15 +132,13 @@ impl<T: Topology, S: Score<T>> Score<T> for Vec<S> {
 }
 
 impl<T: Topology, S: Score<T>> Interpret<T> for Vec<S> {
-    fn execute<'a>(&'a self, topology: &'a T, run: &'a mut Run) -> impl Future<Output = Result<(), InterpretError>> + Send + 'a {
-        async move {
-            for (i, score) in self.iter().enumerate() {
-                run.enter(i.to_string());
-                let result = score.execute(topology, run).await;
-                run.leave();
-                result?;
-            }
-            Ok(())
+    async fn execute(&self, topology: &T, run: &mut Run) -> Result<(), InterpretError> {
+        for (i, score) in self.iter().enumerate() {
+            run.enter(i.to_string());
+            let result = score.execute(topology, run).await;
+            run.leave();
+            result?;
         }
+        Ok(())
     }
 }

@@ -31,9 +31,7 @@ pub fn check<'a>(objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>, 
 fn pod_template<'v>(id: &ObjectRef, body: &'v Value) -> Option<(&'v Value, Option<&'v Map<String, Value>>)> {
     let selector = || body.pointer("/spec/selector/matchLabels").and_then(Value::as_object);
     match (id.api_version.as_str(), id.kind.as_str()) {
-        ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
-            Some((body.pointer("/spec/template")?, selector()))
-        }
+        ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => Some((body.pointer("/spec/template")?, selector())),
         ("batch/v1", "Job") => Some((body.pointer("/spec/template")?, None)),
         ("batch/v1", "CronJob") => Some((body.pointer("/spec/jobTemplate/spec/template")?, None)),
         ("v1", "Pod") => Some((body, None)),
@@ -62,11 +60,17 @@ fn check_workload(id: &ObjectRef, template: &Value, selector: Option<&Map<String
         return;
     };
     let ns = id.namespace.clone();
-    let containers = spec.get("containers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let containers = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if containers.is_empty() {
         out.push(format!("{id}: its pod template has no containers"));
     }
-    let all = containers.iter().chain(spec.get("initContainers").and_then(Value::as_array).into_iter().flatten());
+    let all = containers
+        .iter()
+        .chain(spec.get("initContainers").and_then(Value::as_array).into_iter().flatten());
     for c in all {
         let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
         if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
@@ -98,16 +102,33 @@ fn check_workload(id: &ObjectRef, template: &Value, selector: Option<&Map<String
         }
     }
     if let Some(sa) = spec.get("serviceAccountName").and_then(Value::as_str).filter(|s| *s != "default") {
-        let want = ObjectRef { api_version: "v1".into(), kind: "ServiceAccount".into(), namespace: ns, name: sa.into() };
+        let want = ObjectRef {
+            api_version: "v1".into(),
+            kind: "ServiceAccount".into(),
+            namespace: ns,
+            name: sa.into(),
+        };
         if !view.contains_key(&want) {
-            out.push(format!("{id}: its pods run as ServiceAccount `{sa}`, which nothing deploys, so they would not be created"));
+            out.push(format!(
+                "{id}: its pods run as ServiceAccount `{sa}`, which nothing deploys, so they would not be created"
+            ));
         }
     }
 }
 
 /// A reference from a pod to a ConfigMap or Secret (and optionally one key of it) must resolve.
 #[allow(clippy::too_many_arguments)]
-fn need(id: &ObjectRef, user: &str, kind: &str, ns: Option<&str>, name: Option<&Value>, key: Option<&str>, r: &Value, view: &View<'_>, out: &mut Vec<String>) {
+fn need(
+    id: &ObjectRef,
+    user: &str,
+    kind: &str,
+    ns: Option<&str>,
+    name: Option<&Value>,
+    key: Option<&str>,
+    r: &Value,
+    view: &View<'_>,
+    out: &mut Vec<String>,
+) {
     if r.get("optional").and_then(Value::as_bool) == Some(true) {
         return;
     }
@@ -115,14 +136,25 @@ fn need(id: &ObjectRef, user: &str, kind: &str, ns: Option<&str>, name: Option<&
         out.push(format!("{id}: `{user}` refers to a {kind} without naming it"));
         return;
     };
-    let want = ObjectRef { api_version: "v1".into(), kind: kind.into(), namespace: ns.map(str::to_owned), name: name.into() };
+    let want = ObjectRef {
+        api_version: "v1".into(),
+        kind: kind.into(),
+        namespace: ns.map(str::to_owned),
+        name: name.into(),
+    };
     match view.get(&want) {
-        None => out.push(format!("{id}: `{user}` needs {kind} `{name}`, which nothing deploys, so its pods would not start")),
+        None => out.push(format!(
+            "{id}: `{user}` needs {kind} `{name}`, which nothing deploys, so its pods would not start"
+        )),
         Some(body) => {
             if let Some(key) = key {
-                let has = ["data", "binaryData", "stringData"].iter().any(|f| body.get(*f).and_then(|d| d.get(key)).is_some());
+                let has = ["data", "binaryData", "stringData"]
+                    .iter()
+                    .any(|f| body.get(*f).and_then(|d| d.get(key)).is_some());
                 if !has {
-                    out.push(format!("{id}: `{user}` needs key `{key}` of {kind} `{name}`, which has no such key"));
+                    out.push(format!(
+                        "{id}: `{user}` needs key `{key}` of {kind} `{name}`, which has no such key"
+                    ));
                 }
             }
         }
@@ -141,19 +173,37 @@ fn check_service(id: &ObjectRef, body: &Value, view: &View<'_>, out: &mut Vec<St
         .filter(|t| labels(t).is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))))
         .collect();
     if matching.is_empty() {
-        let sel: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
-        out.push(format!("{id}: its selector `{}` matches no pods deployed to its namespace", sel.join(",")));
+        let sel: Vec<String> = selector
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+        out.push(format!(
+            "{id}: its selector `{}` matches no pods deployed to its namespace",
+            sel.join(",")
+        ));
         return;
     }
     for port in body.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-        let Some(target) = port.get("targetPort").and_then(Value::as_str) else { continue };
+        let Some(target) = port.get("targetPort").and_then(Value::as_str) else {
+            continue;
+        };
         let declared = matching.iter().any(|t| {
-            t.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten().any(|c| {
-                c.get("ports").and_then(Value::as_array).into_iter().flatten().any(|p| p.get("name").and_then(Value::as_str) == Some(target))
-            })
+            t.pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c.get("ports")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p.get("name").and_then(Value::as_str) == Some(target))
+                })
         });
         if !declared {
-            out.push(format!("{id}: its targetPort `{target}` is not a port name any selected container declares"));
+            out.push(format!(
+                "{id}: its targetPort `{target}` is not a port name any selected container declares"
+            ));
         }
     }
 }
@@ -165,7 +215,12 @@ mod tests {
 
     fn id(kind: &str, name: &str) -> ObjectRef {
         let api = if kind == "Deployment" { "apps/v1" } else { "v1" };
-        ObjectRef { api_version: api.into(), kind: kind.into(), namespace: Some("n".into()), name: name.into() }
+        ObjectRef {
+            api_version: api.into(),
+            kind: kind.into(),
+            namespace: Some("n".into()),
+            name: name.into(),
+        }
     }
 
     fn deployment(labels: Value, cm: &str) -> Value {

@@ -50,7 +50,11 @@ impl Render for FeatureFlags {
     fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
         let mut d = Desired::new();
         d.push(&ConfigMap {
-            metadata: ObjectMeta { name: Some("webapp-flags".into()), namespace: Some(self.namespace.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("webapp-flags".into()),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            },
             data: Some(BTreeMap::from([("new-checkout".to_owned(), "on".to_owned())])),
             ..Default::default()
         })?;
@@ -63,11 +67,22 @@ fn next_release() -> NextRelease {
     w.settings.greeting = "Hello again".into();
     w.server.replicas = 3;
     w.credentials.database_password = Secret::new(NEW_PASSWORD.to_owned());
-    NextRelease { namespace: w.namespace, settings: w.settings, credentials: w.credentials, server: w.server, flags: FeatureFlags { namespace: "webapp".into() } }
+    NextRelease {
+        namespace: w.namespace,
+        settings: w.settings,
+        credentials: w.credentials,
+        server: w.server,
+        flags: FeatureFlags {
+            namespace: "webapp".into(),
+        },
+    }
 }
 
 fn yaml(objects: &[harmony::Object]) -> String {
-    objects.iter().map(|o| format!("---\n{}", serde_yaml_ng::to_string(&cli::for_review(o)).unwrap())).collect()
+    objects
+        .iter()
+        .map(|o| format!("---\n{}", serde_yaml_ng::to_string(&cli::for_review(o)).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -98,7 +113,8 @@ fn plans_that_add_change_and_remove() {
     insta::assert_snapshot!("plan_next_release_text", text);
     insta::assert_snapshot!("plan_next_release_json", json);
 
-    rt.block_on(engine::apply("webapp", &next_release(), &local, Arc::new(Silent))).unwrap();
+    rt.block_on(engine::apply("webapp", &next_release(), &local, Arc::new(Silent)))
+        .unwrap();
     assert!(!dir.path().join("webapp/manifests/webapp/service-webapp.yaml").exists(), "pruned");
     let after = rt.block_on(engine::plan("webapp", &next_release(), &local)).unwrap();
     assert!(after.is_empty(), "{}", after.to_text());
@@ -118,16 +134,33 @@ struct Broken {
 #[test]
 fn a_failed_smoke_test_reads_like_a_compiler_error() {
     let w = webapp();
-    let broken = Broken { server: w.server, service: w.service };
+    let broken = Broken {
+        server: w.server,
+        service: w.service,
+    };
     let dir = tempfile::tempdir().unwrap();
     let local = Local::at(dir.path());
-    let err = rt().block_on(engine::apply("webapp", &broken, &local, Arc::new(Silent))).unwrap_err();
-    let EngineError::Interpret { source, .. } = &err else { panic!("{err:?}") };
+    let err = rt()
+        .block_on(engine::apply("webapp", &broken, &local, Arc::new(Silent)))
+        .unwrap_err();
+    let EngineError::Interpret { source, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(source.path(), "webapp/server");
-    insta::assert_snapshot!(format!("message: {err}\nat: {}\nwhy: {}\nhelp: {}", err.location().unwrap(), err.why(), err.help()));
+    insta::assert_snapshot!(format!(
+        "message: {err}\nat: {}\nwhy: {}\nhelp: {}",
+        err.location().unwrap(),
+        err.why(),
+        err.help()
+    ));
     // What was written stays recorded, so the next plan starts from the truth.
     let plan = rt().block_on(engine::plan("webapp", &broken, &local)).unwrap();
-    assert_eq!(plan.summary().add, 1, "only the Service, never reached, is still to add: {}", plan.to_text());
+    assert_eq!(
+        plan.summary().add,
+        1,
+        "only the Service, never reached, is still to add: {}",
+        plan.to_text()
+    );
 }
 
 #[test]

@@ -53,8 +53,17 @@ impl WebApp {
                 greeting: "Hello from harmony".into(),
                 log_level: "info".into(),
             },
-            credentials: Credentials { namespace: ns.clone(), database_user: "webapp".into(), database_password },
-            server: Server { namespace: ns.clone(), image: "localhost/webapp:0.1.0".into(), replicas: 2, port: 8080 },
+            credentials: Credentials {
+                namespace: ns.clone(),
+                database_user: "webapp".into(),
+                database_password,
+            },
+            server: Server {
+                namespace: ns.clone(),
+                image: "localhost/webapp:0.1.0".into(),
+                replicas: 2,
+                port: 8080,
+            },
             service: Exposure { namespace: ns, port: 80 },
         }
     }
@@ -76,7 +85,12 @@ fn labels() -> BTreeMap<String, String> {
 }
 
 fn meta(namespace: &str, name: &str) -> ObjectMeta {
-    ObjectMeta { name: Some(name.to_owned()), namespace: Some(namespace.to_owned()), labels: Some(labels()), ..Default::default() }
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(labels()),
+        ..Default::default()
+    }
 }
 
 /// The namespace the app lives in.
@@ -89,7 +103,11 @@ impl Render for AppNamespace {
     fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
         let mut d = Desired::new();
         d.push(&Namespace {
-            metadata: ObjectMeta { name: Some(self.name.clone()), labels: Some(labels()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some(labels()),
+                ..Default::default()
+            },
             ..Default::default()
         })?;
         Ok(d)
@@ -174,24 +192,43 @@ impl Render for Server {
         }
         let selector = BTreeMap::from([("app.kubernetes.io/name".to_owned(), APP.to_owned())]);
         let probe = |path: &str| Probe {
-            http_get: Some(HTTPGetAction { path: Some(path.to_owned()), port: IntOrString::String("http".into()), ..Default::default() }),
+            http_get: Some(HTTPGetAction {
+                path: Some(path.to_owned()),
+                port: IntOrString::String("http".into()),
+                ..Default::default()
+            }),
             period_seconds: Some(5),
             ..Default::default()
         };
         let container = Container {
             name: "server".into(),
             image: Some(self.image.clone()),
-            ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: self.port, ..Default::default() }]),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: self.port,
+                ..Default::default()
+            }]),
             env_from: Some(vec![EnvFromSource {
-                config_map_ref: Some(ConfigMapEnvSource { name: "webapp-settings".into(), ..Default::default() }),
+                config_map_ref: Some(ConfigMapEnvSource {
+                    name: "webapp-settings".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }]),
             env: Some(vec![
-                EnvVar { name: "PORT".into(), value: Some(self.port.to_string()), ..Default::default() },
+                EnvVar {
+                    name: "PORT".into(),
+                    value: Some(self.port.to_string()),
+                    ..Default::default()
+                },
                 EnvVar {
                     name: "DATABASE_PASSWORD".into(),
                     value_from: Some(EnvVarSource {
-                        secret_key_ref: Some(SecretKeySelector { name: "webapp-database".into(), key: "password".into(), ..Default::default() }),
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: "webapp-database".into(),
+                            key: "password".into(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -206,10 +243,19 @@ impl Render for Server {
             metadata: meta(&self.namespace, "webapp"),
             spec: Some(DeploymentSpec {
                 replicas: Some(self.replicas),
-                selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
+                selector: LabelSelector {
+                    match_labels: Some(selector),
+                    ..Default::default()
+                },
                 template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(labels()), ..Default::default() }),
-                    spec: Some(PodSpec { containers: vec![container], ..Default::default() }),
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels()),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![container],
+                        ..Default::default()
+                    }),
                 },
                 ..Default::default()
             }),

@@ -24,6 +24,7 @@ pub mod local;
 pub mod object;
 pub mod plan;
 pub mod registry;
+pub mod release;
 pub mod run;
 pub mod score;
 pub mod secret;

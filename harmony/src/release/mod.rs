@@ -1,0 +1,13 @@
+//! What a release is made of: image and chart references, release tags.
+//! Every parser here is total: any input gives a value or an error that says
+//! what is wrong and what to write instead; none panics.
+
+mod chart_ref;
+mod image_ref;
+mod tag;
+
+pub use chart_ref::{ChartRef, ChartRefError};
+pub use image_ref::{Digest, ImageRef, ImageRefError};
+pub use tag::{ReleaseTag, TagError};
+
+pub use semver::Version;

@@ -19,9 +19,11 @@
 //! ```
 
 pub mod capability;
+pub mod chart;
 pub mod engine;
 pub mod local;
 pub mod object;
+pub mod oci;
 pub mod plan;
 pub mod registry;
 pub mod release;

@@ -1,0 +1,165 @@
+//! OCI artifacts, built reproducibly: content-addressed blobs, manifests, and
+//! the image-layout directory the `local` topology stores them in.
+//!
+//! An image and a Helm chart are the same thing here: an [`Artifact`] (a
+//! config blob and layer blobs, tied together by a manifest). Manifests are
+//! serialized with a fixed field order, tarballs with sorted entries, fixed
+//! times and no owners, and gzip without a timestamp, so the same inputs give
+//! the same digests on every machine.
+
+pub mod layer;
+pub mod layout;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::release::Digest;
+
+/// Media types this crate writes.
+pub mod media {
+    pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    pub const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    pub const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+    pub const HELM_CHART: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+}
+
+/// Bytes and their digest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Blob {
+    media_type: String,
+    digest: Digest,
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blob")
+            .field("media_type", &self.media_type)
+            .field("digest", &self.digest)
+            .field("size", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Blob {
+    pub fn new(media_type: impl Into<String>, bytes: Vec<u8>) -> Self {
+        Self {
+            media_type: media_type.into(),
+            digest: Digest::sha256_of(&bytes),
+            bytes,
+        }
+    }
+
+    pub fn media_type(&self) -> &str {
+        &self.media_type
+    }
+
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.to_string(),
+            size: self.bytes.len() as u64,
+            annotations: None,
+        }
+    }
+}
+
+/// A pointer to a blob: its type, digest and size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// An OCI image manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub media_type: String,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+}
+
+/// A config blob and its layers: an image or a chart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact {
+    config: Blob,
+    layers: Vec<Blob>,
+}
+
+impl Artifact {
+    pub fn new(config: Blob, layers: Vec<Blob>) -> Self {
+        Self { config, layers }
+    }
+
+    pub fn config(&self) -> &Blob {
+        &self.config
+    }
+
+    pub fn layers(&self) -> &[Blob] {
+        &self.layers
+    }
+
+    pub fn manifest(&self) -> Manifest {
+        Manifest {
+            schema_version: 2,
+            media_type: media::MANIFEST.into(),
+            config: self.config.descriptor(),
+            layers: self.layers.iter().map(Blob::descriptor).collect(),
+        }
+    }
+
+    /// The manifest as stored and pushed: its digest is the artifact's identity.
+    pub fn manifest_blob(&self) -> Blob {
+        Blob::new(
+            media::MANIFEST,
+            serde_json::to_vec(&self.manifest()).expect("a manifest is plain JSON"),
+        )
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.manifest_blob().digest().clone()
+    }
+}
+
+/// An artifact that does not hold together.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("could not {action} `{}`: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` is not a valid OCI layout: {why}", path.display())]
+    Corrupt { path: std::path::PathBuf, why: String },
+    #[error("blob {digest} does not match its content")]
+    DigestMismatch { digest: String },
+    #[error("the layer could not be written: {0}")]
+    Layer(std::io::Error),
+}
+
+impl OciError {
+    pub fn help(&self) -> String {
+        match self {
+            Self::Io { .. } => "check the path's permissions and free space, then rerun".into(),
+            Self::Corrupt { path, .. } => format!("move `{}` aside; the next release writes a fresh one", path.display()),
+            Self::DigestMismatch { .. } => "the stored blob was altered: remove it and rerun to write it again".into(),
+            Self::Layer(_) => "check the files being packaged are readable".into(),
+        }
+    }
+}

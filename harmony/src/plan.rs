@@ -92,23 +92,41 @@ impl Plan {
         for object in desired {
             let id = object.id();
             seen.insert(id);
-            let body = observed.redactor.redact(object);
+            // Borrowed unless the object holds secret values: cloning every
+            // body only to compare it was most of the cost of an unchanged plan.
+            let body = observed.redactor.redact_cow(object);
             match observed.objects.get(id) {
-                None => changes.push(Change { action: Action::Add, object: id.clone(), fields: Vec::new() }),
-                Some(current) if *current != body => {
+                None => changes.push(Change {
+                    action: Action::Add,
+                    object: id.clone(),
+                    fields: Vec::new(),
+                }),
+                Some(current) if *current != *body => {
                     let mut fields = Vec::new();
-                    diff(id, &mut Vec::new(), Some(current), Some(&body), &mut fields);
-                    changes.push(Change { action: Action::Change, object: id.clone(), fields });
+                    diff(id, &mut Vec::new(), Some(current), Some(&*body), &mut fields);
+                    changes.push(Change {
+                        action: Action::Change,
+                        object: id.clone(),
+                        fields,
+                    });
                 }
                 Some(_) => {}
             }
         }
         for id in observed.objects.keys() {
             if !seen.contains(id) {
-                changes.push(Change { action: Action::Remove, object: id.clone(), fields: Vec::new() });
+                changes.push(Change {
+                    action: Action::Remove,
+                    object: id.clone(),
+                    fields: Vec::new(),
+                });
             }
         }
-        Plan { app: app.to_owned(), topology: topology.to_owned(), changes }
+        Plan {
+            app: app.to_owned(),
+            topology: topology.to_owned(),
+            changes,
+        }
     }
 
     pub fn summary(&self) -> Summary {
@@ -129,7 +147,11 @@ impl Plan {
 
     /// The objects this plan removes.
     pub fn removals(&self) -> Vec<ObjectRef> {
-        self.changes.iter().filter(|c| c.action == Action::Remove).map(|c| c.object.clone()).collect()
+        self.changes
+            .iter()
+            .filter(|c| c.action == Action::Remove)
+            .map(|c| c.object.clone())
+            .collect()
     }
 
     /// Human text: one line per object, indented field diffs under changes.
@@ -173,7 +195,11 @@ fn diff(id: &ObjectRef, path: &mut Vec<String>, before: Option<&Value>, after: O
         (a, b) => {
             let secret = is_secret_path(id, path);
             let shown = |v: Option<&Value>| v.map(|v| if secret { Value::String(REDACTED.into()) } else { v.clone() });
-            out.push(FieldChange { path: field_path(path), before: shown(a), after: shown(b) });
+            out.push(FieldChange {
+                path: field_path(path),
+                before: shown(a),
+                after: shown(b),
+            });
         }
     }
 }
@@ -218,15 +244,26 @@ mod tests {
     fn add_change_remove_and_field_paths() {
         let r = Redactor::new([7; 32]);
         let before = [
-            obj(json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n","labels":{"app.kubernetes.io/name":"x"}},"data":{"k":"1"}})),
+            obj(
+                json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n","labels":{"app.kubernetes.io/name":"x"}},"data":{"k":"1"}}),
+            ),
             obj(json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"gone","namespace":"n"}})),
         ];
         let after = [
-            obj(json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n","labels":{"app.kubernetes.io/name":"y"}},"data":{"k":"1","j":"2"}})),
+            obj(
+                json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n","labels":{"app.kubernetes.io/name":"y"}},"data":{"k":"1","j":"2"}}),
+            ),
             obj(json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"new","namespace":"n"}})),
         ];
         let plan = Plan::compute("app", "local", &after, &observed(&before, &r));
-        assert_eq!(plan.summary(), Summary { add: 1, change: 1, remove: 1 });
+        assert_eq!(
+            plan.summary(),
+            Summary {
+                add: 1,
+                change: 1,
+                remove: 1
+            }
+        );
         let change = &plan.changes[0];
         assert_eq!(change.action, Action::Change);
         let paths: Vec<_> = change.fields.iter().map(|f| f.path.as_str()).collect();
@@ -239,7 +276,8 @@ mod tests {
     #[test]
     fn secret_changes_show_redacted_and_equal_secrets_show_nothing() {
         let r = Redactor::new([1; 32]);
-        let s = |v: &str| obj(json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"n"},"stringData":{"password":v}}));
+        let s =
+            |v: &str| obj(json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"n"},"stringData":{"password":v}}));
         let same = Plan::compute("app", "local", &[s("hunter2")], &observed(&[s("hunter2")], &r));
         assert!(same.is_empty());
         let changed = Plan::compute("app", "local", &[s("hunter3")], &observed(&[s("hunter2")], &r));

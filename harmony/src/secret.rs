@@ -6,6 +6,7 @@
 //! secret value with a keyed digest before anything is displayed or stored, so
 //! plans still see *that* a secret changed without ever seeing it.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -89,17 +90,24 @@ impl Redactor {
 
     /// The object's body with every secret value replaced by `sha256:<digest>`.
     pub fn redact(&self, object: &Object) -> Value {
+        self.redact_cow(object).into_owned()
+    }
+
+    /// The same as [`redact`](Self::redact), without copying the body of an
+    /// object that holds no secret values (everything but a `Secret`).
+    pub fn redact_cow<'o>(&self, object: &'o Object) -> Cow<'o, Value> {
+        if !object.id().is_secret() {
+            return Cow::Borrowed(object.body());
+        }
         let mut body = object.body().clone();
-        if object.id().is_secret() {
-            for field in ["data", "stringData"] {
-                if let Some(Value::Object(map)) = body.get_mut(field) {
-                    for (key, value) in map.iter_mut() {
-                        *value = Value::String(self.digest(field, key, value));
-                    }
+        for field in ["data", "stringData"] {
+            if let Some(Value::Object(map)) = body.get_mut(field) {
+                for (key, value) in map.iter_mut() {
+                    *value = Value::String(self.digest(field, key, value));
                 }
             }
         }
-        body
+        Cow::Owned(body)
     }
 
     fn digest(&self, field: &str, key: &str, value: &Value) -> String {

@@ -11,13 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use harmony::k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use harmony::k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use harmony::k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapEnvSource, ConfigMapKeySelector, ConfigMapVolumeSource, Container,
-    ContainerPort, EnvFromSource, EnvVar, EnvVarSource, ExecAction, HTTPGetAction,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service,
+    ConfigMap, ConfigMapEnvSource, ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar,
+    EnvVarSource, ExecAction, HTTPGetAction, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service,
     ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
 };
 use harmony::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -229,21 +226,14 @@ pub fn app_objects(i: usize) -> (ServiceAccount, ConfigMap, Service, Deployment)
         spec: Some(ServiceSpec {
             type_: Some(s("ClusterIP")),
             selector: Some(selector.clone()),
-            ports: Some(vec![
-                service_port("http", 80),
-                service_port("metrics", 9090),
-            ]),
+            ports: Some(vec![service_port("http", 80), service_port("metrics", 9090)]),
             ..Default::default()
         }),
         ..Default::default()
     };
     let app = Container {
         name: s("app"),
-        image: Some(format!(
-            "registry.example.com/team-{}/{n}:1.{}.{i}",
-            i % 7,
-            i % 10
-        )),
+        image: Some(format!("registry.example.com/team-{}/{n}:1.{}.{i}", i % 7, i % 10)),
         image_pull_policy: Some(s("IfNotPresent")),
         ports: Some(vec![port("http", 8080), port("metrics", 9090)]),
         env: Some(vec![
@@ -377,10 +367,7 @@ mod tests {
         let objects = <Bench as Score<harmony::Local>>::render(&Bench::new(3), &cx)
             .unwrap()
             .into_objects();
-        let names: Vec<String> = objects
-            .iter()
-            .map(|o| format!("{} {}", o.id().kind, o.id().name))
-            .collect();
+        let names: Vec<String> = objects.iter().map(|o| format!("{} {}", o.id().kind, o.id().name)).collect();
         assert_eq!(names.len(), 12);
         assert_eq!(
             names[..4],
@@ -392,9 +379,6 @@ mod tests {
             ]
         );
         let deploy = objects[3].body();
-        assert_eq!(
-            deploy.pointer("/spec/replicas").and_then(|v| v.as_i64()),
-            Some(2)
-        );
+        assert_eq!(deploy.pointer("/spec/replicas").and_then(|v| v.as_i64()), Some(2));
     }
 }

@@ -7,6 +7,7 @@
 //! times and no owners, and gzip without a timestamp, so the same inputs give
 //! the same digests on every machine.
 
+pub mod distribution;
 pub mod layer;
 pub mod layout;
 

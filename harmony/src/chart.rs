@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use semver::Version;
 use serde_json::{Map, Value};
 
+use crate::object::Object;
 use crate::oci::layer::{LayerBuilder, gzip};
 use crate::oci::{Artifact, Blob, OciError, media};
 
@@ -52,6 +53,50 @@ impl Chart {
             meta,
             files: BTreeMap::new(),
         }
+    }
+
+    /// A chart whose templates are `objects`, literally: one file per object,
+    /// with `{{`/`}}` escaped so Helm renders them back unchanged. Secret
+    /// values never enter the chart: each becomes a lookup of
+    /// `.Values.secrets.<secret>.<key>`, given at install time.
+    pub fn from_objects(name: &str, description: &str, objects: &[Object]) -> Self {
+        let mut chart = Self::new(name, description);
+        let mut secrets = Map::new();
+        for (i, object) in objects.iter().enumerate() {
+            let id = object.id();
+            let mut body = object.body().clone();
+            let mut lookups = Vec::new();
+            if id.is_secret() {
+                let mut keys = Map::new();
+                for field in ["data", "stringData"] {
+                    if let Some(Value::Object(map)) = body.get_mut(field) {
+                        for (key, value) in map.iter_mut() {
+                            let marker = format!("__harmony_secret_{i}_{field}_{key}__");
+                            let lookup = format!("index .Values.secrets {} {}", go_string(&id.name), go_string(key));
+                            let expr = if field == "data" {
+                                format!("{{{{ {lookup} | b64enc | quote }}}}")
+                            } else {
+                                format!("{{{{ {lookup} | quote }}}}")
+                            };
+                            lookups.push((marker.clone(), expr));
+                            *value = Value::String(marker);
+                            keys.insert(key.clone(), Value::String(String::new()));
+                        }
+                    }
+                }
+                secrets.insert(id.name.clone(), Value::Object(keys));
+            }
+            let yaml = serde_yaml_ng::to_string(&body).expect("objects are plain data");
+            let mut text = escape_template(&yaml);
+            for (marker, expr) in lookups {
+                text = text.replace(&format!("'{marker}'"), &expr).replace(&marker, &expr);
+            }
+            let file = format!("templates/{:03}-{}.yaml", i, id.file_stem());
+            chart.file(&file, text);
+        }
+        let values = serde_json::json!({ "secrets": Value::Object(secrets) });
+        chart.file("values.yaml", serde_yaml_ng::to_string(&values).expect("values are plain data"));
+        chart
     }
 
     /// Read a chart directory. Files are taken in sorted order; nothing outside it is read.
@@ -151,6 +196,30 @@ impl Chart {
     }
 }
 
+/// Make template text render as itself: `{{` → `{{ "{{" }}`, `}}` → `{{ "}}" }}`.
+fn escape_template(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = [rest.find("{{"), rest.find("}}")].into_iter().flatten().min();
+        let Some(i) = next else { break };
+        out.push_str(&rest[..i]);
+        out.push_str(if rest[i..].starts_with("{{") {
+            r#"{{ "{{" }}"#
+        } else {
+            r#"{{ "}}" }}"#
+        });
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A string literal of Helm's template language (Go's syntax, which JSON's is a subset of).
+fn go_string(s: &str) -> String {
+    Value::String(s.to_owned()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +287,27 @@ mod tests {
             meta.contains("version: 0.3.0-rc.1") && meta.contains("appVersion: 0.3.0-rc.1") && meta.contains("description: demo"),
             "{meta}"
         );
+    }
+
+    #[test]
+    fn a_chart_from_objects_keeps_braces_literal_and_secrets_out() {
+        let cm = Object::from_value(
+            serde_json::json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"t":"{{ not a template }}"}}),
+        )
+        .unwrap();
+        let secret = Object::from_value(
+            serde_json::json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"db-creds"},"stringData":{"password":"hunter2"}}),
+        )
+        .unwrap();
+        let chart = Chart::from_objects("demo", "d", &[cm, secret]);
+        let all: String = chart.files.values().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+        assert!(!all.contains("hunter2"), "{all}");
+        assert!(all.contains(r#"{{ "{{" }} not a template {{ "}}" }}"#), "{all}");
+        assert!(
+            all.contains(r#"password: {{ index .Values.secrets "db-creds" "password" | quote }}"#),
+            "{all}"
+        );
+        assert!(all.contains("db-creds:\n    password: ''"), "{all}");
     }
 
     #[test]

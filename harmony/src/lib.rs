@@ -20,6 +20,7 @@
 
 pub mod capability;
 pub mod chart;
+pub mod ci;
 pub mod engine;
 pub mod local;
 pub mod object;
@@ -43,7 +44,7 @@ pub use object::{Desired, Object, ObjectRef};
 pub use run::{InterpretError, Run};
 pub use score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use secret::Secret;
-pub use topology::{BuiltinTopology, Local, Topology};
+pub use topology::{BuiltinTopology, Ci, Local, Topology};
 
 /// Re-exported so Scores build their objects with the same version the
 /// framework was built with.
@@ -54,9 +55,21 @@ inventory::submit! {
         name: <local::Local as BuiltinTopology>::NAME,
         type_name: "Local",
         about: <local::Local as BuiltinTopology>::ABOUT,
-        capabilities: &["K8sDeploy"],
+        capabilities: &["K8sDeploy", "OciRegistry", "HelmRegistry", "ContinuousDelivery"],
+    }
+}
+
+inventory::submit! {
+    registry::TopologyEntry {
+        name: <ci::Ci as BuiltinTopology>::NAME,
+        type_name: "Ci",
+        about: <ci::Ci as BuiltinTopology>::ABOUT,
+        capabilities: &["K8sDeploy", "OciRegistry", "HelmRegistry", "ContinuousDelivery"],
     }
 }
 
 inventory::submit! { registry::CapabilityEntry { name: "K8sDeploy", about: <dyn K8sDeploy as capability::IsCapability>::ABOUT } }
+inventory::submit! { registry::CapabilityEntry { name: "OciRegistry", about: <dyn release::OciRegistry as capability::IsCapability>::ABOUT } }
+inventory::submit! { registry::CapabilityEntry { name: "HelmRegistry", about: <dyn release::HelmRegistry as capability::IsCapability>::ABOUT } }
+inventory::submit! { registry::CapabilityEntry { name: "ContinuousDelivery", about: <dyn release::ContinuousDelivery as capability::IsCapability>::ABOUT } }
 inventory::submit! { registry::CapabilityEntry { name: "K8sClient", about: <dyn K8sClient as capability::IsCapability>::ABOUT } }

@@ -3,9 +3,11 @@
 //! ```text
 //! $HARMONY_STATE_DIR (default: target/harmony/local)
 //! ├── .secret-key                 key of the digests that stand in for secret values
-//! └── <app>/
-//!     ├── inventory.json          every object the last apply left, as stored (the plan's baseline)
-//!     └── manifests/<namespace>/<kind>-<name>.yaml
+//! ├── <app>/                      what `apply` deployed
+//! │   ├── inventory.json          every object the last apply left, as stored (the plan's baseline)
+//! │   └── manifests/<namespace>/<kind>-<name>.yaml
+//! ├── registry/                   released images and charts: an OCI image-layout directory
+//! └── stages/<stage>/<app>/       what `release` delivered to each stage (same shape as above)
 //! ```
 //!
 //! `inventory.json` is written last and atomically, so a failed or interrupted
@@ -23,6 +25,10 @@ use serde_json::Value;
 
 use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
 use crate::object::{Object, ObjectRef};
+use crate::oci::layout::Layout;
+use crate::oci::{Artifact, Digest};
+use crate::plan::Plan;
+use crate::release::{ChartRef, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, ImageRef, OciRegistry, PublishError, Version};
 use crate::score::SmokeError;
 use crate::secret::{Redactor, random_key};
 use crate::topology::{BuiltinTopology, Topology, TopologyError};
@@ -105,6 +111,16 @@ impl Local {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The image-layout directory released images and charts are stored in.
+    pub fn registry(&self) -> Layout {
+        Layout::at(self.root.join("registry"))
+    }
+
+    /// The GitOps directory of one release stage.
+    pub fn stage(&self, stage: &str) -> Local {
+        Local::at(self.root.join("stages").join(stage))
     }
 
     fn set_dir(&self, set: &ApplySet) -> PathBuf {
@@ -354,6 +370,102 @@ impl K8sDeploy for Local {
             .with_help("these objects were written but would not run on a cluster; fix the Score and apply again"))
         })
     }
+}
+
+/// OCI tags cannot hold `+`: semver build metadata is written with `_`, as Helm does.
+pub(crate) fn tag_of(version: &Version) -> String {
+    version.to_string().replace('+', "_")
+}
+
+impl OciRegistry for Local {
+    fn image_location(&self, name: &str) -> Result<ImageRef, PublishError> {
+        ImageRef::new(None, name).map_err(|e| PublishError::BadName {
+            name: name.into(),
+            why: e.why,
+        })
+    }
+
+    fn push_image<'a>(&'a self, name: &'a str, tag: &'a str, image: &'a Artifact) -> BoxFuture<'a, Result<ImageRef, PublishError>> {
+        Box::pin(async move {
+            let location = self.image_location(name)?.with_tag(tag).map_err(|e| PublishError::BadName {
+                name: tag.into(),
+                why: e.why,
+            })?;
+            let digest = self.registry().put(&format!("{name}:{tag}"), image)?;
+            Ok(location.with_digest(digest))
+        })
+    }
+
+    fn image_digest<'a>(&'a self, name: &'a str, tag: &'a str) -> BoxFuture<'a, Result<Option<Digest>, PublishError>> {
+        Box::pin(async move { Ok(self.registry().resolve(&format!("{name}:{tag}"))?) })
+    }
+}
+
+impl HelmRegistry for Local {
+    fn chart_location(&self, name: &str, version: &Version) -> Result<ChartRef, PublishError> {
+        ChartRef::new(None, "charts", name, version.clone()).map_err(|e| PublishError::BadName {
+            name: name.into(),
+            why: e.why,
+        })
+    }
+
+    fn push_chart<'a>(
+        &'a self,
+        chart: &'a crate::chart::Chart,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<(ChartRef, Digest), PublishError>> {
+        Box::pin(async move {
+            let location = self.chart_location(chart.name(), version)?;
+            let artifact = chart.clone().stamped(version).artifact()?;
+            let digest = self
+                .registry()
+                .put(&format!("charts/{}:{}", chart.name(), tag_of(version)), &artifact)?;
+            Ok((location, digest))
+        })
+    }
+}
+
+impl ContinuousDelivery for Local {
+    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeployError>> {
+        Box::pin(async move {
+            let target = self.stage(&delivery.stage);
+            let observed = target.observe(&ApplySet::new(&delivery.app)).await?;
+            Ok(Plan::compute(&delivery.app, &delivery.stage, &delivery.objects, &observed))
+        })
+    }
+
+    fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
+        Box::pin(async move { deliver_to_directory(&self.stage(&delivery.stage), delivery).await })
+    }
+}
+
+/// Deliver a release into a GitOps directory: apply its objects, prune what
+/// the release no longer holds, record, then verify.
+pub(crate) async fn deliver_to_directory(target: &Local, delivery: &Delivery) -> Result<Plan, DeliveryError> {
+    let stage = delivery.stage.clone();
+    let rejected = |source| DeliveryError::Rejected {
+        stage: stage.clone(),
+        source,
+    };
+    let set = ApplySet::new(&delivery.app);
+    let observed = target.observe(&set).await.map_err(rejected)?;
+    let plan = Plan::compute(&delivery.app, &delivery.stage, &delivery.objects, &observed);
+    if !plan.is_empty() {
+        let mut result = target.apply(&set, &delivery.objects).await;
+        if result.is_ok() {
+            result = target.prune(&set, &plan.removals()).await;
+        }
+        let committed = target.commit(&set).await;
+        result.and(committed).map_err(rejected)?;
+    }
+    target
+        .verify(&set, &delivery.objects)
+        .await
+        .map_err(|source| DeliveryError::Unhealthy {
+            stage: stage.clone(),
+            source,
+        })?;
+    Ok(plan)
 }
 
 fn parse_key(hex: &str) -> Option<[u8; 32]> {

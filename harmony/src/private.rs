@@ -139,6 +139,7 @@ macro_rules! __score_topologies {
         use $crate::__private::{ScoreDoesNotRun as _, ScoreProbe, ScoreRuns as _};
         let mut topologies = $crate::__private::Vec::new();
         topologies.extend((&&ScoreProbe::<$score, $crate::local::Local>::new()).topology());
+        topologies.extend((&&ScoreProbe::<$score, $crate::ci::Ci>::new()).topology());
         topologies
     }};
 }
@@ -152,6 +153,7 @@ macro_rules! __app_runners {
         use $crate::__private::{AppDoesNotRun as _, AppProbe, AppRuns as _};
         let mut runners = $crate::__private::Vec::new();
         runners.extend((&&AppProbe::<_, $crate::local::Local>::new($app, $make)).runner());
+        runners.extend((&&AppProbe::<_, $crate::ci::Ci>::new($app, $make)).runner());
         runners
     }};
 }

@@ -15,6 +15,11 @@ pub trait Topology: Send + Sync + 'static {
 }
 
 /// A topology the generated CLI can build from the environment, by name.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a built-in topology",
+    label = "`topologies: [..]` takes topologies the generated CLI can build",
+    note = "the CLI builds each listed topology from the environment: list a built-in one such as `Local`, or implement `harmony::BuiltinTopology` for `{Self}`"
+)]
 pub trait BuiltinTopology: Topology + Sized {
     /// The name after `--topology`.
     const NAME: &'static str;
@@ -28,6 +33,8 @@ pub trait BuiltinTopology: Topology + Sized {
 /// A topology could not be set up from the environment.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
+    #[error("environment variable `{var}` is not set")]
+    Missing { var: &'static str, help: &'static str },
     #[error("environment variable `{var}` is not valid: {why}")]
     BadSetting { var: &'static str, why: String },
     #[error("the state directory `{}` cannot be used: {why}", path.display())]
@@ -37,9 +44,11 @@ pub enum TopologyError {
 impl TopologyError {
     pub fn help(&self) -> String {
         match self {
+            Self::Missing { help, .. } => (*help).to_owned(),
             Self::BadSetting { var, .. } => format!("fix or unset `{var}`"),
             Self::StateDir { .. } => "set `HARMONY_STATE_DIR` to a directory this user can write".into(),
         }
     }
 }
+pub use crate::ci::Ci;
 pub use crate::local::Local;

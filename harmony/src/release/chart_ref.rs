@@ -57,15 +57,16 @@ impl ChartRef {
         Ok(Self { location, version })
     }
 
-    /// The chart `name` at `version` under `registry/namespace`.
-    pub fn new(registry: &str, namespace: &str, name: &str, version: Version) -> Result<Self, ChartRefError> {
+    /// The chart `name` at `version` under `registry/namespace`; with no
+    /// registry, in the local topology's image-layout directory.
+    pub fn new(registry: Option<&str>, namespace: &str, name: &str, version: Version) -> Result<Self, ChartRefError> {
         let repository = if namespace.is_empty() {
             name.to_owned()
         } else {
             format!("{namespace}/{name}")
         };
-        let location = ImageRef::new(Some(registry), &repository).map_err(|e| ChartRefError {
-            input: format!("{registry}/{repository}"),
+        let location = ImageRef::new(registry, &repository).map_err(|e| ChartRefError {
+            input: repository.clone(),
             why: e.why,
             help: e.help,
         })?;
@@ -97,9 +98,14 @@ impl ChartRef {
 }
 
 impl fmt::Display for ChartRef {
-    /// `oci://host/ns/name:1.4.2`
+    /// `oci://host/ns/name:1.4.2`, or `oci-layout:ns/name:1.4.2` for a local one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "oci://{}:{}", self.location, self.version)
+        let scheme = if self.location.registry().is_some() {
+            "oci://"
+        } else {
+            "oci-layout:"
+        };
+        write!(f, "{scheme}{}:{}", self.location, self.version)
     }
 }
 

@@ -2,10 +2,12 @@
 //! Every parser here is total: any input gives a value or an error that says
 //! what is wrong and what to write instead; none panics.
 
+pub mod capability;
 mod chart_ref;
 mod image_ref;
 mod tag;
 
+pub use capability::{ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, OciRegistry, PublishError};
 pub use chart_ref::{ChartRef, ChartRefError};
 pub use image_ref::{Digest, ImageRef, ImageRefError};
 pub use tag::{ReleaseTag, TagError};

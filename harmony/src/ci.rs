@@ -1,0 +1,207 @@
+//! The `ci` topology: a CI runner. Images and charts go to a real OCI
+//! registry; manifests go to a GitOps directory (one per stage for releases),
+//! from where a CD system or a later job applies them.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `HARMONY_REGISTRY` | the registry, `host[:port]` (plain HTTP only on loopback) — required |
+//! | `HARMONY_REGISTRY_NAMESPACE` | where under it: `team/apps` — required |
+//! | `HARMONY_REGISTRY_USERNAME`, `HARMONY_REGISTRY_PASSWORD` | basic auth: both, or neither for anonymous access |
+//! | `HARMONY_STATE_DIR` | the GitOps directory (default `target/harmony/ci`) |
+
+use std::path::PathBuf;
+
+use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
+use crate::chart::Chart;
+use crate::local::{Local, deliver_to_directory, tag_of};
+use crate::object::{Object, ObjectRef};
+use crate::oci::distribution::{Credentials, Remote};
+use crate::oci::{Artifact, Digest};
+use crate::plan::Plan;
+use crate::release::{ChartRef, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, ImageRef, OciRegistry, PublishError, Version};
+use crate::score::SmokeError;
+use crate::secret::Secret;
+use crate::topology::{BuiltinTopology, Topology, TopologyError};
+
+pub const REGISTRY_VAR: &str = "HARMONY_REGISTRY";
+pub const NAMESPACE_VAR: &str = "HARMONY_REGISTRY_NAMESPACE";
+pub const USERNAME_VAR: &str = "HARMONY_REGISTRY_USERNAME";
+pub const PASSWORD_VAR: &str = "HARMONY_REGISTRY_PASSWORD";
+const DEFAULT_STATE_DIR: &str = "target/harmony/ci";
+
+/// A CI runner with a registry.
+#[derive(Debug)]
+pub struct Ci {
+    directory: Local,
+    remote: Remote,
+    namespace: String,
+}
+
+impl Ci {
+    /// A CI topology pushing to `registry` under `namespace`, writing manifests under `state`.
+    pub fn new(
+        registry: &str,
+        namespace: &str,
+        credentials: Option<&Credentials>,
+        state: impl Into<PathBuf>,
+    ) -> Result<Self, TopologyError> {
+        ImageRef::new(Some(registry), &format!("{namespace}/x")).map_err(|e| TopologyError::BadSetting {
+            var: REGISTRY_VAR,
+            why: format!("`{registry}/{namespace}`: {}", e.why),
+        })?;
+        Ok(Self {
+            directory: Local::at(state),
+            remote: Remote::new(registry, credentials),
+            namespace: namespace.to_owned(),
+        })
+    }
+
+    fn repository(&self, name: &str) -> String {
+        format!("{}/{name}", self.namespace)
+    }
+}
+
+fn var(name: &'static str, help: &'static str) -> Result<Option<String>, TopologyError> {
+    match std::env::var(name) {
+        Ok(v) if v.trim().is_empty() => Err(TopologyError::BadSetting {
+            var: name,
+            why: format!("it is empty; {help}"),
+        }),
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(TopologyError::BadSetting {
+            var: name,
+            why: "it is not valid UTF-8".into(),
+        }),
+    }
+}
+
+fn required(name: &'static str, help: &'static str) -> Result<String, TopologyError> {
+    var(name, help)?.ok_or(TopologyError::Missing { var: name, help })
+}
+
+impl Topology for Ci {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+}
+
+impl BuiltinTopology for Ci {
+    const NAME: &'static str = "ci";
+    const ABOUT: &'static str = "a CI runner: a registry from the environment, manifests to a GitOps directory";
+
+    fn from_env() -> Result<Self, TopologyError> {
+        let registry = required(REGISTRY_VAR, "set it to the registry's `host[:port]`, e.g. `registry.example.com`")?;
+        let namespace = required(NAMESPACE_VAR, "set it to the path images go under, e.g. `team/apps`")?;
+        let username = var(USERNAME_VAR, "set it to the registry user, or unset both credentials")?;
+        let password = var(PASSWORD_VAR, "set it to the registry password, or unset both credentials")?;
+        let credentials = match (username, password) {
+            (Some(username), Some(password)) => Some(Credentials {
+                username,
+                password: Secret::new(password),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(TopologyError::Missing {
+                    var: PASSWORD_VAR,
+                    help: "set it too: a registry user needs a password",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(TopologyError::Missing {
+                    var: USERNAME_VAR,
+                    help: "set it too: a registry password needs a user",
+                });
+            }
+        };
+        let state = var(crate::local::STATE_DIR_VAR, "set it to a directory, or unset it")?.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        Self::new(&registry, &namespace, credentials.as_ref(), state)
+    }
+}
+
+impl K8sDeploy for Ci {
+    fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
+        self.directory.observe(set)
+    }
+
+    fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.directory.dry_run(set, objects)
+    }
+
+    fn apply<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.directory.apply(set, objects)
+    }
+
+    fn prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.directory.prune(set, objects)
+    }
+
+    fn commit<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.directory.commit(set)
+    }
+
+    fn verify<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
+        self.directory.verify(set, objects)
+    }
+}
+
+impl OciRegistry for Ci {
+    fn image_location(&self, name: &str) -> Result<ImageRef, PublishError> {
+        ImageRef::new(Some(self.remote.registry()), &self.repository(name)).map_err(|e| PublishError::BadName {
+            name: name.into(),
+            why: e.why,
+        })
+    }
+
+    fn push_image<'a>(&'a self, name: &'a str, tag: &'a str, image: &'a Artifact) -> BoxFuture<'a, Result<ImageRef, PublishError>> {
+        Box::pin(async move { Ok(self.remote.push(&self.repository(name), tag, image).await?) })
+    }
+
+    fn image_digest<'a>(&'a self, name: &'a str, tag: &'a str) -> BoxFuture<'a, Result<Option<Digest>, PublishError>> {
+        Box::pin(async move {
+            let image = self.image_location(name)?.with_tag(tag).map_err(|e| PublishError::BadName {
+                name: tag.into(),
+                why: e.why,
+            })?;
+            Ok(self.remote.resolve(&image).await?)
+        })
+    }
+}
+
+impl HelmRegistry for Ci {
+    fn chart_location(&self, name: &str, version: &Version) -> Result<ChartRef, PublishError> {
+        ChartRef::new(
+            Some(self.remote.registry()),
+            &format!("{}/charts", self.namespace),
+            name,
+            version.clone(),
+        )
+        .map_err(|e| PublishError::BadName {
+            name: name.into(),
+            why: e.why,
+        })
+    }
+
+    fn push_chart<'a>(&'a self, chart: &'a Chart, version: &'a Version) -> BoxFuture<'a, Result<(ChartRef, Digest), PublishError>> {
+        Box::pin(async move {
+            let location = self.chart_location(chart.name(), version)?;
+            let artifact = chart.clone().stamped(version).artifact()?;
+            let pushed = self
+                .remote
+                .push(&format!("{}/charts/{}", self.namespace, chart.name()), &tag_of(version), &artifact)
+                .await?;
+            let digest = pushed.digest().cloned().unwrap_or_else(|| artifact.digest());
+            Ok((location, digest))
+        })
+    }
+}
+
+impl ContinuousDelivery for Ci {
+    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeployError>> {
+        self.directory.plan_delivery(delivery)
+    }
+
+    fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
+        Box::pin(async move { deliver_to_directory(&self.directory.stage(&delivery.stage), delivery).await })
+    }
+}

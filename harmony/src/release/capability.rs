@@ -1,0 +1,131 @@
+//! The capabilities a release needs, each an industry concept:
+//! [`OciRegistry`] stores images, [`HelmRegistry`] stores charts,
+//! [`ContinuousDelivery`] brings a released chart to a stage and verifies it.
+//! (`ContainerBuilder`, which turns an image source into an image, lives with
+//! the builders.) Swapping the adapter behind one touches no Score and no app.
+
+use semver::Version;
+
+use super::{ChartRef, ImageRef};
+use crate::capability::{BoxFuture, DeployError};
+use crate::chart::{Chart, ChartError};
+use crate::object::Object;
+use crate::oci::distribution::RegistryError;
+use crate::oci::{Artifact, Digest, OciError};
+use crate::plan::Plan;
+use crate::topology::Topology;
+
+/// Where released images are stored.
+#[diagnostic::on_unimplemented(
+    message = "topology `{Self}` does not provide capability `OciRegistry`",
+    label = "needs `OciRegistry` (a place to store released images)",
+    note = "`OciRegistry` is provided by the built-in topologies `Local` (an OCI image-layout directory) and `Ci` (a registry named by `HARMONY_REGISTRY`)",
+    note = "release on a topology that provides it, or implement `harmony::release::OciRegistry` for `{Self}`"
+)]
+pub trait OciRegistry: Topology {
+    /// Where an image called `name` is stored: `registry/namespace/name`.
+    fn image_location(&self, name: &str) -> Result<ImageRef, PublishError>;
+
+    /// Store `image` as `name:tag`; returns its reference pinned to the digest.
+    fn push_image<'a>(&'a self, name: &'a str, tag: &'a str, image: &'a Artifact) -> BoxFuture<'a, Result<ImageRef, PublishError>>;
+
+    /// The digest stored under `name:tag`, if any.
+    fn image_digest<'a>(&'a self, name: &'a str, tag: &'a str) -> BoxFuture<'a, Result<Option<Digest>, PublishError>>;
+}
+crate::capability!(OciRegistry, "stores released images");
+
+/// Where released Helm charts are stored.
+#[diagnostic::on_unimplemented(
+    message = "topology `{Self}` does not provide capability `HelmRegistry`",
+    label = "needs `HelmRegistry` (a place to store released charts)",
+    note = "`HelmRegistry` is provided by the built-in topologies `Local` (an OCI image-layout directory) and `Ci` (a registry named by `HARMONY_REGISTRY`)",
+    note = "release on a topology that provides it, or implement `harmony::release::HelmRegistry` for `{Self}`"
+)]
+pub trait HelmRegistry: Topology {
+    /// Where the chart `name` at `version` is stored.
+    fn chart_location(&self, name: &str, version: &Version) -> Result<ChartRef, PublishError>;
+
+    /// Store a packaged, version-stamped chart; returns where it is, and its digest.
+    fn push_chart<'a>(&'a self, chart: &'a Chart, version: &'a Version) -> BoxFuture<'a, Result<(ChartRef, Digest), PublishError>>;
+}
+crate::capability!(HelmRegistry, "stores released Helm charts");
+
+/// One released chart on its way to one stage: where the chart is, and the
+/// objects it holds (adapters that apply objects directly use those; adapters
+/// that hand the chart to a CD system use the reference).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub app: String,
+    pub stage: String,
+    pub chart: ChartRef,
+    pub chart_digest: Digest,
+    pub objects: Vec<Object>,
+}
+
+/// Brings a released chart to a stage, and says when it is healthy.
+#[diagnostic::on_unimplemented(
+    message = "topology `{Self}` does not provide capability `ContinuousDelivery`",
+    label = "needs `ContinuousDelivery` (brings a released chart to each stage)",
+    note = "`ContinuousDelivery` is provided by the built-in topologies `Local` and `Ci` (a GitOps directory per stage)",
+    note = "release on a topology that provides it, or implement `harmony::release::ContinuousDelivery` for `{Self}`"
+)]
+pub trait ContinuousDelivery: Topology {
+    /// What delivering would change on the stage. Writes nothing.
+    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeployError>>;
+
+    /// Deliver, then verify; returns only once the stage is healthy.
+    fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>>;
+}
+crate::capability!(ContinuousDelivery, "brings a released chart to each stage and verifies it");
+
+/// Storing an artifact failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Layout(#[from] OciError),
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    #[error("`{name}` cannot name an image or chart: {why}")]
+    BadName { name: String, why: String },
+}
+
+impl PublishError {
+    pub fn help(&self) -> String {
+        match self {
+            Self::Registry(e) => e.help(),
+            Self::Layout(e) => e.help(),
+            Self::Chart(e) => e.help(),
+            Self::BadName { .. } => "app names are lowercase letters, digits and `-`".into(),
+        }
+    }
+}
+
+/// A delivery failed: the stage did not accept it, or it is not healthy.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("stage `{stage}` did not accept the release")]
+    Rejected { stage: String, source: DeployError },
+    #[error("stage `{stage}` received the release but it is not healthy")]
+    Unhealthy { stage: String, source: crate::score::SmokeError },
+}
+
+impl DeliveryError {
+    pub fn why(&self) -> String {
+        match self {
+            Self::Rejected { source, .. } => source.to_string(),
+            Self::Unhealthy { source, .. } => source.to_string(),
+        }
+    }
+
+    pub fn help(&self) -> String {
+        match self {
+            Self::Rejected { source, .. } => source.help(),
+            Self::Unhealthy { source, .. } => source
+                .help
+                .clone()
+                .unwrap_or_else(|| "later stages were not touched; fix the release and release a new version".into()),
+        }
+    }
+}

@@ -18,6 +18,7 @@
 //! }
 //! ```
 
+pub mod build;
 pub mod capability;
 pub mod chart;
 pub mod ci;

@@ -1,0 +1,386 @@
+//! Container builders: three ways to turn a source into an OCI image
+//! ([`Artifact`]: a config blob and layer blobs).
+//!
+//! * [`RustBinary`]: a daemonless, in-process build, the way ko and Jib do it:
+//!   `cargo build` with reproducibility settings, then the binary packed into
+//!   one layer by [`LayerBuilder`](crate::oci::layer::LayerBuilder). The same
+//!   sources give the same digest on every clone, at any path and time.
+//! * [`Buildah`]: a Dockerfile built by buildah in a private, rootless-style
+//!   store (`--storage-driver vfs --isolation chroot`), timestamps clamped.
+//! * [`DockerCli`]: a Dockerfile built by the docker CLI; needs a daemon.
+//!
+//! A Dockerfile build is reproducible only as far as the Dockerfile is (a
+//! `RUN apt-get install` is not); [`RustBinary`] is reproducible by
+//! construction. Every external tool runs from an argument vector, never a
+//! shell string, and a failing tool's stderr is carried in the error.
+
+mod buildah;
+mod docker;
+mod rust_binary;
+
+use std::fmt::{self, Debug};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+pub use buildah::Buildah;
+pub use docker::DockerCli;
+pub use rust_binary::{RustBinary, pack_binary};
+
+use crate::oci::{Artifact, OciError};
+use crate::release::Version;
+
+/// The environment variable that picks the Dockerfile builder: `docker`
+/// (the default) or `buildah`.
+pub const BUILDER_ENV: &str = "HARMONY_BUILDER";
+
+/// The OCI label that names the image.
+pub const LABEL_TITLE: &str = "org.opencontainers.image.title";
+/// The OCI label that carries the image's version.
+pub const LABEL_VERSION: &str = "org.opencontainers.image.version";
+
+/// Where an image comes from.
+#[derive(Clone, Debug)]
+pub enum ImageSource {
+    /// A Dockerfile and its build context, built by a [`DockerfileBuilder`].
+    Dockerfile { dockerfile: PathBuf, context: PathBuf },
+    /// A daemonless, in-process build (e.g. [`RustBinary`]).
+    Buildable(Arc<dyn Buildable>),
+}
+
+impl ImageSource {
+    /// Build this source: a Dockerfile with `dockerfiles`, a [`Buildable`] by itself.
+    pub fn build(&self, cx: &BuildCx, dockerfiles: &dyn DockerfileBuilder) -> Result<Artifact, BuildError> {
+        match self {
+            Self::Dockerfile { dockerfile, context } => dockerfiles.build_dockerfile(dockerfile, context, cx),
+            Self::Buildable(b) => b.build(cx),
+        }
+    }
+
+    /// One line for plans and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Dockerfile { dockerfile, context } => {
+                format!("Dockerfile `{}` (context `{}`)", dockerfile.display(), context.display())
+            }
+            Self::Buildable(b) => b.describe(),
+        }
+    }
+}
+
+/// A daemonless build that runs in this process (and the tools it calls).
+pub trait Buildable: Send + Sync + Debug {
+    /// Build the image.
+    fn build(&self, cx: &BuildCx) -> Result<Artifact, BuildError>;
+    /// What is built, in one line (`rust binary `server` of package `webapp``).
+    fn describe(&self) -> String;
+}
+
+/// A tool that builds Dockerfiles into images.
+pub trait DockerfileBuilder: Send + Sync + Debug {
+    /// The tool's name (`buildah`, `docker`).
+    fn tool(&self) -> &'static str;
+    /// Build `dockerfile` with `context` as its build context.
+    fn build_dockerfile(&self, dockerfile: &Path, context: &Path, cx: &BuildCx) -> Result<Artifact, BuildError>;
+}
+
+/// The Dockerfile builder `HARMONY_BUILDER` names (`docker` when unset), its
+/// state kept under `scratch`.
+pub fn dockerfile_builder_from_env(scratch: &Path) -> Result<Box<dyn DockerfileBuilder>, BuildError> {
+    let chosen = std::env::var(BUILDER_ENV).unwrap_or_default();
+    match chosen.trim() {
+        "" | "docker" => Ok(Box::new(DockerCli::new())),
+        "buildah" => Ok(Box::new(Buildah::in_scratch(scratch))),
+        other => Err(BuildError::UnknownBuilder { name: other.to_owned() }),
+    }
+}
+
+/// What a build knows about where it runs and what it makes.
+#[derive(Clone, Debug)]
+pub struct BuildCx {
+    /// The root of the workspace the sources live in (`cargo` runs there).
+    pub workspace: PathBuf,
+    /// A directory the builders own: target dirs, private stores, outputs.
+    pub scratch: PathBuf,
+    /// The image's name (`webapp-server`), for labels.
+    pub name: String,
+    /// The image's version, for labels.
+    pub version: Version,
+    /// Seconds since the Unix epoch stamped on everything a build dates
+    /// (`SOURCE_DATE_EPOCH`); `0` unless set, so builds do not depend on when they run.
+    pub epoch: u64,
+}
+
+impl BuildCx {
+    pub fn new(workspace: impl Into<PathBuf>, scratch: impl Into<PathBuf>, name: impl Into<String>, version: Version) -> Self {
+        Self {
+            workspace: workspace.into(),
+            scratch: scratch.into(),
+            name: name.into(),
+            version,
+            epoch: 0,
+        }
+    }
+
+    /// Date the build at `epoch` (e.g. the last commit's time) instead of 1970.
+    pub fn with_epoch(mut self, epoch: u64) -> Self {
+        self.epoch = epoch;
+        self
+    }
+}
+
+/// Why a build failed. Tools' stderr is kept (its tail); nothing else from
+/// the environment is, so no secret reaches an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("`{tool}` is not installed (not found on PATH)")]
+    ToolMissing { tool: &'static str },
+    #[error("could not run `{tool}`: {source}")]
+    Spawn { tool: &'static str, source: std::io::Error },
+    #[error("the Dockerfile `{}` does not exist", path.display())]
+    DockerfileMissing { path: PathBuf },
+    #[error("the build context `{}` is not a directory", path.display())]
+    ContextMissing { path: PathBuf },
+    #[error("the docker daemon is not reachable:\n{stderr}")]
+    DaemonUnreachable { stderr: String },
+    #[error("`{command}` failed ({status}):\n{stderr}")]
+    ToolFailed {
+        tool: &'static str,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("`{tool}` succeeded but wrote no {what} at `{}`", path.display())]
+    OutputMissing {
+        tool: &'static str,
+        what: &'static str,
+        path: PathBuf,
+    },
+    #[error("the image `{tool}` wrote could not be read: {source}")]
+    Oci { tool: &'static str, source: OciError },
+    #[error("could not {action} `{}`: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` cannot be used by `{tool}`: {why}", path.display())]
+    UnusablePath {
+        tool: &'static str,
+        path: PathBuf,
+        why: &'static str,
+    },
+    #[error("`{BUILDER_ENV}={name}` names no image builder")]
+    UnknownBuilder { name: String },
+}
+
+impl BuildError {
+    /// What to do next.
+    pub fn help(&self) -> String {
+        match self {
+            Self::ToolMissing { tool: "buildah" } => {
+                "buildah is not installed: apt-get install buildah (or dnf install buildah), or use docker (HARMONY_BUILDER=docker)".into()
+            }
+            Self::ToolMissing { tool: "docker" } => {
+                "the docker CLI is not installed: install docker and start its daemon, or use buildah (HARMONY_BUILDER=buildah)".into()
+            }
+            Self::ToolMissing { tool: "cargo" } => "cargo is not installed: install Rust with rustup (https://rustup.rs)".into(),
+            Self::ToolMissing { tool } => format!("install `{tool}` and make sure it is on PATH"),
+            Self::Spawn { tool, .. } => format!("check that `{tool}` on PATH is executable"),
+            Self::DockerfileMissing { .. } => "check the `dockerfile` path of the image source".into(),
+            Self::ContextMissing { .. } => "check the `context` path of the image source: it must be a directory".into(),
+            Self::DaemonUnreachable { .. } => {
+                "the docker daemon is not reachable: start it (`systemctl start docker`) or set DOCKER_HOST, or use buildah (HARMONY_BUILDER=buildah)".into()
+            }
+            Self::ToolFailed { tool: "cargo", stderr, .. } => cargo_help(stderr),
+            Self::ToolFailed { tool, .. } => format!("fix what `{tool}` reports above (the Dockerfile or its context), then rerun"),
+            Self::OutputMissing { tool, .. } => format!("rerun; if it persists, run the command by hand and check what `{tool}` writes"),
+            Self::Oci { .. } => "remove the builder's scratch directory and rerun".into(),
+            Self::Io { .. } => "check the path's permissions and free space, then rerun".into(),
+            Self::UnusablePath { .. } => "move the scratch directory to a path without `:`".into(),
+            Self::UnknownBuilder { .. } => format!("set `{BUILDER_ENV}` to `docker` or `buildah`, or unset it"),
+        }
+    }
+}
+
+fn cargo_help(stderr: &str) -> String {
+    if stderr.contains("did not match any packages") || stderr.contains("no bin target named") {
+        "the package or binary is not in the workspace: check `package` and `bin` against `cargo metadata --no-deps`".into()
+    } else if stderr.contains("--locked") {
+        "Cargo.lock is missing or out of date: run `cargo update --workspace`, commit Cargo.lock, then rerun".into()
+    } else if stderr.contains("target may not be installed") {
+        "install the target (`rustup target add …`) or remove it".into()
+    } else {
+        "fix the compile error cargo reports above, then rerun".into()
+    }
+}
+
+/// How much of a tool's stderr an error keeps: its end, where the cause is.
+const STDERR_TAIL_LINES: usize = 60;
+
+fn stderr_tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let skip = lines.len().saturating_sub(STDERR_TAIL_LINES);
+    let mut tail = lines[skip..].join("\n");
+    if skip > 0 {
+        tail.insert_str(0, &format!("[… {skip} earlier lines]\n"));
+    }
+    tail
+}
+
+/// An argument vector as a person would type it, for messages only (it is
+/// never run through a shell).
+fn shown(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                format!("'{a}'")
+            } else {
+                a.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Run `cmd` to completion, capturing its output; a non-zero exit becomes
+/// [`BuildError::ToolFailed`] with its stderr.
+fn run(tool: &'static str, cmd: &mut Command) -> Result<Output, BuildError> {
+    let output = spawn(tool, cmd)?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(failed(tool, cmd, &output))
+    }
+}
+
+/// Run `cmd` to completion, capturing its output, whatever its exit status.
+fn spawn(tool: &'static str, cmd: &mut Command) -> Result<Output, BuildError> {
+    cmd.stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| match source.kind() {
+            ErrorKind::NotFound => BuildError::ToolMissing { tool },
+            _ => BuildError::Spawn { tool, source },
+        })
+}
+
+fn failed(tool: &'static str, cmd: &Command, output: &Output) -> BuildError {
+    BuildError::ToolFailed {
+        tool,
+        command: shown(cmd),
+        status: output.status.to_string(),
+        stderr: stderr_tail(&output.stderr),
+    }
+}
+
+fn check_dockerfile(dockerfile: &Path, context: &Path) -> Result<(), BuildError> {
+    if !dockerfile.is_file() {
+        return Err(BuildError::DockerfileMissing { path: dockerfile.into() });
+    }
+    if !context.is_dir() {
+        return Err(BuildError::ContextMissing { path: context.into() });
+    }
+    Ok(())
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_owned();
+    move |source| BuildError::Io { action, path, source }
+}
+
+/// A fresh, empty directory at `path`.
+fn fresh_dir(path: &Path) -> Result<(), BuildError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(io("remove", path)(e)),
+    }
+    std::fs::create_dir_all(path).map_err(io("create", path))
+}
+
+/// The OCI name of this machine's CPU architecture.
+pub fn oci_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// `epoch` (seconds since 1970) as an RFC 3339 UTC time: `1970-01-01T00:00:00Z`.
+pub fn rfc3339(epoch: u64) -> String {
+    let (days, secs) = (epoch / 86_400, epoch % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
+}
+
+impl fmt::Display for ImageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn stderr_keeps_its_tail() {
+        let long: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let tail = stderr_tail(long.as_bytes());
+        assert!(tail.starts_with("[… 40 earlier lines]\nline 40\n"), "{tail}");
+        assert!(tail.ends_with("line 99"));
+        assert_eq!(stderr_tail(b"one\ntwo\n"), "one\ntwo");
+    }
+
+    #[test]
+    fn commands_are_shown_quoted_but_never_run_through_a_shell() {
+        let mut cmd = Command::new("buildah");
+        cmd.args(["bud", "-f", "/my dir/Dockerfile", ""]);
+        assert_eq!(shown(&cmd), "buildah bud -f '/my dir/Dockerfile' ''");
+    }
+
+    #[test]
+    fn a_missing_tool_is_named_with_how_to_install_it() {
+        let err = run("buildah", &mut Command::new("/nonexistent/harmony-no-such-tool")).unwrap_err();
+        assert!(matches!(err, BuildError::ToolMissing { tool: "buildah" }), "{err:?}");
+        assert!(err.help().contains("apt-get install buildah"), "{}", err.help());
+    }
+
+    #[test]
+    fn an_unknown_builder_is_refused() {
+        let err = BuildError::UnknownBuilder { name: "podman".into() };
+        assert_eq!(err.to_string(), "`HARMONY_BUILDER=podman` names no image builder");
+        assert!(err.help().contains("`docker` or `buildah`"));
+    }
+}

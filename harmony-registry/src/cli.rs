@@ -9,7 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use harmony::engine::EngineError;
 use harmony::plan::{Plan, Summary};
-use harmony::registry::{AppEntry, Outcome, Request, RunError, Runner, TopologyEntry};
+use harmony::registry::{AppEntry, Outcome, ReleaseRunError, Request, RunError, Runner, TopologyEntry};
+use harmony::release::ReleaseTag;
 use harmony::run::{Event, Mode, Progress};
 use harmony::secret::REDACTED;
 use serde_json::{Value, json};
@@ -44,6 +45,18 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+    },
+    /// Build, push and deliver the release a git tag names: `<app>-<component>-v<semver>`.
+    /// A malformed or unknown tag fails before any work.
+    Release {
+        /// The tag, e.g. `webapp-server-v0.1.0` (a leading `refs/tags/` is accepted).
+        #[arg(long)]
+        from_tag: String,
+        #[arg(long, short = 't', default_value = "local", env = "HARMONY_TOPOLOGY")]
+        topology: String,
+        /// Build and plan every step, push and deliver nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Write the rendered manifests (secret values redacted) for review or GitOps.
     Render {
@@ -106,6 +119,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Apply { target, yes } => apply(&target, yes, format),
+        Command::Release {
+            from_tag,
+            topology,
+            dry_run,
+        } => release(&from_tag, &topology, dry_run, format).map(|()| ExitCode::SUCCESS),
         Command::Render { target, out } => render(&target, &out, format).map(|()| ExitCode::SUCCESS),
     }
 }
@@ -275,6 +293,54 @@ fn apply(target: &Target, yes: bool, format: Format) -> Result<ExitCode, Failure
     Ok(ExitCode::SUCCESS)
 }
 
+fn release(tag: &str, topology: &str, dry_run: bool, format: Format) -> Result<(), Failure> {
+    let releases = crate::releases();
+    let names: Vec<&str> = releases.iter().map(|r| r.name).collect();
+    let parsed = ReleaseTag::parse(tag, names.iter().copied()).map_err(|e| {
+        let mut f = Failure::new(e.to_string()).help(e.help());
+        if names.is_empty() {
+            f = f.note("this binary carries no releasable app: give an `app!` an `image` and a `chart`");
+        }
+        f
+    })?;
+    let entry = releases
+        .iter()
+        .find(|r| r.name == parsed.app())
+        .expect("the tag names a registered release");
+    let topology_entry = crate::topology(topology).ok_or_else(|| unknown_topology(topology))?;
+    let runner = (entry.runners)()
+        .into_iter()
+        .find(|r| r.topology == topology_entry.name)
+        .ok_or_else(|| {
+            Failure::new(format!("`{}` cannot be released on topology `{topology}`", entry.name))
+                .at(entry.location.to_string())
+                .help("release it on a topology that provides ContainerBuilder, OciRegistry, HelmRegistry and ContinuousDelivery")
+        })?;
+    let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+    let result = runtime().block_on(runner.run(parsed.version().clone(), mode, progress(format)));
+    let plan = result.map_err(|e| match e {
+        ReleaseRunError::Topology(e) => Failure::new(format!("topology `{topology}` could not be set up"))
+            .note(e.to_string())
+            .help(e.help()),
+        ReleaseRunError::Release(e) => Failure::new(e.to_string())
+            .at(format!("release `{parsed}` on `{topology}`, declared at {}", entry.location))
+            .note(e.why())
+            .help(e.help()),
+    })?;
+    match format {
+        Format::Text => {
+            print!("{}", plan.to_text());
+            if dry_run {
+                println!("\nDry run: built and planned; nothing was pushed or delivered.");
+            } else {
+                println!("\nReleased {} {} through {}.", plan.app, plan.version, entry.stages.join(", "));
+            }
+        }
+        Format::Json => print_json(&plan),
+    }
+    Ok(())
+}
+
 fn confirm() -> Result<bool, Failure> {
     print!("\nApply these changes? Only `yes` applies: ");
     let _ = std::io::stdout().flush();
@@ -301,6 +367,7 @@ impl Progress for Printer {
                     eprintln!("  removed {o}");
                 }
             }
+            Event::Release { line } => eprintln!("  {line}"),
         }
     }
 }

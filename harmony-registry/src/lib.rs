@@ -4,7 +4,7 @@
 //! An app crate's `main.rs` is one line, `harmony_registry::main!(my_app);`,
 //! naming every crate whose registrations the binary must carry.
 
-use harmony::registry::{AppEntry, CapabilityEntry, ScoreEntry, TopologyEntry};
+use harmony::registry::{AppEntry, CapabilityEntry, ReleaseEntry, ScoreEntry, TopologyEntry};
 
 pub mod cli;
 pub mod output;
@@ -13,6 +13,13 @@ pub mod output;
 pub fn apps() -> Vec<&'static AppEntry> {
     let mut v: Vec<_> = inventory::iter::<AppEntry>().collect();
     v.sort_by_key(|a| a.name);
+    v
+}
+
+/// Every app that can be released, by name.
+pub fn releases() -> Vec<&'static ReleaseEntry> {
+    let mut v: Vec<_> = inventory::iter::<ReleaseEntry>().collect();
+    v.sort_by_key(|r| r.name);
     v
 }
 
@@ -107,6 +114,15 @@ pub fn contents() -> String {
     }
     for s in scores() {
         out.push_str(&format!("score {}::{} on [{}]\n", s.module, s.name, (s.topologies)().join(", ")));
+    }
+    for r in releases() {
+        let runs: Vec<_> = (r.runners)().iter().map(|r| r.topology).collect();
+        out.push_str(&format!(
+            "release {} through [{}] on [{}]\n",
+            r.name,
+            r.stages.join(", "),
+            runs.join(", ")
+        ));
     }
     for t in topologies() {
         out.push_str(&format!("topology {} provides [{}]\n", t.name, t.capabilities.join(", ")));

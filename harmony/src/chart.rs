@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use semver::Version;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::object::Object;
@@ -142,6 +143,30 @@ impl Chart {
             }
         }
         Ok(Self { meta, files })
+    }
+
+    /// The objects of a chart whose templates are plain manifests (no `{{`),
+    /// in file order. A templated file is reported as `(file, why)`.
+    pub fn plain_objects(&self) -> Result<Vec<Object>, (String, String)> {
+        let mut out = Vec::new();
+        for (path, bytes) in self
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with("templates/") && (p.ends_with(".yaml") || p.ends_with(".yml")))
+        {
+            let text = String::from_utf8_lossy(bytes);
+            if text.contains("{{") {
+                return Err((path.clone(), "is a Go template".into()));
+            }
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                let value = Value::deserialize(doc).map_err(|e| (path.clone(), format!("is not valid YAML: {e}")))?;
+                if value.is_null() {
+                    continue;
+                }
+                out.push(Object::from_value(value).map_err(|e| (path.clone(), e.to_string()))?);
+            }
+        }
+        Ok(out)
     }
 
     /// Add or replace a file (`templates/deployment.yaml`, `values.yaml`, …).

@@ -8,9 +8,11 @@
 //! | `HARMONY_REGISTRY_NAMESPACE` | where under it: `team/apps` — required |
 //! | `HARMONY_REGISTRY_USERNAME`, `HARMONY_REGISTRY_PASSWORD` | basic auth: both, or neither for anonymous access |
 //! | `HARMONY_STATE_DIR` | the GitOps directory (default `target/harmony/ci`) |
+//! | `HARMONY_BUILDER` | what builds Dockerfiles: `buildah` (default) or `docker` |
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::build::{BUILDER_ENV, BuildCx, BuildError, Buildah, DockerCli, DockerfileBuilder, ImageSource};
 use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
 use crate::chart::Chart;
 use crate::local::{Local, deliver_to_directory, tag_of};
@@ -18,7 +20,10 @@ use crate::object::{Object, ObjectRef};
 use crate::oci::distribution::{Credentials, Remote};
 use crate::oci::{Artifact, Digest};
 use crate::plan::Plan;
-use crate::release::{ChartRef, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, ImageRef, OciRegistry, PublishError, Version};
+use crate::release::capability::resolved;
+use crate::release::{
+    ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, ImageRef, OciRegistry, PublishError, Version,
+};
 use crate::score::SmokeError;
 use crate::secret::Secret;
 use crate::topology::{BuiltinTopology, Topology, TopologyError};
@@ -35,6 +40,16 @@ pub struct Ci {
     directory: Local,
     remote: Remote,
     namespace: String,
+    dockerfiles: DockerfileTool,
+}
+
+/// What builds Dockerfiles on a CI runner (`HARMONY_BUILDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DockerfileTool {
+    /// Daemonless (the default).
+    Buildah,
+    /// The docker CLI and its daemon.
+    Docker,
 }
 
 impl Ci {
@@ -53,7 +68,20 @@ impl Ci {
             directory: Local::at(state),
             remote: Remote::new(registry, credentials),
             namespace: namespace.to_owned(),
+            dockerfiles: DockerfileTool::Buildah,
         })
+    }
+
+    /// Keep builders' state in `dir` (see [`Local::with_build_dir`]).
+    pub fn with_build_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.directory = self.directory.with_build_dir(dir);
+        self
+    }
+
+    /// Build Dockerfiles with `tool` instead of buildah.
+    pub fn with_dockerfile_tool(mut self, tool: DockerfileTool) -> Self {
+        self.dockerfiles = tool;
+        self
     }
 
     fn repository(&self, name: &str) -> String {
@@ -115,7 +143,17 @@ impl BuiltinTopology for Ci {
             }
         };
         let state = var(crate::local::STATE_DIR_VAR, "set it to a directory, or unset it")?.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
-        Self::new(&registry, &namespace, credentials.as_ref(), state)
+        let tool = match var(BUILDER_ENV, "set it to `buildah` or `docker`, or unset it")?.as_deref() {
+            None | Some("buildah") => DockerfileTool::Buildah,
+            Some("docker") => DockerfileTool::Docker,
+            Some(other) => {
+                return Err(TopologyError::BadSetting {
+                    var: BUILDER_ENV,
+                    why: format!("`{other}` is not `buildah` or `docker`"),
+                });
+            }
+        };
+        Ok(Self::new(&registry, &namespace, credentials.as_ref(), state)?.with_dockerfile_tool(tool))
     }
 }
 
@@ -142,6 +180,26 @@ impl K8sDeploy for Ci {
 
     fn verify<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
         self.directory.verify(set, objects)
+    }
+}
+
+impl ContainerBuilder for Ci {
+    /// Daemonless for buildable sources; Dockerfiles with the tool `HARMONY_BUILDER` names.
+    fn build_image<'a>(
+        &'a self,
+        source: &'a ImageSource,
+        dir: &'a Path,
+        name: &'a str,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<Artifact, BuildError>> {
+        Box::pin(async move {
+            let scratch = self.directory.build_dir().join(name);
+            let dockerfiles: Box<dyn DockerfileBuilder> = match self.dockerfiles {
+                DockerfileTool::Buildah => Box::new(Buildah::in_scratch(&scratch)),
+                DockerfileTool::Docker => Box::new(DockerCli::new()),
+            };
+            resolved(source, dir).build(&BuildCx::new(dir, &scratch, name, version.clone()), &*dockerfiles)
+        })
     }
 }
 

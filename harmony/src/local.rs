@@ -23,12 +23,16 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::build::{BUILDER_ENV, BuildCx, BuildError, Buildah, DockerfileBuilder, ImageSource, dockerfile_builder_from_env};
 use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
 use crate::object::{Object, ObjectRef};
 use crate::oci::layout::Layout;
 use crate::oci::{Artifact, Digest};
 use crate::plan::Plan;
-use crate::release::{ChartRef, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, ImageRef, OciRegistry, PublishError, Version};
+use crate::release::capability::{build_dir, resolved};
+use crate::release::{
+    ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, ImageRef, OciRegistry, PublishError, Version,
+};
 use crate::score::SmokeError;
 use crate::secret::{Redactor, random_key};
 use crate::topology::{BuiltinTopology, Topology, TopologyError};
@@ -44,6 +48,7 @@ const INVENTORY_FORMAT: u32 = 1;
 #[derive(Debug)]
 pub struct Local {
     root: PathBuf,
+    build: PathBuf,
     sets: Mutex<BTreeMap<ApplySet, SetState>>,
 }
 
@@ -105,12 +110,24 @@ impl Local {
     pub fn at(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
+            build: build_dir(),
             sets: Mutex::new(BTreeMap::new()),
         }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Keep builders' state (target dirs, stores) in `dir` instead of
+    /// `HARMONY_BUILD_DIR` / `target/harmony/build`.
+    pub fn with_build_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.build = dir.into();
+        self
+    }
+
+    pub(crate) fn build_dir(&self) -> &Path {
+        &self.build
     }
 
     /// The image-layout directory released images and charts are stored in.
@@ -120,7 +137,7 @@ impl Local {
 
     /// The GitOps directory of one release stage.
     pub fn stage(&self, stage: &str) -> Local {
-        Local::at(self.root.join("stages").join(stage))
+        Local::at(self.root.join("stages").join(stage)).with_build_dir(&self.build)
     }
 
     fn set_dir(&self, set: &ApplySet) -> PathBuf {
@@ -375,6 +392,27 @@ impl K8sDeploy for Local {
 /// OCI tags cannot hold `+`: semver build metadata is written with `_`, as Helm does.
 pub(crate) fn tag_of(version: &Version) -> String {
     version.to_string().replace('+', "_")
+}
+
+impl ContainerBuilder for Local {
+    /// Daemonless for buildable sources; Dockerfiles with buildah (or the tool
+    /// `HARMONY_BUILDER` names).
+    fn build_image<'a>(
+        &'a self,
+        source: &'a ImageSource,
+        dir: &'a Path,
+        name: &'a str,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<Artifact, BuildError>> {
+        Box::pin(async move {
+            let scratch = self.build.join(name);
+            let dockerfiles: Box<dyn DockerfileBuilder> = match std::env::var_os(BUILDER_ENV) {
+                None => Box::new(Buildah::in_scratch(&scratch)),
+                Some(_) => dockerfile_builder_from_env(&scratch)?,
+            };
+            resolved(source, dir).build(&BuildCx::new(dir, &scratch, name, version.clone()), &*dockerfiles)
+        })
+    }
 }
 
 impl OciRegistry for Local {

@@ -16,8 +16,13 @@ pub use crate::score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeErro
 pub use crate::topology::{BuiltinTopology, Topology};
 pub use crate::{__app_runners as app_runners, __score_topologies as score_topologies};
 
+pub use crate::build::{ImageSource, RustBinary};
 use crate::engine;
+pub use crate::registry::ReleaseEntry;
+use crate::registry::ReleaseRunner;
 use crate::registry::{Outcome, Request, RunError};
+use crate::release::pipeline;
+pub use crate::release::{AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, OciRegistry, ReleaseCx};
 
 /// Fails to compile unless `C` is a capability (`requires(..)` checks each name with it).
 pub const fn is_capability<C: ?Sized + IsCapability>() {}
@@ -45,6 +50,37 @@ where
             })
         }),
     )
+}
+
+/// The release runner of an app on a built-in topology. Fails to compile,
+/// naming the missing capability, when the topology cannot release.
+pub fn release_runner<T>(spec: fn() -> AppSpec) -> ReleaseRunner
+where
+    T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
+{
+    ReleaseRunner::new(
+        T::NAME,
+        Box::new(move |version, mode, progress| {
+            let spec = spec();
+            Box::pin(async move {
+                let topology = T::from_env()?;
+                Ok(pipeline::release(&spec, &version, &topology, mode, &*progress).await?)
+            })
+        }),
+    )
+}
+
+/// A chart builder from a function that makes the app's Score for a release.
+pub fn chart_builder<S>(app: &'static str, make: fn(&ReleaseCx) -> S) -> ChartSource
+where
+    S: Score<crate::local::Local> + 'static,
+{
+    ChartSource::Builder(std::sync::Arc::new(move |cx: &ReleaseCx| {
+        engine::render::<crate::local::Local, S>(app, "release", &make(cx)).map_err(|e| match e {
+            engine::EngineError::Render { source, .. } => source,
+            other => ScoreError::invalid(format!("the chart of `{app}`"), other.why(), other.help()),
+        })
+    }))
 }
 
 /// The type name of what `make` returns.

@@ -65,6 +65,64 @@ pub struct AppEntry {
 }
 inventory::collect!(AppEntry);
 
+/// An app that can be released (`app!` with `image` and `chart`).
+#[derive(Debug)]
+pub struct ReleaseEntry {
+    pub name: &'static str,
+    pub location: Location,
+    /// The stages, in promotion order.
+    pub stages: &'static [&'static str],
+    /// A runner per topology the release runs on.
+    pub runners: fn() -> Vec<ReleaseRunner>,
+}
+inventory::collect!(ReleaseEntry);
+
+/// Why a release could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseRunError {
+    #[error(transparent)]
+    Topology(#[from] crate::topology::TopologyError),
+    #[error(transparent)]
+    Release(#[from] crate::release::ReleaseError),
+}
+
+type ReleaseFn = dyn Fn(
+        crate::release::Version,
+        crate::run::Mode,
+        Arc<dyn Progress>,
+    ) -> BoxFuture<'static, Result<crate::release::ReleasePlan, ReleaseRunError>>
+    + Send
+    + Sync;
+
+/// Releases one app on one topology, erasing the topology's type.
+pub struct ReleaseRunner {
+    pub topology: &'static str,
+    run: Box<ReleaseFn>,
+}
+
+impl std::fmt::Debug for ReleaseRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseRunner")
+            .field("topology", &self.topology)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReleaseRunner {
+    pub(crate) fn new(topology: &'static str, run: Box<ReleaseFn>) -> Self {
+        Self { topology, run }
+    }
+
+    pub fn run(
+        &self,
+        version: crate::release::Version,
+        mode: crate::run::Mode,
+        progress: Arc<dyn Progress>,
+    ) -> BoxFuture<'static, Result<crate::release::ReleasePlan, ReleaseRunError>> {
+        (self.run)(version, mode, progress)
+    }
+}
+
 /// A built-in topology and the capabilities it provides.
 #[derive(Debug)]
 pub struct TopologyEntry {

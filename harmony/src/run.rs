@@ -32,6 +32,8 @@ pub enum Event {
     Verified { path: String, check: &'static str },
     /// Objects no longer rendered were removed.
     Pruned { objects: Vec<ObjectRef> },
+    /// A release step finished (built, pushed, delivered).
+    Release { line: String },
 }
 
 /// Ignores every event.

@@ -4,9 +4,12 @@
 //! (`ContainerBuilder`, which turns an image source into an image, lives with
 //! the builders.) Swapping the adapter behind one touches no Score and no app.
 
+use std::path::Path;
+
 use semver::Version;
 
 use super::{ChartRef, ImageRef};
+use crate::build::{BuildError, ImageSource};
 use crate::capability::{BoxFuture, DeployError};
 use crate::chart::{Chart, ChartError};
 use crate::object::Object;
@@ -14,6 +17,43 @@ use crate::oci::distribution::RegistryError;
 use crate::oci::{Artifact, Digest, OciError};
 use crate::plan::Plan;
 use crate::topology::Topology;
+
+/// Turns an image source (a Dockerfile, or a daemonless build such as a Rust
+/// binary) into an OCI image. Paths in the source are relative to `dir`.
+#[diagnostic::on_unimplemented(
+    message = "topology `{Self}` does not provide capability `ContainerBuilder`",
+    label = "needs `ContainerBuilder` (builds container images)",
+    note = "`ContainerBuilder` is provided by the built-in topologies `Local` (daemonless, or buildah for Dockerfiles) and `Ci` (buildah or docker)",
+    note = "release on a topology that provides it, or implement `harmony::release::ContainerBuilder` for `{Self}`"
+)]
+pub trait ContainerBuilder: Topology {
+    fn build_image<'a>(
+        &'a self,
+        source: &'a ImageSource,
+        dir: &'a Path,
+        name: &'a str,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<Artifact, BuildError>>;
+}
+crate::capability!(ContainerBuilder, "builds container images from their sources");
+
+/// The source with its paths made relative to `dir` (a Dockerfile's and
+/// context's paths are written relative to the crate that declares them).
+pub(crate) fn resolved(source: &ImageSource, dir: &Path) -> ImageSource {
+    match source {
+        ImageSource::Dockerfile { dockerfile, context } => ImageSource::Dockerfile {
+            dockerfile: dir.join(dockerfile),
+            context: dir.join(context),
+        },
+        other => other.clone(),
+    }
+}
+
+/// Where builders keep their state: `HARMONY_BUILD_DIR`, or `target/harmony/build`.
+pub fn build_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("HARMONY_BUILD_DIR").map_or_else(|| std::path::PathBuf::from("target/harmony/build"), Into::into);
+    std::env::current_dir().map(|cwd| cwd.join(&dir)).unwrap_or(dir)
+}
 
 /// Where released images are stored.
 #[diagnostic::on_unimplemented(

@@ -1,0 +1,348 @@
+//! Where a release happens: build the image, push it, render the chart
+//! against the pinned image, package and push the chart, then deliver it to
+//! each stage in order, each gated by its verification. The image is
+//! referenced by digest, so every stage runs the same bits.
+//!
+//! A dry run does everything that writes nothing: it builds (builds are
+//! reproducible, so the digest it shows is the one a release pushes) and
+//! plans each stage against what the stage holds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use semver::Version;
+use serde::Serialize;
+
+use super::capability::{ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, OciRegistry, PublishError};
+use super::{ChartRef, ContainerBuilder, ImageRef};
+use crate::build::{BuildError, ImageSource};
+use crate::chart::{Chart, ChartError};
+use crate::local::tag_of;
+use crate::object::Object;
+use crate::oci::Digest;
+use crate::plan::Plan;
+use crate::run::{Event, Mode, Progress};
+use crate::score::ScoreError;
+
+/// What to release, as data: what to build, what to package, where to deliver.
+#[derive(Clone)]
+pub struct AppSpec {
+    /// `<app>-<component>`: release tags read `<name>-v<semver>`.
+    pub name: String,
+    pub doc: String,
+    /// The directory paths are relative to (the declaring crate's).
+    pub dir: PathBuf,
+    pub image: ImageSource,
+    pub chart: ChartSource,
+    /// The stages, in promotion order.
+    pub stages: Vec<String>,
+}
+
+impl std::fmt::Debug for AppSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSpec")
+            .field("name", &self.name)
+            .field("image", &self.image.describe())
+            .field("stages", &self.stages)
+            .finish()
+    }
+}
+
+/// The objects a chart builder renders for one release.
+pub type ChartBuilder = Arc<dyn Fn(&ReleaseCx) -> Result<Vec<Object>, ScoreError> + Send + Sync>;
+
+/// Where the chart comes from.
+#[derive(Clone)]
+pub enum ChartSource {
+    /// Built from typed Rust: a Score rendered against the pinned image.
+    Builder(ChartBuilder),
+    /// A chart directory whose templates are plain manifests.
+    Dir(PathBuf),
+}
+
+impl std::fmt::Debug for ChartSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Builder(_) => f.write_str("Builder(..)"),
+            Self::Dir(d) => f.debug_tuple("Dir").field(d).finish(),
+        }
+    }
+}
+
+/// What a chart builder knows: which app, which version, which image.
+#[derive(Clone, Debug)]
+pub struct ReleaseCx {
+    pub app: String,
+    pub version: Version,
+    /// The released image, pinned to its digest.
+    pub image: ImageRef,
+}
+
+impl ReleaseCx {
+    /// The context of an unreleased working tree (`apply`): the image is
+    /// referenced by the `dev` tag and not built.
+    pub fn development(app: &str) -> Self {
+        let image = ImageRef::new(None, app)
+            .and_then(|i| i.with_tag("dev"))
+            .expect("app names are valid image names");
+        Self {
+            app: app.to_owned(),
+            version: Version::new(0, 0, 0),
+            image,
+        }
+    }
+}
+
+/// What a release did, or (dry run) would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleasePlan {
+    pub app: String,
+    pub version: String,
+    pub topology: String,
+    pub image: String,
+    pub image_source: String,
+    /// Whether the registry already held this exact image.
+    pub image_already_released: bool,
+    pub chart: String,
+    pub chart_digest: String,
+    pub stages: Vec<Plan>,
+    pub dry_run: bool,
+}
+
+impl ReleasePlan {
+    pub fn to_text(&self) -> String {
+        let mut out = format!("{} {} on {}:\n", self.app, self.version, self.topology);
+        let verb = |done: &str, todo: &str| if self.dry_run { todo.to_owned() } else { done.to_owned() };
+        out.push_str(&format!("  image  {}: {}\n", verb("built", "would build"), self.image_source));
+        let pushed = if self.image_already_released {
+            "already released".to_owned()
+        } else {
+            verb("pushed", "would push")
+        };
+        out.push_str(&format!("         {pushed}: {}\n", self.image));
+        out.push_str(&format!(
+            "  chart  {}: {} ({})\n",
+            verb("pushed", "would push"),
+            self.chart,
+            self.chart_digest
+        ));
+        for plan in &self.stages {
+            let s = plan.summary();
+            let state = if s.is_empty() { "up to date".to_owned() } else { s.to_string() };
+            out.push_str(&format!(
+                "  stage  {}: {} ({state})\n",
+                plan.topology,
+                verb("delivered and verified", "would deliver")
+            ));
+            for line in plan.to_text().lines().skip(1) {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// A release failed; what was done before the failure stays done.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("the image of `{app}` could not be built")]
+    Build { app: String, source: BuildError },
+    #[error("`{app}` {version} could not be published")]
+    Publish {
+        app: String,
+        version: String,
+        source: Box<PublishError>,
+    },
+    #[error("`{app}` {version} was already released with a different image ({existing}); this build is {built}")]
+    AlreadyReleased {
+        app: String,
+        version: String,
+        existing: String,
+        built: String,
+    },
+    #[error("the chart of `{app}` could not be made")]
+    Chart { app: String, why: String, help: String },
+    #[error("`{app}` {version} failed on stage `{stage}`")]
+    Delivery {
+        app: String,
+        version: String,
+        stage: String,
+        source: Box<DeliveryError>,
+    },
+}
+
+impl ReleaseError {
+    pub fn why(&self) -> String {
+        match self {
+            Self::Build { source, .. } => source.to_string(),
+            Self::Publish { source, .. } => source.to_string(),
+            Self::AlreadyReleased { .. } => "a released version is immutable: its tag already names other bits".into(),
+            Self::Chart { why, .. } => why.clone(),
+            Self::Delivery { source, .. } => format!("{source}: {}", source.why()),
+        }
+    }
+
+    pub fn help(&self) -> String {
+        match self {
+            Self::Build { source, .. } => source.help(),
+            Self::Publish { source, .. } => source.help(),
+            Self::AlreadyReleased { .. } => "release a new version (a new tag); the released one stays as it is".into(),
+            Self::Chart { help, .. } => help.clone(),
+            Self::Delivery { source, .. } => source.help(),
+        }
+    }
+}
+
+/// Release `spec` at `version` on `topology`.
+pub async fn release<T>(
+    spec: &AppSpec,
+    version: &Version,
+    topology: &T,
+    mode: Mode,
+    progress: &dyn Progress,
+) -> Result<ReleasePlan, ReleaseError>
+where
+    T: ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
+{
+    let app = spec.name.clone();
+    let v = version.to_string();
+    let publish = |source| ReleaseError::Publish {
+        app: app.clone(),
+        version: v.clone(),
+        source: Box::new(source),
+    };
+    let say = |line: String| progress.event(&Event::Release { line });
+
+    // 1. The image: build it, refuse to overwrite a released version, push it.
+    let built = topology
+        .build_image(&spec.image, &spec.dir, &spec.name, version)
+        .await
+        .map_err(|source| ReleaseError::Build { app: app.clone(), source })?;
+    let tag = tag_of(version);
+    say(format!("built image {} ({})", built.digest(), spec.image.describe()));
+    let existing = topology.image_digest(&spec.name, &tag).await.map_err(publish)?;
+    if let Some(existing) = existing.as_ref().filter(|e| **e != built.digest()) {
+        return Err(ReleaseError::AlreadyReleased {
+            app,
+            version: v,
+            existing: existing.to_string(),
+            built: built.digest().to_string(),
+        });
+    }
+    let image = match mode {
+        Mode::Apply => {
+            let pushed = topology.push_image(&spec.name, &tag, &built).await.map_err(publish)?;
+            say(format!("pushed image {pushed}"));
+            pushed
+        }
+        Mode::DryRun => topology
+            .image_location(&spec.name)
+            .map_err(publish)?
+            .with_tag(&tag)
+            .map_err(|e| {
+                publish(PublishError::BadName {
+                    name: tag.clone(),
+                    why: e.why,
+                })
+            })?
+            .with_digest(built.digest()),
+    };
+
+    // 2. The chart: rendered against the pinned image, stamped, packaged, pushed.
+    let cx = ReleaseCx {
+        app: app.clone(),
+        version: version.clone(),
+        image: image.clone(),
+    };
+    let (chart, objects) = chart_of(spec, &cx)?;
+    let (chart_ref, chart_digest): (ChartRef, Digest) = match mode {
+        Mode::Apply => {
+            let pushed = topology.push_chart(&chart, version).await.map_err(publish)?;
+            say(format!("pushed chart {} ({})", pushed.0, pushed.1));
+            pushed
+        }
+        Mode::DryRun => {
+            let location = topology.chart_location(chart.name(), version).map_err(publish)?;
+            let digest = chart
+                .clone()
+                .stamped(version)
+                .artifact()
+                .map_err(|e| publish(PublishError::Chart(e)))?
+                .digest();
+            (location, digest)
+        }
+    };
+
+    // 3. The stages, in order: each delivered and verified before the next.
+    let mut stages = Vec::with_capacity(spec.stages.len());
+    for stage in &spec.stages {
+        let delivery = Delivery {
+            app: app.clone(),
+            stage: stage.clone(),
+            chart: chart_ref.clone(),
+            chart_digest: chart_digest.clone(),
+            objects: objects.clone(),
+        };
+        let plan = match mode {
+            Mode::Apply => {
+                let plan = topology.deliver(&delivery).await.map_err(|source| ReleaseError::Delivery {
+                    app: app.clone(),
+                    version: v.clone(),
+                    stage: stage.clone(),
+                    source: Box::new(source),
+                })?;
+                say(format!("delivered to {stage} and verified ({})", plan.summary()));
+                plan
+            }
+            Mode::DryRun => topology.plan_delivery(&delivery).await.map_err(|e| ReleaseError::Delivery {
+                app: app.clone(),
+                version: v.clone(),
+                stage: stage.clone(),
+                source: Box::new(DeliveryError::Rejected {
+                    stage: stage.clone(),
+                    source: e,
+                }),
+            })?,
+        };
+        stages.push(plan);
+    }
+
+    Ok(ReleasePlan {
+        app,
+        version: v,
+        topology: topology.name().to_owned(),
+        image: image.to_string(),
+        image_source: spec.image.describe(),
+        image_already_released: existing.is_some(),
+        chart: chart_ref.to_string(),
+        chart_digest: chart_digest.to_string(),
+        stages,
+        dry_run: mode == Mode::DryRun,
+    })
+}
+
+/// The chart and the objects it holds.
+fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<(Chart, Vec<Object>), ReleaseError> {
+    let bad = |why: String, help: String| ReleaseError::Chart {
+        app: spec.name.clone(),
+        why,
+        help,
+    };
+    match &spec.chart {
+        ChartSource::Builder(build) => {
+            let objects = build(cx).map_err(|e| bad(e.to_string(), e.help().unwrap_or("fix the chart's Score").to_owned()))?;
+            Ok((Chart::from_objects(&spec.name, &spec.doc, &objects), objects))
+        }
+        ChartSource::Dir(dir) => {
+            let path = spec.dir.join(dir);
+            let chart = Chart::from_dir(&path).map_err(|e: ChartError| bad(e.to_string(), e.help()))?;
+            let objects = chart.plain_objects().map_err(|(file, why)| {
+                bad(
+                    format!("template `{file}` of `{}` {why}", path.display()),
+                    "the GitOps delivery takes charts whose templates are plain manifests; render templated charts with `chart: builder(…)`".into(),
+                )
+            })?;
+            Ok((chart, objects))
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The release pipeline end to end on `local` and `ci`: a real build, the
+//! image and chart stored and read back, every stage delivered in order and
+//! verified, and what a rerun, a reused version or a broken stage does.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use harmony::build::ImageSource;
+use harmony::object::Object;
+use harmony::release::pipeline::{self, ChartSource};
+use harmony::release::{AppSpec, ReleaseCx, ReleaseError, Version};
+use harmony::run::{Mode, Silent};
+use harmony::{Ci, Local};
+use serde_json::json;
+use support::registry::Registry;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// A copy of the `FROM scratch` Dockerfile fixture, so a test may change it.
+fn context(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scratch-image");
+    let dest = dir.join("image");
+    std::fs::create_dir_all(&dest).unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        std::fs::copy(e.path(), dest.join(e.file_name())).unwrap();
+    }
+    dest
+}
+
+/// A Deployment running the released image, and its ConfigMap; `broken`
+/// leaves the ConfigMap out, which verification catches.
+fn objects(cx: &ReleaseCx, broken: bool) -> Vec<Object> {
+    let mut out = Vec::new();
+    if !broken {
+        out.push(Object::from_value(json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"demo","namespace":"demo"},"data":{"v":cx.version.to_string()}})).unwrap());
+    }
+    out.push(
+        Object::from_value(
+            json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"demo","namespace":"demo"},
+        "spec":{"selector":{"matchLabels":{"app":"demo"}},"template":{"metadata":{"labels":{"app":"demo"}},
+        "spec":{"containers":[{"name":"demo","image":cx.image.to_string(),"envFrom":[{"configMapRef":{"name":"demo"}}]}]}}}}),
+        )
+        .unwrap(),
+    );
+    out
+}
+
+fn spec(dir: &Path, broken: bool) -> AppSpec {
+    AppSpec {
+        name: "demo-server".into(),
+        doc: "a demo".into(),
+        dir: dir.to_owned(),
+        image: ImageSource::Dockerfile {
+            dockerfile: "image/Dockerfile".into(),
+            context: "image".into(),
+        },
+        chart: ChartSource::Builder(Arc::new(move |cx: &ReleaseCx| Ok(objects(cx, broken)))),
+        stages: vec!["staging".into(), "production".into()],
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_release_on_local_builds_pushes_and_promotes_stage_by_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    context(tmp.path());
+    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let v = Version::parse("0.1.0").unwrap();
+    let rt = rt();
+
+    // A dry run builds and plans, and writes nothing to the state.
+    let planned = rt
+        .block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::DryRun, &Silent))
+        .unwrap();
+    assert!(planned.dry_run && !tmp.path().join("state").exists());
+    assert_eq!(planned.stages.iter().map(|p| p.summary().add).collect::<Vec<_>>(), [2, 2]);
+
+    let released = rt
+        .block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::Apply, &Silent))
+        .unwrap();
+    assert_eq!(released.image, planned.image, "the dry run showed the digest the release pushed");
+    assert!(released.image.starts_with("demo-server:0.1.0@sha256:"), "{}", released.image);
+    let registry = local.registry();
+    assert!(registry.get("demo-server:0.1.0").unwrap().is_some());
+    assert!(registry.get("charts/demo-server:0.1.0").unwrap().is_some());
+    for stage in ["staging", "production"] {
+        let deployment = tmp
+            .path()
+            .join(format!("state/stages/{stage}/demo-server/manifests/demo/deployment-demo.yaml"));
+        let text = std::fs::read_to_string(&deployment).unwrap();
+        assert!(text.contains(&released.image), "every stage runs the pinned image: {text}");
+    }
+
+    // A rerun finds everything done and changes nothing.
+    let before: Vec<_> = files_under(tmp.path().join("state").as_path())
+        .into_iter()
+        .map(|p| (std::fs::read(&p).unwrap(), p))
+        .collect();
+    let again = rt
+        .block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::Apply, &Silent))
+        .unwrap();
+    assert!(again.image_already_released);
+    assert!(again.stages.iter().all(|p| p.is_empty()));
+    let after: Vec<_> = files_under(tmp.path().join("state").as_path())
+        .into_iter()
+        .map(|p| (std::fs::read(&p).unwrap(), p))
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_released_version_cannot_be_overwritten_with_other_bits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(tmp.path());
+    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let v = Version::parse("1.0.0").unwrap();
+    let rt = rt();
+    rt.block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::Apply, &Silent))
+        .unwrap();
+    std::fs::write(ctx.join("hello.txt"), "different content\n").unwrap();
+    let err = rt
+        .block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::Apply, &Silent))
+        .unwrap_err();
+    assert!(matches!(err, ReleaseError::AlreadyReleased { .. }), "{err:?}");
+    assert!(err.help().contains("new version"));
+}
+
+#[test]
+fn a_stage_that_fails_verification_stops_the_promotion() {
+    let tmp = tempfile::tempdir().unwrap();
+    context(tmp.path());
+    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let err = rt()
+        .block_on(pipeline::release(
+            &spec(tmp.path(), true),
+            &Version::parse("0.2.0").unwrap(),
+            &local,
+            Mode::Apply,
+            &Silent,
+        ))
+        .unwrap_err();
+    let ReleaseError::Delivery { stage, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(stage, "staging");
+    assert!(err.why().contains("needs ConfigMap `demo`"), "{}", err.why());
+    assert!(!tmp.path().join("state/stages/production").exists(), "production was not touched");
+}
+
+#[test]
+fn a_release_on_ci_pushes_to_a_real_registry_that_skopeo_reads() {
+    let registry = Registry::anonymous();
+    let tmp = tempfile::tempdir().unwrap();
+    context(tmp.path());
+    let ci = Ci::new(&registry.address, "team", None, tmp.path().join("gitops"))
+        .unwrap()
+        .with_build_dir(tmp.path().join("build"));
+    let released = rt()
+        .block_on(pipeline::release(
+            &spec(tmp.path(), false),
+            &Version::parse("0.3.0").unwrap(),
+            &ci,
+            Mode::Apply,
+            &Silent,
+        ))
+        .unwrap();
+    assert!(
+        released
+            .image
+            .starts_with(&format!("{}/team/demo-server:0.3.0@sha256:", registry.address)),
+        "{}",
+        released.image
+    );
+    assert_eq!(registry.tags("team/demo-server"), ["0.3.0"]);
+    assert_eq!(registry.tags("team/charts/demo-server"), ["0.3.0"]);
+    let out = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/team/demo-server:0.3.0", registry.address),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        format!("{}/team/demo-server:0.3.0@{}", registry.address, v["Digest"].as_str().unwrap()),
+        released.image
+    );
+    assert!(tmp.path().join("gitops/stages/production/demo-server/inventory.json").is_file());
+}

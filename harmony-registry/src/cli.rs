@@ -393,14 +393,19 @@ fn render(target: &Target, out: &Path, format: Format) -> Result<(), Failure> {
             Err(e) => return Err(failure(app, &target.topology, e)),
         };
         for o in &objects {
-            let body = for_review(o);
+            // Only a Secret's body differs from what was rendered: borrow the rest.
+            let body: std::borrow::Cow<'_, Value> = if o.id().is_secret() {
+                std::borrow::Cow::Owned(for_review(o))
+            } else {
+                std::borrow::Cow::Borrowed(o.body())
+            };
             if to_stdout {
                 let r = match format {
                     Format::Text => sink
                         .write_all(b"---\n")
                         .map_err(|e| e.to_string())
                         .and_then(|()| serde_yaml_ng_to_writer(&mut sink, &body)),
-                    Format::Json => serde_json::to_writer(&mut sink, &body)
+                    Format::Json => serde_json::to_writer(&mut sink, &*body)
                         .map_err(|e| e.to_string())
                         .and_then(|()| sink.write_all(b"\n").map_err(|e| e.to_string())),
                 };
@@ -409,7 +414,7 @@ fn render(target: &Target, out: &Path, format: Format) -> Result<(), Failure> {
                 let id = o.id();
                 let dir = out.join(app.name).join(id.namespace.as_deref().unwrap_or("_cluster"));
                 let path = dir.join(format!("{}.yaml", id.file_stem()));
-                let text = serde_yaml_ng::to_string(&body).map_err(|e| Failure::new(e.to_string()))?;
+                let text = serde_yaml_ng::to_string(&*body).map_err(|e| Failure::new(e.to_string()))?;
                 std::fs::create_dir_all(&dir)
                     .and_then(|()| std::fs::write(&path, text))
                     .map_err(|e| {

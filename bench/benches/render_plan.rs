@@ -19,7 +19,7 @@
 //! cores: `cargo bench -p bench-apps --bench render_plan`.
 //!
 //! Serialization (YAML vs JSON) is not here: it happens in the CLI; the
-//! whole-process comparison in `apps/bench/run.sh` measures it (docs/perf.md).
+//! whole-process comparison in `bench/run.sh` measures it (docs/perf.md).
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The peer benchmark's workload (`/work/shared/bench`), written with the Score DSL.
+//! The peer benchmark's workload (`../shared/bench` (beside the repository)), written with the Score DSL.
 //!
 //! `N` apps, each a ServiceAccount, a ConfigMap (20 keys), a Service and a
 //! Deployment (two containers, env, envFrom, resources, probes, a volume), all

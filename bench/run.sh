@@ -2,16 +2,16 @@
 # Whole-process render and plan of the peer workload: Harmony against helm and the Rust floor,
 # timed side by side in one session with hyperfine (docs/perf.md).
 #
-# usage: apps/bench/run.sh [-n N] [-r RUNS] [-k ROUNDS] [-w WARMUP]
+# usage: bench/run.sh [-n N] [-r RUNS] [-k ROUNDS] [-w WARMUP]
 #   -n N       apps in the workload (default 1000; 4 objects each)
 #   -r RUNS    timed runs per command and round (default 10)
 #   -k ROUNDS  rounds (default 3): every round times every command once more, so a burst of load
 #              from other processes hits all commands alike; medians are over all rounds
 #   -w WARMUP  untimed runs per command and round (default 1)
 #
-# Needs: the peers from /work/shared/bench/setup_peers.sh under $PEERS (default /tmp/perfpeers),
+# Needs: the peers from ../shared/bench/setup_peers.sh under $PEERS (default /tmp/perfpeers),
 # hyperfine (apt-get install hyperfine), python3 with PyYAML (check_equiv.py).
-# Environment: PEERS, BENCH_DIR (default /work/shared/bench), CARGO_TARGET_DIR.
+# Environment: PEERS, BENCH_DIR (default ../shared/bench, beside the repository), CARGO_TARGET_DIR.
 #
 # Every command is an argument vector: hyperfine runs it without a shell (-N), output goes to a
 # pipe (--output=pipe) for every command alike. Prints no host names.
@@ -35,8 +35,8 @@ for v in "$N" "$RUNS" "$ROUNDS" "$WARMUP"; do
 done
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-BENCH_DIR="${BENCH_DIR:-/work/shared/bench}"
+ROOT="$(cd "$HERE/.." && pwd)"
+BENCH_DIR="${BENCH_DIR:-$ROOT/../shared/bench}"
 PEERS="${PEERS:-/tmp/perfpeers}"
 HELM="$PEERS/helm/helm"
 RUSTBASE="$PEERS/rustbase/target/release/rustbase"

@@ -1,0 +1,92 @@
+//! Real Helm reads the charts we build and push: `helm pull` from the
+//! registry, `helm lint`, and `helm template` renders back exactly the objects
+//! the chart was built from, with the secret value given at install time.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use harmony::chart::Chart;
+use harmony::object::Object;
+use harmony::oci::distribution::Remote;
+use harmony::release::Version;
+use serde_json::{Value, json};
+use support::registry::Registry;
+
+/// Installed by `scripts/install-helm` (which `scripts/test` runs).
+fn helm() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/helm/helm");
+    assert!(path.is_file(), "helm is missing: run scripts/install-helm");
+    path
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(helm()).args(args).output().unwrap();
+    assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn helm_pulls_lints_and_renders_our_chart() {
+    let objects = vec![
+        json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"web","namespace":"demo"},
+               "data":{"page":"<p>{{ literal braces }}</p>","port":"8080"}}),
+        json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"web-db","namespace":"demo"},
+               "stringData":{"password":"never-in-the-chart"}}),
+        json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"demo"},
+               "spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},
+               "spec":{"containers":[{"name":"web","image":"127.0.0.1:5000/team/web:0.1.0@sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}]}}}}),
+    ];
+    let typed: Vec<Object> = objects.iter().cloned().map(|v| Object::from_value(v).unwrap()).collect();
+    let chart = Chart::from_objects("web", "a demo", &typed).stamped(&Version::parse("0.1.0").unwrap());
+    let artifact = chart.artifact().unwrap();
+    let packaged = String::from_utf8_lossy(&chart.package().unwrap()).into_owned();
+    assert!(!packaged.contains("never-in-the-chart"));
+
+    let registry = Registry::anonymous();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(Remote::new(&registry.address, None).push("charts/web", "0.1.0", &artifact))
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap();
+    run(&[
+        "pull",
+        &format!("oci://{}/charts/web", registry.address),
+        "--version",
+        "0.1.0",
+        "--plain-http",
+        "-d",
+        dest,
+    ]);
+    let tgz = dir.path().join("web-0.1.0.tgz");
+    assert!(tgz.is_file());
+    run(&["lint", tgz.to_str().unwrap(), "--set-string", "secrets.web-db.password=x"]);
+    let rendered = run(&[
+        "template",
+        "web",
+        tgz.to_str().unwrap(),
+        "--set-string",
+        "secrets.web-db.password=given-at-install",
+    ]);
+
+    let mut docs: Vec<Value> = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&rendered) {
+        let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+        if !v.is_null() {
+            docs.push(v);
+        }
+    }
+    let mut expected = objects.clone();
+    expected[1]["stringData"]["password"] = json!("given-at-install");
+    let key = |v: &Value| {
+        (
+            v["kind"].as_str().unwrap().to_owned(),
+            v["metadata"]["name"].as_str().unwrap().to_owned(),
+        )
+    };
+    docs.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(docs, expected, "helm renders back exactly what the chart was built from");
+}

@@ -250,4 +250,13 @@ fn docker_without_a_daemon_says_what_to_do() {
     }
     assert!(text.contains("HARMONY_BUILDER=buildah"), "{text}");
     assert!(!tmp.path().join("scratch/docker").exists(), "nothing was built");
+    // A dry run finds the same fault without a Dockerfile.
+    assert_eq!(docker.preflight().unwrap_err().to_string(), err.to_string());
+}
+
+#[test]
+fn preflight_finds_buildah() {
+    let buildah = Buildah::in_scratch(Path::new("/nonexistent"));
+    assert_eq!(buildah.tool(), "buildah");
+    buildah.preflight().expect("buildah is installed (scripts/test installs it)");
 }

@@ -109,6 +109,10 @@ impl DockerfileBuilder for Buildah {
         "buildah"
     }
 
+    fn preflight(&self) -> Result<(), BuildError> {
+        run("buildah", Command::new("buildah").arg("--version")).map(drop)
+    }
+
     fn build_dockerfile(&self, dockerfile: &Path, context: &Path, cx: &BuildCx) -> Result<Artifact, BuildError> {
         check_dockerfile(dockerfile, context)?;
         let work = cx.scratch.join("buildah");

@@ -120,6 +120,10 @@ impl DockerfileBuilder for DockerCli {
         "docker"
     }
 
+    fn preflight(&self) -> Result<(), BuildError> {
+        self.check_daemon()
+    }
+
     fn build_dockerfile(&self, dockerfile: &Path, context: &Path, cx: &BuildCx) -> Result<Artifact, BuildError> {
         check_dockerfile(dockerfile, context)?;
         self.check_daemon()?;

@@ -81,6 +81,9 @@ pub trait Buildable: Send + Sync + Debug {
 pub trait DockerfileBuilder: Send + Sync + Debug {
     /// The tool's name (`buildah`, `docker`).
     fn tool(&self) -> &'static str;
+    /// Check, without building, that the tool can build here (installed,
+    /// its daemon reachable): what a dry run reports before any build starts.
+    fn preflight(&self) -> Result<(), BuildError>;
     /// Build `dockerfile` with `context` as its build context.
     fn build_dockerfile(&self, dockerfile: &Path, context: &Path, cx: &BuildCx) -> Result<Artifact, BuildError>;
 }

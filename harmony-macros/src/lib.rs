@@ -8,6 +8,7 @@ use proc_macro::TokenStream;
 mod app;
 mod debug;
 mod score;
+mod suggest;
 
 /// Derive a Score: its capability bounds, its Interpret, its smoke-test
 /// companion and its registry entry.

@@ -28,7 +28,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a capability",
     label = "`requires(..)` takes capability traits only",
-    note = "the built-in capabilities are `K8sDeploy` and `K8sClient`",
+    note = "a capability is a trait declared with `harmony::capability!`, such as `K8sDeploy` or `K8sClient`",
     note = "to make a trait of yours a capability: `harmony::capability!(YourTrait, \"what it provides\");`"
 )]
 pub trait IsCapability {
@@ -86,7 +86,7 @@ pub struct Observed {
     message = "topology `{Self}` does not provide capability `K8sDeploy`",
     label = "needs `K8sDeploy` (a place that accepts and verifies Kubernetes objects)",
     note = "`K8sDeploy` is provided by the built-in topology `Local` (a GitOps directory)",
-    note = "implement `harmony::capability::K8sDeploy` for `{Self}`, or run this Score on a topology that provides it"
+    note = "run this Score on a topology that provides it, or implement `harmony::K8sDeploy` for `{Self}`"
 )]
 pub trait K8sDeploy: Topology {
     /// What the target holds for `set` now (what the last apply left).
@@ -114,9 +114,9 @@ capability!(K8sDeploy, "accepts desired Kubernetes objects and verifies them");
 /// cluster what is really running.
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `K8sClient`",
-    label = "needs `K8sClient` (live access to a Kubernetes cluster)",
-    note = "`K8sClient` is provided by topologies that reach a live cluster; `Local` renders offline and does not provide it",
-    note = "implement `harmony::capability::K8sClient` for `{Self}`, or drop what needs a live cluster (for a Score: its custom `smoke =` check)"
+    label = "needs `K8sClient` (live read access to a Kubernetes cluster)",
+    note = "`K8sClient` is provided by topologies that reach a live cluster; the built-in `Local` renders offline and does not provide it",
+    note = "run this Score on a topology that implements `harmony::K8sClient`, or remove `K8sClient` from its `requires(..)` together with the `smoke =` check that needs it"
 )]
 pub trait K8sClient: Topology {
     /// The object as the cluster has it now, or `None` if it does not exist.

@@ -13,7 +13,11 @@ pub(crate) fn expand(app: &App) -> TokenStream {
         // Named topologies are a promise: each must compile, or the error
         // points at the topology that lacks a capability.
         Some(list) => {
-            let each = list.iter().map(|t| quote_spanned!(t.span()=> #h::runner::<#t, _>(#name, || #score)));
+            // Spanned on the path's last segment, the topology's own name.
+            let each = list.iter().map(|t| {
+                let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
+                quote_spanned!(span=> #h::runner::<#t, _>(#name, || #score))
+            });
             quote!(#h::Vec::from([#(#each),*]))
         }
         None => quote!(#h::app_runners!(#name, || #score)),

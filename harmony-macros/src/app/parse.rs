@@ -30,17 +30,25 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
     };
     let (mut name, mut score, mut topologies) = (None, None, None);
     let mut seen: Vec<String> = Vec::new();
+    // Keys a did-you-mean already points at: not also reported as missing.
+    let mut suggested: Vec<&str> = Vec::new();
     for entry in entries {
         let key = entry.key.to_string();
         if seen.contains(&key) {
-            push(syn::Error::new(entry.key.span(), format!("`{key}` is specified more than once\nhelp: keep one `{key}: …`")));
+            push(syn::Error::new(
+                entry.key.span(),
+                format!("`{key}` is given twice\nhelp: keep one `{key}: …`"),
+            ));
             continue;
         }
         seen.push(key.clone());
         let value = entry.value;
         let empty = value.is_empty();
         if empty {
-            push(syn::Error::new(entry.key.span(), format!("`{key}` has no value\nhelp: write `{key}: {}`", example(&key))));
+            push(syn::Error::new(
+                entry.key.span(),
+                format!("`{key}` has no value\nhelp: write `{key}: {}`", example(&key)),
+            ));
             continue;
         }
         match key.as_str() {
@@ -56,15 +64,22 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
                 Ok(v) => topologies = Some(v),
                 Err(e) => push(e),
             },
-            other => push(unknown_key(&entry.key, other)),
+            other => {
+                suggested.extend(crate::suggest::closest(other, KEYS.iter().copied()));
+                push(unknown_key(&entry.key, other));
+            }
         }
     }
-    let missing = |key: &str| syn::Error::new(Span::call_site(), format!("`app!` is missing `{key}`\nhelp: add `{key}: {}`", example(key)));
-    if name.is_none() && !seen.iter().any(|k| k == "name") {
-        push(missing("name"));
-    }
-    if score.is_none() && !seen.iter().any(|k| k == "score") {
-        push(missing("score"));
+    let missing = |key: &str| {
+        syn::Error::new(
+            Span::call_site(),
+            format!("`app!` is missing `{key}`\nhelp: add `{key}: {}`", example(key)),
+        )
+    };
+    for key in ["name", "score"] {
+        if !seen.iter().any(|k| k == key) && !suggested.contains(&key) {
+            push(missing(key));
+        }
     }
     if let Some(e) = errors {
         return Err(e);
@@ -89,8 +104,12 @@ fn split(input: ParseStream) -> syn::Result<(Vec<syn::Attribute>, Vec<Entry>)> {
     let attrs = input.call(syn::Attribute::parse_outer)?;
     let mut entries = Vec::new();
     while !input.is_empty() {
-        let key: syn::Ident = input.parse().map_err(|e| syn::Error::new(e.span(), "expected a key such as `name`, `score` or `topologies`"))?;
-        input.parse::<Token![:]>().map_err(|_| syn::Error::new(key.span(), format!("expected `:` after `{key}`")))?;
+        let key: syn::Ident = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), "expected a key such as `name`, `score` or `topologies`"))?;
+        input
+            .parse::<Token![:]>()
+            .map_err(|_| syn::Error::new(key.span(), format!("expected `:` after `{key}`")))?;
         let mut value = TokenStream::new();
         while !input.is_empty() && !input.peek(Token![,]) {
             value.extend([input.parse::<TokenTree>()?]);
@@ -104,11 +123,20 @@ fn split(input: ParseStream) -> syn::Result<(Vec<syn::Attribute>, Vec<Entry>)> {
 }
 
 fn parse_topologies(input: ParseStream) -> syn::Result<Vec<syn::Path>> {
+    if !input.peek(syn::token::Bracket) {
+        return Err(syn::Error::new(
+            input.span(),
+            "`topologies` takes a list in brackets\nhelp: write `topologies: [Local]`",
+        ));
+    }
     let content;
-    bracketed!(content in input);
+    let brackets = bracketed!(content in input);
     let list = Punctuated::<syn::Path, Token![,]>::parse_terminated(&content)?;
     if list.is_empty() {
-        return Err(syn::Error::new(input.span(), "`topologies` is empty\nhelp: list at least one, e.g. `topologies: [Local]`, or leave the key out"));
+        return Err(syn::Error::new(
+            brackets.span.join(),
+            "`topologies` is empty\nhelp: list at least one, e.g. `topologies: [Local]`, or leave the key out",
+        ));
     }
     Ok(list.into_iter().collect())
 }
@@ -126,33 +154,21 @@ fn check_name(lit: syn::LitStr) -> syn::Result<syn::LitStr> {
     }
     Err(syn::Error::new(
         lit.span(),
-        format!("app name `{name}` is not valid\nhelp: use 1 to 53 lowercase letters, digits and `-`, starting and ending with a letter or digit, e.g. `\"my-app\"`"),
+        format!(
+            "app name `{name}` is not valid\nhelp: use 1 to 53 lowercase letters, digits and `-`, starting and ending with a letter or digit, e.g. `\"my-app\"`"
+        ),
     ))
 }
 
 fn unknown_key(key: &syn::Ident, name: &str) -> syn::Error {
-    let closest = KEYS.iter().map(|k| (distance(k, name), *k)).min().filter(|(d, _)| *d <= 2);
-    let hint = match closest {
-        Some((_, k)) => format!("help: did you mean `{k}`?"),
-        None => format!("help: the keys are {}", KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+    let hint = match crate::suggest::closest(name, KEYS.iter().copied()) {
+        Some(k) => format!("help: did you mean `{k}`?"),
+        None => format!(
+            "help: the keys are {}",
+            KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        ),
     };
     syn::Error::new(key.span(), format!("unknown key `{name}` in `app!`\n{hint}"))
-}
-
-/// Levenshtein distance, for did-you-mean hints.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 fn doc(attrs: &[syn::Attribute]) -> String {

@@ -1,5 +1,6 @@
-//! What `#[score(..)]` accepts. These receivers are the spec of the derive's
-//! attributes: a key not declared here is an error with a suggestion.
+//! What `#[score(..)]` accepts, read by darling. `keys` checks the keys first
+//! (place, form, typos, repeats) and reports mistakes in our words; a test
+//! keeps its table and these receivers in step.
 
 use darling::util::PathList;
 use darling::{FromDeriveInput, FromField, ast};

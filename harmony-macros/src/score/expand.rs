@@ -32,10 +32,12 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
     generics.params.insert(0, syn::parse_quote!(#topo));
     let (impl_generics, _, _) = generics.split_for_impl();
     let (_, ty_generics, where_clause) = input.generics.split_for_impl();
-    let mut predicates: Vec<TokenStream> = where_clause.map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect()).unwrap_or_default();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
+        .unwrap_or_default();
     predicates.extend(bounds);
 
-    let capability_checks = input.requires.iter().map(|cap| quote_spanned!(cap.span()=> #h::is_capability::<dyn #cap>();));
+    let capability_checks = capability_checks(&h, input.requires.iter());
 
     let (render_body, execute_body) = if input.is_composite() {
         composite_bodies(input, &h, &topo)
@@ -44,6 +46,7 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
     };
 
     let registration = registration(input, &h);
+    let smoke_test = input.smoke.as_ref().map(|_| smoke_test(&h));
 
     quote! {
         const _: () = {
@@ -65,9 +68,39 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
                 }
             }
 
-            const _: () = { #(#capability_checks)* };
+            #capability_checks
+
+            #smoke_test
 
             #registration
+        };
+    }
+}
+
+/// `requires(..)` names capabilities and nothing else. Checked through a
+/// local trait rather than `IsCapability` itself: `do_not_recommend` on its
+/// one impl keeps rustc from listing every capability type in the error,
+/// a list that would change each time a capability is added.
+fn capability_checks<'p>(h: &TokenStream, requires: impl Iterator<Item = &'p syn::Path>) -> TokenStream {
+    let checks: Vec<TokenStream> = requires
+        .map(|cap| quote_spanned!(cap.span()=> __is_capability::<dyn #cap>();))
+        .collect();
+    if checks.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        const _: () = {
+            #[diagnostic::on_unimplemented(
+                message = "`{Self}` is not a capability",
+                label = "`requires(..)` takes capability traits only",
+                note = "a capability is a trait declared with `harmony::capability!`, such as `K8sDeploy` or `K8sClient`; the generated CLI's `list` shows them all",
+                note = "to make a trait of yours a capability: `harmony::capability!(YourTrait, \"what it provides\");`"
+            )]
+            trait __HarmonyCapability {}
+            #[diagnostic::do_not_recommend]
+            impl<__C: ?::core::marker::Sized + #h::IsCapability> __HarmonyCapability for __C {}
+            const fn __is_capability<__C: ?::core::marker::Sized + __HarmonyCapability>() {}
+            #(#checks)*
         };
     }
 }
@@ -75,7 +108,7 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
 fn leaf_bodies(input: &ScoreInput, h: &TokenStream) -> (TokenStream, TokenStream) {
     let render = quote!(<Self as #h::Render>::render(self, cx));
     let check = match &input.smoke {
-        Some(smoke) => quote_spanned!(smoke.span()=> run.smoke(#smoke(self, topology)).await),
+        Some(smoke) => smoke_call(smoke),
         None => quote!(run.verify(topology, &desired).await),
     };
     let execute = quote! {
@@ -88,8 +121,10 @@ fn leaf_bodies(input: &ScoreInput, h: &TokenStream) -> (TokenStream, TokenStream
 
 fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (TokenStream, TokenStream) {
     let children: Vec<_> = input.children().map(|f| (f.ident.as_ref().expect("named fields"), &f.ty)).collect();
-    let renders = children.iter().map(|(name, ty)| quote! {
-        desired.extend(<#ty as #h::Score<#topo>>::render(&self.#name, cx)?);
+    let renders = children.iter().map(|(name, ty)| {
+        quote! {
+            desired.extend(<#ty as #h::Score<#topo>>::render(&self.#name, cx)?);
+        }
     });
     let render = quote! {
         let mut desired = #h::Desired::new();
@@ -106,7 +141,7 @@ fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (
         }
     });
     let check = match &input.smoke {
-        Some(smoke) => quote_spanned!(smoke.span()=> run.smoke(#smoke(self, topology)).await),
+        Some(smoke) => smoke_call(smoke),
         None => quote!(::core::result::Result::Ok(())),
     };
     let execute = quote! {
@@ -114,6 +149,47 @@ fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (
         #check
     };
     (render, execute)
+}
+
+/// `run.smoke(..)` on the future of the user's smoke test, called through
+/// `__HarmonySmokeTest` so that a function of another shape is one error that
+/// says which shape it needs, spanned on the `smoke = ..` path.
+fn smoke_call(smoke: &syn::Path) -> TokenStream {
+    let call = quote_spanned!(smoke.span()=> __HarmonySmokeTest::__call(#smoke, self, topology));
+    quote!(run.smoke(#call).await)
+}
+
+/// What a `smoke = ..` function must be: an async fn of the Score and the
+/// topology. `do_not_recommend` makes a mismatch report this trait's message
+/// rather than the closure-signature details behind it.
+fn smoke_test(h: &TokenStream) -> TokenStream {
+    let test = quote! {
+        ::core::pin::Pin<::std::boxed::Box<dyn #h::Future<Output = #h::Result<(), #h::SmokeError>> + ::core::marker::Send + '__a>>
+    };
+    quote! {
+        #[diagnostic::on_unimplemented(
+            message = "`smoke = ..` must name an `async fn(&self, topology: &T) -> Result<(), SmokeError>`",
+            label = "this is `{Self}`",
+            note = "a smoke test runs after the deploy, with the Score and the topology, and returns `Ok(())` once what was deployed works",
+            note = "for example: `async fn ping<T: harmony::K8sClient>(&self, topology: &T) -> Result<(), harmony::SmokeError>`"
+        )]
+        trait __HarmonySmokeTest<'__a, __S: ?::core::marker::Sized, __T: ?::core::marker::Sized> {
+            fn __call(self, score: &'__a __S, topology: &'__a __T) -> #test;
+        }
+
+        #[diagnostic::do_not_recommend]
+        impl<'__a, __S, __T, __F, __Test> __HarmonySmokeTest<'__a, __S, __T> for __F
+        where
+            __S: ?::core::marker::Sized + '__a,
+            __T: ?::core::marker::Sized + '__a,
+            __F: ::core::ops::FnOnce(&'__a __S, &'__a __T) -> __Test,
+            __Test: #h::Future<Output = #h::Result<(), #h::SmokeError>> + ::core::marker::Send + '__a,
+        {
+            fn __call(self, score: &'__a __S, topology: &'__a __T) -> #test {
+                ::std::boxed::Box::pin(self(score, topology))
+            }
+        }
+    }
 }
 
 /// The registry entry; generic Scores have no single type to register.
@@ -124,7 +200,10 @@ fn registration(input: &ScoreInput, h: &TokenStream) -> TokenStream {
     let ident = &input.ident;
     let name = ident.to_string();
     let docs = doc(&input.attrs);
-    let requires = input.requires.iter().map(|p| p.segments.last().map(|s| s.ident.to_string()).unwrap_or_default());
+    let requires = input
+        .requires
+        .iter()
+        .map(|p| p.segments.last().map(|s| s.ident.to_string()).unwrap_or_default());
     let smoke = match &input.smoke {
         Some(p) => {
             let s = p.to_token_stream().to_string().replace(' ', "");
@@ -160,10 +239,13 @@ fn registration(input: &ScoreInput, h: &TokenStream) -> TokenStream {
 }
 
 /// After an error: a stub impl so that uses of the type elsewhere do not add
-/// a cascade of "`X` is not a Score" errors to the real one.
+/// a cascade of "`X` is not a Score" errors to the real one. It honours
+/// `crate = ..` and still checks what `requires(..)` names, so that those
+/// names are neither unresolved nor reported as unused imports.
 pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
     let ident = &input.ident;
-    let krate: syn::Path = syn::parse_quote!(::harmony);
+    let (krate, requires) = super::keys::lenient(input);
+    let krate: syn::Path = krate.unwrap_or_else(|| syn::parse_quote!(::harmony));
     let h = quote!(#krate::__private);
     let mut generics = input.generics.clone();
     generics.params.insert(0, syn::parse_quote!(__T: #h::Topology));
@@ -172,6 +254,13 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
     if !matches!(&input.data, syn::Data::Struct(_)) {
         return TokenStream::new();
     }
+    let mut unique: Vec<&syn::Path> = Vec::new();
+    for cap in &requires {
+        if !unique.contains(&cap) {
+            unique.push(cap);
+        }
+    }
+    let capability_checks = capability_checks(&h, unique.into_iter());
     quote! {
         const _: () = {
             impl #impl_generics #h::Score<__T> for #ident #ty_generics #where_clause {
@@ -184,6 +273,7 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
                     ::core::panic!("this Score failed to derive; see the compile error")
                 }
             }
+            #capability_checks
         };
     }
 }

@@ -1,9 +1,11 @@
-//! `#[derive(Score)]`: parse (attrs) → check (validate) → generate (expand).
-//! On error, the errors and a stub impl are emitted together, so one mistake
-//! does not cascade into a page of unrelated trait errors.
+//! `#[derive(Score)]`: check the keys (keys) → parse (attrs) → check the
+//! rules (validate) → generate (expand). On error, the errors and a stub impl
+//! are emitted together, so one mistake does not cascade into a page of
+//! unrelated trait errors.
 
 mod attrs;
 mod expand;
+mod keys;
 mod validate;
 
 use proc_macro2::TokenStream;
@@ -29,6 +31,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 
 fn try_expand(input: &syn::DeriveInput) -> Result<TokenStream, TokenStream> {
     validate::shape(input).map_err(|e| e.to_compile_error())?;
+    keys::check(input).map_err(|e| e.to_compile_error())?;
     let parsed = <attrs::ScoreInput as darling::FromDeriveInput>::from_derive_input(input).map_err(|e| e.write_errors())?;
     validate::validate(&parsed).map_err(|e| e.write_errors())?;
     Ok(expand::expand(&parsed))

@@ -34,3 +34,144 @@ fn composite() {
     });
     insta::assert_snapshot!(pretty(out));
 }
+
+/// `keys::KEYS` and darling's receivers describe the same keys: each key,
+/// written as its example at its place, passes the check and is read by darling.
+#[test]
+fn every_key_is_one_darling_reads() {
+    use super::keys::{KEYS, Place};
+    for key in KEYS {
+        let example: proc_macro2::TokenStream = key.example.parse().expect("the example is tokens");
+        let input: syn::DeriveInput = match key.place {
+            Place::Struct => syn::parse_quote! {
+                #[score(#example)]
+                struct S { #[score(child)] a: A }
+            },
+            Place::Field => syn::parse_quote! {
+                struct S { #[score(#example)] a: harmony::Secret<String> }
+            },
+        };
+        super::keys::check(&input).unwrap_or_else(|e| panic!("`{}` is rejected by the key check: {e}", key.name));
+        <super::attrs::ScoreInput as darling::FromDeriveInput>::from_derive_input(&input)
+            .unwrap_or_else(|e| panic!("`{}` is not read by darling: {e}", key.name));
+    }
+}
+
+/// Key mistakes are reported by the key check, in our words, each on its key.
+#[test]
+fn key_mistakes_are_ours() {
+    let cases: &[(syn::DeriveInput, &str)] = &[
+        (
+            syn::parse_quote!(
+                #[score(smok = Self::ping)]
+                struct S {
+                    a: A,
+                }
+            ),
+            "unknown key `smok` in `#[score(..)]`\nhelp: did you mean `smoke`?",
+        ),
+        (
+            syn::parse_quote!(
+                #[score(smoke = Self::a, smoke = Self::b)]
+                struct S {
+                    a: A,
+                }
+            ),
+            "`smoke` is given twice\nhelp: keep one `smoke = Self::ping`",
+        ),
+        (
+            syn::parse_quote!(
+                #[score(smoke)]
+                struct S {
+                    a: A,
+                }
+            ),
+            "`smoke` needs a value\nhelp: write `smoke = Self::ping`",
+        ),
+        (
+            syn::parse_quote!(
+                #[score(smoke = || 1)]
+                struct S {
+                    a: A,
+                }
+            ),
+            "`smoke` takes the path of an `async fn(&self, topology: &T) -> Result<(), SmokeError>`\nhelp: write `smoke = Self::ping`",
+        ),
+        (
+            syn::parse_quote!(
+                #[score(requires)]
+                struct S {
+                    a: A,
+                }
+            ),
+            "`requires` takes a list in parentheses\nhelp: write `requires(K8sClient)`",
+        ),
+        (
+            syn::parse_quote!(
+                #[score(requires())]
+                struct S {
+                    a: A,
+                }
+            ),
+            "`requires()` lists nothing\nhelp: name at least one, e.g. `requires(K8sClient)`, or remove it",
+        ),
+        (
+            syn::parse_quote!(
+                #[score(requires("K8sClient"))]
+                struct S {
+                    a: A,
+                }
+            ),
+            "`requires(..)` takes the names of capability traits\nhelp: write e.g. `requires(K8sClient)`",
+        ),
+        (
+            syn::parse_quote!(
+                #[score(child)]
+                struct S {
+                    a: A,
+                }
+            ),
+            "`child` goes on a field, not on the struct\nhelp: put `#[score(child)]` on the field it is about",
+        ),
+        (
+            syn::parse_quote!(
+                struct S {
+                    #[score(child = true)]
+                    a: A,
+                }
+            ),
+            "`child` takes no value\nhelp: write `#[score(child)]`",
+        ),
+        (
+            syn::parse_quote!(
+                struct S {
+                    #[score(smoke = Self::a)]
+                    a: A,
+                }
+            ),
+            "`smoke` goes on the struct, not on a field\nhelp: put `#[score(smoke = Self::ping)]` above the struct, under `#[derive(Score)]`",
+        ),
+        (
+            syn::parse_quote!(
+                struct S {
+                    #[score]
+                    a: A,
+                }
+            ),
+            "`#[score]` needs its keys in parentheses\nhelp: write e.g. `#[score(child)]`",
+        ),
+        (
+            syn::parse_quote!(
+                struct S {
+                    #[score(zzzzzz)]
+                    a: A,
+                }
+            ),
+            "unknown key `zzzzzz` in `#[score(..)]`\nhelp: the keys on a field are `child`, `secret`",
+        ),
+    ];
+    for (input, want) in cases {
+        let got = super::keys::check(input).expect_err(want).to_string();
+        assert_eq!(&got, want);
+    }
+}

@@ -41,8 +41,10 @@ pub(crate) fn validate(input: &ScoreInput) -> Result<(), Error> {
 /// A child is a Score and a secret is a value: one field cannot be both.
 fn check_child_not_secret(field: &ScoreField) -> Result<(), Error> {
     if field.child.is_present() && field.secret.is_present() {
-        return Err(Error::custom("a field cannot be both `child` and `secret`\nhelp: a child is a Score; keep secrets inside the child Score that renders them")
-            .with_span(&field.secret.span()));
+        return Err(Error::custom(
+            "a field cannot be both `child` and `secret`\nhelp: a child is a Score; keep secrets inside the child Score that renders them",
+        )
+        .with_span(&field.secret.span()));
     }
     Ok(())
 }
@@ -50,15 +52,18 @@ fn check_child_not_secret(field: &ScoreField) -> Result<(), Error> {
 /// `secret` promises redaction; only `Secret<_>` keeps that promise, since its
 /// Debug and Serialize never print the value.
 fn check_secret_type(field: &ScoreField) -> Result<(), Error> {
-    if !field.secret.is_present() {
+    // Both keys on one field is `check_child_not_secret`'s error alone.
+    if !field.secret.is_present() || field.child.is_present() {
         return Ok(());
     }
     let is_secret = matches!(&field.ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Secret"));
     if is_secret {
         return Ok(());
     }
-    Err(Error::custom("a `secret` field must have type `harmony::Secret<_>`, which never prints its value\nhelp: wrap it: `harmony::Secret<String>`")
-        .with_span(&field.ty.span()))
+    Err(Error::custom(
+        "a `secret` field must have type `harmony::Secret<_>`, which never prints its value\nhelp: wrap it: `harmony::Secret<String>`",
+    )
+    .with_span(&field.ty.span()))
 }
 
 /// Listing a capability twice is harmless to the compiler but a sign of a typo.
@@ -67,7 +72,12 @@ fn check_requires_unique(input: &ScoreInput) -> Result<(), Error> {
     for (i, path) in input.requires.iter().enumerate() {
         if input.requires[..i].contains(path) {
             let name = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
-            errors.push(Error::custom(format!("capability `{name}` is listed twice in `requires(..)`\nhelp: remove the second `{name}`")).with_span(path));
+            errors.push(
+                Error::custom(format!(
+                    "capability `{name}` is listed twice in `requires(..)`\nhelp: remove the second `{name}`"
+                ))
+                .with_span(path),
+            );
         }
     }
     errors.finish()

@@ -1,0 +1,21 @@
+// `topologies: []` promises nothing: the error says to list one or drop the key.
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score, Default)]
+pub struct Site {
+    pub namespace: String,
+}
+
+impl Render for Site {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+harmony::app! {
+    name: "site",
+    score: Site::default(),
+    topologies: [],
+}
+
+fn main() {}

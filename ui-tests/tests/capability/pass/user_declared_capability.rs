@@ -1,0 +1,67 @@
+// A capability of the user's own, declared with `harmony::capability!`, is
+// accepted by `requires(..)` and provided by a user topology.
+use harmony::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
+use harmony::object::{Object, ObjectRef};
+use harmony::secret::Redactor;
+use harmony::{Desired, Render, RenderCx, Score, ScoreError, SmokeError, Topology};
+
+/// Create and verify DNS records.
+pub trait DnsRecords: Topology {
+    fn zone(&self) -> &str;
+}
+harmony::capability!(DnsRecords, "create and verify DNS records");
+
+#[derive(Debug)]
+pub struct Edge;
+
+impl Topology for Edge {
+    fn name(&self) -> &str {
+        "edge"
+    }
+}
+
+impl DnsRecords for Edge {
+    fn zone(&self) -> &str {
+        "example.org"
+    }
+}
+
+impl K8sDeploy for Edge {
+    fn observe<'a>(&'a self, _: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
+        Box::pin(async { Ok(Observed { objects: Default::default(), redactor: Redactor::new([0; 32]) }) })
+    }
+    fn dry_run<'a>(&'a self, _: &'a ApplySet, _: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn apply<'a>(&'a self, _: &'a ApplySet, _: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn prune<'a>(&'a self, _: &'a ApplySet, _: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn commit<'a>(&'a self, _: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn verify<'a>(&'a self, _: &'a ApplySet, _: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A record in the topology's zone.
+#[derive(Score)]
+#[score(requires(DnsRecords))]
+pub struct Record {
+    pub host: String,
+}
+
+impl Render for Record {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+fn run_on<T: Topology, S: Score<T>>(_: &S) {}
+
+fn main() {
+    run_on::<Edge, _>(&Record { host: "www".into() });
+}

@@ -70,8 +70,11 @@ fn plan_apply_plan_round_trip_with_exit_codes() {
 
     let apply = cli.run(&["apply", "--yes"]);
     assert_eq!(code(&apply), 0, "{}", text(&apply.stderr));
-    assert!(text(&apply.stderr).contains("verified webapp/server"), "smoke tests gate each step");
-    assert!(cli.state.join("webapp/manifests/webapp/deployment-webapp.yaml").is_file());
+    assert!(
+        text(&apply.stderr).contains("verified webapp-server/server"),
+        "smoke tests gate each step"
+    );
+    assert!(cli.state.join("webapp-server/manifests/webapp/deployment-webapp.yaml").is_file());
 
     let again = cli.run(&["plan"]);
     assert_eq!(code(&again), 0, "{}", text(&again.stdout));
@@ -83,13 +86,19 @@ fn a_second_apply_without_changes_writes_nothing() {
     let cli = Cli::new();
     assert_eq!(code(&cli.run(&["apply", "--yes"])), 0);
     let before = tree(&cli.state);
-    let mtime = fs::metadata(cli.state.join("webapp/inventory.json")).unwrap().modified().unwrap();
+    let mtime = fs::metadata(cli.state.join("webapp-server/inventory.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let second = cli.run(&["apply", "--yes"]);
     assert_eq!(code(&second), 0);
     assert!(text(&second.stdout).contains("No changes"), "{}", text(&second.stdout));
     assert_eq!(tree(&cli.state), before);
     assert_eq!(
-        fs::metadata(cli.state.join("webapp/inventory.json")).unwrap().modified().unwrap(),
+        fs::metadata(cli.state.join("webapp-server/inventory.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
         mtime
     );
 }
@@ -117,16 +126,16 @@ fn an_unknown_topology_lists_the_valid_ones_and_does_nothing() {
 #[test]
 fn an_unknown_app_suggests_the_closest() {
     let cli = Cli::new();
-    let out = cli.run(&["plan", "webap"]);
+    let out = cli.run(&["plan", "webapp-srver"]);
     assert_eq!(code(&out), 1);
-    assert!(text(&out.stderr).contains("did you mean `webapp`?"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("did you mean `webapp-server`?"), "{}", text(&out.stderr));
 }
 
 #[test]
 fn a_corrupt_state_file_is_reported_and_left_as_it_was() {
     let cli = Cli::new();
     assert_eq!(code(&cli.run(&["apply", "--yes"])), 0);
-    let inventory = cli.state.join("webapp/inventory.json");
+    let inventory = cli.state.join("webapp-server/inventory.json");
     fs::write(&inventory, b"{\"format\": 1, \"app\": \"webapp\", \"objects\": [").unwrap();
     let before = tree(&cli.state);
     for args in [&["plan"][..], &["apply", "--yes"], &["dry-run"]] {
@@ -144,7 +153,7 @@ fn an_unwritable_state_directory_is_reported_and_prior_state_kept() {
     let cli = Cli::new();
     assert_eq!(code(&cli.run(&["apply", "--yes"])), 0);
     // A file where the manifests directory must be: no user, root included, can write there.
-    let manifests = cli.state.join("webapp/manifests");
+    let manifests = cli.state.join("webapp-server/manifests");
     fs::rename(&manifests, cli.state.join("manifests.moved")).unwrap();
     fs::write(&manifests, b"not a directory").unwrap();
     let before = tree(&cli.state);
@@ -177,7 +186,7 @@ fn render_writes_reviewable_manifests_with_secrets_redacted() {
         &[("WEBAPP_DB_PASSWORD", "render-canary-5521")],
     );
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    let secret = fs::read_to_string(out_dir.join("webapp/webapp/secret-webapp-database.yaml")).unwrap();
+    let secret = fs::read_to_string(out_dir.join("webapp-server/webapp/secret-webapp-database.yaml")).unwrap();
     assert!(secret.contains("password: <redacted>"), "{secret}");
     let files = tree(&out_dir);
     assert_eq!(files.len(), 5);
@@ -192,7 +201,7 @@ fn plan_json_is_machine_readable() {
     assert_eq!(code(&out), 2);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["add"], 5);
-    assert_eq!(v["plans"][0]["app"], "webapp");
+    assert_eq!(v["plans"][0]["app"], "webapp-server");
     assert_eq!(v["plans"][0]["changes"][0]["action"], "add");
 }
 
@@ -212,10 +221,11 @@ fn the_secret_canary_never_appears() {
         &["plan"],
         &["list"],
         &["list", "--output", "json"],
-        &["explain", "webapp"],
+        &["explain", "webapp-server"],
         &["explain", "Credentials", "--output", "json"],
         &["render"],
         &["render", "--output", "json"],
+        &["release", "--from-tag", "webapp-server-v0.1.0"],
     ] {
         outputs.push(cli.run_with(args, &env));
     }
@@ -224,11 +234,11 @@ fn the_secret_canary_never_appears() {
     outputs.push(cli.run_with(&["plan"], &changed));
     outputs.push(cli.run_with(&["apply", "--yes"], &changed));
     // And an apply that fails (corrupt state) shows it in no error either.
-    fs::write(cli.state.join("webapp/inventory.json"), b"[").unwrap();
+    fs::write(cli.state.join("webapp-server/inventory.json"), b"[").unwrap();
     outputs.push(cli.run_with(&["apply", "--yes"], &env));
     assert_eq!(code(outputs.last().unwrap()), 1);
 
-    let plan = text(&outputs[11].stdout);
+    let plan = text(&outputs[12].stdout);
     assert!(plan.contains("stringData.password: \"<redacted>\" -> \"<redacted>\""), "{plan}");
     for o in &outputs {
         for stream in [&o.stdout, &o.stderr] {
@@ -244,4 +254,40 @@ fn the_secret_canary_never_appears() {
             path.display()
         );
     }
+}
+
+#[test]
+fn a_bad_release_tag_fails_before_any_work() {
+    let cli = Cli::new();
+    for (tag, says) in [
+        ("webapp-srv-v0.1.0", "did you mean `webapp-server`?"),
+        ("webapp-server-v0.1", "invalid version"),
+        ("webapp-server-0.1.0", "no `-v<version>` part"),
+        ("", "the release tag is empty"),
+    ] {
+        let out = cli.run(&["release", "--from-tag", tag]);
+        assert_eq!(code(&out), 1, "{tag}");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{tag}: {err}");
+        assert!(!err.contains("built image"), "no work started: {err}");
+    }
+    assert!(!cli.state.exists());
+}
+
+#[test]
+fn release_dry_run_builds_and_plans_but_writes_nothing() {
+    let cli = Cli::new();
+    let build = cli._dir.path().join("build");
+    let out = cli.run_with(
+        &["release", "--from-tag", "webapp-server-v0.1.0", "--dry-run"],
+        &[("HARMONY_BUILD_DIR", build.to_str().unwrap())],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("would push: webapp-server:0.1.0@sha256:"), "{stdout}");
+    assert!(
+        stdout.contains("stage  staging: would deliver (5 to add") && stdout.contains("stage  production"),
+        "{stdout}"
+    );
+    assert!(!cli.state.exists(), "nothing pushed or delivered");
 }

@@ -10,20 +10,28 @@ pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a s
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance.
+/// Edit distance where swapping two neighbouring letters counts as one edit
+/// (optimal string alignment): `nmae` is one edit from `name`, two from `image`.
 fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -33,7 +41,7 @@ mod tests {
     #[test]
     fn suggests_close_keys_only() {
         assert_eq!(closest("smok", ["requires", "smoke", "crate"]), Some("smoke"));
-        assert_eq!(closest("nmae", ["name", "score", "topologies"]), Some("name"));
+        assert_eq!(closest("nmae", ["name", "score", "image", "topologies"]), Some("name"));
         assert_eq!(closest("chld", ["child", "secret"]), Some("child"));
         assert_eq!(closest("zzzzzz", ["name", "score"]), None);
         // Two letters are not a typo of a four-letter key.

@@ -470,12 +470,28 @@ pub fn list(format: Format) -> String {
             .map(|t| json!({"name": t.name, "about": t.about, "capabilities": t.capabilities}))
             .collect();
         let capabilities: Vec<Value> = capabilities.iter().map(|c| json!({"name": c.name, "about": c.about})).collect();
-        return json_text(&json!({"apps": apps, "scores": scores, "topologies": topologies, "capabilities": capabilities}));
+        let releases: Vec<Value> = crate::releases()
+            .iter()
+            .map(
+                |r| json!({"name": r.name, "stages": r.stages, "topologies": (r.runners)().iter().map(|r| r.topology).collect::<Vec<_>>()}),
+            )
+            .collect();
+        return json_text(
+            &json!({"apps": apps, "releases": releases, "scores": scores, "topologies": topologies, "capabilities": capabilities}),
+        );
     }
     let mut out = String::from("Apps:\n");
     for a in &apps {
         let runs: Vec<_> = (a.runners)().iter().map(|r| r.topology).collect();
         out.push_str(&format!("  {:<20} {}  [{}]\n", a.name, first_line(a.doc), runs.join(", ")));
+    }
+    let releases = crate::releases();
+    if !releases.is_empty() {
+        out.push_str("\nReleases (`release --from-tag <name>-v<semver>`):\n");
+        for r in &releases {
+            let on: Vec<_> = (r.runners)().iter().map(|r| r.topology).collect();
+            out.push_str(&format!("  {:<20} through {}  [{}]\n", r.name, r.stages.join(", "), on.join(", ")));
+        }
     }
     out.push_str("\nScores:\n");
     for s in &scores {
@@ -525,6 +541,16 @@ pub fn explain(name: &str, format: Format) -> Result<String, Failure> {
             let _ = writeln!(o, "  root Score:  {}", (a.score)());
             let _ = writeln!(o, "  needs:       {}", join_or(&needs, "nothing"));
             let _ = writeln!(o, "  runs on:     {}", join_or(&runs, "no built-in topology"));
+            if let Some(r) = crate::releases().into_iter().find(|r| r.name == a.name) {
+                let on: Vec<&str> = (r.runners)().iter().map(|r| r.topology).collect();
+                let _ = writeln!(
+                    o,
+                    "  releases:    `release --from-tag {}-v<semver>` through {} (on {})",
+                    r.name,
+                    r.stages.join(", "),
+                    on.join(", ")
+                );
+            }
             let _ = writeln!(o, "  declared at: {}", a.location);
         }
         return Ok(o);

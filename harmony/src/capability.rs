@@ -85,7 +85,7 @@ pub struct Observed {
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `K8sDeploy`",
     label = "needs `K8sDeploy` (a place that accepts and verifies Kubernetes objects)",
-    note = "`K8sDeploy` is provided by the built-in topology `Local` (a GitOps directory)",
+    note = "`K8sDeploy` is provided by the built-in topologies `Local` and `Ci` (a GitOps directory)",
     note = "run this Score on a topology that provides it, or implement `harmony::K8sDeploy` for `{Self}`"
 )]
 pub trait K8sDeploy: Topology {

@@ -14,13 +14,12 @@ pub use crate::registry::{AppEntry, FieldInfo, Location, Runner, ScoreEntry};
 pub use crate::run::{InterpretError, Run};
 pub use crate::score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use crate::topology::{BuiltinTopology, Topology};
-pub use crate::{__app_runners as app_runners, __score_topologies as score_topologies};
+pub use crate::{__app_runners as app_runners, __release_runners as release_runners, __score_topologies as score_topologies};
 
 pub use crate::build::{ImageSource, RustBinary};
 use crate::engine;
-pub use crate::registry::ReleaseEntry;
-use crate::registry::ReleaseRunner;
 use crate::registry::{Outcome, Request, RunError};
+pub use crate::registry::{ReleaseEntry, ReleaseRunner};
 use crate::release::pipeline;
 pub use crate::release::{AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, OciRegistry, ReleaseCx};
 
@@ -190,6 +189,54 @@ macro_rules! __app_runners {
         let mut runners = $crate::__private::Vec::new();
         runners.extend((&&AppProbe::<_, $crate::local::Local>::new($app, $make)).runner());
         runners.extend((&&AppProbe::<_, $crate::ci::Ci>::new($app, $make)).runner());
+        runners
+    }};
+}
+
+/// Probes whether built-in topology `T` can release.
+#[derive(Debug)]
+pub struct ReleaseProbe<T>(PhantomData<T>);
+
+impl<T> ReleaseProbe<T> {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+pub trait Releases {
+    fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner>;
+}
+
+impl<T> Releases for &ReleaseProbe<T>
+where
+    T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
+{
+    fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner> {
+        Some(release_runner::<T>(spec))
+    }
+}
+
+pub trait DoesNotRelease {
+    fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner>;
+}
+
+impl<T> DoesNotRelease for ReleaseProbe<T> {
+    fn runner(&self, _: fn() -> AppSpec) -> Option<ReleaseRunner> {
+        None
+    }
+}
+
+/// The release runners of an app on every built-in topology that can release.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __release_runners {
+    ($spec:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{DoesNotRelease as _, ReleaseProbe, Releases as _};
+        let mut runners = $crate::__private::Vec::new();
+        runners.extend((&&ReleaseProbe::<$crate::local::Local>::new()).runner($spec));
+        runners.extend((&&ReleaseProbe::<$crate::ci::Ci>::new()).runner($spec));
         runners
     }};
 }

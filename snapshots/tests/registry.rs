@@ -11,7 +11,7 @@ use webapp as _;
 fn list_and_explain() {
     insta::assert_snapshot!("list_text", lines_hidden(&cli::list(Format::Text)));
     insta::assert_snapshot!("list_json", lines_hidden(&cli::list(Format::Json)));
-    insta::assert_snapshot!("explain_app", lines_hidden(&cli::explain("webapp", Format::Text).unwrap()));
+    insta::assert_snapshot!("explain_app", lines_hidden(&cli::explain("webapp-server", Format::Text).unwrap()));
     insta::assert_snapshot!("explain_score", lines_hidden(&cli::explain("Credentials", Format::Text).unwrap()));
     insta::assert_snapshot!("explain_score_json", lines_hidden(&cli::explain("Server", Format::Json).unwrap()));
     insta::assert_snapshot!("explain_topology", lines_hidden(&cli::explain("local", Format::Text).unwrap()));

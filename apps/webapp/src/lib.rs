@@ -11,6 +11,7 @@ use harmony::k8s_openapi::api::core::v1::{
 };
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use harmony::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use harmony::release::ReleaseCx;
 use harmony::{Desired, Render, RenderCx, Score, ScoreError, Secret};
 
 /// The environment variable that holds the database password.
@@ -37,11 +38,14 @@ pub struct WebApp {
 }
 
 impl WebApp {
-    /// The app as deployed by default; the password comes from `WEBAPP_DB_PASSWORD`
+    /// The app for one release (or, for `apply`, the working tree): its
+    /// server runs `cx.image`. The password comes from `WEBAPP_DB_PASSWORD`
     /// when it is set (a development value otherwise).
-    pub fn from_env() -> Self {
+    pub fn release(cx: &ReleaseCx) -> Self {
         let password = Secret::from_env(PASSWORD_VAR).unwrap_or_else(|_| Secret::new("development-only-password".to_owned()));
-        Self::new("webapp", password)
+        let mut app = Self::new("webapp", password);
+        app.server.image = cx.image.to_string();
+        app
     }
 
     pub fn new(namespace: &str, database_password: Secret<String>) -> Self {
@@ -71,8 +75,10 @@ impl WebApp {
 
 harmony::app! {
     /// A small web application: settings, credentials, server and Service.
-    name: "webapp",
-    score: crate::WebApp::from_env(),
+    name: "webapp-server",
+    image: Buildable(harmony::build::RustBinary::new("webapp-server").port(8080)),
+    chart: builder(crate::WebApp::release),
+    stages: [staging, production],
 }
 
 const APP: &str = "webapp";

@@ -1,14 +1,27 @@
-//! Code generation for `app!`: the registry entry and a runner per topology.
+//! Code generation for `app!`: the registry entries (an app `apply` can
+//! deploy; and, with `image` and `chart`, a release) and a runner per topology.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::parse::App;
+use super::parse::{App, ChartKind, Image, Release};
 
 pub(crate) fn expand(app: &App) -> TokenStream {
     let h = quote!(::harmony::__private);
-    let (name, doc, score) = (&app.name, &app.doc, &app.score);
+    let (name, doc) = (&app.name, &app.doc);
+    // What `apply` deploys: the given Score, or the chart builder's for the working tree.
+    let score = match (&app.score, &app.release) {
+        (Some(score), _) => quote!(#score),
+        (
+            None,
+            Some(Release {
+                chart: ChartKind::Builder(f),
+                ..
+            }),
+        ) => quote!(#f(&#h::ReleaseCx::development(#name))),
+        (None, _) => unreachable!("parse requires `score` unless the chart is a builder"),
+    };
     let runners = match &app.topologies {
         // Named topologies are a promise: each must compile, or the error
         // points at the topology that lacks a capability.
@@ -22,6 +35,7 @@ pub(crate) fn expand(app: &App) -> TokenStream {
         }
         None => quote!(#h::app_runners!(#name, || #score)),
     };
+    let release = app.release.as_ref().map(|r| release(app, r, &h));
     quote! {
         const _: () = {
             fn __harmony_runners() -> #h::Vec<#h::Runner> {
@@ -40,6 +54,58 @@ pub(crate) fn expand(app: &App) -> TokenStream {
                     runners: __harmony_runners,
                 }
             }
+            #release
         };
+    }
+}
+
+/// The `AppSpec` (pure data), the release runners, and the release's registry entry.
+fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
+    let (name, doc) = (&app.name, &app.doc);
+    let image = match &r.image {
+        Image::Dockerfile { dockerfile, context } => {
+            let context = context.as_ref().map_or_else(|| quote!("."), |c| quote!(#c));
+            quote!(#h::ImageSource::Dockerfile { dockerfile: ::std::path::PathBuf::from(#dockerfile), context: ::std::path::PathBuf::from(#context) })
+        }
+        Image::Buildable(expr) => quote_spanned!(expr.span()=> #h::ImageSource::Buildable(::std::sync::Arc::new(#expr))),
+    };
+    let chart = match &r.chart {
+        ChartKind::Builder(f) => quote_spanned!(f.span()=> #h::chart_builder(#name, #f)),
+        ChartKind::Dir(d) => quote!(#h::ChartSource::Dir(::std::path::PathBuf::from(#d))),
+        ChartKind::Published { url, version } => quote!(#h::ChartSource::Published { url: #url, version: #version }),
+    };
+    let stages: Vec<String> = r.stages.iter().map(ToString::to_string).collect();
+    let runners = match &app.topologies {
+        Some(list) => {
+            let each = list.iter().map(|t| {
+                let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
+                quote_spanned!(span=> #h::release_runner::<#t>(__harmony_spec))
+            });
+            quote!(#h::Vec::from([#(#each),*]))
+        }
+        None => quote!(#h::release_runners!(__harmony_spec)),
+    };
+    quote! {
+        fn __harmony_spec() -> #h::AppSpec {
+            #h::AppSpec {
+                name: ::std::string::String::from(#name),
+                doc: ::std::string::String::from(#doc),
+                dir: ::std::path::PathBuf::from(::core::env!("CARGO_MANIFEST_DIR")),
+                image: #image,
+                chart: #chart,
+                stages: #h::Vec::from([#(::std::string::String::from(#stages)),*]),
+            }
+        }
+        fn __harmony_release_runners() -> #h::Vec<#h::ReleaseRunner> {
+            #runners
+        }
+        #h::inventory::submit! {
+            #h::ReleaseEntry {
+                name: #name,
+                location: #h::Location { file: ::core::file!(), line: ::core::line!() },
+                stages: &[#(#stages),*],
+                runners: __harmony_release_runners,
+            }
+        }
     }
 }

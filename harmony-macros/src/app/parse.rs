@@ -7,13 +7,36 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Token, bracketed};
 
-const KEYS: &[&str] = &["name", "score", "topologies"];
+const KEYS: &[&str] = &["name", "score", "image", "chart", "stages", "topologies"];
 
 pub(crate) struct App {
     pub doc: String,
     pub name: syn::LitStr,
-    pub score: syn::Expr,
+    /// The Score `apply` deploys; for a release app without one, the chart builder's.
+    pub score: Option<syn::Expr>,
+    pub release: Option<Release>,
     pub topologies: Option<Vec<syn::Path>>,
+}
+
+/// What `image`, `chart` and `stages` say: how the app is released.
+pub(crate) struct Release {
+    pub image: Image,
+    pub chart: ChartKind,
+    pub stages: Vec<syn::Ident>,
+}
+
+pub(crate) enum Image {
+    Dockerfile {
+        dockerfile: syn::LitStr,
+        context: Option<syn::LitStr>,
+    },
+    Buildable(syn::Expr),
+}
+
+pub(crate) enum ChartKind {
+    Builder(syn::Path),
+    Dir(syn::LitStr),
+    Published { url: syn::LitStr, version: syn::LitStr },
 }
 
 struct Entry {
@@ -29,6 +52,9 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
         None => errors = Some(e),
     };
     let (mut name, mut score, mut topologies) = (None, None, None);
+    let (mut image, mut chart, mut stages) = (None, None, None);
+    let mut image_span = None;
+    let mut stages_span = None;
     let mut seen: Vec<String> = Vec::new();
     // Keys a did-you-mean already points at: not also reported as missing.
     let mut suggested: Vec<&str> = Vec::new();
@@ -60,6 +86,24 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
                 Ok(v) => score = Some(v),
                 Err(e) => push(e),
             },
+            "image" => {
+                image_span = Some(entry.key.span());
+                match parse_image.parse2(value) {
+                    Ok(v) => image = Some(v),
+                    Err(e) => push(e),
+                }
+            }
+            "chart" => match parse_chart.parse2(value) {
+                Ok(v) => chart = Some(v),
+                Err(e) => push(e),
+            },
+            "stages" => {
+                stages_span = Some(entry.key.span());
+                match parse_stages.parse2(value) {
+                    Ok(v) => stages = Some(v),
+                    Err(e) => push(e),
+                }
+            }
             "topologies" => match parse_topologies.parse2(value) {
                 Ok(v) => topologies = Some(v),
                 Err(e) => push(e),
@@ -76,18 +120,61 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
             format!("`app!` is missing `{key}`\nhelp: add `{key}: {}`", example(key)),
         )
     };
-    for key in ["name", "score"] {
+    // `apply` deploys `score`; a chart built from a Score can stand in for it.
+    let builder_chart = matches!(chart, Some(ChartKind::Builder(_)));
+    let mut required = vec!["name"];
+    let chart_failed = seen.iter().any(|k| k == "chart") && chart.is_none();
+    if !builder_chart && !chart_failed {
+        required.push("score");
+    }
+    for key in required {
         if !seen.iter().any(|k| k == key) && !suggested.contains(&key) {
             push(missing(key));
         }
     }
+    let has = |k: &str| seen.iter().any(|s| s == k);
+    if has("image") && !has("chart") && !suggested.contains(&"chart") {
+        push(syn::Error::new(
+            image_span.unwrap_or_else(Span::call_site),
+            "an app with an `image` needs a `chart` to deliver it\nhelp: add `chart: builder(crate::my_chart)`, `chart: dir(\"charts/my-app\")` or `chart: published(\"oci://…\", \"1.0.0\")`",
+        ));
+    }
+    if has("chart") && !has("image") && !suggested.contains(&"image") {
+        push(syn::Error::new(
+            Span::call_site(),
+            "an app with a `chart` needs an `image` to release\nhelp: add `image: Dockerfile(\"Dockerfile\")` or `image: Buildable(…)`",
+        ));
+    }
+    if has("stages") && !has("image") {
+        push(syn::Error::new(
+            stages_span.unwrap_or_else(Span::call_site),
+            "`stages` are the steps of a release, and this app has no `image` and `chart` to release\nhelp: add `image` and `chart`, or remove `stages`",
+        ));
+    }
     if let Some(e) = errors {
         return Err(e);
     }
+    let release = match (image, chart) {
+        (Some(image), Some(chart)) => {
+            let default = || {
+                ["staging", "production"]
+                    .iter()
+                    .map(|s| syn::Ident::new(s, Span::call_site()))
+                    .collect()
+            };
+            Some(Release {
+                image,
+                chart,
+                stages: stages.unwrap_or_else(default),
+            })
+        }
+        _ => None,
+    };
     Ok(App {
         doc: doc(&attrs),
         name: name.expect("checked above"),
-        score: score.expect("checked above"),
+        score,
+        release,
         topologies,
     })
 }
@@ -96,8 +183,146 @@ fn example(key: &str) -> &'static str {
     match key {
         "name" => "\"my-app\"",
         "score" => "my_crate::MyScore { … }",
+        "image" => "Dockerfile(\"Dockerfile\")",
+        "chart" => "builder(crate::my_chart)",
+        "stages" => "[staging, production]",
         _ => "[Local]",
     }
+}
+
+/// `Dockerfile("path")`, `Dockerfile("path", "context")` or `Buildable(expr)`.
+fn parse_image(input: ParseStream) -> syn::Result<Image> {
+    let kind: syn::Ident = input.parse().map_err(|e| syn::Error::new(e.span(), IMAGE_HELP))?;
+    let content;
+    syn::parenthesized!(content in input);
+    match kind.to_string().as_str() {
+        "Dockerfile" => {
+            let dockerfile: syn::LitStr = content.parse().map_err(|e| syn::Error::new(e.span(), "`Dockerfile(..)` takes the Dockerfile's path as a string\nhelp: write `Dockerfile(\"Dockerfile\")` or `Dockerfile(\"path/Dockerfile\", \"context/dir\")`"))?;
+            let context = if content.peek(Token![,]) {
+                content.parse::<Token![,]>()?;
+                if content.is_empty() {
+                    None
+                } else {
+                    Some(content.parse::<syn::LitStr>()?)
+                }
+            } else {
+                None
+            };
+            if dockerfile.value().is_empty() {
+                return Err(syn::Error::new(dockerfile.span(), "the Dockerfile path is empty"));
+            }
+            no_more(&content)?;
+            Ok(Image::Dockerfile { dockerfile, context })
+        }
+        "Buildable" => {
+            let expr: syn::Expr = content.parse()?;
+            no_more(&content)?;
+            Ok(Image::Buildable(expr))
+        }
+        other => Err(syn::Error::new(
+            kind.span(),
+            format!("`{other}` is not an image source\n{IMAGE_HELP}"),
+        )),
+    }
+}
+
+const IMAGE_HELP: &str = "help: an image is `Dockerfile(\"path\")` or `Buildable(harmony::build::RustBinary::new(\"my-crate\"))`";
+const CHART_HELP: &str =
+    "help: a chart is `builder(crate::my_chart)`, `dir(\"charts/my-app\")` or `published(\"oci://registry/ns/chart\", \"1.4.2\")`";
+
+/// `builder(path)`, `dir("path")` or `published("oci://…", "x.y.z")`.
+fn parse_chart(input: ParseStream) -> syn::Result<ChartKind> {
+    let kind: syn::Ident = input.parse().map_err(|e| syn::Error::new(e.span(), CHART_HELP))?;
+    let content;
+    syn::parenthesized!(content in input);
+    let chart = match kind.to_string().as_str() {
+        "builder" => ChartKind::Builder(content.parse().map_err(|e| syn::Error::new(e.span(), "`builder(..)` takes the path of a function `fn(&harmony::release::ReleaseCx) -> impl Score`\nhelp: write `builder(crate::my_chart)`"))?),
+        "dir" => ChartKind::Dir(content.parse()?),
+        "published" => {
+            let url: syn::LitStr = content.parse()?;
+            content.parse::<Token![,]>().map_err(|e| syn::Error::new(e.span(), "`published(..)` takes the chart's URL and its version\nhelp: write `published(\"oci://registry/ns/chart\", \"1.4.2\")`"))?;
+            let version: syn::LitStr = content.parse()?;
+            check_published(&url, &version)?;
+            ChartKind::Published { url, version }
+        }
+        other => return Err(syn::Error::new(kind.span(), format!("`{other}` is not a chart source\n{CHART_HELP}"))),
+    };
+    if content.peek(Token![,]) {
+        content.parse::<Token![,]>()?;
+    }
+    no_more(&content)?;
+    Ok(chart)
+}
+
+fn no_more(content: ParseStream) -> syn::Result<()> {
+    if content.is_empty() {
+        Ok(())
+    } else {
+        Err(content.error("unexpected extra argument"))
+    }
+}
+
+/// The checks that can be made here; the rest happen when the reference is parsed.
+fn check_published(url: &syn::LitStr, version: &syn::LitStr) -> syn::Result<()> {
+    let u = url.value();
+    let host = u.strip_prefix("oci://").and_then(|rest| rest.split_once('/')).map(|(h, _)| h);
+    if host.is_none_or(str::is_empty) {
+        return Err(syn::Error::new(
+            url.span(),
+            format!("`{u}` is not a chart URL\nhelp: write `oci://registry/namespace/chart`"),
+        ));
+    }
+    let v = version.value();
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    let semver = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0')));
+    if !semver {
+        return Err(syn::Error::new(
+            version.span(),
+            format!("`{v}` is not a semver version\nhelp: pin an exact version such as `\"1.4.2\"`"),
+        ));
+    }
+    Ok(())
+}
+
+/// `[staging, production]`: lowercase names, each once.
+fn parse_stages(input: ParseStream) -> syn::Result<Vec<syn::Ident>> {
+    if !input.peek(syn::token::Bracket) {
+        return Err(syn::Error::new(
+            input.span(),
+            "`stages` takes a list in brackets\nhelp: write `stages: [staging, production]`",
+        ));
+    }
+    let content;
+    let brackets = bracketed!(content in input);
+    let list = Punctuated::<syn::Ident, Token![,]>::parse_terminated(&content)?;
+    if list.is_empty() {
+        return Err(syn::Error::new(
+            brackets.span.join(),
+            "`stages` is empty\nhelp: list at least one, e.g. `stages: [production]`, or leave the key out for `[staging, production]`",
+        ));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for stage in &list {
+        let s = stage.to_string();
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(syn::Error::new(
+                stage.span(),
+                format!("stage `{s}` is not valid\nhelp: stage names are lowercase, e.g. `staging`"),
+            ));
+        }
+        if seen.contains(&s) {
+            return Err(syn::Error::new(
+                stage.span(),
+                format!("stage `{s}` is listed twice\nhelp: a release reaches each stage once"),
+            ));
+        }
+        seen.push(s);
+    }
+    Ok(list.into_iter().collect())
 }
 
 fn split(input: ParseStream) -> syn::Result<(Vec<syn::Attribute>, Vec<Entry>)> {
@@ -144,6 +369,12 @@ fn parse_topologies(input: ParseStream) -> syn::Result<Vec<syn::Path>> {
 /// App names name directories, Kubernetes labels and Helm releases.
 fn check_name(lit: syn::LitStr) -> syn::Result<syn::LitStr> {
     let name = lit.value();
+    if ["registry", "stages"].contains(&name.as_str()) {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("app name `{name}` is reserved: the local state directory uses it\nhelp: pick another name, e.g. `\"{name}-app\"`"),
+        ));
+    }
     let ok = !name.is_empty()
         && name.len() <= 53
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

@@ -56,8 +56,10 @@ pub type ChartBuilder = Arc<dyn Fn(&ReleaseCx) -> Result<Vec<Object>, ScoreError
 pub enum ChartSource {
     /// Built from typed Rust: a Score rendered against the pinned image.
     Builder(ChartBuilder),
-    /// A chart directory whose templates are plain manifests.
+    /// A chart directory, relative to the declaring crate.
     Dir(PathBuf),
+    /// A chart already in a registry, installed at a pinned version.
+    Published { url: &'static str, version: &'static str },
 }
 
 impl std::fmt::Debug for ChartSource {
@@ -65,6 +67,7 @@ impl std::fmt::Debug for ChartSource {
         match self {
             Self::Builder(_) => f.write_str("Builder(..)"),
             Self::Dir(d) => f.debug_tuple("Dir").field(d).finish(),
+            Self::Published { url, version } => write!(f, "Published({url}, {version})"),
         }
     }
 }
@@ -343,6 +346,13 @@ fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<(Chart, Vec<Object>), Rele
                 )
             })?;
             Ok((chart, objects))
+        }
+        ChartSource::Published { url, version } => {
+            let chart = super::ChartRef::parse(url, version).map_err(|e| bad(e.to_string(), e.help.clone()))?;
+            Err(bad(
+                format!("{chart} is a published chart, and delivering it means rendering its templates"),
+                "the GitOps delivery of `local` and `ci` takes charts built with `chart: builder(…)`; published charts are installed by a cluster's delivery".into(),
+            ))
         }
     }
 }

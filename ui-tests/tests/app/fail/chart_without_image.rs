@@ -1,0 +1,25 @@
+// A chart alone cannot be released: it needs an image.
+use harmony::release::ReleaseCx;
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score, Default)]
+pub struct Site {
+    pub namespace: String,
+}
+
+impl Render for Site {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+fn site(_: &ReleaseCx) -> Site {
+    Site::default()
+}
+
+harmony::app! {
+    name: "site",
+    chart: builder(site),
+}
+
+fn main() {}

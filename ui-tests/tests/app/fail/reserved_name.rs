@@ -1,0 +1,25 @@
+// App names the local state directory uses for itself are refused.
+use harmony::release::ReleaseCx;
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score, Default)]
+pub struct Site {
+    pub namespace: String,
+}
+
+impl Render for Site {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+fn site(_: &ReleaseCx) -> Site {
+    Site::default()
+}
+
+harmony::app! {
+    name: "registry",
+    score: Site::default(),
+}
+
+fn main() {}

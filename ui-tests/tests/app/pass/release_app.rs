@@ -1,0 +1,37 @@
+// An app with an image, a chart built from typed Rust, stages and
+// topologies: released on `Local` and `Ci`, deployed by `apply` too.
+use harmony::release::ReleaseCx;
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score, Default)]
+pub struct Site {
+    pub image: String,
+}
+
+impl Render for Site {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+fn site(cx: &ReleaseCx) -> Site {
+    Site { image: cx.image.to_string() }
+}
+
+harmony::app! {
+    /// A site, released from a Dockerfile.
+    name: "site-web",
+    image: Dockerfile("Dockerfile", "."),
+    chart: builder(site),
+    stages: [staging, production],
+    topologies: [harmony::Local, harmony::Ci],
+}
+
+harmony::app! {
+    name: "site-api",
+    score: Site::default(),
+    image: Buildable(harmony::build::RustBinary::new("site-api")),
+    chart: dir("charts/site-api"),
+}
+
+fn main() {}

@@ -206,3 +206,19 @@ fn skopeo_reads_the_local_layout() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Digest"], img.digest().to_string());
 }
+
+/// A registry that accepts connections but never answers: the push gives up
+/// after the timeout with an error that says how to wait longer.
+#[test]
+fn a_registry_that_never_answers_times_out() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap().to_string();
+    let remote = Remote::new(&address, None).with_timeout(std::time::Duration::from_millis(500));
+    let err = rt().block_on(remote.push("team/webapp", "0.1.0", &image("silent"))).unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("no answer within") && err.to_string().contains("HARMONY_REGISTRY_TIMEOUT"),
+        "{err}"
+    );
+    drop(silent);
+}

@@ -4,8 +4,10 @@
 //! registry reports is the digest we computed, and an interrupted push is
 //! finished by running it again.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Once;
+use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
@@ -29,7 +31,13 @@ pub struct Remote {
     registry: String,
     client: Client,
     auth: RegistryAuth,
+    timeout: Duration,
 }
+
+/// How long one registry request may take before the registry counts as
+/// unreachable (`HARMONY_REGISTRY_TIMEOUT`, in seconds).
+pub const TIMEOUT_VAR: &str = "HARMONY_REGISTRY_TIMEOUT";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,15 +117,26 @@ impl Remote {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.expose().clone()),
             None => RegistryAuth::Anonymous,
         };
+        let timeout = std::env::var(TIMEOUT_VAR)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
         Self {
             registry: registry.to_owned(),
             client,
             auth,
+            timeout,
         }
     }
 
     pub fn registry(&self) -> &str {
         &self.registry
+    }
+
+    /// Give up on a request after `timeout` instead of `HARMONY_REGISTRY_TIMEOUT`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     fn reference(&self, image: &ImageRef) -> Reference {
@@ -174,47 +193,52 @@ impl Remote {
         }
     }
 
+    /// Await one registry request, giving up after the timeout.
+    async fn within<T>(&self, shown: &str, request: impl Future<Output = Result<T, OciDistributionError>>) -> Result<T, RegistryError> {
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(result) => result.map_err(|e| self.error(shown, e)),
+            Err(_) => Err(RegistryError::Unreachable {
+                registry: self.registry.clone(),
+                why: format!("no answer within {} s (set `{TIMEOUT_VAR}` to wait longer)", self.timeout.as_secs()),
+            }),
+        }
+    }
+
     /// Push `artifact` as `repository:tag`; returns the reference pinned to its digest.
     pub async fn push(&self, repository: &str, tag: &str, artifact: &Artifact) -> Result<ImageRef, RegistryError> {
         let image = ImageRef::new(Some(&self.registry), repository)?.with_tag(tag)?;
         let reference = self.reference(&image);
         let shown = image.to_string();
-        self.client
-            .auth(&reference, &self.auth, RegistryOperation::Push)
-            .await
-            .map_err(|e| self.error(&shown, e))?;
+        self.within(&shown, self.client.auth(&reference, &self.auth, RegistryOperation::Push))
+            .await?;
         for blob in std::iter::once(artifact.config()).chain(artifact.layers()) {
             let digest = blob.digest().to_string();
-            let present = self
-                .client
-                .blob_exists(&reference, &digest)
-                .await
-                .map_err(|e| self.error(&shown, e))?;
+            let present = self.within(&shown, self.client.blob_exists(&reference, &digest)).await?;
             if !present {
-                self.client
-                    .push_blob(&reference, blob.bytes().to_vec(), &digest)
-                    .await
-                    .map_err(|e| self.error(&shown, e))?;
+                self.within(&shown, self.client.push_blob(&reference, blob.bytes().to_vec(), &digest))
+                    .await?;
             }
         }
         let manifest = artifact.manifest_blob();
         let content_type = http::HeaderValue::from_static(media::MANIFEST);
-        self.client
-            .push_manifest_raw(&reference, manifest.bytes().to_vec(), content_type)
-            .await
-            .map_err(|e| self.error(&shown, e))?;
+        self.within(
+            &shown,
+            self.client.push_manifest_raw(&reference, manifest.bytes().to_vec(), content_type),
+        )
+        .await?;
         Ok(image.with_digest(manifest.digest().clone()))
     }
 
     /// The digest `image` points at now, or `None` if the registry does not have it.
     pub async fn resolve(&self, image: &ImageRef) -> Result<Option<Digest>, RegistryError> {
         let reference = self.reference(image);
-        match self.client.fetch_manifest_digest(&reference, &self.auth).await {
+        match self
+            .within(&image.to_string(), self.client.fetch_manifest_digest(&reference, &self.auth))
+            .await
+        {
             Ok(d) => d.parse().map(Some).map_err(RegistryError::from),
-            Err(e) => match self.error(&image.to_string(), e) {
-                RegistryError::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(other) => Err(other),
         }
     }
 
@@ -225,10 +249,8 @@ impl Remote {
         let shown = image.to_string();
         let accepted = [media::MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"];
         let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&reference, &self.auth, &accepted)
-            .await
-            .map_err(|e| self.error(&shown, e))?;
+            .within(&shown, self.client.pull_manifest_raw(&reference, &self.auth, &accepted))
+            .await?;
         let digest = Digest::sha256_of(&bytes);
         if let Some(expected) = image.digest().filter(|e| **e != digest) {
             return Err(RegistryError::DigestMismatch {
@@ -251,10 +273,8 @@ impl Remote {
 
     async fn pull_blob(&self, reference: &Reference, shown: &str, d: &super::Descriptor) -> Result<Blob, RegistryError> {
         let mut bytes = Vec::with_capacity(d.size as usize);
-        self.client
-            .pull_blob(reference, d.digest.as_str(), &mut bytes)
-            .await
-            .map_err(|e| self.error(shown, e))?;
+        self.within(shown, self.client.pull_blob(reference, d.digest.as_str(), &mut bytes))
+            .await?;
         let blob = Blob::new(d.media_type.clone(), bytes);
         if blob.digest().to_string() != d.digest {
             return Err(RegistryError::DigestMismatch {

@@ -217,6 +217,10 @@ where
     let say = |line: String| progress.event(&Event::Release { line });
 
     // 1. The image: build it, refuse to overwrite a released version, push it.
+    say(format!(
+        "building image: {} (a first build compiles everything; later ones reuse the cache)",
+        spec.image.describe()
+    ));
     let built = topology
         .build_image(&spec.image, &spec.dir, &spec.name, version)
         .await

@@ -263,3 +263,16 @@ impl ContinuousDelivery for Ci {
         Box::pin(async move { deliver_to_directory(&self.directory.stage(&delivery.stage), delivery).await })
     }
 }
+
+impl crate::release::HttpProbe for Ci {
+    /// Runs the released image's entrypoint here, with the environment the
+    /// delivery gives it, and asks it (see [`crate::release::smoke`]).
+    fn probe<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        image: &'a Artifact,
+        check: &'a crate::release::HttpCheck,
+    ) -> BoxFuture<'a, Result<(), SmokeError>> {
+        Box::pin(async move { crate::release::smoke::run_image(image, &delivery.objects, check) })
+    }
+}

@@ -543,3 +543,16 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), DeployEr
         io("replace", e)
     })
 }
+
+impl crate::release::HttpProbe for Local {
+    /// Runs the released image's entrypoint here, with the environment the
+    /// delivery gives it, and asks it (see [`crate::release::smoke`]).
+    fn probe<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        image: &'a Artifact,
+        check: &'a crate::release::HttpCheck,
+    ) -> BoxFuture<'a, Result<(), SmokeError>> {
+        Box::pin(async move { crate::release::smoke::run_image(image, &delivery.objects, check) })
+    }
+}

@@ -14,14 +14,19 @@ pub use crate::registry::{AppEntry, FieldInfo, Location, Runner, ScoreEntry};
 pub use crate::run::{InterpretError, Run};
 pub use crate::score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use crate::topology::{BuiltinTopology, Topology};
-pub use crate::{__app_runners as app_runners, __release_runners as release_runners, __score_topologies as score_topologies};
+pub use crate::{
+    __app_runners as app_runners, __release_runners as release_runners, __release_runners_smoked as release_runners_smoked,
+    __score_topologies as score_topologies,
+};
 
 pub use crate::build::{ImageSource, RustBinary};
 use crate::engine;
 use crate::registry::{Outcome, Request, RunError};
 pub use crate::registry::{ReleaseEntry, ReleaseRunner};
 use crate::release::pipeline;
-pub use crate::release::{AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, OciRegistry, ReleaseCx};
+pub use crate::release::{
+    AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, HttpCheck, HttpProbe, OciRegistry, ReleaseCx,
+};
 
 /// Fails to compile unless `C` is a capability (`requires(..)` checks each name with it).
 pub const fn is_capability<C: ?Sized + IsCapability>() {}
@@ -64,6 +69,23 @@ where
             Box::pin(async move {
                 let topology = T::from_env()?;
                 Ok(pipeline::release(&spec, &version, &topology, mode, &*progress).await?)
+            })
+        }),
+    )
+}
+
+/// The release runner of an app with `smoke`: the topology must also run it.
+pub fn release_runner_smoked<T>(spec: fn() -> AppSpec) -> ReleaseRunner
+where
+    T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery + HttpProbe,
+{
+    ReleaseRunner::new(
+        T::NAME,
+        Box::new(move |version, mode, progress| {
+            let spec = spec();
+            Box::pin(async move {
+                let topology = T::from_env()?;
+                Ok(pipeline::release_smoked(&spec, &version, &topology, mode, &*progress).await?)
             })
         }),
     )
@@ -237,6 +259,46 @@ macro_rules! __release_runners {
         let mut runners = $crate::__private::Vec::new();
         runners.extend((&&ReleaseProbe::<$crate::local::Local>::new()).runner($spec));
         runners.extend((&&ReleaseProbe::<$crate::ci::Ci>::new()).runner($spec));
+        runners
+    }};
+}
+
+/// Probes whether built-in topology `T` can release an app with `smoke`.
+#[derive(Debug)]
+pub struct SmokedReleaseProbe<T>(PhantomData<T>);
+
+impl<T> SmokedReleaseProbe<T> {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T> Releases for &SmokedReleaseProbe<T>
+where
+    T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery + HttpProbe,
+{
+    fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner> {
+        Some(release_runner_smoked::<T>(spec))
+    }
+}
+
+impl<T> DoesNotRelease for SmokedReleaseProbe<T> {
+    fn runner(&self, _: fn() -> AppSpec) -> Option<ReleaseRunner> {
+        None
+    }
+}
+
+/// The release runners of an app with `smoke` on every built-in topology that can run it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __release_runners_smoked {
+    ($spec:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{DoesNotRelease as _, Releases as _, SmokedReleaseProbe};
+        let mut runners = $crate::__private::Vec::new();
+        runners.extend((&&SmokedReleaseProbe::<$crate::local::Local>::new()).runner($spec));
+        runners.extend((&&SmokedReleaseProbe::<$crate::ci::Ci>::new()).runner($spec));
         runners
     }};
 }

@@ -60,6 +60,7 @@ fn spec(dir: &Path, broken: bool) -> AppSpec {
         },
         chart: ChartSource::Builder(Arc::new(move |cx: &ReleaseCx| Ok(objects(cx, broken)))),
         stages: vec!["staging".into(), "production".into()],
+        smoke: None,
     }
 }
 
@@ -207,4 +208,73 @@ fn a_release_on_ci_pushes_to_a_real_registry_that_skopeo_reads() {
         released.image
     );
     assert!(tmp.path().join("gitops/stages/production/demo-server/inventory.json").is_file());
+}
+
+/// An app whose image is a small HTTP service, checked with `GET <path>`
+/// after each delivery: the Deployment gives it a password from a Secret.
+fn smoked(dir: &Path, path: &str) -> AppSpec {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/http-ok");
+    let ws = dir.join("http-ok");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    for f in ["Cargo.toml", "Cargo.lock", "src/main.rs"] {
+        std::fs::copy(fixture.join(f), ws.join(f)).unwrap();
+    }
+    let objects = |cx: &ReleaseCx| {
+        Ok(vec![
+            Object::from_value(json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","namespace":"demo"},"stringData":{"password":"smoke-canary-4471"}})).unwrap(),
+            Object::from_value(json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"svc","namespace":"demo"},
+                "spec":{"selector":{"matchLabels":{"app":"svc"}},"template":{"metadata":{"labels":{"app":"svc"}},
+                "spec":{"containers":[{"name":"svc","image":cx.image.to_string(),
+                "env":[{"name":"DB_PASSWORD","valueFrom":{"secretKeyRef":{"name":"db","key":"password"}}}]}]}}}})).unwrap(),
+        ])
+    };
+    AppSpec {
+        name: "svc".into(),
+        doc: String::new(),
+        dir: ws,
+        image: ImageSource::Buildable(Arc::new(harmony::build::RustBinary::new("http-ok"))),
+        chart: ChartSource::Builder(Arc::new(objects)),
+        stages: vec!["staging".into(), "production".into()],
+        smoke: Some(harmony::release::HttpCheck::get(path)),
+    }
+}
+
+#[test]
+fn an_http_smoke_test_gates_each_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let rt = rt();
+    let released = rt.block_on(pipeline::release_smoked(
+        &smoked(tmp.path(), "/healthz"),
+        &Version::parse("1.0.0").unwrap(),
+        &local,
+        Mode::Apply,
+        &Silent,
+    ));
+    assert_eq!(released.unwrap().stages.len(), 2);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let mut check = smoked(tmp.path(), "/missing");
+    check.smoke.as_mut().unwrap().timeout = std::time::Duration::from_secs(2);
+    let err = rt
+        .block_on(pipeline::release_smoked(
+            &check,
+            &Version::parse("1.0.0").unwrap(),
+            &local,
+            Mode::Apply,
+            &Silent,
+        ))
+        .unwrap_err();
+    let ReleaseError::Delivery { stage, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(stage, "staging");
+    let why = err.why();
+    assert!(
+        why.contains("it answered 404") && why.contains("starting with password <redacted>"),
+        "{why}"
+    );
+    assert!(!format!("{err:?} {why} {}", err.help()).contains("smoke-canary-4471"));
+    assert!(!tmp.path().join("state/stages/production").exists(), "production was not touched");
 }

@@ -79,6 +79,7 @@ harmony::app! {
     image: Buildable(harmony::build::RustBinary::new("webapp-server").port(8080)),
     chart: builder(crate::WebApp::release),
     stages: [staging, production],
+    smoke: http_get("/healthz"),
 }
 
 const APP: &str = "webapp";

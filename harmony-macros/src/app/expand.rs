@@ -75,15 +75,24 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
         ChartKind::Published { url, version } => quote!(#h::ChartSource::Published { url: #url, version: #version }),
     };
     let stages: Vec<String> = r.stages.iter().map(ToString::to_string).collect();
+    // With `smoke`, releasing also needs `HttpProbe`: other runners, other bounds.
+    let (runner, probe) = match &r.smoke {
+        Some(_) => (quote!(release_runner_smoked), quote!(release_runners_smoked)),
+        None => (quote!(release_runner), quote!(release_runners)),
+    };
+    let smoke = match &r.smoke {
+        Some(path) => quote!(::core::option::Option::Some(#h::HttpCheck::get(#path))),
+        None => quote!(::core::option::Option::None),
+    };
     let runners = match &app.topologies {
         Some(list) => {
             let each = list.iter().map(|t| {
                 let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
-                quote_spanned!(span=> #h::release_runner::<#t>(__harmony_spec))
+                quote_spanned!(span=> #h::#runner::<#t>(__harmony_spec))
             });
             quote!(#h::Vec::from([#(#each),*]))
         }
-        None => quote!(#h::release_runners!(__harmony_spec)),
+        None => quote!(#h::#probe!(__harmony_spec)),
     };
     quote! {
         fn __harmony_spec() -> #h::AppSpec {
@@ -94,6 +103,7 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
                 image: #image,
                 chart: #chart,
                 stages: #h::Vec::from([#(::std::string::String::from(#stages)),*]),
+                smoke: #smoke,
             }
         }
         fn __harmony_release_runners() -> #h::Vec<#h::ReleaseRunner> {

@@ -7,7 +7,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Token, bracketed};
 
-const KEYS: &[&str] = &["name", "score", "image", "chart", "stages", "topologies"];
+const KEYS: &[&str] = &["name", "score", "image", "chart", "stages", "smoke", "topologies"];
 
 pub(crate) struct App {
     pub doc: String,
@@ -23,6 +23,8 @@ pub(crate) struct Release {
     pub image: Image,
     pub chart: ChartKind,
     pub stages: Vec<syn::Ident>,
+    /// `smoke: http_get("/path")`: checked after each stage's delivery.
+    pub smoke: Option<syn::LitStr>,
 }
 
 pub(crate) enum Image {
@@ -52,7 +54,8 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
         None => errors = Some(e),
     };
     let (mut name, mut score, mut topologies) = (None, None, None);
-    let (mut image, mut chart, mut stages) = (None, None, None);
+    let (mut image, mut chart, mut stages, mut smoke) = (None, None, None, None);
+    let mut smoke_span = None;
     let mut image_span = None;
     let mut stages_span = None;
     let mut seen: Vec<String> = Vec::new();
@@ -104,6 +107,13 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
                     Err(e) => push(e),
                 }
             }
+            "smoke" => {
+                smoke_span = Some(entry.key.span());
+                match parse_smoke.parse2(value) {
+                    Ok(v) => smoke = Some(v),
+                    Err(e) => push(e),
+                }
+            }
             "topologies" => match parse_topologies.parse2(value) {
                 Ok(v) => topologies = Some(v),
                 Err(e) => push(e),
@@ -145,6 +155,12 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
             "an app with a `chart` needs an `image` to release\nhelp: add `image: Dockerfile(\"Dockerfile\")` or `image: Buildable(…)`",
         ));
     }
+    if has("smoke") && !has("image") {
+        push(syn::Error::new(
+            smoke_span.unwrap_or_else(Span::call_site),
+            "`smoke` checks each stage of a release, and this app has no `image` and `chart` to release\nhelp: add `image` and `chart`; a Score's own check is `#[score(smoke = Self::check)]`",
+        ));
+    }
     if has("stages") && !has("image") {
         push(syn::Error::new(
             stages_span.unwrap_or_else(Span::call_site),
@@ -166,6 +182,7 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
                 image,
                 chart,
                 stages: stages.unwrap_or_else(default),
+                smoke,
             })
         }
         _ => None,
@@ -186,6 +203,7 @@ fn example(key: &str) -> &'static str {
         "image" => "Dockerfile(\"Dockerfile\")",
         "chart" => "builder(crate::my_chart)",
         "stages" => "[staging, production]",
+        "smoke" => "http_get(\"/healthz\")",
         _ => "[Local]",
     }
 }
@@ -286,6 +304,33 @@ fn check_published(url: &syn::LitStr, version: &syn::LitStr) -> syn::Result<()> 
         ));
     }
     Ok(())
+}
+
+/// `http_get("/path")`: the one smoke check a release runs after each delivery.
+fn parse_smoke(input: ParseStream) -> syn::Result<syn::LitStr> {
+    let help = "help: write `smoke: http_get(\"/healthz\")`";
+    let kind: syn::Ident = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), format!("`smoke` takes an HTTP check\n{help}")))?;
+    if kind != "http_get" {
+        return Err(syn::Error::new(kind.span(), format!("`{kind}` is not a smoke check\n{help}")));
+    }
+    let content;
+    syn::parenthesized!(content in input);
+    let path: syn::LitStr = content
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), format!("`http_get(..)` takes the path as a string\n{help}")))?;
+    no_more(&content)?;
+    if !path.value().starts_with('/') || path.value().chars().any(char::is_whitespace) {
+        return Err(syn::Error::new(
+            path.span(),
+            format!(
+                "`{}` is not an absolute path\nhelp: write it from the root, e.g. `\"/healthz\"`",
+                path.value()
+            ),
+        ));
+    }
+    Ok(path)
 }
 
 /// `[staging, production]`: lowercase names, each once.

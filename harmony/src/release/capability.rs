@@ -169,3 +169,22 @@ impl DeliveryError {
         }
     }
 }
+
+/// Checks over HTTP that a delivered service answers: the smoke test of
+/// `app! { smoke: http_get("/healthz") }`, run after each stage's delivery.
+#[diagnostic::on_unimplemented(
+    message = "topology `{Self}` does not provide capability `HttpProbe`",
+    label = "needs `HttpProbe` (asks a delivered service over HTTP), because the app has `smoke: http_get(..)`",
+    note = "`HttpProbe` is provided by the built-in topologies `Local` and `Ci` (they run the released image on this machine and ask it)",
+    note = "release on a topology that provides it, or drop `smoke` to use the default verification"
+)]
+pub trait HttpProbe: Topology {
+    /// Ask the service `delivery` brought to its stage, running `image`.
+    fn probe<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        image: &'a Artifact,
+        check: &'a super::HttpCheck,
+    ) -> BoxFuture<'a, Result<(), crate::score::SmokeError>>;
+}
+crate::capability!(HttpProbe, "asks a delivered service over HTTP whether it answers");

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use semver::Version;
 use serde::Serialize;
 
-use super::capability::{ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, OciRegistry, PublishError};
+use super::capability::{ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, HttpProbe, OciRegistry, PublishError};
+use super::smoke::HttpCheck;
 use super::{ChartRef, ContainerBuilder, ImageRef};
 use crate::build::{BuildError, ImageSource};
 use crate::chart::{Chart, ChartError};
@@ -36,6 +37,8 @@ pub struct AppSpec {
     pub chart: ChartSource,
     /// The stages, in promotion order.
     pub stages: Vec<String>,
+    /// The HTTP check run after each stage's delivery, if any (besides its verification).
+    pub smoke: Option<HttpCheck>,
 }
 
 impl std::fmt::Debug for AppSpec {
@@ -196,13 +199,42 @@ impl ReleaseError {
     }
 }
 
-/// Release `spec` at `version` on `topology`.
+/// Release `spec` at `version` on `topology`. An app with `smoke` needs
+/// [`release_smoked`], whose topology can run it.
 pub async fn release<T>(
     spec: &AppSpec,
     version: &Version,
     topology: &T,
     mode: Mode,
     progress: &dyn Progress,
+) -> Result<ReleasePlan, ReleaseError>
+where
+    T: ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
+{
+    run(spec, version, topology, mode, progress, None).await
+}
+
+/// Release `spec`, running its HTTP smoke test after each stage's delivery.
+pub async fn release_smoked<T>(
+    spec: &AppSpec,
+    version: &Version,
+    topology: &T,
+    mode: Mode,
+    progress: &dyn Progress,
+) -> Result<ReleasePlan, ReleaseError>
+where
+    T: ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery + HttpProbe,
+{
+    run(spec, version, topology, mode, progress, Some(topology)).await
+}
+
+async fn run<T>(
+    spec: &AppSpec,
+    version: &Version,
+    topology: &T,
+    mode: Mode,
+    progress: &dyn Progress,
+    prober: Option<&dyn HttpProbe>,
 ) -> Result<ReleasePlan, ReleaseError>
 where
     T: ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
@@ -299,6 +331,21 @@ where
                     source: Box::new(source),
                 })?;
                 say(format!("delivered to {stage} and verified ({})", plan.summary()));
+                if let (Some(check), Some(prober)) = (&spec.smoke, prober) {
+                    prober
+                        .probe(&delivery, &built, check)
+                        .await
+                        .map_err(|source| ReleaseError::Delivery {
+                            app: app.clone(),
+                            version: v.clone(),
+                            stage: stage.clone(),
+                            source: Box::new(DeliveryError::Unhealthy {
+                                stage: stage.clone(),
+                                source,
+                            }),
+                        })?;
+                    say(format!("smoke test on {stage} passed: GET {} answered 2xx", check.path));
+                }
                 plan
             }
             Mode::DryRun => topology.plan_delivery(&delivery).await.map_err(|e| ReleaseError::Delivery {

@@ -1,5 +1,5 @@
-// An app with an image, a chart built from typed Rust, stages and
-// topologies: released on `Local` and `Ci`, deployed by `apply` too.
+// An app with an image, a chart built from typed Rust, stages, an HTTP
+// smoke test and topologies: released on `Local` and `Ci`, deployed by `apply` too.
 use harmony::release::ReleaseCx;
 use harmony::{Desired, Render, RenderCx, Score, ScoreError};
 
@@ -24,6 +24,7 @@ harmony::app! {
     image: Dockerfile("Dockerfile", "."),
     chart: builder(site),
     stages: [staging, production],
+    smoke: http_get("/healthz"),
     topologies: [harmony::Local, harmony::Ci],
 }
 

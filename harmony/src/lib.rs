@@ -56,7 +56,7 @@ inventory::submit! {
         name: <local::Local as BuiltinTopology>::NAME,
         type_name: "Local",
         about: <local::Local as BuiltinTopology>::ABOUT,
-        capabilities: &["K8sDeploy", "OciRegistry", "HelmRegistry", "ContinuousDelivery"],
+        capabilities: &["K8sDeploy", "ContainerBuilder", "OciRegistry", "HelmRegistry", "ContinuousDelivery", "HttpProbe"],
     }
 }
 
@@ -65,11 +65,13 @@ inventory::submit! {
         name: <ci::Ci as BuiltinTopology>::NAME,
         type_name: "Ci",
         about: <ci::Ci as BuiltinTopology>::ABOUT,
-        capabilities: &["K8sDeploy", "OciRegistry", "HelmRegistry", "ContinuousDelivery"],
+        capabilities: &["K8sDeploy", "ContainerBuilder", "OciRegistry", "HelmRegistry", "ContinuousDelivery", "HttpProbe"],
     }
 }
 
 inventory::submit! { registry::CapabilityEntry { name: "K8sDeploy", about: <dyn K8sDeploy as capability::IsCapability>::ABOUT } }
+inventory::submit! { registry::CapabilityEntry { name: "ContainerBuilder", about: <dyn release::ContainerBuilder as capability::IsCapability>::ABOUT } }
+inventory::submit! { registry::CapabilityEntry { name: "HttpProbe", about: <dyn release::HttpProbe as capability::IsCapability>::ABOUT } }
 inventory::submit! { registry::CapabilityEntry { name: "OciRegistry", about: <dyn release::OciRegistry as capability::IsCapability>::ABOUT } }
 inventory::submit! { registry::CapabilityEntry { name: "HelmRegistry", about: <dyn release::HelmRegistry as capability::IsCapability>::ABOUT } }
 inventory::submit! { registry::CapabilityEntry { name: "ContinuousDelivery", about: <dyn release::ContinuousDelivery as capability::IsCapability>::ABOUT } }

@@ -28,9 +28,6 @@ pub use crate::release::{
     AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, HttpCheck, HttpProbe, OciRegistry, ReleaseCx,
 };
 
-/// Fails to compile unless `C` is a capability (`requires(..)` checks each name with it).
-pub const fn is_capability<C: ?Sized + IsCapability>() {}
-
 /// The runner of an app on a built-in topology. Fails to compile, naming the
 /// missing capability, when the app's Score cannot run there.
 pub fn runner<T, S>(app: &'static str, make: impl Fn() -> S + Send + Sync + 'static) -> Runner

@@ -32,6 +32,7 @@ pub mod release;
 pub mod run;
 pub mod score;
 pub mod secret;
+pub mod suggest;
 pub mod topology;
 pub mod verify;
 

@@ -34,13 +34,10 @@ impl TagError {
         match self {
             Self::Empty | Self::NoVersion { .. } => "a release tag reads `<app>-<component>-v<semver>`, e.g. `webapp-server-v0.1.0`".into(),
             Self::BadVersion { .. } => "the version is semver: `1.2.3`, `1.2.3-rc.1` or `1.2.3+build.5`".into(),
-            Self::UnknownApp { name, known, .. } => {
-                let close = known.iter().min_by_key(|k| distance(k, name)).filter(|k| distance(k, name) <= 3);
-                match close {
-                    Some(k) => format!("did you mean `{k}`? the registered apps are: {}", known.join(", ")),
-                    None => format!("the registered apps are: {}", known.join(", ")),
-                }
-            }
+            Self::UnknownApp { name, known, .. } => match crate::suggest::closest(name, known.iter().map(String::as_str)) {
+                Some(k) => format!("did you mean `{k}`? the registered apps are: {}", known.join(", ")),
+                None => format!("the registered apps are: {}", known.join(", ")),
+            },
             Self::Ambiguous { .. } => "rename one of the apps so that no name is another's name followed by `-v<digit>`".into(),
         }
     }
@@ -112,21 +109,6 @@ impl fmt::Display for ReleaseTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-v{}", self.app, self.version)
     }
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -28,6 +28,24 @@ pub use crate::release::{
     AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, HttpCheck, HttpProbe, OciRegistry, ReleaseCx,
 };
 
+/// Marks the types `#[derive(Score)]` implements `Score` for (on some
+/// topology), so that a child or an app that is not a Score is an error where
+/// it is written, whatever the topology.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a Score",
+    label = "not a Score",
+    note = "derive it with `#[derive(harmony::Score)]`, or use a `Vec` of Scores"
+)]
+pub trait IsScore {}
+
+impl<S: IsScore> IsScore for Vec<S> {}
+
+/// Fails to compile unless `S` is a Score.
+pub const fn assert_score<S: IsScore>() {}
+
+/// Fails to compile unless `make` makes a Score.
+pub fn score_of<S: IsScore>(_make: impl Fn() -> S) {}
+
 /// The runner of an app on a built-in topology. Fails to compile, naming the
 /// missing capability, when the app's Score cannot run there.
 pub fn runner<T, S>(app: &'static str, make: impl Fn() -> S + Send + Sync + 'static) -> Runner

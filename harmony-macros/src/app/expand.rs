@@ -22,6 +22,19 @@ pub(crate) fn expand(app: &App) -> TokenStream {
         ) => quote!(#f(&#h::ReleaseCx::development(#name))),
         (None, _) => unreachable!("parse requires `score` unless the chart is a builder"),
     };
+    // Spanned on the user's expression, so "is not a Score" points at it.
+    let score_check = match (&app.score, &app.release) {
+        // The path is written out, not interpolated, so that every token of the call carries the span.
+        (Some(expr), _) => quote_spanned!(expr.span()=> ::harmony::__private::score_of(|| #expr)),
+        (
+            None,
+            Some(Release {
+                chart: ChartKind::Builder(f),
+                ..
+            }),
+        ) => quote_spanned!(f.span()=> ::harmony::__private::score_of(|| #score)),
+        _ => quote!(#h::score_of(|| #score)),
+    };
     let runners = match &app.topologies {
         // Named topologies are a promise: each must compile, or the error
         // points at the topology that lacks a capability.
@@ -44,6 +57,8 @@ pub(crate) fn expand(app: &App) -> TokenStream {
             fn __harmony_score_type() -> &'static str {
                 #h::type_name_of(|| #score)
             }
+            #[allow(clippy::redundant_closure)]
+            const _: fn() = || #score_check;
             #h::inventory::submit! {
                 #h::AppEntry {
                     name: #name,

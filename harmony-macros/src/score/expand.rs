@@ -47,6 +47,16 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
 
     let registration = registration(input, &h);
     let smoke_test = input.smoke.as_ref().map(|_| smoke_test(&h));
+    let (marker_generics, marker_ty, marker_where) = input.generics.split_for_impl();
+    // A child that is not a Score is an error where the field is written, not
+    // only where the composite is used (generic children are checked there).
+    let child_checks = input.generics.params.is_empty().then(|| {
+        let checks = input.children().map(|c| {
+            let ty = &c.ty;
+            quote_spanned!(ty.span()=> #h::assert_score::<#ty>();)
+        });
+        quote!(const _: () = { #(#checks)* };)
+    });
 
     quote! {
         const _: () = {
@@ -67,6 +77,11 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
                     async move { #execute_body }
                 }
             }
+
+            #[automatically_derived]
+            impl #marker_generics #h::IsScore for #ident #marker_ty #marker_where {}
+
+            #child_checks
 
             #capability_checks
 
@@ -261,6 +276,7 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
         }
     }
     let capability_checks = capability_checks(&h, unique.into_iter());
+    let (marker_generics, _, _) = input.generics.split_for_impl();
     quote! {
         const _: () = {
             impl #impl_generics #h::Score<__T> for #ident #ty_generics #where_clause {
@@ -273,6 +289,7 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
                     ::core::panic!("this Score failed to derive; see the compile error")
                 }
             }
+            impl #marker_generics #h::IsScore for #ident #ty_generics #where_clause {}
             #capability_checks
         };
     }

@@ -52,6 +52,7 @@ enum Command {
         /// The tag, e.g. `webapp-server-v0.1.0` (a leading `refs/tags/` is accepted).
         #[arg(long)]
         from_tag: String,
+        /// Where: a topology name (see `list`).
         #[arg(long, short = 't', default_value = "local", env = "HARMONY_TOPOLOGY")]
         topology: String,
         /// Build and plan every step, push and deliver nothing.

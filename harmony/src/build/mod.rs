@@ -23,6 +23,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use buildah::Buildah;
 pub use docker::DockerCli;
@@ -174,6 +175,8 @@ pub enum BuildError {
         path: PathBuf,
         why: &'static str,
     },
+    #[error("`{command}` did not finish within {seconds} s and was stopped")]
+    TimedOut { tool: &'static str, command: String, seconds: u64 },
     #[error("`{BUILDER_ENV}={name}` names no image builder")]
     UnknownBuilder { name: String },
 }
@@ -202,6 +205,9 @@ impl BuildError {
             Self::Oci { .. } => "remove the builder's scratch directory and rerun".into(),
             Self::Io { .. } => "check the path's permissions and free space, then rerun".into(),
             Self::UnusablePath { .. } => "move the scratch directory to a path without `:`".into(),
+            Self::TimedOut { tool, .. } => {
+                format!("find what `{tool}` waits for (rerun with `{LOG_ENV}=1` to see its output), or allow more time with `{TIMEOUT_ENV}=<seconds>`")
+            }
             Self::UnknownBuilder { .. } => format!("set `{BUILDER_ENV}` to `docker` or `buildah`, or unset it"),
         }
     }
@@ -261,14 +267,78 @@ fn run(tool: &'static str, cmd: &mut Command) -> Result<Output, BuildError> {
     }
 }
 
+/// How long one build tool may run (`HARMONY_BUILD_TIMEOUT`, in seconds).
+pub const TIMEOUT_ENV: &str = "HARMONY_BUILD_TIMEOUT";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// `1` shows what build tools print as they run, even when no one watches.
+pub const LOG_ENV: &str = "HARMONY_BUILD_LOG";
+
 /// Run `cmd` to completion, capturing its output, whatever its exit status.
+/// What it prints on stderr is shown as it comes when a person is watching
+/// (or `HARMONY_BUILD_LOG=1`); it is killed after `HARMONY_BUILD_TIMEOUT`.
 fn spawn(tool: &'static str, cmd: &mut Command) -> Result<Output, BuildError> {
-    cmd.stdin(std::process::Stdio::null())
-        .output()
+    use std::io::IsTerminal;
+    let timeout = std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+    let echo = std::io::stderr().is_terminal() || std::env::var_os(LOG_ENV).is_some_and(|v| v == "1");
+    spawn_within(tool, cmd, timeout, echo)
+}
+
+fn spawn_within(tool: &'static str, cmd: &mut Command, timeout: Duration, echo: bool) -> Result<Output, BuildError> {
+    use std::io::{BufRead, Read};
+    use std::process::Stdio;
+
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|source| match source.kind() {
             ErrorKind::NotFound => BuildError::ToolMissing { tool },
             _ => BuildError::Spawn { tool, source },
-        })
+        })?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut lines = std::io::BufReader::new(stderr);
+        let mut line = Vec::new();
+        while lines.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            if echo {
+                eprint!("    {tool} | {}", String::from_utf8_lossy(&line));
+            }
+            buf.extend_from_slice(&line);
+            line.clear();
+        }
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(BuildError::TimedOut {
+                    tool,
+                    command: shown(cmd),
+                    seconds: timeout.as_secs(),
+                });
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(source) => return Err(BuildError::Spawn { tool, source }),
+        }
+    };
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(Output { status, stdout, stderr })
 }
 
 fn failed(tool: &'static str, cmd: &Command, output: &Output) -> BuildError {
@@ -385,5 +455,28 @@ mod tests {
         let err = BuildError::UnknownBuilder { name: "podman".into() };
         assert_eq!(err.to_string(), "`HARMONY_BUILDER=podman` names no image builder");
         assert!(err.help().contains("`docker` or `buildah`"));
+    }
+
+    #[test]
+    fn a_tool_that_hangs_is_stopped_at_the_timeout() {
+        let started = std::time::Instant::now();
+        let err = super::spawn_within("sleep", Command::new("sleep").arg("30"), Duration::from_millis(300), false).unwrap_err();
+        assert!(matches!(err, BuildError::TimedOut { seconds: 0, .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(
+            err.help().contains("HARMONY_BUILD_TIMEOUT") && err.help().contains("HARMONY_BUILD_LOG=1"),
+            "{}",
+            err.help()
+        );
+        let out = super::spawn_within("echo", Command::new("echo").arg("out"), Duration::from_secs(10), false).unwrap();
+        assert_eq!(out.stdout, b"out\n");
+        let out = super::spawn_within(
+            "ls",
+            Command::new("ls").arg("/no/such/path/for/harmony"),
+            Duration::from_secs(10),
+            false,
+        )
+        .unwrap();
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/no/such/path/for/harmony"));
     }
 }

@@ -131,7 +131,11 @@ fn host_arch() -> &'static str {
 fn get(port: u16, path: &str) -> Result<u16, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("not listening yet: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    // One write: a server may answer as soon as its first read returns.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("the request was not taken: {e}"))?;
     // The status line may arrive in pieces: read until it is whole.
     let mut head = Vec::new();
     let mut chunk = [0u8; 256];

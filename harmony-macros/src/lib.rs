@@ -8,6 +8,9 @@ use proc_macro::TokenStream;
 mod app;
 mod debug;
 mod score;
+// The one did-you-mean, shared with the runtime: compiled here from its
+// source, since a proc-macro crate cannot depend on `harmony`.
+#[path = "../../harmony/src/suggest.rs"]
 mod suggest;
 
 /// Derive a Score: its capability bounds, its Interpret, its smoke-test

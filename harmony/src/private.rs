@@ -14,16 +14,14 @@ pub use crate::registry::{AppEntry, FieldInfo, Location, Runner, ScoreEntry};
 pub use crate::run::{InterpretError, Run};
 pub use crate::score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use crate::topology::{BuiltinTopology, Topology};
-pub use crate::{
-    __app_runners as app_runners, __release_runners as release_runners, __release_runners_smoked as release_runners_smoked,
-    __score_topologies as score_topologies,
-};
+pub use crate::{__app_runners as app_runners, __release_runners as release_runners, __score_topologies as score_topologies};
 
 pub use crate::build::{ImageSource, RustBinary};
 use crate::engine;
 use crate::registry::{Outcome, Request, RunError};
 pub use crate::registry::{ReleaseEntry, ReleaseRunner};
 use crate::release::pipeline;
+pub use crate::release::pipeline::{HttpSmoke, NoSmoke, StageSmoke};
 pub use crate::release::{
     AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, HttpCheck, HttpProbe, OciRegistry, ReleaseCx,
 };
@@ -72,10 +70,12 @@ where
 }
 
 /// The release runner of an app on a built-in topology. Fails to compile,
-/// naming the missing capability, when the topology cannot release.
-pub fn release_runner<T>(spec: fn() -> AppSpec) -> ReleaseRunner
+/// naming the missing capability, when the topology cannot release (or, with
+/// `S = HttpSmoke`, cannot run the app's smoke test).
+pub fn release_runner<T, S>(spec: fn() -> AppSpec) -> ReleaseRunner
 where
     T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
+    S: StageSmoke<T> + 'static,
 {
     ReleaseRunner::new(
         T::NAME,
@@ -83,24 +83,7 @@ where
             let spec = spec();
             Box::pin(async move {
                 let topology = T::from_env()?;
-                Ok(pipeline::release(&spec, &version, &topology, mode, &*progress).await?)
-            })
-        }),
-    )
-}
-
-/// The release runner of an app with `smoke`: the topology must also run it.
-pub fn release_runner_smoked<T>(spec: fn() -> AppSpec) -> ReleaseRunner
-where
-    T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery + HttpProbe,
-{
-    ReleaseRunner::new(
-        T::NAME,
-        Box::new(move |version, mode, progress| {
-            let spec = spec();
-            Box::pin(async move {
-                let topology = T::from_env()?;
-                Ok(pipeline::release_smoked(&spec, &version, &topology, mode, &*progress).await?)
+                Ok(pipeline::release::<T, S>(&spec, &version, &topology, mode, &*progress).await?)
             })
         }),
     )
@@ -230,11 +213,11 @@ macro_rules! __app_runners {
     }};
 }
 
-/// Probes whether built-in topology `T` can release.
+/// Probes whether built-in topology `T` can release an app smoke-tested by `S`.
 #[derive(Debug)]
-pub struct ReleaseProbe<T>(PhantomData<T>);
+pub struct ReleaseProbe<T, S>(PhantomData<(T, S)>);
 
-impl<T> ReleaseProbe<T> {
+impl<T, S> ReleaseProbe<T, S> {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Self(PhantomData)
@@ -245,12 +228,13 @@ pub trait Releases {
     fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner>;
 }
 
-impl<T> Releases for &ReleaseProbe<T>
+impl<T, S> Releases for &ReleaseProbe<T, S>
 where
     T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
+    S: StageSmoke<T> + 'static,
 {
     fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner> {
-        Some(release_runner::<T>(spec))
+        Some(release_runner::<T, S>(spec))
     }
 }
 
@@ -258,62 +242,23 @@ pub trait DoesNotRelease {
     fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner>;
 }
 
-impl<T> DoesNotRelease for ReleaseProbe<T> {
+impl<T, S> DoesNotRelease for ReleaseProbe<T, S> {
     fn runner(&self, _: fn() -> AppSpec) -> Option<ReleaseRunner> {
         None
     }
 }
 
-/// The release runners of an app on every built-in topology that can release.
+/// The release runners of an app (smoke-tested by `$smoke`) on every built-in
+/// topology that can release it.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __release_runners {
-    ($spec:expr) => {{
+    ($spec:expr, $smoke:ty) => {{
         #[allow(unused_imports)]
         use $crate::__private::{DoesNotRelease as _, ReleaseProbe, Releases as _};
         let mut runners = $crate::__private::Vec::new();
-        runners.extend((&&ReleaseProbe::<$crate::local::Local>::new()).runner($spec));
-        runners.extend((&&ReleaseProbe::<$crate::ci::Ci>::new()).runner($spec));
-        runners
-    }};
-}
-
-/// Probes whether built-in topology `T` can release an app with `smoke`.
-#[derive(Debug)]
-pub struct SmokedReleaseProbe<T>(PhantomData<T>);
-
-impl<T> SmokedReleaseProbe<T> {
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        Self(PhantomData)
-    }
-}
-
-impl<T> Releases for &SmokedReleaseProbe<T>
-where
-    T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery + HttpProbe,
-{
-    fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner> {
-        Some(release_runner_smoked::<T>(spec))
-    }
-}
-
-impl<T> DoesNotRelease for SmokedReleaseProbe<T> {
-    fn runner(&self, _: fn() -> AppSpec) -> Option<ReleaseRunner> {
-        None
-    }
-}
-
-/// The release runners of an app with `smoke` on every built-in topology that can run it.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __release_runners_smoked {
-    ($spec:expr) => {{
-        #[allow(unused_imports)]
-        use $crate::__private::{DoesNotRelease as _, Releases as _, SmokedReleaseProbe};
-        let mut runners = $crate::__private::Vec::new();
-        runners.extend((&&SmokedReleaseProbe::<$crate::local::Local>::new()).runner($spec));
-        runners.extend((&&SmokedReleaseProbe::<$crate::ci::Ci>::new()).runner($spec));
+        runners.extend((&&ReleaseProbe::<$crate::local::Local, $smoke>::new()).runner($spec));
+        runners.extend((&&ReleaseProbe::<$crate::ci::Ci, $smoke>::new()).runner($spec));
         runners
     }};
 }

@@ -9,12 +9,17 @@ use std::sync::Arc;
 
 use harmony::build::ImageSource;
 use harmony::object::Object;
-use harmony::release::pipeline::{self, ChartSource};
+use harmony::release::pipeline::{self, ChartSource, HttpSmoke, NoSmoke};
 use harmony::release::{AppSpec, ReleaseCx, ReleaseError, Version};
 use harmony::run::{Mode, Silent};
 use harmony::{Ci, Local};
 use serde_json::json;
 use support::registry::Registry;
+
+/// A local topology with its state and its builds under `dir`.
+fn local_in(dir: &Path) -> Local {
+    Local::at(dir.join("state")).with_build_dir(dir.join("build"))
+}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
@@ -84,19 +89,31 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn a_release_on_local_builds_pushes_and_promotes_stage_by_stage() {
     let tmp = tempfile::tempdir().unwrap();
     context(tmp.path());
-    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let local = local_in(tmp.path());
     let v = Version::parse("0.1.0").unwrap();
     let rt = rt();
 
     // A dry run builds and plans, and writes nothing to the state.
     let planned = rt
-        .block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::DryRun, &Silent))
+        .block_on(pipeline::release::<_, NoSmoke>(
+            &spec(tmp.path(), false),
+            &v,
+            &local,
+            Mode::DryRun,
+            &Silent,
+        ))
         .unwrap();
     assert!(planned.dry_run && !tmp.path().join("state").exists());
     assert_eq!(planned.stages.iter().map(|p| p.summary().add).collect::<Vec<_>>(), [2, 2]);
 
     let released = rt
-        .block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::Apply, &Silent))
+        .block_on(pipeline::release::<_, NoSmoke>(
+            &spec(tmp.path(), false),
+            &v,
+            &local,
+            Mode::Apply,
+            &Silent,
+        ))
         .unwrap();
     assert_eq!(released.image, planned.image, "the dry run showed the digest the release pushed");
     assert!(released.image.starts_with("demo-server:0.1.0@sha256:"), "{}", released.image);
@@ -117,7 +134,13 @@ fn a_release_on_local_builds_pushes_and_promotes_stage_by_stage() {
         .map(|p| (std::fs::read(&p).unwrap(), p))
         .collect();
     let again = rt
-        .block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::Apply, &Silent))
+        .block_on(pipeline::release::<_, NoSmoke>(
+            &spec(tmp.path(), false),
+            &v,
+            &local,
+            Mode::Apply,
+            &Silent,
+        ))
         .unwrap();
     assert!(again.image_already_released);
     assert!(again.stages.iter().all(|p| p.is_empty()));
@@ -132,14 +155,26 @@ fn a_release_on_local_builds_pushes_and_promotes_stage_by_stage() {
 fn a_released_version_cannot_be_overwritten_with_other_bits() {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context(tmp.path());
-    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let local = local_in(tmp.path());
     let v = Version::parse("1.0.0").unwrap();
     let rt = rt();
-    rt.block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::Apply, &Silent))
-        .unwrap();
+    rt.block_on(pipeline::release::<_, NoSmoke>(
+        &spec(tmp.path(), false),
+        &v,
+        &local,
+        Mode::Apply,
+        &Silent,
+    ))
+    .unwrap();
     std::fs::write(ctx.join("hello.txt"), "different content\n").unwrap();
     let err = rt
-        .block_on(pipeline::release(&spec(tmp.path(), false), &v, &local, Mode::Apply, &Silent))
+        .block_on(pipeline::release::<_, NoSmoke>(
+            &spec(tmp.path(), false),
+            &v,
+            &local,
+            Mode::Apply,
+            &Silent,
+        ))
         .unwrap_err();
     assert!(matches!(err, ReleaseError::AlreadyReleased { .. }), "{err:?}");
     assert!(err.help().contains("new version"));
@@ -149,9 +184,9 @@ fn a_released_version_cannot_be_overwritten_with_other_bits() {
 fn a_stage_that_fails_verification_stops_the_promotion() {
     let tmp = tempfile::tempdir().unwrap();
     context(tmp.path());
-    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let local = local_in(tmp.path());
     let err = rt()
-        .block_on(pipeline::release(
+        .block_on(pipeline::release::<_, NoSmoke>(
             &spec(tmp.path(), true),
             &Version::parse("0.2.0").unwrap(),
             &local,
@@ -176,7 +211,7 @@ fn a_release_on_ci_pushes_to_a_real_registry_that_skopeo_reads() {
         .unwrap()
         .with_build_dir(tmp.path().join("build"));
     let released = rt()
-        .block_on(pipeline::release(
+        .block_on(pipeline::release::<_, NoSmoke>(
             &spec(tmp.path(), false),
             &Version::parse("0.3.0").unwrap(),
             &ci,
@@ -242,9 +277,9 @@ fn smoked(dir: &Path, path: &str) -> AppSpec {
 #[test]
 fn an_http_smoke_test_gates_each_stage() {
     let tmp = tempfile::tempdir().unwrap();
-    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let local = local_in(tmp.path());
     let rt = rt();
-    let released = rt.block_on(pipeline::release_smoked(
+    let released = rt.block_on(pipeline::release::<_, HttpSmoke>(
         &smoked(tmp.path(), "/healthz"),
         &Version::parse("1.0.0").unwrap(),
         &local,
@@ -254,11 +289,11 @@ fn an_http_smoke_test_gates_each_stage() {
     assert_eq!(released.unwrap().stages.len(), 2);
 
     let tmp = tempfile::tempdir().unwrap();
-    let local = Local::at(tmp.path().join("state")).with_build_dir(tmp.path().join("build"));
+    let local = local_in(tmp.path());
     let mut check = smoked(tmp.path(), "/missing");
     check.smoke.as_mut().unwrap().timeout = std::time::Duration::from_secs(2);
     let err = rt
-        .block_on(pipeline::release_smoked(
+        .block_on(pipeline::release::<_, HttpSmoke>(
             &check,
             &Version::parse("1.0.0").unwrap(),
             &local,

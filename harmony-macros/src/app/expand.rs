@@ -90,10 +90,10 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
         ChartKind::Published { url, version } => quote!(#h::ChartSource::Published { url: #url, version: #version }),
     };
     let stages: Vec<String> = r.stages.iter().map(ToString::to_string).collect();
-    // With `smoke`, releasing also needs `HttpProbe`: other runners, other bounds.
-    let (runner, probe) = match &r.smoke {
-        Some(_) => (quote!(release_runner_smoked), quote!(release_runners_smoked)),
-        None => (quote!(release_runner), quote!(release_runners)),
+    // With `smoke`, releasing also needs `HttpProbe`: the runner says so in its bounds.
+    let stage_smoke = match &r.smoke {
+        Some(_) => quote!(#h::HttpSmoke),
+        None => quote!(#h::NoSmoke),
     };
     let smoke = match &r.smoke {
         Some(path) => quote!(::core::option::Option::Some(#h::HttpCheck::get(#path))),
@@ -103,11 +103,11 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
         Some(list) => {
             let each = list.iter().map(|t| {
                 let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
-                quote_spanned!(span=> #h::#runner::<#t>(__harmony_spec))
+                quote_spanned!(span=> #h::release_runner::<#t, #stage_smoke>(__harmony_spec))
             });
             quote!(#h::Vec::from([#(#each),*]))
         }
-        None => quote!(#h::#probe!(__harmony_spec)),
+        None => quote!(#h::release_runners!(__harmony_spec, #stage_smoke)),
     };
     quote! {
         fn __harmony_spec() -> #h::AppSpec {

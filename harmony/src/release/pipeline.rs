@@ -199,9 +199,36 @@ impl ReleaseError {
     }
 }
 
-/// Release `spec` at `version` on `topology`. An app with `smoke` needs
-/// [`release_smoked`], whose topology can run it.
-pub async fn release<T>(
+/// Whether a release asks each stage over HTTP after delivering it:
+/// [`NoSmoke`] runs on any releasing topology, [`HttpSmoke`] (an app with
+/// `smoke: http_get(..)`) only on one that provides [`HttpProbe`].
+pub trait StageSmoke<T> {
+    fn prober(topology: &T) -> Option<&dyn HttpProbe>;
+}
+
+/// Each stage is checked by its delivery's verification only.
+#[derive(Debug)]
+pub enum NoSmoke {}
+
+impl<T> StageSmoke<T> for NoSmoke {
+    fn prober(_: &T) -> Option<&dyn HttpProbe> {
+        None
+    }
+}
+
+/// Each stage is also asked over HTTP (`AppSpec::smoke`).
+#[derive(Debug)]
+pub enum HttpSmoke {}
+
+impl<T: HttpProbe> StageSmoke<T> for HttpSmoke {
+    fn prober(topology: &T) -> Option<&dyn HttpProbe> {
+        Some(topology)
+    }
+}
+
+/// Release `spec` at `version` on `topology`; `S` says whether stages are
+/// also smoke-tested over HTTP.
+pub async fn release<T, S>(
     spec: &AppSpec,
     version: &Version,
     topology: &T,
@@ -210,35 +237,9 @@ pub async fn release<T>(
 ) -> Result<ReleasePlan, ReleaseError>
 where
     T: ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
+    S: StageSmoke<T>,
 {
-    run(spec, version, topology, mode, progress, None).await
-}
-
-/// Release `spec`, running its HTTP smoke test after each stage's delivery.
-pub async fn release_smoked<T>(
-    spec: &AppSpec,
-    version: &Version,
-    topology: &T,
-    mode: Mode,
-    progress: &dyn Progress,
-) -> Result<ReleasePlan, ReleaseError>
-where
-    T: ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery + HttpProbe,
-{
-    run(spec, version, topology, mode, progress, Some(topology)).await
-}
-
-async fn run<T>(
-    spec: &AppSpec,
-    version: &Version,
-    topology: &T,
-    mode: Mode,
-    progress: &dyn Progress,
-    prober: Option<&dyn HttpProbe>,
-) -> Result<ReleasePlan, ReleaseError>
-where
-    T: ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
-{
+    let prober = S::prober(topology);
     let app = spec.name.clone();
     let v = version.to_string();
     let publish = |source| ReleaseError::Publish {

@@ -233,6 +233,11 @@ fn the_secret_canary_never_appears() {
     let changed = [("WEBAPP_DB_PASSWORD", "canary-second-value-8e1")];
     outputs.push(cli.run_with(&["plan"], &changed));
     outputs.push(cli.run_with(&["apply", "--yes"], &changed));
+    // A saved plan holds digests only.
+    let saved = cli._dir.path().join("saved-plan.json");
+    outputs.push(cli.run_with(&["plan", "--out", saved.to_str().unwrap(), "--output", "json"], &env));
+    assert!(!text(&fs::read(&saved).unwrap()).contains(canary), "the saved plan holds no secret");
+
     // And an apply that fails (corrupt state) shows it in no error either.
     fs::write(cli.state.join("webapp-server/inventory.json"), b"[").unwrap();
     outputs.push(cli.run_with(&["apply", "--yes"], &env));
@@ -262,7 +267,7 @@ fn a_bad_release_tag_fails_before_any_work() {
     for (tag, says) in [
         ("webapp-srv-v0.1.0", "did you mean `webapp-server`?"),
         ("webapp-server-v0.1", "invalid version"),
-        ("webapp-server-0.1.0", "no `-v<version>` part"),
+        ("webapp-server-0.1.0", "no `-v<semver>` part"),
         ("", "the release tag is empty"),
     ] {
         let out = cli.run(&["release", "--from-tag", tag]);
@@ -290,4 +295,180 @@ fn release_dry_run_builds_and_plans_but_writes_nothing() {
         "{stdout}"
     );
     assert!(!cli.state.exists(), "nothing pushed or delivered");
+}
+
+#[test]
+fn a_saved_plan_is_applied_exactly_and_refused_once_anything_moved() {
+    let cli = Cli::new();
+    let plan = cli._dir.path().join("plan.json");
+    let canary = [("WEBAPP_DB_PASSWORD", "saved-plan-canary-93e1")];
+    let saved = cli.run_with(&["plan", "--out", plan.to_str().unwrap()], &canary);
+    assert_eq!(code(&saved), 2, "{}", text(&saved.stderr));
+    assert!(text(&saved.stdout).contains("`apply --plan"), "{}", text(&saved.stdout));
+    let file = fs::read_to_string(&plan).unwrap();
+    assert!(file.contains("\"format\": \"harmony.plan/v1\""), "{file}");
+    assert!(
+        !file.contains("saved-plan-canary-93e1"),
+        "a saved plan holds digests, never a secret value"
+    );
+
+    let applied = cli.run_with(&["apply", "--plan", plan.to_str().unwrap()], &canary);
+    assert_eq!(code(&applied), 0, "{}", text(&applied.stderr));
+    assert!(
+        text(&applied.stdout).contains("Apply complete: 5 added"),
+        "{}",
+        text(&applied.stdout)
+    );
+
+    // The same plan again: the target moved (it holds what the plan adds).
+    let before = tree(&cli.state);
+    let again = cli.run_with(&["apply", "--plan", plan.to_str().unwrap()], &canary);
+    assert_eq!(code(&again), 1);
+    let err = text(&again.stderr);
+    assert!(err.contains("is not as it was when it was planned"), "{err}");
+    assert!(err.contains("v1 Secret webapp/webapp-database: new on the target"), "{err}");
+    assert!(err.contains("nothing was applied"), "{err}");
+    assert_eq!(tree(&cli.state), before, "nothing was written");
+
+    // A plan of nothing, then the desired state moves: refused, naming what moved.
+    let empty = cli._dir.path().join("empty.json");
+    assert_eq!(code(&cli.run_with(&["plan", "--out", empty.to_str().unwrap()], &canary)), 0);
+    let moved = cli.run_with(
+        &["apply", "--plan", empty.to_str().unwrap()],
+        &[("WEBAPP_DB_PASSWORD", "another-password-5d2")],
+    );
+    assert_eq!(code(&moved), 1);
+    let err = text(&moved.stderr);
+    assert!(err.contains("v1 Secret webapp/webapp-database: changed desired"), "{err}");
+    assert!(
+        !err.contains("another-password-5d2") && !err.contains("saved-plan-canary-93e1"),
+        "{err}"
+    );
+    assert_eq!(tree(&cli.state), before, "nothing was written");
+}
+
+#[test]
+fn a_saved_plan_that_cannot_be_applied_is_refused_naming_the_file() {
+    let cli = Cli::new();
+    let dir = cli._dir.path();
+    let good = dir.join("good.json");
+    assert_eq!(code(&cli.run(&["plan", "--out", good.to_str().unwrap()])), 2);
+    let saved: serde_json::Value = serde_json::from_slice(&fs::read(&good).unwrap()).unwrap();
+    let variant = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = saved.clone();
+        edit(&mut v);
+        let path = dir.join(name);
+        fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        path
+    };
+    let garbage = dir.join("garbage.json");
+    fs::write(&garbage, b"{ not json").unwrap();
+    let older = variant("older.json", &|v| v["format"] = "harmony.plan/v0".into());
+    let other_binary = variant("other.json", &|v| v["binary"] = "harmony-edge".into());
+    let other_app = variant("app.json", &|v| v["plans"][0]["plan"]["app"] = "billing".into());
+    let damaged = variant("damaged.json", &|v| v["plans"] = "nothing".into());
+    let missing = dir.join("missing.json");
+    for (path, args, says) in [
+        (&garbage, &[][..], "it is not JSON"),
+        (
+            &older,
+            &[],
+            "it is in format `harmony.plan/v0`, and this build reads `harmony.plan/v1`",
+        ),
+        (&other_binary, &[], "it was made by `harmony-edge`, and this is `harmony`"),
+        (&other_app, &[], "it plans app `billing`, which this binary does not carry"),
+        (&damaged, &[], "it is damaged"),
+        (&good, &["--topology", "ci"], "it was made for topology `local`, not `ci`"),
+        (&good, &["webapp-server"], "a saved plan says which apps it applies"),
+        (&missing, &[], "could not be read"),
+    ] {
+        let mut all = vec!["apply", "--plan", path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = cli.run(&all);
+        assert_eq!(code(&out), 1, "{}", path.display());
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{}: {err}", path.display());
+        assert!(err.contains(&path.display().to_string()), "the error names the file: {err}");
+    }
+    // `plan --out` keeps the digests of secret values stable (`.secret-key`); nothing else.
+    let written: Vec<_> = tree(&cli.state).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(written, [cli.state.join(".secret-key")], "nothing was applied");
+}
+
+#[test]
+fn applies_started_together_take_turns() {
+    let cli = Cli::new();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_harmony"))
+                .args(["apply", "--yes"])
+                .env("HARMONY_STATE_DIR", &cli.state)
+                .env_remove("WEBAPP_DB_PASSWORD")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = runs.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for o in &outputs {
+        assert_eq!(code(o), 0, "{}", text(&o.stderr));
+    }
+    let added = outputs
+        .iter()
+        .filter(|o| text(&o.stdout).contains("Apply complete: 5 added"))
+        .count();
+    let unchanged = outputs
+        .iter()
+        .filter(|o| text(&o.stdout).contains("No changes: the target matches the desired state."))
+        .count();
+    assert_eq!((added, unchanged), (1, 3), "one applies, the others find nothing left to do");
+}
+
+#[test]
+fn a_held_lock_is_waited_for_then_reported_with_its_holder() {
+    let cli = Cli::new();
+    let path = cli.state.join(".locks/webapp-server.lock");
+    let holder = harmony::lock::Holder::this_process("apply (a test holding the lock)");
+    let harmony::lock::Attempt::Acquired { lock, .. } = harmony::lock::FileLock::try_take(&path, &holder).unwrap() else {
+        panic!("a fresh lock is free")
+    };
+    let out = cli.run(&["apply", "--yes", "--lock-timeout", "1"]);
+    assert_eq!(code(&out), 1);
+    let err = text(&out.stderr);
+    assert!(err.contains("waiting for `webapp-server`"), "{err}");
+    assert!(
+        err.contains(&format!("error: `webapp-server` is locked by pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(err.contains("(apply (a test holding the lock))"), "{err}");
+    assert!(err.contains("--lock-timeout"), "{err}");
+    assert!(!cli.state.join("webapp-server").exists(), "nothing was written");
+    drop(lock);
+}
+
+#[test]
+fn a_lock_left_by_a_run_that_died_is_taken_over_and_garbage_is_left_alone() {
+    let cli = Cli::new();
+    let path = cli.state.join(".locks/webapp-server.lock");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // What a run that crashed leaves: its holder in a file nobody locks.
+    let dead = r#"{"id":"dead","pid":4194303,"host":"build-7","since":1795000000,"command":"apply"}"#;
+    fs::write(&path, dead).unwrap();
+    let out = cli.run(&["apply", "--yes"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("took over the lock of `webapp-server` from pid 4194303 on host `build-7`"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), b"", "released cleanly");
+
+    fs::write(&path, b"not a lock").unwrap();
+    let out = cli.run(&["apply", "--yes"]);
+    assert_eq!(code(&out), 1);
+    let err = text(&out.stderr);
+    assert!(err.contains("holds something that is not a lock"), "{err}");
+    assert!(err.contains("remove"), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), b"not a lock", "reported, not overwritten");
 }

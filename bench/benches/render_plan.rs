@@ -14,7 +14,7 @@
 //! - `plan/N`: the whole `engine::plan` (render + observe + diff), what
 //!   `harmony-bench plan bench` does after startup.
 //!
-//! The state directory is made once per N by one `engine::apply` into a temp
+//! The state directory is made once per N by one `engine::plan_and_apply` into a temp
 //! dir. Sample counts are small so the whole run takes about a minute on 2
 //! cores: `cargo bench -p bench-apps --bench render_plan`.
 //!
@@ -52,7 +52,7 @@ fn applied(rt: &tokio::runtime::Runtime, score: &Bench) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let local = Local::at(dir.path());
     let plan = rt
-        .block_on(engine::apply(APP, score, &local, Arc::new(Silent)))
+        .block_on(engine::plan_and_apply(APP, score, &local, Arc::new(Silent)))
         .expect("the workload applies");
     assert_eq!(plan.summary().add, 4 * score.apps.len(), "a fresh state adds every object");
     dir
@@ -81,7 +81,7 @@ fn benches(c: &mut Criterion) {
         let mut g = c.benchmark_group("render");
         g.throughput(Throughput::Elements(objects));
         g.bench_with_input(BenchmarkId::from_parameter(n), &score, |b, score| {
-            b.iter(|| black_box(engine::render::<Local, Bench>(APP, "local", score).expect("renders")));
+            b.iter(|| black_box(engine::render::<Bench>(APP, "local", score).expect("renders")));
         });
         g.finish();
 
@@ -93,7 +93,7 @@ fn benches(c: &mut Criterion) {
         });
         g.finish();
 
-        let desired = engine::render::<Local, Bench>(APP, "local", &score).expect("renders");
+        let desired = engine::render::<Bench>(APP, "local", &score).expect("renders");
         let observed = rt.block_on(local.observe(&set)).expect("reads the state");
         let mut g = c.benchmark_group("clone");
         g.throughput(Throughput::Elements(objects));

@@ -364,9 +364,7 @@ mod tests {
     #[test]
     fn every_app_renders_four_named_objects() {
         let cx = RenderCx::new("bench", "local");
-        let objects = <Bench as Score<harmony::Local>>::render(&Bench::new(3), &cx)
-            .unwrap()
-            .into_objects();
+        let objects = harmony::score::IsScore::render_tree(&Bench::new(3), &cx).unwrap().into_objects();
         let names: Vec<String> = objects.iter().map(|o| format!("{} {}", o.id().kind, o.id().name)).collect();
         assert_eq!(names.len(), 12);
         assert_eq!(

@@ -6,6 +6,7 @@
 use proc_macro::TokenStream;
 
 mod app;
+mod capability;
 mod debug;
 mod score;
 // The one did-you-mean, shared with the runtime: compiled here from its
@@ -32,7 +33,7 @@ mod suggest;
 /// | key | meaning |
 /// |---|---|
 /// | `requires(Cap, …)` | capabilities the Score needs beyond `K8sDeploy`; each becomes a bound on the topology |
-/// | `smoke = path` | an `async fn(&self, &T) -> Result<(), SmokeError>` run after deploy; default: the topology's verification of what was rendered |
+/// | `smoke = path` | an `async fn(&self, &T) -> Result<(), SmokeError>` run after the topology's verification of what was rendered, in addition to it |
 /// | `crate = path` | where `harmony` is, if it was renamed |
 ///
 /// Field keys: `child` (the field is a Score deployed before the next child,
@@ -68,4 +69,28 @@ pub fn derive_score(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn app(input: TokenStream) -> TokenStream {
     app::expand(input.into()).into()
+}
+
+/// Declare a capability: a trait a topology implements to say what it can do,
+/// named after the industry concept (`DnsRecords`, `ObjectStore`), never after
+/// the tool behind it. Scores name it in `#[score(requires(..))]`.
+///
+/// ```ignore
+/// /// Creates and verifies DNS records.
+/// #[harmony::capability]
+/// pub trait DnsRecords: harmony::Topology {
+///     fn zone(&self) -> &str;
+/// }
+/// ```
+///
+/// The first line of the doc comment is what `list` and `explain` say it
+/// provides. The trait must be callable through `dyn`: methods take `&self`,
+/// have no type parameters, and return futures as `BoxFuture`.
+///
+/// Generates the `IsCapability` marker, the registry entry, and the
+/// forwarding impl through which the CLI reaches the selected topology's
+/// implementation. Key: `crate = path`, where `harmony` is if it was renamed.
+#[proc_macro_attribute]
+pub fn capability(attr: TokenStream, item: TokenStream) -> TokenStream {
+    capability::expand(attr.into(), item.into()).into()
 }

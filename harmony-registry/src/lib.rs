@@ -7,7 +7,7 @@
 use harmony::registry::{AppEntry, CapabilityEntry, ReleaseEntry, ScoreEntry, TopologyEntry};
 
 pub mod cli;
-pub mod output;
+pub mod view;
 
 /// Every registered app, by name.
 pub fn apps() -> Vec<&'static AppEntry> {
@@ -60,48 +60,21 @@ pub fn score_of(app: &AppEntry) -> Option<&'static ScoreEntry> {
 
 /// The Score types that need `capability`.
 pub fn scores_requiring(capability: &str) -> Vec<&'static ScoreEntry> {
-    scores().into_iter().filter(|s| s.requires.contains(&capability)).collect()
+    scores().into_iter().filter(|s| (s.requires)().contains(&capability)).collect()
+}
+
+/// The names of the topologies that provide every one of `needs`.
+pub fn runs_on(needs: &[&'static str]) -> Vec<&'static str> {
+    topologies()
+        .into_iter()
+        .filter(|t| t.lacks(needs).is_empty())
+        .map(|t| t.name)
+        .collect()
 }
 
 /// The Score types that run on topology `name`.
-pub fn scores_on(name: &str) -> Vec<&'static ScoreEntry> {
-    scores().into_iter().filter(|s| (s.topologies)().contains(&name)).collect()
-}
-
-/// Everything a Score tree needs: its own `requires`, `K8sDeploy` for each
-/// leaf, and its children's needs (children are looked up by type name).
-pub fn needs(score: &ScoreEntry) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    collect_needs(score, &mut out, 0);
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-fn collect_needs(score: &ScoreEntry, out: &mut Vec<&'static str>, depth: usize) {
-    out.extend(score.requires.iter().copied());
-    let children: Vec<_> = score.fields.iter().filter(|f| f.child).collect();
-    if children.is_empty() {
-        out.push("K8sDeploy");
-    }
-    if depth > 32 {
-        return;
-    }
-    for child in children {
-        let ty = child.ty.rsplit("::").next().unwrap_or(child.ty);
-        let inner = ty.strip_prefix("Vec<").and_then(|t| t.strip_suffix('>')).unwrap_or(ty);
-        if let Some(entry) = scores().into_iter().find(|s| s.name == inner) {
-            collect_needs(entry, out, depth + 1);
-        }
-    }
-}
-
-/// What `app` needs that `topology` lacks (empty if it runs there, or if its
-/// Score type is not registered).
-pub fn missing(app: &AppEntry, topology: &TopologyEntry) -> Vec<&'static str> {
-    score_of(app)
-        .map(|s| needs(s).into_iter().filter(|c| !topology.capabilities.contains(c)).collect())
-        .unwrap_or_default()
+pub fn scores_on(topology: &TopologyEntry) -> Vec<&'static ScoreEntry> {
+    scores().into_iter().filter(|s| topology.lacks(&(s.needs)()).is_empty()).collect()
 }
 
 /// The registry's contents as sorted text: what a binary carries. Snapshot it
@@ -109,14 +82,19 @@ pub fn missing(app: &AppEntry, topology: &TopologyEntry) -> Vec<&'static str> {
 pub fn contents() -> String {
     let mut out = String::new();
     for a in apps() {
-        let runs: Vec<_> = (a.runners)().iter().map(|r| r.topology).collect();
+        let runs = runs_on(&(a.needs)());
         out.push_str(&format!("app {} ({}) on [{}]\n", a.name, (a.score)(), runs.join(", ")));
     }
     for s in scores() {
-        out.push_str(&format!("score {}::{} on [{}]\n", s.module, s.name, (s.topologies)().join(", ")));
+        out.push_str(&format!(
+            "score {}::{} on [{}]\n",
+            s.module,
+            s.name,
+            runs_on(&(s.needs)()).join(", ")
+        ));
     }
     for r in releases() {
-        let runs: Vec<_> = (r.runners)().iter().map(|r| r.topology).collect();
+        let runs = runs_on(&(r.needs)());
         out.push_str(&format!(
             "release {} through [{}] on [{}]\n",
             r.name,
@@ -125,7 +103,7 @@ pub fn contents() -> String {
         ));
     }
     for t in topologies() {
-        out.push_str(&format!("topology {} provides [{}]\n", t.name, t.capabilities.join(", ")));
+        out.push_str(&format!("topology {} provides [{}]\n", t.name, t.capabilities().join(", ")));
     }
     for c in capabilities() {
         out.push_str(&format!("capability {}\n", c.name));

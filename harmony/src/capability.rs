@@ -7,9 +7,7 @@
 //! checks that `requires(..)` names capabilities and nothing else.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 
 use serde_json::Value;
 
@@ -18,40 +16,22 @@ use crate::score::SmokeError;
 use crate::secret::Redactor;
 use crate::topology::Topology;
 
-/// The future a capability method returns: boxed, so capability traits stay
-/// dyn-compatible.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
-/// Marks a trait object type as a capability. Implemented for `dyn K8sDeploy`
-/// and the other built-in capabilities; declare your own with
-/// [`capability!`](crate::capability!).
+/// Marks a trait object type as a capability: implemented for `dyn Cap` by
+/// [`#[capability]`](crate::capability), which is how `#[derive(Score)]`
+/// checks that `requires(..)` names capabilities and nothing else.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a capability",
     label = "`requires(..)` takes capability traits only",
-    note = "a capability is a trait declared with `harmony::capability!`, such as `K8sDeploy` or `K8sClient`",
-    note = "to make a trait of yours a capability: `harmony::capability!(YourTrait, \"what it provides\");`"
+    note = "a capability is a trait declared with `#[harmony::capability]`, such as `K8sDeploy` or `K8sClient`",
+    note = "to make a trait of yours a capability, put `#[harmony::capability]` above it"
 )]
 pub trait IsCapability {
     /// The trait's name, as `list` and errors show it.
     const NAME: &'static str;
     /// One line on what it provides.
     const ABOUT: &'static str;
-}
-
-/// Declare a dyn-compatible trait as a capability, so Scores may require it.
-///
-/// ```ignore
-/// pub trait DnsRecords: harmony::Topology { /* … */ }
-/// harmony::capability!(DnsRecords, "create and verify DNS records");
-/// ```
-#[macro_export]
-macro_rules! capability {
-    ($cap:path, $about:literal) => {
-        impl $crate::capability::IsCapability for dyn $cap {
-            const NAME: &'static str = stringify!($cap);
-            const ABOUT: &'static str = $about;
-        }
-    };
 }
 
 /// The group of objects one app owns on a target, so that what it no longer
@@ -80,15 +60,32 @@ pub struct Observed {
     pub redactor: Redactor,
 }
 
-/// A place that accepts desired Kubernetes objects and can verify them: a
-/// GitOps directory verifies offline, a cluster waits for readiness.
+/// Accepts desired Kubernetes objects and verifies them.
+///
+/// A GitOps directory verifies offline; a cluster waits for readiness.
+#[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `K8sDeploy`",
     label = "needs `K8sDeploy` (a place that accepts and verifies Kubernetes objects)",
-    note = "`K8sDeploy` is provided by the built-in topologies `Local` and `Ci` (a GitOps directory)",
+    note = "the generated CLI's `list` shows which topologies provide `K8sDeploy`",
     note = "run this Score on a topology that provides it, or implement `harmony::K8sDeploy` for `{Self}`"
 )]
 pub trait K8sDeploy: Topology {
+    /// A pass over `set` begins (the checks before an apply, or its writes):
+    /// forget whatever an earlier pass of this process kept in memory for it.
+    fn begin<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
+        let _ = set;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Keep the digests that stand in for secret values the same from one
+    /// process to the next, so that a plan saved now can be checked by a later
+    /// apply. Writes no object. The default suits a topology whose digests
+    /// are stable already.
+    fn pin_secret_digests(&self) -> BoxFuture<'_, Result<(), DeployError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// What the target holds for `set` now (what the last apply left).
     fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>>;
 
@@ -108,21 +105,21 @@ pub trait K8sDeploy: Topology {
     /// The default smoke test: are these just-applied objects healthy?
     fn verify<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>>;
 }
-capability!(K8sDeploy, "accepts desired Kubernetes objects and verifies them");
 
-/// Live, read access to a Kubernetes cluster, for smoke tests that ask the
-/// cluster what is really running.
+/// Live read access to a Kubernetes cluster.
+///
+/// For smoke tests that ask the cluster what is really running.
+#[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `K8sClient`",
     label = "needs `K8sClient` (live read access to a Kubernetes cluster)",
-    note = "`K8sClient` is provided by topologies that reach a live cluster; the built-in `Local` renders offline and does not provide it",
+    note = "the generated CLI's `list` shows which topologies provide `K8sClient`",
     note = "run this Score on a topology that implements `harmony::K8sClient`, or remove `K8sClient` from its `requires(..)` together with the `smoke =` check that needs it"
 )]
 pub trait K8sClient: Topology {
     /// The object as the cluster has it now, or `None` if it does not exist.
     fn get<'a>(&'a self, id: &'a ObjectRef) -> BoxFuture<'a, Result<Option<Value>, DeployError>>;
 }
-capability!(K8sClient, "live read access to a Kubernetes cluster");
 
 /// A capability could not do its work.
 #[derive(Debug, thiserror::Error)]

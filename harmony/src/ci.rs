@@ -16,6 +16,7 @@ use crate::build::{BUILDER_ENV, BuildCx, BuildError, Buildah, DockerCli, Dockerf
 use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
 use crate::chart::Chart;
 use crate::local::{Local, deliver_to_directory, tag_of};
+use crate::lock::{Attempt, Holder, LockError};
 use crate::object::{Object, ObjectRef};
 use crate::oci::distribution::{Credentials, Remote};
 use crate::oci::{Artifact, Digest};
@@ -26,7 +27,7 @@ use crate::release::{
 };
 use crate::score::SmokeError;
 use crate::secret::Secret;
-use crate::topology::{BuiltinTopology, Topology, TopologyError};
+use crate::topology::{SelectableTopology, Topology, TopologyError};
 
 pub const REGISTRY_VAR: &str = "HARMONY_REGISTRY";
 pub const NAMESPACE_VAR: &str = "HARMONY_REGISTRY_NAMESPACE";
@@ -112,9 +113,16 @@ impl Topology for Ci {
     fn name(&self) -> &str {
         Self::NAME
     }
+
+    /// The GitOps directory's lock.
+    fn try_lock<'a>(&'a self, app: &'a str, me: &'a Holder) -> BoxFuture<'a, Result<Attempt, LockError>> {
+        self.directory.try_lock(app, me)
+    }
 }
 
-impl BuiltinTopology for Ci {
+crate::topology!(Ci);
+
+impl SelectableTopology for Ci {
     const NAME: &'static str = "ci";
     const ABOUT: &'static str = "a CI runner: a registry from the environment, manifests to a GitOps directory";
 

@@ -4,17 +4,16 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::capability::{ApplySet, DeployError, K8sDeploy};
+use crate::capability::{ApplySet, DeployError, K8sDeploy, Observed};
 use crate::object::{Object, ObjectRef};
-use crate::plan::Plan;
-use crate::run::{InterpretError, Mode, Progress, Run};
-use crate::score::{RenderCx, Score, ScoreError};
-use crate::topology::Topology;
+use crate::plan::{Basis, ExactPlan, Plan};
+use crate::run::{InterpretError, Mode, Progress, Run, Silent};
+use crate::score::{IsScore, RenderCx, Score, ScoreError};
 
 /// Render an app's Score tree: pure, no topology instance needed.
-pub fn render<T: Topology, S: Score<T>>(app: &str, topology: &str, score: &S) -> Result<Vec<Object>, EngineError> {
+pub fn render<S: IsScore>(app: &str, topology: &str, score: &S) -> Result<Vec<Object>, EngineError> {
     let desired = score
-        .render(&RenderCx::new(app, topology))
+        .render_tree(&RenderCx::new(app, topology))
         .map_err(|source| EngineError::Render {
             app: app.to_owned(),
             source,
@@ -32,61 +31,113 @@ pub fn render<T: Topology, S: Score<T>>(app: &str, topology: &str, score: &S) ->
     Ok(desired)
 }
 
-/// What applying would change. Writes nothing.
-pub async fn plan<T: K8sDeploy, S: Score<T>>(app: &str, score: &S, topology: &T) -> Result<Plan, EngineError> {
+/// Render the app and observe what the target holds for it.
+async fn render_and_observe<T: K8sDeploy, S: Score<T> + IsScore>(
+    app: &str,
+    score: &S,
+    topology: &T,
+) -> Result<(Vec<Object>, Observed), EngineError> {
     let desired = render(app, topology.name(), score)?;
     let observed = topology.observe(&ApplySet::new(app)).await.map_err(|source| EngineError::Observe {
         app: app.to_owned(),
         source,
     })?;
+    Ok((desired, observed))
+}
+
+/// What applying would change. Writes nothing.
+pub async fn plan<T: K8sDeploy, S: Score<T> + IsScore>(app: &str, score: &S, topology: &T) -> Result<Plan, EngineError> {
+    let (desired, observed) = render_and_observe(app, score, topology).await?;
     Ok(Plan::compute(app, topology.name(), &desired, &observed))
+}
+
+/// What applying would change, with what it was computed from: the plan
+/// [`apply`] carries out. Writes nothing.
+pub async fn exact_plan<T: K8sDeploy, S: Score<T> + IsScore>(app: &str, score: &S, topology: &T) -> Result<ExactPlan, EngineError> {
+    let (desired, observed) = render_and_observe(app, score, topology).await?;
+    Ok(ExactPlan {
+        plan: Plan::compute(app, topology.name(), &desired, &observed),
+        basis: Basis::of(&desired, &observed),
+    })
 }
 
 /// The whole pipeline with every write suppressed: the target checks each
 /// step as it would on apply, so validation errors surface. Returns the plan.
-pub async fn dry_run<T: K8sDeploy, S: Score<T>>(
+pub async fn dry_run<T: K8sDeploy, S: Score<T> + IsScore>(
     app: &str,
     score: &S,
     topology: &T,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
     let plan = plan(app, score, topology).await?;
-    let mut run = Run::new(app, topology.name(), Mode::DryRun, progress);
-    score.execute(topology, &mut run).await.map_err(|source| EngineError::Interpret {
-        app: app.to_owned(),
-        source: Box::new(source),
-    })?;
+    check(app, score, topology, progress).await?;
     Ok(plan)
 }
 
-/// Plan, then, if anything differs, deploy every Score of the tree in order,
-/// each gated by its smoke test, prune what is no longer rendered, and record
-/// the result. With no changes it writes nothing.
-pub async fn apply<T: K8sDeploy, S: Score<T>>(
+/// One pass over the Score tree with every write suppressed.
+async fn check<T: K8sDeploy, S: Score<T> + IsScore>(
     app: &str,
     score: &S,
     topology: &T,
     progress: Arc<dyn Progress>,
-) -> Result<Plan, EngineError> {
-    let plan = plan(app, score, topology).await?;
-    if plan.is_empty() {
-        return Ok(plan);
-    }
-    let set = ApplySet::new(app);
-    let mut run = Run::new(app, topology.name(), Mode::Apply, progress);
-    let mut result = score.execute(topology, &mut run).await.map_err(|source| EngineError::Interpret {
+) -> Result<(), EngineError> {
+    pass(app, score, topology, Mode::DryRun, progress).await
+}
+
+async fn pass<T: K8sDeploy, S: Score<T> + IsScore>(
+    app: &str,
+    score: &S,
+    topology: &T,
+    mode: Mode,
+    progress: Arc<dyn Progress>,
+) -> Result<(), EngineError> {
+    topology.begin(&ApplySet::new(app)).await.map_err(|source| EngineError::Observe {
+        app: app.to_owned(),
+        source,
+    })?;
+    let mut run = Run::new(app, topology.name(), mode, progress);
+    score.execute(topology, &mut run).await.map_err(|source| EngineError::Interpret {
         app: app.to_owned(),
         source: Box::new(source),
-    });
+    })
+}
+
+/// Carry out `exact`, the plan the user saw, and nothing else: if the desired
+/// state or the target moved since it was computed, refuse, naming what
+/// moved. Every check a dry run makes runs first, so a problem it would report
+/// stops the apply before its first write. Then every Score of the tree is
+/// deployed in order, each gated by its verification and smoke test, what is
+/// no longer rendered is pruned, and the result recorded.
+pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
+    app: &str,
+    score: &S,
+    topology: &T,
+    exact: &ExactPlan,
+    progress: Arc<dyn Progress>,
+) -> Result<Plan, EngineError> {
+    let now = exact_plan(app, score, topology).await?;
+    let moved = exact.basis.moved(&now.basis);
+    if !moved.is_empty() {
+        return Err(EngineError::Moved {
+            app: app.to_owned(),
+            moved,
+        });
+    }
+    if exact.plan.is_empty() {
+        return Ok(exact.plan.clone());
+    }
+    check(app, score, topology, Arc::new(Silent)).await?;
+    let set = ApplySet::new(app);
+    let mut result = pass(app, score, topology, Mode::Apply, progress.clone()).await;
     if result.is_ok() {
-        let removals = plan.removals();
+        let removals = exact.plan.removals();
         if !removals.is_empty() {
             result = topology.prune(&set, &removals).await.map_err(|source| EngineError::Prune {
                 app: app.to_owned(),
                 source,
             });
             if result.is_ok() {
-                run.progress().event(&crate::run::Event::Pruned { objects: removals });
+                progress.event(&crate::run::Event::Pruned { objects: removals });
             }
         }
     }
@@ -95,7 +146,19 @@ pub async fn apply<T: K8sDeploy, S: Score<T>>(
         app: app.to_owned(),
         source,
     });
-    result.and(committed).map(|()| plan)
+    result.and(committed).map(|()| exact.plan.clone())
+}
+
+/// Plan and carry out that plan at once: what a program that composes Scores
+/// (a test harness, a controller) calls, with no one to confirm in between.
+pub async fn plan_and_apply<T: K8sDeploy, S: Score<T> + IsScore>(
+    app: &str,
+    score: &S,
+    topology: &T,
+    progress: Arc<dyn Progress>,
+) -> Result<Plan, EngineError> {
+    let exact = exact_plan(app, score, topology).await?;
+    apply(app, score, topology, &exact, progress).await
 }
 
 /// An app could not be rendered, planned or applied.
@@ -113,6 +176,8 @@ pub enum EngineError {
     Prune { app: String, source: DeployError },
     #[error("app `{app}` was applied but its record could not be written")]
     Commit { app: String, source: DeployError },
+    #[error("app `{app}` is not as it was when it was planned")]
+    Moved { app: String, moved: Vec<String> },
 }
 
 impl EngineError {
@@ -131,6 +196,7 @@ impl EngineError {
             Self::Duplicate { .. } => "two Scores of the tree render an object with the same identity".into(),
             Self::Observe { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => source.to_string(),
             Self::Interpret { source, .. } => format!("{source}: {}", source.why()),
+            Self::Moved { moved, .. } => format!("what was planned is no longer what would be done:\n  {}", moved.join("\n  ")),
         }
     }
 
@@ -141,6 +207,7 @@ impl EngineError {
             Self::Duplicate { .. } => "give the objects distinct names or namespaces".into(),
             Self::Observe { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => source.help(),
             Self::Interpret { source, .. } => source.help(),
+            Self::Moved { .. } => "nothing was applied; plan again, review, and apply that plan".into(),
         }
     }
 }

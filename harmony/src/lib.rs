@@ -18,18 +18,21 @@
 //! }
 //! ```
 
+pub mod any_topology;
 pub mod build;
 pub mod capability;
 pub mod chart;
 pub mod ci;
 pub mod engine;
 pub mod local;
+pub mod lock;
 pub mod object;
 pub mod oci;
 pub mod plan;
 pub mod registry;
 pub mod release;
 pub mod run;
+pub mod saved_plan;
 pub mod score;
 pub mod secret;
 pub mod suggest;
@@ -40,40 +43,19 @@ pub mod verify;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use any_topology::AnyTopology;
 pub use capability::{K8sClient, K8sDeploy};
-pub use harmony_macros::{Score, app};
+pub use harmony_macros::{Score, app, capability};
 pub use object::{Desired, Object, ObjectRef};
 pub use run::{InterpretError, Run};
 pub use score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use secret::Secret;
-pub use topology::{BuiltinTopology, Ci, Local, Topology};
+pub use topology::{Ci, Local, SelectableTopology, Topology};
+
+/// The future a capability method returns: boxed, so capability traits stay
+/// dyn-compatible.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Re-exported so Scores build their objects with the same version the
 /// framework was built with.
 pub use k8s_openapi;
-
-inventory::submit! {
-    registry::TopologyEntry {
-        name: <local::Local as BuiltinTopology>::NAME,
-        type_name: "Local",
-        about: <local::Local as BuiltinTopology>::ABOUT,
-        capabilities: &["K8sDeploy", "ContainerBuilder", "OciRegistry", "HelmRegistry", "ContinuousDelivery", "HttpProbe"],
-    }
-}
-
-inventory::submit! {
-    registry::TopologyEntry {
-        name: <ci::Ci as BuiltinTopology>::NAME,
-        type_name: "Ci",
-        about: <ci::Ci as BuiltinTopology>::ABOUT,
-        capabilities: &["K8sDeploy", "ContainerBuilder", "OciRegistry", "HelmRegistry", "ContinuousDelivery", "HttpProbe"],
-    }
-}
-
-inventory::submit! { registry::CapabilityEntry { name: "K8sDeploy", about: <dyn K8sDeploy as capability::IsCapability>::ABOUT } }
-inventory::submit! { registry::CapabilityEntry { name: "ContainerBuilder", about: <dyn release::ContainerBuilder as capability::IsCapability>::ABOUT } }
-inventory::submit! { registry::CapabilityEntry { name: "HttpProbe", about: <dyn release::HttpProbe as capability::IsCapability>::ABOUT } }
-inventory::submit! { registry::CapabilityEntry { name: "OciRegistry", about: <dyn release::OciRegistry as capability::IsCapability>::ABOUT } }
-inventory::submit! { registry::CapabilityEntry { name: "HelmRegistry", about: <dyn release::HelmRegistry as capability::IsCapability>::ABOUT } }
-inventory::submit! { registry::CapabilityEntry { name: "ContinuousDelivery", about: <dyn release::ContinuousDelivery as capability::IsCapability>::ABOUT } }
-inventory::submit! { registry::CapabilityEntry { name: "K8sClient", about: <dyn K8sClient as capability::IsCapability>::ABOUT } }

@@ -3,6 +3,7 @@
 //! ```text
 //! $HARMONY_STATE_DIR (default: target/harmony/local)
 //! ├── .secret-key                 key of the digests that stand in for secret values
+//! ├── .locks/<app>.lock           who is applying or releasing the app now (see `crate::lock`)
 //! ├── <app>/                      what `apply` deployed
 //! │   ├── inventory.json          every object the last apply left, as stored (the plan's baseline)
 //! │   └── manifests/<namespace>/<kind>-<name>.yaml
@@ -25,6 +26,7 @@ use serde_json::Value;
 
 use crate::build::{BUILDER_ENV, BuildCx, BuildError, Buildah, DockerfileBuilder, ImageSource, dockerfile_builder_from_env};
 use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
+use crate::lock::{Attempt, FileLock, Holder, LockError};
 use crate::object::{Object, ObjectRef};
 use crate::oci::layout::Layout;
 use crate::oci::{Artifact, Digest};
@@ -35,7 +37,7 @@ use crate::release::{
 };
 use crate::score::SmokeError;
 use crate::secret::{Redactor, random_key};
-use crate::topology::{BuiltinTopology, Topology, TopologyError};
+use crate::topology::{SelectableTopology, Topology, TopologyError};
 use crate::verify;
 
 /// The environment variable that moves the state directory.
@@ -50,6 +52,8 @@ pub struct Local {
     root: PathBuf,
     build: PathBuf,
     sets: Mutex<BTreeMap<ApplySet, SetState>>,
+    /// The key of the digests, while `.secret-key` does not exist yet.
+    unwritten_key: Mutex<Option<[u8; 32]>>,
 }
 
 /// One app's state during a run: what was stored, and what this run changed.
@@ -78,9 +82,16 @@ impl Topology for Local {
     fn name(&self) -> &str {
         Self::NAME
     }
+
+    /// `.locks/<app>.lock` under the state directory.
+    fn try_lock<'a>(&'a self, app: &'a str, me: &'a Holder) -> BoxFuture<'a, Result<Attempt, LockError>> {
+        Box::pin(async move { FileLock::try_take(&self.root.join(".locks").join(format!("{app}.lock")), me) })
+    }
 }
 
-impl BuiltinTopology for Local {
+crate::topology!(Local);
+
+impl SelectableTopology for Local {
     const NAME: &'static str = "local";
     const ABOUT: &'static str = "a GitOps directory on this machine; no servers (the default)";
 
@@ -112,6 +123,7 @@ impl Local {
             root: root.into(),
             build: build_dir(),
             sets: Mutex::new(BTreeMap::new()),
+            unwritten_key: Mutex::new(None),
         }
     }
 
@@ -202,11 +214,18 @@ impl Local {
                 why: "it does not hold a 64-digit hexadecimal key".into(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = random_key().map_err(|source| DeployError::Io {
-                    action: "read random bytes for",
-                    path: path.clone(),
-                    source,
-                })?;
+                // One key per instance until it is written: a plan and the apply
+                // of that plan in one process see the same digests.
+                let mut unwritten = self.unwritten_key.lock().unwrap_or_else(|p| p.into_inner());
+                let key = match *unwritten {
+                    Some(key) => key,
+                    None => random_key().map_err(|source| DeployError::Io {
+                        action: "read random bytes for",
+                        path: path.clone(),
+                        source,
+                    })?,
+                };
+                *unwritten = Some(key);
                 if create {
                     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
                     write_atomic(&path, hex.as_bytes(), true)?;
@@ -276,6 +295,15 @@ impl Local {
 }
 
 impl K8sDeploy for Local {
+    fn begin<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.sets.lock().unwrap_or_else(|p| p.into_inner()).remove(set);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn pin_secret_digests(&self) -> BoxFuture<'_, Result<(), DeployError>> {
+        Box::pin(async move { self.redactor(true).map(drop) })
+    }
+
     fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
         Box::pin(async move {
             Ok(Observed {

@@ -4,14 +4,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::{self, Write as _};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::capability::Observed;
 use crate::object::{Object, ObjectRef};
+use crate::release::Digest;
 use crate::secret::{REDACTED, is_secret_path};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Add,
@@ -30,26 +31,26 @@ impl Action {
 }
 
 /// One field that differs. Secret values show as `<redacted>`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
 }
 
 /// One object that would be added, changed or removed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub action: Action,
     pub object: ObjectRef,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
 }
 
 /// Everything that would change for one app on one topology.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub app: String,
     pub topology: String,
@@ -172,6 +173,58 @@ impl Plan {
         }
         out
     }
+}
+
+/// What a plan was computed from, as digests of the redacted bodies (a secret
+/// value is itself a keyed digest there, so no value can be read back):
+/// applying the plan checks that neither side moved since.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Basis {
+    /// Each rendered object, by identity (`apps/v1 Deployment web/api`).
+    pub desired: BTreeMap<String, String>,
+    /// Each object the target held for the app.
+    pub observed: BTreeMap<String, String>,
+}
+
+impl Basis {
+    pub fn of(desired: &[Object], observed: &Observed) -> Self {
+        let digest = |v: &Value| Digest::sha256_of(&serde_json::to_vec(v).expect("plain JSON")).to_string();
+        Self {
+            desired: desired
+                .iter()
+                .map(|o| (o.id().to_string(), digest(&observed.redactor.redact_cow(o))))
+                .collect(),
+            observed: observed.objects.iter().map(|(id, body)| (id.to_string(), digest(body))).collect(),
+        }
+    }
+
+    /// What moved between `self` (the plan's) and `now`: one line per object.
+    pub fn moved(&self, now: &Basis) -> Vec<String> {
+        let mut out = Vec::new();
+        compare("desired", &self.desired, &now.desired, &mut out);
+        compare("on the target", &self.observed, &now.observed, &mut out);
+        out
+    }
+}
+
+fn compare(side: &str, then: &BTreeMap<String, String>, now: &BTreeMap<String, String>, out: &mut Vec<String>) {
+    for (id, digest) in then {
+        match now.get(id) {
+            None => out.push(format!("{id}: {side} then, gone now")),
+            Some(d) if d != digest => out.push(format!("{id}: changed {side}")),
+            Some(_) => {}
+        }
+    }
+    for id in now.keys().filter(|id| !then.contains_key(*id)) {
+        out.push(format!("{id}: new {side}"));
+    }
+}
+
+/// A plan and what it was computed from: what `apply` carries out, exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExactPlan {
+    pub plan: Plan,
+    pub basis: Basis,
 }
 
 fn diff(id: &ObjectRef, path: &mut Vec<String>, before: Option<&Value>, after: Option<&Value>, out: &mut Vec<FieldChange>) {

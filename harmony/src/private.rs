@@ -1,102 +1,183 @@
 //! What generated code names, and nothing else uses. Not a public API: it
 //! changes with the macros, which are pinned to this exact crate version.
 
-use std::marker::PhantomData;
-
 pub use ::core::future::Future;
 pub use ::core::result::Result;
 pub use ::inventory;
+pub use ::std::sync::Arc;
 pub use ::std::vec::Vec;
 
-pub use crate::capability::{IsCapability, K8sDeploy};
+pub use crate::any_topology::AnyTopology;
+pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
 pub use crate::object::Desired;
-pub use crate::registry::{AppEntry, FieldInfo, Location, Runner, ScoreEntry};
+pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
 pub use crate::run::{InterpretError, Run};
-pub use crate::score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeError};
-pub use crate::topology::{BuiltinTopology, Topology};
-pub use crate::{__app_runners as app_runners, __release_runners as release_runners, __score_topologies as score_topologies};
+pub use crate::score::{Interpret, IsScore, Render, RenderCx, Score, ScoreError, SmokeError};
+pub use crate::topology::{SelectableTopology, Topology};
+pub use crate::{__probe_capability as probe_capability, __shipped_capabilities as shipped_capabilities};
 
 pub use crate::build::{ImageSource, RustBinary};
 use crate::engine;
-use crate::registry::{Outcome, Request, RunError};
-pub use crate::registry::{ReleaseEntry, ReleaseRunner};
+pub use crate::engine::EngineError;
+pub use crate::registry::ReleaseEntry;
+pub use crate::registry::{Outcome, Request};
 use crate::release::pipeline;
 pub use crate::release::pipeline::{HttpSmoke, NoSmoke, StageSmoke};
 pub use crate::release::{
-    AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, HttpCheck, HttpProbe, OciRegistry, ReleaseCx,
+    AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, HttpCheck, HttpProbe, OciRegistry, ReleaseCx, ReleaseError,
+    ReleasePlan, Version,
 };
+pub use crate::run::{Mode, Progress};
 
-/// Marks the types `#[derive(Score)]` implements `Score` for (on some
-/// topology), so that a child or an app that is not a Score is an error where
-/// it is written, whatever the topology.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a Score",
-    label = "not a Score",
-    note = "derive it with `#[derive(harmony::Score)]`, or use a `Vec` of Scores"
-)]
-pub trait IsScore {}
+/// The capabilities Score type `S` needs, sorted.
+pub fn needs<S: IsScore>() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    S::needs(&mut out);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
 
-impl<S: IsScore> IsScore for Vec<S> {}
-
-/// Fails to compile unless `S` is a Score.
-pub const fn assert_score<S: IsScore>() {}
+/// What an app needs: its Score tree's needs, and `K8sDeploy`, through which
+/// every app is planned and applied.
+fn app_needs<S: IsScore>() -> Vec<&'static str> {
+    let mut out = needs::<S>();
+    out.push(<dyn K8sDeploy as IsCapability>::NAME);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
 
 /// Fails to compile unless `make` makes a Score.
 pub fn score_of<S: IsScore>(_make: impl Fn() -> S) {}
 
-/// The runner of an app on a built-in topology. Fails to compile, naming the
-/// missing capability, when the app's Score cannot run there.
-pub fn runner<T, S>(app: &'static str, make: impl Fn() -> S + Send + Sync + 'static) -> Runner
+/// Fails to compile, naming the missing capability, unless the app's Score
+/// runs on topology `T`: `app! { topologies: [T] }`.
+pub fn runs_on<T, S>(_make: impl Fn() -> S)
 where
-    T: BuiltinTopology + K8sDeploy,
-    S: Score<T> + 'static,
+    T: SelectableTopology + K8sDeploy,
+    S: Score<T>,
 {
-    Runner::new(
-        T::NAME,
-        Box::new(move |request| {
-            let score = make();
-            Box::pin(async move {
-                let topology = T::from_env()?;
-                let outcome = match request {
-                    Request::Render => Outcome::Rendered(engine::render::<T, S>(app, T::NAME, &score)?),
-                    Request::Plan => Outcome::Planned(engine::plan(app, &score, &topology).await?),
-                    Request::DryRun { progress } => Outcome::Planned(engine::dry_run(app, &score, &topology, progress).await?),
-                    Request::Apply { progress } => Outcome::Planned(engine::apply(app, &score, &topology, progress).await?),
-                };
-                Ok::<_, RunError>(outcome)
-            })
-        }),
-    )
 }
 
-/// The release runner of an app on a built-in topology. Fails to compile,
-/// naming the missing capability, when the topology cannot release (or, with
-/// `S = HttpSmoke`, cannot run the app's smoke test).
-pub fn release_runner<T, S>(spec: fn() -> AppSpec) -> ReleaseRunner
+/// Fails to compile, naming the missing capability, unless topology `T` can
+/// release an app smoke-tested by `S`: `app! { topologies: [T], image: .. }`.
+pub fn releases_on<T, S>()
 where
-    T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
-    S: StageSmoke<T> + 'static,
+    T: SelectableTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
+    S: StageSmoke<T>,
 {
-    ReleaseRunner::new(
-        T::NAME,
-        Box::new(move |version, mode, progress| {
-            let spec = spec();
-            Box::pin(async move {
-                let topology = T::from_env()?;
-                Ok(pipeline::release::<T, S>(&spec, &version, &topology, mode, &*progress).await?)
+}
+
+// Autoref specialization: `(&&AppFns(make))` takes the impl on `&AppFns`
+// when `make` makes a Score, and the fallback on `AppFns` when it does not,
+// so that a non-Score in `app!` is the one error `score_of` reports, not a
+// cascade. The fallback is never part of a program that compiles.
+
+/// The registry functions of an app whose root Score `make` makes.
+#[derive(Debug)]
+pub struct AppFns<F>(pub F);
+
+pub trait AppIsScore {
+    fn needs(&self) -> Vec<&'static str>;
+    fn run(&self, app: &'static str, topology: Arc<AnyTopology>, request: Request) -> BoxFuture<'static, Result<Outcome, EngineError>>;
+}
+
+impl<F, S> AppIsScore for &AppFns<F>
+where
+    F: Fn() -> S,
+    S: Score<AnyTopology> + IsScore + 'static,
+{
+    fn needs(&self) -> Vec<&'static str> {
+        app_needs::<S>()
+    }
+
+    fn run(&self, app: &'static str, topology: Arc<AnyTopology>, request: Request) -> BoxFuture<'static, Result<Outcome, EngineError>> {
+        run_app(app, (self.0)(), topology, request)
+    }
+}
+
+pub trait AppIsNotScore {
+    fn needs(&self) -> Vec<&'static str>;
+    fn run(&self, app: &'static str, topology: Arc<AnyTopology>, request: Request) -> BoxFuture<'static, Result<Outcome, EngineError>>;
+}
+
+impl<F> AppIsNotScore for AppFns<F> {
+    fn needs(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    fn run(&self, app: &'static str, _: Arc<AnyTopology>, _: Request) -> BoxFuture<'static, Result<Outcome, EngineError>> {
+        Box::pin(async move {
+            Err(EngineError::Render {
+                app: app.to_owned(),
+                source: ScoreError::invalid(
+                    "the app's `score`",
+                    "it is not a Score",
+                    "derive it with `#[derive(harmony::Score)]`",
+                ),
             })
-        }),
-    )
+        })
+    }
+}
+
+/// Carry out `request` for app `app`, whose root Score is `score`, on the
+/// selected topology.
+fn run_app<S>(app: &'static str, score: S, topology: Arc<AnyTopology>, request: Request) -> BoxFuture<'static, Result<Outcome, EngineError>>
+where
+    S: Score<AnyTopology> + IsScore + 'static,
+{
+    Box::pin(async move {
+        let topology = &*topology;
+        Ok(match request {
+            Request::Render => Outcome::Rendered(engine::render(app, topology.name(), &score)?),
+            Request::Plan => Outcome::Planned(engine::plan(app, &score, topology).await?),
+            Request::DryRun { progress } => Outcome::Planned(engine::dry_run(app, &score, topology, progress).await?),
+            Request::ExactPlan => Outcome::Exact(Box::new(engine::exact_plan(app, &score, topology).await?)),
+            Request::Apply { plan, progress } => Outcome::Planned(engine::apply(app, &score, topology, &plan, progress).await?),
+        })
+    })
+}
+
+/// What releasing needs of a topology; `smoke` adds `HttpProbe`.
+pub fn release_needs(smoke: bool) -> Vec<&'static str> {
+    let mut out = vec![
+        <dyn ContainerBuilder as IsCapability>::NAME,
+        <dyn OciRegistry as IsCapability>::NAME,
+        <dyn HelmRegistry as IsCapability>::NAME,
+        <dyn ContinuousDelivery as IsCapability>::NAME,
+    ];
+    if smoke {
+        out.push(<dyn HttpProbe as IsCapability>::NAME);
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Release `spec` at `version` on the selected topology; `S` says whether
+/// each stage is also asked over HTTP.
+pub fn release<S>(
+    spec: AppSpec,
+    topology: Arc<AnyTopology>,
+    version: Version,
+    mode: Mode,
+    progress: Arc<dyn Progress>,
+) -> BoxFuture<'static, Result<ReleasePlan, ReleaseError>>
+where
+    S: StageSmoke<AnyTopology> + 'static,
+{
+    Box::pin(async move { pipeline::release::<AnyTopology, S>(&spec, &version, &topology, mode, &*progress).await })
 }
 
 /// A chart builder from a function that makes the app's Score for a release.
+/// Rendering is pure, so it needs no particular topology.
 pub fn chart_builder<S>(app: &'static str, make: fn(&ReleaseCx) -> S) -> ChartSource
 where
-    S: Score<crate::local::Local> + 'static,
+    S: IsScore + 'static,
 {
     ChartSource::Builder(std::sync::Arc::new(move |cx: &ReleaseCx| {
-        engine::render::<crate::local::Local, S>(app, "release", &make(cx)).map_err(|e| match e {
-            engine::EngineError::Render { source, .. } => source,
+        engine::render(app, "release", &make(cx)).map_err(|e| match e {
+            EngineError::Render { source, .. } => source,
             other => ScoreError::invalid(format!("the chart of `{app}`"), other.why(), other.help()),
         })
     }))
@@ -107,158 +188,53 @@ pub fn type_name_of<S>(_make: impl Fn() -> S) -> &'static str {
     std::any::type_name::<S>()
 }
 
-// Autoref specialization: method lookup on `&&Probe` takes the impl on `&Probe`
-// when its bounds hold (the Score runs on `T`), and falls back to the impl on
-// `Probe` when they do not. See docs/adr/0003-registry.md.
-
-/// Probes whether an app's Score (made by `F`) runs on topology `T`.
-#[derive(Debug)]
-pub struct AppProbe<F, T> {
-    app: &'static str,
-    make: F,
-    topology: PhantomData<T>,
-}
-
-impl<F, T> AppProbe<F, T> {
-    pub fn new(app: &'static str, make: F) -> Self {
-        Self {
-            app,
-            make,
-            topology: PhantomData,
+/// Whether topology type `$ty` implements capability `$cap`, and if so how
+/// [`AnyTopology`] reaches it. Autoref specialization: method lookup on
+/// `&&Probe` takes the impl on `&Probe` when its bound holds, and falls back
+/// to the impl on `Probe` when it does not (docs/adr/0009-open-topologies.md).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __probe_capability {
+    ($ty:ty, $cap:path) => {{
+        struct Probe<X>(::core::marker::PhantomData<X>);
+        // One of the two traits is never called for a given `$ty`.
+        #[allow(dead_code)]
+        trait Provides {
+            fn provided(&self) -> ::core::option::Option<$crate::any_topology::Provided>;
         }
-    }
-}
-
-pub trait AppRuns {
-    fn runner(&self) -> Option<Runner>;
-}
-
-impl<F, S, T> AppRuns for &AppProbe<F, T>
-where
-    F: Fn() -> S + Copy + Send + Sync + 'static,
-    S: Score<T> + 'static,
-    T: BuiltinTopology + K8sDeploy,
-{
-    fn runner(&self) -> Option<Runner> {
-        Some(runner::<T, S>(self.app, self.make))
-    }
-}
-
-pub trait AppDoesNotRun {
-    fn runner(&self) -> Option<Runner>;
-}
-
-impl<F, T> AppDoesNotRun for AppProbe<F, T> {
-    fn runner(&self) -> Option<Runner> {
-        None
-    }
-}
-
-/// Probes whether Score type `S` runs on topology `T`.
-#[derive(Debug)]
-pub struct ScoreProbe<S, T>(PhantomData<(fn() -> S, T)>);
-
-impl<S, T> ScoreProbe<S, T> {
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        Self(PhantomData)
-    }
-}
-
-pub trait ScoreRuns {
-    fn topology(&self) -> Option<&'static str>;
-}
-
-impl<S: Score<T>, T: BuiltinTopology> ScoreRuns for &ScoreProbe<S, T> {
-    fn topology(&self) -> Option<&'static str> {
-        Some(T::NAME)
-    }
-}
-
-pub trait ScoreDoesNotRun {
-    fn topology(&self) -> Option<&'static str>;
-}
-
-impl<S, T> ScoreDoesNotRun for ScoreProbe<S, T> {
-    fn topology(&self) -> Option<&'static str> {
-        None
-    }
-}
-
-/// The built-in topologies a Score type runs on (every built-in topology is listed here).
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __score_topologies {
-    ($score:ty) => {{
-        #[allow(unused_imports)]
-        use $crate::__private::{ScoreDoesNotRun as _, ScoreProbe, ScoreRuns as _};
-        let mut topologies = $crate::__private::Vec::new();
-        topologies.extend((&&ScoreProbe::<$score, $crate::local::Local>::new()).topology());
-        topologies.extend((&&ScoreProbe::<$score, $crate::ci::Ci>::new()).topology());
-        topologies
+        impl<X: $cap> Provides for &Probe<X> {
+            fn provided(&self) -> ::core::option::Option<$crate::any_topology::Provided> {
+                ::core::option::Option::Some($crate::any_topology::Provided::new::<dyn $cap>(|t| {
+                    t.downcast_ref::<X>().map(|t| t as &dyn $cap)
+                }))
+            }
+        }
+        #[allow(dead_code)]
+        trait Lacks {
+            fn provided(&self) -> ::core::option::Option<$crate::any_topology::Provided>;
+        }
+        impl<X> Lacks for Probe<X> {
+            fn provided(&self) -> ::core::option::Option<$crate::any_topology::Provided> {
+                ::core::option::Option::None
+            }
+        }
+        (&&Probe::<$ty>(::core::marker::PhantomData)).provided()
     }};
 }
 
-/// The runners of an app on every built-in topology its Score runs on.
+/// Which of the capabilities harmony ships topology type `$ty` implements.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __app_runners {
-    ($app:expr, $make:expr) => {{
-        #[allow(unused_imports)]
-        use $crate::__private::{AppDoesNotRun as _, AppProbe, AppRuns as _};
-        let mut runners = $crate::__private::Vec::new();
-        runners.extend((&&AppProbe::<_, $crate::local::Local>::new($app, $make)).runner());
-        runners.extend((&&AppProbe::<_, $crate::ci::Ci>::new($app, $make)).runner());
-        runners
-    }};
-}
-
-/// Probes whether built-in topology `T` can release an app smoke-tested by `S`.
-#[derive(Debug)]
-pub struct ReleaseProbe<T, S>(PhantomData<(T, S)>);
-
-impl<T, S> ReleaseProbe<T, S> {
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        Self(PhantomData)
-    }
-}
-
-pub trait Releases {
-    fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner>;
-}
-
-impl<T, S> Releases for &ReleaseProbe<T, S>
-where
-    T: BuiltinTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
-    S: StageSmoke<T> + 'static,
-{
-    fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner> {
-        Some(release_runner::<T, S>(spec))
-    }
-}
-
-pub trait DoesNotRelease {
-    fn runner(&self, spec: fn() -> AppSpec) -> Option<ReleaseRunner>;
-}
-
-impl<T, S> DoesNotRelease for ReleaseProbe<T, S> {
-    fn runner(&self, _: fn() -> AppSpec) -> Option<ReleaseRunner> {
-        None
-    }
-}
-
-/// The release runners of an app (smoke-tested by `$smoke`) on every built-in
-/// topology that can release it.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __release_runners {
-    ($spec:expr, $smoke:ty) => {{
-        #[allow(unused_imports)]
-        use $crate::__private::{DoesNotRelease as _, ReleaseProbe, Releases as _};
-        let mut runners = $crate::__private::Vec::new();
-        runners.extend((&&ReleaseProbe::<$crate::local::Local, $smoke>::new()).runner($spec));
-        runners.extend((&&ReleaseProbe::<$crate::ci::Ci, $smoke>::new()).runner($spec));
-        runners
+macro_rules! __shipped_capabilities {
+    ($ty:ty) => {{
+        let mut provided = $crate::__private::Vec::new();
+        provided.extend($crate::__private::probe_capability!($ty, $crate::capability::K8sDeploy));
+        provided.extend($crate::__private::probe_capability!($ty, $crate::capability::K8sClient));
+        provided.extend($crate::__private::probe_capability!($ty, $crate::release::ContainerBuilder));
+        provided.extend($crate::__private::probe_capability!($ty, $crate::release::OciRegistry));
+        provided.extend($crate::__private::probe_capability!($ty, $crate::release::HelmRegistry));
+        provided.extend($crate::__private::probe_capability!($ty, $crate::release::ContinuousDelivery));
+        provided.extend($crate::__private::probe_capability!($ty, $crate::release::HttpProbe));
+        provided
     }};
 }

@@ -1,14 +1,16 @@
 //! The registry's entries, collected at link time with `inventory`:
-//! every derived Score, every app, every built-in topology and capability.
+//! every derived Score, every app, every declared topology and capability.
 //! Discovery over them lives in `harmony-registry`.
 
 use std::sync::Arc;
 
+use crate::any_topology::{AnyTopology, Provided};
 use crate::capability::BoxFuture;
 use crate::engine::EngineError;
 use crate::object::Object;
-use crate::plan::Plan;
+use crate::plan::{ExactPlan, Plan};
 use crate::run::Progress;
+use crate::topology::TopologyError;
 
 /// Where something was declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +42,15 @@ pub struct ScoreEntry {
     pub module: &'static str,
     pub doc: &'static str,
     pub location: Location,
-    /// The capabilities named in `requires(..)` (leaf Scores only).
-    pub requires: &'static [&'static str],
+    /// The capabilities named in `requires(..)`.
+    pub requires: fn() -> Vec<&'static str>,
     pub fields: &'static [FieldInfo],
-    /// The smoke test given with `smoke = ..`; `None` means the default
-    /// verification of what was rendered.
+    /// The smoke test given with `smoke = ..`, run after the topology's
+    /// verification; `None` when verification is all.
     pub smoke: Option<&'static str>,
-    /// The built-in topologies this Score runs on.
-    pub topologies: fn() -> Vec<&'static str>,
+    /// Every capability the Score tree needs, from its types: it runs on the
+    /// topologies that provide them all.
+    pub needs: fn() -> Vec<&'static str>,
 }
 inventory::collect!(ScoreEntry);
 
@@ -60,8 +63,10 @@ pub struct AppEntry {
     pub location: Location,
     /// The type of the app's root Score.
     pub score: fn() -> &'static str,
-    /// A runner per topology the app runs on.
-    pub runners: fn() -> Vec<Runner>,
+    /// Every capability the app needs of a topology, from its Score's types.
+    pub needs: fn() -> Vec<&'static str>,
+    /// Carry out a request on a topology that provides every need.
+    pub run: fn(Arc<AnyTopology>, Request) -> BoxFuture<'static, Result<Outcome, EngineError>>,
 }
 inventory::collect!(AppEntry);
 
@@ -72,66 +77,50 @@ pub struct ReleaseEntry {
     pub location: Location,
     /// The stages, in promotion order.
     pub stages: &'static [&'static str],
-    /// A runner per topology the release runs on.
-    pub runners: fn() -> Vec<ReleaseRunner>,
+    /// Every capability releasing needs of a topology.
+    pub needs: fn() -> Vec<&'static str>,
+    /// Release a version on a topology that provides every need.
+    pub run: ReleaseFn,
 }
 inventory::collect!(ReleaseEntry);
 
-/// Why a release could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ReleaseRunError {
-    #[error(transparent)]
-    Topology(#[from] crate::topology::TopologyError),
-    #[error(transparent)]
-    Release(#[from] crate::release::ReleaseError),
-}
+/// How a registered release runs.
+pub type ReleaseFn = fn(
+    Arc<AnyTopology>,
+    crate::release::Version,
+    crate::run::Mode,
+    Arc<dyn Progress>,
+) -> BoxFuture<'static, Result<crate::release::ReleasePlan, crate::release::ReleaseError>>;
 
-type ReleaseFn = dyn Fn(
-        crate::release::Version,
-        crate::run::Mode,
-        Arc<dyn Progress>,
-    ) -> BoxFuture<'static, Result<crate::release::ReleasePlan, ReleaseRunError>>
-    + Send
-    + Sync;
-
-/// Releases one app on one topology, erasing the topology's type.
-pub struct ReleaseRunner {
-    pub topology: &'static str,
-    run: Box<ReleaseFn>,
-}
-
-impl std::fmt::Debug for ReleaseRunner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReleaseRunner")
-            .field("topology", &self.topology)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ReleaseRunner {
-    pub(crate) fn new(topology: &'static str, run: Box<ReleaseFn>) -> Self {
-        Self { topology, run }
-    }
-
-    pub fn run(
-        &self,
-        version: crate::release::Version,
-        mode: crate::run::Mode,
-        progress: Arc<dyn Progress>,
-    ) -> BoxFuture<'static, Result<crate::release::ReleasePlan, ReleaseRunError>> {
-        (self.run)(version, mode, progress)
-    }
-}
-
-/// A built-in topology and the capabilities it provides.
+/// A topology registered with [`topology!`](crate::topology!), and the
+/// capabilities it implements.
 #[derive(Debug)]
 pub struct TopologyEntry {
     pub name: &'static str,
     pub type_name: &'static str,
     pub about: &'static str,
-    pub capabilities: &'static [&'static str],
+    /// The capabilities it implements, found from its trait impls.
+    pub provides: fn() -> Vec<Provided>,
+    /// Set it up from the environment.
+    pub connect: fn() -> Result<AnyTopology, TopologyError>,
 }
 inventory::collect!(TopologyEntry);
+
+impl TopologyEntry {
+    /// The names of the capabilities it provides, sorted.
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = (self.provides)().iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Of `needs`, what this topology does not provide.
+    pub fn lacks(&self, needs: &[&'static str]) -> Vec<&'static str> {
+        let provided = self.capabilities();
+        needs.iter().copied().filter(|n| !provided.contains(n)).collect()
+    }
+}
 
 /// A capability trait.
 #[derive(Debug)]
@@ -146,8 +135,16 @@ inventory::collect!(CapabilityEntry);
 pub enum Request {
     Render,
     Plan,
-    DryRun { progress: Arc<dyn Progress> },
-    Apply { progress: Arc<dyn Progress> },
+    /// A plan with what it was computed from, for `apply` or `plan --out`.
+    ExactPlan,
+    DryRun {
+        progress: Arc<dyn Progress>,
+    },
+    /// Carry out exactly this plan.
+    Apply {
+        plan: Box<ExactPlan>,
+        progress: Arc<dyn Progress>,
+    },
 }
 
 impl std::fmt::Debug for Request {
@@ -155,6 +152,7 @@ impl std::fmt::Debug for Request {
         f.write_str(match self {
             Self::Render => "Render",
             Self::Plan => "Plan",
+            Self::ExactPlan => "ExactPlan",
             Self::DryRun { .. } => "DryRun",
             Self::Apply { .. } => "Apply",
         })
@@ -166,37 +164,5 @@ impl std::fmt::Debug for Request {
 pub enum Outcome {
     Rendered(Vec<Object>),
     Planned(Plan),
-}
-
-/// Why a runner could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Topology(#[from] crate::topology::TopologyError),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-}
-
-type RunFn = dyn Fn(Request) -> BoxFuture<'static, Result<Outcome, RunError>> + Send + Sync;
-
-/// Runs one app on one topology, erasing both types.
-pub struct Runner {
-    pub topology: &'static str,
-    run: Box<RunFn>,
-}
-
-impl std::fmt::Debug for Runner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runner").field("topology", &self.topology).finish_non_exhaustive()
-    }
-}
-
-impl Runner {
-    pub(crate) fn new(topology: &'static str, run: Box<RunFn>) -> Self {
-        Self { topology, run }
-    }
-
-    pub fn run(&self, request: Request) -> BoxFuture<'static, Result<Outcome, RunError>> {
-        (self.run)(request)
-    }
+    Exact(Box<ExactPlan>),
 }

@@ -51,7 +51,6 @@ pub struct Run {
     cx: RenderCx,
     path: Vec<String>,
     progress: Arc<dyn Progress>,
-    deployed: Vec<ObjectRef>,
 }
 
 impl std::fmt::Debug for Run {
@@ -72,7 +71,6 @@ impl Run {
             cx: RenderCx::new(app, topology),
             path: vec![app.to_owned()],
             progress,
-            deployed: Vec::new(),
         }
     }
 
@@ -91,11 +89,6 @@ impl Run {
     /// Where in the Score tree we are: `webapp/config`.
     pub fn path(&self) -> String {
         self.path.join("/")
-    }
-
-    /// Every object deployed so far in this run.
-    pub fn deployed(&self) -> &[ObjectRef] {
-        &self.deployed
     }
 
     /// Step into a child Score.
@@ -121,7 +114,6 @@ impl Run {
             Mode::DryRun => topology.dry_run(&self.set, objects).await,
         };
         result.map_err(|source| InterpretError::Deploy { path: self.path(), source })?;
-        self.deployed.extend(objects.iter().map(|o| o.id().clone()));
         self.progress.event(&Event::Deployed {
             path: self.path(),
             objects: objects.len(),
@@ -157,10 +149,6 @@ impl Run {
             check: "verification",
         });
         Ok(())
-    }
-
-    pub(crate) fn progress(&self) -> &dyn Progress {
-        &*self.progress
     }
 }
 

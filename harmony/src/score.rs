@@ -22,10 +22,38 @@ use crate::topology::Topology;
     label = "not a Score for `{T}`",
     note = "derive it: `#[derive(harmony::Score)]` on a struct with named fields"
 )]
-pub trait Score<T: Topology>: Interpret<T> {
-    /// Everything this Score wants to exist, in deploy order. Pure: plan and
-    /// dry-run call it without touching anything.
-    fn render(&self, cx: &RenderCx) -> Result<Desired, ScoreError>;
+pub trait Score<T: Topology>: Interpret<T> {}
+
+/// What every Score is, whatever the topology: what its tree renders, and
+/// what it needs of a topology, from its types (a leaf's `K8sDeploy` and
+/// `requires(..)`, a composite's children's). Implemented by
+/// `#[derive(Score)]`; a child or an `app!` score that is not one is an error
+/// where it is written.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a Score",
+    label = "not a Score",
+    note = "derive it with `#[derive(harmony::Score)]`, or use a `Vec` of Scores"
+)]
+pub trait IsScore {
+    /// Add the names of the capabilities this Score tree needs.
+    fn needs(out: &mut Vec<&'static str>);
+
+    /// Everything the tree wants to exist, in deploy order. Pure.
+    fn render_tree(&self, cx: &RenderCx) -> Result<Desired, ScoreError>;
+}
+
+impl<S: IsScore> IsScore for Vec<S> {
+    fn needs(out: &mut Vec<&'static str>) {
+        S::needs(out);
+    }
+
+    fn render_tree(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
+        let mut all = Desired::new();
+        for score in self {
+            all.extend(score.render_tree(cx)?);
+        }
+        Ok(all)
+    }
 }
 
 /// The execution of a Score on a topology: deploy what it renders, in order,
@@ -121,15 +149,7 @@ impl SmokeError {
 }
 
 /// A composite of any number of Scores of one type, deployed in order.
-impl<T: Topology, S: Score<T>> Score<T> for Vec<S> {
-    fn render(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
-        let mut all = Desired::new();
-        for score in self {
-            all.extend(score.render(cx)?);
-        }
-        Ok(all)
-    }
-}
+impl<T: Topology, S: Score<T>> Score<T> for Vec<S> {}
 
 impl<T: Topology, S: Score<T>> Interpret<T> for Vec<S> {
     async fn execute(&self, topology: &T, run: &mut Run) -> Result<(), InterpretError> {

@@ -1,5 +1,5 @@
 //! What users see, pinned: the webapp's manifests, plans that add, change and
-//! remove, and a failed smoke test. Review changes with `cargo insta review`.
+//! remove, a problem caught before any write, and a failed smoke test. Review changes with `cargo insta review`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,7 +87,7 @@ fn yaml(objects: &[harmony::Object]) -> String {
 
 #[test]
 fn webapp_manifests() {
-    let objects = engine::render::<Local, _>("webapp", "local", &webapp()).unwrap();
+    let objects = engine::render("webapp", "local", &webapp()).unwrap();
     let text = yaml(&objects);
     assert!(!text.contains(PASSWORD));
     insta::assert_snapshot!(text);
@@ -100,7 +100,8 @@ fn plans_that_add_change_and_remove() {
     let rt = rt();
     let first = rt.block_on(engine::plan("webapp", &webapp(), &local)).unwrap();
     insta::assert_snapshot!("plan_first_deploy", first.to_text());
-    rt.block_on(engine::apply("webapp", &webapp(), &local, Arc::new(Silent))).unwrap();
+    rt.block_on(engine::plan_and_apply("webapp", &webapp(), &local, Arc::new(Silent)))
+        .unwrap();
 
     let next = rt.block_on(engine::plan("webapp", &next_release(), &local)).unwrap();
     let summary = next.summary();
@@ -113,7 +114,7 @@ fn plans_that_add_change_and_remove() {
     insta::assert_snapshot!("plan_next_release_text", text);
     insta::assert_snapshot!("plan_next_release_json", json);
 
-    rt.block_on(engine::apply("webapp", &next_release(), &local, Arc::new(Silent)))
+    rt.block_on(engine::plan_and_apply("webapp", &next_release(), &local, Arc::new(Silent)))
         .unwrap();
     assert!(!dir.path().join("webapp/manifests/webapp/service-webapp.yaml").exists(), "pruned");
     let after = rt.block_on(engine::plan("webapp", &next_release(), &local)).unwrap();
@@ -132,7 +133,7 @@ struct Broken {
 }
 
 #[test]
-fn a_failed_smoke_test_reads_like_a_compiler_error() {
+fn a_problem_a_dry_run_would_find_stops_apply_before_any_write() {
     let w = webapp();
     let broken = Broken {
         server: w.server,
@@ -141,7 +142,7 @@ fn a_failed_smoke_test_reads_like_a_compiler_error() {
     let dir = tempfile::tempdir().unwrap();
     let local = Local::at(dir.path());
     let err = rt()
-        .block_on(engine::apply("webapp", &broken, &local, Arc::new(Silent)))
+        .block_on(engine::plan_and_apply("webapp", &broken, &local, Arc::new(Silent)))
         .unwrap_err();
     let EngineError::Interpret { source, .. } = &err else {
         panic!("{err:?}")
@@ -153,12 +154,83 @@ fn a_failed_smoke_test_reads_like_a_compiler_error() {
         err.why(),
         err.help()
     ));
-    // What was written stays recorded, so the next plan starts from the truth.
+    assert!(!dir.path().join("webapp").exists(), "nothing was written");
     let plan = rt().block_on(engine::plan("webapp", &broken, &local)).unwrap();
+    assert_eq!(plan.summary().add, 2, "{}", plan.to_text());
+}
+
+/// A ConfigMap whose own smoke test fails, as a service that never answers
+/// would make it fail.
+#[derive(Score)]
+#[score(smoke = Self::answers)]
+struct Unanswered {
+    namespace: String,
+}
+
+impl Render for Unanswered {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        let mut d = Desired::new();
+        d.push(&ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("probe".into()),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })?;
+        Ok(d)
+    }
+}
+
+impl Unanswered {
+    async fn answers<T: harmony::Topology>(&self, _: &T) -> Result<(), harmony::SmokeError> {
+        Err(harmony::SmokeError::new("GET http://probe/healthz", "connection refused")
+            .with_help("the probe was deployed and verified, but nothing answers it; look at its logs, fix it, and apply again"))
+    }
+}
+
+/// The namespace, the failing probe, then credentials the failure never reaches.
+#[derive(Score)]
+struct Probed {
+    #[score(child)]
+    namespace: AppNamespace,
+    #[score(child)]
+    probe: Unanswered,
+    #[score(child)]
+    credentials: Credentials,
+}
+
+#[test]
+fn a_failed_smoke_test_reads_like_a_compiler_error() {
+    let w = webapp();
+    let probed = Probed {
+        namespace: w.namespace,
+        probe: Unanswered {
+            namespace: "webapp".into(),
+        },
+        credentials: w.credentials,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::at(dir.path());
+    let err = rt()
+        .block_on(engine::plan_and_apply("webapp", &probed, &local, Arc::new(Silent)))
+        .unwrap_err();
+    let EngineError::Interpret { source, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(source.path(), "webapp/probe");
+    insta::assert_snapshot!(format!(
+        "message: {err}\nat: {}\nwhy: {}\nhelp: {}",
+        err.location().unwrap(),
+        err.why(),
+        err.help()
+    ));
+    // What was written stays recorded, so the next plan starts from the truth.
+    let plan = rt().block_on(engine::plan("webapp", &probed, &local)).unwrap();
     assert_eq!(
         plan.summary().add,
         1,
-        "only the Service, never reached, is still to add: {}",
+        "only the credentials, never reached, are still to add: {}",
         plan.to_text()
     );
 }

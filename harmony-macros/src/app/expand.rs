@@ -26,39 +26,39 @@ pub(crate) fn expand(app: &App) -> TokenStream {
     let score_check = match (&app.score, &app.release) {
         // The path is written out, not interpolated, so that every token of the call carries the span.
         (Some(expr), _) => quote_spanned!(expr.span()=> ::harmony::__private::score_of(|| #expr)),
-        (
-            None,
-            Some(Release {
-                chart: ChartKind::Builder(f),
-                ..
-            }),
-        ) => quote_spanned!(f.span()=> ::harmony::__private::score_of(|| #score)),
-        _ => quote!(#h::score_of(|| #score)),
+        // The chart builder's own bound (`chart_builder`) is the check.
+        _ => TokenStream::new(),
     };
-    let runners = match &app.topologies {
-        // Named topologies are a promise: each must compile, or the error
-        // points at the topology that lacks a capability.
-        Some(list) => {
-            // Spanned on the path's last segment, the topology's own name.
-            let each = list.iter().map(|t| {
-                let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
-                quote_spanned!(span=> #h::runner::<#t, _>(#name, || #score))
-            });
-            quote!(#h::Vec::from([#(#each),*]))
-        }
-        None => quote!(#h::app_runners!(#name, || #score)),
-    };
+    // Named topologies are a promise, checked here: the error points at the
+    // topology that lacks a capability. At run time the app runs on every
+    // topology that provides what it needs.
+    let promises = app.topologies.iter().flatten().map(|t| {
+        // Spanned on the path's last segment, the topology's own name.
+        let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
+        quote_spanned!(span=> #h::runs_on::<#t, _>(|| #score);)
+    });
     let release = app.release.as_ref().map(|r| release(app, r, &h));
     quote! {
         const _: () = {
-            fn __harmony_runners() -> #h::Vec<#h::Runner> {
-                #runners
-            }
             fn __harmony_score_type() -> &'static str {
                 #h::type_name_of(|| #score)
             }
+            #[allow(unused_imports)]
+            use #h::{AppIsNotScore as _, AppIsScore as _};
+            fn __harmony_needs() -> #h::Vec<&'static str> {
+                (&&#h::AppFns(|| #score)).needs()
+            }
+            fn __harmony_run(
+                topology: #h::Arc<#h::AnyTopology>,
+                request: #h::Request,
+            ) -> #h::BoxFuture<'static, #h::Result<#h::Outcome, #h::EngineError>> {
+                (&&#h::AppFns(|| #score)).run(#name, topology, request)
+            }
             #[allow(clippy::redundant_closure)]
-            const _: fn() = || #score_check;
+            const _: fn() = || {
+                #score_check;
+                #(#promises)*
+            };
             #h::inventory::submit! {
                 #h::AppEntry {
                     name: #name,
@@ -66,7 +66,8 @@ pub(crate) fn expand(app: &App) -> TokenStream {
                     module: ::core::module_path!(),
                     location: #h::Location { file: ::core::file!(), line: ::core::line!() },
                     score: __harmony_score_type,
-                    runners: __harmony_runners,
+                    needs: __harmony_needs,
+                    run: __harmony_run,
                 }
             }
             #release
@@ -99,16 +100,11 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
         Some(path) => quote!(::core::option::Option::Some(#h::HttpCheck::get(#path))),
         None => quote!(::core::option::Option::None),
     };
-    let runners = match &app.topologies {
-        Some(list) => {
-            let each = list.iter().map(|t| {
-                let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
-                quote_spanned!(span=> #h::release_runner::<#t, #stage_smoke>(__harmony_spec))
-            });
-            quote!(#h::Vec::from([#(#each),*]))
-        }
-        None => quote!(#h::release_runners!(__harmony_spec, #stage_smoke)),
-    };
+    let smoked = r.smoke.is_some();
+    let promises = app.topologies.iter().flatten().map(|t| {
+        let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
+        quote_spanned!(span=> #h::releases_on::<#t, #stage_smoke>();)
+    });
     quote! {
         fn __harmony_spec() -> #h::AppSpec {
             #h::AppSpec {
@@ -121,15 +117,27 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
                 smoke: #smoke,
             }
         }
-        fn __harmony_release_runners() -> #h::Vec<#h::ReleaseRunner> {
-            #runners
+        fn __harmony_release_needs() -> #h::Vec<&'static str> {
+            #h::release_needs(#smoked)
         }
+        fn __harmony_release(
+            topology: #h::Arc<#h::AnyTopology>,
+            version: #h::Version,
+            mode: #h::Mode,
+            progress: #h::Arc<dyn #h::Progress>,
+        ) -> #h::BoxFuture<'static, #h::Result<#h::ReleasePlan, #h::ReleaseError>> {
+            #h::release::<#stage_smoke>(__harmony_spec(), topology, version, mode, progress)
+        }
+        const _: fn() = || {
+            #(#promises)*
+        };
         #h::inventory::submit! {
             #h::ReleaseEntry {
                 name: #name,
                 location: #h::Location { file: ::core::file!(), line: ::core::line!() },
                 stages: &[#(#stages),*],
-                runners: __harmony_release_runners,
+                needs: __harmony_release_needs,
+                run: __harmony_release,
             }
         }
     }

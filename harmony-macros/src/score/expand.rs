@@ -37,7 +37,7 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
         .unwrap_or_default();
     predicates.extend(bounds);
 
-    let capability_checks = capability_checks(&h, input.requires.iter());
+    let requires_fn = requires_fn(&h, input.requires.iter());
 
     let (render_body, execute_body) = if input.is_composite() {
         composite_bodies(input, &h, &topo)
@@ -47,25 +47,12 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
 
     let registration = registration(input, &h);
     let smoke_test = input.smoke.as_ref().map(|_| smoke_test(&h));
-    let (marker_generics, marker_ty, marker_where) = input.generics.split_for_impl();
-    // A child that is not a Score is an error where the field is written, not
-    // only where the composite is used (generic children are checked there).
-    let child_checks = input.generics.params.is_empty().then(|| {
-        let checks = input.children().map(|c| {
-            let ty = &c.ty;
-            quote_spanned!(ty.span()=> #h::assert_score::<#ty>();)
-        });
-        quote!(const _: () = { #(#checks)* };)
-    });
+    let is_score = is_score(input, &h, &render_body);
 
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #impl_generics #h::Score<#topo> for #ident #ty_generics where #(#predicates,)* {
-                fn render(&self, cx: &#h::RenderCx) -> #h::Result<#h::Desired, #h::ScoreError> {
-                    #render_body
-                }
-            }
+            impl #impl_generics #h::Score<#topo> for #ident #ty_generics where #(#predicates,)* {}
 
             #[automatically_derived]
             impl #impl_generics #h::Interpret<#topo> for #ident #ty_generics where #(#predicates,)* {
@@ -78,12 +65,11 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
                 }
             }
 
-            #[automatically_derived]
-            impl #marker_generics #h::IsScore for #ident #marker_ty #marker_where {}
+            // A child that is not a Score is an error where the field is
+            // written, by `IsScore::needs` asking it what it needs.
+            #is_score
 
-            #child_checks
-
-            #capability_checks
+            #requires_fn
 
             #smoke_test
 
@@ -92,44 +78,90 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
     }
 }
 
-/// `requires(..)` names capabilities and nothing else. Checked through a
-/// local trait rather than `IsCapability` itself: `do_not_recommend` on its
-/// one impl keeps rustc from listing every capability type in the error,
-/// a list that would change each time a capability is added.
-fn capability_checks<'p>(h: &TokenStream, requires: impl Iterator<Item = &'p syn::Path>) -> TokenStream {
-    let checks: Vec<TokenStream> = requires
-        .map(|cap| quote_spanned!(cap.span()=> __is_capability::<dyn #cap>();))
-        .collect();
-    if checks.is_empty() {
-        return TokenStream::new();
+/// The `IsScore` marker, which also says what the Score tree needs, from its
+/// types: a leaf's `K8sDeploy` and `requires(..)`, a composite's children's.
+fn is_score(input: &ScoreInput, h: &TokenStream, render: &TokenStream) -> TokenStream {
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
+        .unwrap_or_default();
+    let mut needs: Vec<TokenStream> = Vec::new();
+    if input.is_composite() {
+        for child in input.children() {
+            let ty = &child.ty;
+            // A generic child needs the bound to be asked; a concrete one that is
+            // not a Score is one error, here, on the field's type.
+            if !input.generics.params.is_empty() {
+                predicates.push(quote_spanned!(ty.span()=> #ty: #h::IsScore));
+            }
+            needs.push(quote_spanned!(ty.span()=> <#ty as #h::IsScore>::needs(out);));
+        }
+    } else {
+        needs.push(quote!(out.push(<dyn #h::K8sDeploy as #h::IsCapability>::NAME);));
     }
+    needs.push(quote!(out.extend(__harmony_requires());));
     quote! {
-        const _: () = {
-            #[diagnostic::on_unimplemented(
-                message = "`{Self}` is not a capability",
-                label = "`requires(..)` takes capability traits only",
-                note = "a capability is a trait declared with `harmony::capability!`, such as `K8sDeploy` or `K8sClient`; the generated CLI's `list` shows them all",
-                note = "to make a trait of yours a capability: `harmony::capability!(YourTrait, \"what it provides\");`"
-            )]
-            trait __HarmonyCapability {}
-            #[diagnostic::do_not_recommend]
-            impl<__C: ?::core::marker::Sized + #h::IsCapability> __HarmonyCapability for __C {}
-            const fn __is_capability<__C: ?::core::marker::Sized + __HarmonyCapability>() {}
-            #(#checks)*
-        };
+        #[automatically_derived]
+        impl #impl_generics #h::IsScore for #ident #ty_generics where #(#predicates,)* {
+            fn needs(out: &mut #h::Vec<&'static str>) {
+                #(#needs)*
+            }
+
+            fn render_tree(&self, cx: &#h::RenderCx) -> #h::Result<#h::Desired, #h::ScoreError> {
+                #render
+            }
+        }
+    }
+}
+
+/// `__harmony_requires()`: the names of the capabilities `requires(..)`
+/// lists, each asked of its `IsCapability` impl. That is also the check that
+/// `requires(..)` names capabilities and nothing else, one error per wrong
+/// name, on it: through a local trait rather than `IsCapability` itself, so
+/// that `do_not_recommend` on its one impl keeps rustc from listing every
+/// capability in the error, a list that would change each time one is added.
+/// `IsScore::needs` and the registry entry both call it.
+fn requires_fn<'p>(h: &TokenStream, requires: impl Iterator<Item = &'p syn::Path>) -> TokenStream {
+    let names: Vec<TokenStream> = requires
+        .map(|cap| quote_spanned!(cap.span()=> __harmony_capability::<dyn #cap>()))
+        .collect();
+    quote! {
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` is not a capability",
+            label = "`requires(..)` takes capability traits only",
+            note = "a capability is a trait declared with `#[harmony::capability]`, such as `K8sDeploy` or `K8sClient`; the generated CLI's `list` shows them all",
+            note = "to make a trait of yours a capability, put `#[harmony::capability]` above it"
+        )]
+        trait __HarmonyCapability {
+            const NAME: &'static str;
+        }
+        #[diagnostic::do_not_recommend]
+        impl<__C: ?::core::marker::Sized + #h::IsCapability> __HarmonyCapability for __C {
+            const NAME: &'static str = <__C as #h::IsCapability>::NAME;
+        }
+        const fn __harmony_capability<__C: ?::core::marker::Sized + __HarmonyCapability>() -> &'static str {
+            <__C as __HarmonyCapability>::NAME
+        }
+        fn __harmony_requires() -> #h::Vec<&'static str> {
+            #h::Vec::from([#(#names),*])
+        }
     }
 }
 
 fn leaf_bodies(input: &ScoreInput, h: &TokenStream) -> (TokenStream, TokenStream) {
     let render = quote!(<Self as #h::Render>::render(self, cx));
-    let check = match &input.smoke {
+    // The topology's verification always runs; a Score's own smoke test runs
+    // after it, in addition, never instead.
+    let smoke = match &input.smoke {
         Some(smoke) => smoke_call(smoke),
-        None => quote!(run.verify(topology, &desired).await),
+        None => quote!(::core::result::Result::Ok(())),
     };
     let execute = quote! {
         let desired = run.rendered(<Self as #h::Render>::render(self, run.render_cx()))?;
         run.deploy(topology, &desired).await?;
-        #check
+        run.verify(topology, &desired).await?;
+        #smoke
     };
     (render, execute)
 }
@@ -138,7 +170,7 @@ fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (
     let children: Vec<_> = input.children().map(|f| (f.ident.as_ref().expect("named fields"), &f.ty)).collect();
     let renders = children.iter().map(|(name, ty)| {
         quote! {
-            desired.extend(<#ty as #h::Score<#topo>>::render(&self.#name, cx)?);
+            desired.extend(<#ty as #h::IsScore>::render_tree(&self.#name, cx)?);
         }
     });
     let render = quote! {
@@ -215,10 +247,6 @@ fn registration(input: &ScoreInput, h: &TokenStream) -> TokenStream {
     let ident = &input.ident;
     let name = ident.to_string();
     let docs = doc(&input.attrs);
-    let requires = input
-        .requires
-        .iter()
-        .map(|p| p.segments.last().map(|s| s.ident.to_string()).unwrap_or_default());
     let smoke = match &input.smoke {
         Some(p) => {
             let s = p.to_token_stream().to_string().replace(' ', "");
@@ -235,19 +263,16 @@ fn registration(input: &ScoreInput, h: &TokenStream) -> TokenStream {
     });
     let line = quote_spanned!(ident.span()=> ::core::line!());
     quote! {
-        fn __harmony_topologies() -> #h::Vec<&'static str> {
-            #h::score_topologies!(#ident)
-        }
         #h::inventory::submit! {
             #h::ScoreEntry {
                 name: #name,
                 module: ::core::module_path!(),
                 doc: #docs,
                 location: #h::Location { file: ::core::file!(), line: #line },
-                requires: &[#(#requires),*],
+                requires: __harmony_requires,
                 fields: &[#(#fields),*],
                 smoke: #smoke,
-                topologies: __harmony_topologies,
+                needs: #h::needs::<#ident>,
             }
         }
     }
@@ -275,22 +300,23 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
             unique.push(cap);
         }
     }
-    let capability_checks = capability_checks(&h, unique.into_iter());
+    let requires_fn = requires_fn(&h, unique.into_iter());
     let (marker_generics, _, _) = input.generics.split_for_impl();
     quote! {
         const _: () = {
-            impl #impl_generics #h::Score<__T> for #ident #ty_generics #where_clause {
-                fn render(&self, _: &#h::RenderCx) -> #h::Result<#h::Desired, #h::ScoreError> {
-                    ::core::panic!("this Score failed to derive; see the compile error")
-                }
-            }
+            impl #impl_generics #h::Score<__T> for #ident #ty_generics #where_clause {}
             impl #impl_generics #h::Interpret<__T> for #ident #ty_generics #where_clause {
                 async fn execute(&self, _: &__T, _: &mut #h::Run) -> #h::Result<(), #h::InterpretError> {
                     ::core::panic!("this Score failed to derive; see the compile error")
                 }
             }
-            impl #marker_generics #h::IsScore for #ident #ty_generics #where_clause {}
-            #capability_checks
+            impl #marker_generics #h::IsScore for #ident #ty_generics #where_clause {
+                fn needs(_: &mut #h::Vec<&'static str>) {}
+                fn render_tree(&self, _: &#h::RenderCx) -> #h::Result<#h::Desired, #h::ScoreError> {
+                    ::core::panic!("this Score failed to derive; see the compile error")
+                }
+            }
+            #requires_fn
         };
     }
 }

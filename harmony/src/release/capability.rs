@@ -18,12 +18,15 @@ use crate::oci::{Artifact, Digest, OciError};
 use crate::plan::Plan;
 use crate::topology::Topology;
 
+/// Builds container images from their sources.
+///
 /// Turns an image source (a Dockerfile, or a daemonless build such as a Rust
 /// binary) into an OCI image. Paths in the source are relative to `dir`.
+#[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `ContainerBuilder`",
     label = "needs `ContainerBuilder` (builds container images)",
-    note = "`ContainerBuilder` is provided by the built-in topologies `Local` (daemonless, or buildah for Dockerfiles) and `Ci` (buildah or docker)",
+    note = "the generated CLI's `list` shows which topologies provide `ContainerBuilder`",
     note = "release on a topology that provides it, or implement `harmony::release::ContainerBuilder` for `{Self}`"
 )]
 pub trait ContainerBuilder: Topology {
@@ -35,7 +38,6 @@ pub trait ContainerBuilder: Topology {
         version: &'a Version,
     ) -> BoxFuture<'a, Result<Artifact, BuildError>>;
 }
-crate::capability!(ContainerBuilder, "builds container images from their sources");
 
 /// The source with its paths made relative to `dir` (a Dockerfile's and
 /// context's paths are written relative to the crate that declares them).
@@ -55,11 +57,14 @@ pub fn build_dir() -> std::path::PathBuf {
     std::env::current_dir().map(|cwd| cwd.join(&dir)).unwrap_or(dir)
 }
 
+/// Stores released images.
+///
 /// Where released images are stored.
+#[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `OciRegistry`",
     label = "needs `OciRegistry` (a place to store released images)",
-    note = "`OciRegistry` is provided by the built-in topologies `Local` (an OCI image-layout directory) and `Ci` (a registry named by `HARMONY_REGISTRY`)",
+    note = "the generated CLI's `list` shows which topologies provide `OciRegistry`",
     note = "release on a topology that provides it, or implement `harmony::release::OciRegistry` for `{Self}`"
 )]
 pub trait OciRegistry: Topology {
@@ -72,13 +77,15 @@ pub trait OciRegistry: Topology {
     /// The digest stored under `name:tag`, if any.
     fn image_digest<'a>(&'a self, name: &'a str, tag: &'a str) -> BoxFuture<'a, Result<Option<Digest>, PublishError>>;
 }
-crate::capability!(OciRegistry, "stores released images");
 
+/// Stores released Helm charts.
+///
 /// Where released Helm charts are stored.
+#[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `HelmRegistry`",
     label = "needs `HelmRegistry` (a place to store released charts)",
-    note = "`HelmRegistry` is provided by the built-in topologies `Local` (an OCI image-layout directory) and `Ci` (a registry named by `HARMONY_REGISTRY`)",
+    note = "the generated CLI's `list` shows which topologies provide `HelmRegistry`",
     note = "release on a topology that provides it, or implement `harmony::release::HelmRegistry` for `{Self}`"
 )]
 pub trait HelmRegistry: Topology {
@@ -88,7 +95,6 @@ pub trait HelmRegistry: Topology {
     /// Store a packaged, version-stamped chart; returns where it is, and its digest.
     fn push_chart<'a>(&'a self, chart: &'a Chart, version: &'a Version) -> BoxFuture<'a, Result<(ChartRef, Digest), PublishError>>;
 }
-crate::capability!(HelmRegistry, "stores released Helm charts");
 
 /// One released chart on its way to one stage: where the chart is, and the
 /// objects it holds (adapters that apply objects directly use those; adapters
@@ -102,11 +108,14 @@ pub struct Delivery {
     pub objects: Vec<Object>,
 }
 
+/// Brings a released chart to each stage and verifies it.
+///
 /// Brings a released chart to a stage, and says when it is healthy.
+#[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `ContinuousDelivery`",
     label = "needs `ContinuousDelivery` (brings a released chart to each stage)",
-    note = "`ContinuousDelivery` is provided by the built-in topologies `Local` and `Ci` (a GitOps directory per stage)",
+    note = "the generated CLI's `list` shows which topologies provide `ContinuousDelivery`",
     note = "release on a topology that provides it, or implement `harmony::release::ContinuousDelivery` for `{Self}`"
 )]
 pub trait ContinuousDelivery: Topology {
@@ -116,7 +125,6 @@ pub trait ContinuousDelivery: Topology {
     /// Deliver, then verify; returns only once the stage is healthy.
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>>;
 }
-crate::capability!(ContinuousDelivery, "brings a released chart to each stage and verifies it");
 
 /// Storing an artifact failed.
 #[derive(Debug, thiserror::Error)]
@@ -170,12 +178,15 @@ impl DeliveryError {
     }
 }
 
+/// Asks a delivered service over HTTP whether it answers.
+///
 /// Checks over HTTP that a delivered service answers: the smoke test of
 /// `app! { smoke: http_get("/healthz") }`, run after each stage's delivery.
+#[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `HttpProbe`",
     label = "needs `HttpProbe` (asks a delivered service over HTTP), because the app has `smoke: http_get(..)`",
-    note = "`HttpProbe` is provided by the built-in topologies `Local` and `Ci` (they run the released image on this machine and ask it)",
+    note = "the generated CLI's `list` shows which topologies provide `HttpProbe`",
     note = "release on a topology that provides it, or drop `smoke` to use the default verification"
 )]
 pub trait HttpProbe: Topology {
@@ -187,4 +198,3 @@ pub trait HttpProbe: Topology {
         check: &'a super::HttpCheck,
     ) -> BoxFuture<'a, Result<(), crate::score::SmokeError>>;
 }
-crate::capability!(HttpProbe, "asks a delivered service over HTTP whether it answers");

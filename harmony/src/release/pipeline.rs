@@ -28,7 +28,7 @@ use crate::score::ScoreError;
 /// What to release, as data: what to build, what to package, where to deliver.
 #[derive(Clone)]
 pub struct AppSpec {
-    /// `<app>-<component>`: release tags read `<name>-v<semver>`.
+    /// The app's name (e.g. `webapp-server`): release tags read `<app>-v<semver>`.
     pub name: String,
     pub doc: String,
     /// The directory paths are relative to (the declaring crate's).

@@ -1,4 +1,5 @@
-//! Release tags: `<app>-<component>-v<semver>`, read against the registered
+//! Release tags: `<app>-v<semver>` (the app's registered name, which names its
+//! component too, e.g. `webapp-server-v0.1.0`), read against the registered
 //! app names (`fleet-operator`, `webapp-server`). The parser is total: a
 //! malformed, ambiguous or unknown tag is an error before any work starts.
 
@@ -18,7 +19,7 @@ pub struct ReleaseTag {
 pub enum TagError {
     #[error("the release tag is empty")]
     Empty,
-    #[error("release tag `{tag}` has no `-v<version>` part")]
+    #[error("release tag `{tag}` has no `-v<semver>` part")]
     NoVersion { tag: String },
     #[error("release tag `{tag}` has an invalid version `{version}`: {why}")]
     BadVersion { tag: String, version: String, why: String },
@@ -32,7 +33,9 @@ impl TagError {
     /// What to write instead.
     pub fn help(&self) -> String {
         match self {
-            Self::Empty | Self::NoVersion { .. } => "a release tag reads `<app>-<component>-v<semver>`, e.g. `webapp-server-v0.1.0`".into(),
+            Self::Empty | Self::NoVersion { .. } => {
+                "a release tag reads `<app>-v<semver>`, with the app's name as `list` shows it, e.g. `webapp-server-v0.1.0`".into()
+            }
             Self::BadVersion { .. } => "the version is semver: `1.2.3`, `1.2.3-rc.1` or `1.2.3+build.5`".into(),
             Self::UnknownApp { name, known, .. } => match crate::suggest::closest(name, known.iter().map(String::as_str)) {
                 Some(k) => format!("did you mean `{k}`? the registered apps are: {}", known.join(", ")),

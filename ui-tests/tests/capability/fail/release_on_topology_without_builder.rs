@@ -5,7 +5,7 @@ use harmony::object::{Object, ObjectRef};
 use harmony::secret::Redactor;
 use harmony::release::ReleaseCx;
 use harmony::topology::TopologyError;
-use harmony::{BuiltinTopology, Desired, Render, RenderCx, Score, ScoreError, SmokeError, Topology};
+use harmony::{SelectableTopology, Desired, Render, RenderCx, Score, ScoreError, SmokeError, Topology};
 
 /// A GitOps target without registries or builders.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ impl K8sDeploy for Cluster {
     }
 }
 
-impl BuiltinTopology for Cluster {
+impl SelectableTopology for Cluster {
     const NAME: &'static str = "cluster";
     const ABOUT: &'static str = "deploys only";
     fn from_env() -> Result<Self, TopologyError> {

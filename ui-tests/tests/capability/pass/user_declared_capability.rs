@@ -1,15 +1,15 @@
-// A capability of the user's own, declared with `harmony::capability!`, is
+// A capability of the user's own, declared with `#[harmony::capability]`, is
 // accepted by `requires(..)` and provided by a user topology.
 use harmony::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
 use harmony::object::{Object, ObjectRef};
 use harmony::secret::Redactor;
 use harmony::{Desired, Render, RenderCx, Score, ScoreError, SmokeError, Topology};
 
-/// Create and verify DNS records.
+/// Creates and verifies DNS records.
+#[harmony::capability]
 pub trait DnsRecords: Topology {
     fn zone(&self) -> &str;
 }
-harmony::capability!(DnsRecords, "create and verify DNS records");
 
 #[derive(Debug)]
 pub struct Edge;

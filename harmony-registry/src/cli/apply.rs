@@ -1,0 +1,128 @@
+//! `apply`: carry out exactly the plan the user saw (or saved with
+//! `plan --out`), under the target's lock, and nothing else.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use harmony::plan::{ExactPlan, Plan, Summary};
+use harmony::registry::{Outcome, Request};
+use harmony::saved_plan::SavedPlan;
+use serde::Serialize;
+
+use super::plan::{PlanView, exact_plans, unexpected};
+use super::{LockWait, Session, Target, at_a_terminal, binary_name, confirm, progress};
+use crate::view::{Failure, Format, View, emit};
+
+/// What an apply did.
+#[derive(Debug, Serialize)]
+pub struct ApplyView {
+    pub applied: Vec<Plan>,
+    pub summary: Summary,
+}
+
+impl View for ApplyView {
+    const KIND: &'static str = "apply";
+
+    fn text(&self) -> String {
+        let s = self.summary;
+        format!(
+            "Apply complete: {} added, {} changed, {} removed; every step verified.\n",
+            s.add, s.change, s.remove
+        )
+    }
+}
+
+pub(super) fn apply(target: &Target, yes: bool, saved: Option<&Path>, wait: &LockWait, format: Format) -> Result<ExitCode, Failure> {
+    // A saved plan is read and checked before anything else happens.
+    let saved = saved.map(|path| read_saved(path, target)).transpose()?;
+    let (apps, topology): (Vec<String>, &str) = match &saved {
+        Some((_, s)) => (s.plans.iter().map(|p| p.plan.app.clone()).collect(), &s.topology),
+        None => (target.apps.clone(), target.topology()),
+    };
+    let session = Session::open(&apps, topology)?;
+    let locks = session.lock("apply", wait, format)?;
+    let result = apply_locked(&session, yes, saved, format);
+    let released = locks.release(&session.runtime);
+    let code = result?;
+    released?;
+    Ok(code)
+}
+
+fn apply_locked(session: &Session, yes: bool, saved: Option<(String, SavedPlan)>, format: Format) -> Result<ExitCode, Failure> {
+    // A saved plan is checked against the target even when it changes
+    // nothing: what was reviewed must still be what is there.
+    let from_file = saved.is_some();
+    let exact: Vec<ExactPlan> = match saved {
+        Some((path, s)) => {
+            if format == Format::Text {
+                println!("Applying the plan saved in {path}:\n");
+            }
+            s.plans
+        }
+        None => exact_plans(session)?,
+    };
+    emit(&PlanView::new(exact.iter().map(|e| e.plan.clone()).collect()), format);
+    let nothing = exact.iter().all(|e| e.plan.is_empty());
+    if nothing && !from_file {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !nothing && !from_file && !yes && at_a_terminal() && !confirm("Apply these changes?")? {
+        return Err(Failure::new("apply cancelled").help("nothing was changed; pass `--yes` to apply without asking"));
+    }
+    let progress = progress(format);
+    let mut applied = Vec::new();
+    for (app, plan) in session.apps.iter().zip(exact) {
+        if plan.plan.is_empty() && !from_file {
+            continue;
+        }
+        let request = Request::Apply {
+            plan: Box::new(plan),
+            progress: progress.clone(),
+        };
+        match session.ask(app, request)? {
+            Outcome::Planned(plan) => applied.push(plan),
+            other => return Err(unexpected(&other)),
+        }
+    }
+    let mut summary = Summary::default();
+    for p in &applied {
+        summary += p.summary();
+    }
+    if !nothing {
+        emit(&ApplyView { applied, summary }, format);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The saved plan at `path`, checked against what the command line asks.
+fn read_saved(path: &Path, target: &Target) -> Result<(String, SavedPlan), Failure> {
+    let shown = path.display().to_string();
+    let saved = SavedPlan::read(path, &binary_name()).map_err(|e| Failure::new(e.to_string()).help(e.help()))?;
+    let refuse = |why: String| {
+        Failure::new(format!("`{shown}` cannot be applied: {why}"))
+            .help("nothing was applied; make a new plan with `plan --out FILE` for what you want, and apply that")
+    };
+    if let Some(asked) = &target.topology
+        && *asked != saved.topology
+    {
+        return Err(refuse(format!("it was made for topology `{}`, not `{asked}`", saved.topology)));
+    }
+    if !target.apps.is_empty() {
+        return Err(refuse("a saved plan says which apps it applies; name none".into()));
+    }
+    if saved.plans.is_empty() {
+        return Err(refuse("it holds no app".into()));
+    }
+    for plan in &saved.plans {
+        if crate::app(&plan.plan.app).is_none() {
+            return Err(refuse(format!(
+                "it plans app `{}`, which this binary does not carry",
+                plan.plan.app
+            )));
+        }
+        if plan.plan.topology != saved.topology {
+            return Err(refuse(format!("its plan of `{}` is for another topology", plan.plan.app)));
+        }
+    }
+    Ok((shown, saved))
+}

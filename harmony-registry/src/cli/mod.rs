@@ -1,0 +1,390 @@
+//! The CLI every deploy binary gets, one module per command: `list`,
+//! `explain`, `plan`, `dry-run`, `apply`, `release`, `render`. Each command
+//! makes a typed view (`crate::view`) that both outputs are printed from.
+
+mod apply;
+mod explain;
+mod list;
+mod plan;
+mod release;
+mod render;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use harmony::engine::EngineError;
+use harmony::lock::{self, Held, Holder};
+use harmony::registry::{AppEntry, Outcome, Request, TopologyEntry};
+use harmony::run::{Event, Mode, Progress};
+use harmony::{AnyTopology, Topology};
+
+pub use self::explain::ExplainView;
+pub use self::list::ListView;
+pub use self::render::for_review;
+use crate::view::report;
+pub use crate::view::{Failure, Format};
+
+#[derive(Parser, Debug)]
+#[command(name = "harmony", about = "Plan, verify and apply the apps this binary carries.", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Output for people (`text`) or machines (`json`, see docs/cli-json.md).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    output: Format,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// What this binary carries: apps, Scores, topologies, capabilities.
+    List,
+    /// Everything known about one app, Score, topology or capability.
+    Explain { name: String },
+    /// What would change, per object. Exit 0: no changes, 2: changes, 1: error.
+    Plan {
+        #[command(flatten)]
+        target: Target,
+        /// Save the plan to FILE, for `apply --plan FILE` to carry out exactly.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The whole pipeline with every write suppressed, so validation errors surface.
+    DryRun(Target),
+    /// Plan, confirm, then carry out exactly that plan: check everything, deploy in
+    /// order (each step verified and smoke-tested), prune.
+    Apply {
+        #[command(flatten)]
+        target: Target,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Carry out the plan `plan --out FILE` saved, exactly, or nothing.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        #[command(flatten)]
+        lock: LockWait,
+    },
+    /// Build, push and deliver the release a git tag names: `<app>-v<semver>`
+    /// (e.g. `webapp-server-v0.1.0`). A malformed or unknown tag fails before any work.
+    Release {
+        /// The tag, e.g. `webapp-server-v0.1.0` (a leading `refs/tags/` is accepted).
+        #[arg(long)]
+        from_tag: String,
+        /// Where: a topology name (see `list`).
+        #[arg(long, short = 't', default_value = "local", env = "HARMONY_TOPOLOGY")]
+        topology: String,
+        /// Build and plan every step, push and deliver nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        lock: LockWait,
+    },
+    /// Write the rendered manifests (secret values redacted) for review or GitOps.
+    Render {
+        #[command(flatten)]
+        target: Target,
+        /// Directory to write into (`<dir>/<app>/<namespace>/<kind>-<name>.yaml`); `-` for stdout.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct Target {
+    /// Apps to act on (default: every app).
+    apps: Vec<String>,
+    /// Where: a topology name (see `list`) [default: local].
+    #[arg(long, short = 't', env = "HARMONY_TOPOLOGY")]
+    topology: Option<String>,
+}
+
+impl Target {
+    fn topology(&self) -> &str {
+        self.topology.as_deref().unwrap_or("local")
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct LockWait {
+    /// How long to wait for another run of the same app on the same target to finish.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, env = "HARMONY_LOCK_TIMEOUT")]
+    lock_timeout: u64,
+}
+
+/// Parse the command line, run it, and turn the result into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = cli.output;
+    match run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            report(format, &failure);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let format = cli.output;
+    match cli.command {
+        Command::List => {
+            crate::view::emit(&list::view(), format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { name } => {
+            crate::view::emit(&explain::view(&name)?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { target, out } => plan::plan(&target, out.as_deref(), format),
+        Command::DryRun(target) => plan::dry_run(&target, format),
+        Command::Apply { target, yes, plan, lock } => apply::apply(&target, yes, plan.as_deref(), &lock, format),
+        Command::Release {
+            from_tag,
+            topology,
+            dry_run,
+            lock,
+        } => release::release(&from_tag, &topology, dry_run, &lock, format),
+        Command::Render { target, out } => render::render(&target, &out, format),
+    }
+}
+
+/// What `list` prints.
+pub fn list(format: Format) -> String {
+    crate::view::render(&list::view(), format)
+}
+
+/// What `explain NAME` prints.
+pub fn explain(name: &str, format: Format) -> Result<String, Failure> {
+    Ok(crate::view::render(&explain::view(name)?, format))
+}
+
+/// The apps a command acts on and the topology they run on, set up. Every
+/// error here comes before any work: an app the topology cannot run is
+/// refused in the words of the compile error a typed call would have given.
+struct Session {
+    apps: Vec<&'static AppEntry>,
+    topology: Arc<AnyTopology>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Session {
+    fn open(apps: &[String], topology: &str) -> Result<Self, Failure> {
+        let entry = crate::topology(topology).ok_or_else(|| unknown_topology(topology))?;
+        let apps = if apps.is_empty() {
+            crate::apps()
+        } else {
+            apps.iter()
+                .map(|name| crate::app(name).ok_or_else(|| unknown_app(name)))
+                .collect::<Result<_, _>>()?
+        };
+        if apps.is_empty() {
+            return Err(Failure::new("this binary carries no apps")
+                .help("register one with `harmony::app! { name: \"…\", score: … }` and name its crate in `harmony_registry::main!(…)`"));
+        }
+        for app in &apps {
+            let lacks = entry.lacks(&(app.needs)());
+            if !lacks.is_empty() {
+                return Err(cannot_run(app, entry, &lacks));
+            }
+        }
+        Ok(Self {
+            apps,
+            topology: connect(entry)?,
+            runtime: runtime(),
+        })
+    }
+
+    /// Ask `app` for `request` on this session's topology.
+    fn ask(&self, app: &AppEntry, request: Request) -> Result<Outcome, Failure> {
+        self.runtime
+            .block_on((app.run)(self.topology.clone(), request))
+            .map_err(|e| failure(app, self.topology.name(), e))
+    }
+
+    /// Take the lock of every app of the session on its topology, in name
+    /// order (so two runs never wait on each other), waiting up to `wait`.
+    fn lock(&self, command: &str, wait: &LockWait, format: Format) -> Result<Locks, Failure> {
+        let names: Vec<&str> = self.apps.iter().map(|a| a.name).collect();
+        lock_apps(&self.runtime, &self.topology, &names, command, wait, format)
+    }
+}
+
+/// The locks a run holds; given back when it ends, however it ends.
+struct Locks {
+    held: Vec<Box<dyn Held>>,
+}
+
+impl Locks {
+    fn release(self, runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
+        for lock in self.held {
+            runtime.block_on(lock.release()).map_err(|e| {
+                Failure::new(e.to_string())
+                    .help(e.help())
+                    .note("the run itself finished; the next one will take the lock over")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn lock_apps(
+    runtime: &tokio::runtime::Runtime,
+    topology: &AnyTopology,
+    apps: &[&str],
+    command: &str,
+    wait: &LockWait,
+    format: Format,
+) -> Result<Locks, Failure> {
+    let me = Holder::this_process(command);
+    let mut names = apps.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    let mut locks = Locks { held: Vec::new() };
+    for app in names {
+        let waiting = move |holder: Option<&Holder>| {
+            if format == Format::Text {
+                let who = holder.map_or_else(|| "another run".to_owned(), Holder::describe);
+                eprintln!(
+                    "  waiting for `{app}`: it is locked by {who} (up to {}s, `--lock-timeout`)",
+                    wait.lock_timeout
+                );
+            }
+        };
+        let taken = runtime.block_on(lock::acquire(topology, app, &me, Duration::from_secs(wait.lock_timeout), &waiting));
+        match taken {
+            Ok((held, took_over)) => {
+                if let (Some(ended), Format::Text) = (took_over, format) {
+                    eprintln!(
+                        "  note: took over the lock of `{app}` from {}, which ended without releasing it",
+                        ended.describe()
+                    );
+                }
+                locks.held.push(held);
+            }
+            Err(e) => {
+                let _ = locks.release(runtime);
+                return Err(Failure::new(e.to_string()).help(e.help()));
+            }
+        }
+    }
+    Ok(locks)
+}
+
+fn connect(topology: &TopologyEntry) -> Result<Arc<AnyTopology>, Failure> {
+    (topology.connect)().map(Arc::new).map_err(|e| {
+        Failure::new(format!("topology `{}` could not be set up", topology.name))
+            .note(e.to_string())
+            .help(e.help())
+    })
+}
+
+fn unknown_topology(name: &str) -> Failure {
+    let names: Vec<&str> = crate::topologies().iter().map(|t| t.name).collect();
+    let f = Failure::new(format!("unknown topology `{name}`")).note(format!("the topologies are: {}", names.join(", ")));
+    match crate::closest(name, names.iter().copied()) {
+        Some(c) => f.help(format!("did you mean `--topology {c}`?")),
+        None => f.help("pass one of them with `--topology`"),
+    }
+}
+
+fn unknown_app(name: &str) -> Failure {
+    let names: Vec<&str> = crate::apps().iter().map(|a| a.name).collect();
+    let f = Failure::new(format!("no app named `{name}`")).note(format!("the apps are: {}", names.join(", ")));
+    match crate::closest(name, names.iter().copied()) {
+        Some(c) => f.help(format!("did you mean `{c}`?")),
+        None => f.help("`list` shows what this binary carries"),
+    }
+}
+
+/// Said in the words of the compile error a typed call would have given.
+fn cannot_run(app: &AppEntry, topology: &TopologyEntry, lacks: &[&str]) -> Failure {
+    let mut f = Failure::new(format!("app `{}` cannot run on topology `{}`", app.name, topology.name)).at(app.location.to_string());
+    for cap in lacks {
+        f = f.note(format!("topology `{}` does not provide capability `{cap}`", topology.type_name));
+    }
+    let elsewhere = crate::runs_on(&(app.needs)());
+    if elsewhere.is_empty() {
+        f.help("no topology this binary carries provides everything it needs; declare one that does with `harmony::topology!` and link its crate")
+    } else {
+        f.help(format!("it runs on: {}", elsewhere.join(", ")))
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime starts")
+}
+
+fn failure(app: &AppEntry, topology: &str, e: EngineError) -> Failure {
+    let location = match e.location() {
+        Some(path) => format!("{path} (app `{}` on `{topology}`, declared at {})", app.name, app.location),
+        None => format!("app `{}` on `{topology}`, declared at {}", app.name, app.location),
+    };
+    let message = match &e {
+        EngineError::Interpret { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
+    let why = match &e {
+        EngineError::Interpret { source, .. } => source.why(),
+        other => other.why(),
+    };
+    Failure::new(message).at(location).note(why).help(e.help())
+}
+
+/// Whether a person confirms, at a terminal.
+fn confirm(question: &str) -> Result<bool, Failure> {
+    use std::io::Write as _;
+    print!("\n{question} Only `yes` goes on: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::new(format!("could not read the answer: {e}")))?;
+    Ok(answer.trim() == "yes")
+}
+
+fn at_a_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Progress goes to stderr, so stdout stays the result.
+struct Printer;
+
+impl Progress for Printer {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::Deployed { path, objects, mode } => {
+                let verb = if *mode == Mode::DryRun { "checked" } else { "applied" };
+                eprintln!("  {verb} {path} ({objects} object{})", if *objects == 1 { "" } else { "s" });
+            }
+            Event::Verified { path, check } => eprintln!("  verified {path} ({check} passed)"),
+            Event::Pruned { objects } => {
+                for o in objects {
+                    eprintln!("  removed {o}");
+                }
+            }
+            Event::Release { line } => eprintln!("  {line}"),
+        }
+    }
+}
+
+fn progress(format: Format) -> Arc<dyn Progress> {
+    match format {
+        Format::Text => Arc::new(Printer),
+        Format::Json => Arc::new(harmony::run::Silent),
+    }
+}
+
+/// This binary's name, as saved plans record it.
+fn binary_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "harmony".into())
+}

@@ -472,3 +472,20 @@ fn a_lock_left_by_a_run_that_died_is_taken_over_and_garbage_is_left_alone() {
     assert!(err.contains("remove"), "{err}");
     assert_eq!(fs::read(&path).unwrap(), b"not a lock", "reported, not overwritten");
 }
+
+#[test]
+fn errors_in_json_follow_the_schema() {
+    let cli = Cli::new();
+    let out = cli.run(&["plan", "--topology", "locl", "--output", "json"]);
+    assert_eq!(code(&out), 1);
+    assert!(out.stdout.is_empty(), "the result stream stays empty");
+    let v: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(v["schema"], "harmony.cli/v1");
+    assert_eq!(v["kind"], "error");
+    assert_eq!(v["error"]["message"], "unknown topology `locl`");
+    assert_eq!(v["error"]["help"], "did you mean `--topology local`?");
+
+    let list = cli.run(&["list", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!((v["schema"].as_str(), v["kind"].as_str()), (Some("harmony.cli/v1"), Some("list")));
+}

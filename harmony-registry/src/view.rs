@@ -5,6 +5,7 @@
 
 use std::io::Write;
 
+use harmony::Diagnostic;
 use serde::Serialize;
 
 /// The `schema` field of every JSON document the CLI prints.
@@ -80,6 +81,33 @@ impl Failure {
         }
     }
 
+    /// Any error harmony reports, in its one shape: no per-type mapping.
+    pub fn of(e: &dyn Diagnostic) -> Self {
+        Self {
+            message: e.to_string(),
+            location: e.location(),
+            notes: e.notes(),
+            help: Some(e.help()),
+        }
+    }
+
+    /// `what` failed because of `e`: `e` becomes the first note.
+    pub fn caused(what: impl Into<String>, e: &dyn Diagnostic) -> Self {
+        let mut f = Self::of(e);
+        f.notes.insert(0, std::mem::replace(&mut f.message, what.into()));
+        f
+    }
+
+    /// Say where, around what the error itself knows: `webapp/server (app … on …)`.
+    pub fn within(mut self, context: impl Into<String>) -> Self {
+        let context = context.into();
+        self.location = Some(match self.location {
+            Some(l) => format!("{l} ({context})"),
+            None => context,
+        });
+        self
+    }
+
     pub fn at(mut self, location: impl Into<String>) -> Self {
         self.location = Some(location.into());
         self
@@ -128,4 +156,32 @@ pub fn report(format: Format, failure: &Failure) {
         Format::Json => json("error", &ErrorView { error: failure }),
     };
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use harmony::capability::DeployError;
+    use harmony::object::ObjectRef;
+
+    use super::*;
+
+    #[test]
+    fn any_error_reads_in_one_shape() {
+        let object = ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("web".into()),
+            name: "api".into(),
+        };
+        let e = DeployError::Conflict {
+            object: Box::new(object),
+            field: "spec.replicas".into(),
+            manager: "kube-controller-manager".into(),
+        };
+        let text = Failure::caused("app `web` could not be applied", &e).within("web/api").to_text();
+        assert_eq!(
+            text,
+            "error: app `web` could not be applied\n  --> web/api\n   = note: apps/v1 Deployment web/api: field `spec.replicas` is owned by field manager `kube-controller-manager`\n   = help: `kube-controller-manager` manages `spec.replicas`: leave the field to it (remove it from the Score), or take ownership explicitly with a forced apply\n"
+        );
+    }
 }

@@ -14,6 +14,7 @@
 //!
 //! `cargo bench -p harmony --bench build` (about a minute on 2 cores; needs buildah).
 
+use harmony::Diagnostic as _;
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -121,8 +121,10 @@ pub trait K8sClient: Topology {
     fn get<'a>(&'a self, id: &'a ObjectRef) -> BoxFuture<'a, Result<Option<Value>, DeployError>>;
 }
 
-/// A capability could not do its work.
+/// A capability could not do its work. Adapters for live targets add to it
+/// (hence `non_exhaustive`); each variant says what a user needs to act.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeployError {
     #[error("the state directory `{}` cannot be written: {source}", path.display())]
     StateUnwritable { path: PathBuf, source: std::io::Error },
@@ -138,11 +140,33 @@ pub enum DeployError {
     Rejected { object: Box<ObjectRef>, why: String, help: String },
     #[error("{} problem(s) would keep these objects from running:\n  - {}", problems.len(), problems.join("\n  - "))]
     Unrunnable { problems: Vec<String> },
+    #[error("the target `{target}` is not reachable: {why}")]
+    Unreachable { target: String, why: String },
+    #[error("not allowed to {verb} {resource}: {why}")]
+    Forbidden { verb: String, resource: String, why: String },
+    #[error("{object}: field `{field}` is owned by field manager `{manager}`")]
+    Conflict {
+        object: Box<ObjectRef>,
+        field: String,
+        manager: String,
+    },
+    #[error("{object} is invalid at `{field}`: {why}")]
+    Invalid {
+        object: Box<ObjectRef>,
+        field: String,
+        why: String,
+    },
+    #[error("{object} did not become ready within {waited_secs} s: {why}")]
+    TimedOut {
+        object: Box<ObjectRef>,
+        waited_secs: u64,
+        why: String,
+    },
 }
 
-impl DeployError {
+impl crate::Diagnostic for DeployError {
     /// What to do about it.
-    pub fn help(&self) -> String {
+    fn help(&self) -> String {
         match self {
             Self::StateUnwritable { .. } => {
                 "make the directory writable, or point `HARMONY_STATE_DIR` at one that is; nothing was changed".into()
@@ -155,6 +179,15 @@ impl DeployError {
             Self::Io { .. } => "check the disk and the permissions, then rerun: apply picks up where it stopped".into(),
             Self::Rejected { help, .. } => help.clone(),
             Self::Unrunnable { .. } => "fix the Score that renders them; nothing was written".into(),
+            Self::Unreachable { .. } => "check that the target is up and that this machine reaches it (its address, the network, the credentials' endpoint), then rerun".into(),
+            Self::Forbidden { verb, resource, .. } => {
+                format!("grant the identity this run uses the right to {verb} {resource}, or run as one that has it")
+            }
+            Self::Conflict { manager, field, .. } => format!(
+                "`{manager}` manages `{field}`: leave the field to it (remove it from the Score), or take ownership explicitly with a forced apply"
+            ),
+            Self::Invalid { field, .. } => format!("fix `{field}` in the Score that renders this object"),
+            Self::TimedOut { .. } => "look at the object's events and logs for why it is not ready; what was applied stays applied".into(),
         }
     }
 }

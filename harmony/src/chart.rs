@@ -31,8 +31,8 @@ pub enum ChartError {
     Package(#[from] OciError),
 }
 
-impl ChartError {
-    pub fn help(&self) -> String {
+impl crate::Diagnostic for ChartError {
+    fn help(&self) -> String {
         match self {
             Self::Read { .. } => "check the chart directory's path in `app!` (`chart: dir(\"…\")`)".into(),
             Self::BadMeta { .. } => "a Chart.yaml is a YAML mapping with at least `apiVersion: v2` and `name`".into(),
@@ -248,6 +248,7 @@ fn go_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Diagnostic as _;
 
     fn chart_dir(root: &Path) {
         std::fs::create_dir_all(root.join("templates")).unwrap();

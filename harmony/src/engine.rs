@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::Diagnostic;
 use crate::capability::{ApplySet, DeployError, K8sDeploy, Observed};
 use crate::object::{Object, ObjectRef};
 use crate::plan::{Basis, ExactPlan, Plan};
@@ -170,7 +171,7 @@ pub enum EngineError {
     Duplicate { app: String, object: ObjectRef },
     #[error("the current state of app `{app}` could not be read")]
     Observe { app: String, source: DeployError },
-    #[error("app `{app}` failed")]
+    #[error("{source}")]
     Interpret { app: String, source: Box<InterpretError> },
     #[error("app `{app}` was applied but what it no longer renders could not be removed")]
     Prune { app: String, source: DeployError },
@@ -180,30 +181,31 @@ pub enum EngineError {
     Moved { app: String, moved: Vec<String> },
 }
 
-impl EngineError {
+impl Diagnostic for EngineError {
     /// Where it went wrong, as a Score path (`webapp/config`), when known.
-    pub fn location(&self) -> Option<&str> {
+    fn location(&self) -> Option<String> {
         match self {
-            Self::Interpret { source, .. } => Some(source.path()),
+            Self::Interpret { source, .. } => source.location(),
             _ => None,
         }
     }
 
-    /// Why, in one line (or a few, for a list of problems).
-    pub fn why(&self) -> String {
+    fn notes(&self) -> Vec<String> {
         match self {
-            Self::Render { source, .. } => source.to_string(),
-            Self::Duplicate { .. } => "two Scores of the tree render an object with the same identity".into(),
-            Self::Observe { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => source.to_string(),
-            Self::Interpret { source, .. } => format!("{source}: {}", source.why()),
-            Self::Moved { moved, .. } => format!("what was planned is no longer what would be done:\n  {}", moved.join("\n  ")),
+            Self::Render { source, .. } => vec![source.to_string()],
+            Self::Duplicate { .. } => vec!["two Scores of the tree render an object with the same identity".into()],
+            Self::Observe { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => vec![source.to_string()],
+            Self::Interpret { source, .. } => source.notes(),
+            Self::Moved { moved, .. } => vec![format!(
+                "what was planned is no longer what would be done:\n  {}",
+                moved.join("\n  ")
+            )],
         }
     }
 
-    /// What to do next.
-    pub fn help(&self) -> String {
+    fn help(&self) -> String {
         match self {
-            Self::Render { source, .. } => source.help().unwrap_or("fix the Score's data").to_owned(),
+            Self::Render { source, .. } => source.help(),
             Self::Duplicate { .. } => "give the objects distinct names or namespaces".into(),
             Self::Observe { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => source.help(),
             Self::Interpret { source, .. } => source.help(),

@@ -23,6 +23,7 @@ pub mod build;
 pub mod capability;
 pub mod chart;
 pub mod ci;
+pub mod diagnostic;
 pub mod engine;
 pub mod local;
 pub mod lock;
@@ -45,6 +46,7 @@ pub mod __private;
 
 pub use any_topology::AnyTopology;
 pub use capability::{K8sClient, K8sDeploy};
+pub use diagnostic::Diagnostic;
 pub use harmony_macros::{Score, app, capability};
 pub use object::{Desired, Object, ObjectRef};
 pub use run::{InterpretError, Run};

@@ -110,8 +110,8 @@ pub enum LockError {
     },
 }
 
-impl LockError {
-    pub fn help(&self) -> String {
+impl crate::Diagnostic for LockError {
+    fn help(&self) -> String {
         match self {
             Self::Io { .. } => "make the state directory writable, or point `HARMONY_STATE_DIR` at one that is; nothing was changed".into(),
             Self::Corrupt { path, .. } => format!(
@@ -276,6 +276,7 @@ fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Diagnostic as _;
 
     #[test]
     fn dates_read_as_utc() {

@@ -16,6 +16,7 @@ pub use crate::score::{Interpret, IsScore, Render, RenderCx, Score, ScoreError, 
 pub use crate::topology::{SelectableTopology, Topology};
 pub use crate::{__probe_capability as probe_capability, __shipped_capabilities as shipped_capabilities};
 
+use crate::Diagnostic;
 pub use crate::build::{ImageSource, RustBinary};
 use crate::engine;
 pub use crate::engine::EngineError;
@@ -178,7 +179,7 @@ where
     ChartSource::Builder(std::sync::Arc::new(move |cx: &ReleaseCx| {
         engine::render(app, "release", &make(cx)).map_err(|e| match e {
             EngineError::Render { source, .. } => source,
-            other => ScoreError::invalid(format!("the chart of `{app}`"), other.why(), other.help()),
+            other => ScoreError::invalid(format!("the chart of `{app}`"), other.notes().join("; "), other.help()),
         })
     }))
 }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::Diagnostic;
 use crate::capability::{ApplySet, DeployError, K8sDeploy};
 use crate::object::{Desired, ObjectRef};
 use crate::score::{RenderCx, ScoreError, SmokeError};
@@ -164,30 +165,36 @@ pub enum InterpretError {
 }
 
 impl InterpretError {
+    /// Where in the Score tree: `webapp/config`.
     pub fn path(&self) -> &str {
         match self {
             Self::Render { path, .. } | Self::Deploy { path, .. } | Self::Smoke { path, .. } => path,
         }
     }
+}
 
-    /// The underlying reason, in one line.
-    pub fn why(&self) -> String {
-        match self {
+impl Diagnostic for InterpretError {
+    fn location(&self) -> Option<String> {
+        Some(self.path().to_owned())
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let mut notes = vec![match self {
             Self::Render { source, .. } => source.to_string(),
             Self::Deploy { source, .. } => source.to_string(),
             Self::Smoke { source, .. } => source.to_string(),
+        }];
+        if let Self::Deploy { source, .. } = self {
+            notes.extend(source.notes());
         }
+        notes
     }
 
-    /// What to do next.
-    pub fn help(&self) -> String {
+    fn help(&self) -> String {
         match self {
-            Self::Render { source, .. } => source.help().unwrap_or("fix the Score's data").to_owned(),
+            Self::Render { source, .. } => source.help(),
             Self::Deploy { source, .. } => source.help(),
-            Self::Smoke { source, .. } => source
-                .help
-                .clone()
-                .unwrap_or_else(|| "what was deployed so far is kept and recorded; fix the cause and apply again".into()),
+            Self::Smoke { source, .. } => source.help(),
         }
     }
 }

@@ -87,8 +87,8 @@ pub enum SavedPlanError {
     Invalid { path: PathBuf, why: String },
 }
 
-impl SavedPlanError {
-    pub fn help(&self) -> String {
+impl crate::Diagnostic for SavedPlanError {
+    fn help(&self) -> String {
         match self {
             Self::Write { .. } => "pass `--out` a path in a directory you can write".into(),
             Self::Read { .. } => "pass `--plan` the file `plan --out` wrote".into(),

@@ -116,10 +116,12 @@ impl ScoreError {
             help: help.into(),
         }
     }
+}
 
-    pub fn help(&self) -> Option<&str> {
+impl crate::Diagnostic for ScoreError {
+    fn help(&self) -> String {
         match self {
-            Self::Invalid { help, .. } => Some(help),
+            Self::Invalid { help, .. } => help.clone(),
         }
     }
 }
@@ -130,7 +132,7 @@ impl ScoreError {
 pub struct SmokeError {
     pub check: String,
     pub why: String,
-    pub help: Option<String>,
+    help: Option<String>,
 }
 
 impl SmokeError {
@@ -145,6 +147,19 @@ impl SmokeError {
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+
+    /// The help the check gave, if it gave one.
+    pub fn given_help(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+}
+
+impl crate::Diagnostic for SmokeError {
+    fn help(&self) -> String {
+        self.help
+            .clone()
+            .unwrap_or_else(|| "what was deployed so far is kept and recorded; fix the cause and apply again".into())
     }
 }
 

@@ -91,6 +91,7 @@ macro_rules! topology {
 
 /// A topology could not be set up from the environment.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TopologyError {
     #[error("environment variable `{var}` is not set")]
     Missing { var: &'static str, help: &'static str },
@@ -100,8 +101,8 @@ pub enum TopologyError {
     StateDir { path: PathBuf, why: String },
 }
 
-impl TopologyError {
-    pub fn help(&self) -> String {
+impl crate::Diagnostic for TopologyError {
+    fn help(&self) -> String {
         match self {
             Self::Missing { help, .. } => (*help).to_owned(),
             Self::BadSetting { var, .. } => format!("fix or unset `{var}`"),

@@ -6,6 +6,7 @@
 
 mod support;
 
+use harmony::Diagnostic as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,6 +4,7 @@
 
 mod support;
 
+use harmony::Diagnostic as _;
 use harmony::chart::Chart;
 use harmony::oci::distribution::{Credentials, RegistryError, Remote};
 use harmony::oci::layer::LayerBuilder;

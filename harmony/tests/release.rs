@@ -4,6 +4,7 @@
 
 mod support;
 
+use harmony::Diagnostic as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -198,7 +199,11 @@ fn a_stage_that_fails_verification_stops_the_promotion() {
         panic!("{err:?}")
     };
     assert_eq!(stage, "staging");
-    assert!(err.why().contains("needs ConfigMap `demo`"), "{}", err.why());
+    assert!(
+        err.notes().join("\n").contains("needs ConfigMap `demo`"),
+        "{}",
+        err.notes().join("\n")
+    );
     assert!(!tmp.path().join("state/stages/production").exists(), "production was not touched");
 }
 
@@ -305,7 +310,7 @@ fn an_http_smoke_test_gates_each_stage() {
         panic!("{err:?}")
     };
     assert_eq!(stage, "staging");
-    let why = err.why();
+    let why = err.notes().join("\n");
     assert!(
         why.contains("it answered 404") && why.contains("starting with password <redacted>"),
         "{why}"

@@ -1,6 +1,7 @@
 //! What users see, pinned: the webapp's manifests, plans that add, change and
 //! remove, a problem caught before any write, and a failed smoke test. Review changes with `cargo insta review`.
 
+use harmony::Diagnostic as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -151,7 +152,7 @@ fn a_problem_a_dry_run_would_find_stops_apply_before_any_write() {
     insta::assert_snapshot!(format!(
         "message: {err}\nat: {}\nwhy: {}\nhelp: {}",
         err.location().unwrap(),
-        err.why(),
+        err.notes().join("\n"),
         err.help()
     ));
     assert!(!dir.path().join("webapp").exists(), "nothing was written");
@@ -222,7 +223,7 @@ fn a_failed_smoke_test_reads_like_a_compiler_error() {
     insta::assert_snapshot!(format!(
         "message: {err}\nat: {}\nwhy: {}\nhelp: {}",
         err.location().unwrap(),
-        err.why(),
+        err.notes().join("\n"),
         err.help()
     ));
     // What was written stays recorded, so the next plan starts from the truth.

@@ -97,7 +97,7 @@ fn apply_locked(session: &Session, yes: bool, saved: Option<(String, SavedPlan)>
 /// The saved plan at `path`, checked against what the command line asks.
 fn read_saved(path: &Path, target: &Target) -> Result<(String, SavedPlan), Failure> {
     let shown = path.display().to_string();
-    let saved = SavedPlan::read(path, &binary_name()).map_err(|e| Failure::new(e.to_string()).help(e.help()))?;
+    let saved = SavedPlan::read(path, &binary_name()).map_err(|e| Failure::of(&e))?;
     let refuse = |why: String| {
         Failure::new(format!("`{shown}` cannot be applied: {why}"))
             .help("nothing was applied; make a new plan with `plan --out FILE` for what you want, and apply that")

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use harmony::engine::EngineError;
 use harmony::lock::{self, Held, Holder};
 use harmony::registry::{AppEntry, Outcome, Request, TopologyEntry};
 use harmony::run::{Event, Mode, Progress};
@@ -200,9 +199,14 @@ impl Session {
 
     /// Ask `app` for `request` on this session's topology.
     fn ask(&self, app: &AppEntry, request: Request) -> Result<Outcome, Failure> {
-        self.runtime
-            .block_on((app.run)(self.topology.clone(), request))
-            .map_err(|e| failure(app, self.topology.name(), e))
+        self.runtime.block_on((app.run)(self.topology.clone(), request)).map_err(|e| {
+            Failure::of(&e).within(format!(
+                "app `{}` on `{}`, declared at {}",
+                app.name,
+                self.topology.name(),
+                app.location
+            ))
+        })
     }
 
     /// Take the lock of every app of the session on its topology, in name
@@ -221,11 +225,9 @@ struct Locks {
 impl Locks {
     fn release(self, runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
         for lock in self.held {
-            runtime.block_on(lock.release()).map_err(|e| {
-                Failure::new(e.to_string())
-                    .help(e.help())
-                    .note("the run itself finished; the next one will take the lock over")
-            })?;
+            runtime
+                .block_on(lock.release())
+                .map_err(|e| Failure::of(&e).note("the run itself finished; the next one will take the lock over"))?;
         }
         Ok(())
     }
@@ -267,7 +269,7 @@ fn lock_apps(
             }
             Err(e) => {
                 let _ = locks.release(runtime);
-                return Err(Failure::new(e.to_string()).help(e.help()));
+                return Err(Failure::of(&e));
             }
         }
     }
@@ -275,11 +277,9 @@ fn lock_apps(
 }
 
 fn connect(topology: &TopologyEntry) -> Result<Arc<AnyTopology>, Failure> {
-    (topology.connect)().map(Arc::new).map_err(|e| {
-        Failure::new(format!("topology `{}` could not be set up", topology.name))
-            .note(e.to_string())
-            .help(e.help())
-    })
+    (topology.connect)()
+        .map(Arc::new)
+        .map_err(|e| Failure::caused(format!("topology `{}` could not be set up", topology.name), &e))
 }
 
 fn unknown_topology(name: &str) -> Failure {
@@ -319,22 +319,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a current-thread runtime starts")
-}
-
-fn failure(app: &AppEntry, topology: &str, e: EngineError) -> Failure {
-    let location = match e.location() {
-        Some(path) => format!("{path} (app `{}` on `{topology}`, declared at {})", app.name, app.location),
-        None => format!("app `{}` on `{topology}`, declared at {}", app.name, app.location),
-    };
-    let message = match &e {
-        EngineError::Interpret { source, .. } => source.to_string(),
-        other => other.to_string(),
-    };
-    let why = match &e {
-        EngineError::Interpret { source, .. } => source.why(),
-        other => other.why(),
-    };
-    Failure::new(message).at(location).note(why).help(e.help())
 }
 
 /// Whether a person confirms, at a terminal.

@@ -90,12 +90,12 @@ pub(super) fn plan(target: &Target, out: Option<&Path>, format: Format) -> Resul
             session
                 .runtime
                 .block_on(session.topology.pin_secret_digests())
-                .map_err(|e| Failure::new(e.to_string()).help(e.help()))?;
+                .map_err(|e| Failure::of(&e))?;
             let exact = exact_plans(&session)?;
             let plans = exact.iter().map(|e| e.plan.clone()).collect();
             SavedPlan::new(binary_name(), target.topology(), exact)
                 .write(path)
-                .map_err(|e| Failure::new(e.to_string()).help(e.help()))?;
+                .map_err(|e| Failure::of(&e))?;
             let mut view = PlanView::new(plans);
             view.saved = Some(path.display().to_string());
             view

@@ -44,7 +44,7 @@ pub(super) fn release(tag: &str, topology: &str, dry_run: bool, wait: &LockWait,
     let releases = crate::releases();
     let names: Vec<&str> = releases.iter().map(|r| r.name).collect();
     let parsed = ReleaseTag::parse(tag, names.iter().copied()).map_err(|e| {
-        let f = Failure::new(e.to_string()).help(e.help());
+        let f = Failure::of(&e);
         if names.is_empty() {
             f.note("this binary carries no releasable app: give an `app!` an `image` and a `chart`")
         } else {
@@ -93,14 +93,11 @@ pub(super) fn release(tag: &str, topology: &str, dry_run: bool, wait: &LockWait,
     let result = rt.block_on((entry.run)(connected.clone(), parsed.version().clone(), mode, progress(format)));
     let released = locks.map_or(Ok(()), |l| l.release(&rt));
     let plan = result.map_err(|e| {
-        Failure::new(e.to_string())
-            .at(format!(
-                "release `{parsed}` on `{}`, declared at {}",
-                connected.name(),
-                entry.location
-            ))
-            .note(e.why())
-            .help(e.help())
+        Failure::of(&e).within(format!(
+            "release `{parsed}` on `{}`, declared at {}",
+            connected.name(),
+            entry.location
+        ))
     })?;
     released?;
     emit(

@@ -181,9 +181,8 @@ pub enum BuildError {
     UnknownBuilder { name: String },
 }
 
-impl BuildError {
-    /// What to do next.
-    pub fn help(&self) -> String {
+impl crate::Diagnostic for BuildError {
+    fn help(&self) -> String {
         match self {
             Self::ToolMissing { tool: "buildah" } => {
                 "buildah is not installed: apt-get install buildah (or dnf install buildah), or use docker (HARMONY_BUILDER=docker)".into()
@@ -418,6 +417,7 @@ impl fmt::Display for ImageSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Diagnostic as _;
 
     #[test]
     fn rfc3339_dates() {

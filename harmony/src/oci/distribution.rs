@@ -66,9 +66,8 @@ pub enum RegistryError {
     Reference(#[from] ImageRefError),
 }
 
-impl RegistryError {
-    /// What to do next.
-    pub fn help(&self) -> String {
+impl crate::Diagnostic for RegistryError {
+    fn help(&self) -> String {
         match self {
             Self::Unreachable { registry, .. } => format!("check that a registry listens at `{registry}` and that this machine reaches it"),
             Self::Unauthorized { anonymous: true, .. } => {

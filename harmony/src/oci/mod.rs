@@ -154,8 +154,8 @@ pub enum OciError {
     Layer(std::io::Error),
 }
 
-impl OciError {
-    pub fn help(&self) -> String {
+impl crate::Diagnostic for OciError {
+    fn help(&self) -> String {
         match self {
             Self::Io { .. } => "check the path's permissions and free space, then rerun".into(),
             Self::Corrupt { path, .. } => format!("move `{}` aside; the next release writes a fresh one", path.display()),

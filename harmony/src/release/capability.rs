@@ -139,8 +139,8 @@ pub enum PublishError {
     BadName { name: String, why: String },
 }
 
-impl PublishError {
-    pub fn help(&self) -> String {
+impl crate::Diagnostic for PublishError {
+    fn help(&self) -> String {
         match self {
             Self::Registry(e) => e.help(),
             Self::Layout(e) => e.help(),
@@ -159,21 +159,21 @@ pub enum DeliveryError {
     Unhealthy { stage: String, source: crate::score::SmokeError },
 }
 
-impl DeliveryError {
-    pub fn why(&self) -> String {
+impl crate::Diagnostic for DeliveryError {
+    fn notes(&self) -> Vec<String> {
         match self {
-            Self::Rejected { source, .. } => source.to_string(),
-            Self::Unhealthy { source, .. } => source.to_string(),
+            Self::Rejected { source, .. } => vec![source.to_string()],
+            Self::Unhealthy { source, .. } => vec![source.to_string()],
         }
     }
 
-    pub fn help(&self) -> String {
+    fn help(&self) -> String {
         match self {
             Self::Rejected { source, .. } => source.help(),
-            Self::Unhealthy { source, .. } => source
-                .help
-                .clone()
-                .unwrap_or_else(|| "later stages were not touched; fix the release and release a new version".into()),
+            Self::Unhealthy { source, .. } => source.given_help().map_or_else(
+                || "later stages were not touched; fix the release and release a new version".into(),
+                str::to_owned,
+            ),
         }
     }
 }

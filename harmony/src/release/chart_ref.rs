@@ -23,6 +23,12 @@ pub struct ChartRefError {
     pub help: String,
 }
 
+impl crate::Diagnostic for ChartRefError {
+    fn help(&self) -> String {
+        self.help.clone()
+    }
+}
+
 impl ChartRef {
     /// `oci://host[:port]/namespace/name` and a semver version (`1.4.2`).
     pub fn parse(url: &str, version: &str) -> Result<Self, ChartRefError> {

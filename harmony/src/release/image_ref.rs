@@ -88,6 +88,12 @@ pub struct ImageRefError {
     pub help: String,
 }
 
+impl crate::Diagnostic for ImageRefError {
+    fn help(&self) -> String {
+        self.help.clone()
+    }
+}
+
 impl ImageRefError {
     fn new(input: &str, why: impl Into<String>, help: impl Into<String>) -> Self {
         Self {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::capability::{ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, HttpProbe, OciRegistry, PublishError};
 use super::smoke::HttpCheck;
 use super::{ChartRef, ContainerBuilder, ImageRef};
+use crate::Diagnostic;
 use crate::build::{BuildError, ImageSource};
 use crate::chart::{Chart, ChartError};
 use crate::local::tag_of;
@@ -177,18 +178,18 @@ pub enum ReleaseError {
     },
 }
 
-impl ReleaseError {
-    pub fn why(&self) -> String {
+impl crate::Diagnostic for ReleaseError {
+    fn notes(&self) -> Vec<String> {
         match self {
-            Self::Build { source, .. } => source.to_string(),
-            Self::Publish { source, .. } => source.to_string(),
-            Self::AlreadyReleased { .. } => "a released version is immutable: its tag already names other bits".into(),
-            Self::Chart { why, .. } => why.clone(),
-            Self::Delivery { source, .. } => format!("{source}: {}", source.why()),
+            Self::Build { source, .. } => vec![source.to_string()],
+            Self::Publish { source, .. } => vec![source.to_string()],
+            Self::AlreadyReleased { .. } => vec!["a released version is immutable: its tag already names other bits".into()],
+            Self::Chart { why, .. } => vec![why.clone()],
+            Self::Delivery { source, .. } => std::iter::once(source.to_string()).chain(source.notes()).collect(),
         }
     }
 
-    pub fn help(&self) -> String {
+    fn help(&self) -> String {
         match self {
             Self::Build { source, .. } => source.help(),
             Self::Publish { source, .. } => source.help(),
@@ -385,7 +386,7 @@ fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<(Chart, Vec<Object>), Rele
     };
     match &spec.chart {
         ChartSource::Builder(build) => {
-            let objects = build(cx).map_err(|e| bad(e.to_string(), e.help().unwrap_or("fix the chart's Score").to_owned()))?;
+            let objects = build(cx).map_err(|e| bad(e.to_string(), e.help()))?;
             Ok((Chart::from_objects(&spec.name, &spec.doc, &objects), objects))
         }
         ChartSource::Dir(dir) => {
@@ -400,7 +401,7 @@ fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<(Chart, Vec<Object>), Rele
             Ok((chart, objects))
         }
         ChartSource::Published { url, version } => {
-            let chart = super::ChartRef::parse(url, version).map_err(|e| bad(e.to_string(), e.help.clone()))?;
+            let chart = super::ChartRef::parse(url, version).map_err(|e| bad(e.to_string(), e.help()))?;
             Err(bad(
                 format!("{chart} is a published chart, and delivering it means rendering its templates"),
                 "the GitOps delivery of `local` and `ci` takes charts built with `chart: builder(…)`; published charts are installed by a cluster's delivery".into(),

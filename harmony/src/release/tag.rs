@@ -29,9 +29,8 @@ pub enum TagError {
     Ambiguous { tag: String, matches: Vec<String> },
 }
 
-impl TagError {
-    /// What to write instead.
-    pub fn help(&self) -> String {
+impl crate::Diagnostic for TagError {
+    fn help(&self) -> String {
         match self {
             Self::Empty | Self::NoVersion { .. } => {
                 "a release tag reads `<app>-v<semver>`, with the app's name as `list` shows it, e.g. `webapp-server-v0.1.0`".into()
@@ -117,6 +116,7 @@ impl fmt::Display for ReleaseTag {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Diagnostic as _;
     use proptest::prelude::*;
 
     const APPS: [&str; 3] = ["webapp-server", "fleet-operator", "fleet-agent"];

@@ -489,3 +489,127 @@ fn errors_in_json_follow_the_schema() {
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!((v["schema"].as_str(), v["kind"].as_str()), (Some("harmony.cli/v1"), Some("list")));
 }
+
+/// A directory for `PATH` holding real plugins: the edge deploy binary, and
+/// executables that fail the way a broken plugin does.
+struct PluginPath {
+    dir: tempfile::TempDir,
+}
+
+impl PluginPath {
+    fn new() -> Self {
+        let edge = edge_binary();
+        let dir = tempfile::tempdir().unwrap();
+        fs::copy(&edge, dir.path().join("harmony-edge")).unwrap();
+        Self { dir }
+    }
+
+    fn script(&self, name: &str, body: &str, executable: bool) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let mode = if executable { 0o755 } else { 0o644 };
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn run(&self, cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let path = std::env::join_paths([self.dir.path().to_owned(), PathBuf::from("/usr/bin"), PathBuf::from("/bin")]).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_harmony"));
+        cmd.args(args)
+            .env("PATH", path)
+            .env("HARMONY_STATE_DIR", &cli.state)
+            .env_remove("HARMONY_TOPOLOGY")
+            .env_remove("HARMONY_AS_PLUGIN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+/// The `harmony-edge` deploy binary (fixtures/edge-app), built if this test
+/// runs without the rest of the workspace.
+fn edge_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_harmony")).with_file_name("harmony-edge");
+    if !path.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "edge-app", "--bin", "harmony-edge"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "harmony-edge builds");
+    }
+    path
+}
+
+#[test]
+fn plugins_are_found_listed_and_run() {
+    let cli = Cli::new();
+    let plugins = PluginPath::new();
+    plugins.script("harmony-list", "echo shadowed", true);
+    plugins.script("harmony-notes", "echo not executable", false);
+
+    let listed = plugins.run(&cli, &["plugin", "list"], &[]);
+    assert_eq!(code(&listed), 0, "{}", text(&listed.stderr));
+    let out = text(&listed.stdout);
+    assert!(out.contains("harmony edge"), "{out}");
+    assert!(out.contains("harmony-list` is shadowed by the built-in command `list`"), "{out}");
+    assert!(out.contains("harmony-notes` is not executable"), "{out}");
+
+    // `harmony list` shows what each plugin carries.
+    let list = plugins.run(&cli, &["list"], &[]);
+    let out = text(&list.stdout);
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("edge ") && l.contains("edge-dns")),
+        "{out}"
+    );
+
+    // `harmony edge …` is the plugin's CLI, exit codes passed on.
+    let site = cli._dir.path().join("site");
+    let site = site.to_str().unwrap();
+    let edge_env = [("EDGE_DIR", site), ("EDGE_ZONE", "edge.example.org")];
+    let plan = plugins.run(&cli, &["edge", "plan", "--topology", "edge", "edge-dns"], &edge_env);
+    assert_eq!(code(&plan), 2, "{}", text(&plan.stderr));
+
+    // Naming an app only a plugin carries hands the command to that plugin.
+    let apply = plugins.run(&cli, &["apply", "edge-dns", "--topology", "edge", "--yes"], &edge_env);
+    assert_eq!(code(&apply), 0, "{}", text(&apply.stderr));
+    assert!(text(&apply.stdout).contains("Apply complete: 1 added"), "{}", text(&apply.stdout));
+    assert!(Path::new(site).join("edge-dns/inventory.json").is_file());
+
+    let unknown = plugins.run(&cli, &["egde", "plan"], &[]);
+    assert_eq!(code(&unknown), 1);
+    assert!(text(&unknown.stderr).contains("did you mean `edge`?"), "{}", text(&unknown.stderr));
+
+    let mixed = plugins.run(&cli, &["plan", "edge-dns", "webapp-server"], &[]);
+    assert_eq!(code(&mixed), 1);
+    assert!(text(&mixed.stderr).contains("by plugin `harmony edge`"), "{}", text(&mixed.stderr));
+}
+
+#[test]
+fn a_broken_plugin_is_named_and_the_others_are_still_listed() {
+    let cli = Cli::new();
+    let plugins = PluginPath::new();
+    plugins.script("harmony-crashes", "echo 'panicked' >&2; exit 101", true);
+    plugins.script("harmony-hangs", "exec sleep 30", true);
+    plugins.script("harmony-babbles", "echo '{\"schema\": \"harmony.cli/v1\", \"apps\": [1, 2'", true);
+    let list = plugins.run(&cli, &["list"], &[("HARMONY_PLUGIN_TIMEOUT", "1")]);
+    assert_eq!(code(&list), 0, "{}", text(&list.stderr));
+    let out = text(&list.stdout);
+    assert!(
+        out.contains("harmony-crashes` did not list its apps: `list --output json` failed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("harmony-hangs` did not list its apps: it did not answer within 1s"),
+        "{out}"
+    );
+    assert!(
+        out.contains("harmony-babbles` did not list its apps: its `list --output json` is not valid JSON"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("edge ") && l.contains("edge-dns")),
+        "{out}"
+    );
+}

@@ -11,6 +11,12 @@ pub struct ListView {
     pub scores: Vec<ScoreLine>,
     pub topologies: Vec<TopologyLine>,
     pub capabilities: Vec<CapabilityLine>,
+    /// The apps of the plugins on PATH (`harmony list` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<crate::cli::plugin::PluginApps>,
+    /// Plugins that could not say what they carry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +117,8 @@ pub fn view() -> ListView {
                 about: c.about,
             })
             .collect(),
+        plugins: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -145,6 +153,20 @@ impl View for ListView {
         out.push_str("\nCapabilities:\n");
         for c in &self.capabilities {
             out.push_str(&format!("  {:<20} {}\n", c.name, c.about));
+        }
+        if !self.plugins.is_empty() {
+            out.push_str("\nPlugins (`harmony <plugin> …`, or name an app and harmony finds its plugin):\n");
+            for p in &self.plugins {
+                let apps = if p.apps.is_empty() {
+                    "no apps".to_owned()
+                } else {
+                    p.apps.join(", ")
+                };
+                out.push_str(&format!("  {:<20} {apps}  ({})\n", p.plugin, p.path.display()));
+            }
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
         }
         out
     }

@@ -6,9 +6,11 @@ mod apply;
 mod explain;
 mod list;
 mod plan;
+pub mod plugin;
 mod release;
 mod render;
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +84,11 @@ enum Command {
         #[command(flatten)]
         lock: LockWait,
     },
+    /// The plugins on PATH: `harmony-*` executables, run as `harmony <name> …`.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Write the rendered manifests (secret values redacted) for review or GitOps.
     Render {
         #[command(flatten)]
@@ -90,6 +97,15 @@ enum Command {
         #[arg(long, default_value = "-")]
         out: PathBuf,
     },
+    /// A plugin: `harmony NAME …` runs `harmony-NAME …` from PATH.
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginCommand {
+    /// Every plugin on PATH, and warnings about files that are not, or never run.
+    List,
 }
 
 #[derive(clap::Args, Debug)]
@@ -129,10 +145,32 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let format = cli.output;
+    if let Some(code) = hand_to_plugin(&cli.command)? {
+        return Ok(code);
+    }
     match cli.command {
         Command::List => {
-            crate::view::emit(&list::view(), format);
+            let mut view = list::view();
+            if !plugin::running_as_plugin() {
+                let (apps, warnings) = plugin::apps_of(&plugin::scan().plugins);
+                view.plugins = apps;
+                view.warnings = warnings;
+            }
+            crate::view::emit(&view, format);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin {
+            command: PluginCommand::List,
+        } => {
+            crate::view::emit(&plugin::scan(), format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::External(args) => {
+            let plugins = plugin::scan().plugins;
+            match plugin::find(&plugins, &args) {
+                Some((found, rest)) => plugin::run(found, &rest),
+                None => Err(unknown_command(&args, &plugins)),
+            }
         }
         Command::Explain { name } => {
             crate::view::emit(&explain::view(&name)?, format);
@@ -148,6 +186,66 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             lock,
         } => release::release(&from_tag, &topology, dry_run, &lock, format),
         Command::Render { target, out } => render::render(&target, &out, format),
+    }
+}
+
+/// When the apps a command names are all carried by one plugin and none by
+/// this binary, the command is the plugin's: run it there, as it was written.
+fn hand_to_plugin(command: &Command) -> Result<Option<ExitCode>, Failure> {
+    let (named, release): (Vec<String>, Option<&str>) = match command {
+        Command::Plan { target, .. } | Command::DryRun(target) | Command::Render { target, .. } => (target.apps.clone(), None),
+        Command::Apply { target, .. } => (target.apps.clone(), None),
+        Command::Release { from_tag, .. } => (Vec::new(), Some(from_tag.as_str())),
+        _ => return Ok(None),
+    };
+    let ours = |name: &str| crate::app(name).is_some();
+    let tag_ours = release.is_some_and(|tag| {
+        crate::releases()
+            .iter()
+            .any(|r| tag.trim_start_matches("refs/tags/").starts_with(&format!("{}-v", r.name)))
+    });
+    let theirs: Vec<&String> = named.iter().filter(|n| !ours(n)).collect();
+    if plugin::running_as_plugin() || (theirs.is_empty() && (release.is_none() || tag_ours)) {
+        return Ok(None);
+    }
+    let (carried, _) = plugin::apps_of(&plugin::scan().plugins);
+    let carrier = carried.iter().find(|p| match release {
+        Some(tag) => p
+            .releases
+            .iter()
+            .any(|r| tag.trim_start_matches("refs/tags/").starts_with(&format!("{r}-v"))),
+        None => theirs.iter().all(|n| p.apps.contains(n)),
+    });
+    let Some(carrier) = carrier else { return Ok(None) };
+    if theirs.len() != named.len() {
+        let here: Vec<&str> = named.iter().filter(|n| ours(n)).map(String::as_str).collect();
+        return Err(Failure::new(format!(
+            "`{}` is carried by this binary and `{}` by plugin `harmony {}`",
+            here.join("`, `"),
+            theirs.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("`, `"),
+            carrier.plugin
+        ))
+        .help("run the command once for each: a run acts on the apps of one binary"));
+    }
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let plugin = plugin::Plugin {
+        command: carrier.plugin.clone(),
+        path: carrier.path.clone(),
+    };
+    plugin::run(&plugin, &args).map(Some)
+}
+
+fn unknown_command(args: &[OsString], plugins: &[plugin::Plugin]) -> Failure {
+    let name = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let known: Vec<String> = plugin::BUILT_IN
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(plugins.iter().map(|p| p.command.clone()))
+        .collect();
+    let f = Failure::new(format!("unknown command `{name}`"));
+    match crate::closest(&name, known.iter().map(String::as_str)) {
+        Some(c) => f.help(format!("did you mean `{c}`?")),
+        None => f.help("`--help` lists the commands; `plugin list` shows the plugins on PATH (`harmony-<name>` executables)"),
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::build::{BUILDER_ENV, BuildCx, BuildError, Buildah, DockerCli, DockerfileBuilder, ImageSource};
 use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
 use crate::chart::Chart;
-use crate::local::{Local, deliver_to_directory, tag_of};
+use crate::local::{Local, deliver_to_directory, plan_in_directory, tag_of};
 use crate::lock::{Attempt, Holder, LockError};
 use crate::object::{Object, ObjectRef};
 use crate::oci::distribution::{Credentials, Remote};
@@ -263,8 +263,8 @@ impl HelmRegistry for Ci {
 }
 
 impl ContinuousDelivery for Ci {
-    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeployError>> {
-        self.directory.plan_delivery(delivery)
+    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
+        Box::pin(async move { plan_in_directory(&self.directory.stage(&delivery.stage), delivery).await })
     }
 
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use crate::Diagnostic;
 use crate::capability::{ApplySet, DeployError, K8sDeploy, Observed};
+use crate::object::Desired;
 use crate::object::{Object, ObjectRef};
 use crate::plan::{Basis, ExactPlan, Plan};
 use crate::run::{InterpretError, Mode, Progress, Run, Silent};
-use crate::score::{IsScore, RenderCx, Score, ScoreError};
+use crate::score::{Interpret, IsScore, RenderCx, Score, ScoreError};
 
 /// Render an app's Score tree: pure, no topology instance needed.
 pub fn render<S: IsScore>(app: &str, topology: &str, score: &S) -> Result<Vec<Object>, EngineError> {
@@ -160,6 +161,44 @@ pub async fn plan_and_apply<T: K8sDeploy, S: Score<T> + IsScore>(
 ) -> Result<Plan, EngineError> {
     let exact = exact_plan(app, score, topology).await?;
     apply(app, score, topology, &exact, progress).await
+}
+
+/// Objects made elsewhere (a released chart's) as one Score, so that they go
+/// through the same sequence as an app: plan, check, write, verify, prune.
+struct Objects<'a>(&'a [Object]);
+
+impl IsScore for Objects<'_> {
+    fn needs(out: &mut Vec<&'static str>) {
+        out.push(<dyn K8sDeploy as crate::capability::IsCapability>::NAME);
+    }
+
+    fn render_tree(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        let mut desired = Desired::new();
+        for object in self.0 {
+            desired.push_object(object.clone());
+        }
+        Ok(desired)
+    }
+}
+
+impl<T: K8sDeploy> Interpret<T> for Objects<'_> {
+    async fn execute(&self, topology: &T, run: &mut Run) -> Result<(), InterpretError> {
+        let desired = run.rendered(self.render_tree(run.render_cx()))?;
+        run.deploy(topology, &desired).await?;
+        run.verify(topology, &desired).await
+    }
+}
+
+impl<T: K8sDeploy> Score<T> for Objects<'_> {}
+
+/// What delivering `objects` as app `app` would change. Writes nothing.
+pub async fn plan_objects<T: K8sDeploy>(app: &str, objects: &[Object], topology: &T) -> Result<Plan, EngineError> {
+    plan(app, &Objects(objects), topology).await
+}
+
+/// Deliver `objects` as app `app`, with the sequence `apply` uses.
+pub async fn apply_objects<T: K8sDeploy>(app: &str, objects: &[Object], topology: &T) -> Result<Plan, EngineError> {
+    plan_and_apply(app, &Objects(objects), topology, Arc::new(Silent)).await
 }
 
 /// An app could not be rendered, planned or applied.

@@ -26,6 +26,7 @@ use serde_json::Value;
 
 use crate::build::{BUILDER_ENV, BuildCx, BuildError, Buildah, DockerfileBuilder, ImageSource, dockerfile_builder_from_env};
 use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
+use crate::engine;
 use crate::lock::{Attempt, FileLock, Holder, LockError};
 use crate::object::{Object, ObjectRef};
 use crate::oci::layout::Layout;
@@ -492,12 +493,8 @@ impl HelmRegistry for Local {
 }
 
 impl ContinuousDelivery for Local {
-    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeployError>> {
-        Box::pin(async move {
-            let target = self.stage(&delivery.stage);
-            let observed = target.observe(&ApplySet::new(&delivery.app)).await?;
-            Ok(Plan::compute(&delivery.app, &delivery.stage, &delivery.objects, &observed))
-        })
+    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
+        Box::pin(async move { plan_in_directory(&self.stage(&delivery.stage), delivery).await })
     }
 
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
@@ -505,33 +502,26 @@ impl ContinuousDelivery for Local {
     }
 }
 
-/// Deliver a release into a GitOps directory: apply its objects, prune what
-/// the release no longer holds, record, then verify.
-pub(crate) async fn deliver_to_directory(target: &Local, delivery: &Delivery) -> Result<Plan, DeliveryError> {
-    let stage = delivery.stage.clone();
-    let rejected = |source| DeliveryError::Rejected {
-        stage: stage.clone(),
-        source,
-    };
-    let set = ApplySet::new(&delivery.app);
-    let observed = target.observe(&set).await.map_err(rejected)?;
-    let plan = Plan::compute(&delivery.app, &delivery.stage, &delivery.objects, &observed);
-    if !plan.is_empty() {
-        let mut result = target.apply(&set, &delivery.objects).await;
-        if result.is_ok() {
-            result = target.prune(&set, &plan.removals()).await;
-        }
-        let committed = target.commit(&set).await;
-        result.and(committed).map_err(rejected)?;
-    }
-    target
-        .verify(&set, &delivery.objects)
+/// What delivering a release into a GitOps directory would change.
+pub(crate) async fn plan_in_directory(target: &Local, delivery: &Delivery) -> Result<Plan, DeliveryError> {
+    let plan = engine::plan_objects(&delivery.app, &delivery.objects, target)
         .await
-        .map_err(|source| DeliveryError::Unhealthy {
-            stage: stage.clone(),
-            source,
-        })?;
-    Ok(plan)
+        .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
+    Ok(Plan {
+        topology: delivery.stage.clone(),
+        ..plan
+    })
+}
+
+/// Deliver a release into a GitOps directory, with the sequence `apply` uses.
+pub(crate) async fn deliver_to_directory(target: &Local, delivery: &Delivery) -> Result<Plan, DeliveryError> {
+    let plan = engine::apply_objects(&delivery.app, &delivery.objects, target)
+        .await
+        .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
+    Ok(Plan {
+        topology: delivery.stage.clone(),
+        ..plan
+    })
 }
 
 fn parse_key(hex: &str) -> Option<[u8; 32]> {

@@ -10,12 +10,14 @@ use semver::Version;
 
 use super::{ChartRef, ImageRef};
 use crate::build::{BuildError, ImageSource};
-use crate::capability::{BoxFuture, DeployError};
+use crate::capability::BoxFuture;
 use crate::chart::{Chart, ChartError};
+use crate::engine::EngineError;
 use crate::object::Object;
 use crate::oci::distribution::RegistryError;
 use crate::oci::{Artifact, Digest, OciError};
 use crate::plan::Plan;
+use crate::run::InterpretError;
 use crate::topology::Topology;
 
 /// Builds container images from their sources.
@@ -120,7 +122,7 @@ pub struct Delivery {
 )]
 pub trait ContinuousDelivery: Topology {
     /// What delivering would change on the stage. Writes nothing.
-    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeployError>>;
+    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>>;
 
     /// Deliver, then verify; returns only once the stage is healthy.
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>>;
@@ -150,26 +152,52 @@ impl crate::Diagnostic for PublishError {
     }
 }
 
-/// A delivery failed: the stage did not accept it, or it is not healthy.
+/// A delivery failed: the stage did not take it, or it is not healthy.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeliveryError {
-    #[error("stage `{stage}` did not accept the release")]
-    Rejected { stage: String, source: DeployError },
+    #[error("stage `{stage}` did not take the release")]
+    Failed { stage: String, source: Box<EngineError> },
     #[error("stage `{stage}` received the release but it is not healthy")]
     Unhealthy { stage: String, source: crate::score::SmokeError },
+}
+
+impl DeliveryError {
+    /// The engine's failure on `stage`; a failed smoke test means unhealthy.
+    pub fn on_stage(stage: &str, e: EngineError) -> Self {
+        match e {
+            EngineError::Interpret { app, source } => match *source {
+                InterpretError::Smoke { source, .. } => Self::Unhealthy {
+                    stage: stage.to_owned(),
+                    source,
+                },
+                other => Self::Failed {
+                    stage: stage.to_owned(),
+                    source: Box::new(EngineError::Interpret {
+                        app,
+                        source: Box::new(other),
+                    }),
+                },
+            },
+            other => Self::Failed {
+                stage: stage.to_owned(),
+                source: Box::new(other),
+            },
+        }
+    }
 }
 
 impl crate::Diagnostic for DeliveryError {
     fn notes(&self) -> Vec<String> {
         match self {
-            Self::Rejected { source, .. } => vec![source.to_string()],
+            Self::Failed { source, .. } => std::iter::once(source.to_string()).chain(source.notes()).collect(),
             Self::Unhealthy { source, .. } => vec![source.to_string()],
         }
     }
 
     fn help(&self) -> String {
         match self {
-            Self::Rejected { source, .. } => source.help(),
+            Self::Failed { source, .. } => source.help(),
             Self::Unhealthy { source, .. } => source.given_help().map_or_else(
                 || "later stages were not touched; fix the release and release a new version".into(),
                 str::to_owned,

@@ -354,10 +354,7 @@ where
                 app: app.clone(),
                 version: v.clone(),
                 stage: stage.clone(),
-                source: Box::new(DeliveryError::Rejected {
-                    stage: stage.clone(),
-                    source: e,
-                }),
+                source: Box::new(e),
             })?,
         };
         stages.push(plan);

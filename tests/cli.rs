@@ -27,6 +27,8 @@ impl Cli {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_harmony"));
         cmd.args(args)
             .env("HARMONY_STATE_DIR", &self.state)
+            // Builds share one cache, outside the state the tests inspect.
+            .env("HARMONY_BUILD_DIR", shared_build_dir())
             .env_remove("HARMONY_TOPOLOGY")
             .env_remove("WEBAPP_DB_PASSWORD");
         for (k, v) in env {
@@ -34,6 +36,10 @@ impl Cli {
         }
         cmd.output().unwrap()
     }
+}
+
+fn shared_build_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("harmony-build")
 }
 
 fn code(o: &Output) -> i32 {
@@ -282,11 +288,7 @@ fn a_bad_release_tag_fails_before_any_work() {
 #[test]
 fn release_dry_run_builds_and_plans_but_writes_nothing() {
     let cli = Cli::new();
-    let build = cli._dir.path().join("build");
-    let out = cli.run_with(
-        &["release", "--from-tag", "webapp-server-v0.1.0", "--dry-run"],
-        &[("HARMONY_BUILD_DIR", build.to_str().unwrap())],
-    );
+    let out = cli.run(&["release", "--from-tag", "webapp-server-v0.1.0", "--dry-run"]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("would push: webapp-server:0.1.0@sha256:"), "{stdout}");
@@ -612,4 +614,23 @@ fn a_broken_plugin_is_named_and_the_others_are_still_listed() {
         out.lines().any(|l| l.trim_start().starts_with("edge ") && l.contains("edge-dns")),
         "{out}"
     );
+}
+
+#[test]
+fn a_release_writes_nothing_in_the_directory_it_is_run_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let state = dir.path().join("state");
+    let out = Command::new(env!("CARGO_BIN_EXE_harmony"))
+        .args(["release", "--from-tag", "webapp-server-v0.1.0", "--dry-run"])
+        .current_dir(&elsewhere)
+        .env("HARMONY_STATE_DIR", &state)
+        .env_remove("HARMONY_BUILD_DIR")
+        .env_remove("HARMONY_TOPOLOGY")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing where it was run");
+    assert!(state.join(".build").is_dir(), "builds are kept with the topology's state");
 }

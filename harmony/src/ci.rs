@@ -13,14 +13,15 @@
 use std::path::{Path, PathBuf};
 
 use crate::build::{BUILDER_ENV, BuildCx, BuildError, Buildah, DockerCli, DockerfileBuilder, ImageSource};
-use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
+use crate::capability::BoxFuture;
 use crate::chart::Chart;
-use crate::local::{Local, deliver_to_directory, plan_in_directory, tag_of};
+use crate::gitops::{GitOps, GitOpsDir, deliver_to_directory, plan_in_directory};
+use crate::local::tag_of;
 use crate::lock::{Attempt, Holder, LockError};
-use crate::object::{Object, ObjectRef};
 use crate::oci::distribution::{Credentials, Remote};
 use crate::oci::{Artifact, Digest};
 use crate::plan::Plan;
+use crate::release::capability::build_dir;
 use crate::release::capability::resolved;
 use crate::release::{
     ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, ImageRef, OciRegistry, PublishError, Version,
@@ -38,7 +39,8 @@ const DEFAULT_STATE_DIR: &str = "target/harmony/ci";
 /// A CI runner with a registry.
 #[derive(Debug)]
 pub struct Ci {
-    directory: Local,
+    directory: GitOpsDir,
+    build: PathBuf,
     remote: Remote,
     namespace: String,
     dockerfiles: DockerfileTool,
@@ -65,17 +67,19 @@ impl Ci {
             var: REGISTRY_VAR,
             why: format!("`{registry}/{namespace}`: {}", e.why),
         })?;
+        let state = state.into();
         Ok(Self {
-            directory: Local::at(state),
+            build: build_dir(&state),
+            directory: GitOpsDir::at(state),
             remote: Remote::new(registry, credentials),
             namespace: namespace.to_owned(),
             dockerfiles: DockerfileTool::Buildah,
         })
     }
 
-    /// Keep builders' state in `dir` (see [`Local::with_build_dir`]).
+    /// Keep builders' state in `dir` (see [`crate::Local::with_build_dir`]).
     pub fn with_build_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.directory = self.directory.with_build_dir(dir);
+        self.build = dir.into();
         self
     }
 
@@ -116,7 +120,7 @@ impl Topology for Ci {
 
     /// The GitOps directory's lock.
     fn try_lock<'a>(&'a self, app: &'a str, me: &'a Holder) -> BoxFuture<'a, Result<Attempt, LockError>> {
-        self.directory.try_lock(app, me)
+        Box::pin(async move { self.directory.try_lock(app, me) })
     }
 }
 
@@ -165,29 +169,9 @@ impl SelectableTopology for Ci {
     }
 }
 
-impl K8sDeploy for Ci {
-    fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
-        self.directory.observe(set)
-    }
-
-    fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
-        self.directory.dry_run(set, objects)
-    }
-
-    fn apply<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
-        self.directory.apply(set, objects)
-    }
-
-    fn prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
-        self.directory.prune(set, objects)
-    }
-
-    fn commit<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
-        self.directory.commit(set)
-    }
-
-    fn verify<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
-        self.directory.verify(set, objects)
+impl GitOps for Ci {
+    fn directory(&self) -> &GitOpsDir {
+        &self.directory
     }
 }
 
@@ -201,7 +185,7 @@ impl ContainerBuilder for Ci {
         version: &'a Version,
     ) -> BoxFuture<'a, Result<Artifact, BuildError>> {
         Box::pin(async move {
-            let scratch = self.directory.build_dir().join(name);
+            let scratch = self.build.join(name);
             let dockerfiles: Box<dyn DockerfileBuilder> = match self.dockerfiles {
                 DockerfileTool::Buildah => Box::new(Buildah::in_scratch(&scratch)),
                 DockerfileTool::Docker => Box::new(DockerCli::new()),

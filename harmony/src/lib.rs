@@ -25,6 +25,7 @@ pub mod chart;
 pub mod ci;
 pub mod diagnostic;
 pub mod engine;
+pub mod gitops;
 pub mod local;
 pub mod lock;
 pub mod object;

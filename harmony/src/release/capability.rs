@@ -53,9 +53,11 @@ pub(crate) fn resolved(source: &ImageSource, dir: &Path) -> ImageSource {
     }
 }
 
-/// Where builders keep their state: `HARMONY_BUILD_DIR`, or `target/harmony/build`.
-pub fn build_dir() -> std::path::PathBuf {
-    let dir = std::env::var_os("HARMONY_BUILD_DIR").map_or_else(|| std::path::PathBuf::from("target/harmony/build"), Into::into);
+/// Where builders keep their state: `HARMONY_BUILD_DIR`, or `.build` under the
+/// topology's state directory, so that a release writes nowhere else (not in
+/// the directory it is run from). Made absolute: builders run in other directories.
+pub fn build_dir(state: &Path) -> std::path::PathBuf {
+    let dir = std::env::var_os("HARMONY_BUILD_DIR").map_or_else(|| state.join(".build"), Into::into);
     std::env::current_dir().map(|cwd| cwd.join(&dir)).unwrap_or(dir)
 }
 

@@ -1,0 +1,1 @@
+harmony_registry::main!(greeter_deploy);

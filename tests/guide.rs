@@ -1,0 +1,72 @@
+//! The guide's example crate (docs/example), built from outside this
+//! workspace as a user's crate would be, then run: docs/guide.md stays true.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_guides_example_builds_outside_the_workspace_and_runs() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let krate = dir.path().join("greeter");
+    copy_dir(&repo.join("docs/example"), &krate);
+    // The guide's `path = "../../…"` points into this repository; out here it is absolute.
+    let manifest = fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    let manifest = manifest.replace("\"../../", &format!("\"{}/", repo.display()));
+    fs::write(krate.join("Cargo.toml"), manifest).unwrap();
+    // The same dependency versions as the workspace, so the build needs no network.
+    fs::copy(repo.join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+
+    let target: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guide-example");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let build = Command::new(cargo)
+        .args(["build", "--offline", "--quiet"])
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+
+    let binary = target.join("debug/harmony-greeter");
+    let state = dir.path().join("state");
+    let run = |args: &[&str], greeting: &str| {
+        Command::new(&binary)
+            .args(args)
+            .current_dir(&krate)
+            .env("HARMONY_STATE_DIR", &state)
+            .env("GREETING", greeting)
+            .output()
+            .unwrap()
+    };
+    let list = run(&["list"], "hello");
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.trim_start().starts_with("greeter ") && l.contains("[ci, local]")),
+        "{listed}"
+    );
+
+    let empty = run(&["apply", "--yes"], " ");
+    assert_eq!(empty.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&empty.stderr);
+    assert!(err.contains("the greeting: it is empty") && err.contains("set `GREETING`"), "{err}");
+
+    let apply = run(&["apply", "--yes"], "hello");
+    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    assert!(String::from_utf8_lossy(&apply.stderr).contains("verified greeter (smoke test passed)"));
+    assert!(state.join("greeter/manifests/greeter/configmap-greeting.yaml").is_file());
+}

@@ -534,7 +534,7 @@ impl PluginPath {
 fn edge_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_harmony")).with_file_name("harmony-edge");
     if !path.is_file() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let cargo = env!("CARGO");
         let status = Command::new(cargo)
             .args(["build", "-p", "edge-app", "--bin", "harmony-edge"])
             .status()

@@ -30,8 +30,10 @@ fn the_guides_example_builds_outside_the_workspace_and_runs() {
     // The same dependency versions as the workspace, so the build needs no network.
     fs::copy(repo.join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
 
-    let target: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guide-example");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // The workspace's own target directory: the dependencies built with the same
+    // versions and features are reused (cargo holds no lock on it while tests run).
+    let target: PathBuf = Path::new(env!("CARGO_BIN_EXE_harmony")).ancestors().nth(2).unwrap().to_owned();
+    let cargo = env!("CARGO");
     let build = Command::new(cargo)
         .args(["build", "--offline", "--quiet"])
         .current_dir(&krate)

@@ -12,19 +12,19 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::{BUILDER_ENV, BuildCx, BuildError, Buildah, DockerCli, DockerfileBuilder, ImageSource};
+use crate::build::{BuildCx, BuildError, DockerfileTool, ImageSource};
 use crate::capability::BoxFuture;
 use crate::chart::Chart;
 use crate::gitops::{GitOps, GitOpsDir, deliver_to_directory, plan_in_directory};
 use crate::local::tag_of;
 use crate::lock::{Attempt, Holder, LockError};
 use crate::oci::distribution::{Credentials, Remote};
-use crate::oci::{Artifact, Digest};
+use crate::oci::{Artifact, Digest, ImageRef};
 use crate::plan::Plan;
 use crate::release::capability::build_dir;
 use crate::release::capability::resolved;
 use crate::release::{
-    ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, ImageRef, OciRegistry, PublishError, Version,
+    ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, OciRegistry, PublishError, Version,
 };
 use crate::score::SmokeError;
 use crate::secret::Secret;
@@ -44,15 +44,6 @@ pub struct Ci {
     remote: Remote,
     namespace: String,
     dockerfiles: DockerfileTool,
-}
-
-/// What builds Dockerfiles on a CI runner (`HARMONY_BUILDER`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DockerfileTool {
-    /// Daemonless (the default).
-    Buildah,
-    /// The docker CLI and its daemon.
-    Docker,
 }
 
 impl Ci {
@@ -155,16 +146,7 @@ impl SelectableTopology for Ci {
             }
         };
         let state = var(crate::local::STATE_DIR_VAR, "set it to a directory, or unset it")?.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
-        let tool = match var(BUILDER_ENV, "set it to `buildah` or `docker`, or unset it")?.as_deref() {
-            None | Some("buildah") => DockerfileTool::Buildah,
-            Some("docker") => DockerfileTool::Docker,
-            Some(other) => {
-                return Err(TopologyError::BadSetting {
-                    var: BUILDER_ENV,
-                    why: format!("`{other}` is not `buildah` or `docker`"),
-                });
-            }
-        };
+        let tool = DockerfileTool::from_env()?;
         Ok(Self::new(&registry, &namespace, credentials.as_ref(), state)?.with_dockerfile_tool(tool))
     }
 }
@@ -186,10 +168,7 @@ impl ContainerBuilder for Ci {
     ) -> BoxFuture<'a, Result<Artifact, BuildError>> {
         Box::pin(async move {
             let scratch = self.build.join(name);
-            let dockerfiles: Box<dyn DockerfileBuilder> = match self.dockerfiles {
-                DockerfileTool::Buildah => Box::new(Buildah::in_scratch(&scratch)),
-                DockerfileTool::Docker => Box::new(DockerCli::new()),
-            };
+            let dockerfiles = self.dockerfiles.builder(&scratch);
             resolved(source, dir).build(&BuildCx::new(dir, &scratch, name, version.clone()), &*dockerfiles)
         })
     }

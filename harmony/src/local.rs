@@ -5,16 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::{BUILDER_ENV, BuildCx, BuildError, Buildah, DockerfileBuilder, ImageSource, dockerfile_builder_from_env};
+use crate::build::{BuildCx, BuildError, DockerfileTool, ImageSource};
 use crate::capability::BoxFuture;
 use crate::gitops::{GitOps, GitOpsDir, deliver_to_directory, plan_in_directory};
 use crate::lock::{Attempt, Holder, LockError};
 use crate::oci::layout::Layout;
-use crate::oci::{Artifact, Digest};
+use crate::oci::{Artifact, Digest, ImageRef};
 use crate::plan::Plan;
 use crate::release::capability::{build_dir, resolved};
 use crate::release::{
-    ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, ImageRef, OciRegistry, PublishError, Version,
+    ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, OciRegistry, PublishError, Version,
 };
 use crate::score::SmokeError;
 use crate::topology::{SelectableTopology, Topology, TopologyError};
@@ -29,6 +29,7 @@ const DEFAULT_STATE_DIR: &str = "target/harmony/local";
 pub struct Local {
     directory: GitOpsDir,
     build: PathBuf,
+    dockerfiles: DockerfileTool,
 }
 
 impl GitOps for Local {
@@ -70,7 +71,7 @@ impl SelectableTopology for Local {
                 why: "it exists and is not a directory".into(),
             });
         }
-        Ok(Self::at(root))
+        Ok(Self::at(root).with_dockerfile_tool(DockerfileTool::from_env()?))
     }
 }
 
@@ -81,6 +82,7 @@ impl Local {
         Self {
             build: build_dir(directory.root()),
             directory,
+            dockerfiles: DockerfileTool::Buildah,
         }
     }
 
@@ -92,6 +94,12 @@ impl Local {
     /// `HARMONY_BUILD_DIR` / `<state>/.build`.
     pub fn with_build_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.build = dir.into();
+        self
+    }
+
+    /// Build Dockerfiles with `tool`.
+    pub fn with_dockerfile_tool(mut self, tool: DockerfileTool) -> Self {
+        self.dockerfiles = tool;
         self
     }
 
@@ -112,8 +120,8 @@ pub(crate) fn tag_of(version: &Version) -> String {
 }
 
 impl ContainerBuilder for Local {
-    /// Daemonless for buildable sources; Dockerfiles with buildah (or the tool
-    /// `HARMONY_BUILDER` names).
+    /// Daemonless for buildable sources; Dockerfiles with the tool
+    /// `HARMONY_BUILDER` names (buildah by default).
     fn build_image<'a>(
         &'a self,
         source: &'a ImageSource,
@@ -123,10 +131,7 @@ impl ContainerBuilder for Local {
     ) -> BoxFuture<'a, Result<Artifact, BuildError>> {
         Box::pin(async move {
             let scratch = self.build.join(name);
-            let dockerfiles: Box<dyn DockerfileBuilder> = match std::env::var_os(BUILDER_ENV) {
-                None => Box::new(Buildah::in_scratch(&scratch)),
-                Some(_) => dockerfile_builder_from_env(&scratch)?,
-            };
+            let dockerfiles = self.dockerfiles.builder(&scratch);
             resolved(source, dir).build(&BuildCx::new(dir, &scratch, name, version.clone()), &*dockerfiles)
         })
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::capability::Observed;
 use crate::object::{Object, ObjectRef};
-use crate::release::Digest;
+use crate::oci::Digest;
 use crate::secret::{REDACTED, is_secret_path};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -139,7 +139,7 @@ fn a_missing_image_is_not_found_and_a_wrong_digest_is_caught() {
     let registry = Registry::anonymous();
     let remote = Remote::new(&registry.address, None);
     let rt = rt();
-    let missing: harmony::release::ImageRef = format!("{}/team/nothing:1.0.0", registry.address).parse().unwrap();
+    let missing: harmony::oci::ImageRef = format!("{}/team/nothing:1.0.0", registry.address).parse().unwrap();
     assert_eq!(rt.block_on(remote.resolve(&missing)).unwrap(), None);
     let err = rt.block_on(remote.pull(&missing)).unwrap_err();
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err:?}");
@@ -147,7 +147,7 @@ fn a_missing_image_is_not_found_and_a_wrong_digest_is_caught() {
     let pushed = rt.block_on(remote.push("team/webapp", "0.3.0", &image("pinned"))).unwrap();
     let other = image("something else").digest();
     let wrong = pushed.clone().with_digest(other);
-    let tagged: harmony::release::ImageRef = format!("{}/team/webapp:0.3.0", registry.address).parse().unwrap();
+    let tagged: harmony::oci::ImageRef = format!("{}/team/webapp:0.3.0", registry.address).parse().unwrap();
     assert!(rt.block_on(remote.pull(&tagged)).is_ok());
     assert!(rt.block_on(remote.pull(&wrong)).is_err());
 }

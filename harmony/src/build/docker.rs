@@ -166,7 +166,7 @@ fn corrupt(path: &Path, why: impl ToString) -> OciError {
 }
 
 fn parse_digest(path: &Path, s: &str) -> Result<Digest, OciError> {
-    s.parse().map_err(|e: crate::release::ImageRefError| corrupt(path, e.why))
+    s.parse().map_err(|e: crate::oci::ImageRefError| corrupt(path, e.why))
 }
 
 #[derive(Deserialize)]

@@ -32,8 +32,8 @@ pub use rust_binary::{RustBinary, pack_binary};
 use crate::oci::{Artifact, OciError};
 use crate::release::Version;
 
-/// The environment variable that picks the Dockerfile builder: `docker`
-/// (the default) or `buildah`.
+/// The environment variable that picks the Dockerfile builder: `buildah`
+/// (the default: daemonless) or `docker`. Read once, by [`DockerfileTool::from_env`].
 pub const BUILDER_ENV: &str = "HARMONY_BUILDER";
 
 /// The OCI label that names the image.
@@ -89,14 +89,38 @@ pub trait DockerfileBuilder: Send + Sync + Debug {
     fn build_dockerfile(&self, dockerfile: &Path, context: &Path, cx: &BuildCx) -> Result<Artifact, BuildError>;
 }
 
-/// The Dockerfile builder `HARMONY_BUILDER` names (`docker` when unset), its
-/// state kept under `scratch`.
-pub fn dockerfile_builder_from_env(scratch: &Path) -> Result<Box<dyn DockerfileBuilder>, BuildError> {
-    let chosen = std::env::var(BUILDER_ENV).unwrap_or_default();
-    match chosen.trim() {
-        "" | "docker" => Ok(Box::new(DockerCli::new())),
-        "buildah" => Ok(Box::new(Buildah::in_scratch(scratch))),
-        other => Err(BuildError::UnknownBuilder { name: other.to_owned() }),
+/// What builds Dockerfiles (`HARMONY_BUILDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DockerfileTool {
+    /// Daemonless (the default).
+    #[default]
+    Buildah,
+    /// The docker CLI and its daemon.
+    Docker,
+}
+
+impl DockerfileTool {
+    /// The tool `HARMONY_BUILDER` names; buildah when it is unset. Topologies
+    /// read it when they are set up, so a bad value stops a run before any work.
+    pub fn from_env() -> Result<Self, crate::topology::TopologyError> {
+        let bad = |why: String| crate::topology::TopologyError::BadSetting { var: BUILDER_ENV, why };
+        match std::env::var(BUILDER_ENV) {
+            Err(std::env::VarError::NotPresent) => Ok(Self::Buildah),
+            Err(std::env::VarError::NotUnicode(_)) => Err(bad("it is not valid UTF-8".into())),
+            Ok(v) => match v.trim() {
+                "" | "buildah" => Ok(Self::Buildah),
+                "docker" => Ok(Self::Docker),
+                other => Err(bad(format!("`{other}` is not `buildah` or `docker`"))),
+            },
+        }
+    }
+
+    /// The builder, its state kept under `scratch`.
+    pub fn builder(self, scratch: &Path) -> Box<dyn DockerfileBuilder> {
+        match self {
+            Self::Buildah => Box::new(Buildah::in_scratch(scratch)),
+            Self::Docker => Box::new(DockerCli::new()),
+        }
     }
 }
 
@@ -177,8 +201,6 @@ pub enum BuildError {
     },
     #[error("`{command}` did not finish within {seconds} s and was stopped")]
     TimedOut { tool: &'static str, command: String, seconds: u64 },
-    #[error("`{BUILDER_ENV}={name}` names no image builder")]
-    UnknownBuilder { name: String },
 }
 
 impl crate::Diagnostic for BuildError {
@@ -207,7 +229,6 @@ impl crate::Diagnostic for BuildError {
             Self::TimedOut { tool, .. } => {
                 format!("find what `{tool}` waits for (rerun with `{LOG_ENV}=1` to see its output), or allow more time with `{TIMEOUT_ENV}=<seconds>`")
             }
-            Self::UnknownBuilder { .. } => format!("set `{BUILDER_ENV}` to `docker` or `buildah`, or unset it"),
         }
     }
 }
@@ -448,13 +469,6 @@ mod tests {
         let err = run("buildah", &mut Command::new("/nonexistent/harmony-no-such-tool")).unwrap_err();
         assert!(matches!(err, BuildError::ToolMissing { tool: "buildah" }), "{err:?}");
         assert!(err.help().contains("apt-get install buildah"), "{}", err.help());
-    }
-
-    #[test]
-    fn an_unknown_builder_is_refused() {
-        let err = BuildError::UnknownBuilder { name: "podman".into() };
-        assert_eq!(err.to_string(), "`HARMONY_BUILDER=podman` names no image builder");
-        assert!(err.help().contains("`docker` or `buildah`"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
 use super::{Artifact, Blob, Digest, Manifest, media};
-use crate::release::{ImageRef, ImageRefError};
+use crate::oci::{ImageRef, ImageRefError};
 use crate::secret::Secret;
 
 /// A user name and password for a registry.

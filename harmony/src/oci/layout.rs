@@ -105,7 +105,7 @@ impl Layout {
                 .digest
                 .parse()
                 .map(Some)
-                .map_err(|e: crate::release::ImageRefError| OciError::Corrupt {
+                .map_err(|e: crate::oci::ImageRefError| OciError::Corrupt {
                     path: self.index_path(),
                     why: e.why,
                 }),
@@ -138,7 +138,7 @@ impl Layout {
             why: e.to_string(),
         })?;
         let parse = |d: &Descriptor| -> Result<Blob, OciError> {
-            let digest: Digest = d.digest.parse().map_err(|e: crate::release::ImageRefError| OciError::Corrupt {
+            let digest: Digest = d.digest.parse().map_err(|e: crate::oci::ImageRefError| OciError::Corrupt {
                 path: self.index_path(),
                 why: e.why,
             })?;

@@ -10,10 +10,11 @@
 pub mod distribution;
 pub mod layer;
 pub mod layout;
+pub mod reference;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::release::Digest;
+pub use reference::{Digest, ImageRef, ImageRefError};
 
 /// Media types this crate writes.
 pub mod media {

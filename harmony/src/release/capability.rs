@@ -8,12 +8,13 @@ use std::path::Path;
 
 use semver::Version;
 
-use super::{ChartRef, ImageRef};
+use super::ChartRef;
 use crate::build::{BuildError, ImageSource};
 use crate::capability::BoxFuture;
 use crate::chart::{Chart, ChartError};
 use crate::engine::EngineError;
 use crate::object::Object;
+use crate::oci::ImageRef;
 use crate::oci::distribution::RegistryError;
 use crate::oci::{Artifact, Digest, OciError};
 use crate::plan::Plan;

@@ -5,7 +5,7 @@ use std::fmt;
 
 use semver::Version;
 
-use super::image_ref::{Digest, ImageRef};
+use crate::oci::{Digest, ImageRef};
 
 /// A chart in an OCI registry, at one version.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -44,7 +44,7 @@ impl ChartRef {
                 "charts are pulled from OCI registries: `oci://host/namespace/name`",
             ));
         };
-        let location: ImageRef = path.parse().map_err(|e: super::ImageRefError| err(e.why, &e.help))?;
+        let location: ImageRef = path.parse().map_err(|e: crate::oci::ImageRefError| err(e.why, &e.help))?;
         if location.registry().is_none() {
             return Err(err("it names no registry host".into(), "write `oci://host[:port]/namespace/name`"));
         }

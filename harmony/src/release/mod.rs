@@ -4,14 +4,12 @@
 
 pub mod capability;
 mod chart_ref;
-mod image_ref;
 pub mod pipeline;
 pub mod smoke;
 mod tag;
 
 pub use capability::{ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, HttpProbe, OciRegistry, PublishError};
 pub use chart_ref::{ChartRef, ChartRefError};
-pub use image_ref::{Digest, ImageRef, ImageRefError};
 pub use pipeline::{AppSpec, ChartSource, ReleaseCx, ReleaseError, ReleasePlan};
 pub use smoke::HttpCheck;
 pub use tag::{ReleaseTag, TagError};

@@ -15,13 +15,14 @@ use serde::Serialize;
 
 use super::capability::{ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, HttpProbe, OciRegistry, PublishError};
 use super::smoke::HttpCheck;
-use super::{ChartRef, ContainerBuilder, ImageRef};
+use super::{ChartRef, ContainerBuilder};
 use crate::Diagnostic;
 use crate::build::{BuildError, ImageSource};
 use crate::chart::{Chart, ChartError};
 use crate::local::tag_of;
 use crate::object::Object;
 use crate::oci::Digest;
+use crate::oci::ImageRef;
 use crate::plan::Plan;
 use crate::run::{Event, Mode, Progress};
 use crate::score::ScoreError;

@@ -47,11 +47,11 @@ pub fn run_image(image: &Artifact, objects: &[Object], check: &HttpCheck) -> Res
         config["os"].as_str().unwrap_or_default(),
         config["architecture"].as_str().unwrap_or_default(),
     );
-    if os != std::env::consts::OS || arch != host_arch() {
+    if os != std::env::consts::OS || arch != crate::build::oci_architecture() {
         return Err(fail(format!(
             "a {os}/{arch} image cannot run on this {}/{} machine",
             std::env::consts::OS,
-            host_arch()
+            crate::build::oci_architecture()
         ))
         .with_help("run the release on a machine of the image's platform, or drop `smoke`"));
     }
@@ -117,14 +117,6 @@ pub fn run_image(image: &Artifact, objects: &[Object], check: &HttpCheck) -> Res
         })
         .with_help("the release's later stages were not touched; fix the service and release a new version")
     })
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }
 
 /// One HTTP/1.1 `GET`: the status code, or why there is none.

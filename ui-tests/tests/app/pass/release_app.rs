@@ -35,4 +35,10 @@ harmony::app! {
     chart: dir("charts/site-api"),
 }
 
-fn main() {}
+fn main() {
+    let releases: Vec<_> = harmony_registry::releases().iter().map(|r| r.name).collect();
+    assert_eq!(releases, ["site-api", "site-web"]);
+    let web = harmony_registry::releases().into_iter().find(|r| r.name == "site-web").unwrap();
+    assert!((web.needs)().contains(&"HttpProbe"), "its smoke test needs `HttpProbe`");
+    assert!(harmony_registry::app("site-web").is_some(), "a release app is deployed by `apply` too");
+}

@@ -25,4 +25,10 @@ harmony::app! {
     topologies: [harmony::topology::Local],
 }
 
-fn main() {}
+fn main() {
+    // Registered, and the promise is true at run time too.
+    for name in ["site", "site-2"] {
+        let app = harmony_registry::app(name).expect("registered");
+        assert!(harmony_registry::runs_on(&(app.needs)()).contains(&"local"), "{name}");
+    }
+}

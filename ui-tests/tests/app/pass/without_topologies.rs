@@ -1,5 +1,5 @@
-// `app!` without `topologies`: registered on every built-in topology its Score
-// runs on; doc lines, any key order and a trailing comma are accepted.
+// `app!` without `topologies`: it runs on every linked topology that provides
+// what its Score needs; doc lines, any key order and a trailing comma are accepted.
 use harmony::{Desired, Render, RenderCx, Score, ScoreError};
 
 #[derive(Score, Default)]
@@ -19,4 +19,8 @@ harmony::app! {
     name: "site",
 }
 
-fn main() {}
+fn main() {
+    let app = harmony_registry::app("site").expect("registered");
+    assert_eq!((app.needs)(), ["K8sDeploy"]);
+    assert_eq!(harmony_registry::runs_on(&(app.needs)()), ["ci", "local"]);
+}

@@ -61,8 +61,15 @@ impl Render for Server {
     }
 }
 
-fn run_on<T: Topology, S: Score<T>>(_: &S) {}
+/// Compiles only if `S` runs on `T`; returns what `S` needs, from its types.
+fn run_on<T: Topology, S: Score<T> + harmony::score::IsScore>(_: &S) -> Vec<&'static str> {
+    let mut needs = Vec::new();
+    S::needs(&mut needs);
+    needs.sort_unstable();
+    needs.dedup();
+    needs
+}
 
 fn main() {
-    run_on::<Cluster, _>(&Server { namespace: "default".into() });
+    assert_eq!(run_on::<Cluster, _>(&Server { namespace: "default".into() }), ["K8sClient", "K8sDeploy"]);
 }

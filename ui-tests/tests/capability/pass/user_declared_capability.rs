@@ -60,8 +60,15 @@ impl Render for Record {
     }
 }
 
-fn run_on<T: Topology, S: Score<T>>(_: &S) {}
+/// Compiles only if `S` runs on `T`; returns what `S` needs, from its types.
+fn run_on<T: Topology, S: Score<T> + harmony::score::IsScore>(_: &S) -> Vec<&'static str> {
+    let mut needs = Vec::new();
+    S::needs(&mut needs);
+    needs.sort_unstable();
+    needs.dedup();
+    needs
+}
 
 fn main() {
-    run_on::<Edge, _>(&Record { host: "www".into() });
+    assert_eq!(run_on::<Edge, _>(&Record { host: "www".into() }), ["DnsRecords", "K8sDeploy"]);
 }

@@ -42,7 +42,14 @@ impl Stack {
     }
 }
 
-fn run_on<T: harmony::Topology, S: harmony::Score<T>>(_: &S) {}
+/// Compiles only if `S` runs on `T`; returns what `S` needs, from its types.
+fn run_on<T: harmony::Topology, S: harmony::Score<T> + harmony::score::IsScore>(_: &S) -> Vec<&'static str> {
+    let mut needs = Vec::new();
+    S::needs(&mut needs);
+    needs.sort_unstable();
+    needs.dedup();
+    needs
+}
 
 fn main() {
     let s = Stack {
@@ -50,5 +57,5 @@ fn main() {
         namespace: Namespace { name: "demo".into() },
         server: Server { image: "demo:1".into() },
     };
-    run_on::<harmony::Local, _>(&s);
+    assert_eq!(run_on::<harmony::Local, _>(&s), ["K8sDeploy"]);
 }

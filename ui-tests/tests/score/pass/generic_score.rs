@@ -16,8 +16,15 @@ impl<L: AsRef<str> + Send + Sync> Render for Labelled<L> {
     }
 }
 
-fn run_on<T: harmony::Topology, S: harmony::Score<T>>(_: &S) {}
+/// Compiles only if `S` runs on `T`; returns what `S` needs, from its types.
+fn run_on<T: harmony::Topology, S: harmony::Score<T> + harmony::score::IsScore>(_: &S) -> Vec<&'static str> {
+    let mut needs = Vec::new();
+    S::needs(&mut needs);
+    needs.sort_unstable();
+    needs.dedup();
+    needs
+}
 
 fn main() {
-    run_on::<harmony::Local, _>(&Labelled { label: "x" });
+    assert_eq!(run_on::<harmony::Local, _>(&Labelled { label: "x" }), ["K8sDeploy"]);
 }

@@ -28,9 +28,16 @@ impl Render for Settings {
     }
 }
 
-fn run_on<T: harmony::Topology, S: harmony::Score<T>>(_: &S) {}
+/// Compiles only if `S` runs on `T`; returns what `S` needs, from its types.
+fn run_on<T: harmony::Topology, S: harmony::Score<T> + harmony::score::IsScore>(_: &S) -> Vec<&'static str> {
+    let mut needs = Vec::new();
+    S::needs(&mut needs);
+    needs.sort_unstable();
+    needs.dedup();
+    needs
+}
 
 fn main() {
     let s = Settings { namespace: "default".into(), greeting: "hi".into(), token: Secret::new("t".into()) };
-    run_on::<harmony::Local, _>(&s);
+    assert_eq!(run_on::<harmony::Local, _>(&s), ["K8sDeploy"]);
 }

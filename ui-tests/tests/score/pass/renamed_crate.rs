@@ -16,8 +16,15 @@ impl Render for Probe {
     }
 }
 
-fn run_on<T: h::Topology, S: h::Score<T>>(_: &S) {}
+/// Compiles only if `S` runs on `T`; returns what `S` needs, from its types.
+fn run_on<T: h::Topology, S: h::Score<T> + h::score::IsScore>(_: &S) -> Vec<&'static str> {
+    let mut needs = Vec::new();
+    S::needs(&mut needs);
+    needs.sort_unstable();
+    needs.dedup();
+    needs
+}
 
 fn main() {
-    run_on::<h::Local, _>(&Probe { namespace: "default".into() });
+    assert_eq!(run_on::<h::Local, _>(&Probe { namespace: "default".into() }), ["K8sDeploy"]);
 }

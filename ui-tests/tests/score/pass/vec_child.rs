@@ -18,9 +18,16 @@ pub struct Fleet {
     pub servers: Vec<Server>,
 }
 
-fn run_on<T: harmony::Topology, S: harmony::Score<T>>(_: &S) {}
+/// Compiles only if `S` runs on `T`; returns what `S` needs, from its types.
+fn run_on<T: harmony::Topology, S: harmony::Score<T> + harmony::score::IsScore>(_: &S) -> Vec<&'static str> {
+    let mut needs = Vec::new();
+    S::needs(&mut needs);
+    needs.sort_unstable();
+    needs.dedup();
+    needs
+}
 
 fn main() {
     let f = Fleet { servers: vec![Server { image: "a:1".into() }, Server { image: "b:1".into() }] };
-    run_on::<harmony::Local, _>(&f);
+    assert_eq!(run_on::<harmony::Local, _>(&f), ["K8sDeploy"]);
 }

@@ -1,52 +1,39 @@
-//! What `#[score(..)]` accepts, read by darling. `keys` checks the keys first
-//! (place, form, typos, repeats) and reports mistakes in our words; a test
-//! keeps its table and these receivers in step.
+//! What `#[derive(Score)]` works from: the struct, its fields, and what their
+//! `#[score(..)]` keys say (read in `keys`, the one reading of them).
 
-use darling::util::PathList;
-use darling::{FromDeriveInput, FromField, ast};
+use proc_macro2::Span;
 
-#[derive(FromDeriveInput)]
-#[darling(attributes(score), supports(struct_named), forward_attrs(doc))]
 pub(crate) struct ScoreInput {
     pub ident: syn::Ident,
     pub generics: syn::Generics,
-    pub data: ast::Data<(), ScoreField>,
+    /// The struct's attributes (its `///` doc among them).
     pub attrs: Vec<syn::Attribute>,
+    pub fields: Vec<ScoreField>,
     /// `requires(Cap, …)`: capabilities beyond `K8sDeploy`.
-    #[darling(default)]
-    pub requires: PathList,
+    pub requires: Vec<syn::Path>,
     /// `smoke = path`: the Score's own smoke test.
-    #[darling(default)]
     pub smoke: Option<syn::Path>,
     /// `crate = path`: where `harmony` is.
-    #[darling(default, rename = "crate")]
     pub krate: Option<syn::Path>,
 }
 
-#[derive(FromField)]
-#[darling(attributes(score), forward_attrs(doc))]
 pub(crate) struct ScoreField {
     pub ident: Option<syn::Ident>,
     pub ty: syn::Type,
     pub attrs: Vec<syn::Attribute>,
-    /// `child`: this field is a Score, deployed in declared order.
-    #[darling(default)]
-    pub child: darling::util::Flag,
-    /// `secret`: this field is a `Secret<_>`.
-    #[darling(default)]
-    pub secret: darling::util::Flag,
+    /// `child`, where it is written: this field is a Score, deployed in declared order.
+    pub child: Option<Span>,
+    /// `secret`, where it is written: this field is a `Secret<_>`.
+    pub secret: Option<Span>,
 }
 
 impl ScoreInput {
     pub fn fields(&self) -> &[ScoreField] {
-        match &self.data {
-            ast::Data::Struct(fields) => &fields.fields,
-            ast::Data::Enum(_) => &[],
-        }
+        &self.fields
     }
 
     pub fn children(&self) -> impl Iterator<Item = &ScoreField> {
-        self.fields().iter().filter(|f| f.child.is_present())
+        self.fields.iter().filter(|f| f.child.is_some())
     }
 
     pub fn is_composite(&self) -> bool {

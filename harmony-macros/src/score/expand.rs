@@ -258,7 +258,7 @@ fn registration(input: &ScoreInput, h: &TokenStream) -> TokenStream {
         let fname = f.ident.as_ref().map(ToString::to_string).unwrap_or_default();
         let ty = f.ty.to_token_stream().to_string().replace(' ', "").replace(',', ", ");
         let fdoc = doc(&f.attrs);
-        let (child, secret) = (f.child.is_present(), f.secret.is_present());
+        let (child, secret) = (f.child.is_some(), f.secret.is_some());
         quote!(#h::FieldInfo { name: #fname, ty: #ty, doc: #fdoc, child: #child, secret: #secret })
     });
     let line = quote_spanned!(ident.span()=> ::core::line!());
@@ -282,10 +282,9 @@ fn registration(input: &ScoreInput, h: &TokenStream) -> TokenStream {
 /// a cascade of "`X` is not a Score" errors to the real one. It honours
 /// `crate = ..` and still checks what `requires(..)` names, so that those
 /// names are neither unresolved nor reported as unused imports.
-pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
+pub(crate) fn fallback(input: &syn::DeriveInput, parsed: &ScoreInput) -> TokenStream {
     let ident = &input.ident;
-    let (krate, requires) = super::keys::lenient(input);
-    let krate: syn::Path = krate.unwrap_or_else(|| syn::parse_quote!(::harmony));
+    let (krate, requires) = (parsed.krate(), &parsed.requires);
     let h = quote!(#krate::__private);
     let mut generics = input.generics.clone();
     generics.params.insert(0, syn::parse_quote!(__T: #h::Topology));
@@ -295,7 +294,7 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
         return TokenStream::new();
     }
     let mut unique: Vec<&syn::Path> = Vec::new();
-    for cap in &requires {
+    for cap in requires {
         if !unique.contains(&cap) {
             unique.push(cap);
         }

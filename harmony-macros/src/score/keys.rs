@@ -1,13 +1,17 @@
-//! The keys `#[score(..)]` accepts: where each goes and in which form. Checked
-//! before darling reads the attributes (darling's receivers in `attrs` take
-//! the values), so that a misspelt, misplaced, repeated or malformed key is
-//! reported in our words, on the key, with what to write instead. A test
-//! checks that every key here is one the receivers accept.
+//! The keys `#[score(..)]` accepts, where each goes and in which form, and
+//! the one reading of them: each key is checked (place, form, typos, repeats)
+//! and its value read in the same pass. Mistakes are reported in our words, on
+//! the key, with what to write instead; what could be read is kept whatever
+//! else is wrong, so that the errors and a stub impl made from those values
+//! are emitted together.
 
+use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Token, parenthesized};
+
+use super::attrs::{ScoreField, ScoreInput};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Form {
@@ -74,30 +78,59 @@ pub(crate) const KEYS: &[Key] = &[
     },
 ];
 
-/// Every `#[score(..)]` on the struct and its fields, all errors at once.
-pub(crate) fn check(input: &syn::DeriveInput) -> syn::Result<()> {
-    let mut errors = Errors::default();
-    check_attrs(&input.attrs, Place::Struct, &mut errors);
+/// Read every `#[score(..)]` on the struct and its fields: the values, and
+/// every mistake at once.
+pub(crate) fn read(input: &syn::DeriveInput, errors: &mut Errors) -> ScoreInput {
+    let mut slots = Slots::default();
+    read_attrs(&input.attrs, Place::Struct, &mut slots, errors);
+    let mut fields = Vec::new();
     if let syn::Data::Struct(data) = &input.data {
         for field in &data.fields {
-            check_attrs(&field.attrs, Place::Field, &mut errors);
+            let mut own = Slots::default();
+            read_attrs(&field.attrs, Place::Field, &mut own, errors);
+            fields.push(ScoreField {
+                ident: field.ident.clone(),
+                ty: field.ty.clone(),
+                attrs: field.attrs.clone(),
+                child: own.child,
+                secret: own.secret,
+            });
         }
     }
-    errors.finish()
+    ScoreInput {
+        ident: input.ident.clone(),
+        generics: input.generics.clone(),
+        attrs: input.attrs.clone(),
+        fields,
+        requires: slots.requires,
+        smoke: slots.smoke,
+        krate: slots.krate,
+    }
 }
 
+/// What the keys read so far say.
 #[derive(Default)]
-struct Errors(Option<syn::Error>);
+struct Slots {
+    requires: Vec<syn::Path>,
+    smoke: Option<syn::Path>,
+    krate: Option<syn::Path>,
+    child: Option<Span>,
+    secret: Option<Span>,
+}
+
+/// Every error of one expansion, combined into one.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
 
 impl Errors {
-    fn push(&mut self, e: syn::Error) {
+    pub fn push(&mut self, e: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(e),
             None => self.0 = Some(e),
         }
     }
 
-    fn finish(self) -> syn::Result<()> {
+    pub fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
     }
 }
@@ -113,7 +146,7 @@ fn keys_at(place: Place) -> impl Iterator<Item = &'static Key> {
     KEYS.iter().filter(move |k| k.place == place)
 }
 
-fn check_attrs(attrs: &[syn::Attribute], place: Place, errors: &mut Errors) {
+fn read_attrs(attrs: &[syn::Attribute], place: Place, slots: &mut Slots, errors: &mut Errors) {
     let mut seen: Vec<&'static str> = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("score")) {
         let list = match &attr.meta {
@@ -135,7 +168,7 @@ fn check_attrs(attrs: &[syn::Attribute], place: Place, errors: &mut Errors) {
             continue;
         }
         let parsed = list.parse_nested_meta(|meta| {
-            check_entry(&meta, place, &mut seen, errors)?;
+            read_entry(&meta, place, &mut seen, slots, errors)?;
             Ok(())
         });
         if let Err(e) = parsed {
@@ -144,9 +177,15 @@ fn check_attrs(attrs: &[syn::Attribute], place: Place, errors: &mut Errors) {
     }
 }
 
-/// One `key`, `key = value` or `key(..)`. Consumes the entry whatever it is,
-/// so the entries after it are checked too.
-fn check_entry(meta: &ParseNestedMeta, place: Place, seen: &mut Vec<&'static str>, errors: &mut Errors) -> syn::Result<()> {
+/// One `key`, `key = value` or `key(..)`: checked, and its value kept. Consumes
+/// the entry whatever it is, so the entries after it are read too.
+fn read_entry(
+    meta: &ParseNestedMeta,
+    place: Place,
+    seen: &mut Vec<&'static str>,
+    slots: &mut Slots,
+    errors: &mut Errors,
+) -> syn::Result<()> {
     let written = FormWritten::of(meta);
     let name = meta.path.get_ident().map(ToString::to_string);
     let key = name.as_deref().and_then(|n| KEYS.iter().find(|k| k.name == n));
@@ -168,7 +207,14 @@ fn check_entry(meta: &ParseNestedMeta, place: Place, seen: &mut Vec<&'static str
     }
     seen.push(key.name);
     match (key.form, written) {
-        (Form::Flag, FormWritten::Word) => Ok(()),
+        (Form::Flag, FormWritten::Word) => {
+            let span = Some(meta.path.span());
+            match key.name {
+                "child" => slots.child = span,
+                _ => slots.secret = span,
+            }
+            Ok(())
+        }
         (Form::Flag, _) => {
             errors.push(syn::Error::new(
                 meta.path.span(),
@@ -178,11 +224,13 @@ fn check_entry(meta: &ParseNestedMeta, place: Place, seen: &mut Vec<&'static str
         }
         (Form::Value, FormWritten::Value) => {
             let value: syn::Expr = meta.value()?.parse()?;
-            if !is_path_like(&value) {
-                errors.push(syn::Error::new(
+            match path_of(&value) {
+                Some(path) if key.name == "crate" => slots.krate = Some(path),
+                Some(path) => slots.smoke = Some(path),
+                None => errors.push(syn::Error::new(
                     value.span(),
                     format!("`{}` takes {}\nhelp: write `{}`", key.name, key.takes, key.example),
-                ));
+                )),
             }
             Ok(())
         }
@@ -212,9 +260,10 @@ fn check_entry(meta: &ParseNestedMeta, place: Place, seen: &mut Vec<&'static str
                     ),
                 ));
             }
-            for item in &items {
-                if !matches!(item, syn::Expr::Path(p) if p.qself.is_none()) {
-                    errors.push(not_names(item.span()));
+            for item in items {
+                match item {
+                    syn::Expr::Path(p) if p.qself.is_none() => slots.requires.push(p.path),
+                    other => errors.push(not_names(other.span())),
                 }
             }
             Ok(())
@@ -224,6 +273,12 @@ fn check_entry(meta: &ParseNestedMeta, place: Place, seen: &mut Vec<&'static str
                 meta.path.span(),
                 format!("`{}` takes a list in parentheses\nhelp: write `{}`", key.name, key.example),
             ));
+            // `requires = Cap` still names a capability: kept for the stub impl.
+            if written == FormWritten::Value {
+                let value: syn::Expr = meta.value()?.parse()?;
+                slots.requires.extend(path_of(&value));
+                return Ok(());
+            }
             skip(meta, written)
         }
     }
@@ -264,12 +319,12 @@ fn skip(meta: &ParseNestedMeta, written: FormWritten) -> syn::Result<()> {
     Ok(())
 }
 
-/// A path, or a string holding one (darling accepts both).
-fn is_path_like(value: &syn::Expr) -> bool {
+/// A path, or a string holding one.
+fn path_of(value: &syn::Expr) -> Option<syn::Path> {
     match value {
-        syn::Expr::Path(p) => p.qself.is_none(),
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => s.parse::<syn::Path>().is_ok(),
-        _ => false,
+        syn::Expr::Path(p) if p.qself.is_none() => Some(p.path.clone()),
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => s.parse().ok(),
+        _ => None,
     }
 }
 
@@ -300,33 +355,4 @@ fn other(place: Place) -> Place {
         Place::Struct => Place::Field,
         Place::Field => Place::Struct,
     }
-}
-
-/// After an error: what `crate = ..` and `requires(..)` name, read as far as
-/// they can be, whatever else is wrong.
-pub(crate) fn lenient(input: &syn::DeriveInput) -> (Option<syn::Path>, Vec<syn::Path>) {
-    let (mut krate, mut requires) = (None, Vec::new());
-    let path_of = |e: syn::Expr| match e {
-        syn::Expr::Path(p) if p.qself.is_none() => Some(p.path),
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => s.parse().ok(),
-        _ => None,
-    };
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("score")) {
-        let _ = attr.parse_nested_meta(|meta| {
-            let written = FormWritten::of(&meta);
-            match (meta.path.get_ident().map(ToString::to_string).as_deref(), written) {
-                (Some("crate"), FormWritten::Value) => krate = path_of(meta.value()?.parse()?),
-                (Some("requires"), FormWritten::Value) => requires.extend(path_of(meta.value()?.parse()?)),
-                (Some("requires"), FormWritten::List) => {
-                    let content;
-                    parenthesized!(content in meta.input);
-                    let items = Punctuated::<syn::Expr, Token![,]>::parse_terminated(&content)?;
-                    requires.extend(items.into_iter().filter_map(path_of));
-                }
-                _ => skip(&meta, written)?,
-            }
-            Ok(())
-        });
-    }
-    (krate, requires)
 }

@@ -1,7 +1,7 @@
-//! `#[derive(Score)]`: check the keys (keys) → parse (attrs) → check the
+//! `#[derive(Score)]`: read the keys (keys, into attrs' types) → check the
 //! rules (validate) → generate (expand). On error, the errors and a stub impl
-//! are emitted together, so one mistake does not cascade into a page of
-//! unrelated trait errors.
+//! made from what could be read are emitted together, so one mistake does not
+//! cascade into a page of unrelated trait errors.
 
 mod attrs;
 mod expand;
@@ -17,24 +17,26 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         Ok(d) => d,
         Err(e) => return e.to_compile_error(),
     };
-    let out = match try_expand(&derive_input) {
-        Ok(tokens) => tokens,
+    let mut errors = keys::Errors::default();
+    let parsed = keys::read(&derive_input, &mut errors);
+    // A Score is a struct with named fields; anything else is that one error.
+    let errors = match validate::shape(&derive_input) {
+        Err(e) => Err(e),
+        Ok(()) => {
+            validate::validate(&parsed, &mut errors);
+            errors.finish()
+        }
+    };
+    let out = match errors {
+        Ok(()) => expand::expand(&parsed),
         Err(errors) => {
-            let mut out = errors;
-            out.extend(expand::fallback(&derive_input));
+            let mut out = errors.to_compile_error();
+            out.extend(expand::fallback(&derive_input, &parsed));
             out
         }
     };
     crate::debug::maybe_print("derive(Score)", &out);
     out
-}
-
-fn try_expand(input: &syn::DeriveInput) -> Result<TokenStream, TokenStream> {
-    validate::shape(input).map_err(|e| e.to_compile_error())?;
-    keys::check(input).map_err(|e| e.to_compile_error())?;
-    let parsed = <attrs::ScoreInput as darling::FromDeriveInput>::from_derive_input(input).map_err(|e| e.write_errors())?;
-    validate::validate(&parsed).map_err(|e| e.write_errors())?;
-    Ok(expand::expand(&parsed))
 }
 
 #[cfg(test)]

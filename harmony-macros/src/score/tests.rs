@@ -35,11 +35,11 @@ fn composite() {
     insta::assert_snapshot!(pretty(out));
 }
 
-/// `keys::KEYS` and darling's receivers describe the same keys: each key,
-/// written as its example at its place, passes the check and is read by darling.
+/// Each key of `keys::KEYS`, written as its example at its place, is read
+/// without a mistake and lands in its value.
 #[test]
-fn every_key_is_one_darling_reads() {
-    use super::keys::{KEYS, Place};
+fn every_key_is_read_into_its_value() {
+    use super::keys::{Errors, KEYS, Place, read};
     for key in KEYS {
         let example: proc_macro2::TokenStream = key.example.parse().expect("the example is tokens");
         let input: syn::DeriveInput = match key.place {
@@ -51,10 +51,34 @@ fn every_key_is_one_darling_reads() {
                 struct S { #[score(#example)] a: harmony::Secret<String> }
             },
         };
-        super::keys::check(&input).unwrap_or_else(|e| panic!("`{}` is rejected by the key check: {e}", key.name));
-        <super::attrs::ScoreInput as darling::FromDeriveInput>::from_derive_input(&input)
-            .unwrap_or_else(|e| panic!("`{}` is not read by darling: {e}", key.name));
+        let mut errors = Errors::default();
+        let read = read(&input, &mut errors);
+        errors.finish().unwrap_or_else(|e| panic!("`{}` is rejected: {e}", key.name));
+        let landed = match key.name {
+            "requires" => !read.requires.is_empty(),
+            "smoke" => read.smoke.is_some(),
+            "crate" => read.krate.is_some(),
+            "child" => read.fields[0].child.is_some(),
+            "secret" => read.fields[0].secret.is_some(),
+            other => panic!("a test for key `{other}` is missing here"),
+        };
+        assert!(landed, "`{}` was not read into its value", key.name);
     }
+}
+
+/// After mistakes, what could be read is still there for the stub impl.
+#[test]
+fn values_are_kept_whatever_else_is_wrong() {
+    use super::keys::{Errors, read};
+    let input: syn::DeriveInput = syn::parse_quote! {
+        #[score(crate = h, smok = Self::x, requires = K8sClient)]
+        struct S { a: A }
+    };
+    let mut errors = Errors::default();
+    let read = read(&input, &mut errors);
+    assert!(errors.finish().is_err());
+    assert_eq!(quote::ToTokens::to_token_stream(&read.krate.unwrap()).to_string(), "h");
+    assert_eq!(read.requires.len(), 1);
 }
 
 /// Key mistakes are reported by the key check, in our words, each on its key.
@@ -171,7 +195,9 @@ fn key_mistakes_are_ours() {
         ),
     ];
     for (input, want) in cases {
-        let got = super::keys::check(input).expect_err(want).to_string();
+        let mut errors = super::keys::Errors::default();
+        super::keys::read(input, &mut errors);
+        let got = errors.finish().expect_err(want).to_string();
         assert_eq!(&got, want);
     }
 }

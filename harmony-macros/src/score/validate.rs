@@ -1,13 +1,13 @@
 //! The rules the attributes must follow, one `check_*` per rule, each error
 //! spanned on the offending token and saying what to write instead.
 
-use darling::Error;
 use syn::spanned::Spanned;
 
 use super::attrs::{ScoreField, ScoreInput};
+use super::keys::Errors;
 
-/// Before darling: a Score is a struct with named fields. Said in our words,
-/// because darling's ("Unsupported shape") does not say what to do.
+/// A Score is a struct with named fields; anything else is this one error,
+/// which says what a Score looks like.
 pub(crate) fn shape(input: &syn::DeriveInput) -> syn::Result<()> {
     let what = match &input.data {
         syn::Data::Struct(s) => match s.fields {
@@ -28,57 +28,49 @@ pub(crate) fn shape(input: &syn::DeriveInput) -> syn::Result<()> {
     ))
 }
 
-pub(crate) fn validate(input: &ScoreInput) -> Result<(), Error> {
-    let mut errors = Error::accumulator();
+pub(crate) fn validate(input: &ScoreInput, errors: &mut Errors) {
     for field in input.fields() {
-        errors.handle(check_child_not_secret(field));
-        errors.handle(check_secret_type(field));
+        check_child_not_secret(field, errors);
+        check_secret_type(field, errors);
     }
-    errors.handle(check_requires_unique(input));
-    errors.finish()
+    check_requires_unique(input, errors);
 }
 
 /// A child is a Score and a secret is a value: one field cannot be both.
-fn check_child_not_secret(field: &ScoreField) -> Result<(), Error> {
-    if field.child.is_present() && field.secret.is_present() {
-        return Err(Error::custom(
+fn check_child_not_secret(field: &ScoreField, errors: &mut Errors) {
+    if let (Some(_), Some(secret)) = (field.child, field.secret) {
+        errors.push(syn::Error::new(
+            secret,
             "a field cannot be both `child` and `secret`\nhelp: a child is a Score; keep secrets inside the child Score that renders them",
-        )
-        .with_span(&field.secret.span()));
+        ));
     }
-    Ok(())
 }
 
 /// `secret` promises redaction; only `Secret<_>` keeps that promise, since its
 /// Debug and Serialize never print the value.
-fn check_secret_type(field: &ScoreField) -> Result<(), Error> {
+fn check_secret_type(field: &ScoreField, errors: &mut Errors) {
     // Both keys on one field is `check_child_not_secret`'s error alone.
-    if !field.secret.is_present() || field.child.is_present() {
-        return Ok(());
+    if field.secret.is_none() || field.child.is_some() {
+        return;
     }
     let is_secret = matches!(&field.ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Secret"));
-    if is_secret {
-        return Ok(());
+    if !is_secret {
+        errors.push(syn::Error::new(
+            field.ty.span(),
+            "a `secret` field must have type `harmony::Secret<_>`, which never prints its value\nhelp: wrap it: `harmony::Secret<String>`",
+        ));
     }
-    Err(Error::custom(
-        "a `secret` field must have type `harmony::Secret<_>`, which never prints its value\nhelp: wrap it: `harmony::Secret<String>`",
-    )
-    .with_span(&field.ty.span()))
 }
 
 /// Listing a capability twice is harmless to the compiler but a sign of a typo.
-fn check_requires_unique(input: &ScoreInput) -> Result<(), Error> {
-    let mut errors = Error::accumulator();
+fn check_requires_unique(input: &ScoreInput, errors: &mut Errors) {
     for (i, path) in input.requires.iter().enumerate() {
         if input.requires[..i].contains(path) {
             let name = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
-            errors.push(
-                Error::custom(format!(
-                    "capability `{name}` is listed twice in `requires(..)`\nhelp: remove the second `{name}`"
-                ))
-                .with_span(path),
-            );
+            errors.push(syn::Error::new(
+                path.span(),
+                format!("capability `{name}` is listed twice in `requires(..)`\nhelp: remove the second `{name}`"),
+            ));
         }
     }
-    errors.finish()
 }

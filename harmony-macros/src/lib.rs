@@ -50,22 +50,39 @@ pub fn derive_score(input: TokenStream) -> TokenStream {
     score::expand(input.into()).into()
 }
 
-/// Register an app: a named root Score the CLI can plan, dry-run and apply.
+/// Register an app: a named root Score the CLI can plan, dry-run and apply,
+/// and, with `image` and `chart`, release stage by stage.
 ///
 /// ```ignore
 /// harmony::app! {
 ///     /// The demo web application.
-///     name: "webapp",
-///     score: webapp::WebApp::default(),
-///     topologies: [Local],
+///     name: "webapp-server",
+///     image: Buildable(harmony::build::RustBinary::new("webapp-server").port(8080)),
+///     chart: builder(crate::WebApp::release),
+///     stages: [staging, production],
+///     smoke: http_get("/healthz"),
+///     topologies: [Local, Ci],
 /// }
 /// ```
 ///
-/// | key | meaning |
-/// |---|---|
-/// | `name` | the app's name: lowercase letters, digits and `-` (it names its state) |
-/// | `score` | an expression building the app's root Score |
-/// | `topologies` | optional: the topologies it must run on, checked at compile time; without it, every built-in topology its Score runs on |
+/// | key | form | meaning |
+/// |---|---|---|
+/// | `name` | `"my-app"` | lowercase letters, digits and `-`; names its state and its release tags (`<name>-v<semver>`) |
+/// | `score` | an expression | the root Score `apply` deploys; optional with `chart: builder(..)`, whose Score stands in |
+/// | `image` | `Dockerfile("path")`, `Dockerfile("path", "context")` | paths relative to the declaring crate's directory |
+/// | | `Buildable(expr)` | a daemonless build, e.g. `harmony::build::RustBinary::new("my-crate")` |
+/// | `chart` | `builder(path)` | `fn(&harmony::release::ReleaseCx) -> impl Score`: the chart rendered against the released image |
+/// | | `dir("path")` | a chart directory, relative to the declaring crate |
+/// | | `published("oci://host/ns/chart", "x.y.z")` | a published chart at a pinned version |
+/// | `stages` | `[staging, production]` | the stages a release goes through, in order; needs `image` and `chart` |
+/// | `smoke` | `http_get("/path")` | after each stage, the released service must answer 2xx; needs `HttpProbe` |
+/// | `topologies` | `[Local, my::Edge]` | checked at compile time: the app runs on each; without it, on every linked topology that provides what it needs |
+/// | `crate` | `my_harmony` | where `harmony` is, if it was renamed |
+///
+/// Generates the app's registry entry (its name, doc, needs, and the function
+/// that runs it on the selected topology), the release entry with an
+/// `AppSpec`, and the compile-time checks of `topologies`. Every mistake is
+/// a compile error at the token, with the fix.
 #[proc_macro]
 pub fn app(input: TokenStream) -> TokenStream {
     app::expand(input.into()).into()

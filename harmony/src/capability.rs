@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::errors::SmokeError;
 use crate::object::{Object, ObjectRef};
-use crate::score::SmokeError;
 use crate::secret::Redactor;
 use crate::topology::Topology;
 

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::BoxFuture;
-use crate::topology::Topology;
 
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,20 +126,20 @@ impl crate::Diagnostic for LockError {
     }
 }
 
-/// Take `topology`'s lock for `app`, waiting up to `timeout` while another run
-/// holds it; `waiting` hears who that is, once. Returns the lock, and the
-/// holder it took over from if one had ended without releasing it.
-pub async fn acquire(
-    topology: &dyn Topology,
+/// Take a lock for `app` by trying `attempt` (a topology's `try_lock`) until
+/// it succeeds, waiting up to `timeout` while another run holds it; `waiting`
+/// hears who that is, once. Returns the lock, and the holder it took over
+/// from if one had ended without releasing it.
+pub async fn acquire<'a>(
+    mut attempt: impl FnMut() -> BoxFuture<'a, Result<Attempt, LockError>>,
     app: &str,
-    me: &Holder,
     timeout: Duration,
     waiting: &(dyn Fn(Option<&Holder>) + Send + Sync),
 ) -> Result<(Box<dyn Held>, Option<Holder>), LockError> {
     let start = Instant::now();
     let mut told = false;
     loop {
-        match topology.try_lock(app, me).await? {
+        match attempt().await? {
             Attempt::Acquired { lock, took_over } => return Ok((lock, took_over)),
             Attempt::Busy { holder } => {
                 if start.elapsed() >= timeout {

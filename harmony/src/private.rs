@@ -4,6 +4,9 @@
 pub use ::core::future::Future;
 pub use ::core::result::Result;
 pub use ::inventory;
+pub use ::std::boxed::Box;
+pub use ::std::path::PathBuf;
+pub use ::std::string::String;
 pub use ::std::sync::Arc;
 pub use ::std::vec::Vec;
 

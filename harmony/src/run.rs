@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::Diagnostic;
 use crate::capability::{ApplySet, DeployError, K8sDeploy};
+use crate::errors::{ScoreError, SmokeError};
 use crate::object::{Desired, ObjectRef};
-use crate::score::{RenderCx, ScoreError, SmokeError};
+use crate::render::RenderCx;
 
 /// Whether writes happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,9 @@
 
 use std::future::Future;
 
+pub use crate::errors::{ScoreError, SmokeError};
 use crate::object::Desired;
+pub use crate::render::{Render, RenderCx};
 use crate::run::{InterpretError, Run};
 use crate::topology::Topology;
 
@@ -60,107 +62,6 @@ impl<S: IsScore> IsScore for Vec<S> {
 /// each part gated by its smoke test. Returns only after verification passed.
 pub trait Interpret<T: Topology>: Send + Sync {
     fn execute<'a>(&'a self, topology: &'a T, run: &'a mut Run) -> impl Future<Output = Result<(), InterpretError>> + Send + 'a;
-}
-
-/// How a leaf Score renders its desired state: typed `k8s-openapi` objects
-/// pushed into a [`Desired`]. The derive calls it; nothing else should.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` has no `Render` impl, so the derived Score cannot render it",
-    label = "a leaf Score needs `impl harmony::Render for {Self}`",
-    note = "a Score without `#[score(child)]` fields renders its own objects: implement `harmony::Render` for it"
-)]
-pub trait Render {
-    fn render(&self, cx: &RenderCx) -> Result<Desired, ScoreError>;
-}
-
-/// What a Score may know while rendering: which app it belongs to and where
-/// it is going. Rendering must not depend on anything else.
-#[derive(Debug, Clone)]
-pub struct RenderCx {
-    app: String,
-    topology: String,
-}
-
-impl RenderCx {
-    pub fn new(app: impl Into<String>, topology: impl Into<String>) -> Self {
-        Self {
-            app: app.into(),
-            topology: topology.into(),
-        }
-    }
-
-    /// The registered app this render is for.
-    pub fn app(&self) -> &str {
-        &self.app
-    }
-
-    /// The topology's name (`local`, …).
-    pub fn topology(&self) -> &str {
-        &self.topology
-    }
-}
-
-/// A Score could not render: its data is inconsistent or incomplete.
-#[derive(Debug, thiserror::Error)]
-pub enum ScoreError {
-    #[error("{what} is invalid: {why}")]
-    Invalid { what: String, why: String, help: String },
-}
-
-impl ScoreError {
-    /// `what` is invalid because `why`; `help` says what to do.
-    pub fn invalid(what: impl Into<String>, why: impl Into<String>, help: impl Into<String>) -> Self {
-        Self::Invalid {
-            what: what.into(),
-            why: why.into(),
-            help: help.into(),
-        }
-    }
-}
-
-impl crate::Diagnostic for ScoreError {
-    fn help(&self) -> String {
-        match self {
-            Self::Invalid { help, .. } => help.clone(),
-        }
-    }
-}
-
-/// A smoke test failed: what was checked and why it did not pass.
-#[derive(Debug, thiserror::Error)]
-#[error("{check}: {why}")]
-pub struct SmokeError {
-    pub check: String,
-    pub why: String,
-    help: Option<String>,
-}
-
-impl SmokeError {
-    pub fn new(check: impl Into<String>, why: impl Into<String>) -> Self {
-        Self {
-            check: check.into(),
-            why: why.into(),
-            help: None,
-        }
-    }
-
-    pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
-    }
-
-    /// The help the check gave, if it gave one.
-    pub fn given_help(&self) -> Option<&str> {
-        self.help.as_deref()
-    }
-}
-
-impl crate::Diagnostic for SmokeError {
-    fn help(&self) -> String {
-        self.help
-            .clone()
-            .unwrap_or_else(|| "what was deployed so far is kept and recorded; fix the cause and apply again".into())
-    }
 }
 
 /// A composite of any number of Scores of one type, deployed in order.

@@ -8,7 +8,8 @@ use syn::spanned::Spanned;
 use super::parse::{App, ChartKind, Image, Release};
 
 pub(crate) fn expand(app: &App) -> TokenStream {
-    let h = quote!(::harmony::__private);
+    let krate = app.krate.clone().unwrap_or_else(|| syn::parse_quote!(::harmony));
+    let h = quote!(#krate::__private);
     let (name, doc) = (&app.name, &app.doc);
     // What `apply` deploys: the given Score, or the chart builder's for the working tree.
     let score = match (&app.score, &app.release) {
@@ -25,7 +26,10 @@ pub(crate) fn expand(app: &App) -> TokenStream {
     // Spanned on the user's expression, so "is not a Score" points at it.
     let score_check = match (&app.score, &app.release) {
         // The path is written out, not interpolated, so that every token of the call carries the span.
-        (Some(expr), _) => quote_spanned!(expr.span()=> ::harmony::__private::score_of(|| #expr)),
+        (Some(expr), _) => {
+            let krate = quote_spanned!(expr.span()=> #krate);
+            quote_spanned!(expr.span()=> #krate::__private::score_of(|| #expr))
+        }
         // The chart builder's own bound (`chart_builder`) is the check.
         _ => TokenStream::new(),
     };
@@ -81,13 +85,13 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
     let image = match &r.image {
         Image::Dockerfile { dockerfile, context } => {
             let context = context.as_ref().map_or_else(|| quote!("."), |c| quote!(#c));
-            quote!(#h::ImageSource::Dockerfile { dockerfile: ::std::path::PathBuf::from(#dockerfile), context: ::std::path::PathBuf::from(#context) })
+            quote!(#h::ImageSource::Dockerfile { dockerfile: #h::PathBuf::from(#dockerfile), context: #h::PathBuf::from(#context) })
         }
-        Image::Buildable(expr) => quote_spanned!(expr.span()=> #h::ImageSource::Buildable(::std::sync::Arc::new(#expr))),
+        Image::Buildable(expr) => quote_spanned!(expr.span()=> #h::ImageSource::Buildable(#h::Arc::new(#expr))),
     };
     let chart = match &r.chart {
         ChartKind::Builder(f) => quote_spanned!(f.span()=> #h::chart_builder(#name, #f)),
-        ChartKind::Dir(d) => quote!(#h::ChartSource::Dir(::std::path::PathBuf::from(#d))),
+        ChartKind::Dir(d) => quote!(#h::ChartSource::Dir(#h::PathBuf::from(#d))),
         ChartKind::Published { url, version } => quote!(#h::ChartSource::Published { url: #url, version: #version }),
     };
     let stages: Vec<String> = r.stages.iter().map(ToString::to_string).collect();
@@ -108,12 +112,12 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
     quote! {
         fn __harmony_spec() -> #h::AppSpec {
             #h::AppSpec {
-                name: ::std::string::String::from(#name),
-                doc: ::std::string::String::from(#doc),
-                dir: ::std::path::PathBuf::from(::core::env!("CARGO_MANIFEST_DIR")),
+                name: #h::String::from(#name),
+                doc: #h::String::from(#doc),
+                dir: #h::PathBuf::from(::core::env!("CARGO_MANIFEST_DIR")),
                 image: #image,
                 chart: #chart,
-                stages: #h::Vec::from([#(::std::string::String::from(#stages)),*]),
+                stages: #h::Vec::from([#(#h::String::from(#stages)),*]),
                 smoke: #smoke,
             }
         }

@@ -13,3 +13,6 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     crate::debug::maybe_print("app!", &out);
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Token, bracketed};
 
-const KEYS: &[&str] = &["name", "score", "image", "chart", "stages", "smoke", "topologies"];
+const KEYS: &[&str] = &["name", "score", "image", "chart", "stages", "smoke", "topologies", "crate"];
 
 pub(crate) struct App {
     pub doc: String,
@@ -16,6 +16,8 @@ pub(crate) struct App {
     pub score: Option<syn::Expr>,
     pub release: Option<Release>,
     pub topologies: Option<Vec<syn::Path>>,
+    /// `crate: path`: where `harmony` is, if it was renamed.
+    pub krate: Option<syn::Path>,
 }
 
 /// What `image`, `chart` and `stages` say: how the app is released.
@@ -53,7 +55,7 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
         Some(all) => all.combine(e),
         None => errors = Some(e),
     };
-    let (mut name, mut score, mut topologies) = (None, None, None);
+    let (mut name, mut score, mut topologies, mut krate) = (None, None, None, None);
     let (mut image, mut chart, mut stages, mut smoke) = (None, None, None, None);
     let mut smoke_span = None;
     let mut image_span = None;
@@ -117,6 +119,13 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
             "topologies" => match parse_topologies.parse2(value) {
                 Ok(v) => topologies = Some(v),
                 Err(e) => push(e),
+            },
+            "crate" => match syn::parse2::<syn::Path>(value) {
+                Ok(v) => krate = Some(v),
+                Err(e) => push(syn::Error::new(
+                    e.span(),
+                    "`crate` takes the path `harmony` is reachable at\nhelp: write `crate: my_harmony`",
+                )),
             },
             other => {
                 suggested.extend(crate::suggest::closest(other, KEYS.iter().copied()));
@@ -193,6 +202,7 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
         score,
         release,
         topologies,
+        krate,
     })
 }
 
@@ -200,6 +210,7 @@ fn example(key: &str) -> &'static str {
     match key {
         "name" => "\"my-app\"",
         "score" => "my_crate::MyScore { … }",
+        "crate" => "my_harmony",
         "image" => "Dockerfile(\"Dockerfile\")",
         "chart" => "builder(crate::my_chart)",
         "stages" => "[staging, production]",
@@ -374,8 +385,9 @@ fn split(input: ParseStream) -> syn::Result<(Vec<syn::Attribute>, Vec<Entry>)> {
     let attrs = input.call(syn::Attribute::parse_outer)?;
     let mut entries = Vec::new();
     while !input.is_empty() {
+        // `crate` is a keyword; `Ident::parse_any` reads it as a key too.
         let key: syn::Ident = input
-            .parse()
+            .call(syn::ext::IdentExt::parse_any)
             .map_err(|e| syn::Error::new(e.span(), "expected a key such as `name`, `score` or `topologies`"))?;
         input
             .parse::<Token![:]>()

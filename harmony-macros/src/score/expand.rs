@@ -211,7 +211,7 @@ fn smoke_call(smoke: &syn::Path) -> TokenStream {
 /// rather than the closure-signature details behind it.
 fn smoke_test(h: &TokenStream) -> TokenStream {
     let test = quote! {
-        ::core::pin::Pin<::std::boxed::Box<dyn #h::Future<Output = #h::Result<(), #h::SmokeError>> + ::core::marker::Send + '__a>>
+        ::core::pin::Pin<#h::Box<dyn #h::Future<Output = #h::Result<(), #h::SmokeError>> + ::core::marker::Send + '__a>>
     };
     quote! {
         #[diagnostic::on_unimplemented(
@@ -233,7 +233,7 @@ fn smoke_test(h: &TokenStream) -> TokenStream {
             __Test: #h::Future<Output = #h::Result<(), #h::SmokeError>> + ::core::marker::Send + '__a,
         {
             fn __call(self, score: &'__a __S, topology: &'__a __T) -> #test {
-                ::std::boxed::Box::pin(self(score, topology))
+                #h::Box::pin(self(score, topology))
             }
         }
     }

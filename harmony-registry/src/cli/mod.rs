@@ -354,7 +354,8 @@ fn lock_apps(
                 );
             }
         };
-        let taken = runtime.block_on(lock::acquire(topology, app, &me, Duration::from_secs(wait.lock_timeout), &waiting));
+        let attempt = || topology.try_lock(app, &me);
+        let taken = runtime.block_on(lock::acquire(attempt, app, Duration::from_secs(wait.lock_timeout), &waiting));
         match taken {
             Ok((held, took_over)) => {
                 if let (Some(ended), Format::Text) = (took_over, format) {

@@ -634,3 +634,40 @@ fn a_release_writes_nothing_in_the_directory_it_is_run_from() {
     assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing where it was run");
     assert!(state.join(".build").is_dir(), "builds are kept with the topology's state");
 }
+
+/// The JSON of every command, pinned (schema `harmony.cli/v1`,
+/// docs/cli-json.md): a field that moves fails here.
+#[test]
+fn every_commands_json_is_pinned() {
+    let cli = Cli::new();
+    let pin = |name: &str, bytes: &[u8]| {
+        let mut text = text(bytes);
+        // Content digests move with the server's code; paths with the machine.
+        while let Some(i) = text.find("sha256:") {
+            let end = (i + 7 + 64).min(text.len());
+            text.replace_range(i..end, "sha256-[digest]");
+        }
+        let text = text.replace(&cli._dir.path().display().to_string(), "[tmp]");
+        insta::with_settings!({ snapshot_path => "../snapshots/tests/snapshots", prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!(name, text);
+        });
+    };
+    let json = ["--output", "json"];
+    let run = |args: &[&str]| cli.run(&[args, &json[..]].concat());
+    pin("cli_plan_json", &run(&["plan"]).stdout);
+    pin("cli_dry_run_json", &run(&["dry-run"]).stdout);
+    pin("cli_apply_json", &run(&["apply", "--yes"]).stdout);
+    pin(
+        "cli_release_dry_run_json",
+        &run(&["release", "--from-tag", "webapp-server-v0.1.0", "--dry-run"]).stdout,
+    );
+    pin("cli_error_json", &run(&["plan", "--topology", "locl"]).stderr);
+    let empty = cli._dir.path().join("no-plugins");
+    fs::create_dir(&empty).unwrap();
+    let plugins = Command::new(env!("CARGO_BIN_EXE_harmony"))
+        .args(["plugin", "list", "--output", "json"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    pin("cli_plugin_list_json", &plugins.stdout);
+}

@@ -27,7 +27,7 @@ pub(crate) fn expand(app: &App) -> TokenStream {
     let score_check = match (&app.score, &app.release) {
         // The path is written out, not interpolated, so that every token of the call carries the span.
         (Some(expr), _) => {
-            let krate = quote_spanned!(expr.span()=> #krate);
+            let krate = respan(quote!(#krate), expr.span());
             quote_spanned!(expr.span()=> #krate::__private::score_of(|| #expr))
         }
         // The chart builder's own bound (`chart_builder`) is the check.
@@ -145,4 +145,21 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
             }
         }
     }
+}
+
+/// The same tokens, every one of them spanned at `span` (interpolated tokens
+/// keep their own spans, and the error must point at the user's).
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(g) = &tree {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tree = proc_macro2::TokenTree::Group(group);
+            }
+            tree.set_span(span);
+            tree
+        })
+        .collect()
 }

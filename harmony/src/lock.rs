@@ -45,13 +45,13 @@ impl Holder {
         }
     }
 
-    /// `pid 4242 on host build-7 since 2026-11-27 13:05:09 UTC (apply)`.
+    /// `pid 4242 on host `build-7` since 2026-11-27T13:05:09Z (apply)`.
     pub fn describe(&self) -> String {
         format!(
             "pid {} on host `{}` since {} ({})",
             self.pid,
             self.host,
-            utc(self.since),
+            crate::build::rfc3339(self.since),
             self.command
         )
     }
@@ -250,39 +250,10 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Diagnostic as _;
-
-    #[test]
-    fn dates_read_as_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_795_000_000), "2026-11-18 11:06:40 UTC");
-    }
 
     #[test]
     fn a_second_taker_is_told_who_holds_it_and_takes_it_once_released() {

@@ -188,13 +188,21 @@ pub struct Basis {
 
 impl Basis {
     pub fn of(desired: &[Object], observed: &Observed) -> Self {
-        let digest = |v: &Value| Digest::sha256_of(&serde_json::to_vec(v).expect("plain JSON")).to_string();
+        let digest = |v: &Value| Digest::sha256_of_json(v).to_string();
+        let observed_digests: BTreeMap<&ObjectRef, String> = observed.objects.iter().map(|(id, body)| (id, digest(body))).collect();
         Self {
             desired: desired
                 .iter()
-                .map(|o| (o.id().to_string(), digest(&observed.redactor.redact_cow(o))))
+                .map(|o| {
+                    let body = observed.redactor.redact_cow(o);
+                    // An object the target holds as desired has the digest already.
+                    let known = observed_digests
+                        .get(o.id())
+                        .filter(|_| observed.objects.get(o.id()) == Some(&*body));
+                    (o.id().to_string(), known.cloned().unwrap_or_else(|| digest(&body)))
+                })
                 .collect(),
-            observed: observed.objects.iter().map(|(id, body)| (id.to_string(), digest(body))).collect(),
+            observed: observed_digests.into_iter().map(|(id, d)| (id.to_string(), d)).collect(),
         }
     }
 

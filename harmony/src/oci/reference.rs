@@ -16,10 +16,38 @@ impl Digest {
     /// The SHA-256 digest of `bytes`.
     pub fn sha256_of(bytes: &[u8]) -> Self {
         use sha2::Digest as _;
-        let hash = sha2::Sha256::digest(bytes);
+        Self::sha256(&sha2::Sha256::digest(bytes))
+    }
+
+    /// The SHA-256 digest of `value` serialized as JSON, hashed as it is
+    /// written rather than held in memory first.
+    pub fn sha256_of_json(value: &serde_json::Value) -> Self {
+        use sha2::Digest as _;
+        struct Hashing(sha2::Sha256);
+        impl std::io::Write for Hashing {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hashing = Hashing(sha2::Sha256::new());
+        serde_json::to_writer(&mut hashing, value).expect("a JSON value serializes");
+        Self::sha256(&hashing.0.finalize())
+    }
+
+    fn sha256(hash: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(2 * hash.len());
+        for b in hash {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
         Self {
             algorithm: "sha256".into(),
-            hex: hash.iter().map(|b| format!("{b:02x}")).collect(),
+            hex,
         }
     }
 

@@ -30,7 +30,7 @@ pub fn scores() -> Vec<&'static ScoreEntry> {
     v
 }
 
-/// Every built-in topology, by name.
+/// Every topology the binary carries (declared with `harmony::topology!`), by name.
 pub fn topologies() -> Vec<&'static TopologyEntry> {
     let mut v: Vec<_> = inventory::iter::<TopologyEntry>().collect();
     v.sort_by_key(|t| t.name);

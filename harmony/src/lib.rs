@@ -22,6 +22,7 @@ pub mod any_topology;
 pub mod build;
 pub mod capability;
 pub mod chart;
+pub mod checks;
 pub mod ci;
 pub mod diagnostic;
 pub mod engine;

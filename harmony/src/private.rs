@@ -12,14 +12,15 @@ pub use ::std::vec::Vec;
 
 pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
+pub use crate::checks::{Capability, capability_name, releases_on, runs_on, score_of};
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
+pub use crate::release::pipeline::chart_builder;
 pub use crate::run::{InterpretError, Run};
 pub use crate::score::{Interpret, IsScore, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use crate::topology::{SelectableTopology, Topology};
 pub use crate::{__probe_capability as probe_capability, __shipped_capabilities as shipped_capabilities};
 
-use crate::Diagnostic;
 pub use crate::build::{ImageSource, RustBinary};
 use crate::engine;
 pub use crate::engine::EngineError;
@@ -50,27 +51,6 @@ fn app_needs<S: IsScore>() -> Vec<&'static str> {
     out.sort_unstable();
     out.dedup();
     out
-}
-
-/// Fails to compile unless `make` makes a Score.
-pub fn score_of<S: IsScore>(_make: impl Fn() -> S) {}
-
-/// Fails to compile, naming the missing capability, unless the app's Score
-/// runs on topology `T`: `app! { topologies: [T] }`.
-pub fn runs_on<T, S>(_make: impl Fn() -> S)
-where
-    T: SelectableTopology + K8sDeploy,
-    S: Score<T>,
-{
-}
-
-/// Fails to compile, naming the missing capability, unless topology `T` can
-/// release an app smoke-tested by `S`: `app! { topologies: [T], image: .. }`.
-pub fn releases_on<T, S>()
-where
-    T: SelectableTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
-    S: StageSmoke<T>,
-{
 }
 
 // Autoref specialization: `(&&AppFns(make))` takes the impl on `&AppFns`
@@ -171,20 +151,6 @@ where
     S: StageSmoke<AnyTopology> + 'static,
 {
     Box::pin(async move { pipeline::release::<AnyTopology, S>(&spec, &version, &topology, mode, &*progress).await })
-}
-
-/// A chart builder from a function that makes the app's Score for a release.
-/// Rendering is pure, so it needs no particular topology.
-pub fn chart_builder<S>(app: &'static str, make: fn(&ReleaseCx) -> S) -> ChartSource
-where
-    S: IsScore + 'static,
-{
-    ChartSource::Builder(std::sync::Arc::new(move |cx: &ReleaseCx| {
-        engine::render(app, "release", &make(cx)).map_err(|e| match e {
-            EngineError::Render { source, .. } => source,
-            other => ScoreError::invalid(format!("the chart of `{app}`"), other.notes().join("; "), other.help()),
-        })
-    }))
 }
 
 /// The type name of what `make` returns.

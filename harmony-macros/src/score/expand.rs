@@ -5,13 +5,13 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::attrs::{ScoreInput, doc};
+use super::attrs::{ScoreField, ScoreInput, doc};
 
 pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
     let krate = input.krate();
     let h = quote!(#krate::__private);
     let ident = &input.ident;
-    let topo = syn::Ident::new("__T", Span::call_site());
+    let topo = topology_param(&input.generics, &input.fields);
 
     // Bounds on the topology: a leaf deploys through `K8sDeploy`; a composite
     // needs exactly what its children need; `requires(..)` adds to either.
@@ -116,33 +116,14 @@ fn is_score(input: &ScoreInput, h: &TokenStream, render: &TokenStream) -> TokenS
 }
 
 /// `__harmony_requires()`: the names of the capabilities `requires(..)`
-/// lists, each asked of its `IsCapability` impl. That is also the check that
-/// `requires(..)` names capabilities and nothing else, one error per wrong
-/// name, on it: through a local trait rather than `IsCapability` itself, so
-/// that `do_not_recommend` on its one impl keeps rustc from listing every
-/// capability in the error, a list that would change each time one is added.
-/// `IsScore::needs` and the registry entry both call it.
+/// lists. Asking `harmony::checks::capability_name` for each is also the check
+/// that `requires(..)` names capabilities and nothing else: one error per
+/// wrong name, on it. `IsScore::needs` and the registry entry both call it.
 fn requires_fn<'p>(h: &TokenStream, requires: impl Iterator<Item = &'p syn::Path>) -> TokenStream {
     let names: Vec<TokenStream> = requires
-        .map(|cap| quote_spanned!(cap.span()=> __harmony_capability::<dyn #cap>()))
+        .map(|cap| quote_spanned!(cap.span()=> #h::capability_name::<dyn #cap>()))
         .collect();
     quote! {
-        #[diagnostic::on_unimplemented(
-            message = "`{Self}` is not a capability",
-            label = "`requires(..)` takes capability traits only",
-            note = "a capability is a trait declared with `#[harmony::capability]`, such as `K8sDeploy` or `K8sClient`; the generated CLI's `list` shows them all",
-            note = "to make a trait of yours a capability, put `#[harmony::capability]` above it"
-        )]
-        trait __HarmonyCapability {
-            const NAME: &'static str;
-        }
-        #[diagnostic::do_not_recommend]
-        impl<__C: ?::core::marker::Sized + #h::IsCapability> __HarmonyCapability for __C {
-            const NAME: &'static str = <__C as #h::IsCapability>::NAME;
-        }
-        const fn __harmony_capability<__C: ?::core::marker::Sized + __HarmonyCapability>() -> &'static str {
-            <__C as __HarmonyCapability>::NAME
-        }
         fn __harmony_requires() -> #h::Vec<&'static str> {
             #h::Vec::from([#(#names),*])
         }
@@ -286,8 +267,9 @@ pub(crate) fn fallback(input: &syn::DeriveInput, parsed: &ScoreInput) -> TokenSt
     let ident = &input.ident;
     let (krate, requires) = (parsed.krate(), &parsed.requires);
     let h = quote!(#krate::__private);
+    let topo = topology_param(&input.generics, &parsed.fields);
     let mut generics = input.generics.clone();
-    generics.params.insert(0, syn::parse_quote!(__T: #h::Topology));
+    generics.params.insert(0, syn::parse_quote!(#topo: #h::Topology));
     let (impl_generics, _, _) = generics.split_for_impl();
     let (_, ty_generics, where_clause) = input.generics.split_for_impl();
     if !matches!(&input.data, syn::Data::Struct(_)) {
@@ -303,9 +285,9 @@ pub(crate) fn fallback(input: &syn::DeriveInput, parsed: &ScoreInput) -> TokenSt
     let (marker_generics, _, _) = input.generics.split_for_impl();
     quote! {
         const _: () = {
-            impl #impl_generics #h::Score<__T> for #ident #ty_generics #where_clause {}
-            impl #impl_generics #h::Interpret<__T> for #ident #ty_generics #where_clause {
-                async fn execute(&self, _: &__T, _: &mut #h::Run) -> #h::Result<(), #h::InterpretError> {
+            impl #impl_generics #h::Score<#topo> for #ident #ty_generics #where_clause {}
+            impl #impl_generics #h::Interpret<#topo> for #ident #ty_generics #where_clause {
+                async fn execute(&self, _: &#topo, _: &mut #h::Run) -> #h::Result<(), #h::InterpretError> {
                     ::core::panic!("this Score failed to derive; see the compile error")
                 }
             }
@@ -318,4 +300,30 @@ pub(crate) fn fallback(input: &syn::DeriveInput, parsed: &ScoreInput) -> TokenSt
             #requires_fn
         };
     }
+}
+
+/// The name of the topology parameter of the generated impls, as rustc's
+/// notes show it (`Score<T>`): `T`, unless the struct's generics or its field
+/// types already use that name.
+fn topology_param(generics: &syn::Generics, fields: &[ScoreField]) -> syn::Ident {
+    fn idents(tokens: TokenStream, out: &mut Vec<String>) {
+        for tree in tokens {
+            match tree {
+                proc_macro2::TokenTree::Ident(i) => out.push(i.to_string()),
+                proc_macro2::TokenTree::Group(g) => idents(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+    let mut used = Vec::new();
+    idents(generics.to_token_stream(), &mut used);
+    for f in fields {
+        idents(f.ty.to_token_stream(), &mut used);
+    }
+    let taken = |name: &str| used.iter().any(|u| u == name);
+    let name = ["T", "Topo", "Topology"]
+        .into_iter()
+        .find(|n| !taken(n))
+        .unwrap_or("__HarmonyTopology");
+    syn::Ident::new(name, Span::call_site())
 }

@@ -407,3 +407,17 @@ fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<(Chart, Vec<Object>), Rele
         }
     }
 }
+
+/// A chart builder from a function that makes the app's Score for a release.
+/// Rendering is pure, so it needs no particular topology.
+pub fn chart_builder<S>(app: &'static str, make: fn(&ReleaseCx) -> S) -> ChartSource
+where
+    S: crate::score::IsScore + 'static,
+{
+    ChartSource::Builder(std::sync::Arc::new(move |cx: &ReleaseCx| {
+        crate::engine::render(app, "release", &make(cx)).map_err(|e| match e {
+            crate::engine::EngineError::Render { source, .. } => source,
+            other => ScoreError::invalid(format!("the chart of `{app}`"), other.notes().join("; "), other.help()),
+        })
+    }))
+}

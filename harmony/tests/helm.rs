@@ -14,10 +14,10 @@ use harmony::release::Version;
 use serde_json::{Value, json};
 use support::registry::Registry;
 
-/// Installed by `scripts/install-helm` (which `scripts/test` runs).
+/// Installed by `scripts/install-k8s-tools` (which `scripts/test` runs).
 fn helm() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/helm/helm");
-    assert!(path.is_file(), "helm is missing: run scripts/install-helm");
+    assert!(path.is_file(), "helm is missing: run scripts/install-k8s-tools");
     path
 }
 

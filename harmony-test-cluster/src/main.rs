@@ -1,0 +1,56 @@
+//! `harmony-test-cluster`: runs the test API server as a process, for trying tools against it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use harmony_test_cluster::{Options, TestCluster};
+
+/// An in-process Kubernetes API server for tests, run standalone.
+#[derive(Debug, Parser)]
+#[command(name = "harmony-test-cluster", version)]
+struct Args {
+    /// The port to listen on (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Where to write the kubeconfig (default: a file in a temporary directory kept while running).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Milliseconds before workloads become ready.
+    #[arg(long, default_value_t = 2000)]
+    ready_after: u64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let cluster = TestCluster::start_with(Options {
+        port: args.port,
+        ready_after: Duration::from_millis(args.ready_after),
+        ..Options::default()
+    })?;
+    let temp = tempfile::tempdir()?;
+    let path = args.kubeconfig.unwrap_or_else(|| temp.path().join("kubeconfig"));
+    cluster.write_kubeconfig(&path)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "KUBECONFIG={}", path.display())?;
+    writeln!(
+        out,
+        "harmony-test-cluster at {} plays a healthy cluster: workloads become ready after {} ms",
+        cluster.url(),
+        args.ready_after
+    )?;
+    out.flush()?;
+    drop(out);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        Ok::<(), std::io::Error>(())
+    })?;
+    drop(cluster);
+    Ok(())
+}

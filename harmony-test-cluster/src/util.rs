@@ -1,0 +1,121 @@
+//! Small helpers: timestamps, identifiers, random suffixes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The current time as Kubernetes writes it: RFC 3339, UTC, whole seconds.
+pub(crate) fn now_rfc3339() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub(crate) fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Converts a day count since 1970-01-01 into a proleptic Gregorian date.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A pseudo-random 64-bit number (splitmix64 over the clock and a counter): unique enough for
+/// identifiers in one test process, with no dependency on a random number crate.
+pub(crate) fn random_u64() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut z = nanos
+        .wrapping_add(count.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(u64::from(std::process::id()) << 32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A UUID-shaped identifier (version 4 layout).
+pub(crate) fn new_uid() -> String {
+    let a = random_u64();
+    let b = random_u64();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        ((b >> 48) & 0x3fff) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
+const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// `n` random characters from the safe alphabet, as in `generateName` suffixes.
+pub(crate) fn random_suffix(n: usize) -> String {
+    let mut out = String::with_capacity(n);
+    let mut bits = random_u64();
+    for i in 0..n {
+        if i % 8 == 7 {
+            bits = random_u64();
+        }
+        out.push(SAFE[(bits % SAFE.len() as u64) as usize] as char);
+        bits /= SAFE.len() as u64;
+    }
+    out
+}
+
+/// A stable short hash of a JSON value in the safe alphabet (like `pod-template-hash`).
+pub(crate) fn stable_hash(value: &serde_json::Value, n: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    digest.iter().take(n).map(|b| SAFE[*b as usize % SAFE.len()] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_764_260_645), "2025-11-27T16:24:05Z");
+    }
+
+    #[test]
+    fn uids_look_like_uuids_and_differ() {
+        let a = new_uid();
+        let b = new_uid();
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.chars().filter(|c| *c == '-').count(), 4);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn suffixes_use_the_safe_alphabet() {
+        let s = random_suffix(5);
+        assert_eq!(s.len(), 5);
+        assert!(s.bytes().all(|b| SAFE.contains(&b)));
+    }
+}

@@ -1,0 +1,241 @@
+//! One connection to a cluster: the client, what the cluster serves (found
+//! by discovery, one group version at a time, and cached), and every API
+//! request Harmony makes, each retried with a bounded backoff and turned into
+//! a [`DeployError`] that says what to do.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use harmony::ObjectRef;
+use harmony::capability::DeployError;
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersion;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use tokio::sync::Mutex;
+use tracing::Instrument as _;
+
+use crate::redact::Secrets;
+
+/// How many times one request is tried before its error is reported.
+const ATTEMPTS: u32 = 6;
+
+/// A kind the cluster serves: where its objects live and whether they are namespaced.
+#[derive(Clone, Debug)]
+pub struct Served {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// A connected cluster.
+pub struct Cluster {
+    pub client: kube::Client,
+    /// Where the cluster is, for messages.
+    pub target: String,
+    /// The namespace of the context, for ApplySet parents.
+    pub default_namespace: String,
+    request_timeout: Duration,
+    served: Mutex<HashMap<String, Vec<(ApiResource, ApiCapabilities)>>>,
+    pub secrets: Secrets,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("target", &self.target).finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    pub fn new(client: kube::Client, target: String, default_namespace: String, request_timeout: Duration) -> Self {
+        Self {
+            client,
+            target,
+            default_namespace,
+            request_timeout,
+            served: Mutex::new(HashMap::new()),
+            secrets: Secrets::default(),
+        }
+    }
+
+    /// The kind `kind` of `api_version`, as the cluster serves it; `None` if
+    /// it does not (yet: a CRD just applied may take a moment).
+    pub async fn served(&self, api_version: &str, kind: &str) -> Result<Option<Served>, DeployError> {
+        if let Some(found) = self.cached(api_version, kind).await {
+            return Ok(Some(found));
+        }
+        self.discover(api_version).await?;
+        Ok(self.cached(api_version, kind).await)
+    }
+
+    /// Forget what discovery said about `group` (a CRD of it was applied).
+    pub async fn forget_group(&self, group: &str) {
+        self.served
+            .lock()
+            .await
+            .retain(|api_version, _| api_version.rsplit_once('/').map_or("", |(g, _)| g) != group);
+    }
+
+    async fn cached(&self, api_version: &str, kind: &str) -> Option<Served> {
+        let served = self.served.lock().await;
+        served.get(api_version)?.iter().find(|(r, _)| r.kind == kind).map(|(resource, caps)| Served {
+            resource: resource.clone(),
+            namespaced: caps.scope == Scope::Namespaced,
+        })
+    }
+
+    async fn discover(&self, api_version: &str) -> Result<(), DeployError> {
+        let gv: GroupVersion = api_version.parse().map_err(|e| DeployError::Rejected {
+            object: Box::new(ObjectRef {
+                api_version: api_version.to_owned(),
+                kind: String::new(),
+                namespace: None,
+                name: String::new(),
+            }),
+            why: format!("`{api_version}` is not an apiVersion: {e}"),
+            help: "write apiVersion as `group/version`, or `v1` for the core group".into(),
+        })?;
+        let found = self
+            .call("discover", Subject::Named(api_version), || kube::discovery::pinned_group(&self.client, &gv))
+            .await;
+        let resources = match found {
+            Ok(group) => group.versioned_resources(&gv.version),
+            // The cluster does not serve this group version (at least not yet).
+            Err(DeployError::Rejected { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        self.served.lock().await.insert(api_version.to_owned(), resources);
+        Ok(())
+    }
+
+    /// The preferred version of `group` (`""` for the core group), if served.
+    pub async fn preferred_version(&self, group: &str) -> Result<Option<String>, DeployError> {
+        if group.is_empty() {
+            return Ok(Some("v1".into()));
+        }
+        match self.call("discover", Subject::Named(group), || kube::discovery::group(&self.client, group)).await {
+            Ok(g) => Ok(Some(g.preferred_version_or_latest().to_owned())),
+            Err(DeployError::Rejected { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The API of one kind, in one namespace or across all of them.
+    pub fn api(&self, served: &Served, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (served.namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &served.resource),
+            _ => Api::all_with(self.client.clone(), &served.resource),
+        }
+    }
+
+    /// Run one request, retrying what may pass on a second try (429, 5xx, a
+    /// dropped connection, a request that took too long) with a bounded
+    /// exponential backoff. `verb` and `resource` name it in errors.
+    pub async fn call<T, F, Fut>(&self, verb: &str, subject: Subject<'_>, request: F) -> Result<T, DeployError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let span = tracing::debug_span!("request", verb, subject = %subject);
+        async {
+            let mut delay = Duration::from_millis(100);
+            let mut attempt = 1;
+            loop {
+                let outcome = tokio::time::timeout(self.request_timeout, request()).await;
+                let failure = match outcome {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(e)) => Failure::Api(e),
+                    Err(_) => Failure::TimedOut,
+                };
+                if attempt >= ATTEMPTS || !failure.is_transient() {
+                    tracing::debug!(attempt, "failed");
+                    return Err(failure.into_error(self, verb, subject, attempt));
+                }
+                let wait = failure.retry_after().unwrap_or(delay).min(Duration::from_secs(5));
+                tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, "transient failure, retrying");
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(Duration::from_secs(3));
+                attempt += 1;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// What a request is about, for its span and its errors.
+#[derive(Clone, Copy, Debug)]
+pub enum Subject<'a> {
+    Object(&'a ObjectRef),
+    Named(&'a str),
+}
+
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Object(id) => write!(f, "{id}"),
+            Self::Named(name) => f.write_str(name),
+        }
+    }
+}
+
+enum Failure {
+    Api(kube::Error),
+    TimedOut,
+}
+
+impl Failure {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::TimedOut => true,
+            Self::Api(kube::Error::Api(status)) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+            Self::Api(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
+            Self::Api(_) => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api(kube::Error::Api(status)) => status
+                .details
+                .as_ref()
+                .map(|d| d.retry_after_seconds)
+                .filter(|s| *s > 0)
+                .map(|s| Duration::from_secs(u64::from(s))),
+            _ => None,
+        }
+    }
+
+    fn into_error(self, cluster: &Cluster, verb: &str, subject: Subject<'_>, attempts: u32) -> DeployError {
+        let target = cluster.target.clone();
+        let tries = if attempts > 1 { format!(" (tried {attempts} times)") } else { String::new() };
+        match self {
+            Self::TimedOut => DeployError::Unreachable {
+                target,
+                why: format!("no answer to {verb} {subject} within {} s{tries}", cluster.request_timeout.as_secs_f64()),
+            },
+            Self::Api(kube::Error::Api(status)) => {
+                let message = cluster.secrets.redact(&status.message);
+                crate::error::from_status(&status, message, verb, subject, target, &tries)
+            }
+            Self::Api(other) => DeployError::Unreachable {
+                target,
+                why: format!("{verb} {subject} failed{tries}: {}", cluster.secrets.redact(&source_chain(&other))),
+            },
+        }
+    }
+}
+
+/// An error with its causes, `a: b: c`.
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,637 @@
+//! The `k8s` topology: deploy to a live Kubernetes cluster.
+//!
+//! Where each part lives:
+//! - [`settings`]: which cluster, from `KUBECONFIG` (context selectable) or in-cluster;
+//! - `cluster`: the client, discovery, and every API request (retried, errors explained);
+//! - `applyset`: the ApplySet parent and member label, as kubectl 1.33 writes them;
+//! - `fields`: what Harmony manages of an object (its managedFields), which plans compare;
+//! - this file: `K8sDeploy` — observe, dry-run, server-side apply, prune, commit;
+//! - `status` and `wait`: readiness by the kstatus rules, waited for with watches;
+//! - `report`: why an object is not ready — its pods, events and logs.
+//!
+//! Link this crate into a binary (`harmony_registry::main!(my_app, harmony_k8s)`)
+//! and `--topology k8s` deploys there.
+
+mod applyset;
+mod cluster;
+mod error;
+mod fields;
+mod redact;
+mod report;
+pub mod settings;
+mod status;
+mod wait;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use harmony::topology::{SelectableTopology, Topology, TopologyError};
+use harmony::capability::{ApplySet, BoxFuture, DeployError, Observed};
+use harmony::secret::Redactor;
+use harmony::{K8sClient, K8sDeploy, Object, ObjectRef, SmokeError};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::applyset::{GroupKind, Listed, PART_OF, Parent};
+use crate::cluster::{Cluster, Served, Subject};
+pub use crate::fields::MANAGER;
+use crate::settings::Settings;
+
+/// How many objects of one step are applied at once.
+const CONCURRENCY: usize = 16;
+
+/// The annotation a Score sets on an object to choose how its readiness gates the deploy:
+/// `wait` (the default), `skip` (optional: applied, never waited for), or
+/// `ready-condition` (a custom resource must report `Ready=True`).
+pub const READINESS_ANNOTATION: &str = "harmony.deploy/readiness";
+/// The annotation that lets Harmony prune a protected object (a Namespace, a
+/// CustomResourceDefinition, a PersistentVolumeClaim): `allow`.
+pub const PRUNE_ANNOTATION: &str = "harmony.deploy/prune";
+
+/// A live Kubernetes cluster: server-side apply as field manager `harmony`,
+/// ApplySet pruning, and readiness by the kstatus rules.
+pub struct K8s {
+    settings: Settings,
+    cluster: OnceCell<Cluster>,
+    sets: Mutex<HashMap<String, SetState>>,
+    key: Mutex<Option<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for K8s {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("K8s").field("target", &self.settings.target()).finish_non_exhaustive()
+    }
+}
+
+/// One app's set during a run.
+#[derive(Debug, Default)]
+struct SetState {
+    /// What the parent lists on the cluster now.
+    listed: Listed,
+    /// Whether the parent exists.
+    parent_exists: bool,
+    /// The members the last observation found, with their UIDs.
+    members: BTreeMap<ObjectRef, Member>,
+    /// What this pass applied (or tried to: a failed request may have landed).
+    touched: BTreeMap<ObjectRef, GroupKind>,
+    /// What this pass pruned.
+    pruned: BTreeSet<ObjectRef>,
+    /// Namespaces and kinds a dry run only pretended to create: objects in
+    /// them cannot be checked by the server until they exist.
+    pretended_namespaces: BTreeSet<String>,
+    pretended_kinds: BTreeSet<GroupKind>,
+}
+
+#[derive(Clone, Debug)]
+struct Member {
+    uid: String,
+    kind: GroupKind,
+    protected: bool,
+}
+
+impl Topology for K8s {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+}
+
+impl SelectableTopology for K8s {
+    const NAME: &'static str = "k8s";
+    const ABOUT: &'static str = "a live Kubernetes cluster (`KUBECONFIG`): server-side apply, ApplySet pruning, readiness";
+
+    fn from_env() -> Result<Self, TopologyError> {
+        Ok(Self::new(Settings::from_env()?))
+    }
+}
+
+harmony::topology!(K8s);
+
+impl K8s {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            cluster: OnceCell::new(),
+            sets: Mutex::new(HashMap::new()),
+            key: Mutex::new(None),
+        }
+    }
+
+    /// The cluster, connected on first use.
+    async fn cluster(&self) -> Result<&Cluster, DeployError> {
+        self.cluster
+            .get_or_try_init(|| async {
+                let target = self.settings.target();
+                let config = self.settings.config().await.map_err(|why| DeployError::Unreachable {
+                    target: target.clone(),
+                    why: format!("its client configuration cannot be used: {why}"),
+                })?;
+                let namespace = config.default_namespace.clone();
+                let client = kube::Client::try_from(config).map_err(|e| DeployError::Unreachable {
+                    target: target.clone(),
+                    why: format!("no client can be made for it: {e}"),
+                })?;
+                Ok(Cluster::new(client, target, namespace, self.settings.request_timeout))
+            })
+            .await
+    }
+
+    fn parent(&self, cluster: &Cluster, set: &ApplySet) -> Parent {
+        let namespace = self.settings.namespace.as_deref().unwrap_or(&cluster.default_namespace);
+        Parent::of(set.name(), namespace)
+    }
+
+    fn with_set<R>(&self, set: &ApplySet, f: impl FnOnce(&mut SetState) -> R) -> R {
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        f(sets.entry(set.name().to_owned()).or_default())
+    }
+
+    /// The kind of `id` as the cluster serves it, or an error saying it does not.
+    async fn served(&self, cluster: &Cluster, id: &ObjectRef) -> Result<Served, DeployError> {
+        cluster.served(&id.api_version, &id.kind).await?.ok_or_else(|| DeployError::Rejected {
+            object: Box::new(id.clone()),
+            why: format!("the cluster does not serve kind `{}` in `{}`", id.kind, id.api_version),
+            help: "check its apiVersion and kind; a custom resource needs its CustomResourceDefinition deployed in an earlier step".into(),
+        })
+    }
+
+    /// Read the parent of `set`: whether it exists and what it lists.
+    async fn read_parent(&self, cluster: &Cluster, set: &ApplySet) -> Result<(bool, Listed), DeployError> {
+        let parent = self.parent(cluster, set);
+        let secrets = secrets_api(cluster, &parent.namespace);
+        let subject = format!("Secret {}/{}", parent.namespace, parent.name);
+        let found = cluster
+            .call("get", Subject::Named(&subject), || secrets.get_opt(&parent.name))
+            .await?;
+        let Some(found) = found else {
+            return Ok((false, Listed::default()));
+        };
+        let body = serde_json::to_value(&found).unwrap_or(Value::Null);
+        let listed = Listed::read(&parent, &body).map_err(|why| DeployError::Rejected {
+            object: Box::new(parent_ref(&parent)),
+            why: format!("the ApplySet parent of app `{}` cannot be used: {why}", set.name()),
+            help: format!(
+                "this Secret holds another tool's set: move it aside, or set `{}` to a namespace where `{}` is free",
+                settings::NAMESPACE_VAR,
+                parent.name
+            ),
+        })?;
+        Ok((true, listed))
+    }
+
+    /// Make the parent list at least `kinds` and `namespaces` (before their
+    /// objects are applied), or exactly them (`commit`).
+    async fn write_parent(
+        &self,
+        cluster: &Cluster,
+        set: &ApplySet,
+        kinds: &BTreeSet<GroupKind>,
+        namespaces: &BTreeSet<String>,
+    ) -> Result<(), DeployError> {
+        let parent = self.parent(cluster, set);
+        let body = parent.body(kinds, namespaces);
+        let secrets = secrets_api(cluster, &parent.namespace);
+        let params = PatchParams::apply(MANAGER).force();
+        let id = parent_ref(&parent);
+        let patch = Patch::Apply(&body);
+        cluster
+            .call("apply", Subject::Object(&id), || secrets.patch(&parent.name, &params, &patch))
+            .await?;
+        self.with_set(set, |s| {
+            s.parent_exists = true;
+            s.listed = Listed {
+                kinds: kinds.clone(),
+                namespaces: namespaces.iter().cloned().chain([parent.namespace.clone()]).collect(),
+            };
+        });
+        Ok(())
+    }
+
+    /// One server-side apply of `object` as a member of `set`.
+    async fn apply_one(&self, cluster: &Cluster, set_id: &str, object: &Object, dry_run: bool) -> Result<Value, DeployError> {
+        let id = object.id();
+        let served = self.served(cluster, id).await?;
+        let api = cluster.api(&served, id.namespace.as_deref());
+        let mut body = object.body().clone();
+        label(&mut body, set_id);
+        let mut params = PatchParams::apply(MANAGER);
+        if self.settings.force {
+            params = params.force();
+        }
+        if dry_run {
+            params = params.dry_run();
+        }
+        let verb = if dry_run { "dry-run apply" } else { "apply" };
+        let patch = Patch::Apply(&body);
+        let applied = cluster.call(verb, Subject::Object(id), || api.patch(&id.name, &params, &patch)).await?;
+        Ok(serde_json::to_value(&applied).unwrap_or(Value::Null))
+    }
+
+    /// Apply (or dry-run) one step's objects: Namespaces and CRDs first (each
+    /// CRD established before anything else), then the rest, concurrently.
+    async fn apply_step(&self, set: &ApplySet, objects: &[Object], dry_run: bool) -> Result<(), DeployError> {
+        let cluster = self.cluster().await?;
+        cluster.secrets.learn(objects);
+        let parent = self.parent(cluster, set);
+        let set_id = parent.id();
+        let (first, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| is_namespace(o.id()) || is_crd(o.id()));
+
+        if !dry_run {
+            let (kinds, namespaces) = self.with_set(set, |s| {
+                let mut kinds = s.listed.kinds.clone();
+                let mut namespaces = s.listed.namespaces.clone();
+                for o in objects {
+                    kinds.insert(GroupKind::of(&o.id().api_version, &o.id().kind));
+                    namespaces.extend(o.id().namespace.clone());
+                }
+                let grew = !s.parent_exists || kinds != s.listed.kinds || namespaces != s.listed.namespaces;
+                grew.then_some((kinds, namespaces))
+            })
+            .unzip();
+            if let (Some(kinds), Some(namespaces)) = (kinds, namespaces) {
+                self.write_parent(cluster, set, &kinds, &namespaces).await?;
+            }
+        }
+
+        for batch in [first, rest] {
+            let mut established = Vec::new();
+            // By index: a closure over `&Object` is not general enough for a `Send` future.
+            futures_util::stream::iter(0..batch.len())
+                .map(|i| self.apply_member(cluster, set, &set_id, batch[i], dry_run))
+                .buffer_unordered(CONCURRENCY)
+                .try_for_each(|crd| {
+                    established.extend(crd);
+                    async { Ok(()) }
+                })
+                .await?;
+            for crd in established {
+                wait::established(cluster, &crd, self.settings.timeout).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply one object of a step; returns the CRD to wait for, if it is one.
+    async fn apply_member(
+        &self,
+        cluster: &Cluster,
+        set: &ApplySet,
+        set_id: &str,
+        object: &Object,
+        dry_run: bool,
+    ) -> Result<Option<ObjectRef>, DeployError> {
+        let id = object.id();
+        let kind = GroupKind::of(&id.api_version, &id.kind);
+        if dry_run {
+            let pretended = self.with_set(set, |s| {
+                id.namespace.as_ref().is_some_and(|ns| s.pretended_namespaces.contains(ns)) || s.pretended_kinds.contains(&kind)
+            });
+            if pretended {
+                // Its namespace or kind does not exist until the apply creates it.
+                tracing::debug!(object = %id, "not checked by the server: its namespace or kind is created by this apply");
+                return Ok(None);
+            }
+            if is_namespace(id) || is_crd(id) {
+                let exists = self.get(cluster, id).await?.is_some();
+                if !exists {
+                    self.with_set(set, |s| {
+                        if is_namespace(id) {
+                            s.pretended_namespaces.insert(id.name.clone());
+                        } else if let Some(kind) = crd_kind(object.body()) {
+                            s.pretended_kinds.insert(kind);
+                        }
+                    });
+                }
+            }
+            self.apply_one(cluster, set_id, object, true).await?;
+            return Ok(None);
+        }
+        self.with_set(set, |s| s.touched.insert(id.clone(), kind));
+        self.apply_one(cluster, set_id, object, false).await?;
+        if is_crd(id) {
+            if let Some(kind) = crd_kind(object.body()) {
+                cluster.forget_group(&kind.group).await;
+            }
+            return Ok(Some(id.clone()));
+        }
+        Ok(None)
+    }
+
+    /// The object as the cluster has it now.
+    async fn get(&self, cluster: &Cluster, id: &ObjectRef) -> Result<Option<Value>, DeployError> {
+        let Some(served) = cluster.served(&id.api_version, &id.kind).await? else {
+            return Ok(None);
+        };
+        let api = cluster.api(&served, id.namespace.as_deref());
+        let found = cluster.call("get", Subject::Object(id), || api.get_opt(&id.name)).await?;
+        Ok(found.map(|o| with_types(serde_json::to_value(&o).unwrap_or(Value::Null), &served)))
+    }
+
+    /// The digest key of secret values, kept under the state directory so
+    /// that a plan saved now is checked by a later apply with equal digests.
+    fn redactor(&self, write: bool) -> Result<Redactor, DeployError> {
+        let path = self.key_path();
+        let mut key = self.key.lock().unwrap_or_else(|p| p.into_inner());
+        if key.is_none() {
+            *key = Some(match std::fs::read_to_string(&path) {
+                Ok(hex) => parse_key(hex.trim()).ok_or_else(|| DeployError::StateCorrupt {
+                    path: path.clone(),
+                    why: "it does not hold a 64-digit hexadecimal key".into(),
+                })?,
+                Err(_) => random_key().map_err(|source| DeployError::Io {
+                    action: "read random bytes for",
+                    path: path.clone(),
+                    source,
+                })?,
+            });
+        }
+        let key = key.expect("set above");
+        if write && !path.exists() {
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            write_key(&path, &hex)?;
+        }
+        Ok(Redactor::new(key))
+    }
+
+    fn key_path(&self) -> PathBuf {
+        self.settings.state_dir.join(".secret-key")
+    }
+}
+
+impl K8sDeploy for K8s {
+    fn begin<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async move {
+            let cluster = self.cluster().await?;
+            let (exists, listed) = self.read_parent(cluster, set).await?;
+            self.with_set(set, |s| {
+                s.parent_exists = exists;
+                s.listed = listed;
+                s.touched.clear();
+                s.pruned.clear();
+                s.pretended_namespaces.clear();
+                s.pretended_kinds.clear();
+            });
+            Ok(())
+        })
+    }
+
+    fn pin_secret_digests(&self) -> BoxFuture<'_, Result<(), DeployError>> {
+        Box::pin(async move { self.redactor(true).map(|_| ()) })
+    }
+
+    fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
+        let span = tracing::info_span!("observe", app = set.name());
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let cluster = self.cluster().await?;
+                let redactor = self.redactor(false)?;
+                let (exists, listed) = self.read_parent(cluster, set).await?;
+                let set_id = self.parent(cluster, set).id();
+                let mut objects = BTreeMap::new();
+                let mut members = BTreeMap::new();
+                // One LIST per kind the parent lists, across namespaces, by the member label.
+                for kind in &listed.kinds {
+                    let Some(version) = cluster.preferred_version(&kind.group).await? else { continue };
+                    let api_version = if kind.group.is_empty() { version } else { format!("{}/{version}", kind.group) };
+                    let Some(served) = cluster.served(&api_version, &kind.kind).await? else { continue };
+                    let api = cluster.api(&served, None);
+                    let params = ListParams::default().labels(&format!("{PART_OF}={set_id}"));
+                    let subject = format!("{kind} labelled {PART_OF}={set_id}");
+                    let list = cluster.call("list", Subject::Named(&subject), || api.list(&params)).await?;
+                    for item in list.items {
+                        let live = with_types(serde_json::to_value(&item).unwrap_or(Value::Null), &served);
+                        let (projected, applied_as) = match fields::applied_by_harmony(&live) {
+                            Some((set, applied_as)) => (fields::project(&live, set, applied_as), applied_as.to_owned()),
+                            None => (fields::project(&live, &serde_json::Map::new(), &api_version), api_version.clone()),
+                        };
+                        let id = ObjectRef {
+                            api_version: applied_as,
+                            kind: kind.kind.clone(),
+                            namespace: item.metadata.namespace.clone(),
+                            name: item.metadata.name.clone().unwrap_or_default(),
+                        };
+                        let protected = is_protected(&id)
+                            && live.pointer(&format!("/metadata/annotations/{}", PRUNE_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str)
+                                != Some("allow");
+                        members.insert(id.clone(), Member {
+                            uid: item.metadata.uid.clone().unwrap_or_default(),
+                            kind: kind.clone(),
+                            protected,
+                        });
+                        let body = Object::from_value(projected).map(|o| redactor.redact(&o)).unwrap_or(Value::Null);
+                        objects.insert(id, body);
+                    }
+                }
+                self.with_set(set, |s| {
+                    s.parent_exists = exists;
+                    s.listed = listed;
+                    s.members = members;
+                });
+                Ok(Observed { objects, redactor })
+            },
+            span,
+        ))
+    }
+
+    fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(self.apply_step(set, objects, true))
+    }
+
+    fn apply<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        let span = tracing::info_span!("apply", app = set.name(), objects = objects.len());
+        Box::pin(tracing::Instrument::instrument(self.apply_step(set, objects, false), span))
+    }
+
+    fn prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
+        let span = tracing::info_span!("prune", app = set.name(), objects = objects.len());
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let cluster = self.cluster().await?;
+                for id in objects {
+                    let Some(member) = self.with_set(set, |s| s.members.get(id).cloned()) else {
+                        // Not a member the last observation found: never delete it.
+                        continue;
+                    };
+                    let Some(served) = cluster.served(&id.api_version, &id.kind).await? else { continue };
+                    let api = cluster.api(&served, id.namespace.as_deref());
+                    if member.protected {
+                        // Kept, but no longer part of the set.
+                        let body = serde_json::json!({"metadata": {"labels": {PART_OF: null}}});
+                        let patch = Patch::Merge(&body);
+                        let params = PatchParams::default();
+                        cluster
+                            .call("release", Subject::Object(id), || api.patch(&id.name, &params, &patch))
+                            .await?;
+                        tracing::warn!(object = %id, "kept: a {} is pruned only with the annotation `{PRUNE_ANNOTATION}: allow`", id.kind);
+                    } else {
+                        let params = DeleteParams {
+                            propagation_policy: Some(PropagationPolicy::Background),
+                            preconditions: Some(Preconditions {
+                                uid: Some(member.uid.clone()),
+                                resource_version: None,
+                            }),
+                            ..DeleteParams::default()
+                        };
+                        match cluster.call("delete", Subject::Object(id), || api.delete(&id.name, &params)).await {
+                            Ok(_) => {}
+                            // Gone already, or replaced by an object that is not the member: leave it.
+                            Err(DeployError::Rejected { why, .. }) if why.contains("NotFound") || why.contains("Precondition") || why.contains("UID") => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    self.with_set(set, |s| s.pruned.insert(id.clone()));
+                }
+                Ok(())
+            },
+            span,
+        ))
+    }
+
+    fn commit<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async move {
+            let cluster = self.cluster().await?;
+            let parent = self.parent(cluster, set);
+            // Everything that may exist now: the members found, less what was
+            // pruned, plus whatever this pass applied or tried to apply. The
+            // parent never lists less than what exists.
+            let update = self.with_set(set, |s| {
+                let mut kinds = BTreeSet::new();
+                let mut namespaces = BTreeSet::from([parent.namespace.clone()]);
+                let kept = s.members.iter().filter(|(id, _)| !s.pruned.contains(*id)).map(|(id, m)| (id, &m.kind));
+                for (id, kind) in kept.chain(s.touched.iter()) {
+                    kinds.insert(kind.clone());
+                    namespaces.extend(id.namespace.clone());
+                }
+                let changed = kinds != s.listed.kinds || namespaces != s.listed.namespaces;
+                let wanted = s.parent_exists || !s.touched.is_empty();
+                (wanted && changed).then_some((kinds, namespaces))
+            });
+            if let Some((kinds, namespaces)) = update {
+                self.write_parent(cluster, set, &kinds, &namespaces).await?;
+            }
+            self.redactor(true)?;
+            Ok(())
+        })
+    }
+
+    fn verify<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
+        let span = tracing::info_span!("verify", app = set.name(), objects = objects.len());
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let cluster = self.cluster().await.map_err(|e| SmokeError::new("readiness", e.to_string()))?;
+                wait::ready(cluster, objects, self.settings.timeout).await
+            },
+            span,
+        ))
+    }
+}
+
+impl K8sClient for K8s {
+    fn get<'a>(&'a self, id: &'a ObjectRef) -> BoxFuture<'a, Result<Option<Value>, DeployError>> {
+        Box::pin(async move {
+            let cluster = self.cluster().await?;
+            K8s::get(self, cluster, id).await
+        })
+    }
+}
+
+fn secrets_api(cluster: &Cluster, namespace: &str) -> kube::Api<kube::api::DynamicObject> {
+    let resource = kube::discovery::ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "Secret".into(),
+        plural: "secrets".into(),
+    };
+    kube::Api::namespaced_with(cluster.client.clone(), namespace, &resource)
+}
+
+fn parent_ref(parent: &Parent) -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "Secret".into(),
+        namespace: Some(parent.namespace.clone()),
+        name: parent.name.clone(),
+    }
+}
+
+/// Add the member label.
+fn label(body: &mut Value, set_id: &str) {
+    let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    let labels = metadata.entry("labels").or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert(PART_OF.into(), Value::String(set_id.to_owned()));
+    }
+}
+
+/// A listed or fetched object with its `apiVersion` and `kind` (list items may lack them).
+fn with_types(mut value: Value, served: &Served) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(served.resource.api_version.clone()));
+        map.insert("kind".into(), Value::String(served.resource.kind.clone()));
+    }
+    value
+}
+
+fn is_namespace(id: &ObjectRef) -> bool {
+    id.api_version == "v1" && id.kind == "Namespace"
+}
+
+fn is_crd(id: &ObjectRef) -> bool {
+    id.kind == "CustomResourceDefinition" && id.api_version.starts_with("apiextensions.k8s.io/")
+}
+
+/// Kinds whose loss loses data or other apps' objects: pruned only on request.
+fn is_protected(id: &ObjectRef) -> bool {
+    is_namespace(id) || is_crd(id) || (id.api_version == "v1" && id.kind == "PersistentVolumeClaim")
+}
+
+/// The kind a CRD defines.
+fn crd_kind(body: &Value) -> Option<GroupKind> {
+    Some(GroupKind {
+        group: body.pointer("/spec/group")?.as_str()?.to_owned(),
+        kind: body.pointer("/spec/names/kind")?.as_str()?.to_owned(),
+    })
+}
+
+fn parse_key(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
+}
+
+fn random_key() -> std::io::Result<[u8; 32]> {
+    use std::io::Read as _;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    Ok(key)
+}
+
+fn write_key(path: &std::path::Path, hex: &str) -> Result<(), DeployError> {
+    let io = |action: &'static str| {
+        let path = path.to_owned();
+        move |source| DeployError::Io { action, path, source }
+    };
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| DeployError::StateUnwritable {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut file = tempfile_in(dir).map_err(io("create"))?;
+    file.1.write_all(hex.as_bytes()).map_err(io("write"))?;
+    std::fs::rename(&file.0, path).map_err(io("rename"))
+}
+
+fn tempfile_in(dir: &std::path::Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let path = dir.join(format!(".secret-key.{}", std::process::id()));
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
+    Ok((path, file))
+}

@@ -1,0 +1,79 @@
+//! Secret values a run has seen, so that no server message, event or log
+//! line that quotes one is shown as it is (a 422 can quote a field's value).
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use harmony::Object;
+use serde_json::Value;
+
+/// What stands in for a secret value in text.
+const REDACTED: &str = "<redacted>";
+
+/// The secret values of the `Secret`s this run applied, and their base64 forms.
+#[derive(Default)]
+pub struct Secrets {
+    values: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets { <redacted> }")
+    }
+}
+
+impl Secrets {
+    /// Remember the values of every `Secret` among `objects`.
+    pub fn learn(&self, objects: &[Object]) {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        for object in objects.iter().filter(|o| o.id().is_secret()) {
+            for (field, encoded) in [("stringData", false), ("data", true)] {
+                let Some(Value::Object(map)) = object.body().get(field) else { continue };
+                for value in map.values().filter_map(Value::as_str).filter(|v| !v.is_empty()) {
+                    values.insert(value.to_owned());
+                    if encoded {
+                        if let Some(plain) = engine.decode(value).ok().and_then(|b| String::from_utf8(b).ok()) {
+                            values.insert(plain);
+                        }
+                    } else {
+                        values.insert(engine.encode(value));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `text` with every known secret value replaced, longest first.
+    pub fn redact(&self, text: &str) -> String {
+        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sorted: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
+        sorted.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let mut out = text.to_owned();
+        for value in sorted {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn values_and_their_encodings_are_redacted() {
+        let secrets = Secrets::default();
+        let secret = Object::from_value(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "stringData": {"password": "hunter2"}, "data": {"token": "c2VjcmV0LXRva2Vu"}}))
+        .unwrap();
+        secrets.learn(&[secret]);
+        let said = secrets.redact("password hunter2 (aHVudGVyMg==) and secret-token");
+        assert_eq!(said, "password <redacted> (<redacted>) and <redacted>");
+    }
+}

@@ -1,0 +1,237 @@
+//! Where the `k8s` topology deploys, read from the environment: the cluster
+//! `KUBECONFIG` names (context selectable) or, inside a pod, the cluster the
+//! pod runs in. Everything that can be checked without the network is
+//! checked here, before any work.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harmony::topology::TopologyError;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// The kubeconfig files, `:`-separated, as for kubectl.
+pub const KUBECONFIG_VAR: &str = "KUBECONFIG";
+/// The kubeconfig context to use instead of its current one.
+pub const CONTEXT_VAR: &str = "HARMONY_K8S_CONTEXT";
+/// The namespace that holds the apps' ApplySet parents (default: the
+/// context's namespace, else `default`).
+pub const NAMESPACE_VAR: &str = "HARMONY_K8S_NAMESPACE";
+/// How long to wait for an applied object to become ready, in seconds.
+pub const TIMEOUT_VAR: &str = "HARMONY_K8S_TIMEOUT";
+/// How long one API request may take before it is retried, in seconds.
+pub const REQUEST_TIMEOUT_VAR: &str = "HARMONY_K8S_REQUEST_TIMEOUT";
+/// `true` takes ownership of fields another field manager owns.
+pub const FORCE_VAR: &str = "HARMONY_FORCE_CONFLICTS";
+/// Where the topology keeps what it must remember between runs.
+pub const STATE_DIR_VAR: &str = "HARMONY_STATE_DIR";
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to reach the cluster.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A kubeconfig (read from `paths`), with the context to use.
+    Kubeconfig {
+        config: Box<Kubeconfig>,
+        context: String,
+        paths: String,
+    },
+    /// The service account of the pod this runs in.
+    InCluster,
+}
+
+/// The settings of one `k8s` topology.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub source: Source,
+    pub namespace: Option<String>,
+    pub timeout: Duration,
+    pub request_timeout: Duration,
+    pub force: bool,
+    pub state_dir: PathBuf,
+}
+
+impl Settings {
+    /// Read and check the settings; reads the kubeconfig, contacts nothing.
+    pub fn from_env() -> Result<Self, TopologyError> {
+        let source = match std::env::var(KUBECONFIG_VAR) {
+            Ok(paths) if !paths.trim().is_empty() => kubeconfig_source(&paths)?,
+            _ => match home_kubeconfig() {
+                Some(path) if path.is_file() => kubeconfig_source(&path.display().to_string())?,
+                _ if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => Source::InCluster,
+                _ => {
+                    return Err(TopologyError::Missing {
+                        var: KUBECONFIG_VAR,
+                        help: "point `KUBECONFIG` at the kubeconfig of the cluster to deploy to (`scripts/test-cluster` starts a test cluster and prints one)",
+                    });
+                }
+            },
+        };
+        Ok(Self {
+            source,
+            namespace: non_empty(NAMESPACE_VAR),
+            timeout: seconds(TIMEOUT_VAR)?.unwrap_or(DEFAULT_TIMEOUT),
+            request_timeout: seconds(REQUEST_TIMEOUT_VAR)?.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+            force: flag(FORCE_VAR)?,
+            state_dir: non_empty(STATE_DIR_VAR).map_or_else(|| PathBuf::from("target/harmony/k8s"), PathBuf::from),
+        })
+    }
+
+    /// The settings for the cluster of the kubeconfig at `path` (its current
+    /// context), with the defaults for everything else: what a test that
+    /// deploys to a cluster it started uses.
+    pub fn for_kubeconfig(path: &Path, state_dir: &Path) -> Result<Self, TopologyError> {
+        Ok(Self {
+            source: kubeconfig_source(&path.display().to_string())?,
+            namespace: None,
+            timeout: DEFAULT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            force: false,
+            state_dir: state_dir.to_owned(),
+        })
+    }
+
+    /// Where the cluster is, as a user would recognise it.
+    pub fn target(&self) -> String {
+        match &self.source {
+            Source::Kubeconfig { config, context, .. } => {
+                let cluster = config
+                    .contexts
+                    .iter()
+                    .find(|c| c.name == *context)
+                    .and_then(|c| c.context.as_ref())
+                    .map(|c| c.cluster.clone())
+                    .unwrap_or_default();
+                let server = config
+                    .clusters
+                    .iter()
+                    .find(|c| c.name == cluster)
+                    .and_then(|c| c.cluster.as_ref())
+                    .and_then(|c| c.server.clone())
+                    .unwrap_or_default();
+                format!("{server} (context `{context}`)")
+            }
+            Source::InCluster => "the cluster this pod runs in".into(),
+        }
+    }
+
+    /// The client configuration.
+    pub async fn config(&self) -> Result<kube::Config, String> {
+        let mut config = match &self.source {
+            Source::Kubeconfig { config, context, .. } => {
+                let options = KubeConfigOptions {
+                    context: Some(context.clone()),
+                    ..KubeConfigOptions::default()
+                };
+                kube::Config::from_custom_kubeconfig((**config).clone(), &options)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            Source::InCluster => kube::Config::incluster().map_err(|e| e.to_string())?,
+        };
+        // Harmony retries itself, with a bounded budget (see `cluster::retry`).
+        config.default_retry = false;
+        Ok(config)
+    }
+}
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| Path::new(&home).join(".kube").join("config"))
+}
+
+fn kubeconfig_source(paths: &str) -> Result<Source, TopologyError> {
+    let mut merged: Option<Kubeconfig> = None;
+    for path in std::env::split_paths(paths) {
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        if !path.is_file() {
+            return Err(TopologyError::BadSetting {
+                var: KUBECONFIG_VAR,
+                why: format!("`{}` does not exist", path.display()),
+            });
+        }
+        let config = Kubeconfig::read_from(&path).map_err(|e| TopologyError::BadSetting {
+            var: KUBECONFIG_VAR,
+            why: format!("`{}` is not a kubeconfig: {e}", path.display()),
+        })?;
+        merged = Some(match merged {
+            None => config,
+            Some(first) => first.merge(config).map_err(|e| TopologyError::BadSetting {
+                var: KUBECONFIG_VAR,
+                why: format!("its files cannot be merged: {e}"),
+            })?,
+        });
+    }
+    let Some(config) = merged else {
+        return Err(TopologyError::BadSetting {
+            var: KUBECONFIG_VAR,
+            why: "it names no file".into(),
+        });
+    };
+    let names: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
+    let context = match (non_empty(CONTEXT_VAR), &config.current_context) {
+        (Some(wanted), _) => {
+            if !names.contains(&wanted.as_str()) {
+                return Err(TopologyError::BadSetting {
+                    var: CONTEXT_VAR,
+                    why: format!("the kubeconfig has no context `{wanted}`; it has: {}", names.join(", ")),
+                });
+            }
+            wanted
+        }
+        (None, Some(current)) if names.contains(&current.as_str()) => current.clone(),
+        (None, Some(current)) => {
+            return Err(TopologyError::BadSetting {
+                var: KUBECONFIG_VAR,
+                why: format!("its current context `{current}` is not one of its contexts ({})", names.join(", ")),
+            });
+        }
+        (None, None) => {
+            return Err(TopologyError::BadSetting {
+                var: CONTEXT_VAR,
+                why: format!(
+                    "the kubeconfig sets no current context: name one of {} in `{CONTEXT_VAR}`",
+                    names.join(", ")
+                ),
+            });
+        }
+    };
+    Ok(Source::Kubeconfig {
+        config: Box::new(config),
+        context,
+        paths: paths.to_owned(),
+    })
+}
+
+fn non_empty(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn seconds(var: &'static str) -> Result<Option<Duration>, TopologyError> {
+    non_empty(var)
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| TopologyError::BadSetting {
+                    var,
+                    why: format!("`{v}` is not a positive number of seconds"),
+                })
+        })
+        .transpose()
+}
+
+fn flag(var: &'static str) -> Result<bool, TopologyError> {
+    match non_empty(var).as_deref().map(str::trim) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(TopologyError::BadSetting {
+            var,
+            why: format!("`{other}` is neither `true` nor `false`"),
+        }),
+    }
+}

@@ -1,0 +1,430 @@
+//! Readiness: whether an applied object is working, by the kstatus rules
+//! (the ones `kubectl wait`'s successors and Helm 4 use), computed from the
+//! object alone. Generic rules first (deletion, observed generation,
+//! `Reconciling`/`Stalled`), then the rules of the built-in kinds; a custom
+//! resource can opt into a `Ready` condition.
+
+use serde_json::Value;
+
+/// Where an object stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Working as applied.
+    Current,
+    /// Getting there.
+    InProgress,
+    /// It will not get there without a change.
+    Failed,
+    /// Being deleted.
+    Terminating,
+}
+
+/// A state and the reason for it, in words a user reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub state: State,
+    pub reason: String,
+}
+
+impl Readiness {
+    fn current(reason: impl Into<String>) -> Self {
+        Self {
+            state: State::Current,
+            reason: reason.into(),
+        }
+    }
+
+    fn in_progress(reason: impl Into<String>) -> Self {
+        Self {
+            state: State::InProgress,
+            reason: reason.into(),
+        }
+    }
+
+    fn failed(reason: impl Into<String>) -> Self {
+        Self {
+            state: State::Failed,
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether waiting longer can change it.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state, State::Current | State::Failed)
+    }
+}
+
+/// How to judge an object whose kind has no rules of its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Custom {
+    /// The generic rules only.
+    #[default]
+    Generic,
+    /// The generic rules, then a `Ready` condition must be `True`.
+    ReadyCondition,
+}
+
+/// The readiness of `object` as the cluster has it now.
+pub fn readiness(object: &Value, custom: Custom) -> Readiness {
+    let int = |p: &str| object.pointer(p).and_then(Value::as_i64);
+    if object.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
+        return Readiness {
+            state: State::Terminating,
+            reason: "it is being deleted".into(),
+        };
+    }
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let group = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .and_then(|v| v.split_once('/'))
+        .map_or("", |(g, _)| g);
+    if let (Some(generation), Some(observed)) = (int("/metadata/generation"), int("/status/observedGeneration")) {
+        if observed != generation {
+            return Readiness::in_progress(format!(
+                "its controller has not seen the latest change yet (generation {generation}, observed {observed})"
+            ));
+        }
+    }
+    let conditions = Conditions(object.pointer("/status/conditions"));
+    if let Some(c) = conditions.find("Reconciling").filter(|c| c.is_true()) {
+        return Readiness::in_progress(c.describe("reconciling"));
+    }
+    if let Some(c) = conditions.find("Stalled").filter(|c| c.is_true()) {
+        return Readiness::failed(c.describe("stalled"));
+    }
+    let specific = match (group, kind) {
+        ("apps", "Deployment") => deployment(object, &conditions),
+        ("apps", "StatefulSet") => stateful_set(object),
+        ("apps", "DaemonSet") => daemon_set(object),
+        ("apps", "ReplicaSet") => replica_set(object, &conditions),
+        ("batch", "Job") => job(object, &conditions),
+        ("", "Pod") => pod(object, &conditions),
+        ("", "PersistentVolumeClaim") => match object.pointer("/status/phase").and_then(Value::as_str) {
+            Some("Bound") => None,
+            phase => Some(Readiness::in_progress(format!("it is not bound yet (phase {})", phase.unwrap_or("unknown")))),
+        },
+        ("", "Service") => {
+            let load_balancer = object.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
+            let no_ip = object.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").is_empty();
+            (load_balancer && no_ip).then(|| Readiness::in_progress("its cluster IP is not allocated yet"))
+        }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(&conditions),
+        _ => match custom {
+            Custom::ReadyCondition => match conditions.find("Ready") {
+                Some(c) if c.is_true() => None,
+                Some(c) => Some(Readiness::in_progress(c.describe("not ready"))),
+                None => Some(Readiness::in_progress("it has no `Ready` condition yet")),
+            },
+            Custom::Generic => None,
+        },
+    };
+    specific.unwrap_or_else(|| Readiness::current("it is ready"))
+}
+
+fn count(object: &Value, path: &str) -> i64 {
+    object.pointer(path).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn spec_replicas(object: &Value) -> i64 {
+    object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+}
+
+fn deployment(object: &Value, conditions: &Conditions<'_>) -> Option<Readiness> {
+    if let Some(c) = conditions.find("Progressing").filter(|c| c.reason() == "ProgressDeadlineExceeded") {
+        return Some(Readiness::failed(c.describe("its rollout exceeded its progress deadline")));
+    }
+    let spec = spec_replicas(object);
+    let status = count(object, "/status/replicas");
+    let updated = count(object, "/status/updatedReplicas");
+    let available = count(object, "/status/availableReplicas");
+    let ready = count(object, "/status/readyReplicas");
+    if spec > status {
+        return Some(Readiness::in_progress(format!("{status} of {spec} replicas exist")));
+    }
+    if spec > updated {
+        return Some(Readiness::in_progress(format!("{updated} of {spec} replicas are updated")));
+    }
+    if status > spec {
+        return Some(Readiness::in_progress(format!("{} old replicas are still terminating", status - spec)));
+    }
+    if updated > available {
+        return Some(Readiness::in_progress(format!("{available} of {updated} updated replicas are available")));
+    }
+    if spec > ready {
+        return Some(Readiness::in_progress(format!("{ready} of {spec} replicas are ready")));
+    }
+    let progressed = conditions
+        .find("Progressing")
+        .is_some_and(|c| c.is_true() && c.reason() == "NewReplicaSetAvailable");
+    let available_condition = conditions.find("Available").is_some_and(|c| c.is_true());
+    if !progressed || !available_condition {
+        return Some(Readiness::in_progress("its rollout is not complete yet"));
+    }
+    None
+}
+
+fn stateful_set(object: &Value) -> Option<Readiness> {
+    if object.pointer("/spec/updateStrategy/type").and_then(Value::as_str) == Some("OnDelete") {
+        return None;
+    }
+    let spec = spec_replicas(object);
+    let status = count(object, "/status/replicas");
+    let ready = count(object, "/status/readyReplicas");
+    if spec > status || spec > ready {
+        return Some(Readiness::in_progress(format!("{ready} of {spec} replicas are ready")));
+    }
+    if status > spec {
+        return Some(Readiness::in_progress(format!("{} extra replicas are still terminating", status - spec)));
+    }
+    if let Some(partition) = object.pointer("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_i64) {
+        let updated = count(object, "/status/updatedReplicas");
+        return (updated < spec - partition)
+            .then(|| Readiness::in_progress(format!("{updated} of {} replicas are updated", spec - partition)));
+    }
+    if spec > count(object, "/status/currentReplicas") {
+        return Some(Readiness::in_progress("not every replica runs the current revision yet"));
+    }
+    let revision = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+    if revision("/status/currentRevision") != revision("/status/updateRevision") {
+        return Some(Readiness::in_progress("its rolling update is not complete yet"));
+    }
+    None
+}
+
+fn daemon_set(object: &Value) -> Option<Readiness> {
+    if object.pointer("/metadata/generation").is_none() || object.pointer("/status/observedGeneration").is_none() {
+        return Some(Readiness::in_progress("its controller has not observed it yet"));
+    }
+    let Some(desired) = object.pointer("/status/desiredNumberScheduled").and_then(Value::as_i64) else {
+        return Some(Readiness::in_progress("its pods are not scheduled yet"));
+    };
+    for (path, what) in [
+        ("/status/currentNumberScheduled", "scheduled"),
+        ("/status/updatedNumberScheduled", "updated"),
+        ("/status/numberAvailable", "available"),
+        ("/status/numberReady", "ready"),
+    ] {
+        let n = count(object, path);
+        if desired > n {
+            return Some(Readiness::in_progress(format!("{n} of {desired} pods are {what}")));
+        }
+    }
+    None
+}
+
+fn replica_set(object: &Value, conditions: &Conditions<'_>) -> Option<Readiness> {
+    if let Some(c) = conditions.find("ReplicaFailure").filter(|c| c.is_true()) {
+        return Some(Readiness::in_progress(c.describe("replicas cannot be created")));
+    }
+    let spec = spec_replicas(object);
+    for (path, what) in [
+        ("/status/fullyLabeledReplicas", "labelled"),
+        ("/status/availableReplicas", "available"),
+        ("/status/readyReplicas", "ready"),
+    ] {
+        let n = count(object, path);
+        if spec > n {
+            return Some(Readiness::in_progress(format!("{n} of {spec} replicas are {what}")));
+        }
+    }
+    let status = count(object, "/status/replicas");
+    (status > spec).then(|| Readiness::in_progress(format!("{} extra replicas are still terminating", status - spec)))
+}
+
+fn job(object: &Value, conditions: &Conditions<'_>) -> Option<Readiness> {
+    if conditions.find("Complete").is_some_and(|c| c.is_true()) {
+        return None;
+    }
+    if let Some(c) = conditions.find("Failed").filter(|c| c.is_true()) {
+        return Some(Readiness::failed(c.describe("the job failed")));
+    }
+    if conditions.find("Suspended").is_some_and(|c| c.is_true()) {
+        return None;
+    }
+    object
+        .pointer("/status/startTime")
+        .is_none()
+        .then(|| Readiness::in_progress("the job has not started yet"))
+}
+
+fn pod(object: &Value, conditions: &Conditions<'_>) -> Option<Readiness> {
+    match object.pointer("/status/phase").and_then(Value::as_str).unwrap_or("") {
+        "Succeeded" | "Failed" => None,
+        "Running" => {
+            if conditions.find("Ready").is_some_and(|c| c.is_true()) {
+                return None;
+            }
+            if let Some((container, message)) = waiting_in(object, "CrashLoopBackOff") {
+                return Some(Readiness::failed(format!("container `{container}` is crash-looping: {message}")));
+            }
+            Some(Readiness::in_progress("its containers are not ready yet"))
+        }
+        "Pending" => match conditions.find("PodScheduled") {
+            Some(c) if c.status() == "False" && c.reason() == "Unschedulable" => {
+                Some(Readiness::failed(c.describe("it cannot be scheduled")))
+            }
+            _ => Some(Readiness::in_progress("it is pending")),
+        },
+        _ => Some(Readiness::in_progress("it has no phase yet")),
+    }
+}
+
+/// The first container waiting for `reason`, and the message it gives.
+fn waiting_in(pod: &Value, reason: &str) -> Option<(String, String)> {
+    let statuses = pod.pointer("/status/containerStatuses")?.as_array()?;
+    statuses.iter().find_map(|s| {
+        let waiting = s.pointer("/state/waiting")?;
+        (waiting.get("reason")?.as_str()? == reason).then(|| {
+            (
+                s.get("name").and_then(Value::as_str).unwrap_or("?").to_owned(),
+                waiting.get("message").and_then(Value::as_str).unwrap_or("").to_owned(),
+            )
+        })
+    })
+}
+
+fn crd(conditions: &Conditions<'_>) -> Option<Readiness> {
+    if let Some(c) = conditions.find("NamesAccepted").filter(|c| c.status() == "False") {
+        return Some(Readiness::failed(c.describe("its names are not accepted")));
+    }
+    match conditions.find("Established") {
+        Some(c) if c.is_true() => None,
+        Some(c) if c.status() == "False" && c.reason() != "Installing" => Some(Readiness::failed(c.describe("it is not established"))),
+        _ => Some(Readiness::in_progress("it is not established yet")),
+    }
+}
+
+/// `status.conditions`, as a list of `{type, status, reason, message}`.
+struct Conditions<'a>(Option<&'a Value>);
+
+impl<'a> Conditions<'a> {
+    fn find(&self, kind: &str) -> Option<Condition<'a>> {
+        self.0?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+            .map(Condition)
+    }
+}
+
+struct Condition<'a>(&'a Value);
+
+impl Condition<'_> {
+    fn field(&self, name: &str) -> &str {
+        self.0.get(name).and_then(Value::as_str).unwrap_or("")
+    }
+
+    fn status(&self) -> &str {
+        self.field("status")
+    }
+
+    fn is_true(&self) -> bool {
+        self.status() == "True"
+    }
+
+    fn reason(&self) -> &str {
+        self.field("reason")
+    }
+
+    /// `what (Reason: message)`.
+    fn describe(&self, what: &str) -> String {
+        match (self.reason(), self.field("message")) {
+            ("", "") => what.to_owned(),
+            (reason, "") => format!("{what} ({reason})"),
+            ("", message) => format!("{what}: {message}"),
+            (reason, message) => format!("{what} ({reason}: {message})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn deployment(status: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "generation": 2},
+               "spec": {"replicas": 2}, "status": status})
+    }
+
+    fn state(object: &Value) -> State {
+        readiness(object, Custom::Generic).state
+    }
+
+    #[test]
+    fn a_deployment_is_current_only_when_its_rollout_is_complete() {
+        let done = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
+            "conditions": [{"type": "Available", "status": "True"}, {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]});
+        assert_eq!(state(&deployment(done.clone())), State::Current);
+
+        let mut lagging = done.clone();
+        lagging["observedGeneration"] = 1.into();
+        assert_eq!(state(&deployment(lagging)), State::InProgress);
+
+        let mut not_ready = done.clone();
+        not_ready["readyReplicas"] = 1.into();
+        let r = readiness(&deployment(not_ready), Custom::Generic);
+        assert_eq!((r.state, r.reason.as_str()), (State::InProgress, "1 of 2 replicas are ready"));
+
+        let mut deadline = done;
+        deadline["conditions"][1] = json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet web-1 has timed out progressing."});
+        let r = readiness(&deployment(deadline), Custom::Generic);
+        assert_eq!(r.state, State::Failed);
+        assert!(r.reason.contains("timed out progressing"), "{}", r.reason);
+    }
+
+    #[test]
+    fn generic_rules_come_first() {
+        let mut stalled = deployment(json!({"conditions": [{"type": "Stalled", "status": "True", "reason": "Broken"}]}));
+        assert_eq!(state(&stalled), State::Failed);
+        stalled["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
+        assert_eq!(state(&stalled), State::Terminating);
+        let reconciling = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+            "status": {"conditions": [{"type": "Reconciling", "status": "True"}]}});
+        assert_eq!(state(&reconciling), State::InProgress);
+    }
+
+    #[test]
+    fn pods_jobs_claims_and_crds() {
+        let crash = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"phase": "Running",
+            "containerStatuses": [{"name": "web", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}}]}});
+        let r = readiness(&crash, Custom::Generic);
+        assert_eq!(r.state, State::Failed);
+        assert!(r.reason.contains("`web` is crash-looping"));
+        let unschedulable = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]}});
+        assert_eq!(state(&unschedulable), State::Failed);
+
+        let job = |conditions: Value| json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "status": {"startTime": "2026-01-01T00:00:00Z", "conditions": conditions}});
+        assert_eq!(state(&job(json!([{"type": "Complete", "status": "True"}]))), State::Current);
+        assert_eq!(state(&job(json!([{"type": "Failed", "status": "True"}]))), State::Failed);
+        assert_eq!(state(&job(json!([]))), State::Current, "a running job is current");
+
+        let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"}, "status": {"phase": "Pending"}});
+        assert_eq!(state(&pvc), State::InProgress);
+
+        let crd = |status: &str, reason: &str| json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"}, "status": {"conditions": [{"type": "Established", "status": status, "reason": reason}]}});
+        assert_eq!(state(&crd("True", "InitialNamesAccepted")), State::Current);
+        assert_eq!(state(&crd("False", "Installing")), State::InProgress);
+        assert_eq!(state(&crd("False", "NotAccepted")), State::Failed);
+    }
+
+    #[test]
+    fn a_custom_resource_can_opt_into_a_ready_condition() {
+        let widget = |ready: &str| json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "reason": "Waiting"}]}});
+        assert_eq!(state(&widget("False")), State::Current, "upstream kstatus ignores Ready");
+        assert_eq!(readiness(&widget("False"), Custom::ReadyCondition).state, State::InProgress);
+        assert_eq!(readiness(&widget("True"), Custom::ReadyCondition).state, State::Current);
+    }
+
+    #[test]
+    fn config_is_current_at_once() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        assert_eq!(state(&cm), State::Current);
+    }
+}

@@ -1,0 +1,171 @@
+//! Waiting until applied objects work: each one watched (not polled) until
+//! its readiness is terminal or its time is up. A watch that ends or expires
+//! (410 Gone) is resumed from a fresh read.
+
+use std::time::Duration;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use harmony::capability::DeployError;
+use harmony::{Object, ObjectRef, SmokeError};
+use kube::api::{WatchEvent, WatchParams};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::cluster::{Cluster, Subject};
+use crate::status::{Custom, Readiness, State, readiness};
+use crate::{READINESS_ANNOTATION, report};
+
+/// How many objects are waited for at once.
+const CONCURRENCY: usize = 32;
+
+/// What waiting for one object ended with.
+#[derive(Debug)]
+pub struct Waited {
+    pub readiness: Readiness,
+    /// The object as last seen (`None` if it is gone).
+    pub object: Option<Value>,
+    pub timed_out: bool,
+}
+
+/// Wait until every gating object of `objects` is ready; the first that
+/// fails or times out is reported with its culprit.
+pub async fn ready(cluster: &Cluster, objects: &[Object], timeout: Duration) -> Result<(), SmokeError> {
+    let deadline = Instant::now() + timeout;
+    let mut gating: Vec<(ObjectRef, Custom)> = Vec::new();
+    for object in objects {
+        match annotation(object.body()) {
+            Some("skip") => {}
+            Some("ready-condition") => gating.push((object.id().clone(), Custom::ReadyCondition)),
+            _ => gating.push((object.id().clone(), Custom::Generic)),
+        }
+    }
+    futures_util::stream::iter(gating)
+        .map(|(id, custom)| async move {
+            let id = &id;
+            let waited = until_terminal(cluster, id, custom, deadline)
+                .await
+                .map_err(|e| SmokeError::new(format!("readiness of {id}"), e.to_string()))?;
+            if waited.readiness.state == State::Current {
+                tracing::debug!(object = %id, "ready");
+                return Ok(());
+            }
+            Err(report::culprit(cluster, id, &waited, timeout).await)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
+}
+
+/// Wait until a CRD just applied is established, so its kind can be applied.
+pub async fn established(cluster: &Cluster, id: &ObjectRef, timeout: Duration) -> Result<(), DeployError> {
+    let waited = until_terminal(cluster, id, Custom::Generic, Instant::now() + timeout).await?;
+    match waited.readiness.state {
+        State::Current => Ok(()),
+        _ => Err(DeployError::TimedOut {
+            object: Box::new(id.clone()),
+            waited_secs: timeout.as_secs(),
+            why: format!("it did not become established: {}", waited.readiness.reason),
+        }),
+    }
+}
+
+fn annotation(body: &Value) -> Option<&str> {
+    body.pointer(&format!("/metadata/annotations/{}", READINESS_ANNOTATION.replace('/', "~1")))
+        .and_then(Value::as_str)
+}
+
+/// Read the object, then watch it until its readiness is terminal or the deadline passes.
+pub async fn until_terminal(cluster: &Cluster, id: &ObjectRef, custom: Custom, deadline: Instant) -> Result<Waited, DeployError> {
+    let Some(served) = cluster.served(&id.api_version, &id.kind).await? else {
+        return Ok(gone(id));
+    };
+    let api = cluster.api(&served, id.namespace.as_deref());
+    let judge = |o: &kube::api::DynamicObject| -> (Readiness, Value) {
+        let mut value = serde_json::to_value(o).unwrap_or(Value::Null);
+        if let Some(map) = value.as_object_mut() {
+            map.insert("apiVersion".into(), Value::String(served.resource.api_version.clone()));
+            map.insert("kind".into(), Value::String(served.resource.kind.clone()));
+        }
+        (readiness(&value, custom), value)
+    };
+    loop {
+        let Some(found) = cluster.call("get", Subject::Object(id), || api.get_opt(&id.name)).await? else {
+            return Ok(gone(id));
+        };
+        let (mut last, mut value) = judge(&found);
+        if last.is_terminal() {
+            return Ok(Waited {
+                readiness: last,
+                object: Some(value),
+                timed_out: false,
+            });
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok(timed_out(last, value));
+        }
+        let version = found.metadata.resource_version.clone().unwrap_or_default();
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={}", id.name))
+            .timeout(remaining.as_secs().clamp(1, 290) as u32);
+        let stream = match tokio::time::timeout_at(deadline, api.watch(&params, &version)).await {
+            Err(_) => return Ok(timed_out(last, value)),
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(object = %id, error = %e, "watch could not start; reading again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => return Ok(timed_out(last, value)),
+                Ok(Some(Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)))) => {
+                    (last, value) = judge(&o);
+                    tracing::debug!(object = %id, state = ?last.state, reason = %last.reason, "changed");
+                    if last.is_terminal() {
+                        return Ok(Waited {
+                            readiness: last,
+                            object: Some(value),
+                            timed_out: false,
+                        });
+                    }
+                }
+                Ok(Some(Ok(WatchEvent::Deleted(_)))) => return Ok(gone(id)),
+                Ok(Some(Ok(WatchEvent::Bookmark(_)))) => {}
+                // 410 Gone (the version expired), another error, or the end
+                // of the watch: read again and watch from there.
+                Ok(Some(Ok(WatchEvent::Error(status)))) => {
+                    tracing::debug!(object = %id, code = status.code, "watch ended with an error; reading again");
+                    break;
+                }
+                Ok(Some(Err(e))) => {
+                    tracing::debug!(object = %id, error = %e, "watch failed; reading again");
+                    break;
+                }
+                Ok(None) => break,
+            }
+        }
+    }
+}
+
+fn gone(id: &ObjectRef) -> Waited {
+    Waited {
+        readiness: Readiness {
+            state: State::Failed,
+            reason: format!("{} `{}` no longer exists: something deleted it after it was applied", id.kind, id.name),
+        },
+        object: None,
+        timed_out: false,
+    }
+}
+
+fn timed_out(readiness: Readiness, object: Value) -> Waited {
+    Waited {
+        readiness,
+        object: Some(object),
+        timed_out: true,
+    }
+}

@@ -1,0 +1,254 @@
+//! The `k8s` topology against the test cluster: kube's real client, real
+//! HTTP, the server's own server-side apply. Each test starts its own cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use harmony::capability::DeployError;
+use harmony::engine::{self, EngineError};
+use harmony::plan::Action;
+use harmony::run::Silent;
+use harmony::{Diagnostic as _, Object, Secret};
+use harmony_k8s::K8s;
+use harmony_k8s::settings::Settings;
+use harmony_test_cluster::{TestCluster, Workloads};
+use serde_json::{Value, json};
+
+struct Fixture {
+    cluster: TestCluster,
+    _dir: tempfile::TempDir,
+    topology: K8s,
+}
+
+fn fixture() -> Fixture {
+    let cluster = TestCluster::start().expect("the test cluster starts");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let mut settings = Settings::for_kubeconfig(&kubeconfig, &dir.path().join("state")).unwrap();
+    settings.timeout = Duration::from_secs(20);
+    Fixture {
+        cluster,
+        _dir: dir,
+        topology: K8s::new(settings),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn object(value: Value) -> Object {
+    Object::from_value(value).unwrap()
+}
+
+fn namespace(name: &str) -> Object {
+    object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+}
+
+fn config_map(ns: &str, name: &str, data: Value) -> Object {
+    object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": data}))
+}
+
+fn deployment(ns: &str, name: &str, replicas: i64) -> Object {
+    object(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "web", "image": "example.com/web:1.0", "ports": [{"containerPort": 8080}]}]}
+            }
+        }
+    }))
+}
+
+fn service(ns: &str, name: &str) -> Object {
+    object(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }))
+}
+
+#[test]
+fn the_webapp_deploys_waits_for_readiness_and_a_second_apply_changes_nothing() {
+    let f = fixture();
+    let rt = runtime();
+    let app = webapp::WebApp::new("webapp", Secret::new("s3cr3t-value".to_owned()));
+    let plan = rt
+        .block_on(engine::plan_and_apply("webapp-server", &app, &f.topology, Arc::new(Silent)))
+        .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
+    assert_eq!(plan.summary().add, 5, "{plan:?}");
+
+    let deployment = f.cluster.object("apps/v1", "Deployment", Some("webapp"), "webapp").expect("applied");
+    let managers: Vec<&str> = deployment["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"harmony"), "{managers:?}");
+    assert_eq!(deployment["status"]["readyReplicas"], 2, "apply returned only once the rollout was complete");
+
+    let parent = f.cluster.object("v1", "Secret", Some("default"), "harmony-webapp-server").expect("the ApplySet parent");
+    let id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"].as_str().unwrap().to_owned();
+    assert_eq!(deployment["metadata"]["labels"]["applyset.kubernetes.io/part-of"], id.as_str());
+    assert_eq!(
+        parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap,Deployment.apps,Namespace,Secret,Service"
+    );
+    assert_eq!(parent["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"], "webapp");
+
+    let again = rt.block_on(engine::plan("webapp-server", &app, &f.topology)).unwrap();
+    assert!(again.is_empty(), "defaults and status are not drift: {again:?}");
+
+    f.cluster.clear_requests();
+    let applied = rt
+        .block_on(engine::plan_and_apply("webapp-server", &app, &f.topology, Arc::new(Silent)))
+        .unwrap();
+    assert!(applied.is_empty());
+    let writes: Vec<_> = f.cluster.requests().into_iter().filter(|r| r.method != "GET").collect();
+    assert!(writes.is_empty(), "a second apply with no change writes nothing: {writes:?}");
+}
+
+#[test]
+fn plans_see_only_harmonys_fields_and_show_real_changes() {
+    let f = fixture();
+    let rt = runtime();
+    let objects = vec![namespace("shop"), deployment("shop", "web", 2)];
+    rt.block_on(engine::apply_objects("shop", &objects, &f.topology)).unwrap();
+
+    // Another manager scales it (as an autoscaler would) and annotates it (as a webhook would).
+    let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop",
+        "annotations": {"webhook.example.com/injected": "yes"}}, "spec": {"replicas": 2}});
+    apply_as(&f.cluster, "autoscaler", "/apis/apps/v1/namespaces/shop/deployments/web", &other, false);
+    let plan = rt.block_on(engine::plan_objects("shop", &objects, &f.topology)).unwrap();
+    assert!(plan.is_empty(), "another manager's fields are not drift: {plan:?}");
+
+    let changed = vec![namespace("shop"), deployment("shop", "web", 3)];
+    let plan = rt.block_on(engine::plan_objects("shop", &changed, &f.topology)).unwrap();
+    assert_eq!(plan.changes.len(), 1, "{plan:?}");
+    assert_eq!(plan.changes[0].action, Action::Change);
+    assert_eq!(plan.changes[0].fields[0].path, "spec.replicas");
+}
+
+#[test]
+fn a_conflict_names_the_field_and_the_other_manager() {
+    let f = fixture();
+    let rt = runtime();
+    rt.block_on(engine::apply_objects("shop", &[namespace("shop"), deployment("shop", "web", 2)], &f.topology))
+        .unwrap();
+    let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"replicas": 5}});
+    apply_as(&f.cluster, "autoscaler", "/apis/apps/v1/namespaces/shop/deployments/web", &other, true);
+
+    let err = rt
+        .block_on(engine::apply_objects("shop", &[namespace("shop"), deployment("shop", "web", 3)], &f.topology))
+        .unwrap_err();
+    let text = format!("{err} {} {}", err.notes().join(" "), err.help());
+    assert!(text.contains("autoscaler"), "{text}");
+    assert!(text.contains(".spec.replicas"), "{text}");
+    assert!(text.contains("take ownership"), "{text}");
+}
+
+#[test]
+fn what_is_no_longer_rendered_is_pruned_and_nothing_else() {
+    let f = fixture();
+    let rt = runtime();
+    let all = vec![
+        namespace("shop"),
+        config_map("shop", "settings", json!({"a": "1"})),
+        deployment("shop", "web", 1),
+        service("shop", "web"),
+    ];
+    rt.block_on(engine::apply_objects("shop", &all, &f.topology)).unwrap();
+    // An object Harmony never applied, in the same namespace.
+    apply_as(
+        &f.cluster,
+        "kubectl",
+        "/api/v1/namespaces/shop/configmaps/bystander",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bystander", "namespace": "shop"}}),
+        false,
+    );
+
+    let fewer = vec![namespace("shop"), deployment("shop", "web", 1)];
+    let plan = rt.block_on(engine::plan_objects("shop", &fewer, &f.topology)).unwrap();
+    let removed: Vec<String> = plan.removals().iter().map(|r| format!("{}/{}", r.kind, r.name)).collect();
+    assert_eq!(removed, ["ConfigMap/settings", "Service/web"]);
+    rt.block_on(engine::apply_objects("shop", &fewer, &f.topology)).unwrap();
+
+    assert!(f.cluster.object("v1", "Service", Some("shop"), "web").is_none());
+    assert!(f.cluster.object("v1", "ConfigMap", Some("shop"), "settings").is_none());
+    assert!(f.cluster.object("v1", "ConfigMap", Some("shop"), "bystander").is_some(), "not a member: never pruned");
+    let parent = f.cluster.object("v1", "Secret", Some("default"), "harmony-shop").unwrap();
+    assert_eq!(
+        parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
+        "Deployment.apps,Namespace"
+    );
+    let plan = rt.block_on(engine::plan_objects("shop", &fewer, &f.topology)).unwrap();
+    assert!(plan.is_empty(), "{plan:?}");
+}
+
+#[test]
+fn a_dry_run_writes_nothing_and_surfaces_validation_errors() {
+    let f = fixture();
+    let rt = runtime();
+    let objects = vec![namespace("shop"), config_map("shop", "settings", json!({"a": "1"}))];
+    let plan = rt.block_on(engine::plan_objects("shop", &objects, &f.topology)).unwrap();
+    assert_eq!(plan.summary().add, 2);
+    // The namespace does not exist yet: what goes into it is checked once it does.
+    let checked = rt.block_on(check_objects(&f.topology, &objects));
+    assert!(checked.is_ok(), "{checked:?}");
+    assert!(f.cluster.object("v1", "Namespace", None, "shop").is_none(), "a dry run persists nothing");
+    let in_default = vec![config_map("default", "settings", json!({"a": "1"}))];
+    rt.block_on(check_objects(&f.topology, &in_default)).unwrap();
+    assert!(f.cluster.object("v1", "ConfigMap", Some("default"), "settings").is_none(), "a dry run persists nothing");
+
+    let broken = object(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "x"}]}}}}));
+    let err = rt.block_on(check_objects(&f.topology, &[broken])).unwrap_err();
+    assert!(matches!(err, DeployError::Invalid { ref field, .. } if field.contains("selector")), "{err}");
+}
+
+async fn check_objects(topology: &K8s, objects: &[Object]) -> Result<(), DeployError> {
+    use harmony::K8sDeploy as _;
+    let set = harmony::capability::ApplySet::new("shop");
+    topology.begin(&set).await?;
+    topology.dry_run(&set, objects).await
+}
+
+#[test]
+fn a_crash_looping_deployment_is_reported_with_its_culprit() {
+    let f = fixture();
+    let rt = runtime();
+    f.cluster.set_workloads(Workloads::CrashLoop {
+        exit_code: 3,
+        log: vec!["starting".into(), "error: cannot read /etc/web/config.toml".into()],
+    });
+    let err = rt
+        .block_on(engine::apply_objects("shop", &[namespace("shop"), deployment("shop", "web", 1)], &f.topology))
+        .unwrap_err();
+    let EngineError::Interpret { .. } = &err else { panic!("{err}") };
+    let text = format!("{err}\n{}\n{}", err.notes().join("\n"), err.help());
+    assert!(text.contains("CrashLoopBackOff"), "{text}");
+    assert!(text.contains("cannot read /etc/web/config.toml"), "the log tail is shown: {text}");
+    assert!(text.contains("BackOff"), "the Warning event is shown: {text}");
+    assert!(text.contains("read its log"), "{text}");
+}
+
+/// Server-side apply as another field manager, with kube's client.
+fn apply_as(cluster: &TestCluster, manager: &str, path: &str, body: &Value, force: bool) {
+    let rt = runtime();
+    rt.block_on(async {
+        let config = kube::Config::new(cluster.url().parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let uri = format!("{path}?fieldManager={manager}&force={force}");
+        let request = http::Request::patch(uri)
+            .header("content-type", "application/apply-patch+yaml")
+            .body(serde_json::to_vec(body).unwrap())
+            .unwrap();
+        client.request::<Value>(request).await.unwrap();
+    });
+}

@@ -113,8 +113,8 @@ impl Listed {
 }
 
 /// A kind and its API group, written as kubectl writes it: `Deployment.apps`,
-/// or `ConfigMap` for the core group.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// or `ConfigMap` for the core group. Ordered as kubectl sorts them: by that text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GroupKind {
     pub group: String,
     pub kind: String,
@@ -140,6 +140,18 @@ impl GroupKind {
                 kind: text.to_owned(),
             },
         }
+    }
+}
+
+impl Ord for GroupKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_string().cmp(&other.to_string())
+    }
+}
+
+impl PartialOrd for GroupKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -178,12 +190,13 @@ mod tests {
             GroupKind::of("apps/v1", "Deployment"),
             GroupKind::of("v1", "ConfigMap"),
             GroupKind::of("networking.k8s.io/v1", "Ingress"),
+            GroupKind::of("v1", "Namespace"),
         ]
         .into();
         let parent = Parent::of("web", "default");
         let body = parent.body(&kinds, &["default".to_owned(), "web".to_owned()].into());
         let annotations = &body["metadata"]["annotations"];
-        assert_eq!(annotations[CONTAINS_GROUP_KINDS], "ConfigMap,Deployment.apps,Ingress.networking.k8s.io");
+        assert_eq!(annotations[CONTAINS_GROUP_KINDS], "ConfigMap,Deployment.apps,Ingress.networking.k8s.io,Namespace");
         assert_eq!(annotations[ADDITIONAL_NAMESPACES], "web");
         assert_eq!(annotations[TOOLING], tooling());
         assert_eq!(body["metadata"]["labels"][ID], parent.id());

@@ -62,6 +62,23 @@ pub async fn culprit(cluster: &Cluster, id: &ObjectRef, waited: &Waited, timeout
     SmokeError::new(format!("readiness of {id}"), why).with_help(cluster.secrets.redact(&help))
 }
 
+/// Container states that do not pass without a change: a workload whose pod
+/// shows one has failed, however long it would be waited for.
+const STUCK: [&str; 5] = ["CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError"];
+
+/// Why a workload cannot become ready without a change, if one of its pods says so.
+pub async fn stuck(cluster: &Cluster, id: &ObjectRef, object: &Value) -> Option<String> {
+    let namespace = id.namespace.as_deref()?;
+    object.pointer("/spec/selector")?;
+    for pod in pods_of(cluster, id, object, namespace).await {
+        let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").to_owned();
+        if let Some(problem) = pod_problems(&pod).into_iter().find(|p| STUCK.contains(&p.reason.as_str())) {
+            return Some(format!("pod {name}: {}", problem.describe()));
+        }
+    }
+    None
+}
+
 /// The pods of a workload (by its selector), or the pod itself.
 async fn pods_of(cluster: &Cluster, id: &ObjectRef, object: &Value, namespace: &str) -> Vec<Value> {
     if id.api_version == "v1" && id.kind == "Pod" {

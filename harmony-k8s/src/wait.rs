@@ -17,6 +17,8 @@ use crate::{READINESS_ANNOTATION, report};
 
 /// How many objects are waited for at once.
 const CONCURRENCY: usize = 32;
+/// How often the pods of a workload that is not ready yet are looked at.
+const POD_CHECK: Duration = Duration::from_secs(2);
 
 /// What waiting for one object ended with.
 #[derive(Debug)]
@@ -119,9 +121,26 @@ pub async fn until_terminal(cluster: &Cluster, id: &ObjectRef, custom: Custom, d
             }
         };
         let mut stream = std::pin::pin!(stream);
+        let mut next_check = Instant::now() + POD_CHECK;
         loop {
-            match tokio::time::timeout_at(deadline, stream.next()).await {
-                Err(_) => return Ok(timed_out(last, value)),
+            // Look at the pods now and then: a crash loop never shows in a
+            // Deployment's own status.
+            if Instant::now() >= next_check {
+                if let Some(reason) = report::stuck(cluster, id, &value).await {
+                    return Ok(Waited {
+                        readiness: Readiness {
+                            state: State::Failed,
+                            reason,
+                        },
+                        object: Some(value),
+                        timed_out: false,
+                    });
+                }
+                next_check = Instant::now() + POD_CHECK;
+            }
+            match tokio::time::timeout_at(deadline.min(next_check), stream.next()).await {
+                Err(_) if Instant::now() >= deadline => return Ok(timed_out(last, value)),
+                Err(_) => {}
                 Ok(Some(Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)))) => {
                     (last, value) = judge(&o);
                     tracing::debug!(object = %id, state = ?last.state, reason = %last.reason, "changed");

@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(forced["spec"]["replicas"], 3);
         let entries = read_managed(&forced);
         let alice = entries.iter().find(|e| e.manager == "alice").expect("alice keeps the image");
-        assert!(alice.set.children["f:spec"].children.get("f:replicas").is_none());
+        assert!(!alice.set.children["f:spec"].children.contains_key("f:replicas"));
         let bob = entries.iter().find(|e| e.manager == "bob").expect("bob");
         assert!(bob.set.children["f:spec"].children["f:replicas"].member);
         // Alice now conflicts if she applies her old value again.
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(scale.operation, "Update");
         assert_eq!(scale.set.to_fields_v1(), json!({"f:spec": {"f:replicas": {}}}));
         let alice = entries.iter().find(|e| e.manager == "alice").expect("alice");
-        assert!(alice.set.children["f:spec"].children.get("f:replicas").is_none());
+        assert!(!alice.set.children["f:spec"].children.contains_key("f:replicas"));
     }
 
     #[test]

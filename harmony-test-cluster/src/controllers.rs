@@ -140,9 +140,7 @@ pub(crate) fn run_due(state: &mut State, now: Instant) -> Option<Instant> {
         if *due > now {
             return Some(*due);
         }
-        let Some(std::cmp::Reverse((_, _, work))) = state.queue.pop() else {
-            return None;
-        };
+        let std::cmp::Reverse((_, _, work)) = state.queue.pop()?;
         match work {
             Work::Crd(name) => establish_crd(state, &name),
             Work::Workload(key, ns, name) => reconcile(state, &key, &ns, &name),
@@ -466,21 +464,21 @@ fn pod_status(state: &mut State, pod: &Value) -> Value {
     let by_job = pod.pointer("/metadata/ownerReferences/0/kind").and_then(Value::as_str) == Some("Job");
     let scheduled = |state: &str, reason: Option<&str>, message: Option<&str>| {
         let mut c = condition(previous, "PodScheduled", state, reason.unwrap_or(""), message.unwrap_or(""), false);
-        if reason.is_none() {
-            if let Some(m) = c.as_object_mut() {
-                m.remove("reason");
-                m.remove("message");
-            }
+        if reason.is_none()
+            && let Some(m) = c.as_object_mut()
+        {
+            m.remove("reason");
+            m.remove("message");
         }
         c
     };
     let simple = |kind: &str, status: &str, reason: Option<&str>, message: Option<&str>| {
         let mut c = condition(previous, kind, status, reason.unwrap_or(""), message.unwrap_or(""), false);
-        if reason.is_none() {
-            if let Some(m) = c.as_object_mut() {
-                m.remove("reason");
-                m.remove("message");
-            }
+        if reason.is_none()
+            && let Some(m) = c.as_object_mut()
+        {
+            m.remove("reason");
+            m.remove("message");
         }
         c
     };
@@ -751,7 +749,7 @@ fn establish_crd(state: &mut State, name: &str) {
         .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(true))
         .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
         .collect();
-    served.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+    served.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
     if served.is_empty() {
         return;
     }

@@ -235,7 +235,7 @@ impl Registry {
                     }
                 }
             }
-            versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+            versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
             groups.push((name.to_string(), versions));
         }
         groups
@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn orders_versions_like_kubernetes() {
         let mut v = vec!["v1alpha1", "v2", "v1beta1", "v1"];
-        v.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        v.sort_by_key(|x| std::cmp::Reverse(version_priority(x)));
         assert_eq!(v, ["v2", "v1", "v1beta1", "v1alpha1"]);
     }
 }

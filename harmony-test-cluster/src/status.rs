@@ -10,10 +10,27 @@ pub(crate) struct Cause {
     pub field: String,
 }
 
-/// An error the API answers with a `Status` body.
+/// An error the API answers with a `Status` body (boxed: errors travel through many `Result`s).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{code} {reason}: {message}")]
-pub(crate) struct ApiError {
+#[error("{} {}: {}", .0.code, .0.reason, .0.message)]
+pub(crate) struct ApiError(Box<ErrorDetails>);
+
+impl std::ops::Deref for ApiError {
+    type Target = ErrorDetails;
+    fn deref(&self) -> &ErrorDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorDetails {
+        &mut self.0
+    }
+}
+
+/// What a `Status` says.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorDetails {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
@@ -35,7 +52,7 @@ pub(crate) fn qualified(group: &str, plural: &str) -> String {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
+        ApiError(Box::new(ErrorDetails {
             code,
             reason,
             message: message.into(),
@@ -44,7 +61,7 @@ impl ApiError {
             kind: None,
             causes: Vec::new(),
             retry_after: None,
-        }
+        }))
     }
 
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> ApiError {

@@ -100,10 +100,10 @@ fn pod_key() -> TypeKey {
 /// Names of the pods `<owner>-…` in `namespace` controlled by the owner with this uid.
 fn owned_pods(state: &State, namespace: &str, owner: &str, uid: &str) -> Vec<String> {
     let prefix = format!("{owner}-");
+    // Names starting with `<owner>-` sort right after `<owner>-` itself, which no pod is named.
     let start = (namespace.to_string(), prefix.clone());
     state
-        .range(&pod_key(), Some(namespace), None)
-        .skip_while(|(k, _)| **k < start)
+        .range(&pod_key(), Some(namespace), Some(&start))
         .take_while(|((_, n), _)| n.starts_with(&prefix))
         .filter(|(_, pod)| {
             pod.pointer("/metadata/ownerReferences")

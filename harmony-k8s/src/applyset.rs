@@ -53,11 +53,7 @@ impl Parent {
     /// The parent's body for a server-side apply, listing `kinds` and `namespaces`.
     pub fn body(&self, kinds: &BTreeSet<GroupKind>, namespaces: &BTreeSet<String>) -> Value {
         let kinds: Vec<String> = kinds.iter().map(GroupKind::to_string).collect();
-        let others: Vec<&str> = namespaces
-            .iter()
-            .map(String::as_str)
-            .filter(|ns| *ns != self.namespace)
-            .collect();
+        let others: Vec<&str> = namespaces.iter().map(String::as_str).filter(|ns| *ns != self.namespace).collect();
         json!({
             "apiVersion": "v1",
             "kind": "Secret",
@@ -89,7 +85,10 @@ impl Listed {
         if label != Some(parent.id().as_str()) {
             return Err(format!("it has no label `{ID}: {}`, so it is not an ApplySet parent", parent.id()));
         }
-        let annotation = |key: &str| body.pointer(&format!("/metadata/annotations/{}", escape(key))).and_then(Value::as_str);
+        let annotation = |key: &str| {
+            body.pointer(&format!("/metadata/annotations/{}", escape(key)))
+                .and_then(Value::as_str)
+        };
         match annotation(TOOLING) {
             Some(tool) if tool.split('/').next() == Some("harmony") => {}
             Some(tool) => return Err(format!("it is managed by `{tool}`, not by harmony")),
@@ -106,7 +105,10 @@ impl Listed {
         let mut namespaces: BTreeSet<String> = split(annotation(ADDITIONAL_NAMESPACES)).into_iter().collect();
         namespaces.insert(parent.namespace.clone());
         Ok(Self {
-            kinds: split(annotation(CONTAINS_GROUP_KINDS)).iter().map(|s| GroupKind::parse(s)).collect(),
+            kinds: split(annotation(CONTAINS_GROUP_KINDS))
+                .iter()
+                .map(|s| GroupKind::parse(s))
+                .collect(),
             namespaces,
         })
     }
@@ -196,11 +198,17 @@ mod tests {
         let parent = Parent::of("web", "default");
         let body = parent.body(&kinds, &["default".to_owned(), "web".to_owned()].into());
         let annotations = &body["metadata"]["annotations"];
-        assert_eq!(annotations[CONTAINS_GROUP_KINDS], "ConfigMap,Deployment.apps,Ingress.networking.k8s.io,Namespace");
+        assert_eq!(
+            annotations[CONTAINS_GROUP_KINDS],
+            "ConfigMap,Deployment.apps,Ingress.networking.k8s.io,Namespace"
+        );
         assert_eq!(annotations[ADDITIONAL_NAMESPACES], "web");
         assert_eq!(annotations[TOOLING], tooling());
         assert_eq!(body["metadata"]["labels"][ID], parent.id());
-        assert_eq!(GroupKind::parse("Ingress.networking.k8s.io"), GroupKind::of("networking.k8s.io/v1", "Ingress"));
+        assert_eq!(
+            GroupKind::parse("Ingress.networking.k8s.io"),
+            GroupKind::of("networking.k8s.io/v1", "Ingress")
+        );
     }
 
     #[test]

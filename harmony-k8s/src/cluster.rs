@@ -77,10 +77,14 @@ impl Cluster {
 
     async fn cached(&self, api_version: &str, kind: &str) -> Option<Served> {
         let served = self.served.lock().await;
-        served.get(api_version)?.iter().find(|(r, _)| r.kind == kind).map(|(resource, caps)| Served {
-            resource: resource.clone(),
-            namespaced: caps.scope == Scope::Namespaced,
-        })
+        served
+            .get(api_version)?
+            .iter()
+            .find(|(r, _)| r.kind == kind)
+            .map(|(resource, caps)| Served {
+                resource: resource.clone(),
+                namespaced: caps.scope == Scope::Namespaced,
+            })
     }
 
     async fn discover(&self, api_version: &str) -> Result<(), DeployError> {
@@ -95,7 +99,9 @@ impl Cluster {
             help: "write apiVersion as `group/version`, or `v1` for the core group".into(),
         })?;
         let found = self
-            .call("discover", Subject::Named(api_version), || kube::discovery::pinned_group(&self.client, &gv))
+            .call("discover", Subject::Named(api_version), || {
+                kube::discovery::pinned_group(&self.client, &gv)
+            })
             .await;
         let resources = match found {
             Ok(group) => group.versioned_resources(&gv.version),
@@ -112,7 +118,10 @@ impl Cluster {
         if group.is_empty() {
             return Ok(Some("v1".into()));
         }
-        match self.call("discover", Subject::Named(group), || kube::discovery::group(&self.client, group)).await {
+        match self
+            .call("discover", Subject::Named(group), || kube::discovery::group(&self.client, group))
+            .await
+        {
             Ok(g) => Ok(Some(g.preferred_version_or_latest().to_owned())),
             Err(DeployError::Rejected { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -207,11 +216,18 @@ impl Failure {
 
     fn into_error(self, cluster: &Cluster, verb: &str, subject: Subject<'_>, attempts: u32) -> DeployError {
         let target = cluster.target.clone();
-        let tries = if attempts > 1 { format!(" (tried {attempts} times)") } else { String::new() };
+        let tries = if attempts > 1 {
+            format!(" (tried {attempts} times)")
+        } else {
+            String::new()
+        };
         match self {
             Self::TimedOut => DeployError::Unreachable {
                 target,
-                why: format!("no answer to {verb} {subject} within {} s{tries}", cluster.request_timeout.as_secs_f64()),
+                why: format!(
+                    "no answer to {verb} {subject} within {} s{tries}",
+                    cluster.request_timeout.as_secs_f64()
+                ),
             },
             Self::Api(kube::Error::Api(status)) => {
                 let message = cluster.secrets.redact(&status.message);

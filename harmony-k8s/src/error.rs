@@ -46,7 +46,11 @@ pub fn from_status(status: &Status, message: String, verb: &str, subject: Subjec
             }
         }
         422 => {
-            let field = causes.first().map(|c| c.field.clone()).filter(|f| !f.is_empty()).unwrap_or_else(|| "?".into());
+            let field = causes
+                .first()
+                .map(|c| c.field.clone())
+                .filter(|f| !f.is_empty())
+                .unwrap_or_else(|| "?".into());
             DeployError::Invalid {
                 object: Box::new(object()),
                 field,
@@ -111,11 +115,16 @@ mod tests {
 
     #[test]
     fn a_conflict_names_the_field_and_the_other_manager() {
-        let s = status(409, "Conflict", "Apply failed with 1 conflict", vec![cause(
-            "FieldManagerConflict",
-            "conflict with \"hpa-controller\" using apps/v1",
-            ".spec.replicas",
-        )]);
+        let s = status(
+            409,
+            "Conflict",
+            "Apply failed with 1 conflict",
+            vec![cause(
+                "FieldManagerConflict",
+                "conflict with \"hpa-controller\" using apps/v1",
+                ".spec.replicas",
+            )],
+        );
         let id = web();
         let e = from_status(&s, s.message.clone(), "apply", Subject::Object(&id), "t".into(), "");
         match e {
@@ -129,13 +138,23 @@ mod tests {
 
     #[test]
     fn invalid_names_the_field_and_forbidden_the_verb() {
-        let s = status(422, "Invalid", "spec.selector: Required value", vec![cause("FieldValueRequired", "Required value", "spec.selector")]);
+        let s = status(
+            422,
+            "Invalid",
+            "spec.selector: Required value",
+            vec![cause("FieldValueRequired", "Required value", "spec.selector")],
+        );
         let id = web();
         assert!(matches!(
             from_status(&s, s.message.clone(), "apply", Subject::Object(&id), "t".into(), ""),
             DeployError::Invalid { field, .. } if field == "spec.selector"
         ));
-        let s = status(403, "Forbidden", "deployments.apps is forbidden: User \"ci\" cannot patch resource", vec![]);
+        let s = status(
+            403,
+            "Forbidden",
+            "deployments.apps is forbidden: User \"ci\" cannot patch resource",
+            vec![],
+        );
         let e = from_status(&s, s.message.clone(), "apply", Subject::Object(&id), "t".into(), "");
         assert!(e.to_string().starts_with("not allowed to apply apps/v1 Deployment shop/web"), "{e}");
     }

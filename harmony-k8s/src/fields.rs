@@ -118,11 +118,16 @@ fn matches_key(item: &Value, key: &str) -> bool {
 /// `stringData` is write-only: the server folds it into `data`. Harmony owns
 /// `stringData` keys; show them with the value `data` holds now.
 fn read_back_string_data(live: &Value, set: &Map<String, Value>, out: &mut Map<String, Value>) {
-    let Some(Value::Object(keys)) = set.get("f:stringData") else { return };
+    let Some(Value::Object(keys)) = set.get("f:stringData") else {
+        return;
+    };
     let mut string_data = Map::new();
     for key in keys.keys() {
         let Some(name) = key.strip_prefix("f:") else { continue };
-        let Some(encoded) = live.pointer(&format!("/data/{}", name.replace('~', "~0").replace('/', "~1"))).and_then(Value::as_str) else {
+        let Some(encoded) = live
+            .pointer(&format!("/data/{}", name.replace('~', "~0").replace('/', "~1")))
+            .and_then(Value::as_str)
+        else {
             continue;
         };
         let decoded = base64::engine::general_purpose::STANDARD

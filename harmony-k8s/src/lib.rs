@@ -28,9 +28,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use harmony::topology::{SelectableTopology, Topology, TopologyError};
 use harmony::capability::{ApplySet, BoxFuture, DeployError, Observed};
 use harmony::secret::Redactor;
+use harmony::topology::{SelectableTopology, Topology, TopologyError};
 use harmony::{K8sClient, K8sDeploy, Object, ObjectRef, SmokeError};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use serde_json::Value;
@@ -63,7 +63,9 @@ pub struct K8s {
 
 impl std::fmt::Debug for K8s {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("K8s").field("target", &self.settings.target()).finish_non_exhaustive()
+        f.debug_struct("K8s")
+            .field("target", &self.settings.target())
+            .finish_non_exhaustive()
     }
 }
 
@@ -151,11 +153,15 @@ impl K8s {
 
     /// The kind of `id` as the cluster serves it, or an error saying it does not.
     async fn served(&self, cluster: &Cluster, id: &ObjectRef) -> Result<Served, DeployError> {
-        cluster.served(&id.api_version, &id.kind).await?.ok_or_else(|| DeployError::Rejected {
-            object: Box::new(id.clone()),
-            why: format!("the cluster does not serve kind `{}` in `{}`", id.kind, id.api_version),
-            help: "check its apiVersion and kind; a custom resource needs its CustomResourceDefinition deployed in an earlier step".into(),
-        })
+        cluster
+            .served(&id.api_version, &id.kind)
+            .await?
+            .ok_or_else(|| DeployError::Rejected {
+                object: Box::new(id.clone()),
+                why: format!("the cluster does not serve kind `{}` in `{}`", id.kind, id.api_version),
+                help: "check its apiVersion and kind; a custom resource needs its CustomResourceDefinition deployed in an earlier step"
+                    .into(),
+            })
     }
 
     /// Read the parent of `set`: whether it exists and what it lists.
@@ -226,7 +232,9 @@ impl K8s {
         }
         let verb = if dry_run { "dry-run apply" } else { "apply" };
         let patch = Patch::Apply(&body);
-        let applied = cluster.call(verb, Subject::Object(id), || api.patch(&id.name, &params, &patch)).await?;
+        let applied = cluster
+            .call(verb, Subject::Object(id), || api.patch(&id.name, &params, &patch))
+            .await?;
         Ok(serde_json::to_value(&applied).unwrap_or(Value::Null))
     }
 
@@ -240,17 +248,18 @@ impl K8s {
         let (first, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| is_namespace(o.id()) || is_crd(o.id()));
 
         if !dry_run {
-            let (kinds, namespaces) = self.with_set(set, |s| {
-                let mut kinds = s.listed.kinds.clone();
-                let mut namespaces = s.listed.namespaces.clone();
-                for o in objects {
-                    kinds.insert(GroupKind::of(&o.id().api_version, &o.id().kind));
-                    namespaces.extend(o.id().namespace.clone());
-                }
-                let grew = !s.parent_exists || kinds != s.listed.kinds || namespaces != s.listed.namespaces;
-                grew.then_some((kinds, namespaces))
-            })
-            .unzip();
+            let (kinds, namespaces) = self
+                .with_set(set, |s| {
+                    let mut kinds = s.listed.kinds.clone();
+                    let mut namespaces = s.listed.namespaces.clone();
+                    for o in objects {
+                        kinds.insert(GroupKind::of(&o.id().api_version, &o.id().kind));
+                        namespaces.extend(o.id().namespace.clone());
+                    }
+                    let grew = !s.parent_exists || kinds != s.listed.kinds || namespaces != s.listed.namespaces;
+                    grew.then_some((kinds, namespaces))
+                })
+                .unzip();
             if let (Some(kinds), Some(namespaces)) = (kinds, namespaces) {
                 self.write_parent(cluster, set, &kinds, &namespaces).await?;
             }
@@ -394,9 +403,17 @@ impl K8sDeploy for K8s {
                 let mut members = BTreeMap::new();
                 // One LIST per kind the parent lists, across namespaces, by the member label.
                 for kind in &listed.kinds {
-                    let Some(version) = cluster.preferred_version(&kind.group).await? else { continue };
-                    let api_version = if kind.group.is_empty() { version } else { format!("{}/{version}", kind.group) };
-                    let Some(served) = cluster.served(&api_version, &kind.kind).await? else { continue };
+                    let Some(version) = cluster.preferred_version(&kind.group).await? else {
+                        continue;
+                    };
+                    let api_version = if kind.group.is_empty() {
+                        version
+                    } else {
+                        format!("{}/{version}", kind.group)
+                    };
+                    let Some(served) = cluster.served(&api_version, &kind.kind).await? else {
+                        continue;
+                    };
                     let api = cluster.api(&served, None);
                     let params = ListParams::default().labels(&format!("{PART_OF}={set_id}"));
                     let subject = format!("{kind} labelled {PART_OF}={set_id}");
@@ -414,13 +431,18 @@ impl K8sDeploy for K8s {
                             name: item.metadata.name.clone().unwrap_or_default(),
                         };
                         let protected = is_protected(&id)
-                            && live.pointer(&format!("/metadata/annotations/{}", PRUNE_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str)
+                            && live
+                                .pointer(&format!("/metadata/annotations/{}", PRUNE_ANNOTATION.replace('/', "~1")))
+                                .and_then(Value::as_str)
                                 != Some("allow");
-                        members.insert(id.clone(), Member {
-                            uid: item.metadata.uid.clone().unwrap_or_default(),
-                            kind: kind.clone(),
-                            protected,
-                        });
+                        members.insert(
+                            id.clone(),
+                            Member {
+                                uid: item.metadata.uid.clone().unwrap_or_default(),
+                                kind: kind.clone(),
+                                protected,
+                            },
+                        );
                         let body = Object::from_value(projected).map(|o| redactor.redact(&o)).unwrap_or(Value::Null);
                         objects.insert(id, body);
                     }
@@ -455,7 +477,9 @@ impl K8sDeploy for K8s {
                         // Not a member the last observation found: never delete it.
                         continue;
                     };
-                    let Some(served) = cluster.served(&id.api_version, &id.kind).await? else { continue };
+                    let Some(served) = cluster.served(&id.api_version, &id.kind).await? else {
+                        continue;
+                    };
                     let api = cluster.api(&served, id.namespace.as_deref());
                     if member.protected {
                         // Kept, but no longer part of the set.
@@ -478,7 +502,8 @@ impl K8sDeploy for K8s {
                         match cluster.call("delete", Subject::Object(id), || api.delete(&id.name, &params)).await {
                             Ok(_) => {}
                             // Gone already, or replaced by an object that is not the member: leave it.
-                            Err(DeployError::Rejected { why, .. }) if why.contains("NotFound") || why.contains("Precondition") || why.contains("UID") => {}
+                            Err(DeployError::Rejected { why, .. })
+                                if why.contains("NotFound") || why.contains("Precondition") || why.contains("UID") => {}
                             Err(e) => return Err(e),
                         }
                     }
@@ -500,7 +525,11 @@ impl K8sDeploy for K8s {
             let update = self.with_set(set, |s| {
                 let mut kinds = BTreeSet::new();
                 let mut namespaces = BTreeSet::from([parent.namespace.clone()]);
-                let kept = s.members.iter().filter(|(id, _)| !s.pruned.contains(*id)).map(|(id, m)| (id, &m.kind));
+                let kept = s
+                    .members
+                    .iter()
+                    .filter(|(id, _)| !s.pruned.contains(*id))
+                    .map(|(id, m)| (id, &m.kind));
                 for (id, kind) in kept.chain(s.touched.iter()) {
                     kinds.insert(kind.clone());
                     namespaces.extend(id.namespace.clone());
@@ -560,7 +589,9 @@ fn parent_ref(parent: &Parent) -> ObjectRef {
 
 /// Add the member label.
 fn label(body: &mut Value, set_id: &str) {
-    let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
     let labels = metadata.entry("labels").or_insert_with(|| Value::Object(serde_json::Map::new()));
     if let Some(labels) = labels.as_object_mut() {
         labels.insert(PART_OF.into(), Value::String(set_id.to_owned()));

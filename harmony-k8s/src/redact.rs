@@ -24,14 +24,27 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// Remember the values of every `Secret` among `objects`.
+    /// Remember the values of every `Secret` among `objects`. A value that
+    /// is also an object's name or namespace (a user name such as `webapp`)
+    /// is public already: plans show it.
     pub fn learn(&self, objects: &[Object]) {
         let engine = base64::engine::general_purpose::STANDARD;
+        let public: BTreeSet<&str> = objects
+            .iter()
+            .flat_map(|o| [Some(o.id().name.as_str()), o.id().namespace.as_deref()])
+            .flatten()
+            .collect();
         let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
         for object in objects.iter().filter(|o| o.id().is_secret()) {
             for (field, encoded) in [("stringData", false), ("data", true)] {
-                let Some(Value::Object(map)) = object.body().get(field) else { continue };
-                for value in map.values().filter_map(Value::as_str).filter(|v| !v.is_empty()) {
+                let Some(Value::Object(map)) = object.body().get(field) else {
+                    continue;
+                };
+                for value in map
+                    .values()
+                    .filter_map(Value::as_str)
+                    .filter(|v| !v.is_empty() && !public.contains(v))
+                {
                     values.insert(value.to_owned());
                     if encoded {
                         if let Some(plain) = engine.decode(value).ok().and_then(|b| String::from_utf8(b).ok()) {
@@ -69,11 +82,16 @@ mod tests {
     #[test]
     fn values_and_their_encodings_are_redacted() {
         let secrets = Secrets::default();
-        let secret = Object::from_value(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-            "stringData": {"password": "hunter2"}, "data": {"token": "c2VjcmV0LXRva2Vu"}}))
+        let secret = Object::from_value(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
+            "stringData": {"user": "shop", "password": "hunter2"}, "data": {"token": "c2VjcmV0LXRva2Vu"}}),
+        )
         .unwrap();
         secrets.learn(&[secret]);
-        let said = secrets.redact("password hunter2 (aHVudGVyMg==) and secret-token");
-        assert_eq!(said, "password <redacted> (<redacted>) and <redacted>");
+        let said = secrets.redact("user shop, password hunter2 (aHVudGVyMg==) and secret-token");
+        assert_eq!(
+            said, "user shop, password <redacted> (<redacted>) and <redacted>",
+            "a name is public already"
+        );
     }
 }

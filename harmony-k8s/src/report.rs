@@ -39,7 +39,10 @@ pub async fn culprit(cluster: &Cluster, id: &ObjectRef, waited: &Waited, timeout
                 if log_of.is_none() && problem.has_log {
                     log_of = Some((pod_name.clone(), problem.container.clone(), problem.restarted));
                 }
-                lines.push(format!("pod {pod_name}: {}", problem.describe()));
+                let line = format!("pod {pod_name}: {}", problem.describe());
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
             }
             names.push(pod_name);
         }
@@ -64,7 +67,13 @@ pub async fn culprit(cluster: &Cluster, id: &ObjectRef, waited: &Waited, timeout
 
 /// Container states that do not pass without a change: a workload whose pod
 /// shows one has failed, however long it would be waited for.
-const STUCK: [&str; 5] = ["CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError"];
+const STUCK: [&str; 5] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+];
 
 /// Why a workload cannot become ready without a change, if one of its pods says so.
 pub async fn stuck(cluster: &Cluster, id: &ObjectRef, object: &Value) -> Option<String> {
@@ -87,10 +96,7 @@ async fn pods_of(cluster: &Cluster, id: &ObjectRef, object: &Value, namespace: &
     let Some(labels) = object.pointer("/spec/selector/matchLabels").and_then(Value::as_object) else {
         return Vec::new();
     };
-    let selector: Vec<String> = labels
-        .iter()
-        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
-        .collect();
+    let selector: Vec<String> = labels.iter().filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}"))).collect();
     let api = cluster.api(&core("Pod", "pods"), Some(namespace));
     let params = ListParams::default().labels(&selector.join(","));
     match cluster.call("list", Subject::Named("pods"), || api.list(&params)).await {
@@ -137,7 +143,12 @@ fn pod_problems(pod: &Value) -> Vec<Problem> {
             }
         }
     }
-    for status in pod.pointer("/status/containerStatuses").and_then(Value::as_array).into_iter().flatten() {
+    for status in pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let name = status.get("name").and_then(Value::as_str).unwrap_or("?").to_owned();
         let restarts = status.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
         if let Some(waiting) = status.pointer("/state/waiting") {
@@ -222,7 +233,10 @@ async fn log_tail(cluster: &Cluster, namespace: &str, pod: &str, container: &str
         previous,
         ..LogParams::default()
     };
-    match cluster.call("read the log of", Subject::Named(pod), || api.logs(pod, &params)).await {
+    match cluster
+        .call("read the log of", Subject::Named(pod), || api.logs(pod, &params))
+        .await
+    {
         Ok(text) if !text.trim().is_empty() => {
             let mut out = vec![format!("last lines of the log of {pod}/{container}:")];
             out.extend(text.lines().map(|l| format!("  | {l}")));
@@ -237,11 +251,16 @@ fn help_for(reason: &str, detail: &str) -> String {
         "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" => format!(
             "the cluster cannot pull the image ({detail}): check that it exists at that reference and that the cluster can reach the registry (credentials: `imagePullSecrets`)"
         ),
-        "CrashLoopBackOff" => "the container starts and exits: read its log above, fix the cause, and apply again; what was applied stays applied".into(),
-        "CreateContainerConfigError" => {
-            "a ConfigMap or Secret the container references is missing or lacks the key: deploy it in an earlier step, or fix the reference".into()
+        "CrashLoopBackOff" => {
+            "the container starts and exits: read its log above, fix the cause, and apply again; what was applied stays applied".into()
         }
-        "Unschedulable" => "no node can run the pod: lower its resource requests, add capacity, or fix its node selector and tolerations".into(),
+        "CreateContainerConfigError" => {
+            "a ConfigMap or Secret the container references is missing or lacks the key: deploy it in an earlier step, or fix the reference"
+                .into()
+        }
+        "Unschedulable" => {
+            "no node can run the pod: lower its resource requests, add capacity, or fix its node selector and tolerations".into()
+        }
         _ => format!("the container is {reason}: see the events above"),
     }
 }

@@ -102,7 +102,10 @@ pub fn readiness(object: &Value, custom: Custom) -> Readiness {
         ("", "Pod") => pod(object, &conditions),
         ("", "PersistentVolumeClaim") => match object.pointer("/status/phase").and_then(Value::as_str) {
             Some("Bound") => None,
-            phase => Some(Readiness::in_progress(format!("it is not bound yet (phase {})", phase.unwrap_or("unknown")))),
+            phase => Some(Readiness::in_progress(format!(
+                "it is not bound yet (phase {})",
+                phase.unwrap_or("unknown")
+            ))),
         },
         ("", "Service") => {
             let load_balancer = object.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
@@ -146,10 +149,15 @@ fn deployment(object: &Value, conditions: &Conditions<'_>) -> Option<Readiness> 
         return Some(Readiness::in_progress(format!("{updated} of {spec} replicas are updated")));
     }
     if status > spec {
-        return Some(Readiness::in_progress(format!("{} old replicas are still terminating", status - spec)));
+        return Some(Readiness::in_progress(format!(
+            "{} old replicas are still terminating",
+            status - spec
+        )));
     }
     if updated > available {
-        return Some(Readiness::in_progress(format!("{available} of {updated} updated replicas are available")));
+        return Some(Readiness::in_progress(format!(
+            "{available} of {updated} updated replicas are available"
+        )));
     }
     if spec > ready {
         return Some(Readiness::in_progress(format!("{ready} of {spec} replicas are ready")));
@@ -175,9 +183,15 @@ fn stateful_set(object: &Value) -> Option<Readiness> {
         return Some(Readiness::in_progress(format!("{ready} of {spec} replicas are ready")));
     }
     if status > spec {
-        return Some(Readiness::in_progress(format!("{} extra replicas are still terminating", status - spec)));
+        return Some(Readiness::in_progress(format!(
+            "{} extra replicas are still terminating",
+            status - spec
+        )));
     }
-    if let Some(partition) = object.pointer("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_i64) {
+    if let Some(partition) = object
+        .pointer("/spec/updateStrategy/rollingUpdate/partition")
+        .and_then(Value::as_i64)
+    {
         let updated = count(object, "/status/updatedReplicas");
         return (updated < spec - partition)
             .then(|| Readiness::in_progress(format!("{updated} of {} replicas are updated", spec - partition)));
@@ -397,8 +411,10 @@ mod tests {
             "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]}});
         assert_eq!(state(&unschedulable), State::Failed);
 
-        let job = |conditions: Value| json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
-            "status": {"startTime": "2026-01-01T00:00:00Z", "conditions": conditions}});
+        let job = |conditions: Value| {
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "status": {"startTime": "2026-01-01T00:00:00Z", "conditions": conditions}})
+        };
         assert_eq!(state(&job(json!([{"type": "Complete", "status": "True"}]))), State::Current);
         assert_eq!(state(&job(json!([{"type": "Failed", "status": "True"}]))), State::Failed);
         assert_eq!(state(&job(json!([]))), State::Current, "a running job is current");
@@ -406,8 +422,10 @@ mod tests {
         let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"}, "status": {"phase": "Pending"}});
         assert_eq!(state(&pvc), State::InProgress);
 
-        let crd = |status: &str, reason: &str| json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "widgets.example.com"}, "status": {"conditions": [{"type": "Established", "status": status, "reason": reason}]}});
+        let crd = |status: &str, reason: &str| {
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"}, "status": {"conditions": [{"type": "Established", "status": status, "reason": reason}]}})
+        };
         assert_eq!(state(&crd("True", "InitialNamesAccepted")), State::Current);
         assert_eq!(state(&crd("False", "Installing")), State::InProgress);
         assert_eq!(state(&crd("False", "NotAccepted")), State::Failed);
@@ -415,8 +433,10 @@ mod tests {
 
     #[test]
     fn a_custom_resource_can_opt_into_a_ready_condition() {
-        let widget = |ready: &str| json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
-            "status": {"conditions": [{"type": "Ready", "status": ready, "reason": "Waiting"}]}});
+        let widget = |ready: &str| {
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "reason": "Waiting"}]}})
+        };
         assert_eq!(state(&widget("False")), State::Current, "upstream kstatus ignores Ready");
         assert_eq!(readiness(&widget("False"), Custom::ReadyCondition).state, State::InProgress);
         assert_eq!(readiness(&widget("True"), Custom::ReadyCondition).state, State::Current);

@@ -174,7 +174,10 @@ fn gone(id: &ObjectRef) -> Waited {
     Waited {
         readiness: Readiness {
             state: State::Failed,
-            reason: format!("{} `{}` no longer exists: something deleted it after it was applied", id.kind, id.name),
+            reason: format!(
+                "{} `{}` no longer exists: something deleted it after it was applied",
+                id.kind, id.name
+            ),
         },
         object: None,
         timed_out: false,

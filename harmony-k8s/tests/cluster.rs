@@ -83,7 +83,10 @@ fn the_webapp_deploys_waits_for_readiness_and_a_second_apply_changes_nothing() {
         .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
     assert_eq!(plan.summary().add, 5, "{plan:?}");
 
-    let deployment = f.cluster.object("apps/v1", "Deployment", Some("webapp"), "webapp").expect("applied");
+    let deployment = f
+        .cluster
+        .object("apps/v1", "Deployment", Some("webapp"), "webapp")
+        .expect("applied");
     let managers: Vec<&str> = deployment["metadata"]["managedFields"]
         .as_array()
         .unwrap()
@@ -91,16 +94,28 @@ fn the_webapp_deploys_waits_for_readiness_and_a_second_apply_changes_nothing() {
         .filter_map(|m| m["manager"].as_str())
         .collect();
     assert!(managers.contains(&"harmony"), "{managers:?}");
-    assert_eq!(deployment["status"]["readyReplicas"], 2, "apply returned only once the rollout was complete");
+    assert_eq!(
+        deployment["status"]["readyReplicas"], 2,
+        "apply returned only once the rollout was complete"
+    );
 
-    let parent = f.cluster.object("v1", "Secret", Some("default"), "harmony-webapp-server").expect("the ApplySet parent");
-    let id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"].as_str().unwrap().to_owned();
+    let parent = f
+        .cluster
+        .object("v1", "Secret", Some("default"), "harmony-webapp-server")
+        .expect("the ApplySet parent");
+    let id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(deployment["metadata"]["labels"]["applyset.kubernetes.io/part-of"], id.as_str());
     assert_eq!(
         parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
         "ConfigMap,Deployment.apps,Namespace,Secret,Service"
     );
-    assert_eq!(parent["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"], "webapp");
+    assert_eq!(
+        parent["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"],
+        "webapp"
+    );
 
     let again = rt.block_on(engine::plan("webapp-server", &app, &f.topology)).unwrap();
     assert!(again.is_empty(), "defaults and status are not drift: {again:?}");
@@ -124,7 +139,13 @@ fn plans_see_only_harmonys_fields_and_show_real_changes() {
     // Another manager scales it (as an autoscaler would) and annotates it (as a webhook would).
     let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop",
         "annotations": {"webhook.example.com/injected": "yes"}}, "spec": {"replicas": 2}});
-    apply_as(&f.cluster, "autoscaler", "/apis/apps/v1/namespaces/shop/deployments/web", &other, false);
+    apply_as(
+        &f.cluster,
+        "autoscaler",
+        "/apis/apps/v1/namespaces/shop/deployments/web",
+        &other,
+        false,
+    );
     let plan = rt.block_on(engine::plan_objects("shop", &objects, &f.topology)).unwrap();
     assert!(plan.is_empty(), "another manager's fields are not drift: {plan:?}");
 
@@ -139,13 +160,28 @@ fn plans_see_only_harmonys_fields_and_show_real_changes() {
 fn a_conflict_names_the_field_and_the_other_manager() {
     let f = fixture();
     let rt = runtime();
-    rt.block_on(engine::apply_objects("shop", &[namespace("shop"), deployment("shop", "web", 2)], &f.topology))
-        .unwrap();
-    let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"replicas": 5}});
-    apply_as(&f.cluster, "autoscaler", "/apis/apps/v1/namespaces/shop/deployments/web", &other, true);
+    rt.block_on(engine::apply_objects(
+        "shop",
+        &[namespace("shop"), deployment("shop", "web", 2)],
+        &f.topology,
+    ))
+    .unwrap();
+    let other =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"replicas": 5}});
+    apply_as(
+        &f.cluster,
+        "autoscaler",
+        "/apis/apps/v1/namespaces/shop/deployments/web",
+        &other,
+        true,
+    );
 
     let err = rt
-        .block_on(engine::apply_objects("shop", &[namespace("shop"), deployment("shop", "web", 3)], &f.topology))
+        .block_on(engine::apply_objects(
+            "shop",
+            &[namespace("shop"), deployment("shop", "web", 3)],
+            &f.topology,
+        ))
         .unwrap_err();
     let text = format!("{err} {} {}", err.notes().join(" "), err.help());
     assert!(text.contains("autoscaler"), "{text}");
@@ -181,7 +217,10 @@ fn what_is_no_longer_rendered_is_pruned_and_nothing_else() {
 
     assert!(f.cluster.object("v1", "Service", Some("shop"), "web").is_none());
     assert!(f.cluster.object("v1", "ConfigMap", Some("shop"), "settings").is_none());
-    assert!(f.cluster.object("v1", "ConfigMap", Some("shop"), "bystander").is_some(), "not a member: never pruned");
+    assert!(
+        f.cluster.object("v1", "ConfigMap", Some("shop"), "bystander").is_some(),
+        "not a member: never pruned"
+    );
     let parent = f.cluster.object("v1", "Secret", Some("default"), "harmony-shop").unwrap();
     assert_eq!(
         parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
@@ -201,15 +240,26 @@ fn a_dry_run_writes_nothing_and_surfaces_validation_errors() {
     // The namespace does not exist yet: what goes into it is checked once it does.
     let checked = rt.block_on(check_objects(&f.topology, &objects));
     assert!(checked.is_ok(), "{checked:?}");
-    assert!(f.cluster.object("v1", "Namespace", None, "shop").is_none(), "a dry run persists nothing");
+    assert!(
+        f.cluster.object("v1", "Namespace", None, "shop").is_none(),
+        "a dry run persists nothing"
+    );
     let in_default = vec![config_map("default", "settings", json!({"a": "1"}))];
     rt.block_on(check_objects(&f.topology, &in_default)).unwrap();
-    assert!(f.cluster.object("v1", "ConfigMap", Some("default"), "settings").is_none(), "a dry run persists nothing");
+    assert!(
+        f.cluster.object("v1", "ConfigMap", Some("default"), "settings").is_none(),
+        "a dry run persists nothing"
+    );
 
-    let broken = object(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "x"}]}}}}));
+    let broken = object(
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "x"}]}}}}),
+    );
     let err = rt.block_on(check_objects(&f.topology, &[broken])).unwrap_err();
-    assert!(matches!(err, DeployError::Invalid { ref field, .. } if field.contains("selector")), "{err}");
+    assert!(
+        matches!(err, DeployError::Invalid { ref field, .. } if field.contains("selector")),
+        "{err}"
+    );
 }
 
 async fn check_objects(topology: &K8s, objects: &[Object]) -> Result<(), DeployError> {
@@ -228,7 +278,11 @@ fn a_crash_looping_deployment_is_reported_with_its_culprit() {
         log: vec!["starting".into(), "error: cannot read /etc/web/config.toml".into()],
     });
     let err = rt
-        .block_on(engine::apply_objects("shop", &[namespace("shop"), deployment("shop", "web", 1)], &f.topology))
+        .block_on(engine::apply_objects(
+            "shop",
+            &[namespace("shop"), deployment("shop", "web", 1)],
+            &f.topology,
+        ))
         .unwrap_err();
     let EngineError::Interpret { .. } = &err else { panic!("{err}") };
     let text = format!("{err}\n{}\n{}", err.notes().join("\n"), err.help());

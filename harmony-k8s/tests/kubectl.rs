@@ -86,14 +86,20 @@ fn objects() -> Vec<Object> {
     let o = |v: Value| Object::from_value(v).unwrap();
     vec![
         o(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})),
-        o(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop"}, "data": {"greeting": "hello"}})),
-        o(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        o(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop"}, "data": {"greeting": "hello"}}),
+        ),
+        o(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
                     {"name": "web", "image": "example.com/web:1.0", "ports": [{"containerPort": 8080, "name": "http"}],
-                     "env": [{"name": "MODE", "value": "production"}]}]}}}})),
-        o(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
-            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}})),
+                     "env": [{"name": "MODE", "value": "production"}]}]}}}}),
+        ),
+        o(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}),
+        ),
     ]
 }
 
@@ -103,7 +109,11 @@ fn manifests(dir: &Path, objects: &[Object]) -> PathBuf {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     for (i, o) in objects.iter().enumerate() {
-        std::fs::write(out.join(format!("{i:02}-{}.json", o.id().file_stem())), serde_json::to_vec_pretty(o.body()).unwrap()).unwrap();
+        std::fs::write(
+            out.join(format!("{i:02}-{}.json", o.id().file_stem())),
+            serde_json::to_vec_pretty(o.body()).unwrap(),
+        )
+        .unwrap();
     }
     out
 }
@@ -139,7 +149,14 @@ fn kubectl_sees_harmonys_objects_as_its_own_server_side_apply_makes_them() {
         .unwrap();
     let dir = manifests(kubectl.dir.path(), &objects());
     let (ok, _, err) = kubectl.kubectl(
-        &["apply", "--server-side", "--validate=false", "--field-manager=harmony", "-f", dir.to_str().unwrap()],
+        &[
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "--field-manager=harmony",
+            "-f",
+            dir.to_str().unwrap(),
+        ],
         false,
     );
     assert!(ok, "{err}");
@@ -180,7 +197,14 @@ fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
         let dir = manifests(kubectl.dir.path(), objects);
         let (ok, _, err) = kubectl.kubectl(
             &[
-                "apply", "--server-side", "--validate=false", "--prune", "--applyset=harmony-shop", "-n", "shop", "-f",
+                "apply",
+                "--server-side",
+                "--validate=false",
+                "--prune",
+                "--applyset=harmony-shop",
+                "-n",
+                "shop",
+                "-f",
                 dir.to_str().unwrap(),
             ],
             true,
@@ -200,7 +224,10 @@ fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
         assert_eq!(ours["metadata"]["labels"], theirs["metadata"]["labels"], "the id kubectl computes");
         let mut ours = ours["metadata"]["annotations"].clone();
         let mut theirs = theirs["metadata"]["annotations"].clone();
-        assert_eq!(ours["applyset.kubernetes.io/tooling"], format!("harmony/v{}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            ours["applyset.kubernetes.io/tooling"],
+            format!("harmony/v{}", env!("CARGO_PKG_VERSION"))
+        );
         assert_eq!(theirs["applyset.kubernetes.io/tooling"], "kubectl/v1.33.9");
         ours.as_object_mut().unwrap().remove("applyset.kubernetes.io/tooling");
         theirs.as_object_mut().unwrap().remove("applyset.kubernetes.io/tooling");
@@ -211,7 +238,10 @@ fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
     assert_eq!(member(&harmony), member(&kubectl));
 
     // Both drop the ConfigMap and the Service: both prune the same objects.
-    let fewer: Vec<Object> = objects().into_iter().filter(|o| o.id().kind != "ConfigMap" && o.id().kind != "Service").collect();
+    let fewer: Vec<Object> = objects()
+        .into_iter()
+        .filter(|o| o.id().kind != "ConfigMap" && o.id().kind != "Service")
+        .collect();
     rt.block_on(engine::apply_objects("shop", &fewer, &topology)).unwrap();
     apply_with_kubectl(&fewer);
     for server in [&harmony, &kubectl] {
@@ -224,7 +254,17 @@ fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
     // kubectl does not take over a set Harmony manages.
     let dir = manifests(harmony.dir.path(), &fewer);
     let (ok, _, err) = harmony.kubectl(
-        &["apply", "--server-side", "--validate=false", "--prune", "--applyset=harmony-shop", "-n", "shop", "-f", dir.to_str().unwrap()],
+        &[
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "--prune",
+            "--applyset=harmony-shop",
+            "-n",
+            "shop",
+            "-f",
+            dir.to_str().unwrap(),
+        ],
         true,
     );
     assert!(!ok);

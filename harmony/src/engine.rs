@@ -126,6 +126,17 @@ pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
         });
     }
     if exact.plan.is_empty() {
+        // Nothing to write, but "applied" still means "working": a target
+        // that checks readiness is asked again (a rollout that failed before
+        // does not pass because nothing changed since).
+        let desired = render(app, topology.name(), score)?;
+        topology
+            .verify(&ApplySet::new(app), &desired)
+            .await
+            .map_err(|source| EngineError::Unverified {
+                app: app.to_owned(),
+                source,
+            })?;
         return Ok(exact.plan.clone());
     }
     check(app, score, topology, Arc::new(Silent)).await?;
@@ -218,6 +229,8 @@ pub enum EngineError {
     Commit { app: String, source: DeployError },
     #[error("app `{app}` is not as it was when it was planned")]
     Moved { app: String, moved: Vec<String> },
+    #[error("app `{app}` has nothing to change, but it does not pass its verification")]
+    Unverified { app: String, source: crate::errors::SmokeError },
 }
 
 impl Diagnostic for EngineError {
@@ -239,6 +252,7 @@ impl Diagnostic for EngineError {
                 "what was planned is no longer what would be done:\n  {}",
                 moved.join("\n  ")
             )],
+            Self::Unverified { source, .. } => vec![source.to_string()],
         }
     }
 
@@ -249,6 +263,7 @@ impl Diagnostic for EngineError {
             Self::Observe { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => source.help(),
             Self::Interpret { source, .. } => source.help(),
             Self::Moved { .. } => "nothing was applied; plan again, review, and apply that plan".into(),
+            Self::Unverified { source, .. } => source.help(),
         }
     }
 }

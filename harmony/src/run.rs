@@ -145,7 +145,7 @@ impl Run {
         topology
             .verify(&self.set, desired.objects())
             .await
-            .map_err(|source| InterpretError::Smoke { path: self.path(), source })?;
+            .map_err(|source| InterpretError::Unverified { path: self.path(), source })?;
         self.progress.event(&Event::Verified {
             path: self.path(),
             check: "verification",
@@ -161,6 +161,8 @@ pub enum InterpretError {
     Render { path: String, source: ScoreError },
     #[error("`{path}` could not be deployed")]
     Deploy { path: String, source: DeployError },
+    #[error("`{path}` was deployed but did not pass verification")]
+    Unverified { path: String, source: SmokeError },
     #[error("`{path}` was deployed but its smoke test failed")]
     Smoke { path: String, source: SmokeError },
 }
@@ -169,7 +171,7 @@ impl InterpretError {
     /// Where in the Score tree: `webapp/config`.
     pub fn path(&self) -> &str {
         match self {
-            Self::Render { path, .. } | Self::Deploy { path, .. } | Self::Smoke { path, .. } => path,
+            Self::Render { path, .. } | Self::Deploy { path, .. } | Self::Unverified { path, .. } | Self::Smoke { path, .. } => path,
         }
     }
 }
@@ -183,7 +185,7 @@ impl Diagnostic for InterpretError {
         let mut notes = vec![match self {
             Self::Render { source, .. } => source.to_string(),
             Self::Deploy { source, .. } => source.to_string(),
-            Self::Smoke { source, .. } => source.to_string(),
+            Self::Unverified { source, .. } | Self::Smoke { source, .. } => source.to_string(),
         }];
         if let Self::Deploy { source, .. } = self {
             notes.extend(source.notes());
@@ -195,7 +197,7 @@ impl Diagnostic for InterpretError {
         match self {
             Self::Render { source, .. } => source.help(),
             Self::Deploy { source, .. } => source.help(),
-            Self::Smoke { source, .. } => source.help(),
+            Self::Unverified { source, .. } | Self::Smoke { source, .. } => source.help(),
         }
     }
 }

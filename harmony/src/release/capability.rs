@@ -166,11 +166,11 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    /// The engine's failure on `stage`; a failed smoke test means unhealthy.
+    /// The engine's failure on `stage`; a failed verification or smoke test means unhealthy.
     pub fn on_stage(stage: &str, e: EngineError) -> Self {
         match e {
             EngineError::Interpret { app, source } => match *source {
-                InterpretError::Smoke { source, .. } => Self::Unhealthy {
+                InterpretError::Unverified { source, .. } | InterpretError::Smoke { source, .. } => Self::Unhealthy {
                     stage: stage.to_owned(),
                     source,
                 },

@@ -1,0 +1,135 @@
+//! The `k8s` topology as a user runs it: the real binary against the test
+//! cluster (`scripts/test-cluster` runs the same server standalone).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use harmony_test_cluster::{Options, TestCluster, Workloads};
+
+struct Setup {
+    cluster: TestCluster,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let cluster = TestCluster::start_with(Options {
+            ready_after: Duration::from_millis(300),
+            ..Options::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        cluster.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
+        Self { cluster, dir }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_harmony"));
+        cmd.args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HARMONY_STATE_DIR", self.dir.path().join("state"))
+            .env("HARMONY_K8S_TIMEOUT", "20")
+            .env_remove("HARMONY_K8S_CONTEXT")
+            .env_remove("HARMONY_TOPOLOGY")
+            .env_remove("WEBAPP_DB_PASSWORD");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn apply_deploys_the_webapp_to_the_cluster_waits_until_ready_and_plan_then_exits_0() {
+    let s = Setup::new();
+    let plan = s.run(&["plan", "--topology", "k8s"]);
+    assert_eq!(plan.status.code(), Some(2), "changes to make: {}", text(&plan));
+
+    let apply = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    assert!(text(&apply).contains("5 added"), "{}", text(&apply));
+    let deployment = s.cluster.object("apps/v1", "Deployment", Some("webapp"), "webapp").unwrap();
+    assert_eq!(deployment["status"]["readyReplicas"], 2, "it returned once the rollout was ready");
+
+    let plan = s.run(&["plan", "--topology", "k8s"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(text(&plan).contains("no changes"), "{}", text(&plan));
+}
+
+#[test]
+fn a_crash_loop_fails_the_apply_naming_the_culprit_and_a_rerun_does_not_pretend_it_works() {
+    let s = Setup::new();
+    s.cluster.set_workloads(Workloads::CrashLoop {
+        exit_code: 1,
+        log: vec!["listening on :8080".into(), "panic: WEBAPP_GREETING is empty".into()],
+    });
+    let apply = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let said = text(&apply);
+    eprintln!("{said}");
+    assert_eq!(apply.status.code(), Some(1), "{said}");
+    for culprit in [
+        "apps/v1 Deployment webapp/webapp",
+        "CrashLoopBackOff",
+        "panic: WEBAPP_GREETING is empty",
+        "BackOff",
+        "help:",
+    ] {
+        assert!(said.contains(culprit), "`{culprit}` in:\n{said}");
+    }
+
+    let again = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "nothing changed, and it still does not work: {}",
+        text(&again)
+    );
+    assert!(text(&again).contains("CrashLoopBackOff"), "{}", text(&again));
+}
+
+#[test]
+fn an_unreachable_cluster_or_a_bad_kubeconfig_is_reported_before_any_work() {
+    let s = Setup::new();
+    let dead = s.dir.path().join("dead");
+    std::fs::write(
+        &dead,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n\
+         contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\nusers: [{name: u, user: {}}]\n",
+    )
+    .unwrap();
+    let out = s.run_with(
+        &["plan", "--topology", "k8s"],
+        &[("KUBECONFIG", dead.to_str().unwrap()), ("HARMONY_K8S_REQUEST_TIMEOUT", "1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("is not reachable"), "{}", text(&out));
+    assert!(text(&out).contains("http://127.0.0.1:9"), "{}", text(&out));
+
+    let garbage = s.dir.path().join("garbage");
+    std::fs::write(&garbage, "clusters: {").unwrap();
+    let out = s.run_with(&["plan", "--topology", "k8s"], &[("KUBECONFIG", garbage.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("is not a kubeconfig"), "{}", text(&out));
+
+    let out = s.run_with(&["plan", "--topology", "k8s"], &[("HARMONY_K8S_CONTEXT", "prod")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("has no context `prod`; it has: harmony-test-cluster"),
+        "{}",
+        text(&out)
+    );
+    assert!(s.cluster.requests().is_empty(), "nothing reached the cluster");
+}

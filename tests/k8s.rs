@@ -78,7 +78,6 @@ fn a_crash_loop_fails_the_apply_naming_the_culprit_and_a_rerun_does_not_pretend_
     });
     let apply = s.run(&["apply", "--topology", "k8s", "--yes"]);
     let said = text(&apply);
-    eprintln!("{said}");
     assert_eq!(apply.status.code(), Some(1), "{said}");
     for culprit in [
         "apps/v1 Deployment webapp/webapp",

@@ -123,7 +123,7 @@ fn an_unknown_topology_lists_the_valid_ones_and_does_nothing() {
         assert_eq!(code(&out), 1, "{cmd}");
         let err = text(&out.stderr);
         assert!(err.contains("error: unknown topology `locl`"), "{err}");
-        assert!(err.contains("the topologies are: ci, local"), "{err}");
+        assert!(err.contains("the topologies are: ci, k8s, local"), "{err}");
         assert!(err.contains("did you mean `--topology local`?"), "{err}");
     }
     assert!(!cli.state.exists(), "nothing was written");

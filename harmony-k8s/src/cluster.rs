@@ -255,3 +255,39 @@ fn source_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_server_message_that_quotes_a_secret_value_is_redacted() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+            let cluster = Cluster::new(client, "test".into(), "default".into(), Duration::from_secs(1));
+            let secret = harmony::Object::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "db", "namespace": "shop"}, "stringData": {"password": "pa55-canary"}}))
+            .unwrap();
+            cluster.secrets.learn(&[secret]);
+            let status = Status::failure(
+                "Secret \"db\" is invalid: data[password]: Invalid value: \"pa55-canary\"",
+                "Invalid",
+            )
+            .with_code(422);
+            let id = ObjectRef {
+                api_version: "v1".into(),
+                kind: "Secret".into(),
+                namespace: Some("shop".into()),
+                name: "db".into(),
+            };
+            let e = Failure::Api(kube::Error::Api(Box::new(status))).into_error(&cluster, "apply", Subject::Object(&id), 1);
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("pa55-canary"), "{shown}");
+            assert!(shown.contains("Invalid value: \"<redacted>\""), "{shown}");
+        });
+    }
+}

@@ -82,10 +82,10 @@ fn select(value: &Value, set: &Map<String, Value>) -> Value {
                         if matches_key(item, k) {
                             out.push(select_member(item, sub));
                         }
-                    } else if let Some(v) = key.strip_prefix("v:") {
-                        if serde_json::from_str::<Value>(v).is_ok_and(|v| v == *item) {
-                            out.push(item.clone());
-                        }
+                    } else if let Some(v) = key.strip_prefix("v:")
+                        && serde_json::from_str::<Value>(v).is_ok_and(|v| v == *item)
+                    {
+                        out.push(item.clone());
                     }
                 }
             }

@@ -79,12 +79,12 @@ pub fn readiness(object: &Value, custom: Custom) -> Readiness {
         .and_then(Value::as_str)
         .and_then(|v| v.split_once('/'))
         .map_or("", |(g, _)| g);
-    if let (Some(generation), Some(observed)) = (int("/metadata/generation"), int("/status/observedGeneration")) {
-        if observed != generation {
-            return Readiness::in_progress(format!(
-                "its controller has not seen the latest change yet (generation {generation}, observed {observed})"
-            ));
-        }
+    if let (Some(generation), Some(observed)) = (int("/metadata/generation"), int("/status/observedGeneration"))
+        && observed != generation
+    {
+        return Readiness::in_progress(format!(
+            "its controller has not seen the latest change yet (generation {generation}, observed {observed})"
+        ));
     }
     let conditions = Conditions(object.pointer("/status/conditions"));
     if let Some(c) = conditions.find("Reconciling").filter(|c| c.is_true()) {

@@ -21,7 +21,8 @@ fn kubectl_path() -> PathBuf {
 
 /// A test cluster with its kubeconfig, a kubectl cache and Harmony's state.
 struct Server {
-    cluster: TestCluster,
+    /// Kept for its lifetime: dropping it stops the server.
+    _cluster: TestCluster,
     dir: tempfile::TempDir,
 }
 
@@ -30,7 +31,7 @@ impl Server {
         let cluster = TestCluster::start().unwrap();
         let dir = tempfile::tempdir().unwrap();
         cluster.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
-        Self { cluster, dir }
+        Self { _cluster: cluster, dir }
     }
 
     fn topology(&self) -> K8s {

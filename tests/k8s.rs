@@ -132,3 +132,19 @@ fn an_unreachable_cluster_or_a_bad_kubeconfig_is_reported_before_any_work() {
     );
     assert!(s.cluster.requests().is_empty(), "nothing reached the cluster");
 }
+
+#[test]
+fn verbose_logs_replay_the_run_span_by_span_without_secret_values() {
+    let s = Setup::new();
+    let canary = "canary-password-0123";
+    let out = s.run_with(&["apply", "--topology", "k8s", "--yes", "-vv"], &[("WEBAPP_DB_PASSWORD", canary)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let logs = String::from_utf8_lossy(&out.stderr);
+    for span in ["observe{app=\"webapp-server\"", "step{path=webapp-server/server", "verify{path=webapp-server/server", "request{verb=\"apply\""] {
+        assert!(logs.contains(span), "`{span}` in:\n{logs}");
+    }
+    assert!(!text(&out).contains(canary), "no secret value in logs");
+
+    let quiet = s.run(&["plan", "--topology", "k8s"]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("close time.busy"), "nothing is logged without -v");
+}

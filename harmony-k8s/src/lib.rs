@@ -392,70 +392,66 @@ impl K8sDeploy for K8s {
     }
 
     fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
-        let span = tracing::info_span!("observe", app = set.name());
-        Box::pin(tracing::Instrument::instrument(
-            async move {
-                let cluster = self.cluster().await?;
-                let redactor = self.redactor(false)?;
-                let (exists, listed) = self.read_parent(cluster, set).await?;
-                let set_id = self.parent(cluster, set).id();
-                let mut objects = BTreeMap::new();
-                let mut members = BTreeMap::new();
-                // One LIST per kind the parent lists, across namespaces, by the member label.
-                for kind in &listed.kinds {
-                    let Some(version) = cluster.preferred_version(&kind.group).await? else {
-                        continue;
+        Box::pin(async move {
+            let cluster = self.cluster().await?;
+            let redactor = self.redactor(false)?;
+            let (exists, listed) = self.read_parent(cluster, set).await?;
+            let set_id = self.parent(cluster, set).id();
+            let mut objects = BTreeMap::new();
+            let mut members = BTreeMap::new();
+            // One LIST per kind the parent lists, across namespaces, by the member label.
+            for kind in &listed.kinds {
+                let Some(version) = cluster.preferred_version(&kind.group).await? else {
+                    continue;
+                };
+                let api_version = if kind.group.is_empty() {
+                    version
+                } else {
+                    format!("{}/{version}", kind.group)
+                };
+                let Some(served) = cluster.served(&api_version, &kind.kind).await? else {
+                    continue;
+                };
+                let api = cluster.api(&served, None);
+                let params = ListParams::default().labels(&format!("{PART_OF}={set_id}"));
+                let subject = format!("{kind} labelled {PART_OF}={set_id}");
+                let list = cluster.call("list", Subject::Named(&subject), || api.list(&params)).await?;
+                for item in list.items {
+                    let live = with_types(serde_json::to_value(&item).unwrap_or(Value::Null), &served);
+                    let (projected, applied_as) = match fields::applied_by_harmony(&live) {
+                        Some((set, applied_as)) => (fields::project(&live, set, applied_as), applied_as.to_owned()),
+                        None => (fields::project(&live, &serde_json::Map::new(), &api_version), api_version.clone()),
                     };
-                    let api_version = if kind.group.is_empty() {
-                        version
-                    } else {
-                        format!("{}/{version}", kind.group)
+                    let id = ObjectRef {
+                        api_version: applied_as,
+                        kind: kind.kind.clone(),
+                        namespace: item.metadata.namespace.clone(),
+                        name: item.metadata.name.clone().unwrap_or_default(),
                     };
-                    let Some(served) = cluster.served(&api_version, &kind.kind).await? else {
-                        continue;
-                    };
-                    let api = cluster.api(&served, None);
-                    let params = ListParams::default().labels(&format!("{PART_OF}={set_id}"));
-                    let subject = format!("{kind} labelled {PART_OF}={set_id}");
-                    let list = cluster.call("list", Subject::Named(&subject), || api.list(&params)).await?;
-                    for item in list.items {
-                        let live = with_types(serde_json::to_value(&item).unwrap_or(Value::Null), &served);
-                        let (projected, applied_as) = match fields::applied_by_harmony(&live) {
-                            Some((set, applied_as)) => (fields::project(&live, set, applied_as), applied_as.to_owned()),
-                            None => (fields::project(&live, &serde_json::Map::new(), &api_version), api_version.clone()),
-                        };
-                        let id = ObjectRef {
-                            api_version: applied_as,
-                            kind: kind.kind.clone(),
-                            namespace: item.metadata.namespace.clone(),
-                            name: item.metadata.name.clone().unwrap_or_default(),
-                        };
-                        let protected = is_protected(&id)
-                            && live
-                                .pointer(&format!("/metadata/annotations/{}", PRUNE_ANNOTATION.replace('/', "~1")))
-                                .and_then(Value::as_str)
-                                != Some("allow");
-                        members.insert(
-                            id.clone(),
-                            Member {
-                                uid: item.metadata.uid.clone().unwrap_or_default(),
-                                kind: kind.clone(),
-                                protected,
-                            },
-                        );
-                        let body = Object::from_value(projected).map(|o| redactor.redact(&o)).unwrap_or(Value::Null);
-                        objects.insert(id, body);
-                    }
+                    let protected = is_protected(&id)
+                        && live
+                            .pointer(&format!("/metadata/annotations/{}", PRUNE_ANNOTATION.replace('/', "~1")))
+                            .and_then(Value::as_str)
+                            != Some("allow");
+                    members.insert(
+                        id.clone(),
+                        Member {
+                            uid: item.metadata.uid.clone().unwrap_or_default(),
+                            kind: kind.clone(),
+                            protected,
+                        },
+                    );
+                    let body = Object::from_value(projected).map(|o| redactor.redact(&o)).unwrap_or(Value::Null);
+                    objects.insert(id, body);
                 }
-                self.with_set(set, |s| {
-                    s.parent_exists = exists;
-                    s.listed = listed;
-                    s.members = members;
-                });
-                Ok(Observed { objects, redactor })
-            },
-            span,
-        ))
+            }
+            self.with_set(set, |s| {
+                s.parent_exists = exists;
+                s.listed = listed;
+                s.members = members;
+            });
+            Ok(Observed { objects, redactor })
+        })
     }
 
     fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
@@ -463,8 +459,7 @@ impl K8sDeploy for K8s {
     }
 
     fn apply<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
-        let span = tracing::info_span!("apply", app = set.name(), objects = objects.len());
-        Box::pin(tracing::Instrument::instrument(self.apply_step(set, objects, false), span))
+        Box::pin(self.apply_step(set, objects, false))
     }
 
     fn prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
@@ -546,15 +541,11 @@ impl K8sDeploy for K8s {
         })
     }
 
-    fn verify<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
-        let span = tracing::info_span!("verify", app = set.name(), objects = objects.len());
-        Box::pin(tracing::Instrument::instrument(
-            async move {
-                let cluster = self.cluster().await.map_err(|e| SmokeError::new("readiness", e.to_string()))?;
-                wait::ready(cluster, objects, self.settings.timeout).await
-            },
-            span,
-        ))
+    fn verify<'a>(&'a self, _: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
+        Box::pin(async move {
+            let cluster = self.cluster().await.map_err(|e| SmokeError::new("readiness", e.to_string()))?;
+            wait::ready(cluster, objects, self.settings.timeout).await
+        })
     }
 }
 

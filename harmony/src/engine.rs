@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use tracing::Instrument as _;
+
 use crate::Diagnostic;
 use crate::capability::{ApplySet, DeployError, K8sDeploy, Observed};
 use crate::object::Desired;
@@ -40,10 +42,15 @@ async fn render_and_observe<T: K8sDeploy, S: Score<T> + IsScore>(
     topology: &T,
 ) -> Result<(Vec<Object>, Observed), EngineError> {
     let desired = render(app, topology.name(), score)?;
-    let observed = topology.observe(&ApplySet::new(app)).await.map_err(|source| EngineError::Observe {
-        app: app.to_owned(),
-        source,
-    })?;
+    let span = tracing::info_span!("observe", app, topology = topology.name(), desired = desired.len());
+    let observed = topology
+        .observe(&ApplySet::new(app))
+        .instrument(span)
+        .await
+        .map_err(|source| EngineError::Observe {
+            app: app.to_owned(),
+            source,
+        })?;
     Ok((desired, observed))
 }
 
@@ -98,10 +105,15 @@ async fn pass<T: K8sDeploy, S: Score<T> + IsScore>(
         source,
     })?;
     let mut run = Run::new(app, topology.name(), mode, progress);
-    score.execute(topology, &mut run).await.map_err(|source| EngineError::Interpret {
-        app: app.to_owned(),
-        source: Box::new(source),
-    })
+    let span = tracing::info_span!("pass", app, topology = topology.name(), mode = ?mode);
+    score
+        .execute(topology, &mut run)
+        .instrument(span)
+        .await
+        .map_err(|source| EngineError::Interpret {
+            app: app.to_owned(),
+            source: Box::new(source),
+        })
 }
 
 /// Carry out `exact`, the plan the user saw, and nothing else: if the desired

@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tracing::Instrument as _;
+
 use crate::Diagnostic;
 use crate::capability::{ApplySet, DeployError, K8sDeploy};
 use crate::errors::{ScoreError, SmokeError};
@@ -111,10 +113,15 @@ impl Run {
     /// Hand one Score's objects to the target (or only check them, in a dry run).
     pub async fn deploy<T: K8sDeploy>(&mut self, topology: &T, desired: &Desired) -> Result<(), InterpretError> {
         let objects = desired.objects();
-        let result = match self.mode {
-            Mode::Apply => topology.apply(&self.set, objects).await,
-            Mode::DryRun => topology.dry_run(&self.set, objects).await,
-        };
+        let span = tracing::info_span!("step", path = %self.path(), objects = objects.len(), mode = ?self.mode);
+        let result = async {
+            match self.mode {
+                Mode::Apply => topology.apply(&self.set, objects).await,
+                Mode::DryRun => topology.dry_run(&self.set, objects).await,
+            }
+        }
+        .instrument(span)
+        .await;
         result.map_err(|source| InterpretError::Deploy { path: self.path(), source })?;
         self.progress.event(&Event::Deployed {
             path: self.path(),
@@ -129,7 +136,10 @@ impl Run {
         if self.mode == Mode::DryRun {
             return Ok(());
         }
-        test.await.map_err(|source| InterpretError::Smoke { path: self.path(), source })?;
+        let span = tracing::info_span!("smoke", path = %self.path());
+        test.instrument(span)
+            .await
+            .map_err(|source| InterpretError::Smoke { path: self.path(), source })?;
         self.progress.event(&Event::Verified {
             path: self.path(),
             check: "smoke test",
@@ -142,8 +152,10 @@ impl Run {
         if self.mode == Mode::DryRun {
             return Ok(());
         }
+        let span = tracing::info_span!("verify", path = %self.path(), objects = desired.objects().len());
         topology
             .verify(&self.set, desired.objects())
+            .instrument(span)
             .await
             .map_err(|source| InterpretError::Unverified { path: self.path(), source })?;
         self.progress.event(&Event::Verified {

@@ -5,6 +5,7 @@
 mod apply;
 mod explain;
 mod list;
+mod logs;
 mod plan;
 pub mod plugin;
 mod release;
@@ -37,6 +38,9 @@ struct Cli {
     /// Output for people (`text`) or machines (`json`, see docs/cli-json.md).
     #[arg(long, global = true, value_enum, default_value = "text")]
     output: Format,
+    /// Log what the run does on stderr, span by span (`-vv`: every API request too; `RUST_LOG` chooses instead).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,6 +137,7 @@ struct LockWait {
 /// Parse the command line, run it, and turn the result into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logs::init(cli.verbose);
     let format = cli.output;
     match run(cli) {
         Ok(code) => code,

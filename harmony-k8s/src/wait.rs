@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use harmony::capability::DeployError;
 use harmony::{Object, ObjectRef, SmokeError};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kube::api::{WatchEvent, WatchParams};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -41,27 +42,59 @@ pub async fn ready(cluster: &Cluster, objects: &[Object], timeout: Duration) -> 
             _ => gating.push((object.id().clone(), Custom::Generic)),
         }
     }
-    futures_util::stream::iter(gating)
-        .map(|(id, custom)| async move {
-            let id = &id;
-            let waited = until_terminal(cluster, id, custom, deadline)
-                .await
-                .map_err(|e| SmokeError::new(format!("readiness of {id}"), e.to_string()))?;
-            if waited.readiness.state == State::Current {
-                tracing::debug!(object = %id, "ready");
-                return Ok(());
+    let lines = Lines::new();
+    let result = futures_util::stream::iter(gating)
+        .map(|(id, custom)| {
+            let line = lines.add(&id);
+            async move {
+                let id = &id;
+                let waited = until_terminal(cluster, id, custom, deadline, &|r: &Readiness| line.set_message(r.reason.clone()))
+                    .await
+                    .map_err(|e| SmokeError::new(format!("readiness of {id}"), e.to_string()));
+                line.finish_and_clear();
+                let waited = waited?;
+                if waited.readiness.state == State::Current {
+                    tracing::debug!(object = %id, "ready");
+                    return Ok(());
+                }
+                Err(report::culprit(cluster, id, &waited, timeout).await)
             }
-            Err(report::culprit(cluster, id, &waited, timeout).await)
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await
-        .map(|_| ())
+        .map(|_| ());
+    lines.clear();
+    result
+}
+
+/// One line per object still waited for, on a terminal (none otherwise).
+struct Lines(Option<MultiProgress>);
+
+impl Lines {
+    fn new() -> Self {
+        Self(harmony::run::terminal_progress().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())))
+    }
+
+    fn add(&self, id: &ObjectRef) -> ProgressBar {
+        let Some(all) = &self.0 else { return ProgressBar::hidden() };
+        let style = ProgressStyle::with_template("  {spinner} waiting for {prefix} ({elapsed}): {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let line = all.add(ProgressBar::new_spinner().with_style(style).with_prefix(id.to_string()));
+        line.enable_steady_tick(Duration::from_millis(120));
+        line
+    }
+
+    fn clear(&self) {
+        if let Some(all) = &self.0 {
+            let _ = all.clear();
+        }
+    }
 }
 
 /// Wait until a CRD just applied is established, so its kind can be applied.
 pub async fn established(cluster: &Cluster, id: &ObjectRef, timeout: Duration) -> Result<(), DeployError> {
-    let waited = until_terminal(cluster, id, Custom::Generic, Instant::now() + timeout).await?;
+    let waited = until_terminal(cluster, id, Custom::Generic, Instant::now() + timeout, &|_| {}).await?;
     match waited.readiness.state {
         State::Current => Ok(()),
         _ => Err(DeployError::TimedOut {
@@ -78,7 +111,13 @@ fn annotation(body: &Value) -> Option<&str> {
 }
 
 /// Read the object, then watch it until its readiness is terminal or the deadline passes.
-pub async fn until_terminal(cluster: &Cluster, id: &ObjectRef, custom: Custom, deadline: Instant) -> Result<Waited, DeployError> {
+pub async fn until_terminal(
+    cluster: &Cluster,
+    id: &ObjectRef,
+    custom: Custom,
+    deadline: Instant,
+    on_change: &(dyn Fn(&Readiness) + Send + Sync),
+) -> Result<Waited, DeployError> {
     let Some(served) = cluster.served(&id.api_version, &id.kind).await? else {
         return Ok(gone(id));
     };
@@ -96,6 +135,7 @@ pub async fn until_terminal(cluster: &Cluster, id: &ObjectRef, custom: Custom, d
             return Ok(gone(id));
         };
         let (mut last, mut value) = judge(&found);
+        on_change(&last);
         if last.is_terminal() {
             return Ok(Waited {
                 readiness: last,
@@ -143,6 +183,7 @@ pub async fn until_terminal(cluster: &Cluster, id: &ObjectRef, custom: Custom, d
                 Err(_) => {}
                 Ok(Some(Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)))) => {
                     (last, value) = judge(&o);
+                    on_change(&last);
                     tracing::debug!(object = %id, state = ?last.state, reason = %last.reason, "changed");
                     if last.is_terminal() {
                         return Ok(Waited {

@@ -22,6 +22,20 @@ pub enum Mode {
     DryRun,
 }
 
+static TERMINAL_PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Keep live progress (spinners, waiting lines) off the terminal for the
+/// rest of the process: the CLI calls it when its output is for machines.
+pub fn silence_terminal_progress() {
+    TERMINAL_PROGRESS.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a topology may draw live progress on stderr: it is a terminal,
+/// and the output is for people.
+pub fn terminal_progress() -> bool {
+    TERMINAL_PROGRESS.load(std::sync::atomic::Ordering::Relaxed) && std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
 /// Something that hears about progress (the CLI prints it).
 pub trait Progress: Send + Sync {
     fn event(&self, event: &Event);

@@ -139,6 +139,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logs::init(cli.verbose);
     let format = cli.output;
+    if format == Format::Json {
+        harmony::run::silence_terminal_progress();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(failure) => {

@@ -140,11 +140,108 @@ fn verbose_logs_replay_the_run_span_by_span_without_secret_values() {
     let out = s.run_with(&["apply", "--topology", "k8s", "--yes", "-vv"], &[("WEBAPP_DB_PASSWORD", canary)]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let logs = String::from_utf8_lossy(&out.stderr);
-    for span in ["observe{app=\"webapp-server\"", "step{path=webapp-server/server", "verify{path=webapp-server/server", "request{verb=\"apply\""] {
+    for span in [
+        "observe{app=\"webapp-server\"",
+        "step{path=webapp-server/server",
+        "verify{path=webapp-server/server",
+        "request{verb=\"apply\"",
+    ] {
         assert!(logs.contains(span), "`{span}` in:\n{logs}");
     }
     assert!(!text(&out).contains(canary), "no secret value in logs");
 
     let quiet = s.run(&["plan", "--topology", "k8s"]);
-    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("close time.busy"), "nothing is logged without -v");
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("close time.busy"),
+        "nothing is logged without -v"
+    );
+}
+
+#[test]
+fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_converges() {
+    let s = Setup::new();
+    // Slow enough that the interrupt lands in the middle of the apply.
+    s.cluster.inject(harmony_test_cluster::Fault::Latency(Duration::from_millis(60)));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harmony"))
+        .args(["apply", "--topology", "k8s", "--yes"])
+        .env("KUBECONFIG", s.kubeconfig())
+        .env("HARMONY_STATE_DIR", s.dir.path().join("state"))
+        .env_remove("HARMONY_K8S_CONTEXT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first member has been written.
+    let started = std::time::Instant::now();
+    while s
+        .cluster
+        .objects("v1", "Namespace")
+        .iter()
+        .all(|n| n["metadata"]["name"] != "webapp")
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "the apply never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "it was interrupted");
+
+    // Whatever exists of the app, its ApplySet parent lists the kind.
+    let parent = s
+        .cluster
+        .object("v1", "Secret", Some("default"), "harmony-webapp-server")
+        .expect("the parent came first");
+    let listed = parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (api_version, kind, group_kind) in [
+        ("v1", "Namespace", "Namespace"),
+        ("v1", "ConfigMap", "ConfigMap"),
+        ("v1", "Secret", "Secret"),
+        ("apps/v1", "Deployment", "Deployment.apps"),
+        ("v1", "Service", "Service"),
+    ] {
+        let members = s
+            .cluster
+            .objects(api_version, kind)
+            .into_iter()
+            .filter(|o| o["metadata"]["labels"]["applyset.kubernetes.io/part-of"].is_string())
+            .count();
+        if members > 0 {
+            assert!(
+                listed.split(',').any(|k| k == group_kind),
+                "{group_kind} exists but the parent lists only {listed}"
+            );
+        }
+    }
+
+    s.cluster.clear_faults();
+    let rerun = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    let plan = s.run(&["plan", "--topology", "k8s"]);
+    assert_eq!(plan.status.code(), Some(0), "converged: {}", text(&plan));
+    assert_eq!(s.cluster.objects("apps/v1", "Deployment").len(), 1, "nothing duplicated");
+}
+
+#[test]
+fn an_apply_with_nothing_to_change_still_fails_while_the_app_is_not_ready() {
+    let s = Setup::new();
+    let first = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // The server starts crashing after the deploy, with nothing changed on our side.
+    s.cluster.set_workloads(Workloads::CrashLoop {
+        exit_code: 2,
+        log: vec!["out of memory".into()],
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let again = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(
+        text(&again).contains("has nothing to change, but it does not pass its verification"),
+        "{}",
+        text(&again)
+    );
+    assert!(text(&again).contains("out of memory"), "{}", text(&again));
 }

@@ -63,18 +63,14 @@ fn apply_locked(session: &Session, yes: bool, saved: Option<(String, SavedPlan)>
     };
     emit(&PlanView::new(exact.iter().map(|e| e.plan.clone()).collect()), format);
     let nothing = exact.iter().all(|e| e.plan.is_empty());
-    if nothing && !from_file {
-        return Ok(ExitCode::SUCCESS);
-    }
     if !nothing && !from_file && !yes && at_a_terminal() && !confirm("Apply these changes?")? {
         return Err(Failure::new("apply cancelled").help("nothing was changed; pass `--yes` to apply without asking"));
     }
     let progress = progress(format);
     let mut applied = Vec::new();
+    // An app with nothing to change is applied too: that writes nothing and
+    // verifies what is there, so "applied" still means "working".
     for (app, plan) in session.apps.iter().zip(exact) {
-        if plan.plan.is_empty() && !from_file {
-            continue;
-        }
         let request = Request::Apply {
             plan: Box::new(plan),
             progress: progress.clone(),

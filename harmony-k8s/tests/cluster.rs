@@ -306,3 +306,84 @@ fn apply_as(cluster: &TestCluster, manager: &str, path: &str, body: &Value, forc
         client.request::<Value>(request).await.unwrap();
     });
 }
+
+fn widget_crd() -> Object {
+    object(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    }))
+}
+
+fn widget(name: &str, readiness: Option<&str>) -> Object {
+    let mut body = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, "namespace": "shop"}, "spec": {"size": 3}});
+    if let Some(r) = readiness {
+        body["metadata"]["annotations"] = json!({"harmony.deploy/readiness": r});
+    }
+    object(body)
+}
+
+#[test]
+fn a_crd_and_its_custom_resources_deploy_in_one_run() {
+    let f = fixture();
+    let rt = runtime();
+    let objects = vec![namespace("shop"), widget_crd(), widget("small", None)];
+    let plan = rt
+        .block_on(engine::apply_objects("widgets", &objects, &f.topology))
+        .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
+    assert_eq!(plan.summary().add, 3);
+    assert!(f.cluster.object("example.com/v1", "Widget", Some("shop"), "small").is_some());
+    let again = rt.block_on(engine::plan_objects("widgets", &objects, &f.topology)).unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[test]
+fn a_custom_resource_that_opts_into_ready_waits_for_its_condition() {
+    let f = fixture();
+    let rt = runtime();
+    rt.block_on(engine::apply_objects("widgets", &[namespace("shop"), widget_crd()], &f.topology))
+        .unwrap();
+    let cluster = &f.cluster;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Play the widget's controller: ready a moment after it appears.
+            while cluster.object("example.com/v1", "Widget", Some("shop"), "big").is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            cluster.set_status("example.com/v1", "Widget", Some("shop"), "big",
+                json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Built"}]}));
+        });
+        let objects = vec![namespace("shop"), widget_crd(), widget("big", Some("ready-condition"))];
+        rt.block_on(engine::apply_objects("widgets", &objects, &f.topology)).unwrap();
+    });
+    let big = f.cluster.object("example.com/v1", "Widget", Some("shop"), "big").unwrap();
+    assert_eq!(big["status"]["conditions"][0]["status"], "True", "apply returned once it was ready");
+}
+
+#[test]
+fn namespaces_are_kept_when_dropped_unless_the_score_allows_pruning_them() {
+    let f = fixture();
+    let rt = runtime();
+    let kept = namespace("kept");
+    let mut gone = namespace("gone");
+    gone = object({
+        let mut body = gone.body().clone();
+        body["metadata"]["annotations"] = json!({"harmony.deploy/prune": "allow"});
+        body
+    });
+    rt.block_on(engine::apply_objects("spaces", &[kept, gone], &f.topology)).unwrap();
+    let plan = rt.block_on(engine::plan_objects("spaces", &[], &f.topology)).unwrap();
+    assert_eq!(plan.removals().len(), 2, "every prune shows in the plan");
+    rt.block_on(engine::apply_objects("spaces", &[], &f.topology)).unwrap();
+    let kept = f.cluster.object("v1", "Namespace", None, "kept").expect("a Namespace is protected");
+    assert!(kept["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none(), "it left the set");
+    assert!(f.cluster.object("v1", "Namespace", None, "gone").is_none(), "allowed: pruned");
+    let plan = rt.block_on(engine::plan_objects("spaces", &[], &f.topology)).unwrap();
+    assert!(plan.is_empty(), "{plan:?}");
+}

@@ -245,3 +245,34 @@ fn an_apply_with_nothing_to_change_still_fails_while_the_app_is_not_ready() {
     );
     assert!(text(&again).contains("out of memory"), "{}", text(&again));
 }
+
+#[test]
+fn a_conflict_stops_the_apply_and_force_conflicts_takes_ownership() {
+    let s = Setup::new();
+    let first = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // Another manager takes the replicas over, with another value.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = kube::Client::try_from(kube::Config::new(s.cluster.url().parse().unwrap())).unwrap();
+        let body = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "webapp", "namespace": "webapp"}, "spec": {"replicas": 7}});
+        let request = http::Request::patch("/apis/apps/v1/namespaces/webapp/deployments/webapp?fieldManager=autoscaler&force=true")
+            .header("content-type", "application/apply-patch+yaml")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        client.request::<serde_json::Value>(request).await.unwrap();
+    });
+
+    let plan = s.run(&["plan", "--topology", "k8s"]);
+    assert_eq!(plan.status.code(), Some(2), "ours is 2, theirs 7: {}", text(&plan));
+    let stopped = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    assert_eq!(stopped.status.code(), Some(1), "{}", text(&stopped));
+    for said in ["owned by field manager `autoscaler`", ".spec.replicas", "apply --force-conflicts"] {
+        assert!(text(&stopped).contains(said), "`{said}` in {}", text(&stopped));
+    }
+    let forced = s.run(&["apply", "--topology", "k8s", "--yes", "--force-conflicts"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+    let deployment = s.cluster.object("apps/v1", "Deployment", Some("webapp"), "webapp").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+}

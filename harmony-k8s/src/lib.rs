@@ -224,7 +224,7 @@ impl K8s {
         let mut body = object.body().clone();
         label(&mut body, set_id);
         let mut params = PatchParams::apply(MANAGER);
-        if self.settings.force {
+        if self.settings.force || harmony::capability::forcing_conflicts() {
             params = params.force();
         }
         if dry_run {

@@ -321,7 +321,8 @@ fn widget_crd() -> Object {
 }
 
 fn widget(name: &str, readiness: Option<&str>) -> Object {
-    let mut body = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, "namespace": "shop"}, "spec": {"size": 3}});
+    let mut body =
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, "namespace": "shop"}, "spec": {"size": 3}});
     if let Some(r) = readiness {
         body["metadata"]["annotations"] = json!({"harmony.deploy/readiness": r});
     }
@@ -356,8 +357,13 @@ fn a_custom_resource_that_opts_into_ready_waits_for_its_condition() {
                 std::thread::sleep(Duration::from_millis(20));
             }
             std::thread::sleep(Duration::from_millis(300));
-            cluster.set_status("example.com/v1", "Widget", Some("shop"), "big",
-                json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Built"}]}));
+            cluster.set_status(
+                "example.com/v1",
+                "Widget",
+                Some("shop"),
+                "big",
+                json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Built"}]}),
+            );
         });
         let objects = vec![namespace("shop"), widget_crd(), widget("big", Some("ready-condition"))];
         rt.block_on(engine::apply_objects("widgets", &objects, &f.topology)).unwrap();
@@ -382,7 +388,10 @@ fn namespaces_are_kept_when_dropped_unless_the_score_allows_pruning_them() {
     assert_eq!(plan.removals().len(), 2, "every prune shows in the plan");
     rt.block_on(engine::apply_objects("spaces", &[], &f.topology)).unwrap();
     let kept = f.cluster.object("v1", "Namespace", None, "kept").expect("a Namespace is protected");
-    assert!(kept["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none(), "it left the set");
+    assert!(
+        kept["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none(),
+        "it left the set"
+    );
     assert!(f.cluster.object("v1", "Namespace", None, "gone").is_none(), "allowed: pruned");
     let plan = rt.block_on(engine::plan_objects("spaces", &[], &f.topology)).unwrap();
     assert!(plan.is_empty(), "{plan:?}");

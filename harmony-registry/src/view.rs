@@ -181,7 +181,7 @@ mod tests {
         let text = Failure::caused("app `web` could not be applied", &e).within("web/api").to_text();
         assert_eq!(
             text,
-            "error: app `web` could not be applied\n  --> web/api\n   = note: apps/v1 Deployment web/api: field `spec.replicas` is owned by field manager `kube-controller-manager`\n   = help: `kube-controller-manager` manages `spec.replicas`: leave the field to it (remove it from the Score), or take ownership explicitly with a forced apply\n"
+            "error: app `web` could not be applied\n  --> web/api\n   = note: apps/v1 Deployment web/api: field `spec.replicas` is owned by field manager `kube-controller-manager`\n   = help: `kube-controller-manager` manages `spec.replicas`: leave the field to it (remove it from the Score), or take ownership explicitly with `apply --force-conflicts`\n"
         );
     }
 }

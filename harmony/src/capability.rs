@@ -18,6 +18,20 @@ use crate::topology::Topology;
 
 pub use crate::BoxFuture;
 
+static FORCE_CONFLICTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The user asked to take ownership of fields another field manager owns
+/// (`apply --force-conflicts`): a target that tracks field ownership honours
+/// it for the rest of the process.
+pub fn force_conflicts() {
+    FORCE_CONFLICTS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`force_conflicts`] was asked for.
+pub fn forcing_conflicts() -> bool {
+    FORCE_CONFLICTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Marks a trait object type as a capability: implemented for `dyn Cap` by
 /// [`#[capability]`](crate::capability), which is how `#[derive(Score)]`
 /// checks that `requires(..)` names capabilities and nothing else.
@@ -184,7 +198,7 @@ impl crate::Diagnostic for DeployError {
                 format!("grant the identity this run uses the right to {verb} {resource}, or run as one that has it")
             }
             Self::Conflict { manager, field, .. } => format!(
-                "`{manager}` manages `{field}`: leave the field to it (remove it from the Score), or take ownership explicitly with a forced apply"
+                "`{manager}` manages `{field}`: leave the field to it (remove it from the Score), or take ownership explicitly with `apply --force-conflicts`"
             ),
             Self::Invalid { field, .. } => format!("fix `{field}` in the Score that renders this object"),
             Self::TimedOut { .. } => "look at the object's events and logs for why it is not ready; what was applied stays applied".into(),

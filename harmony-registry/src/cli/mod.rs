@@ -70,6 +70,9 @@ enum Command {
         /// Carry out the plan `plan --out FILE` saved, exactly, or nothing.
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
+        /// Take ownership of fields another field manager owns, instead of stopping at the conflict.
+        #[arg(long)]
+        force_conflicts: bool,
         #[command(flatten)]
         lock: LockWait,
     },
@@ -186,7 +189,18 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Plan { target, out } => plan::plan(&target, out.as_deref(), format),
         Command::DryRun(target) => plan::dry_run(&target, format),
-        Command::Apply { target, yes, plan, lock } => apply::apply(&target, yes, plan.as_deref(), &lock, format),
+        Command::Apply {
+            target,
+            yes,
+            plan,
+            force_conflicts,
+            lock,
+        } => {
+            if force_conflicts {
+                harmony::capability::force_conflicts();
+            }
+            apply::apply(&target, yes, plan.as_deref(), &lock, format)
+        }
         Command::Release {
             from_tag,
             topology,

@@ -16,6 +16,7 @@ mod applyset;
 mod cluster;
 mod error;
 mod fields;
+mod probe;
 mod redact;
 mod report;
 pub mod settings;
@@ -28,7 +29,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use harmony::capability::{ApplySet, BoxFuture, DeployError, Observed};
+use harmony::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, Observed};
+use harmony::oci::Artifact;
+use harmony::release::{Delivery, HttpCheck, HttpProbe};
 use harmony::secret::Redactor;
 use harmony::topology::{SelectableTopology, Topology, TopologyError};
 use harmony::{K8sClient, K8sDeploy, Object, ObjectRef, SmokeError};
@@ -54,6 +57,9 @@ pub const PRUNE_ANNOTATION: &str = "harmony.deploy/prune";
 
 /// A live Kubernetes cluster: server-side apply as field manager `harmony`,
 /// ApplySet pruning, and readiness by the kstatus rules.
+///
+/// Its client is made on first use and lives on the tokio runtime that made
+/// it: use one `K8s` within one runtime.
 pub struct K8s {
     settings: Settings,
     cluster: OnceCell<Cluster>,
@@ -554,6 +560,24 @@ impl K8sClient for K8s {
         Box::pin(async move {
             let cluster = self.cluster().await?;
             K8s::get(self, cluster, id).await
+        })
+    }
+
+    fn http_get<'a>(&'a self, service: &'a ObjectRef, port: &'a str, path: &'a str) -> BoxFuture<'a, Result<HttpAnswer, DeployError>> {
+        Box::pin(async move { probe::http_get(self.cluster().await?, service, port, path).await })
+    }
+}
+
+impl HttpProbe for K8s {
+    /// Asks the delivered Service through the API server's service proxy;
+    /// the image is the one the cluster runs.
+    fn probe<'a>(&'a self, delivery: &'a Delivery, _: &'a Artifact, check: &'a HttpCheck) -> BoxFuture<'a, Result<(), SmokeError>> {
+        Box::pin(async move {
+            let cluster = self
+                .cluster()
+                .await
+                .map_err(|e| SmokeError::new(format!("GET {}", check.path), e.to_string()))?;
+            probe::probe(cluster, delivery, check).await
         })
     }
 }

@@ -133,6 +133,24 @@ pub trait K8sDeploy: Topology {
 pub trait K8sClient: Topology {
     /// The object as the cluster has it now, or `None` if it does not exist.
     fn get<'a>(&'a self, id: &'a ObjectRef) -> BoxFuture<'a, Result<Option<Value>, DeployError>>;
+
+    /// `GET path` from a Service's `port` (its number or name), as the
+    /// cluster routes it (through the API server's service proxy, no
+    /// port-forward): what a smoke test asks the real thing.
+    fn http_get<'a>(&'a self, service: &'a ObjectRef, port: &'a str, path: &'a str) -> BoxFuture<'a, Result<HttpAnswer, DeployError>>;
+}
+
+/// What a service answered over HTTP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
 }
 
 /// A capability could not do its work. Adapters for live targets add to it

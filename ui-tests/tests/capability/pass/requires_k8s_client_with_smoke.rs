@@ -40,6 +40,9 @@ impl K8sClient for Cluster {
     fn get<'a>(&'a self, _: &'a ObjectRef) -> BoxFuture<'a, Result<Option<harmony::k8s_openapi::serde_json::Value>, DeployError>> {
         Box::pin(async { Ok(None) })
     }
+    fn http_get<'a>(&'a self, _: &'a ObjectRef, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<harmony::capability::HttpAnswer, DeployError>> {
+        Box::pin(async { Ok(harmony::capability::HttpAnswer { status: 200, body: String::new() }) })
+    }
 }
 
 /// A server whose smoke test asks the cluster.

@@ -1,0 +1,170 @@
+//! Live smoke tests on a cluster: a Score's own `smoke = path` reads the
+//! cluster and asks its Service through the API server's service proxy, and
+//! a release's `smoke: http_get(..)` does the same (`HttpProbe`).
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use harmony::capability::HttpAnswer;
+use harmony::k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use harmony::release::{HttpCheck, HttpProbe as _};
+use harmony::run::Silent;
+use harmony::{Desired, K8sClient, ObjectRef, Render, RenderCx, Score, ScoreError, SmokeError, engine};
+use harmony_k8s::K8s;
+use harmony_k8s::settings::Settings;
+use harmony_test_cluster::TestCluster;
+
+/// A backend that answers every request with `status` and `body`.
+fn backend(status: &'static str, body: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    addr
+}
+
+fn topology(cluster: &TestCluster, dir: &std::path::Path) -> K8s {
+    cluster.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
+    K8s::new(Settings::for_kubeconfig(&dir.join("kubeconfig"), &dir.join("state")).unwrap())
+}
+
+/// A Service whose smoke test asks it for `/healthz`, live.
+#[derive(Score, Debug)]
+#[score(requires(K8sClient), smoke = Self::ask)]
+pub struct Front {
+    pub namespace: String,
+}
+
+impl Front {
+    fn id(&self) -> ObjectRef {
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: "Service".into(),
+            namespace: Some(self.namespace.clone()),
+            name: "front".into(),
+        }
+    }
+
+    async fn ask<T: K8sClient>(&self, topology: &T) -> Result<(), SmokeError> {
+        let check = |e: String| SmokeError::new("GET /healthz from Service front", e);
+        let live = topology.get(&self.id()).await.map_err(|e| check(e.to_string()))?;
+        if live.is_none() {
+            return Err(check("it does not exist".into()));
+        }
+        let answer: HttpAnswer = topology
+            .http_get(&self.id(), "80", "/healthz")
+            .await
+            .map_err(|e| check(e.to_string()))?;
+        if answer.is_success() && answer.body == "ok" {
+            Ok(())
+        } else {
+            Err(check(format!("it answered {}: {}", answer.status, answer.body)))
+        }
+    }
+}
+
+impl Render for Front {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        let mut desired = Desired::new();
+        desired.push(&Service {
+            metadata: ObjectMeta {
+                name: Some("front".into()),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ServiceSpec {
+                selector: Some([("app".to_owned(), "front".to_owned())].into()),
+                ports: Some(vec![ServicePort {
+                    port: 80,
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        })?;
+        Ok(desired)
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn a_scores_own_smoke_test_reads_the_cluster_and_asks_its_service_live() {
+    let cluster = TestCluster::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let k8s = topology(&cluster, dir.path());
+    let score = Front {
+        namespace: "default".into(),
+    };
+
+    cluster.serve_service("default", "front", 80, backend("200 OK", "ok"));
+    let plan = runtime()
+        .block_on(engine::plan_and_apply("front", &score, &k8s, Arc::new(Silent)))
+        .unwrap();
+    assert_eq!(plan.summary().add, 1);
+
+    // A backend that answers wrongly fails the smoke test, with its answer.
+    let cluster = TestCluster::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let k8s = topology(&cluster, dir.path());
+    cluster.serve_service("default", "front", 80, backend("500 Internal Server Error", "database down"));
+    let err = runtime()
+        .block_on(engine::plan_and_apply("front", &score, &k8s, Arc::new(Silent)))
+        .unwrap_err();
+    let text = format!("{err} {}", harmony::Diagnostic::notes(&err).join(" "));
+    assert!(text.contains("smoke test failed"), "{text}");
+    assert!(text.contains("database down"), "{text}");
+}
+
+#[test]
+fn a_release_smoke_test_asks_the_delivered_service_through_the_proxy() {
+    let cluster = TestCluster::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let k8s = topology(&cluster, dir.path());
+    let objects = harmony::engine::render(
+        "front",
+        "k8s",
+        &Front {
+            namespace: "default".into(),
+        },
+    )
+    .unwrap();
+    // One runtime for the topology's whole life: its client lives on it.
+    let rt = runtime();
+    rt.block_on(engine::apply_objects("front", &objects, &k8s)).unwrap();
+    let delivery = harmony::release::Delivery {
+        app: "front".into(),
+        stage: "staging".into(),
+        chart: harmony::release::ChartRef::new(None, "charts", "front", "0.1.0".parse().unwrap()).unwrap(),
+        chart_digest: harmony::oci::Digest::sha256_of(b"chart"),
+        objects,
+    };
+    // The cluster runs the image; the probe does not need it.
+    let image = harmony::oci::Artifact::new(
+        harmony::oci::Blob::new("application/vnd.oci.image.config.v1+json", b"{}".to_vec()),
+        Vec::new(),
+    );
+    let mut check = HttpCheck::get("/healthz");
+    check.timeout = Duration::from_secs(2);
+
+    let err = rt.block_on(k8s.probe(&delivery, &image, &check)).unwrap_err();
+    assert!(err.why.contains("503"), "no endpoints yet: {err}");
+
+    cluster.serve_service("default", "front", 80, backend("200 OK", "ok"));
+    rt.block_on(k8s.probe(&delivery, &image, &check)).unwrap();
+}

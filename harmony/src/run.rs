@@ -104,6 +104,20 @@ impl Run {
         &self.set
     }
 
+    /// A run for one of several children deployed side by side: the same
+    /// app, mode and progress, its own place in the tree.
+    pub fn fork(&self, child: impl Into<String>) -> Run {
+        let mut path = self.path.clone();
+        path.push(child.into());
+        Run {
+            set: self.set.clone(),
+            mode: self.mode,
+            cx: self.cx.clone(),
+            path,
+            progress: self.progress.clone(),
+        }
+    }
+
     /// Where in the Score tree we are: `webapp/config`.
     pub fn path(&self) -> String {
         self.path.join("/")

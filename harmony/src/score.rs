@@ -64,17 +64,25 @@ pub trait Interpret<T: Topology>: Send + Sync {
     fn execute<'a>(&'a self, topology: &'a T, run: &'a mut Run) -> impl Future<Output = Result<(), InterpretError>> + Send + 'a;
 }
 
-/// A composite of any number of Scores of one type, deployed in order.
+/// How many elements of a `Vec` child are deployed at once.
+const PEERS: usize = 16;
+
+/// Any number of Scores of one type: peers, deployed side by side, each
+/// gated by its own verification and smoke test (ADR 0015). Named children
+/// are what deploys in order.
 impl<T: Topology, S: Score<T>> Score<T> for Vec<S> {}
 
 impl<T: Topology, S: Score<T>> Interpret<T> for Vec<S> {
     async fn execute(&self, topology: &T, run: &mut Run) -> Result<(), InterpretError> {
-        for (i, score) in self.iter().enumerate() {
-            run.enter(i.to_string());
-            let result = score.execute(topology, run).await;
-            run.leave();
-            result?;
-        }
-        Ok(())
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        let parent: &Run = run;
+        futures_util::stream::iter(0..self.len())
+            .map(|i| {
+                let mut run = parent.fork(i.to_string());
+                async move { self[i].execute(topology, &mut run).await }
+            })
+            .buffer_unordered(PEERS)
+            .try_for_each(|()| async { Ok(()) })
+            .await
     }
 }

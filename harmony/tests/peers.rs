@@ -1,0 +1,151 @@
+//! The elements of a `Vec` child are peers, deployed side by side; named
+//! children deploy in order (ADR 0015). Observed through a topology that
+//! counts how many applies are in flight at once.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use harmony::capability::{ApplySet, BoxFuture, DeployError, Observed};
+use harmony::k8s_openapi::api::core::v1::ConfigMap;
+use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use harmony::run::Silent;
+use harmony::secret::Redactor;
+use harmony::{Desired, Diagnostic as _, K8sDeploy, Object, ObjectRef, Render, RenderCx, Score, ScoreError, SmokeError, Topology, engine};
+
+/// Applies take a while; it remembers the most that were in flight at once.
+#[derive(Debug, Default)]
+struct Counting {
+    state: Mutex<(usize, usize, Vec<String>)>,
+}
+
+impl Counting {
+    fn most_at_once(&self) -> usize {
+        self.state.lock().unwrap().1
+    }
+}
+
+impl Topology for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+}
+
+impl K8sDeploy for Counting {
+    fn observe<'a>(&'a self, _: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
+        Box::pin(async {
+            Ok(Observed {
+                objects: Default::default(),
+                redactor: Redactor::new([7; 32]),
+            })
+        })
+    }
+    fn dry_run<'a>(&'a self, _: &'a ApplySet, _: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn apply<'a>(&'a self, _: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async move {
+            {
+                let mut s = self.state.lock().unwrap();
+                s.0 += 1;
+                s.1 = s.1.max(s.0);
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let mut s = self.state.lock().unwrap();
+            s.0 -= 1;
+            s.2.extend(objects.iter().map(|o| o.id().name.clone()));
+            if objects.iter().any(|o| o.id().name == "broken") {
+                return Err(DeployError::Unrunnable {
+                    problems: vec!["it is broken".into()],
+                });
+            }
+            Ok(())
+        })
+    }
+    fn prune<'a>(&'a self, _: &'a ApplySet, _: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn commit<'a>(&'a self, _: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn verify<'a>(&'a self, _: &'a ApplySet, _: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// One ConfigMap.
+#[derive(Score, Debug)]
+pub struct Setting {
+    pub name: String,
+}
+
+impl Render for Setting {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        let mut desired = Desired::new();
+        desired.push(&ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some("default".into()),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        })?;
+        Ok(desired)
+    }
+}
+
+/// Peers in a list, and two named children.
+#[derive(Score, Debug)]
+pub struct Fleet {
+    #[score(child)]
+    pub first: Setting,
+    #[score(child)]
+    pub peers: Vec<Setting>,
+    #[score(child)]
+    pub last: Setting,
+}
+
+fn fleet(names: &[&str]) -> Fleet {
+    Fleet {
+        first: Setting { name: "first".into() },
+        peers: names.iter().map(|n| Setting { name: (*n).into() }).collect(),
+        last: Setting { name: "last".into() },
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn peers_deploy_side_by_side_and_named_children_in_order() {
+    let topology = Counting::default();
+    let names: Vec<String> = (0..8).map(|i| format!("peer-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    runtime()
+        .block_on(engine::plan_and_apply("fleet", &fleet(&names), &topology, Arc::new(Silent)))
+        .unwrap();
+    assert_eq!(topology.most_at_once(), 8, "the eight peers were in flight together");
+    let order = topology.state.lock().unwrap().2.clone();
+    assert_eq!(order.first().map(String::as_str), Some("first"));
+    assert_eq!(order.last().map(String::as_str), Some("last"), "after every peer");
+    assert_eq!(order.len(), 10);
+}
+
+#[test]
+fn a_failing_peer_is_reported_at_its_place_in_the_tree() {
+    let topology = Counting::default();
+    let err = runtime()
+        .block_on(engine::plan_and_apply(
+            "fleet",
+            &fleet(&["a", "broken", "c"]),
+            &topology,
+            Arc::new(Silent),
+        ))
+        .unwrap_err();
+    assert_eq!(err.location().as_deref(), Some("fleet/peers/1"));
+    assert!(
+        !topology.state.lock().unwrap().2.contains(&"last".to_owned()),
+        "nothing after a failed step"
+    );
+}

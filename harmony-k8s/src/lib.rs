@@ -64,6 +64,8 @@ pub struct K8s {
     settings: Settings,
     cluster: OnceCell<Cluster>,
     sets: Mutex<HashMap<String, SetState>>,
+    /// Held while an ApplySet parent is read, widened and written.
+    parent_writes: tokio::sync::Mutex<()>,
     key: Mutex<Option<[u8; 32]>>,
 }
 
@@ -124,6 +126,7 @@ impl K8s {
             settings,
             cluster: OnceCell::new(),
             sets: Mutex::new(HashMap::new()),
+            parent_writes: tokio::sync::Mutex::new(()),
             key: Mutex::new(None),
         }
     }
@@ -254,6 +257,9 @@ impl K8s {
         let (first, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| is_namespace(o.id()) || is_crd(o.id()));
 
         if !dry_run {
+            // One writer of the parent at a time: peers deployed side by side
+            // each widen it, and none may narrow what another added.
+            let _writing = self.parent_writes.lock().await;
             let (kinds, namespaces) = self
                 .with_set(set, |s| {
                     let mut kinds = s.listed.kinds.clone();
@@ -335,6 +341,55 @@ impl K8s {
         Ok(None)
     }
 
+    /// The members of one kind, each projected onto what Harmony manages of it.
+    async fn list_members(
+        &self,
+        cluster: &Cluster,
+        kind: &GroupKind,
+        set_id: &str,
+    ) -> Result<Vec<(ObjectRef, Value, Member)>, DeployError> {
+        let Some(version) = cluster.preferred_version(&kind.group).await? else {
+            return Ok(Vec::new());
+        };
+        let api_version = if kind.group.is_empty() {
+            version
+        } else {
+            format!("{}/{version}", kind.group)
+        };
+        let Some(served) = cluster.served(&api_version, &kind.kind).await? else {
+            return Ok(Vec::new());
+        };
+        let api = cluster.api(&served, None);
+        let params = ListParams::default().labels(&format!("{PART_OF}={set_id}"));
+        let subject = format!("{kind} labelled {PART_OF}={set_id}");
+        let list = cluster.call("list", Subject::Named(&subject), || api.list(&params)).await?;
+        let mut out = Vec::with_capacity(list.items.len());
+        for item in list.items {
+            let live = with_types(serde_json::to_value(&item).unwrap_or(Value::Null), &served);
+            let (projected, applied_as) = match fields::applied_by_harmony(&live) {
+                Some((set, applied_as)) => (fields::project(&live, set, applied_as), applied_as.to_owned()),
+                None => (fields::project(&live, &serde_json::Map::new(), &api_version), api_version.clone()),
+            };
+            let id = ObjectRef {
+                api_version: applied_as,
+                kind: kind.kind.clone(),
+                namespace: item.metadata.namespace.clone(),
+                name: item.metadata.name.clone().unwrap_or_default(),
+            };
+            let allowed = live
+                .pointer(&format!("/metadata/annotations/{}", PRUNE_ANNOTATION.replace('/', "~1")))
+                .and_then(Value::as_str)
+                == Some("allow");
+            let member = Member {
+                uid: item.metadata.uid.clone().unwrap_or_default(),
+                kind: kind.clone(),
+                protected: is_protected(&id) && !allowed,
+            };
+            out.push((id, projected, member));
+        }
+        Ok(out)
+    }
+
     /// The object as the cluster has it now.
     async fn get(&self, cluster: &Cluster, id: &ObjectRef) -> Result<Option<Value>, DeployError> {
         let Some(served) = cluster.served(&id.api_version, &id.kind).await? else {
@@ -405,51 +460,17 @@ impl K8sDeploy for K8s {
             let set_id = self.parent(cluster, set).id();
             let mut objects = BTreeMap::new();
             let mut members = BTreeMap::new();
-            // One LIST per kind the parent lists, across namespaces, by the member label.
-            for kind in &listed.kinds {
-                let Some(version) = cluster.preferred_version(&kind.group).await? else {
-                    continue;
-                };
-                let api_version = if kind.group.is_empty() {
-                    version
-                } else {
-                    format!("{}/{version}", kind.group)
-                };
-                let Some(served) = cluster.served(&api_version, &kind.kind).await? else {
-                    continue;
-                };
-                let api = cluster.api(&served, None);
-                let params = ListParams::default().labels(&format!("{PART_OF}={set_id}"));
-                let subject = format!("{kind} labelled {PART_OF}={set_id}");
-                let list = cluster.call("list", Subject::Named(&subject), || api.list(&params)).await?;
-                for item in list.items {
-                    let live = with_types(serde_json::to_value(&item).unwrap_or(Value::Null), &served);
-                    let (projected, applied_as) = match fields::applied_by_harmony(&live) {
-                        Some((set, applied_as)) => (fields::project(&live, set, applied_as), applied_as.to_owned()),
-                        None => (fields::project(&live, &serde_json::Map::new(), &api_version), api_version.clone()),
-                    };
-                    let id = ObjectRef {
-                        api_version: applied_as,
-                        kind: kind.kind.clone(),
-                        namespace: item.metadata.namespace.clone(),
-                        name: item.metadata.name.clone().unwrap_or_default(),
-                    };
-                    let protected = is_protected(&id)
-                        && live
-                            .pointer(&format!("/metadata/annotations/{}", PRUNE_ANNOTATION.replace('/', "~1")))
-                            .and_then(Value::as_str)
-                            != Some("allow");
-                    members.insert(
-                        id.clone(),
-                        Member {
-                            uid: item.metadata.uid.clone().unwrap_or_default(),
-                            kind: kind.clone(),
-                            protected,
-                        },
-                    );
-                    let body = Object::from_value(projected).map(|o| redactor.redact(&o)).unwrap_or(Value::Null);
-                    objects.insert(id, body);
-                }
+            // One LIST per kind the parent lists, across namespaces, by the member label; all at once.
+            let kinds: Vec<&GroupKind> = listed.kinds.iter().collect();
+            let found = futures_util::stream::iter(0..kinds.len())
+                .map(|i| self.list_members(cluster, kinds[i], &set_id))
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<Vec<_>>()
+                .await?;
+            for (id, body, member) in found.into_iter().flatten() {
+                let body = Object::from_value(body).map(|o| redactor.redact(&o)).unwrap_or(Value::Null);
+                objects.insert(id.clone(), body);
+                members.insert(id, member);
             }
             self.with_set(set, |s| {
                 s.parent_exists = exists;
@@ -520,6 +541,7 @@ impl K8sDeploy for K8s {
         Box::pin(async move {
             let cluster = self.cluster().await?;
             let parent = self.parent(cluster, set);
+            let _writing = self.parent_writes.lock().await;
             // Everything that may exist now: the members found, less what was
             // pruned, plus whatever this pass applied or tried to apply. The
             // parent never lists less than what exists.

@@ -17,7 +17,7 @@ use crate::status::{Custom, Readiness, State, readiness};
 use crate::{READINESS_ANNOTATION, report};
 
 /// How many objects are waited for at once.
-const CONCURRENCY: usize = 32;
+const CONCURRENCY: usize = 64;
 /// How often the pods of a workload that is not ready yet are looked at.
 const POD_CHECK: Duration = Duration::from_secs(2);
 
@@ -35,7 +35,7 @@ pub struct Waited {
 pub async fn ready(cluster: &Cluster, objects: &[Object], timeout: Duration) -> Result<(), SmokeError> {
     let deadline = Instant::now() + timeout;
     let mut gating: Vec<(ObjectRef, Custom)> = Vec::new();
-    for object in objects {
+    for object in objects.iter().filter(|o| !settled_once_applied(o)) {
         match annotation(object.body()) {
             Some("skip") => {}
             Some("ready-condition") => gating.push((object.id().clone(), Custom::ReadyCondition)),
@@ -102,6 +102,21 @@ pub async fn established(cluster: &Cluster, id: &ObjectRef, timeout: Duration) -
             waited_secs: timeout.as_secs(),
             why: format!("it did not become established: {}", waited.readiness.reason),
         }),
+    }
+}
+
+/// Whether an object is ready as soon as the server accepted it: no
+/// controller reconciles it (its kstatus is Current once it exists), so it
+/// needs no read, let alone a watch.
+fn settled_once_applied(object: &Object) -> bool {
+    let id = object.id();
+    let group = id.api_version.split_once('/').map_or("", |(g, _)| g);
+    match (group, id.kind.as_str()) {
+        ("", "ConfigMap" | "Secret" | "ServiceAccount" | "LimitRange" | "ResourceQuota") => true,
+        ("", "Service") => object.body().pointer("/spec/type").and_then(Value::as_str) != Some("LoadBalancer"),
+        ("rbac.authorization.k8s.io", _) => true,
+        ("networking.k8s.io", "NetworkPolicy") => true,
+        _ => false,
     }
 }
 

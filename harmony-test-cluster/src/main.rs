@@ -20,6 +20,9 @@ struct Args {
     /// Milliseconds before workloads become ready.
     #[arg(long, default_value_t = 2000)]
     ready_after: u64,
+    /// Milliseconds added to every request, as a remote cluster would (for benchmarks).
+    #[arg(long, default_value_t = 0)]
+    latency: u64,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cluster = TestCluster::start_with(Options {
         port: args.port,
         ready_after: Duration::from_millis(args.ready_after),
+        latency: Duration::from_millis(args.latency),
         ..Options::default()
     })?;
     let temp = tempfile::tempdir()?;

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The peer workload on a cluster: Harmony's `k8s` topology against real kubectl, side by side on
+# the test cluster with injected latency per request (docs/perf.md, "On a cluster").
+#
+# usage: bench/cluster.sh [-n N] [-l "5 20"]
+#   -n N        apps in the workload (default 1000; 4 objects each)
+#   -l LIST     latencies to inject, in milliseconds (default "5 20")
+#
+# For each latency, two fresh test clusters (one per tool) and, on each, in order:
+#   first apply; plan with nothing to change (`harmony plan`, `kubectl diff --server-side`);
+#   apply with nothing to change.
+# Harmony's apply also waits until every object is ready (the clusters make workloads ready at
+# once); kubectl's does not wait at all. Each command is an argument vector; times and peak RSS
+# come from /usr/bin/time. Needs kubectl from scripts/install-k8s-tools.
+set -euo pipefail
+
+N=1000
+LATENCIES="5 20"
+while getopts "n:l:" opt; do
+  case $opt in
+    n) N=$OPTARG ;;
+    l) LATENCIES=$OPTARG ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
+  esac
+done
+[[ $N =~ ^[0-9]+$ ]] || { echo "error: -n takes a whole number, not \`$N\`" >&2; exit 2; }
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+KUBECTL="$ROOT/target/tools/kubectl/kubectl"
+[ -x "$KUBECTL" ] || { echo "error: kubectl is missing: run scripts/install-k8s-tools" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "error: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
+
+echo "== build (release)"
+(cd "$ROOT" && cargo build --release --quiet -p bench-apps --bin harmony-bench -p harmony-test-cluster --bin harmony-test-cluster)
+BENCH="$TARGET/release/harmony-bench"
+SERVER="$TARGET/release/harmony-test-cluster"
+
+WORK="$(mktemp -d)"
+CLUSTERS=()
+cleanup() {
+  for pid in "${CLUSTERS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf -- "$WORK"
+}
+trap cleanup EXIT
+
+echo "== machine"
+echo "cpus: $(nproc); load: $(cut -d' ' -f1-3 /proc/loadavg); $("$KUBECTL" version --client=true | head -1)"
+
+export HARMONY_BENCH_N="$N"
+"$BENCH" render --out "$WORK/manifests" >/dev/null
+printf '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}}\n' >"$WORK/namespace.json"
+echo "== workload: N=$N ($(find "$WORK/manifests" -name '*.yaml' | wc -l) objects)"
+
+# Start a test cluster with `$1` ms of latency; sets KC to its kubeconfig.
+start_cluster() {
+  local out="$WORK/cluster-$RANDOM.out"
+  "$SERVER" --latency "$1" --ready-after 0 >"$out" 2>/dev/null &
+  CLUSTERS+=("$!")
+  for _ in $(seq 1 100); do [ -s "$out" ] && break; sleep 0.1; done
+  KC="$(head -1 "$out" | sed 's/^KUBECONFIG=//')"
+  "$KUBECTL" --kubeconfig "$KC" --cache-dir "$WORK/kcache" apply --server-side --validate=false -f "$WORK/namespace.json" >/dev/null
+}
+
+# measure LABEL EXPECTED_EXIT COMMAND...: one timed run; prints seconds and peak RSS.
+measure() {
+  local label=$1 expected=$2; shift 2
+  local stats="$WORK/time.txt" code=0
+  /usr/bin/time -f "%e %M" -o "$stats" "$@" >/dev/null 2>"$WORK/stderr.txt" || code=$?
+  if [ "$code" != "$expected" ]; then
+    echo "error: \`$label\` exited $code, not $expected:" >&2; tail -5 "$WORK/stderr.txt" >&2; exit 1
+  fi
+  read -r secs kib <"$stats"
+  printf '  %-52s %8.2f s  %6d MiB\n' "$label" "$secs" "$((kib / 1024))"
+}
+
+for latency in $LATENCIES; do
+  echo "== ${latency} ms per request"
+  start_cluster "$latency"
+  export KUBECONFIG="$KC" HARMONY_STATE_DIR="$WORK/state-$latency"
+  measure "harmony apply (first)" 0 "$BENCH" apply --topology k8s --yes bench
+  measure "harmony plan (nothing to change)" 0 "$BENCH" plan --topology k8s bench
+  measure "harmony apply (nothing to change)" 0 "$BENCH" apply --topology k8s --yes bench
+
+  start_cluster "$latency"
+  kubectl=("$KUBECTL" --kubeconfig "$KC" --cache-dir "$WORK/kcache-$latency")
+  measure "kubectl apply --server-side (first)" 0 "${kubectl[@]}" apply --server-side --validate=false -R -f "$WORK/manifests"
+  measure "kubectl diff --server-side (nothing to change)" 0 "${kubectl[@]}" diff --server-side -R -f "$WORK/manifests"
+  measure "kubectl apply --server-side (nothing to change)" 0 "${kubectl[@]}" apply --server-side --validate=false -R -f "$WORK/manifests"
+  unset KUBECONFIG
+done

@@ -359,29 +359,36 @@ impl K8s {
         let Some(served) = cluster.served(&api_version, &kind.kind).await? else {
             return Ok(Vec::new());
         };
-        let api = cluster.api(&served, None);
+        // Read as JSON values, parsed once: what is compared is JSON anyway.
         let params = ListParams::default().labels(&format!("{PART_OF}={set_id}"));
+        let path = <kube::api::DynamicObject as kube::Resource>::url_path(&served.resource, None);
         let subject = format!("{kind} labelled {PART_OF}={set_id}");
-        let list = cluster.call("list", Subject::Named(&subject), || api.list(&params)).await?;
+        let list: Listing = cluster
+            .call("list", Subject::Named(&subject), || async {
+                let request = kube::core::Request::new(&path).list(&params).map_err(kube::Error::BuildRequest)?;
+                cluster.client.request::<Listing>(request).await
+            })
+            .await?;
         let mut out = Vec::with_capacity(list.items.len());
         for item in list.items {
-            let live = with_types(serde_json::to_value(&item).unwrap_or(Value::Null), &served);
+            let live = with_types(item, &served);
             let (projected, applied_as) = match fields::applied_by_harmony(&live) {
                 Some((set, applied_as)) => (fields::project(&live, set, applied_as), applied_as.to_owned()),
                 None => (fields::project(&live, &serde_json::Map::new(), &api_version), api_version.clone()),
             };
+            let text = |p: &str| live.pointer(p).and_then(Value::as_str).map(str::to_owned);
             let id = ObjectRef {
                 api_version: applied_as,
                 kind: kind.kind.clone(),
-                namespace: item.metadata.namespace.clone(),
-                name: item.metadata.name.clone().unwrap_or_default(),
+                namespace: text("/metadata/namespace"),
+                name: text("/metadata/name").unwrap_or_default(),
             };
             let allowed = live
                 .pointer(&format!("/metadata/annotations/{}", PRUNE_ANNOTATION.replace('/', "~1")))
                 .and_then(Value::as_str)
                 == Some("allow");
             let member = Member {
-                uid: item.metadata.uid.clone().unwrap_or_default(),
+                uid: text("/metadata/uid").unwrap_or_default(),
                 kind: kind.clone(),
                 protected: is_protected(&id) && !allowed,
             };
@@ -468,7 +475,12 @@ impl K8sDeploy for K8s {
                 .try_collect::<Vec<_>>()
                 .await?;
             for (id, body, member) in found.into_iter().flatten() {
-                let body = Object::from_value(body).map(|o| redactor.redact(&o)).unwrap_or(Value::Null);
+                // Only a Secret's body is copied, to replace its values by digests.
+                let body = match Object::from_value(body) {
+                    Ok(secret) if secret.id().is_secret() => redactor.redact(&secret),
+                    Ok(other) => other.into_body(),
+                    Err(_) => Value::Null,
+                };
                 objects.insert(id.clone(), body);
                 members.insert(id, member);
             }
@@ -622,6 +634,13 @@ fn parent_ref(parent: &Parent) -> ObjectRef {
         namespace: Some(parent.namespace.clone()),
         name: parent.name.clone(),
     }
+}
+
+/// A LIST's answer, its items as JSON.
+#[derive(serde::Deserialize)]
+struct Listing {
+    #[serde(default)]
+    items: Vec<Value>,
 }
 
 /// Add the member label.

@@ -122,6 +122,11 @@ impl Object {
     /// The full body. For a `Secret` this holds the secret values: only adapters
     /// that deliver to a cluster read it; everything that displays or stores
     /// goes through [`crate::secret::Redactor`].
+    /// The body, given up.
+    pub fn into_body(self) -> Value {
+        self.body
+    }
+
     pub fn body(&self) -> &Value {
         &self.body
     }

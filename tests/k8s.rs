@@ -162,13 +162,13 @@ fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_con
     let s = Setup::new();
     // Slow enough that the interrupt lands in the middle of the apply.
     s.cluster.inject(harmony_test_cluster::Fault::Latency(Duration::from_millis(60)));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harmony"))
+    let child = Command::new(env!("CARGO_BIN_EXE_harmony"))
         .args(["apply", "--topology", "k8s", "--yes"])
         .env("KUBECONFIG", s.kubeconfig())
         .env("HARMONY_STATE_DIR", s.dir.path().join("state"))
         .env_remove("HARMONY_K8S_CONTEXT")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Interrupt once the first member has been written.
@@ -184,8 +184,14 @@ fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_con
     }
     let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "it was interrupted");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "it was interrupted");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("interrupted: app `webapp-server` on `k8s` stopped at a safe point"),
+        "{said}"
+    );
+    assert!(said.contains("apply again to finish"), "{said}");
 
     // Whatever exists of the app, its ApplySet parent lists the kind.
     let parent = s

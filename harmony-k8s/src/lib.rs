@@ -549,6 +549,35 @@ impl K8sDeploy for K8s {
         ))
     }
 
+    fn dry_run_prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async move {
+            let cluster = self.cluster().await?;
+            for id in objects {
+                // Protected members are kept (released from the set), not deleted.
+                let Some(member) = self.with_set(set, |s| s.members.get(id).cloned()).filter(|m| !m.protected) else {
+                    continue;
+                };
+                let Some(served) = cluster.served(&id.api_version, &id.kind).await? else {
+                    continue;
+                };
+                let api = cluster.api(&served, id.namespace.as_deref());
+                let params = DeleteParams {
+                    dry_run: true,
+                    propagation_policy: Some(PropagationPolicy::Background),
+                    preconditions: Some(Preconditions {
+                        uid: Some(member.uid.clone()),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                cluster
+                    .call("dry-run delete", Subject::Object(id), || api.delete(&id.name, &params))
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
     fn commit<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
         Box::pin(async move {
             let cluster = self.cluster().await?;

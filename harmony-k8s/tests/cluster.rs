@@ -396,3 +396,23 @@ fn namespaces_are_kept_when_dropped_unless_the_score_allows_pruning_them() {
     let plan = rt.block_on(engine::plan_objects("spaces", &[], &f.topology)).unwrap();
     assert!(plan.is_empty(), "{plan:?}");
 }
+
+#[test]
+fn a_dry_run_checks_the_prunes_too_and_removes_nothing() {
+    let f = fixture();
+    let rt = runtime();
+    let all = vec![namespace("shop"), config_map("shop", "settings", json!({"a": "1"}))];
+    rt.block_on(engine::apply_objects("shop", &all, &f.topology)).unwrap();
+    f.cluster.clear_requests();
+    let plan = rt
+        .block_on(engine::dry_run_objects("shop", &[namespace("shop")], &f.topology))
+        .unwrap();
+    assert_eq!(plan.removals().len(), 1);
+    let deletes: Vec<_> = f.cluster.requests().into_iter().filter(|r| r.method == "DELETE").collect();
+    assert_eq!(deletes.len(), 1, "the prune was checked by the server: {deletes:?}");
+    assert!(deletes[0].path.ends_with("/configmaps/settings"), "{deletes:?}");
+    assert!(
+        f.cluster.object("v1", "ConfigMap", Some("shop"), "settings").is_some(),
+        "and nothing was removed"
+    );
+}

@@ -112,6 +112,13 @@ pub trait K8sDeploy: Topology {
     /// Remove these objects of `set`: it no longer renders them.
     fn prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>>;
 
+    /// Check that these objects of `set` could be removed, removing nothing.
+    /// The default suits a target that cannot refuse a removal (a directory).
+    fn dry_run_prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
+        let _ = (set, objects);
+        Box::pin(async { Ok(()) })
+    }
+
     /// Record what `set` now holds. Called once at the end of every apply,
     /// whether it succeeded or not, so the record matches what was written.
     fn commit<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>>;

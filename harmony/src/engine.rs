@@ -80,7 +80,23 @@ pub async fn dry_run<T: K8sDeploy, S: Score<T> + IsScore>(
 ) -> Result<Plan, EngineError> {
     let plan = plan(app, score, topology).await?;
     check(app, score, topology, progress).await?;
+    check_prune(app, topology, &plan).await?;
     Ok(plan)
+}
+
+/// The target checks the removals a plan makes, removing nothing.
+async fn check_prune<T: K8sDeploy>(app: &str, topology: &T, plan: &Plan) -> Result<(), EngineError> {
+    let removals = plan.removals();
+    if removals.is_empty() {
+        return Ok(());
+    }
+    topology
+        .dry_run_prune(&ApplySet::new(app), &removals)
+        .await
+        .map_err(|source| EngineError::CannotPrune {
+            app: app.to_owned(),
+            source,
+        })
 }
 
 /// One pass over the Score tree with every write suppressed.
@@ -152,6 +168,7 @@ pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
         return Ok(exact.plan.clone());
     }
     check(app, score, topology, Arc::new(Silent)).await?;
+    check_prune(app, topology, &exact.plan).await?;
     let set = ApplySet::new(app);
     let mut result = pass(app, score, topology, Mode::Apply, progress.clone()).await;
     if result.is_ok() {
@@ -219,6 +236,11 @@ pub async fn plan_objects<T: K8sDeploy>(app: &str, objects: &[Object], topology:
     plan(app, &Objects(objects), topology).await
 }
 
+/// Check delivering `objects` as app `app`, writing nothing: what `dry-run` does.
+pub async fn dry_run_objects<T: K8sDeploy>(app: &str, objects: &[Object], topology: &T) -> Result<Plan, EngineError> {
+    dry_run(app, &Objects(objects), topology, Arc::new(Silent)).await
+}
+
 /// Deliver `objects` as app `app`, with the sequence `apply` uses.
 pub async fn apply_objects<T: K8sDeploy>(app: &str, objects: &[Object], topology: &T) -> Result<Plan, EngineError> {
     plan_and_apply(app, &Objects(objects), topology, Arc::new(Silent)).await
@@ -235,6 +257,8 @@ pub enum EngineError {
     Observe { app: String, source: DeployError },
     #[error("{source}")]
     Interpret { app: String, source: Box<InterpretError> },
+    #[error("app `{app}` could not remove what it no longer renders; nothing was written")]
+    CannotPrune { app: String, source: DeployError },
     #[error("app `{app}` was applied but what it no longer renders could not be removed")]
     Prune { app: String, source: DeployError },
     #[error("app `{app}` was applied but its record could not be written")]
@@ -258,7 +282,9 @@ impl Diagnostic for EngineError {
         match self {
             Self::Render { source, .. } => vec![source.to_string()],
             Self::Duplicate { .. } => vec!["two Scores of the tree render an object with the same identity".into()],
-            Self::Observe { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => vec![source.to_string()],
+            Self::Observe { source, .. } | Self::CannotPrune { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => {
+                vec![source.to_string()]
+            }
             Self::Interpret { source, .. } => source.notes(),
             Self::Moved { moved, .. } => vec![format!(
                 "what was planned is no longer what would be done:\n  {}",
@@ -272,7 +298,9 @@ impl Diagnostic for EngineError {
         match self {
             Self::Render { source, .. } => source.help(),
             Self::Duplicate { .. } => "give the objects distinct names or namespaces".into(),
-            Self::Observe { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => source.help(),
+            Self::Observe { source, .. } | Self::CannotPrune { source, .. } | Self::Prune { source, .. } | Self::Commit { source, .. } => {
+                source.help()
+            }
             Self::Interpret { source, .. } => source.help(),
             Self::Moved { .. } => "nothing was applied; plan again, review, and apply that plan".into(),
             Self::Unverified { source, .. } => source.help(),

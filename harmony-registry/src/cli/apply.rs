@@ -75,7 +75,7 @@ fn apply_locked(session: &Session, yes: bool, saved: Option<(String, SavedPlan)>
             plan: Box::new(plan),
             progress: progress.clone(),
         };
-        match session.ask(app, request)? {
+        match session.ask_interruptible(app, request)? {
             Outcome::Planned(plan) => applied.push(plan),
             other => return Err(unexpected(&other)),
         }

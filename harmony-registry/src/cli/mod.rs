@@ -319,14 +319,39 @@ impl Session {
 
     /// Ask `app` for `request` on this session's topology.
     fn ask(&self, app: &AppEntry, request: Request) -> Result<Outcome, Failure> {
-        self.runtime.block_on((app.run)(self.topology.clone(), request)).map_err(|e| {
-            Failure::of(&e).within(format!(
-                "app `{}` on `{}`, declared at {}",
+        self.runtime
+            .block_on((app.run)(self.topology.clone(), request))
+            .map_err(|e| Failure::of(&e).within(self.context_of(app)))
+    }
+
+    /// Where a failure of `app` happened, for its first line.
+    fn context_of(&self, app: &AppEntry) -> String {
+        format!("app `{}` on `{}`, declared at {}", app.name, self.topology.name(), app.location)
+    }
+
+    /// [`ask`](Self::ask), stopped by Ctrl-C at the next await (a safe point:
+    /// a request in flight either landed or did not, and the target's record
+    /// already lists everything it may have created). Only for the writes
+    /// themselves: once Ctrl-C is caught it is caught for the rest of the
+    /// process, so a question at the terminal must come before.
+    fn ask_interruptible(&self, app: &AppEntry, request: Request) -> Result<Outcome, Failure> {
+        let work = (app.run)(self.topology.clone(), request);
+        let finished = self.runtime.block_on(async {
+            tokio::select! {
+                outcome = work => Some(outcome),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        });
+        let Some(outcome) = finished else {
+            return Err(Failure::new(format!(
+                "interrupted: app `{}` on `{}` stopped at a safe point",
                 app.name,
-                self.topology.name(),
-                app.location
+                self.topology.name()
             ))
-        })
+            .note("what was applied stays applied, and the target's record lists everything that may exist")
+            .help("apply again to finish: it starts from what is there, and nothing is applied twice"));
+        };
+        outcome.map_err(|e| Failure::of(&e).within(self.context_of(app)))
     }
 
     /// Take the lock of every app of the session on its topology, in name

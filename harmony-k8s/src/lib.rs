@@ -32,7 +32,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use harmony::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, Observed};
 use harmony::oci::Artifact;
 use harmony::release::{Delivery, HttpCheck, HttpProbe};
-use harmony::secret::Redactor;
+use harmony::secret::{Redactor, key_hex, parse_key, random_key};
 use harmony::topology::{SelectableTopology, Topology, TopologyError};
 use harmony::{K8sClient, K8sDeploy, Object, ObjectRef, SmokeError};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy};
@@ -427,7 +427,7 @@ impl K8s {
         }
         let key = key.expect("set above");
         if write && !path.exists() {
-            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = key_hex(&key);
             write_key(&path, &hex)?;
         }
         Ok(Redactor::new(key))
@@ -711,24 +711,6 @@ fn crd_kind(body: &Value) -> Option<GroupKind> {
         group: body.pointer("/spec/group")?.as_str()?.to_owned(),
         kind: body.pointer("/spec/names/kind")?.as_str()?.to_owned(),
     })
-}
-
-fn parse_key(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(key)
-}
-
-fn random_key() -> std::io::Result<[u8; 32]> {
-    use std::io::Read as _;
-    let mut key = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
-    Ok(key)
 }
 
 fn write_key(path: &std::path::Path, hex: &str) -> Result<(), DeployError> {

@@ -10,32 +10,14 @@ use harmony::plan::Action;
 use harmony::run::Silent;
 use harmony::{Diagnostic as _, Object, Secret};
 use harmony_k8s::K8s;
-use harmony_k8s::settings::Settings;
-use harmony_test_cluster::{TestCluster, Workloads};
+use harmony_test_cluster::{Options, TestCluster, Workloads};
 use serde_json::{Value, json};
 
-struct Fixture {
-    cluster: TestCluster,
-    _dir: tempfile::TempDir,
-    topology: K8s,
-}
+mod support;
+use support::{Fixture, fixture_with, runtime};
 
 fn fixture() -> Fixture {
-    let cluster = TestCluster::start().expect("the test cluster starts");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
-    let mut settings = Settings::for_kubeconfig(&kubeconfig, &dir.path().join("state")).unwrap();
-    settings.timeout = Duration::from_secs(20);
-    Fixture {
-        cluster,
-        _dir: dir,
-        topology: K8s::new(settings),
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    fixture_with(Options::default(), Duration::from_secs(30))
 }
 
 fn object(value: Value) -> Object {

@@ -5,38 +5,20 @@
 use std::time::Duration;
 
 use harmony::{Diagnostic as _, Object, engine};
-use harmony_k8s::K8s;
-use harmony_k8s::settings::Settings;
 use harmony_test_cluster::{Fault, Options, TestCluster};
 use serde_json::json;
 
-struct Fixture {
-    cluster: TestCluster,
-    _dir: tempfile::TempDir,
-    topology: K8s,
-}
+mod support;
+use support::{Fixture, fixture_with, runtime};
 
 fn fixture(ready_after: Duration) -> Fixture {
-    let cluster = TestCluster::start_with(Options {
-        ready_after,
-        ..Options::default()
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
-    let mut settings = Settings::for_kubeconfig(&kubeconfig, &dir.path().join("state")).unwrap();
-    settings.timeout = Duration::from_secs(20);
-    settings.request_timeout = Duration::from_millis(500);
-    Fixture {
-        cluster,
-        _dir: dir,
-        topology: K8s::new(settings),
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    fixture_with(
+        Options {
+            ready_after,
+            ..Options::default()
+        },
+        Duration::from_millis(500),
+    )
 }
 
 fn objects() -> Vec<Object> {

@@ -33,7 +33,7 @@ use crate::object::{Object, ObjectRef};
 use crate::plan::Plan;
 use crate::release::{Delivery, DeliveryError};
 use crate::score::SmokeError;
-use crate::secret::{Redactor, random_key};
+use crate::secret::{Redactor, key_hex, parse_key, random_key};
 use crate::topology::Topology;
 use crate::verify;
 
@@ -193,7 +193,7 @@ impl GitOpsDir {
                 };
                 *unwritten = Some(key);
                 if create {
-                    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+                    let hex = key_hex(&key);
                     write_atomic(&path, hex.as_bytes(), true)?;
                 }
                 Ok(Redactor::new(key))
@@ -415,17 +415,6 @@ pub(crate) async fn deliver_to_directory(target: &GitOpsDir, delivery: &Delivery
         topology: delivery.stage.clone(),
         ..plan
     })
-}
-
-fn parse_key(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(key)
 }
 
 /// Write through a temporary file and a rename, so readers see the old file or

@@ -122,12 +122,29 @@ impl Redactor {
     }
 }
 
-/// 32 bytes from the operating system's random source.
-pub(crate) fn random_key() -> std::io::Result<[u8; 32]> {
+/// 32 bytes from the operating system's random source: a new digest key.
+pub fn random_key() -> std::io::Result<[u8; 32]> {
     use std::io::Read;
     let mut key = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
     Ok(key)
+}
+
+/// A digest key as it is kept in a file: 64 hexadecimal digits.
+pub fn key_hex(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A digest key read back from [`key_hex`]'s form; `None` if it is not one.
+pub fn parse_key(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
 }
 
 /// Whether the value at `path` (JSON pointer segments) of an object of this

@@ -52,3 +52,31 @@ impl<C: ?Sized + IsCapability> Capability for C {
 pub const fn capability_name<C: ?Sized + Capability>() -> &'static str {
     C::NAME
 }
+
+/// What a `smoke = ..` function must be: an async fn of the Score and the
+/// topology. `#[derive(Score)]` calls it through this trait, so a function of
+/// another shape is one error, at the `smoke = ..` path, in these words.
+#[diagnostic::on_unimplemented(
+    message = "`smoke = ..` must name an `async fn(&self, topology: &T) -> Result<(), SmokeError>`",
+    label = "this is `{Self}`",
+    note = "a smoke test runs after the deploy, with the Score and the topology, and returns `Ok(())` once what was deployed works",
+    note = "for example: `async fn ping<T: harmony::K8sClient>(&self, topology: &T) -> Result<(), harmony::SmokeError>`"
+)]
+pub trait SmokeTest<'a, S: ?Sized, T: ?Sized> {
+    fn call(self, score: &'a S, topology: &'a T) -> crate::BoxFuture<'a, Result<(), crate::SmokeError>>;
+}
+
+// `do_not_recommend`: a mismatch reports the message above rather than the
+// closure-signature details behind it.
+#[diagnostic::do_not_recommend]
+impl<'a, S, T, F, Test> SmokeTest<'a, S, T> for F
+where
+    S: ?Sized + 'a,
+    T: ?Sized + 'a,
+    F: FnOnce(&'a S, &'a T) -> Test,
+    Test: std::future::Future<Output = Result<(), crate::SmokeError>> + Send + 'a,
+{
+    fn call(self, score: &'a S, topology: &'a T) -> crate::BoxFuture<'a, Result<(), crate::SmokeError>> {
+        Box::pin(self(score, topology))
+    }
+}

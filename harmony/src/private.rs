@@ -12,7 +12,7 @@ pub use ::std::vec::Vec;
 
 pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
-pub use crate::checks::{Capability, capability_name, releases_on, runs_on, score_of};
+pub use crate::checks::{Capability, SmokeTest, capability_name, releases_on, runs_on, score_of};
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
 pub use crate::release::pipeline::chart_builder;

@@ -46,7 +46,6 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
     };
 
     let registration = registration(input, &h);
-    let smoke_test = input.smoke.as_ref().map(|_| smoke_test(&h));
     let is_score = is_score(input, &h, &render_body);
 
     quote! {
@@ -71,7 +70,6 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
 
             #requires_fn
 
-            #smoke_test
 
             #registration
         };
@@ -135,7 +133,7 @@ fn leaf_bodies(input: &ScoreInput, h: &TokenStream) -> (TokenStream, TokenStream
     // The topology's verification always runs; a Score's own smoke test runs
     // after it, in addition, never instead.
     let smoke = match &input.smoke {
-        Some(smoke) => smoke_call(smoke),
+        Some(smoke) => smoke_call(smoke, h),
         None => quote!(::core::result::Result::Ok(())),
     };
     let execute = quote! {
@@ -169,7 +167,7 @@ fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (
         }
     });
     let check = match &input.smoke {
-        Some(smoke) => smoke_call(smoke),
+        Some(smoke) => smoke_call(smoke, h),
         None => quote!(::core::result::Result::Ok(())),
     };
     let execute = quote! {
@@ -180,44 +178,11 @@ fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (
 }
 
 /// `run.smoke(..)` on the future of the user's smoke test, called through
-/// `__HarmonySmokeTest` so that a function of another shape is one error that
-/// says which shape it needs, spanned on the `smoke = ..` path.
-fn smoke_call(smoke: &syn::Path) -> TokenStream {
-    let call = quote_spanned!(smoke.span()=> __HarmonySmokeTest::__call(#smoke, self, topology));
+/// `harmony::checks::SmokeTest` so that a function of another shape is one
+/// error that says which shape it needs, spanned on the `smoke = ..` path.
+fn smoke_call(smoke: &syn::Path, h: &TokenStream) -> TokenStream {
+    let call = quote_spanned!(smoke.span()=> #h::SmokeTest::call(#smoke, self, topology));
     quote!(run.smoke(#call).await)
-}
-
-/// What a `smoke = ..` function must be: an async fn of the Score and the
-/// topology. `do_not_recommend` makes a mismatch report this trait's message
-/// rather than the closure-signature details behind it.
-fn smoke_test(h: &TokenStream) -> TokenStream {
-    let test = quote! {
-        ::core::pin::Pin<#h::Box<dyn #h::Future<Output = #h::Result<(), #h::SmokeError>> + ::core::marker::Send + '__a>>
-    };
-    quote! {
-        #[diagnostic::on_unimplemented(
-            message = "`smoke = ..` must name an `async fn(&self, topology: &T) -> Result<(), SmokeError>`",
-            label = "this is `{Self}`",
-            note = "a smoke test runs after the deploy, with the Score and the topology, and returns `Ok(())` once what was deployed works",
-            note = "for example: `async fn ping<T: harmony::K8sClient>(&self, topology: &T) -> Result<(), harmony::SmokeError>`"
-        )]
-        trait __HarmonySmokeTest<'__a, __S: ?::core::marker::Sized, __T: ?::core::marker::Sized> {
-            fn __call(self, score: &'__a __S, topology: &'__a __T) -> #test;
-        }
-
-        #[diagnostic::do_not_recommend]
-        impl<'__a, __S, __T, __F, __Test> __HarmonySmokeTest<'__a, __S, __T> for __F
-        where
-            __S: ?::core::marker::Sized + '__a,
-            __T: ?::core::marker::Sized + '__a,
-            __F: ::core::ops::FnOnce(&'__a __S, &'__a __T) -> __Test,
-            __Test: #h::Future<Output = #h::Result<(), #h::SmokeError>> + ::core::marker::Send + '__a,
-        {
-            fn __call(self, score: &'__a __S, topology: &'__a __T) -> #test {
-                #h::Box::pin(self(score, topology))
-            }
-        }
-    }
 }
 
 /// The registry entry; generic Scores have no single type to register.

@@ -31,6 +31,7 @@ use std::sync::Mutex;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use harmony::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, Observed};
 use harmony::oci::Artifact;
+use harmony::readiness::Ready;
 use harmony::release::{Delivery, HttpCheck, HttpProbe};
 use harmony::secret::{Redactor, key_hex, parse_key, random_key};
 use harmony::topology::{SelectableTopology, Topology, TopologyError};
@@ -47,10 +48,6 @@ use crate::settings::Settings;
 /// How many objects of one step are applied at once.
 const CONCURRENCY: usize = 16;
 
-/// The annotation a Score sets on an object to choose how its readiness gates the deploy:
-/// `wait` (the default), `skip` (optional: applied, never waited for), or
-/// `ready-condition` (a custom resource must report `Ready=True`).
-pub const READINESS_ANNOTATION: &str = "harmony.deploy/readiness";
 /// The annotation that lets Harmony prune a protected object (a Namespace, a
 /// CustomResourceDefinition, a PersistentVolumeClaim): `allow`.
 pub const PRUNE_ANNOTATION: &str = "harmony.deploy/prune";
@@ -250,6 +247,13 @@ impl K8s {
     /// Apply (or dry-run) one step's objects: Namespaces and CRDs first (each
     /// CRD established before anything else), then the rest, concurrently.
     async fn apply_step(&self, set: &ApplySet, objects: &[Object], dry_run: bool) -> Result<(), DeployError> {
+        let unreadable: Vec<String> = objects
+            .iter()
+            .filter_map(|o| Ready::of(o.body()).err().map(|why| format!("{}: {why}", o.id())))
+            .collect();
+        if !unreadable.is_empty() {
+            return Err(DeployError::Unrunnable { problems: unreadable });
+        }
         let cluster = self.cluster().await?;
         cluster.secrets.learn(objects);
         let parent = self.parent(cluster, set);

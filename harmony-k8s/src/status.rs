@@ -1,9 +1,11 @@
 //! Readiness: whether an applied object is working, by the kstatus rules
 //! (the ones `kubectl wait`'s successors and Helm 4 use), computed from the
 //! object alone. Generic rules first (deletion, observed generation,
-//! `Reconciling`/`Stalled`), then the rules of the built-in kinds; a custom
-//! resource can opt into a `Ready` condition.
+//! `Reconciling`/`Stalled`), then the rules of the built-in kinds, then the
+//! rule the Score set on the object (`harmony::readiness::Ready`): a
+//! condition or a status field its kind's rules do not know.
 
+use harmony::readiness::Ready;
 use serde_json::Value;
 
 /// Where an object stands.
@@ -54,18 +56,9 @@ impl Readiness {
     }
 }
 
-/// How to judge an object whose kind has no rules of its own.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Custom {
-    /// The generic rules only.
-    #[default]
-    Generic,
-    /// The generic rules, then a `Ready` condition must be `True`.
-    ReadyCondition,
-}
-
-/// The readiness of `object` as the cluster has it now.
-pub fn readiness(object: &Value, custom: Custom) -> Readiness {
+/// The readiness of `object` as the cluster has it now: its kind's rules,
+/// then the Score's own `rule` if it set one.
+pub fn readiness(object: &Value, rule: &Ready) -> Readiness {
     let int = |p: &str| object.pointer(p).and_then(Value::as_i64);
     if object.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
         return Readiness {
@@ -113,16 +106,39 @@ pub fn readiness(object: &Value, custom: Custom) -> Readiness {
             (load_balancer && no_ip).then(|| Readiness::in_progress("its cluster IP is not allocated yet"))
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(&conditions),
-        _ => match custom {
-            Custom::ReadyCondition => match conditions.find("Ready") {
-                Some(c) if c.is_true() => None,
-                Some(c) => Some(Readiness::in_progress(c.describe("not ready"))),
-                None => Some(Readiness::in_progress("it has no `Ready` condition yet")),
-            },
-            Custom::Generic => None,
-        },
+        _ => None,
     };
-    specific.unwrap_or_else(|| Readiness::current("it is ready"))
+    specific
+        .or_else(|| own_rule(object, &conditions, rule))
+        .unwrap_or_else(|| Readiness::current("it is ready"))
+}
+
+/// What the Score's own rule still waits for, if anything.
+fn own_rule(object: &Value, conditions: &Conditions<'_>, rule: &Ready) -> Option<Readiness> {
+    match rule {
+        Ready::Condition(wanted) => match conditions.find(wanted) {
+            Some(c) if c.is_true() => None,
+            Some(c) => Some(Readiness::in_progress(
+                c.describe(&format!("its `{wanted}` condition is {}", c.status())),
+            )),
+            None => Some(Readiness::in_progress(format!("it has no `{wanted}` condition yet"))),
+        },
+        Ready::Field { pointer, equals } => {
+            let now = match object.pointer(pointer) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => Some(other.to_string()),
+            };
+            match now {
+                Some(now) if now == *equals => None,
+                Some(now) => Some(Readiness::in_progress(format!("`{pointer}` reads `{now}`, waiting for `{equals}`"))),
+                None => Some(Readiness::in_progress(format!(
+                    "`{pointer}` is not set yet, waiting for `{equals}`"
+                ))),
+            }
+        }
+        Ready::Default | Ready::Skip => None,
+    }
 }
 
 fn count(object: &Value, path: &str) -> i64 {
@@ -364,7 +380,7 @@ mod tests {
     }
 
     fn state(object: &Value) -> State {
-        readiness(object, Custom::Generic).state
+        readiness(object, &Ready::Default).state
     }
 
     #[test]
@@ -379,12 +395,12 @@ mod tests {
 
         let mut not_ready = done.clone();
         not_ready["readyReplicas"] = 1.into();
-        let r = readiness(&deployment(not_ready), Custom::Generic);
+        let r = readiness(&deployment(not_ready), &Ready::Default);
         assert_eq!((r.state, r.reason.as_str()), (State::InProgress, "1 of 2 replicas are ready"));
 
         let mut deadline = done;
         deadline["conditions"][1] = json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet web-1 has timed out progressing."});
-        let r = readiness(&deployment(deadline), Custom::Generic);
+        let r = readiness(&deployment(deadline), &Ready::Default);
         assert_eq!(r.state, State::Failed);
         assert!(r.reason.contains("timed out progressing"), "{}", r.reason);
     }
@@ -404,7 +420,7 @@ mod tests {
     fn pods_jobs_claims_and_crds() {
         let crash = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"phase": "Running",
             "containerStatuses": [{"name": "web", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}}]}});
-        let r = readiness(&crash, Custom::Generic);
+        let r = readiness(&crash, &Ready::Default);
         assert_eq!(r.state, State::Failed);
         assert!(r.reason.contains("`web` is crash-looping"));
         let unschedulable = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"phase": "Pending",
@@ -432,14 +448,43 @@ mod tests {
     }
 
     #[test]
-    fn a_custom_resource_can_opt_into_a_ready_condition() {
+    fn a_score_can_ask_for_a_condition() {
         let widget = |ready: &str| {
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
             "status": {"conditions": [{"type": "Ready", "status": ready, "reason": "Waiting"}]}})
         };
+        let ready = Ready::condition("Ready");
         assert_eq!(state(&widget("False")), State::Current, "upstream kstatus ignores Ready");
-        assert_eq!(readiness(&widget("False"), Custom::ReadyCondition).state, State::InProgress);
-        assert_eq!(readiness(&widget("True"), Custom::ReadyCondition).state, State::Current);
+        let waiting = readiness(&widget("False"), &ready);
+        assert_eq!(waiting.state, State::InProgress);
+        assert_eq!(waiting.reason, "its `Ready` condition is False (Waiting)");
+        assert_eq!(readiness(&widget("True"), &ready).state, State::Current);
+        let synced = readiness(&widget("True"), &Ready::condition("Synced"));
+        assert_eq!(
+            (synced.state, synced.reason.as_str()),
+            (State::InProgress, "it has no `Synced` condition yet")
+        );
+    }
+
+    #[test]
+    fn a_score_can_ask_for_a_field() {
+        let machine = |phase: Value| json!({"apiVersion": "example.com/v1", "kind": "Machine", "metadata": {"name": "m"}, "status": {"phase": phase}});
+        let running = Ready::field("/status/phase", "Running");
+        let pending = readiness(&machine(json!("Pending")), &running);
+        assert_eq!(pending.reason, "`/status/phase` reads `Pending`, waiting for `Running`");
+        assert_eq!(readiness(&machine(json!("Running")), &running).state, State::Current);
+        let counted = readiness(&machine(json!(3)), &Ready::field("/status/phase", "3"));
+        assert_eq!(counted.state, State::Current, "numbers compare by their text");
+        let unset = readiness(&machine(Value::Null), &running);
+        assert_eq!(unset.reason, "`/status/phase` is not set yet, waiting for `Running`");
+    }
+
+    #[test]
+    fn a_kinds_own_rules_come_before_the_scores() {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"replicas": 2}, "status": {"replicas": 1}});
+        let r = readiness(&deployment, &Ready::field("/spec/replicas", "2"));
+        assert_eq!(r.reason, "1 of 2 replicas exist");
     }
 
     #[test]

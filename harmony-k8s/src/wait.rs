@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use harmony::capability::DeployError;
+use harmony::readiness::Ready;
 use harmony::{Object, ObjectRef, SmokeError};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kube::api::{WatchEvent, WatchParams};
@@ -13,8 +14,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, Subject};
-use crate::status::{Custom, Readiness, State, readiness};
-use crate::{READINESS_ANNOTATION, report};
+use crate::report;
+use crate::status::{Readiness, State, readiness};
 
 /// How many objects are waited for at once.
 const CONCURRENCY: usize = 64;
@@ -34,21 +35,22 @@ pub struct Waited {
 /// fails or times out is reported with its culprit.
 pub async fn ready(cluster: &Cluster, objects: &[Object], timeout: Duration) -> Result<(), SmokeError> {
     let deadline = Instant::now() + timeout;
-    let mut gating: Vec<(ObjectRef, Custom)> = Vec::new();
-    for object in objects.iter().filter(|o| !settled_once_applied(o)) {
-        match annotation(object.body()) {
-            Some("skip") => {}
-            Some("ready-condition") => gating.push((object.id().clone(), Custom::ReadyCondition)),
-            _ => gating.push((object.id().clone(), Custom::Generic)),
+    let mut gating: Vec<(ObjectRef, Ready)> = Vec::new();
+    for object in objects {
+        // Checked before anything was written (`K8s::dry_run`).
+        let rule = Ready::of(object.body()).unwrap_or_default();
+        let needs_no_wait = rule.is_skip() || (rule == Ready::Default && settled_once_applied(object));
+        if !needs_no_wait {
+            gating.push((object.id().clone(), rule));
         }
     }
     let lines = Lines::new();
     let result = futures_util::stream::iter(gating)
-        .map(|(id, custom)| {
+        .map(|(id, rule)| {
             let line = lines.add(&id);
             async move {
                 let id = &id;
-                let waited = until_terminal(cluster, id, custom, deadline, &|r: &Readiness| line.set_message(r.reason.clone()))
+                let waited = until_terminal(cluster, id, &rule, deadline, &|r: &Readiness| line.set_message(r.reason.clone()))
                     .await
                     .map_err(|e| SmokeError::new(format!("readiness of {id}"), e.to_string()));
                 line.finish_and_clear();
@@ -94,7 +96,7 @@ impl Lines {
 
 /// Wait until a CRD just applied is established, so its kind can be applied.
 pub async fn established(cluster: &Cluster, id: &ObjectRef, timeout: Duration) -> Result<(), DeployError> {
-    let waited = until_terminal(cluster, id, Custom::Generic, Instant::now() + timeout, &|_| {}).await?;
+    let waited = until_terminal(cluster, id, &Ready::Default, Instant::now() + timeout, &|_| {}).await?;
     match waited.readiness.state {
         State::Current => Ok(()),
         _ => Err(DeployError::TimedOut {
@@ -120,16 +122,11 @@ fn settled_once_applied(object: &Object) -> bool {
     }
 }
 
-fn annotation(body: &Value) -> Option<&str> {
-    body.pointer(&format!("/metadata/annotations/{}", READINESS_ANNOTATION.replace('/', "~1")))
-        .and_then(Value::as_str)
-}
-
 /// Read the object, then watch it until its readiness is terminal or the deadline passes.
 pub async fn until_terminal(
     cluster: &Cluster,
     id: &ObjectRef,
-    custom: Custom,
+    rule: &Ready,
     deadline: Instant,
     on_change: &(dyn Fn(&Readiness) + Send + Sync),
 ) -> Result<Waited, DeployError> {
@@ -143,7 +140,7 @@ pub async fn until_terminal(
             map.insert("apiVersion".into(), Value::String(served.resource.api_version.clone()));
             map.insert("kind".into(), Value::String(served.resource.kind.clone()));
         }
-        (readiness(&value, custom), value)
+        (readiness(&value, rule), value)
     };
     loop {
         let Some(found) = cluster.call("get", Subject::Object(id), || api.get_opt(&id.name)).await? else {

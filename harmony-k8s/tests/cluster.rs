@@ -7,6 +7,7 @@ use std::time::Duration;
 use harmony::capability::DeployError;
 use harmony::engine::{self, EngineError};
 use harmony::plan::Action;
+use harmony::readiness::Ready;
 use harmony::run::Silent;
 use harmony::{Diagnostic as _, Object, Secret};
 use harmony_k8s::K8s;
@@ -302,20 +303,15 @@ fn widget_crd() -> Object {
     }))
 }
 
-fn widget(name: &str, readiness: Option<&str>) -> Object {
-    let mut body =
-        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, "namespace": "shop"}, "spec": {"size": 3}});
-    if let Some(r) = readiness {
-        body["metadata"]["annotations"] = json!({"harmony.deploy/readiness": r});
-    }
-    object(body)
+fn widget(name: &str) -> Object {
+    object(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, "namespace": "shop"}, "spec": {"size": 3}}))
 }
 
 #[test]
 fn a_crd_and_its_custom_resources_deploy_in_one_run() {
     let f = fixture();
     let rt = runtime();
-    let objects = vec![namespace("shop"), widget_crd(), widget("small", None)];
+    let objects = vec![namespace("shop"), widget_crd(), widget("small")];
     let plan = rt
         .block_on(engine::apply_objects("widgets", &objects, &f.topology))
         .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
@@ -326,7 +322,7 @@ fn a_crd_and_its_custom_resources_deploy_in_one_run() {
 }
 
 #[test]
-fn a_custom_resource_that_opts_into_ready_waits_for_its_condition() {
+fn a_custom_resource_whose_score_asks_for_a_condition_waits_for_it() {
     let f = fixture();
     let rt = runtime();
     rt.block_on(engine::apply_objects("widgets", &[namespace("shop"), widget_crd()], &f.topology))
@@ -344,14 +340,51 @@ fn a_custom_resource_that_opts_into_ready_waits_for_its_condition() {
                 "Widget",
                 Some("shop"),
                 "big",
-                json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Built"}]}),
+                json!({"conditions": [{"type": "Synced", "status": "True", "reason": "Built"}]}),
             );
         });
-        let objects = vec![namespace("shop"), widget_crd(), widget("big", Some("ready-condition"))];
+        let big = widget("big").ready_when(Ready::condition("Synced"));
+        let objects = vec![namespace("shop"), widget_crd(), big];
         rt.block_on(engine::apply_objects("widgets", &objects, &f.topology)).unwrap();
     });
     let big = f.cluster.object("example.com/v1", "Widget", Some("shop"), "big").unwrap();
     assert_eq!(big["status"]["conditions"][0]["status"], "True", "apply returned once it was ready");
+}
+
+#[test]
+fn an_optional_object_is_applied_and_never_waited_for() {
+    let f = fixture();
+    let rt = runtime();
+    f.cluster.set_workloads(Workloads::NeverReady);
+    let optional = deployment("shop", "batch", 1).ready_when(Ready::Skip);
+    let plan = rt
+        .block_on(engine::apply_objects("shop", &[namespace("shop"), optional], &f.topology))
+        .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
+    assert_eq!(plan.summary().add, 2);
+    assert!(f.cluster.object("apps/v1", "Deployment", Some("shop"), "batch").is_some());
+    assert!(
+        !f.cluster.requests().iter().any(|r| r.query.iter().any(|(k, _)| k == "watch")),
+        "nothing was watched"
+    );
+}
+
+#[test]
+fn a_malformed_readiness_rule_is_refused_before_anything_is_written() {
+    let f = fixture();
+    let rt = runtime();
+    let mut body = deployment("shop", "web", 1).into_body();
+    body["metadata"]["annotations"] = json!({"harmony.deploy/readiness": "when-it-feels-like-it"});
+    let err = rt
+        .block_on(engine::apply_objects("shop", &[namespace("shop"), object(body)], &f.topology))
+        .unwrap_err();
+    let text = format!("{err}\n{}\n{}", err.notes().join("\n"), err.help());
+    assert!(
+        text.contains("apps/v1 Deployment shop/web: `harmony.deploy/readiness: when-it-feels-like-it` is not a readiness rule"),
+        "{text}"
+    );
+    assert!(text.contains("`condition:<Type>`"), "{text}");
+    let writes: Vec<_> = f.cluster.requests().into_iter().filter(|r| r.method != "GET").collect();
+    assert!(writes.is_empty(), "{writes:?}");
 }
 
 #[test]

@@ -33,6 +33,7 @@ pub mod lock;
 pub mod object;
 pub mod oci;
 pub mod plan;
+pub mod readiness;
 pub mod registry;
 pub mod release;
 pub mod render;

@@ -115,18 +115,23 @@ impl Object {
         Ok(Self { id, body })
     }
 
+    /// An object whose identity is already known to match its body.
+    pub(crate) fn with_body(id: ObjectRef, body: Value) -> Self {
+        Self { id, body }
+    }
+
     pub fn id(&self) -> &ObjectRef {
         &self.id
     }
 
-    /// The full body. For a `Secret` this holds the secret values: only adapters
-    /// that deliver to a cluster read it; everything that displays or stores
-    /// goes through [`crate::secret::Redactor`].
     /// The body, given up.
     pub fn into_body(self) -> Value {
         self.body
     }
 
+    /// The full body. For a `Secret` this holds the secret values: only adapters
+    /// that deliver to a cluster read it; everything that displays or stores
+    /// goes through [`crate::secret::Redactor`].
     pub fn body(&self) -> &Value {
         &self.body
     }

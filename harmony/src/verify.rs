@@ -17,6 +17,9 @@ pub type View<'a> = BTreeMap<&'a ObjectRef, &'a Value>;
 pub fn check<'a>(objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>, view: &View<'_>) -> Vec<String> {
     let mut problems = Vec::new();
     for (id, body) in objects {
+        if let Err(why) = crate::readiness::Ready::of(body) {
+            problems.push(format!("{id}: {why}"));
+        }
         if let Some((template, selector)) = pod_template(id, body) {
             check_workload(id, template, selector, view, &mut problems);
         }
@@ -236,6 +239,19 @@ mod tests {
         let sb = json!({"spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":"http"}]}});
         let view: View = [(&d, &db), (&c, &cb), (&s, &sb)].into_iter().collect();
         assert_eq!(check([(&d, &db), (&s, &sb)], &view), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_malformed_readiness_rule_is_a_problem() {
+        let c = id("ConfigMap", "cfg");
+        let body = json!({"metadata": {"annotations": {"harmony.deploy/readiness": "eventually"}}});
+        let view: View = [(&c, &body)].into_iter().collect();
+        let problems = check([(&c, &body)], &view);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("v1 ConfigMap n/cfg: `harmony.deploy/readiness: eventually` is not a readiness rule"),
+            "{problems:?}"
+        );
     }
 
     #[test]

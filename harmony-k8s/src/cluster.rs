@@ -122,7 +122,15 @@ impl Cluster {
             .call("discover", Subject::Named(group), || kube::discovery::group(&self.client, group))
             .await
         {
-            Ok(g) => Ok(Some(g.preferred_version_or_latest().to_owned())),
+            Ok(g) => {
+                // The group's discovery read every version's resources: keep
+                // them, so that serving one of its kinds needs no second request.
+                let mut served = self.served.lock().await;
+                for version in g.versions() {
+                    served.insert(format!("{group}/{version}"), g.versioned_resources(version));
+                }
+                Ok(Some(g.preferred_version_or_latest().to_owned()))
+            }
             Err(DeployError::Rejected { .. }) => Ok(None),
             Err(e) => Err(e),
         }

@@ -197,8 +197,60 @@ fn decode_continue(token: &str) -> ApiResult<ObjectKey> {
     }
 }
 
+/// A LIST's answer: the matching objects, shared with the store, written
+/// out at the request's version without being copied first.
+pub(crate) struct List {
+    kind: String,
+    api_version: String,
+    metadata: serde_json::Map<String, Value>,
+    items: Vec<Arc<Value>>,
+}
+
+impl serde::Serialize for List {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let items: Vec<Versioned<'_>> = self.items.iter().map(|o| Versioned(o, &self.api_version)).collect();
+        let mut list = serializer.serialize_struct("List", 4)?;
+        list.serialize_field("kind", &self.kind)?;
+        list.serialize_field("apiVersion", &self.api_version)?;
+        list.serialize_field("metadata", &self.metadata)?;
+        list.serialize_field("items", &items)?;
+        list.end()
+    }
+}
+
+/// An object with its `apiVersion` replaced, as it is written.
+struct Versioned<'a>(&'a Value, &'a str);
+
+impl serde::Serialize for Versioned<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let Value::Object(fields) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(fields.len() + usize::from(!fields.contains_key("apiVersion"))))?;
+        let mut versioned = false;
+        for (key, value) in fields {
+            if key == "apiVersion" {
+                map.serialize_entry(key, self.1)?;
+                versioned = true;
+            } else {
+                if !versioned && key.as_str() > "apiVersion" {
+                    map.serialize_entry("apiVersion", self.1)?;
+                    versioned = true;
+                }
+                map.serialize_entry(key, value)?;
+            }
+        }
+        if !versioned {
+            map.serialize_entry("apiVersion", self.1)?;
+        }
+        map.end()
+    }
+}
+
 /// Lists objects (in one namespace when `namespace` is set).
-pub(crate) fn list(state: &State, target: &Target, namespace: Option<&str>, options: &ListOptions) -> ApiResult<Value> {
+pub(crate) fn list(state: &State, target: &Target, namespace: Option<&str>, options: &ListOptions) -> ApiResult<List> {
     let after = options
         .continue_token
         .as_deref()
@@ -239,14 +291,12 @@ pub(crate) fn list(state: &State, target: &Target, namespace: Option<&str>, opti
     if let Some(token) = next {
         metadata.insert("continue".into(), json!(token));
     }
-    let api_version = target.api_version();
-    let items: Vec<Value> = items.iter().map(|o| versioned(o, target)).collect();
-    Ok(json!({
-        "kind": format!("{}List", target.rt.kind),
-        "apiVersion": api_version,
-        "metadata": metadata,
-        "items": items,
-    }))
+    Ok(List {
+        kind: format!("{}List", target.rt.kind),
+        api_version: target.api_version(),
+        metadata,
+        items,
+    })
 }
 
 /// POST: creates an object.
@@ -694,20 +744,16 @@ pub(crate) fn delete_collection(
     options: &DeleteOptions,
 ) -> ApiResult<(u16, Value)> {
     let list = list(state, target, namespace, list_options)?;
-    let names: Vec<(String, String)> = list["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|i| {
-                    (
-                        meta_str(i, "namespace").unwrap_or_default().to_string(),
-                        meta_str(i, "name").unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
+    let names: Vec<(String, String)> = list
+        .items
+        .iter()
+        .map(|i| {
+            (
+                meta_str(i, "namespace").unwrap_or_default().to_string(),
+                meta_str(i, "name").unwrap_or_default().to_string(),
+            )
         })
-        .unwrap_or_default();
+        .collect();
     for (ns, name) in names {
         let t = Target {
             namespace: ns,

@@ -124,7 +124,7 @@ pub(crate) fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(crate) fn json_response(code: u16, value: &Value) -> Response<Body> {
+pub(crate) fn json_response(code: u16, value: &impl serde::Serialize) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_default();
     Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))

@@ -222,11 +222,14 @@ impl K8s {
         Ok(())
     }
 
-    /// One server-side apply of `object` as a member of `set`.
-    async fn apply_one(&self, cluster: &Cluster, set_id: &str, object: &Object, dry_run: bool) -> Result<Value, DeployError> {
+    /// One server-side apply of `object` as a member of `set`. The answer
+    /// is not read: nothing needs it, and parsing 4000 of them was a third
+    /// of an apply's time.
+    async fn apply_one(&self, cluster: &Cluster, set_id: &str, object: &Object, dry_run: bool) -> Result<(), DeployError> {
         let id = object.id();
         let served = self.served(cluster, id).await?;
-        let api = cluster.api(&served, id.namespace.as_deref());
+        let namespace = if served.namespaced { id.namespace.as_deref() } else { None };
+        let path = <kube::api::DynamicObject as kube::Resource>::url_path(&served.resource, namespace);
         let mut body = object.body().clone();
         label(&mut body, set_id);
         let mut params = PatchParams::apply(MANAGER);
@@ -238,10 +241,15 @@ impl K8s {
         }
         let verb = if dry_run { "dry-run apply" } else { "apply" };
         let patch = Patch::Apply(&body);
-        let applied = cluster
-            .call(verb, Subject::Object(id), || api.patch(&id.name, &params, &patch))
+        cluster
+            .call(verb, Subject::Object(id), || async {
+                let request = kube::core::Request::new(&path)
+                    .patch(&id.name, &params, &patch)
+                    .map_err(kube::Error::BuildRequest)?;
+                cluster.client.request_text(request).await
+            })
             .await?;
-        Ok(serde_json::to_value(&applied).unwrap_or(Value::Null))
+        Ok(())
     }
 
     /// Apply (or dry-run) one step's objects: Namespaces and CRDs first (each

@@ -44,6 +44,26 @@ pub fn capabilities() -> Vec<&'static CapabilityEntry> {
     v
 }
 
+/// Apps registered twice under one name, by crates linked into one binary
+/// (within a crate, `app!` makes it a compile error): each name with the
+/// places it is declared. Empty when every name is unique.
+pub fn duplicate_apps() -> Vec<(&'static str, Vec<String>)> {
+    duplicates(
+        apps()
+            .into_iter()
+            .map(|a| (a.name, format!("{} (module `{}`)", a.location, a.module))),
+    )
+}
+
+/// The names given more than once, with every place each is given at.
+fn duplicates<'a>(named: impl IntoIterator<Item = (&'a str, String)>) -> Vec<(&'a str, Vec<String>)> {
+    let mut by_name: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+    for (name, place) in named {
+        by_name.entry(name).or_default().push(place);
+    }
+    by_name.into_iter().filter(|(_, places)| places.len() > 1).collect()
+}
+
 pub fn app(name: &str) -> Option<&'static AppEntry> {
     apps().into_iter().find(|a| a.name == name)
 }
@@ -124,4 +144,22 @@ macro_rules! main {
             $crate::cli::main()
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_given_twice_are_found_with_every_place() {
+        let found = super::duplicates([
+            ("shop", "a.rs:1".to_owned()),
+            ("web", "b.rs:2".to_owned()),
+            ("shop", "c.rs:3".to_owned()),
+            ("shop", "d.rs:4".to_owned()),
+        ]);
+        assert_eq!(
+            found,
+            vec![("shop", vec!["a.rs:1".to_owned(), "c.rs:3".to_owned(), "d.rs:4".to_owned()])]
+        );
+        assert!(super::duplicates([("web", String::new())]).is_empty());
+    }
 }

@@ -135,7 +135,7 @@ pub trait K8sDeploy: Topology {
     message = "topology `{Self}` does not provide capability `K8sClient`",
     label = "needs `K8sClient` (live read access to a Kubernetes cluster)",
     note = "the generated CLI's `list` shows which topologies provide `K8sClient`",
-    note = "run this Score on a topology that implements `harmony::K8sClient`, or remove `K8sClient` from its `requires(..)` together with the `smoke =` check that needs it"
+    note = "a Score whose smoke test reads the cluster says so with `#[score(requires(K8sClient))]`, and then runs only on topologies that implement `harmony::K8sClient`"
 )]
 pub trait K8sClient: Topology {
     /// The object as the cluster has it now, or `None` if it does not exist.

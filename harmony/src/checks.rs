@@ -80,3 +80,82 @@ where
         Box::pin(self(score, topology))
     }
 }
+
+/// What a `#[score(secret)]` field must be: a [`Secret`](crate::Secret),
+/// whose `Debug` and `Serialize` never print the value. Checked by type, not
+/// by name: another type called `Secret` (a Kubernetes `Secret` object, say)
+/// prints its data.
+#[diagnostic::on_unimplemented(
+    message = "a `secret` field must have type `harmony::Secret<_>`, which never prints its value",
+    label = "`{Self}` is not `harmony::Secret<_>`",
+    note = "`#[score(secret)]` promises that the value never reaches a plan, a log or an error; only `harmony::Secret<_>` keeps that promise",
+    note = "wrap the value: `harmony::Secret<String>`; a Kubernetes `Secret` object is rendered by the Score, from `harmony::Secret<_>` fields"
+)]
+pub trait SecretField {}
+
+impl<T> SecretField for crate::Secret<T> {}
+
+/// Fails to compile unless `F` is a [`Secret`](crate::Secret).
+pub fn secret_field<F: ?Sized + SecretField>() {}
+
+/// A Score with `#[score(child)]` fields deploys its children, and only them:
+/// an `impl Render` of its own would never run. `#[derive(Score)]` implements
+/// this trait for every such Score, so that one that also implements `Render`
+/// is a compile error: "conflicting implementations of trait
+/// `ScoreWithChildrenHasNoRenderOfItsOwn`". Move what it renders into a child
+/// Score, or drop the `child` fields.
+pub trait ScoreWithChildrenHasNoRenderOfItsOwn {}
+
+impl<S: ?Sized + crate::score::Render> ScoreWithChildrenHasNoRenderOfItsOwn for S {}
+
+// Whether an app's Score runs on a built-in topology, asked by `app!` when it
+// names no `topologies:`. Autoref specialization picks the first that holds:
+// `Local` (on `&&&Placement`), `Ci` (on `&&Placement`), the deprecated
+// fallback whose note is the warning (on `&Placement`), and, for what is not
+// a Score at all (an error `score_of` reports), nothing more.
+
+/// The Score an app's `score:` makes, asked where it runs.
+#[derive(Debug)]
+pub struct Placement<F>(pub F);
+
+pub trait RunsOnLocal {
+    fn runs_on_a_topology(&self) {}
+}
+
+impl<F, S> RunsOnLocal for &&&Placement<F>
+where
+    F: Fn() -> S,
+    S: Score<crate::Local>,
+{
+}
+
+pub trait RunsOnCi {
+    fn runs_on_a_topology(&self) {}
+}
+
+impl<F, S> RunsOnCi for &&Placement<F>
+where
+    F: Fn() -> S,
+    S: Score<crate::Ci>,
+{
+}
+
+pub trait RunsOnNoBuiltInTopology {
+    #[deprecated(
+        note = "this app's Score runs on neither `local` nor `ci`, and the app names no topology it runs on\nhelp: name the topologies that provide what it needs, e.g. `topologies: [harmony_k8s::K8s]`: each is then checked here"
+    )]
+    fn runs_on_a_topology(&self) {}
+}
+
+impl<F, S> RunsOnNoBuiltInTopology for &Placement<F>
+where
+    F: Fn() -> S,
+    S: IsScore,
+{
+}
+
+pub trait IsNotAScore {
+    fn runs_on_a_topology(&self) {}
+}
+
+impl<F> IsNotAScore for Placement<F> {}

@@ -12,7 +12,10 @@ pub use ::std::vec::Vec;
 
 pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
-pub use crate::checks::{Capability, SmokeTest, capability_name, releases_on, runs_on, score_of};
+pub use crate::checks::{
+    Capability, IsNotAScore, Placement, RunsOnCi, RunsOnLocal, RunsOnNoBuiltInTopology, ScoreWithChildrenHasNoRenderOfItsOwn, SmokeTest,
+    capability_name, releases_on, runs_on, score_of, secret_field,
+};
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
 pub use crate::release::pipeline::chart_builder;

@@ -34,7 +34,7 @@ pub trait Score<T: Topology>: Interpret<T> {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a Score",
     label = "not a Score",
-    note = "derive it with `#[derive(harmony::Score)]`, or use a `Vec` of Scores"
+    note = "derive it with `#[derive(harmony::Score)]`; a child can also be a `Vec` or an `Option` of Scores"
 )]
 pub trait IsScore {
     /// Add the names of the capabilities this Score tree needs.
@@ -58,10 +58,36 @@ impl<S: IsScore> IsScore for Vec<S> {
     }
 }
 
+impl<S: IsScore> IsScore for Option<S> {
+    fn needs(out: &mut Vec<&'static str>) {
+        S::needs(out);
+    }
+
+    fn render_tree(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
+        match self {
+            Some(score) => score.render_tree(cx),
+            None => Ok(Desired::new()),
+        }
+    }
+}
+
 /// The execution of a Score on a topology: deploy what it renders, in order,
 /// each part gated by its smoke test. Returns only after verification passed.
 pub trait Interpret<T: Topology>: Send + Sync {
     fn execute<'a>(&'a self, topology: &'a T, run: &'a mut Run) -> impl Future<Output = Result<(), InterpretError>> + Send + 'a;
+}
+
+/// A Score that may be left out: `None` deploys nothing (and, on a later
+/// apply, prunes what `Some` deployed).
+impl<T: Topology, S: Score<T>> Score<T> for Option<S> {}
+
+impl<T: Topology, S: Score<T>> Interpret<T> for Option<S> {
+    async fn execute(&self, topology: &T, run: &mut Run) -> Result<(), InterpretError> {
+        match self {
+            Some(score) => score.execute(topology, run).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// How many elements of a `Vec` child are deployed at once.

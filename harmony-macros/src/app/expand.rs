@@ -41,8 +41,30 @@ pub(crate) fn expand(app: &App) -> TokenStream {
         let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
         quote_spanned!(span=> #h::runs_on::<#t, _>(|| #score);)
     });
+    // Without named topologies, a Score that runs on neither built-in one is
+    // a warning here (a deprecated fallback method): nothing would check
+    // where it runs until run time.
+    let placement = app.topologies.is_none().then(|| {
+        let span = app.score.as_ref().map_or_else(|| name.span(), Spanned::span);
+        quote_spanned! {span=>
+            #[allow(unused_imports)]
+            use #h::{IsNotAScore as _, RunsOnCi as _, RunsOnLocal as _, RunsOnNoBuiltInTopology as _};
+            (&&&&#h::Placement(|| #score)).runs_on_a_topology();
+        }
+    });
     let release = app.release.as_ref().map(|r| release(app, r, &h));
+    // One app per name in a crate: a second `app!` of the same name defines
+    // this macro again, which rustc reports at its name (ADR 0016). Across
+    // crates, the CLI refuses to start (`harmony_registry::check`).
+    let once = syn::Ident::new(&format!("app_named_{}", name.value().replace('-', "_")), name.span());
+    let once = quote_spanned! {name.span()=>
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! #once { () => {} }
+    };
     quote! {
+        #once
+
         const _: () = {
             fn __harmony_score_type() -> &'static str {
                 #h::type_name_of(|| #score)
@@ -62,6 +84,7 @@ pub(crate) fn expand(app: &App) -> TokenStream {
             const _: fn() = || {
                 #score_check;
                 #(#promises)*
+                #placement
             };
             #h::inventory::submit! {
                 #h::AppEntry {

@@ -58,6 +58,7 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
     let (mut name, mut score, mut topologies, mut krate) = (None, None, None, None);
     let (mut image, mut chart, mut stages, mut smoke) = (None, None, None, None);
     let mut smoke_span = None;
+    let mut score_span = None;
     let mut image_span = None;
     let mut stages_span = None;
     let mut seen: Vec<String> = Vec::new();
@@ -83,14 +84,17 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
             continue;
         }
         match key.as_str() {
-            "name" => match syn::parse2::<syn::LitStr>(value).and_then(check_name) {
+            "name" => match value_of::<syn::LitStr>(&key, value, NAME_HELP).and_then(check_name) {
                 Ok(v) => name = Some(v),
                 Err(e) => push(e),
             },
-            "score" => match syn::parse2::<syn::Expr>(value) {
-                Ok(v) => score = Some(v),
-                Err(e) => push(e),
-            },
+            "score" => {
+                score_span = Some(entry.key.span());
+                match value_of::<syn::Expr>(&key, value, "help: write `score: my_crate::MyScore { … }`") {
+                    Ok(v) => score = Some(v),
+                    Err(e) => push(e),
+                }
+            }
             "image" => {
                 image_span = Some(entry.key.span());
                 match parse_image.parse2(value) {
@@ -164,6 +168,12 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
             "an app with a `chart` needs an `image` to release\nhelp: add `image: Dockerfile(\"Dockerfile\")` or `image: Buildable(…)`",
         ));
     }
+    if has("score") && builder_chart {
+        push(syn::Error::new(
+            score_span.unwrap_or_else(Span::call_site),
+            "`score` and `chart: builder(..)` both say what this app deploys: `apply` would deploy one and `release` the other\nhelp: remove `score`; `apply` deploys the Score the chart builder makes",
+        ));
+    }
     if has("smoke") && !has("image") {
         push(syn::Error::new(
             smoke_span.unwrap_or_else(Span::call_site),
@@ -222,8 +232,13 @@ fn example(key: &str) -> &'static str {
 /// `Dockerfile("path")`, `Dockerfile("path", "context")` or `Buildable(expr)`.
 fn parse_image(input: ParseStream) -> syn::Result<Image> {
     let kind: syn::Ident = input.parse().map_err(|e| syn::Error::new(e.span(), IMAGE_HELP))?;
-    let content;
-    syn::parenthesized!(content in input);
+    if !["Dockerfile", "Buildable"].contains(&kind.to_string().as_str()) {
+        return Err(syn::Error::new(
+            kind.span(),
+            format!("`{kind}` is not an image source\n{IMAGE_HELP}"),
+        ));
+    }
+    let content = arguments(input, &kind, IMAGE_HELP)?;
     match kind.to_string().as_str() {
         "Dockerfile" => {
             let dockerfile: syn::LitStr = content.parse().map_err(|e| syn::Error::new(e.span(), "`Dockerfile(..)` takes the Dockerfile's path as a string\nhelp: write `Dockerfile(\"Dockerfile\")` or `Dockerfile(\"path/Dockerfile\", \"context/dir\")`"))?;
@@ -248,10 +263,7 @@ fn parse_image(input: ParseStream) -> syn::Result<Image> {
             no_more(&content)?;
             Ok(Image::Buildable(expr))
         }
-        other => Err(syn::Error::new(
-            kind.span(),
-            format!("`{other}` is not an image source\n{IMAGE_HELP}"),
-        )),
+        _ => unreachable!("image sources are checked above"),
     }
 }
 
@@ -262,25 +274,72 @@ const CHART_HELP: &str =
 /// `builder(path)`, `dir("path")` or `published("oci://…", "x.y.z")`.
 fn parse_chart(input: ParseStream) -> syn::Result<ChartKind> {
     let kind: syn::Ident = input.parse().map_err(|e| syn::Error::new(e.span(), CHART_HELP))?;
-    let content;
-    syn::parenthesized!(content in input);
+    if !["builder", "dir", "published"].contains(&kind.to_string().as_str()) {
+        return Err(syn::Error::new(
+            kind.span(),
+            format!("`{kind}` is not a chart source\n{CHART_HELP}"),
+        ));
+    }
+    let content = arguments(input, &kind, CHART_HELP)?;
+    let published = "`published(..)` takes the chart's URL and its version, as strings\nhelp: write `published(\"oci://registry/ns/chart\", \"1.4.2\")`";
     let chart = match kind.to_string().as_str() {
         "builder" => ChartKind::Builder(content.parse().map_err(|e| syn::Error::new(e.span(), "`builder(..)` takes the path of a function `fn(&harmony::release::ReleaseCx) -> impl Score`\nhelp: write `builder(crate::my_chart)`"))?),
-        "dir" => ChartKind::Dir(content.parse()?),
+        "dir" => ChartKind::Dir(content.parse().map_err(|e| {
+            syn::Error::new(e.span(), "`dir(..)` takes the chart's directory as a string\nhelp: write `dir(\"charts/my-app\")`, relative to the crate's root")
+        })?),
         "published" => {
-            let url: syn::LitStr = content.parse()?;
-            content.parse::<Token![,]>().map_err(|e| syn::Error::new(e.span(), "`published(..)` takes the chart's URL and its version\nhelp: write `published(\"oci://registry/ns/chart\", \"1.4.2\")`"))?;
-            let version: syn::LitStr = content.parse()?;
+            let url: syn::LitStr = content.parse().map_err(|e| syn::Error::new(e.span(), published))?;
+            content.parse::<Token![,]>().map_err(|e| syn::Error::new(e.span(), published))?;
+            let version: syn::LitStr = content.parse().map_err(|e| syn::Error::new(e.span(), published))?;
             check_published(&url, &version)?;
             ChartKind::Published { url, version }
         }
-        other => return Err(syn::Error::new(kind.span(), format!("`{other}` is not a chart source\n{CHART_HELP}"))),
+        _ => unreachable!("chart sources are checked above"),
     };
     if content.peek(Token![,]) {
         content.parse::<Token![,]>()?;
     }
     no_more(&content)?;
     Ok(chart)
+}
+
+const NAME_HELP: &str =
+    "help: write the name as a string, e.g. `name: \"my-app\"`: it is checked when the app compiles, so it cannot come from a constant";
+
+/// The value of `key`, read whole: a value followed by more tokens says so,
+/// at the first of them.
+fn value_of<T: syn::parse::Parse>(key: &str, value: TokenStream, help: &str) -> syn::Result<T> {
+    let read = |input: ParseStream| {
+        let what = match std::any::type_name::<T>() {
+            t if t.ends_with("LitStr") => "a string",
+            _ => "an expression",
+        };
+        let parsed: T = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), format!("`{key}` takes {what}\n{help}")))?;
+        if !input.is_empty() {
+            let extra: TokenTree = input.parse()?;
+            return Err(syn::Error::new(
+                extra.span(),
+                format!("unexpected `{extra}` after the value of `{key}`\nhelp: end the value here, and separate entries with commas"),
+            ));
+        }
+        Ok(parsed)
+    };
+    read.parse2(value)
+}
+
+/// The parenthesized arguments after `kind`, or an error at `kind` saying so.
+fn arguments<'a>(input: ParseStream<'a>, kind: &syn::Ident, help: &str) -> syn::Result<syn::parse::ParseBuffer<'a>> {
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            kind.span(),
+            format!("`{kind}` takes its arguments in parentheses\n{help}"),
+        ));
+    }
+    let content;
+    syn::parenthesized!(content in input);
+    Ok(content)
 }
 
 fn no_more(content: ParseStream) -> syn::Result<()> {
@@ -326,8 +385,7 @@ fn parse_smoke(input: ParseStream) -> syn::Result<syn::LitStr> {
     if kind != "http_get" {
         return Err(syn::Error::new(kind.span(), format!("`{kind}` is not a smoke check\n{help}")));
     }
-    let content;
-    syn::parenthesized!(content in input);
+    let content = arguments(input, &kind, help)?;
     let path: syn::LitStr = content
         .parse()
         .map_err(|e| syn::Error::new(e.span(), format!("`http_get(..)` takes the path as a string\n{help}")))?;
@@ -354,7 +412,21 @@ fn parse_stages(input: ParseStream) -> syn::Result<Vec<syn::Ident>> {
     }
     let content;
     let brackets = bracketed!(content in input);
-    let list = Punctuated::<syn::Ident, Token![,]>::parse_terminated(&content)?;
+    if let Ok(quoted) = content.fork().parse::<syn::LitStr>() {
+        return Err(syn::Error::new(
+            quoted.span(),
+            format!(
+                "stage names are written bare, not as strings\nhelp: write `{}` without the quotes, e.g. `stages: [staging, production]`",
+                quoted.value()
+            ),
+        ));
+    }
+    let list = Punctuated::<syn::Ident, Token![,]>::parse_terminated(&content).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "`stages` lists stage names, separated by commas\nhelp: write `stages: [staging, production]`",
+        )
+    })?;
     if list.is_empty() {
         return Err(syn::Error::new(
             brackets.span.join(),
@@ -389,13 +461,40 @@ fn split(input: ParseStream) -> syn::Result<(Vec<syn::Attribute>, Vec<Entry>)> {
         let key: syn::Ident = input
             .call(syn::ext::IdentExt::parse_any)
             .map_err(|e| syn::Error::new(e.span(), "expected a key such as `name`, `score` or `topologies`"))?;
-        input
-            .parse::<Token![:]>()
-            .map_err(|_| syn::Error::new(key.span(), format!("expected `:` after `{key}`")))?;
-        let mut value = TokenStream::new();
-        while !input.is_empty() && !input.peek(Token![,]) {
-            value.extend([input.parse::<TokenTree>()?]);
+        if input.peek(Token![=]) {
+            let eq: Token![=] = input.parse()?;
+            return Err(syn::Error::new(
+                eq.span,
+                format!("`app!` entries are written `key: value`, with a colon\nhelp: write `{key}: …`"),
+            ));
         }
+        input.parse::<Token![:]>().map_err(|_| {
+            syn::Error::new(
+                key.span(),
+                format!("expected `:` after `{key}`\nhelp: write `{key}: {}`", example(&key.to_string())),
+            )
+        })?;
+        let mut value = TokenStream::new();
+        let mut previous: Option<TokenTree> = None;
+        while !input.is_empty() && !input.peek(Token![,]) {
+            let tree = input.parse::<TokenTree>()?;
+            // `… score: …` inside a value: the comma before `score` is missing.
+            if let (Some(TokenTree::Ident(next_key)), TokenTree::Punct(colon)) = (&previous, &tree)
+                && colon.as_char() == ':'
+                && colon.spacing() == proc_macro2::Spacing::Alone
+                && KEYS.contains(&next_key.to_string().as_str())
+                && !value.is_empty()
+            {
+                return Err(syn::Error::new(
+                    next_key.span(),
+                    format!("expected `,` before `{next_key}`\nhelp: separate the entries with commas: `{key}: …, {next_key}: …`"),
+                ));
+            }
+            if let Some(done) = previous.replace(tree) {
+                value.extend([done]);
+            }
+        }
+        value.extend(previous);
         if !input.is_empty() {
             input.parse::<Token![,]>()?;
         }

@@ -36,17 +36,19 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
         .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
         .unwrap_or_default();
     predicates.extend(bounds);
+    predicates.extend(thread_safe(&input.generics));
 
     let requires_fn = requires_fn(&h, input.requires.iter());
 
     let (render_body, execute_body) = if input.is_composite() {
         composite_bodies(input, &h, &topo)
     } else {
-        leaf_bodies(input, &h)
+        leaf_bodies(input, &h, &topo)
     };
 
     let registration = registration(input, &h);
     let is_score = is_score(input, &h, &render_body);
+    let rules = type_rules(input, &h);
 
     quote! {
         const _: () = {
@@ -70,6 +72,7 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
 
             #requires_fn
 
+            #rules
 
             #registration
         };
@@ -113,6 +116,69 @@ fn is_score(input: &ScoreInput, h: &TokenStream, render: &TokenStream) -> TokenS
     }
 }
 
+/// A Score is deployed from any thread: each of its type parameters must be
+/// `Send + Sync`, added to the impls as `derive(Clone)` adds `Clone`, so that
+/// a generic Score compiles as written and a use with a type that is not
+/// thread-safe is one error where it is used.
+fn thread_safe(generics: &syn::Generics) -> Vec<TokenStream> {
+    generics
+        .type_params()
+        .map(|p| {
+            let ident = &p.ident;
+            quote!(#ident: ::core::marker::Send + ::core::marker::Sync)
+        })
+        .collect()
+}
+
+/// The rules the types must follow, each an error at the user's token:
+/// a `secret` field is a `harmony::Secret<_>` (checked by trait, so another
+/// type named `Secret` is refused); a Score with children has no `Render` of
+/// its own (which would never run); `requires(..)` names each capability
+/// once, however it is spelled.
+fn type_rules(input: &ScoreInput, h: &TokenStream) -> TokenStream {
+    let secrets: Vec<TokenStream> = input
+        .fields()
+        .iter()
+        .filter(|f| f.secret.is_some())
+        .map(|f| {
+            let ty = &f.ty;
+            quote_spanned!(ty.span()=> #h::secret_field::<#ty>();)
+        })
+        .collect();
+    let secrets = (!secrets.is_empty()).then(|| {
+        quote! {
+            #[allow(clippy::redundant_closure)]
+            const _: fn() = || {
+                #(#secrets)*
+            };
+        }
+    });
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let ident = &input.ident;
+    let no_render = input.children().next().and_then(|c| c.child).map(|child| {
+        quote_spanned! {child=>
+            #[automatically_derived]
+            impl #impl_generics #h::ScoreWithChildrenHasNoRenderOfItsOwn for #ident #ty_generics #where_clause {}
+        }
+    });
+    let once = (input.requires.len() > 1).then(|| {
+        let impls = input
+            .requires
+            .iter()
+            .map(|cap| quote_spanned!(cap.span()=> impl CapabilityListedOnceInRequires for dyn #cap {}));
+        quote! {
+            #[allow(dead_code)]
+            trait CapabilityListedOnceInRequires {}
+            #(#impls)*
+        }
+    });
+    quote! {
+        #secrets
+        #no_render
+        #once
+    }
+}
+
 /// `__harmony_requires()`: the names of the capabilities `requires(..)`
 /// lists. Asking `harmony::checks::capability_name` for each is also the check
 /// that `requires(..)` names capabilities and nothing else: one error per
@@ -128,12 +194,12 @@ fn requires_fn<'p>(h: &TokenStream, requires: impl Iterator<Item = &'p syn::Path
     }
 }
 
-fn leaf_bodies(input: &ScoreInput, h: &TokenStream) -> (TokenStream, TokenStream) {
+fn leaf_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (TokenStream, TokenStream) {
     let render = quote!(<Self as #h::Render>::render(self, cx));
     // The topology's verification always runs; a Score's own smoke test runs
     // after it, in addition, never instead.
     let smoke = match &input.smoke {
-        Some(smoke) => smoke_call(smoke, h),
+        Some(smoke) => smoke_call(smoke, h, topo),
         None => quote!(::core::result::Result::Ok(())),
     };
     let execute = quote! {
@@ -167,7 +233,7 @@ fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (
         }
     });
     let check = match &input.smoke {
-        Some(smoke) => smoke_call(smoke, h),
+        Some(smoke) => smoke_call(smoke, h, topo),
         None => quote!(::core::result::Result::Ok(())),
     };
     let execute = quote! {
@@ -180,8 +246,10 @@ fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (
 /// `run.smoke(..)` on the future of the user's smoke test, called through
 /// `harmony::checks::SmokeTest` so that a function of another shape is one
 /// error that says which shape it needs, spanned on the `smoke = ..` path.
-fn smoke_call(smoke: &syn::Path, h: &TokenStream) -> TokenStream {
-    let call = quote_spanned!(smoke.span()=> #h::SmokeTest::call(#smoke, self, topology));
+fn smoke_call(smoke: &syn::Path, h: &TokenStream, topo: &syn::Ident) -> TokenStream {
+    // The Score and topology types are given, so that a function of another
+    // shape (one taking `&Local`, say) is the trait's error, not a mismatch.
+    let call = quote_spanned!(smoke.span()=> #h::SmokeTest::<'_, Self, #topo>::call(#smoke, self, topology));
     quote!(run.smoke(#call).await)
 }
 
@@ -240,6 +308,10 @@ pub(crate) fn fallback(input: &syn::DeriveInput, parsed: &ScoreInput) -> TokenSt
     if !matches!(&input.data, syn::Data::Struct(_)) {
         return TokenStream::new();
     }
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
+        .unwrap_or_default();
+    predicates.extend(thread_safe(&input.generics));
     let mut unique: Vec<&syn::Path> = Vec::new();
     for cap in requires {
         if !unique.contains(&cap) {
@@ -250,8 +322,8 @@ pub(crate) fn fallback(input: &syn::DeriveInput, parsed: &ScoreInput) -> TokenSt
     let (marker_generics, _, _) = input.generics.split_for_impl();
     quote! {
         const _: () = {
-            impl #impl_generics #h::Score<#topo> for #ident #ty_generics #where_clause {}
-            impl #impl_generics #h::Interpret<#topo> for #ident #ty_generics #where_clause {
+            impl #impl_generics #h::Score<#topo> for #ident #ty_generics where #(#predicates,)* {}
+            impl #impl_generics #h::Interpret<#topo> for #ident #ty_generics where #(#predicates,)* {
                 async fn execute(&self, _: &#topo, _: &mut #h::Run) -> #h::Result<(), #h::InterpretError> {
                     ::core::panic!("this Score failed to derive; see the compile error")
                 }

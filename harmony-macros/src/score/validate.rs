@@ -31,7 +31,6 @@ pub(crate) fn shape(input: &syn::DeriveInput) -> syn::Result<()> {
 pub(crate) fn validate(input: &ScoreInput, errors: &mut Errors) {
     for field in input.fields() {
         check_child_not_secret(field, errors);
-        check_secret_type(field, errors);
     }
     check_requires_unique(input, errors);
 }
@@ -46,23 +45,9 @@ fn check_child_not_secret(field: &ScoreField, errors: &mut Errors) {
     }
 }
 
-/// `secret` promises redaction; only `Secret<_>` keeps that promise, since its
-/// Debug and Serialize never print the value.
-fn check_secret_type(field: &ScoreField, errors: &mut Errors) {
-    // Both keys on one field is `check_child_not_secret`'s error alone.
-    if field.secret.is_none() || field.child.is_some() {
-        return;
-    }
-    let is_secret = matches!(&field.ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Secret"));
-    if !is_secret {
-        errors.push(syn::Error::new(
-            field.ty.span(),
-            "a `secret` field must have type `harmony::Secret<_>`, which never prints its value\nhelp: wrap it: `harmony::Secret<String>`",
-        ));
-    }
-}
-
-/// Listing a capability twice is harmless to the compiler but a sign of a typo.
+/// Listing a capability twice is harmless to the compiler but a sign of a
+/// typo. The same capability written two ways (`K8sClient` and
+/// `harmony::K8sClient`) is caught by type in `expand::requires_once`.
 fn check_requires_unique(input: &ScoreInput, errors: &mut Errors) {
     for (i, path) in input.requires.iter().enumerate() {
         if input.requires[..i].contains(path) {

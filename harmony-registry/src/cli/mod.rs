@@ -156,6 +156,11 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let format = cli.output;
+    if let Some((name, places)) = crate::duplicate_apps().into_iter().next() {
+        let mut failure = Failure::new(format!("app `{name}` is declared {} times in this binary", places.len()));
+        failure.notes = places.into_iter().map(|p| format!("declared at {p}")).collect();
+        return Err(failure.help("give each `app!` its own `name`, or leave one of the crates out of `harmony_registry::main!(..)`"));
+    }
     if let Some(code) = hand_to_plugin(&cli.command)? {
         return Ok(code);
     }

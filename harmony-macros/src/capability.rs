@@ -50,10 +50,17 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         syn::TraitItem::Fn(f) => Some(forward(&h, ident, f)),
         _ => None,
     });
+    // Spanned on the trait's name, so that a trait without `Topology` above
+    // it is an error there.
+    let topologies_only = quote_spanned!(ident.span()=> #h::capability_of_topologies::<dyn #ident>(););
     Ok(quote! {
         #item
 
         const _: () = {
+            const _: fn() = || {
+                #topologies_only
+            };
+
             #[automatically_derived]
             impl #h::IsCapability for dyn #ident {
                 const NAME: &'static str = #name;

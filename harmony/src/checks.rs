@@ -95,6 +95,9 @@ pub trait SecretField {}
 
 impl<T> SecretField for crate::Secret<T> {}
 
+/// An optional secret keeps the promise too.
+impl<T> SecretField for Option<crate::Secret<T>> {}
+
 /// Fails to compile unless `F` is a [`Secret`](crate::Secret).
 pub fn secret_field<F: ?Sized + SecretField>() {}
 
@@ -159,3 +162,18 @@ pub trait IsNotAScore {
 }
 
 impl<F> IsNotAScore for Placement<F> {}
+
+/// What a `#[harmony::capability]` trait must be: a trait of topologies
+/// (`pub trait Dns: harmony::Topology`), so that only topologies provide it.
+#[diagnostic::on_unimplemented(
+    message = "a capability is a trait of topologies: it needs `harmony::Topology` as a supertrait",
+    label = "add `: harmony::Topology` to this trait",
+    note = "topologies provide capabilities: write `pub trait MyCapability: harmony::Topology {{ … }}`, or name a capability as the supertrait (`: harmony::K8sDeploy`)"
+)]
+pub trait CapabilityOfTopologies {}
+
+#[diagnostic::do_not_recommend]
+impl<C: ?Sized + crate::Topology> CapabilityOfTopologies for C {}
+
+/// Fails to compile unless `C` is a trait of topologies.
+pub fn capability_of_topologies<C: ?Sized + CapabilityOfTopologies>() {}

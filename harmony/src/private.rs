@@ -14,7 +14,7 @@ pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
 pub use crate::checks::{
     Capability, IsNotAScore, Placement, RunsOnCi, RunsOnLocal, RunsOnNoBuiltInTopology, ScoreWithChildrenHasNoRenderOfItsOwn, SmokeTest,
-    capability_name, releases_on, runs_on, score_of, secret_field,
+    capability_name, capability_of_topologies, releases_on, runs_on, score_of, secret_field,
 };
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};

@@ -52,6 +52,18 @@ pub(crate) fn expand(app: &App) -> TokenStream {
             (&&&&#h::Placement(|| #score)).runs_on_a_topology();
         }
     });
+    // Each topology once, however it is spelled: a second impl of this
+    // trait for the same type is rustc's error at the second one.
+    let listed_once = app.topologies.as_ref().filter(|t| t.len() > 1).map(|topologies| {
+        let impls = topologies
+            .iter()
+            .map(|t| quote_spanned!(t.span()=> impl TopologyListedOnceInTopologies for #t {}));
+        quote! {
+            #[allow(dead_code)]
+            trait TopologyListedOnceInTopologies {}
+            #(#impls)*
+        }
+    });
     let release = app.release.as_ref().map(|r| release(app, r, &h));
     // One app per name in a crate: a second `app!` of the same name defines
     // this macro again, which rustc reports at its name (ADR 0016). Across
@@ -98,6 +110,7 @@ pub(crate) fn expand(app: &App) -> TokenStream {
                 }
             }
             #release
+            #listed_once
         };
     }
 }

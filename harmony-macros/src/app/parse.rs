@@ -253,14 +253,25 @@ fn parse_image(input: ParseStream) -> syn::Result<Image> {
                 None
             };
             if dockerfile.value().is_empty() {
-                return Err(syn::Error::new(dockerfile.span(), "the Dockerfile path is empty"));
+                return Err(syn::Error::new(
+                    dockerfile.span(),
+                    "the Dockerfile path is empty\nhelp: write the Dockerfile's path, relative to the crate's root, e.g. `Dockerfile(\"Dockerfile\")`",
+                ));
             }
-            no_more(&content)?;
+            no_more(
+                &content,
+                "`Dockerfile(..)` takes the Dockerfile's path and, optionally, the build context's",
+            )?;
             Ok(Image::Dockerfile { dockerfile, context })
         }
         "Buildable" => {
-            let expr: syn::Expr = content.parse()?;
-            no_more(&content)?;
+            let expr: syn::Expr = content.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    format!("`Buildable(..)` takes a value that builds an image\n{IMAGE_HELP}"),
+                )
+            })?;
+            no_more(&content, "`Buildable(..)` takes one value")?;
             Ok(Image::Buildable(expr))
         }
         _ => unreachable!("image sources are checked above"),
@@ -299,7 +310,7 @@ fn parse_chart(input: ParseStream) -> syn::Result<ChartKind> {
     if content.peek(Token![,]) {
         content.parse::<Token![,]>()?;
     }
-    no_more(&content)?;
+    no_more(&content, CHART_HELP.trim_start_matches("help: "))?;
     Ok(chart)
 }
 
@@ -342,11 +353,12 @@ fn arguments<'a>(input: ParseStream<'a>, kind: &syn::Ident, help: &str) -> syn::
     Ok(content)
 }
 
-fn no_more(content: ParseStream) -> syn::Result<()> {
+/// Nothing left in the parentheses; else an error at what is, saying `what`.
+fn no_more(content: ParseStream, what: &str) -> syn::Result<()> {
     if content.is_empty() {
         Ok(())
     } else {
-        Err(content.error("unexpected extra argument"))
+        Err(content.error(format!("unexpected extra argument\nhelp: {what}; remove this one")))
     }
 }
 
@@ -368,9 +380,13 @@ fn check_published(url: &syn::LitStr, version: &syn::LitStr) -> syn::Result<()> 
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0')));
     if !semver {
+        let help = match v.strip_prefix('v') {
+            Some(bare) => format!("write it without the `v`: `\"{bare}\"`"),
+            None => "pin an exact version such as `\"1.4.2\"`".to_owned(),
+        };
         return Err(syn::Error::new(
             version.span(),
-            format!("`{v}` is not a semver version\nhelp: pin an exact version such as `\"1.4.2\"`"),
+            format!("`{v}` is not a semver version\nhelp: {help}"),
         ));
     }
     Ok(())
@@ -389,7 +405,7 @@ fn parse_smoke(input: ParseStream) -> syn::Result<syn::LitStr> {
     let path: syn::LitStr = content
         .parse()
         .map_err(|e| syn::Error::new(e.span(), format!("`http_get(..)` takes the path as a string\n{help}")))?;
-    no_more(&content)?;
+    no_more(&content, "`http_get(..)` takes one path")?;
     if !path.value().starts_with('/') || path.value().chars().any(char::is_whitespace) {
         return Err(syn::Error::new(
             path.span(),
@@ -477,6 +493,13 @@ fn split(input: ParseStream) -> syn::Result<(Vec<syn::Attribute>, Vec<Entry>)> {
         let mut value = TokenStream::new();
         let mut previous: Option<TokenTree> = None;
         while !input.is_empty() && !input.peek(Token![,]) {
+            if input.peek(Token![;]) {
+                let semi: Token![;] = input.parse()?;
+                return Err(syn::Error::new(
+                    semi.span,
+                    "`app!` entries are separated by commas, not `;`\nhelp: write `,` here",
+                ));
+            }
             let tree = input.parse::<TokenTree>()?;
             // `… score: …` inside a value: the comma before `score` is missing.
             if let (Some(TokenTree::Ident(next_key)), TokenTree::Punct(colon)) = (&previous, &tree)
@@ -531,20 +554,22 @@ fn check_name(lit: syn::LitStr) -> syn::Result<syn::LitStr> {
             format!("app name `{name}` is reserved: the local state directory uses it\nhelp: pick another name, e.g. `\"{name}-app\"`"),
         ));
     }
-    let ok = !name.is_empty()
-        && name.len() <= 53
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        return Ok(lit);
-    }
-    Err(syn::Error::new(
-        lit.span(),
+    let rule = "help: use 1 to 53 lowercase letters, digits and `-`, starting and ending with a letter or digit, e.g. `\"my-app\"`";
+    let why = if name.is_empty() {
+        "the app name is empty".to_owned()
+    } else if name.len() > 53 {
         format!(
-            "app name `{name}` is not valid\nhelp: use 1 to 53 lowercase letters, digits and `-`, starting and ending with a letter or digit, e.g. `\"my-app\"`"
-        ),
-    ))
+            "app name `{name}` is {} characters long, and a Helm release name allows 53",
+            name.len()
+        )
+    } else if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        format!("app name `{name}` is not valid")
+    } else if name.starts_with('-') || name.ends_with('-') {
+        format!("app name `{name}` starts or ends with `-`")
+    } else {
+        return Ok(lit);
+    };
+    Err(syn::Error::new(lit.span(), format!("{why}\n{rule}")))
 }
 
 fn unknown_key(key: &syn::Ident, name: &str) -> syn::Error {

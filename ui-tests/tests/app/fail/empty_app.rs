@@ -1,0 +1,23 @@
+// An empty `app!`: both required keys are named.
+use harmony::release::ReleaseCx;
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score, Default)]
+pub struct Site {
+    pub namespace: String,
+}
+
+impl Render for Site {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+#[allow(dead_code)]
+fn site(_: &ReleaseCx) -> Site {
+    Site::default()
+}
+
+harmony::app! {}
+
+fn main() {}

@@ -1,0 +1,28 @@
+// `http_get(/healthz)`: the path must be a string.
+use harmony::release::ReleaseCx;
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score, Default)]
+pub struct Site {
+    pub namespace: String,
+}
+
+impl Render for Site {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+#[allow(dead_code)]
+fn site(_: &ReleaseCx) -> Site {
+    Site::default()
+}
+
+harmony::app! {
+    name: "site",
+    image: Dockerfile("Dockerfile"),
+    chart: builder(site),
+    smoke: http_get(/healthz),
+}
+
+fn main() {}

@@ -1,0 +1,28 @@
+// `published(..)` without the version to pin.
+use harmony::release::ReleaseCx;
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score, Default)]
+pub struct Site {
+    pub namespace: String,
+}
+
+impl Render for Site {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+#[allow(dead_code)]
+fn site(_: &ReleaseCx) -> Site {
+    Site::default()
+}
+
+harmony::app! {
+    name: "site",
+    score: Site::default(),
+    image: Dockerfile("Dockerfile"),
+    chart: published("oci://registry.example/charts/site"),
+}
+
+fn main() {}

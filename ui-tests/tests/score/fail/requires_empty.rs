@@ -1,0 +1,16 @@
+// `requires()` with nothing in it.
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score)]
+#[score(requires())]
+pub struct Probe {
+    pub namespace: String,
+}
+
+impl Render for Probe {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+fn main() {}

@@ -117,12 +117,6 @@ impl Writer<'_> {
         let status_only = self.subresource == "status";
         fields::ownable(object, self.has_status && !status_only, status_only)
     }
-
-    /// Ownership is computed over the part of the object this endpoint writes, so the main
-    /// resource and `/status` never take fields from each other.
-    fn ownable_all(&self, object: &Value) -> Value {
-        fields::ownable(object, false, false)
-    }
 }
 
 /// Applies `config` to `live` (or to nothing, for a create) as `writer.manager`. Returns the
@@ -144,8 +138,7 @@ pub(crate) fn apply(
     let applied = fields::fields_of(schema, &config_part);
 
     let mut merged = fields::merge(schema, live_full, &config_part);
-    let before = writer.ownable_all(live_full);
-    let diff = fields::compare(schema, &before, &writer.ownable_all(&merged));
+    let diff = fields::compare_ownable(schema, live_full, &merged);
     let changed = diff.changed();
 
     // Conflicts: fields another manager owns whose value this apply changes.
@@ -191,8 +184,7 @@ pub(crate) fn apply(
     if !dropped.is_empty() {
         fields::remove_fields(schema, &mut merged, &dropped);
     }
-    let after = writer.ownable_all(&merged);
-    let removed = fields::compare(schema, &before, &after).removed;
+    let removed = fields::compare_ownable(schema, live_full, &merged).removed;
 
     // Record the applier's set.
     match mine {
@@ -225,7 +217,7 @@ pub(crate) fn record_update(schema: &Schema<'_>, old: Option<&Value>, new: &mut 
     let empty = json!({});
     let old_full = old.unwrap_or(&empty);
     let mut entries = read_managed(old_full);
-    let diff = fields::compare(schema, &writer.ownable_all(old_full), &writer.ownable_all(new));
+    let diff = fields::compare_ownable(schema, old_full, new);
     let changed = diff.changed();
     let now = util::now_rfc3339();
     if !changed.is_empty() {

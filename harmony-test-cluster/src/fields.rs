@@ -425,45 +425,69 @@ impl Diff {
     }
 }
 
-/// Compares two (ownable) objects.
-pub(crate) fn compare(schema: &Schema<'_>, old: &Value, new: &Value) -> Diff {
+/// Compares the ownable parts of two whole objects (what [`ownable`] keeps
+/// of each), without copying them.
+pub(crate) fn compare_ownable(schema: &Schema<'_>, old: &Value, new: &Value) -> Diff {
+    let empty = Map::new();
+    let o = old.as_object().unwrap_or(&empty);
+    let n = new.as_object().unwrap_or(&empty);
+    let top = |k: &str| !matches!(k, "apiVersion" | "kind" | "metadata");
     let mut diff = Diff::default();
-    let mut fpath = Vec::new();
-    let mut pes = Vec::new();
-    compare_at(schema, old, new, &mut fpath, &mut pes, &mut diff);
+    let (mut fpath, mut pes) = (Vec::new(), Vec::new());
+    compare_maps(schema, o, n, &top, &mut fpath, &mut pes, &mut diff);
+    let om = o.get("metadata").and_then(Value::as_object).unwrap_or(&empty);
+    let nm = n.get("metadata").and_then(Value::as_object).unwrap_or(&empty);
+    fpath.push("metadata".to_owned());
+    pes.push("f:metadata".to_owned());
+    compare_maps(schema, om, nm, &|k| !SYSTEM_METADATA.contains(&k), &mut fpath, &mut pes, &mut diff);
     diff.added.member = false;
     diff.modified.member = false;
     diff.removed.member = false;
     diff
 }
 
-fn compare_at(schema: &Schema<'_>, old: &Value, new: &Value, fpath: &mut Vec<String>, pes: &mut Vec<String>, diff: &mut Diff) {
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            for (k, nv) in n {
-                fpath.push(k.clone());
-                pes.push(format!("f:{k}"));
-                match o.get(k) {
-                    Some(ov) => compare_at(schema, ov, nv, fpath, pes, diff),
-                    None => {
-                        let sub = added_fields(schema, nv, fpath);
-                        diff.added.insert_subtree(pes, sub);
-                    }
-                }
-                fpath.pop();
-                pes.pop();
-            }
-            for (k, ov) in o {
-                if !n.contains_key(k) {
-                    fpath.push(k.clone());
-                    pes.push(format!("f:{k}"));
-                    let sub = all_paths(schema, ov, fpath);
-                    diff.removed.insert_subtree(pes, sub);
-                    fpath.pop();
-                    pes.pop();
-                }
+/// The members of two maps that `keep` admits, compared key by key.
+fn compare_maps(
+    schema: &Schema<'_>,
+    o: &Map<String, Value>,
+    n: &Map<String, Value>,
+    keep: &dyn Fn(&str) -> bool,
+    fpath: &mut Vec<String>,
+    pes: &mut Vec<String>,
+    diff: &mut Diff,
+) {
+    for (k, nv) in n {
+        // An unchanged subtree adds, changes and removes nothing: skip it whole.
+        if !keep(k) || o.get(k) == Some(nv) {
+            continue;
+        }
+        fpath.push(k.clone());
+        pes.push(format!("f:{k}"));
+        match o.get(k) {
+            Some(ov) => compare_at(schema, ov, nv, fpath, pes, diff),
+            None => {
+                let sub = added_fields(schema, nv, fpath);
+                diff.added.insert_subtree(pes, sub);
             }
         }
+        fpath.pop();
+        pes.pop();
+    }
+    for (k, ov) in o {
+        if keep(k) && !n.contains_key(k) {
+            fpath.push(k.clone());
+            pes.push(format!("f:{k}"));
+            let sub = all_paths(schema, ov, fpath);
+            diff.removed.insert_subtree(pes, sub);
+            fpath.pop();
+            pes.pop();
+        }
+    }
+}
+
+fn compare_at(schema: &Schema<'_>, old: &Value, new: &Value, fpath: &mut Vec<String>, pes: &mut Vec<String>, diff: &mut Diff) {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => compare_maps(schema, o, n, &|_| true, fpath, pes, diff),
         (Value::Array(o), Value::Array(n)) => {
             let kind_old = effective_list_kind(schema, fpath, o);
             let kind_new = effective_list_kind(schema, fpath, n);
@@ -680,11 +704,23 @@ mod tests {
     }
 
     #[test]
+    fn compare_ownable_skips_identity_and_server_metadata() {
+        let old = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "uid": "1", "resourceVersion": "1", "labels": {"a": "1"}}, "spec": {"replicas": 1}});
+        let new = json!({"apiVersion": "apps/v2", "kind": "Deployment",
+            "metadata": {"name": "d", "uid": "1", "resourceVersion": "2", "labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 1}});
+        let diff = compare_ownable(&DEPLOY, &old, &new);
+        let added: Vec<String> = diff.added.paths().iter().map(|p| path_string(p)).collect();
+        assert_eq!(added, [".metadata.labels.b"]);
+        assert!(diff.modified.is_empty() && diff.removed.is_empty());
+    }
+
+    #[test]
     fn compare_sees_modified_added_and_removed() {
         let old = json!({"spec": {"replicas": 1, "paused": true, "template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}}});
         let new =
             json!({"spec": {"replicas": 2, "minReadySeconds": 5, "template": {"spec": {"containers": [{"name": "b", "image": "x"}]}}}});
-        let diff = compare(&DEPLOY, &old, &new);
+        let diff = compare_ownable(&DEPLOY, &old, &new);
         let modified: Vec<String> = diff.modified.paths().iter().map(|p| path_string(p)).collect();
         assert_eq!(modified, [".spec.replicas"]);
         let added: Vec<String> = diff.added.paths().iter().map(|p| path_string(p)).collect();

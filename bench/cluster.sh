@@ -58,9 +58,7 @@ echo "== workload: N=$N ($(find "$WORK/manifests" -name '*.yaml' | wc -l) object
 # Start a test cluster with `$1` ms of latency; sets KC to its kubeconfig.
 start_cluster() {
   local out="$WORK/cluster-$RANDOM.out"
-  # The server runs on its own thread, whose glibc heap grows one small step (an mprotect) at a
-  # time; a larger top pad makes it grow as a long-running server's would. Both tools get it.
-  GLIBC_TUNABLES=glibc.malloc.top_pad=67108864 "$SERVER" --latency "$1" --ready-after 0 >"$out" 2>/dev/null &
+  "$SERVER" --latency "$1" --ready-after 0 >"$out" 2>/dev/null &
   CLUSTERS+=("$!")
   for _ in $(seq 1 100); do [ -s "$out" ] && break; sleep 0.1; done
   KC="$(head -1 "$out" | sed 's/^KUBECONFIG=//')"

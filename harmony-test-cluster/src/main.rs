@@ -7,6 +7,11 @@ use std::time::Duration;
 use clap::Parser;
 use harmony_test_cluster::{Options, TestCluster};
 
+// The server allocates and frees many small JSON values per request, from a
+// thread of its own; mimalloc serves that without glibc's arena growth steps.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An in-process Kubernetes API server for tests, run standalone.
 #[derive(Debug, Parser)]
 #[command(name = "harmony-test-cluster", version)]

@@ -1,0 +1,476 @@
+//! The fleet's wire model: what one device must run ([`AgentManifest`], written
+//! by the operator into the device's key of a NATS KV bucket) and what the
+//! device reports ([`AgentStatus`], written back by its agent).
+//!
+//! A manifest is a short list of typed resources with real effects and a
+//! status of their own — a [`File`](Resource::File) and a supervised
+//! [`Process`](Resource::Process) — reconciled idempotently. It holds no shell
+//! command: a process is an argument vector, and a shell given a script
+//! (`sh -c …`) is refused when the manifest is read.
+//!
+//! # Versions and unknown fields
+//! Every document carries `schemaVersion` ([`SCHEMA_VERSION`] is the one this
+//! crate writes). The two sides read differently, on purpose:
+//! - **A manifest is read strictly.** A newer version is refused as
+//!   [`ManifestError::NewerVersion`] (the agent says so in its status and keeps
+//!   running what it runs); within a known version, an unknown field is an
+//!   error ([`ManifestError::Malformed`]) naming it, so that a typo never
+//!   silently drops a setting on a device.
+//! - **A status is read leniently.** Unknown fields are ignored: a newer agent
+//!   may report more, and an older operator still counts its states.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version this crate writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What one device must run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentManifest {
+    pub schema_version: u32,
+    /// Grows with every change the operator writes; the agent reports the
+    /// one it has reconciled as [`AgentStatus::observed_generation`].
+    pub generation: u64,
+    /// Each with a name unique in the manifest.
+    pub resources: Vec<Resource>,
+}
+
+/// One thing a device runs or holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum Resource {
+    File(FileSpec),
+    Process(ProcessSpec),
+}
+
+/// A file with exactly this content and mode, written atomically.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileSpec {
+    pub name: String,
+    /// Absolute.
+    pub path: String,
+    pub content: String,
+    /// Unix permission bits, `0o644` unless given.
+    #[serde(default = "default_mode")]
+    pub mode: u32,
+}
+
+/// A long-running program the agent starts and supervises; restarted when
+/// its spec changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessSpec {
+    pub name: String,
+    /// The program and its arguments, never through a shell.
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+/// When a process that exited is started again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+}
+
+fn default_mode() -> u32 {
+    0o644
+}
+
+impl Resource {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::File(f) => &f.name,
+            Self::Process(p) => &p.name,
+        }
+    }
+}
+
+/// Why a manifest cannot be run. Reported in the device's status as is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[non_exhaustive]
+pub enum ManifestError {
+    #[error("the manifest is schema version {found}, and this agent reads version {supported} and older: update the agent")]
+    NewerVersion { found: u32, supported: u32 },
+    #[error("the manifest cannot be read: {why}")]
+    Malformed { why: String },
+    #[error("resource `{name}` is invalid: {why}")]
+    Invalid { name: String, why: String },
+}
+
+impl AgentManifest {
+    pub fn new(generation: u64, resources: Vec<Resource>) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            generation,
+            resources,
+        }
+    }
+
+    /// Read a manifest as an agent does: its version first, then strictly,
+    /// then its rules (see the crate's documentation).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Version {
+            schema_version: u32,
+        }
+        let malformed = |e: serde_json::Error| ManifestError::Malformed { why: e.to_string() };
+        let version: Version = serde_json::from_slice(bytes).map_err(malformed)?;
+        if version.schema_version > SCHEMA_VERSION {
+            return Err(ManifestError::NewerVersion {
+                found: version.schema_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version.schema_version == 0 {
+            return Err(ManifestError::Malformed {
+                why: "`schemaVersion` 0 does not exist; versions start at 1".into(),
+            });
+        }
+        let manifest: Self = serde_json::from_slice(bytes).map_err(malformed)?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The rules the types cannot say: unique names, absolute paths, a
+    /// program to run, no shell script.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let mut names = BTreeSet::new();
+        for resource in &self.resources {
+            let name = resource.name();
+            let invalid = |why: String| ManifestError::Invalid {
+                name: name.to_owned(),
+                why,
+            };
+            if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/') {
+                return Err(invalid("a name is non-empty, without `/` or control characters".into()));
+            }
+            if !names.insert(name) {
+                return Err(invalid("another resource has this name".into()));
+            }
+            match resource {
+                Resource::File(f) => {
+                    if !f.path.starts_with('/') || f.path.contains('\0') || f.path.split('/').any(|part| part == "..") {
+                        return Err(invalid(format!("path `{}` must be absolute, without `..`", f.path)));
+                    }
+                    if f.mode > 0o7777 {
+                        return Err(invalid(format!("mode {:o} is not a permission mode", f.mode)));
+                    }
+                }
+                Resource::Process(p) => {
+                    let Some(program) = p.argv.first().filter(|a| !a.is_empty()) else {
+                        return Err(invalid("`argv` names no program".into()));
+                    };
+                    if p.argv.iter().chain(p.env.keys()).chain(p.env.values()).any(|s| s.contains('\0')) {
+                        return Err(invalid("`argv` and `env` cannot hold NUL characters".into()));
+                    }
+                    if is_shell(program) && p.argv.iter().any(|a| a == "-c") {
+                        return Err(invalid(format!(
+                            "`{program} -c` runs a shell script; a process is a program and its arguments"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_shell(program: &str) -> bool {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    ["sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"].contains(&base)
+}
+
+/// What one device reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    pub schema_version: u32,
+    pub device: String,
+    /// The manifest generation last reconciled, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<u64>,
+    /// When the agent last wrote this, in seconds since the Unix epoch.
+    pub heartbeat: u64,
+    /// By resource name.
+    #[serde(default)]
+    pub resources: BTreeMap<String, ResourceStatus>,
+    /// Why the current manifest is not run, if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ManifestError>,
+}
+
+/// Where one resource stands on the device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum ResourceStatus {
+    File(FileStatus),
+    Process(ProcessStatus),
+    /// A kind a newer agent reports and this reader does not know: kept out
+    /// of the counts, never an error.
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileStatus {
+    pub state: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessStatus {
+    pub state: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<Exit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// How a process last ended: its exit code, or the signal that ended it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// The states the operator counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum State {
+    /// As the manifest says.
+    Ready,
+    /// Being brought there (written, starting, restarting).
+    Progressing,
+    /// It cannot get there without a change (see the message).
+    Failed,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ready => "ready",
+            Self::Progressing => "progressing",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+impl AgentStatus {
+    /// Read a status as the operator does: unknown fields ignored.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// How many of its resources are in each state.
+    pub fn counts(&self) -> BTreeMap<State, usize> {
+        let mut counts = BTreeMap::new();
+        for status in self.resources.values() {
+            let state = match status {
+                ResourceStatus::File(f) => f.state,
+                ResourceStatus::Process(p) => p.state,
+                ResourceStatus::Unknown => continue,
+            };
+            *counts.entry(state).or_default() += 1;
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn manifest(resources: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"schemaVersion": 1, "generation": 3, "resources": resources})).unwrap()
+    }
+
+    #[test]
+    fn a_manifest_reads_back_as_written() {
+        let written = AgentManifest::new(
+            7,
+            vec![
+                Resource::File(FileSpec {
+                    name: "config".into(),
+                    path: "/etc/sensor/config.toml".into(),
+                    content: "rate = 5\n".into(),
+                    mode: 0o600,
+                }),
+                Resource::Process(ProcessSpec {
+                    name: "sensor".into(),
+                    argv: vec!["/usr/bin/sensor".into(), "--config".into(), "/etc/sensor/config.toml".into()],
+                    env: [("RUST_LOG".to_owned(), "info".to_owned())].into(),
+                    restart: RestartPolicy::OnFailure,
+                }),
+            ],
+        );
+        let bytes = written.to_json();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.contains(r#""kind":"File""#) && text.contains(r#""restart":"onFailure""#),
+            "{text}"
+        );
+        assert_eq!(AgentManifest::from_json(&bytes), Ok(written));
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let read = AgentManifest::from_json(&manifest(json!([
+            {"kind": "File", "name": "motd", "path": "/etc/motd", "content": "hi"},
+            {"kind": "Process", "name": "web", "argv": ["/usr/bin/web"]}
+        ])))
+        .unwrap();
+        let Resource::File(file) = &read.resources[0] else {
+            panic!("{read:?}")
+        };
+        assert_eq!(file.mode, 0o644);
+        let Resource::Process(web) = &read.resources[1] else {
+            panic!("{read:?}")
+        };
+        assert_eq!((web.restart, web.env.len()), (RestartPolicy::Always, 0));
+    }
+
+    #[test]
+    fn a_newer_manifest_is_refused_by_version_before_anything_else() {
+        let newer = serde_json::to_vec(&json!({"schemaVersion": 2, "generation": 1, "resources": [{"kind": "Socket"}]})).unwrap();
+        assert_eq!(
+            AgentManifest::from_json(&newer),
+            Err(ManifestError::NewerVersion { found: 2, supported: 1 })
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let typo = manifest(json!([{"kind": "File", "name": "motd", "path": "/etc/motd", "content": "hi", "mdoe": 420}]));
+        let err = AgentManifest::from_json(&typo).unwrap_err();
+        assert!(matches!(&err, ManifestError::Malformed { why } if why.contains("mdoe")), "{err}");
+        let unknown_kind = manifest(json!([{"kind": "Socket", "name": "s"}]));
+        let err = AgentManifest::from_json(&unknown_kind).unwrap_err();
+        assert!(matches!(&err, ManifestError::Malformed { why } if why.contains("Socket")), "{err}");
+        assert!(matches!(
+            AgentManifest::from_json(b"not json"),
+            Err(ManifestError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn the_rules_the_types_cannot_say_are_checked() {
+        let cases = [
+            (
+                json!([{"kind": "File", "name": "a", "path": "etc/a", "content": ""}]),
+                "must be absolute",
+            ),
+            (
+                json!([{"kind": "File", "name": "a", "path": "/etc/../root/a", "content": ""}]),
+                "without `..`",
+            ),
+            (
+                json!([{"kind": "File", "name": "a", "path": "/a", "content": "", "mode": 0o17777}]),
+                "permission mode",
+            ),
+            (json!([{"kind": "Process", "name": "p", "argv": []}]), "names no program"),
+            (
+                json!([{"kind": "Process", "name": "p", "argv": ["/bin/sh", "-c", "curl x | sh"]}]),
+                "runs a shell script",
+            ),
+            (
+                json!([{"kind": "Process", "name": "p", "argv": ["bash", "-c", "true"]}]),
+                "runs a shell script",
+            ),
+            (
+                json!([{"kind": "File", "name": "a", "path": "/a", "content": ""}, {"kind": "Process", "name": "a", "argv": ["/a"]}]),
+                "another resource has this name",
+            ),
+            (json!([{"kind": "Process", "name": "x/y", "argv": ["/a"]}]), "without `/`"),
+        ];
+        for (resources, expected) in cases {
+            let err = AgentManifest::from_json(&manifest(resources.clone())).unwrap_err();
+            assert!(matches!(err, ManifestError::Invalid { .. }), "{resources}: {err}");
+            assert!(err.to_string().contains(expected), "{resources}: {err}");
+        }
+        let script_file = manifest(json!([{"kind": "Process", "name": "p", "argv": ["/bin/sh", "/opt/run.sh"]}]));
+        assert!(
+            AgentManifest::from_json(&script_file).is_ok(),
+            "a shell running a file is a program with arguments"
+        );
+    }
+
+    #[test]
+    fn a_status_carries_the_manifest_error_as_typed_data() {
+        let status = AgentStatus {
+            schema_version: SCHEMA_VERSION,
+            device: "sensor-17".into(),
+            observed_generation: Some(3),
+            heartbeat: 1_800_000_000,
+            resources: [
+                (
+                    "config".to_owned(),
+                    ResourceStatus::File(FileStatus {
+                        state: State::Ready,
+                        message: None,
+                    }),
+                ),
+                (
+                    "sensor".to_owned(),
+                    ResourceStatus::Process(ProcessStatus {
+                        state: State::Progressing,
+                        pid: Some(4242),
+                        restarts: 2,
+                        last_exit: Some(Exit::Code(1)),
+                        message: None,
+                    }),
+                ),
+            ]
+            .into(),
+            error: Some(ManifestError::NewerVersion { found: 2, supported: 1 }),
+        };
+        let bytes = status.to_json();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.contains(r#""error":{"reason":"newerVersion","found":2,"supported":1}"#),
+            "{text}"
+        );
+        assert_eq!(AgentStatus::from_json(&bytes).unwrap(), status);
+        assert_eq!(status.counts(), [(State::Ready, 1), (State::Progressing, 1)].into());
+    }
+
+    #[test]
+    fn a_status_from_a_newer_agent_is_read_with_its_unknown_fields_ignored() {
+        let newer = json!({"schemaVersion": 2, "device": "d", "heartbeat": 1, "uptime": 99,
+            "resources": {"f": {"kind": "File", "state": "ready", "digest": "sha256:00"},
+                          "s": {"kind": "Socket", "state": "ready", "port": 80}}});
+        let read = AgentStatus::from_json(&serde_json::to_vec(&newer).unwrap()).unwrap();
+        assert_eq!(read.resources["s"], ResourceStatus::Unknown);
+        assert_eq!(read.counts(), [(State::Ready, 1)].into(), "a kind it does not know is not counted");
+    }
+}

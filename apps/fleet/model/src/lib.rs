@@ -153,6 +153,7 @@ impl AgentManifest {
     /// program to run, no shell script.
     pub fn validate(&self) -> Result<(), ManifestError> {
         let mut names = BTreeSet::new();
+        let mut paths = BTreeSet::new();
         for resource in &self.resources {
             let name = resource.name();
             let invalid = |why: String| ManifestError::Invalid {
@@ -172,6 +173,9 @@ impl AgentManifest {
                     }
                     if f.mode > 0o7777 {
                         return Err(invalid(format!("mode {:o} is not a permission mode", f.mode)));
+                    }
+                    if !paths.insert(f.path.as_str()) {
+                        return Err(invalid(format!("another file resource writes `{}`", f.path)));
                     }
                 }
                 Resource::Process(p) => {
@@ -412,6 +416,10 @@ mod tests {
                 "another resource has this name",
             ),
             (json!([{"kind": "Process", "name": "x/y", "argv": ["/a"]}]), "without `/`"),
+            (
+                json!([{"kind": "File", "name": "a", "path": "/a", "content": ""}, {"kind": "File", "name": "b", "path": "/a", "content": "x"}]),
+                "another file resource writes `/a`",
+            ),
         ];
         for (resources, expected) in cases {
             let err = AgentManifest::from_json(&manifest(resources.clone())).unwrap_err();

@@ -108,7 +108,7 @@ fn a_registry_that_is_down_is_named_and_a_rerun_completes() {
         err.to_string().contains(&registry.address) && err.help().contains("listens"),
         "{err}"
     );
-    registry.resume();
+    assert!(registry.resume(), "the registry came back on its port");
     rt.block_on(remote.push("team/webapp", "0.1.0", &img)).unwrap();
     assert_eq!(registry.tags("team/webapp"), ["0.1.0"]);
 }

@@ -1,9 +1,11 @@
 //! A real OCI distribution registry (Debian's `docker-registry`) on a free
 //! loopback port, with its own storage, stopped when dropped.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct Registry {
@@ -17,8 +19,17 @@ pub struct Registry {
 pub const USER: &str = "harmony";
 pub const PASSWORD: &str = "s3cret-registry-pass";
 
+/// A free loopback port no other registry of this test process was given:
+/// the kernel may hand a just-released port out again, and two registries
+/// racing for one port leave a test talking to its neighbour's.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 impl Registry {
@@ -33,6 +44,18 @@ impl Registry {
     }
 
     fn start(auth: bool) -> Self {
+        // A port taken by another program between our check and the
+        // registry's bind makes it exit at once: try another.
+        for _ in 0..5 {
+            let mut registry = Self::configure(auth);
+            if registry.resume() {
+                return registry;
+            }
+        }
+        panic!("docker-registry could not listen on a free loopback port in 5 tries");
+    }
+
+    fn configure(auth: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
         let port = free_port();
@@ -58,15 +81,13 @@ impl Registry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let mut registry = Self {
+        Self {
             address,
             storage,
             child: None,
             config: config_path,
             _dir: dir,
-        };
-        registry.resume();
-        registry
+        }
     }
 
     /// Stop the server (its storage stays), as an outage would.
@@ -77,8 +98,9 @@ impl Registry {
         }
     }
 
-    /// Start it again on the same address and storage.
-    pub fn resume(&mut self) {
+    /// Start it (again) on its address and storage; false when the server
+    /// exited instead of listening (its port was taken).
+    pub fn resume(&mut self) -> bool {
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&self.config)
@@ -88,7 +110,21 @@ impl Registry {
             .expect("docker-registry is installed (scripts/test installs it)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&self.address).is_err() {
+        loop {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return false;
+            }
+            if std::net::TcpStream::connect(&self.address).is_ok() {
+                // Something listens; make sure it is our server, not a
+                // neighbour that holds the port.
+                std::thread::sleep(Duration::from_millis(50));
+                let exited = matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(Some(_))));
+                if exited {
+                    self.child = None;
+                }
+                return !exited;
+            }
             assert!(
                 Instant::now() < deadline,
                 "docker-registry did not listen on {} within 10 s",

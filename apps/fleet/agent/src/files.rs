@@ -62,20 +62,35 @@ fn apply(spec: &FileSpec) -> Result<Change, String> {
     }
     let dir = path.parent().ok_or_else(|| format!("`{}` has no parent directory", spec.path))?;
     fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    write_atomically(path, spec.content.as_bytes(), mode).map_err(|e| format!("cannot write `{}`: {e}", spec.path))?;
+    Ok(Change::Content)
+}
+
+/// Replace `path` (whose directory exists) with `content`: a temporary file
+/// beside it, synced and given `mode`, renamed over it.
+pub fn write_atomically(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let temp = dir.join(format!(".{name}.fleet-{}", std::process::id()));
     let written = (|| -> std::io::Result<()> {
         let mut file = fs::File::create(&temp)?;
-        file.write_all(spec.content.as_bytes())?;
+        file.write_all(content)?;
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
         fs::rename(&temp, path)
     })();
-    if let Err(e) = written {
+    if written.is_err() {
         let _ = fs::remove_file(&temp);
-        return Err(format!("cannot write `{}`: {e}", spec.path));
     }
-    Ok(Change::Content)
+    written
+}
+
+/// Remove a file a manifest no longer holds; one already gone is fine.
+pub fn remove(spec: &FileSpec) -> Result<(), String> {
+    match fs::remove_file(&spec.path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("cannot remove `{}`: {e}", spec.path)),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! [`AgentManifest`](fleet_model::AgentManifest) says, one reconciler per
 //! resource kind, each idempotent and reporting a typed status.
 //!
-//! Done so far: files (`files`). To come (issue "apps/fleet"): supervised
-//! processes, and the NATS side (watching the device's key, writing its
-//! status with compare-and-set, heartbeats, reconnects).
+//! - `files`: a file with exactly this content and mode, written atomically;
+//! - `process`: a supervised long-running program with a restart policy;
+//! - `agent`: the loop between NATS (through `fleet-kv`) and the two.
 
+pub mod agent;
 pub mod files;
+pub mod process;

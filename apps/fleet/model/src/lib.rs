@@ -310,6 +310,60 @@ impl AgentStatus {
     }
 }
 
+/// The JetStream KV buckets the fleet shares, and what each key holds.
+pub mod bucket {
+    /// `<device>` → the device's [`AgentManifest`](super::AgentManifest), written by the operator.
+    pub const MANIFESTS: &str = "fleet-manifests";
+    /// `<device>` → the device's [`AgentStatus`](super::AgentStatus), written by its agent.
+    pub const STATUS: &str = "fleet-status";
+    /// `<device>` → the device's [`Device`](super::Device) record, written by its agent at start.
+    pub const DEVICES: &str = "fleet-devices";
+    /// All three, in the order the fleet's setup creates them.
+    pub const ALL: [&str; 3] = [MANIFESTS, STATUS, DEVICES];
+}
+
+/// A device as it registers itself: its id and the labels a
+/// `FleetDeployment` selects it by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub schema_version: u32,
+    pub id: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Device {
+    pub fn new(id: impl Into<String>, labels: BTreeMap<String, String>) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            id: id.into(),
+            labels,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Read leniently, like a status.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// A device id is one KV key in each bucket: letters, digits, `-`, `_` and
+/// `=`, at most 128 of them (no `.`, which would nest keys).
+pub fn check_device_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(format!("device id `{id}` must have 1 to 128 characters"));
+    }
+    match id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '='))) {
+        Some(c) => Err(format!("device id `{id}` cannot hold `{c}`: use letters, digits, `-`, `_` and `=`")),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,5 +534,16 @@ mod tests {
         let read = AgentStatus::from_json(&serde_json::to_vec(&newer).unwrap()).unwrap();
         assert_eq!(read.resources["s"], ResourceStatus::Unknown);
         assert_eq!(read.counts(), [(State::Ready, 1)].into(), "a kind it does not know is not counted");
+    }
+
+    #[test]
+    fn device_ids_are_single_kv_keys() {
+        assert!(check_device_id("sensor-07_a=b").is_ok());
+        for bad in ["", "a.b", "a/b", "a b", "ü"] {
+            assert!(check_device_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_device_id(&"x".repeat(129)).is_err());
+        let device = Device::new("sensor-07", BTreeMap::from([("site".into(), "lyon".into())]));
+        assert_eq!(Device::from_json(&device.to_json()).unwrap(), device);
     }
 }

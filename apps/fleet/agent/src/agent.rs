@@ -1,0 +1,318 @@
+//! One device's loop: its manifest in from NATS, its reconcilers, its status
+//! back out.
+//!
+//! - At start the agent first runs what it last applied (kept in
+//!   `<state>/applied.json`), so a device works while NATS is away, and a
+//!   restarted agent adopts its processes instead of restarting them.
+//! - It connects (retrying while the server is unreachable or the buckets
+//!   are missing; a refused login ends the run, since retrying cannot fix
+//!   it), registers the device with its labels, and watches the device's key
+//!   in `fleet-manifests`: the current value first, then every change.
+//! - Applying is idempotent: a manifest equal to the applied one changes
+//!   nothing, a file already right is not rewritten, a process whose spec is
+//!   unchanged keeps running. Resources a new manifest drops are removed; a
+//!   deleted key withdraws everything.
+//! - The status goes to `fleet-status` when it changes and at every
+//!   heartbeat, compare-and-set on the key's revision. At each heartbeat the
+//!   agent also re-reads its key (a watch lost in a reconnect cannot leave it
+//!   behind) and re-checks its files (a file changed by hand is put back).
+//! - A manifest it cannot run is reported in the status as a typed
+//!   [`ManifestError`]; the device keeps running what it ran.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use fleet_kv::{Buckets, Connection, KvError, Operation, Settings};
+use fleet_model::{
+    AgentManifest, AgentStatus, Device, FileSpec, FileStatus, ManifestError, ProcessSpec, Resource, ResourceStatus, SCHEMA_VERSION,
+};
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+
+use crate::files;
+use crate::process::{Supervisor, Timings};
+
+/// What an agent run needs to know.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub nats: Settings,
+    pub device: String,
+    pub labels: BTreeMap<String, String>,
+    /// Where the agent keeps what it applied, its process records and logs.
+    pub state: PathBuf,
+    pub heartbeat: Duration,
+    pub timings: Timings,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    #[error(transparent)]
+    Nats(KvError),
+    #[error("{0}")]
+    DeviceId(String),
+    #[error("cannot use the state directory `{path}`: {source}")]
+    State { path: PathBuf, source: std::io::Error },
+}
+
+/// What `<state>/applied.json` holds: the manifest last applied, if any.
+#[derive(Default, Serialize, Deserialize)]
+struct Applied {
+    manifest: Option<AgentManifest>,
+}
+
+struct Agent {
+    config: Config,
+    processes: Supervisor,
+    applied: Option<AgentManifest>,
+    files: BTreeMap<String, FileStatus>,
+    error: Option<ManifestError>,
+}
+
+/// Run the agent until `shutdown` completes. Its processes keep running
+/// after it returns, for the next run to adopt.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    fleet_model::check_device_id(&config.device).map_err(AgentError::DeviceId)?;
+    let state_error = |source| AgentError::State {
+        path: config.state.clone(),
+        source,
+    };
+    let processes = Supervisor::new(&config.state, config.timings).map_err(state_error)?;
+    let applied: Applied = std::fs::read(config.state.join("applied.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let mut agent = Agent {
+        config,
+        processes,
+        applied: None,
+        files: BTreeMap::new(),
+        error: None,
+    };
+    if let Some(manifest) = applied.manifest {
+        agent.apply(Some(manifest)).await;
+    }
+    tokio::pin!(shutdown);
+    let buckets = tokio::select! {
+        () = &mut shutdown => return Ok(()),
+        connected = agent.connect() => connected?,
+    };
+    agent.serve(&buckets, shutdown).await;
+    Ok(())
+}
+
+impl Agent {
+    fn log(&self, message: impl std::fmt::Display) {
+        eprintln!("fleet-agent[{}]: {message}", self.config.device);
+    }
+
+    /// Connect, open the buckets and register, retrying what may pass.
+    async fn connect(&self) -> Result<Buckets, AgentError> {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match self.try_connect().await {
+                Ok(buckets) => return Ok(buckets),
+                Err(e) if e.is_transient() => {
+                    self.log(format_args!("{e}; trying again in {} ms", delay.as_millis()));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(AgentError::Nats(e)),
+            }
+        }
+    }
+
+    async fn try_connect(&self) -> Result<Buckets, KvError> {
+        let device = self.config.device.clone();
+        let connection = Connection::open(&self.config.nats, move |event| {
+            eprintln!("fleet-agent[{device}]: NATS {event}");
+        })
+        .await?;
+        let buckets = connection.buckets().await?;
+        let record = Device::new(&self.config.device, self.config.labels.clone());
+        buckets
+            .devices
+            .put(&self.config.device, record.to_json().into())
+            .await
+            .map_err(|e| KvError::Request {
+                bucket: fleet_model::bucket::DEVICES.into(),
+                key: self.config.device.clone(),
+                why: e.to_string(),
+            })?;
+        Ok(buckets)
+    }
+
+    async fn serve(&mut self, buckets: &Buckets, shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) {
+        let mut shutdown = shutdown;
+        let key = self.config.device.clone();
+        let changed = self.processes.changed();
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
+        let mut watch = None;
+        let mut written: Option<(AgentStatus, u64)> = None;
+        loop {
+            if watch.is_none() {
+                match buckets.manifests.watch_with_history(&key).await {
+                    Ok(w) => watch = Some(w),
+                    Err(e) => self.log(format_args!("cannot watch `{key}` in `{}`: {e}", buckets.manifests.name)),
+                }
+            }
+            let mut beat = false;
+            tokio::select! {
+                () = &mut shutdown => return,
+                entry = next(&mut watch) => match entry {
+                    Some(Ok(entry)) => {
+                        let value = (entry.operation == Operation::Put).then_some(entry.value);
+                        self.receive(value.as_deref()).await;
+                    }
+                    Some(Err(e)) => {
+                        self.log(format_args!("the watch of `{key}` failed ({e}); watching again"));
+                        watch = None;
+                    }
+                    None => watch = None,
+                },
+                () = changed.notified() => {}
+                _ = heartbeat.tick() => {
+                    beat = true;
+                    match fleet_kv::read(&buckets.manifests, &key).await {
+                        Ok(value) => self.receive(value.as_ref().map(|(v, _)| &v[..])).await,
+                        Err(e) => self.log(e),
+                    }
+                    self.recheck_files();
+                }
+            }
+            if watch.is_none() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let status = self.status();
+            let same = written.as_ref().is_some_and(|(w, _)| same_but_heartbeat(w, &status));
+            if same && !beat {
+                continue;
+            }
+            let revision = written.as_ref().map(|(_, r)| *r);
+            match fleet_kv::overwrite(&buckets.status, &key, &status.to_json(), revision).await {
+                Ok(revision) => written = Some((status, revision)),
+                Err(e) => self.log(format_args!("cannot report the status: {e}")),
+            }
+        }
+    }
+
+    /// The device's key holds `value` (`None`: absent or deleted).
+    async fn receive(&mut self, value: Option<&[u8]>) {
+        let Some(bytes) = value else {
+            if self.applied.is_some() {
+                self.log("the manifest was withdrawn: stopping and removing everything it held");
+            }
+            self.error = None;
+            return self.apply(None).await;
+        };
+        match AgentManifest::from_json(bytes) {
+            Ok(manifest) => {
+                self.error = None;
+                if self.applied.as_ref() != Some(&manifest) {
+                    self.log(format_args!("applying generation {}", manifest.generation));
+                    self.apply(Some(manifest)).await;
+                }
+            }
+            Err(e) => {
+                if self.error.as_ref() != Some(&e) {
+                    self.log(format_args!("{e}; still running generation {:?}", self.generation()));
+                }
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Make the device hold `manifest` (`None`: nothing), idempotently.
+    async fn apply(&mut self, manifest: Option<AgentManifest>) {
+        let resources = manifest.as_ref().map(|m| &m.resources[..]).unwrap_or_default();
+        let dropped: Vec<FileSpec> = files_of(self.applied.as_ref().map(|m| &m.resources[..]).unwrap_or_default())
+            .filter(|old| !files_of(resources).any(|new| new.path == old.path))
+            .cloned()
+            .collect();
+        for file in dropped {
+            if let Err(why) = files::remove(&file) {
+                self.log(why);
+            }
+        }
+        self.files = files_of(resources).map(|f| (f.name.clone(), files::reconcile(f).0)).collect();
+        let processes: Vec<ProcessSpec> = resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::Process(p) => Some(p.clone()),
+                Resource::File(_) => None,
+            })
+            .collect();
+        self.processes.reconcile(&processes).await;
+        if self.applied != manifest {
+            self.applied = manifest;
+            let saved = serde_json::to_vec(&Applied {
+                manifest: self.applied.clone(),
+            })
+            .unwrap_or_default();
+            if let Err(e) = files::write_atomically(&self.config.state.join("applied.json"), &saved, 0o600) {
+                self.log(format_args!("cannot save what was applied: {e}"));
+            }
+        }
+    }
+
+    /// Put back files changed behind the agent's back.
+    fn recheck_files(&mut self) {
+        let resources = self.applied.as_ref().map(|m| &m.resources[..]).unwrap_or_default();
+        for file in files_of(resources) {
+            let (status, change) = files::reconcile(file);
+            if change != files::Change::None {
+                self.log(format_args!("`{}` had changed on the device: put back", file.path));
+            }
+            self.files.insert(file.name.clone(), status);
+        }
+    }
+
+    fn generation(&self) -> Option<u64> {
+        self.applied.as_ref().map(|m| m.generation)
+    }
+
+    fn status(&self) -> AgentStatus {
+        let mut resources: BTreeMap<String, ResourceStatus> = self
+            .files
+            .iter()
+            .map(|(name, s)| (name.clone(), ResourceStatus::File(s.clone())))
+            .collect();
+        for (name, s) in self.processes.statuses() {
+            resources.insert(name, ResourceStatus::Process(s));
+        }
+        AgentStatus {
+            schema_version: SCHEMA_VERSION,
+            device: self.config.device.clone(),
+            observed_generation: self.generation(),
+            heartbeat: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default(),
+            resources,
+            error: self.error.clone(),
+        }
+    }
+}
+
+fn files_of(resources: &[Resource]) -> impl Iterator<Item = &FileSpec> {
+    resources.iter().filter_map(|r| match r {
+        Resource::File(f) => Some(f),
+        Resource::Process(_) => None,
+    })
+}
+
+fn same_but_heartbeat(a: &AgentStatus, b: &AgentStatus) -> bool {
+    AgentStatus {
+        heartbeat: b.heartbeat,
+        ..a.clone()
+    } == *b
+}
+
+/// The next entry of the watch, or never when there is none.
+async fn next(watch: &mut Option<fleet_kv::Watch>) -> Option<Result<fleet_kv::Entry, String>> {
+    match watch {
+        Some(w) => w.next().await.map(|r| r.map_err(|e| e.to_string())),
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,104 @@
+//! `fleet-agent`: run one device of the fleet.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use fleet_agent::agent::{self, Config};
+use fleet_agent::process::Timings;
+
+/// Run one device of the fleet: watch its manifest in NATS, make the device
+/// hold it, report its status back.
+#[derive(Parser)]
+#[command(name = "fleet-agent", version)]
+struct Args {
+    /// The fleet's NATS server.
+    #[arg(long, env = "FLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// The NATS user.
+    #[arg(long, env = "FLEET_NATS_USER")]
+    user: String,
+    /// A file holding the NATS password (or FLEET_NATS_PASSWORD; never on the command line).
+    #[arg(long, env = "FLEET_NATS_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// This device's id: its key in the fleet's buckets.
+    #[arg(long, env = "FLEET_DEVICE")]
+    device: String,
+    /// A label the fleet selects this device by, `key=value`; repeat for more.
+    #[arg(long = "label", value_parser = label)]
+    labels: Vec<(String, String)>,
+    /// Where the agent keeps what it applied, its process records and logs.
+    #[arg(long, env = "FLEET_STATE_DIR", default_value = "/var/lib/fleet-agent")]
+    state_dir: PathBuf,
+    /// Seconds between two status reports when nothing changes.
+    #[arg(long, default_value_t = 10)]
+    heartbeat: u64,
+}
+
+fn label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not `key=value`")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let password = match (&args.password_file, std::env::var("FLEET_NATS_PASSWORD")) {
+        (Some(path), _) => match std::fs::read_to_string(path) {
+            Ok(p) => p.trim_end_matches(['\n', '\r']).to_owned(),
+            Err(e) => {
+                eprintln!("error: cannot read the password file `{}`: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        (None, Ok(p)) => p,
+        (None, Err(_)) => {
+            eprintln!("error: no NATS password\nhelp: pass --password-file PATH, or set FLEET_NATS_PASSWORD");
+            return ExitCode::from(2);
+        }
+    };
+    let config = Config {
+        nats: fleet_kv::Settings {
+            url: args.nats,
+            user: args.user,
+            password,
+            name: format!("fleet-agent {}", args.device),
+        },
+        device: args.device,
+        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        state: args.state_dir,
+        heartbeat: Duration::from_secs(args.heartbeat.max(1)),
+        timings: Timings::default(),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(agent::run(config, stopped())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// SIGTERM or SIGINT. The agent's processes keep running; the next run adopts them.
+async fn stopped() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

@@ -1,0 +1,250 @@
+//! The fleet's NATS side, shared by the agent and the operator: a connection
+//! with user and password whose failures are typed ([`KvError`]), the three
+//! KV buckets ([`fleet_model::bucket`]), and writes that are compare-and-set
+//! on the key's revision, so that two writers never silently overwrite each
+//! other's work.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+
+pub use async_nats::jetstream::kv::{Entry, Operation, Store, Watch};
+
+/// Where the fleet's NATS is and who we are on it. The password never
+/// appears in a message.
+#[derive(Clone)]
+pub struct Settings {
+    /// `nats://host:port`, or `host:port`.
+    pub url: String,
+    pub user: String,
+    pub password: String,
+    /// The name the server shows for this connection.
+    pub name: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KvError {
+    #[error("NATS at {url} refused user `{user}` ({why}): check the user name and the password")]
+    Refused { url: String, user: String, why: String },
+    #[error("NATS at {url} cannot be reached: {why}")]
+    Unreachable { url: String, why: String },
+    #[error("NATS at {url} has no KV bucket `{bucket}`: the fleet's setup creates it (deploy FleetNatsScore, or start the operator)")]
+    NoBucket { url: String, bucket: String },
+    #[error("`{key}` in bucket `{bucket}`: {why}")]
+    Request { bucket: String, key: String, why: String },
+    #[error("`{key}` in bucket `{bucket}` kept changing under us: {tries} compare-and-set writes lost in a row")]
+    Contended { bucket: String, key: String, tries: u32 },
+}
+
+impl KvError {
+    /// Worth retrying later (the server may come back); `Refused` is not.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Self::Refused { .. })
+    }
+}
+
+/// A connection to the fleet's NATS.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub client: async_nats::Client,
+    js: jetstream::Context,
+    url: String,
+}
+
+/// The fleet's three buckets.
+#[derive(Clone, Debug)]
+pub struct Buckets {
+    pub manifests: Store,
+    pub status: Store,
+    pub devices: Store,
+}
+
+impl Connection {
+    /// Connect once. A refused login is [`KvError::Refused`]; the caller
+    /// decides whether to retry an unreachable server. Once connected, the
+    /// client reconnects by itself, forever, and `on_event` hears of it.
+    pub async fn open(settings: &Settings, on_event: impl Fn(async_nats::Event) + Send + Sync + 'static) -> Result<Self, KvError> {
+        let on_event = std::sync::Arc::new(on_event);
+        let options = async_nats::ConnectOptions::with_user_and_password(settings.user.clone(), settings.password.clone())
+            .name(&settings.name)
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(move |event| {
+                let on_event = on_event.clone();
+                async move { on_event(event) }
+            });
+        let client = options.connect(&settings.url).await.map_err(|e| {
+            use async_nats::ConnectErrorKind as K;
+            match e.kind() {
+                K::AuthorizationViolation | K::Authentication => KvError::Refused {
+                    url: settings.url.clone(),
+                    user: settings.user.clone(),
+                    why: e.kind().to_string(),
+                },
+                _ => KvError::Unreachable {
+                    url: settings.url.clone(),
+                    why: e.to_string(),
+                },
+            }
+        })?;
+        let js = jetstream::new(client.clone());
+        Ok(Self {
+            client,
+            js,
+            url: settings.url.clone(),
+        })
+    }
+
+    /// Open the three buckets, which must exist.
+    pub async fn buckets(&self) -> Result<Buckets, KvError> {
+        Ok(Buckets {
+            manifests: self.bucket(fleet_model::bucket::MANIFESTS).await?,
+            status: self.bucket(fleet_model::bucket::STATUS).await?,
+            devices: self.bucket(fleet_model::bucket::DEVICES).await?,
+        })
+    }
+
+    /// Create the buckets that are missing (the fleet's setup does this,
+    /// agents never do), then open them.
+    pub async fn create_buckets(&self) -> Result<Buckets, KvError> {
+        for bucket in fleet_model::bucket::ALL {
+            if self.bucket(bucket).await.is_ok() {
+                continue;
+            }
+            self.js
+                .create_key_value(kv::Config {
+                    bucket: bucket.to_owned(),
+                    history: 1,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| KvError::Request {
+                    bucket: bucket.to_owned(),
+                    key: String::new(),
+                    why: format!("cannot create the bucket: {e}"),
+                })?;
+        }
+        self.buckets().await
+    }
+
+    async fn bucket(&self, bucket: &str) -> Result<Store, KvError> {
+        self.js.get_key_value(bucket).await.map_err(|e| {
+            use async_nats::jetstream::context::KeyValueErrorKind as K;
+            match e.kind() {
+                K::GetBucket if e.to_string().contains("not found") => KvError::NoBucket {
+                    url: self.url.clone(),
+                    bucket: bucket.to_owned(),
+                },
+                _ => KvError::Unreachable {
+                    url: self.url.clone(),
+                    why: format!("cannot open bucket `{bucket}`: {e}"),
+                },
+            }
+        })
+    }
+}
+
+/// How many lost compare-and-set races a write survives before giving up.
+const CAS_TRIES: u32 = 16;
+
+/// The value of `key` and its revision, `None` when absent or deleted.
+pub async fn read(store: &Store, key: &str) -> Result<Option<(Bytes, u64)>, KvError> {
+    let entry = store.entry(key).await.map_err(|e| request(store, key, e))?;
+    Ok(entry.filter(|e| e.operation == Operation::Put).map(|e| (e.value, e.revision)))
+}
+
+/// Write `value` over whatever `key` holds, compare-and-set on `revision`
+/// (the last one this writer saw, `None` for none): when another writer got
+/// there first, re-read the revision and try again. Returns the new
+/// revision, which the caller passes next time (one request per write while
+/// nobody else writes the key).
+pub async fn overwrite(store: &Store, key: &str, value: &[u8], revision: Option<u64>) -> Result<u64, KvError> {
+    let mut revision = revision;
+    for attempt in 0..CAS_TRIES {
+        if let Some(written) = compare_and_set(store, key, value, revision).await? {
+            return Ok(written);
+        }
+        lost_race(attempt).await;
+        revision = store.entry(key).await.map_err(|e| request(store, key, e))?.map(|e| e.revision);
+    }
+    Err(contended(store, key))
+}
+
+/// Change `key` from what it holds now: `change` gets the current value
+/// (`None` when absent) and returns the new one, or `None` to leave it. A
+/// lost race re-reads and asks `change` again. Returns the revision written,
+/// or `None` when nothing needed writing.
+pub async fn update(store: &Store, key: &str, mut change: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>) -> Result<Option<u64>, KvError> {
+    for attempt in 0..CAS_TRIES {
+        if attempt > 0 {
+            lost_race(attempt).await;
+        }
+        let entry = store.entry(key).await.map_err(|e| request(store, key, e))?;
+        let current = entry.as_ref().filter(|e| e.operation == Operation::Put).map(|e| &e.value[..]);
+        let Some(new) = change(current) else {
+            return Ok(None);
+        };
+        if let Some(written) = compare_and_set(store, key, &new, entry.map(|e| e.revision)).await? {
+            return Ok(Some(written));
+        }
+    }
+    Err(contended(store, key))
+}
+
+/// One write that succeeds only if `key` is still at `revision` (`None`:
+/// still absent). `Ok(None)` when another writer got there first.
+async fn compare_and_set(store: &Store, key: &str, value: &[u8], revision: Option<u64>) -> Result<Option<u64>, KvError> {
+    let value = Bytes::copy_from_slice(value);
+    let (written, lost) = match revision {
+        Some(r) => {
+            let written = store.update(key, value, r).await;
+            let lost = matches!(&written, Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision);
+            (written.map_err(|e| request(store, key, e)), lost)
+        }
+        None => {
+            let written = store.create(key, value).await;
+            let lost = matches!(&written, Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists);
+            (written.map_err(|e| request(store, key, e)), lost)
+        }
+    };
+    if lost { Ok(None) } else { written.map(Some) }
+}
+
+/// After a lost race, wait a little, at random, longer each time: a writer
+/// that keeps its revision fresh would otherwise win every race against one
+/// that must re-read first.
+async fn lost_race(attempt: u32) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let ceiling_ms = 1u64 << attempt.min(7);
+    tokio::time::sleep(Duration::from_micros(u64::from(nanos) % (ceiling_ms * 1000))).await;
+}
+
+fn contended(store: &Store, key: &str) -> KvError {
+    KvError::Contended {
+        bucket: store.name.clone(),
+        key: key.to_owned(),
+        tries: CAS_TRIES,
+    }
+}
+
+fn request(store: &Store, key: &str, e: impl std::fmt::Display) -> KvError {
+    KvError::Request {
+        bucket: store.name.clone(),
+        key: key.to_owned(),
+        why: e.to_string(),
+    }
+}

@@ -1,0 +1,119 @@
+//! A real `nats-server` (v2.15.1, installed by `scripts/install-nats-server`
+//! into `target/tools`, or the one `FLEET_NATS_SERVER` names) for
+//! the fleet's tests: JetStream on a temporary store, user/password auth, a
+//! free loopback port picked by the server itself (`-p -1`, read back from
+//! its ports file). It can be stopped and resumed on the same port and store,
+//! as an outage would, and is stopped when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "fleet";
+pub const PASSWORD: &str = "n4ts-test-pass";
+
+#[derive(Debug)]
+pub struct NatsServer {
+    /// `nats://127.0.0.1:<port>`
+    pub url: String,
+    port: Option<u16>,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    runs: u32,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        let mut server = Self {
+            url: String::new(),
+            port: None,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            runs: 0,
+        };
+        server.resume();
+        server
+    }
+
+    /// Settings to connect as the fleet's user.
+    pub fn settings(&self, name: &str) -> fleet_kv::Settings {
+        fleet_kv::Settings {
+            url: self.url.clone(),
+            user: USER.into(),
+            password: PASSWORD.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Stop the server (its store stays).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start it (again) on its port and store; returns once it serves
+    /// clients with JetStream.
+    pub fn resume(&mut self) {
+        self.runs += 1;
+        let log = self.dir.path().join(format!("nats-{}.log", self.runs));
+        let ports = self.dir.path().join("ports");
+        std::fs::create_dir_all(&ports).unwrap();
+        let port = self.port.map_or("-1".to_owned(), |p| p.to_string());
+        let child = Command::new(server_binary())
+            .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
+            .arg(self.dir.path().join("store"))
+            .args(["--user", USER, "--pass", PASSWORD, "--ports_file_dir"])
+            .arg(&ports)
+            .args(["-l"])
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (run scripts/install-nats-server)");
+        let pid = child.id();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Server is ready") {
+                break;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("nats-server exited ({status}) before it was ready:\n{text}");
+            }
+            assert!(Instant::now() < deadline, "nats-server was not ready within 20 s:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.port.is_none() {
+            let port = read_port(&ports.join(format!("nats-server_{pid}.ports")));
+            self.port = Some(port);
+            self.url = format!("nats://127.0.0.1:{port}");
+        }
+    }
+
+    /// Where the server's store lives.
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+}
+
+fn server_binary() -> PathBuf {
+    std::env::var_os("FLEET_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../target/tools/nats-server/nats-server"))
+}
+
+fn read_port(path: &Path) -> u16 {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let ports: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let url = ports["nats"][0].as_str().unwrap_or_else(|| panic!("no client port in {text}"));
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

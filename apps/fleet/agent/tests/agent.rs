@@ -1,0 +1,342 @@
+//! The agent against a real nats-server: a manifest reaches the device and
+//! its status comes back; changes, removals and withdrawal; bad manifests;
+//! NATS down at start and restarted midway; missing buckets; the agent's own
+//! restart; and the binary as an operator would run it.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::Duration;
+
+use fleet_agent::agent::{self, AgentError, Config};
+use fleet_agent::process::Timings;
+use fleet_kv::{Buckets, Connection};
+use fleet_model::{AgentManifest, AgentStatus, Device, FileSpec, ManifestError, ProcessSpec, Resource, ResourceStatus, State};
+use fleet_testing::NatsServer;
+use tokio::sync::oneshot;
+
+fn config(server: &NatsServer, device: &str, state: &Path) -> Config {
+    Config {
+        nats: server.settings(device),
+        device: device.into(),
+        labels: BTreeMap::from([("site".into(), "lyon".into())]),
+        state: state.to_owned(),
+        heartbeat: Duration::from_millis(400),
+        timings: Timings {
+            settle: Duration::from_millis(150),
+            grace: Duration::from_secs(2),
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            stable: Duration::from_secs(30),
+        },
+    }
+}
+
+/// An agent run in this process, stopped by sending on the channel.
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), AgentError>>,
+}
+
+fn start(config: Config) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(agent::run(config, async {
+        let _ = stopped.await;
+    }));
+    Running { stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+async fn buckets(server: &NatsServer) -> Buckets {
+    Connection::open(&server.settings("test"), |_| {})
+        .await
+        .unwrap()
+        .create_buckets()
+        .await
+        .unwrap()
+}
+
+async fn put(buckets: &Buckets, device: &str, manifest: &[u8]) {
+    buckets.manifests.put(device, manifest.to_vec().into()).await.unwrap();
+}
+
+/// Poll the device's status until `done` says so (at most 20 s).
+async fn status_until(buckets: &Buckets, device: &str, done: impl Fn(&AgentStatus) -> bool) -> AgentStatus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    loop {
+        if let Ok(Some((bytes, _))) = fleet_kv::read(&buckets.status, device).await {
+            let status = AgentStatus::from_json(&bytes).unwrap();
+            if done(&status) {
+                return status;
+            }
+            last = Some(status);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the status never got there: {last:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn file(name: &str, path: &Path, content: &str, mode: u32) -> Resource {
+    Resource::File(FileSpec {
+        name: name.into(),
+        path: path.to_str().unwrap().into(),
+        content: content.into(),
+        mode,
+    })
+}
+
+fn sleeper(name: &str, env: &[(&str, &str)]) -> Resource {
+    Resource::Process(ProcessSpec {
+        name: name.into(),
+        argv: vec!["sleep".into(), "60".into()],
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        restart: Default::default(),
+    })
+}
+
+fn process(status: &AgentStatus, name: &str) -> fleet_model::ProcessStatus {
+    match &status.resources[name] {
+        ResourceStatus::Process(p) => p.clone(),
+        other => panic!("{name} is not a process: {other:?}"),
+    }
+}
+
+fn all_ready(status: &AgentStatus, generation: u64) -> bool {
+    status.observed_generation == Some(generation)
+        && status.resources.values().all(|r| match r {
+            ResourceStatus::File(f) => f.state == State::Ready,
+            ResourceStatus::Process(p) => p.state == State::Ready,
+            ResourceStatus::Unknown => false,
+        })
+}
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+#[tokio::test]
+async fn a_manifest_reaches_the_device_and_its_status_comes_back() {
+    let server = NatsServer::start();
+    let buckets = buckets(&server).await;
+    let state = tempfile::tempdir().unwrap();
+    let device_dir = tempfile::tempdir().unwrap();
+    let config_path = device_dir.path().join("etc/sensor.toml");
+    let agent = start(config(&server, "sensor-1", state.path()));
+
+    // The device registered itself with its labels.
+    let registered = loop {
+        if let Ok(Some((bytes, _))) = fleet_kv::read(&buckets.devices, "sensor-1").await {
+            break Device::from_json(&bytes).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(registered.labels["site"], "lyon");
+
+    let one = AgentManifest::new(
+        1,
+        vec![
+            file("config", &config_path, "rate = 5\n", 0o640),
+            sleeper("reader", &[("RATE", "5")]),
+        ],
+    );
+    put(&buckets, "sensor-1", &one.to_json()).await;
+    let status = status_until(&buckets, "sensor-1", |s| all_ready(s, 1)).await;
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), "rate = 5\n");
+    assert_eq!(std::fs::metadata(&config_path).unwrap().permissions().mode() & 0o777, 0o640);
+    let first = process(&status, "reader").pid.unwrap();
+    assert!(running(first));
+
+    // Heartbeats: the status is rewritten while nothing changes.
+    let (_, before) = fleet_kv::read(&buckets.status, "sensor-1").await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (_, after) = fleet_kv::read(&buckets.status, "sensor-1").await.unwrap().unwrap();
+    assert!(after > before, "heartbeats move the revision ({before} then {after})");
+
+    // Generation 2: new content, a changed process restarted.
+    let two = AgentManifest::new(
+        2,
+        vec![
+            file("config", &config_path, "rate = 9\n", 0o640),
+            sleeper("reader", &[("RATE", "9")]),
+        ],
+    );
+    put(&buckets, "sensor-1", &two.to_json()).await;
+    let status = status_until(&buckets, "sensor-1", |s| all_ready(s, 2)).await;
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), "rate = 9\n");
+    let second = process(&status, "reader").pid.unwrap();
+    assert!(second != first && !running(first) && running(second));
+
+    // A file changed by hand is put back at the next heartbeat.
+    std::fs::write(&config_path, "rate = 1000\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), "rate = 9\n");
+
+    // Generation 3 drops both: the file is removed, the process stopped.
+    put(&buckets, "sensor-1", &AgentManifest::new(3, vec![]).to_json()).await;
+    let status = status_until(&buckets, "sensor-1", |s| s.observed_generation == Some(3)).await;
+    assert!(status.resources.is_empty());
+    assert!(!config_path.exists() && !running(second));
+
+    // Withdrawn: nothing observed any more.
+    put(&buckets, "sensor-1", &two.to_json()).await;
+    let status = status_until(&buckets, "sensor-1", |s| all_ready(s, 2)).await;
+    let third = process(&status, "reader").pid.unwrap();
+    buckets.manifests.delete("sensor-1").await.unwrap();
+    let status = status_until(&buckets, "sensor-1", |s| s.observed_generation.is_none()).await;
+    assert!(status.resources.is_empty() && status.error.is_none());
+    assert!(!config_path.exists() && !running(third));
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_manifest_the_agent_cannot_run_is_reported_and_the_device_keeps_running() {
+    let server = NatsServer::start();
+    let buckets = buckets(&server).await;
+    let state = tempfile::tempdir().unwrap();
+    let agent = start(config(&server, "sensor-2", state.path()));
+    put(&buckets, "sensor-2", &AgentManifest::new(1, vec![sleeper("reader", &[])]).to_json()).await;
+    let status = status_until(&buckets, "sensor-2", |s| all_ready(s, 1)).await;
+    let pid = process(&status, "reader").pid.unwrap();
+
+    let unknown_kind = br#"{"schemaVersion":1,"generation":2,"resources":[{"kind":"Container","name":"x","image":"y"}]}"#;
+    put(&buckets, "sensor-2", unknown_kind).await;
+    let status = status_until(&buckets, "sensor-2", |s| s.error.is_some()).await;
+    let Some(ManifestError::Malformed { why }) = &status.error else {
+        panic!("{:?}", status.error)
+    };
+    assert!(why.contains("Container"), "{why}");
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(process(&status, "reader").pid, Some(pid), "still running what it ran");
+
+    put(&buckets, "sensor-2", br#"{"schemaVersion":2,"generation":3,"resources":[]}"#).await;
+    let status = status_until(&buckets, "sensor-2", |s| {
+        matches!(s.error, Some(ManifestError::NewerVersion { .. }))
+    })
+    .await;
+    assert!(status.error.unwrap().to_string().contains("update the agent"));
+
+    let shell = br#"{"schemaVersion":1,"generation":4,"resources":[{"kind":"Process","name":"x","argv":["/bin/sh","-c","rm -rf /"]}]}"#;
+    put(&buckets, "sensor-2", shell).await;
+    let status = status_until(&buckets, "sensor-2", |s| matches!(s.error, Some(ManifestError::Invalid { .. }))).await;
+    assert!(status.error.unwrap().to_string().contains("runs a shell script"));
+    assert!(running(pid));
+
+    put(&buckets, "sensor-2", b"not json at all").await;
+    status_until(&buckets, "sensor-2", |s| matches!(s.error, Some(ManifestError::Malformed { .. }))).await;
+
+    // A good manifest again clears the error.
+    put(&buckets, "sensor-2", &AgentManifest::new(5, vec![]).to_json()).await;
+    let status = status_until(&buckets, "sensor-2", |s| s.observed_generation == Some(5)).await;
+    assert!(status.error.is_none() && !running(pid));
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn nats_down_at_start_and_restarted_midway_and_a_missing_bucket_are_waited_out() {
+    let mut server = NatsServer::start();
+    server.stop();
+    let state = tempfile::tempdir().unwrap();
+    let agent = start(config(&server, "sensor-3", state.path()));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!agent.task.is_finished(), "an unreachable server is waited for");
+
+    // Up, but without the fleet's buckets: still waiting.
+    server.resume();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!agent.task.is_finished());
+    let buckets = buckets(&server).await;
+    put(&buckets, "sensor-3", &AgentManifest::new(1, vec![sleeper("reader", &[])]).to_json()).await;
+    let status = status_until(&buckets, "sensor-3", |s| all_ready(s, 1)).await;
+    let pid = process(&status, "reader").pid.unwrap();
+
+    // The server goes away and comes back: the agent resumes by itself.
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(running(pid), "the device keeps running while NATS is away");
+    server.resume();
+    let buckets = self::buckets(&server).await;
+    put(
+        &buckets,
+        "sensor-3",
+        &AgentManifest::new(2, vec![sleeper("reader", &[("V", "2")])]).to_json(),
+    )
+    .await;
+    let status = status_until(&buckets, "sensor-3", |s| all_ready(s, 2)).await;
+    assert_ne!(process(&status, "reader").pid, Some(pid));
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_agent_picks_up_without_redoing_finished_work() {
+    let server = NatsServer::start();
+    let buckets = buckets(&server).await;
+    let state = tempfile::tempdir().unwrap();
+    let device_dir = tempfile::tempdir().unwrap();
+    let path = device_dir.path().join("motd");
+    let manifest = AgentManifest::new(1, vec![file("motd", &path, "hello\n", 0o644), sleeper("reader", &[])]);
+    put(&buckets, "sensor-4", &manifest.to_json()).await;
+    let agent = start(config(&server, "sensor-4", state.path()));
+    let status = status_until(&buckets, "sensor-4", |s| all_ready(s, 1)).await;
+    let pid = process(&status, "reader").pid.unwrap();
+    let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+    agent.stop().await;
+    assert!(running(pid), "stopping the agent leaves its processes running");
+
+    buckets.status.purge("sensor-4").await.unwrap();
+    let agent = start(config(&server, "sensor-4", state.path()));
+    let status = status_until(&buckets, "sensor-4", |s| all_ready(s, 1)).await;
+    let reader = process(&status, "reader");
+    assert_eq!((reader.pid, reader.restarts), (Some(pid), 0), "adopted, not restarted");
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), written, "not rewritten");
+    buckets.manifests.delete("sensor-4").await.unwrap();
+    status_until(&buckets, "sensor-4", |s| s.observed_generation.is_none()).await;
+    assert!(!running(pid));
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_wrong_password_and_leaves_its_processes_on_sigterm() {
+    let server = NatsServer::start();
+    let buckets = buckets(&server).await;
+    let state = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let wrong = secrets.path().join("wrong");
+    std::fs::write(&wrong, "guessed-password-41\n").unwrap();
+    let agent = |password: &Path| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-agent"));
+        command
+            .env_clear()
+            .args(["--nats", &server.url, "--user", fleet_testing::USER, "--device", "sensor-5"])
+            .args(["--label", "site=lyon", "--heartbeat", "1", "--state-dir"])
+            .arg(state.path())
+            .arg("--password-file")
+            .arg(password)
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let out = agent(&wrong).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refused user `fleet`") && !stderr.contains("guessed-password-41"),
+        "{stderr}"
+    );
+
+    let right = secrets.path().join("right");
+    std::fs::write(&right, format!("{}\n", fleet_testing::PASSWORD)).unwrap();
+    let mut child = agent(&right).stderr(std::process::Stdio::null()).spawn().unwrap();
+    put(&buckets, "sensor-5", &AgentManifest::new(1, vec![sleeper("reader", &[])]).to_json()).await;
+    let status = status_until(&buckets, "sensor-5", |s| all_ready(s, 1)).await;
+    let pid = process(&status, "reader").pid.unwrap();
+    std::process::Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    assert!(child.wait().unwrap().success(), "SIGTERM is a clean stop");
+    assert!(running(pid));
+    std::process::Command::new("kill").arg(pid.to_string()).status().unwrap();
+}

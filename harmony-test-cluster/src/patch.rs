@@ -126,7 +126,9 @@ pub(crate) fn json_patch(target: &Value, ops: &Value) -> Result<Value, JsonPatch
                 add(&mut doc, path, value_of(op)?)?;
             }
             "test" => {
-                if doc.pointer(path) != Some(&value_of(op)?) {
+                // As the API server's json-patch does: a missing value tests equal to null
+                // (kube's finalizer helper relies on it).
+                if doc.pointer(path).unwrap_or(&Value::Null) != &value_of(op)? {
                     return Err(JsonPatchError(format!("test failed at {path}")));
                 }
             }
@@ -247,7 +249,8 @@ mod tests {
             {"op": "replace", "path": "/metadata/labels/a", "value": "x"},
             {"op": "remove", "path": "/list/0"},
             {"op": "add", "path": "/list/-", "value": 3},
-            {"op": "test", "path": "/list", "value": [2, 3]}
+            {"op": "test", "path": "/list", "value": [2, 3]},
+            {"op": "test", "path": "/metadata/finalizers", "value": null}
         ]);
         assert_eq!(
             json_patch(&target, &ops).expect("valid patch"),

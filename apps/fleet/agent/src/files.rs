@@ -71,7 +71,10 @@ fn apply(spec: &FileSpec) -> Result<Change, String> {
 pub fn write_atomically(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = dir.join(format!(".{name}.fleet-{}", std::process::id()));
+    // Unique per write: two writers of one path never share a temporary.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = dir.join(format!(".{name}.fleet-{}-{n}", std::process::id()));
     let written = (|| -> std::io::Result<()> {
         let mut file = fs::File::create(&temp)?;
         file.write_all(content)?;

@@ -202,6 +202,31 @@ pub async fn update(store: &Store, key: &str, mut change: impl FnMut(Option<&[u8
     Err(contended(store, key))
 }
 
+/// Delete `key` if what it holds satisfies `condition`, compare-and-set on
+/// its revision: a value changed in between is judged again. Returns whether
+/// it deleted.
+pub async fn remove_if(store: &Store, key: &str, condition: impl Fn(&[u8]) -> bool) -> Result<bool, KvError> {
+    for attempt in 0..CAS_TRIES {
+        let Some((value, revision)) = read(store, key).await? else {
+            return Ok(false);
+        };
+        if !condition(&value) {
+            return Ok(false);
+        }
+        match store.delete_expect_revision(key, Some(revision)).await {
+            Ok(()) => return Ok(true),
+            // Lost to another writer if the revision moved; failed otherwise.
+            Err(e) => {
+                if read(store, key).await?.is_some_and(|(_, r)| r == revision) {
+                    return Err(request(store, key, e));
+                }
+                lost_race(attempt).await;
+            }
+        }
+    }
+    Err(contended(store, key))
+}
+
 /// One write that succeeds only if `key` is still at `revision` (`None`:
 /// still absent). `Ok(None)` when another writer got there first.
 async fn compare_and_set(store: &Store, key: &str, value: &[u8], revision: Option<u64>) -> Result<Option<u64>, KvError> {

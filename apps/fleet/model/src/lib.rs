@@ -35,6 +35,10 @@ pub struct AgentManifest {
     /// Grows with every change the operator writes; the agent reports the
     /// one it has reconciled as [`AgentStatus::observed_generation`].
     pub generation: u64,
+    /// Who wrote it (the operator: `<namespace>/<FleetDeployment name>`): one
+    /// owner per device, so that two deployments never fight over one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Each with a name unique in the manifest.
     pub resources: Vec<Resource>,
 }
@@ -52,8 +56,10 @@ pub enum Resource {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileSpec {
     pub name: String,
-    /// Absolute.
+    /// Absolute. (Missing reads as empty, which `validate` refuses by name.)
+    #[serde(default)]
     pub path: String,
+    #[serde(default)]
     pub content: String,
     /// Unix permission bits, `0o644` unless given.
     #[serde(default = "default_mode")]
@@ -66,7 +72,9 @@ pub struct FileSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProcessSpec {
     pub name: String,
-    /// The program and its arguments, never through a shell.
+    /// The program and its arguments, never through a shell. (Missing reads
+    /// as empty, which `validate` refuses by name.)
+    #[serde(default)]
     pub argv: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -115,6 +123,7 @@ impl AgentManifest {
         Self {
             schema_version: SCHEMA_VERSION,
             generation,
+            owner: None,
             resources,
         }
     }

@@ -1,0 +1,380 @@
+//! The controller: one reconcile per `FleetDeployment`, woken by the resource
+//! and by every change in the fleet's buckets.
+//!
+//! A reconcile selects the registered devices whose labels carry the
+//! selector, writes each one's manifest (compare-and-set, only when it
+//! differs, never over another deployment's), withdraws the manifests of
+//! devices no longer selected, and writes the devices' statuses, summed up,
+//! into `.status`. Deleting the resource withdraws every manifest it wrote
+//! (finalizer `fleet.harmony.deploy/withdraw`). It is idempotent: a restarted
+//! operator picks up where the buckets and the resources say it is.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fleet_kv::{Buckets, KvError};
+use fleet_model::{AgentManifest, AgentStatus, ResourceStatus, State};
+use futures_util::StreamExt as _;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt as _};
+
+use crate::crd::{Condition, DeviceFailure, FleetDeployment, FleetDeploymentStatus};
+use crate::view::{Shared, View};
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("silence", &self.silence).finish_non_exhaustive()
+    }
+}
+
+pub const FINALIZER: &str = "fleet.harmony.deploy/withdraw";
+
+/// At most this many manifests are written at once.
+const WRITES_IN_FLIGHT: usize = 64;
+/// At most this many failures are listed in a status.
+const FAILURES_LISTED: usize = 10;
+
+/// What every reconcile shares.
+#[derive(Clone)]
+pub struct Context {
+    pub client: kube::Client,
+    pub buckets: Buckets,
+    pub fleet: Shared,
+    /// A device whose last report is older than this is `silent`.
+    pub silence: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    #[error("{0}")]
+    Finalizer(String),
+}
+
+/// Run the controller until `shutdown` completes.
+pub async fn run(api: Api<FleetDeployment>, context: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let mut changes = context.fleet.changes.clone();
+    changes.borrow_and_update();
+    let trigger = futures_util::stream::unfold(changes, |mut changes| async move {
+        changes.changed().await.ok()?;
+        // Coalesce a burst of reports into one pass.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        changes.borrow_and_update();
+        Some(((), changes))
+    });
+    Controller::new(api, watcher::Config::default())
+        .reconcile_all_on(trigger)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, on_error, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                eprintln!("fleet-operator: {e}");
+            }
+        })
+        .await;
+}
+
+fn on_error(fd: Arc<FleetDeployment>, error: &OperatorError, _: Arc<Context>) -> Action {
+    eprintln!("fleet-operator: {}: {error}; trying again in 5 s", fd.owner());
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(fd: Arc<FleetDeployment>, context: Arc<Context>) -> Result<Action, OperatorError> {
+    let namespace = fd.namespace().unwrap_or_default();
+    let api: Api<FleetDeployment> = Api::namespaced(context.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, fd, |event| async {
+        match event {
+            Event::Apply(fd) => roll_out(&fd, &api, &context).await,
+            Event::Cleanup(fd) => withdraw_all(&fd, &context).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => OperatorError::Finalizer(other.to_string()),
+    })
+}
+
+/// What one reconcile must do, computed from the view alone.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub selected: Vec<String>,
+    pub write: Vec<String>,
+    pub withdraw: Vec<String>,
+    /// Selected devices another deployment owns, with that owner.
+    pub conflicts: BTreeMap<String, String>,
+}
+
+/// The manifest `fd` wants on each of its devices.
+pub fn desired(fd: &FleetDeployment) -> AgentManifest {
+    AgentManifest {
+        owner: Some(fd.owner()),
+        ..AgentManifest::new(generation(fd), fd.spec.resources.clone())
+    }
+}
+
+fn generation(fd: &FleetDeployment) -> u64 {
+    fd.metadata.generation.and_then(|g| u64::try_from(g).ok()).unwrap_or_default()
+}
+
+pub fn plan(fd: &FleetDeployment, view: &View) -> Plan {
+    let owner = fd.owner();
+    let desired = desired(fd);
+    let mut plan = Plan::default();
+    for (id, device) in &view.devices {
+        if !fd.spec.selector.iter().all(|(k, v)| device.labels.get(k) == Some(v)) {
+            continue;
+        }
+        match view.manifests.get(id) {
+            Some(current) if current.owner.as_ref().is_some_and(|o| *o != owner) => {
+                plan.conflicts.insert(id.clone(), current.owner.clone().unwrap_or_default());
+            }
+            current => {
+                plan.selected.push(id.clone());
+                if current != Some(&desired) {
+                    plan.write.push(id.clone());
+                }
+            }
+        }
+    }
+    let selected: BTreeSet<&String> = plan.selected.iter().collect();
+    plan.withdraw = view
+        .manifests
+        .iter()
+        .filter(|(id, m)| m.owner.as_deref() == Some(owner.as_str()) && !selected.contains(id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    plan
+}
+
+async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Context) -> Result<Action, OperatorError> {
+    if let Err(e) = desired(fd).validate() {
+        // Nothing is sent: the devices keep what they run.
+        let status = FleetDeploymentStatus {
+            observed_generation: fd.metadata.generation,
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: "InvalidSpec".into(),
+                message: format!("{e}; nothing was sent to the devices"),
+            }],
+            ..Default::default()
+        };
+        write_status(fd, api, status).await?;
+        return Ok(Action::await_change());
+    }
+    let plan = plan(fd, &context.fleet.view.read().unwrap());
+    let owner = fd.owner();
+    let desired = desired(fd);
+    let manifests = &context.buckets.manifests;
+    let wrote: Vec<Result<(), KvError>> = futures_util::stream::iter(plan.write.iter().cloned())
+        .map(|id: String| {
+            let (owner, desired, manifests) = (owner.clone(), desired.clone(), manifests.clone());
+            async move {
+                // Checked again against what the key holds now: another
+                // deployment may have taken the device since the view was read.
+                fleet_kv::update(&manifests, &id, |current| {
+                    let current = current.and_then(|c| AgentManifest::from_json(c).ok());
+                    match current {
+                        Some(c) if c.owner.as_ref().is_some_and(|o| *o != owner) => None,
+                        Some(c) if c == desired => None,
+                        _ => Some(desired.to_json()),
+                    }
+                })
+                .await
+                .map(drop)
+            }
+        })
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    wrote.into_iter().collect::<Result<(), _>>()?;
+    withdraw(&plan.withdraw, &owner, context).await?;
+
+    let status = {
+        let view = context.fleet.view.read().unwrap();
+        summarize(fd, &plan, &view.statuses, view.devices.len(), now(), context.silence)
+    };
+    write_status(fd, api, status).await?;
+    // Come back to notice devices falling silent.
+    Ok(Action::requeue(context.silence))
+}
+
+async fn write_status(fd: &FleetDeployment, api: &Api<FleetDeployment>, status: FleetDeploymentStatus) -> Result<(), OperatorError> {
+    if fd.status.as_ref() != Some(&status) {
+        let patch = serde_json::json!({ "status": status });
+        api.patch_status(&fd.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn withdraw_all(fd: &FleetDeployment, context: &Context) -> Result<Action, OperatorError> {
+    let owner = fd.owner();
+    let owned: Vec<String> = {
+        let view = context.fleet.view.read().unwrap();
+        view.manifests
+            .iter()
+            .filter(|(_, m)| m.owner.as_deref() == Some(owner.as_str()))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    withdraw(&owned, &owner, context).await?;
+    Ok(Action::await_change())
+}
+
+/// Delete the manifests of `devices` that `owner` still owns.
+async fn withdraw(devices: &[String], owner: &str, context: &Context) -> Result<(), OperatorError> {
+    for id in devices {
+        fleet_kv::remove_if(&context.buckets.manifests, id, |current| {
+            AgentManifest::from_json(current).is_ok_and(|m| m.owner.as_deref() == Some(owner))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The devices' reports, summed up for `.status`.
+pub fn summarize(
+    fd: &FleetDeployment,
+    plan: &Plan,
+    statuses: &BTreeMap<String, AgentStatus>,
+    registered: usize,
+    now: u64,
+    silence: Duration,
+) -> FleetDeploymentStatus {
+    let generation = generation(fd);
+    let mut status = FleetDeploymentStatus {
+        observed_generation: fd.metadata.generation,
+        selected: count(plan.selected.len() + plan.conflicts.len()),
+        conflicts: count(plan.conflicts.len()),
+        ..Default::default()
+    };
+    let mut fail = |device: &str, message: String| {
+        if status.failures.len() < FAILURES_LISTED {
+            status.failures.push(DeviceFailure {
+                device: device.to_owned(),
+                message,
+            });
+        }
+    };
+    let (mut ready, mut progressing, mut failed, mut silent) = (0, 0, 0, 0);
+    for id in &plan.selected {
+        match statuses.get(id) {
+            None => progressing += 1,
+            Some(s) if now.saturating_sub(s.heartbeat) > silence.as_secs() => {
+                silent += 1;
+                fail(id, format!("no report for {} s", now.saturating_sub(s.heartbeat)));
+            }
+            Some(AgentStatus { error: Some(e), .. }) => {
+                failed += 1;
+                fail(id, e.to_string());
+            }
+            Some(s) if s.observed_generation != Some(generation) => progressing += 1,
+            Some(s) => match first_failure(s) {
+                Some(message) => {
+                    failed += 1;
+                    fail(id, message);
+                }
+                None if s.counts().keys().any(|state| *state != State::Ready) => progressing += 1,
+                None => ready += 1,
+            },
+        }
+    }
+    for (id, owner) in &plan.conflicts {
+        fail(id, format!("already runs FleetDeployment {owner}"));
+    }
+    (status.ready, status.progressing, status.failed, status.silent) = (count(ready), count(progressing), count(failed), count(silent));
+    status.conditions = conditions(fd, &status, registered);
+    status
+}
+
+fn first_failure(status: &AgentStatus) -> Option<String> {
+    status.resources.iter().find_map(|(name, r)| {
+        let (state, message) = match r {
+            ResourceStatus::File(f) => (f.state, &f.message),
+            ResourceStatus::Process(p) => (p.state, &p.message),
+            ResourceStatus::Unknown => return None,
+        };
+        (state == State::Failed).then(|| format!("{name}: {}", message.as_deref().unwrap_or("failed")))
+    })
+}
+
+fn conditions(fd: &FleetDeployment, s: &FleetDeploymentStatus, registered: usize) -> Vec<Condition> {
+    let condition = |type_: &str, on: bool, reason: &str, message: String| Condition {
+        type_: type_.into(),
+        status: if on { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message,
+    };
+    let selector = fd
+        .spec
+        .selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let all_ready = s.selected > 0 && s.ready == s.selected;
+    let ready = if s.selected == 0 {
+        condition(
+            "Ready",
+            false,
+            "NoDevicesSelected",
+            format!(
+                "the selector `{selector}` matches none of the {registered} registered devices: check the devices' labels (`fleet-agent --label`) or the selector"
+            ),
+        )
+    } else if all_ready {
+        condition(
+            "Ready",
+            true,
+            "AllDevicesReady",
+            format!("{} of {} devices ready", s.ready, s.selected),
+        )
+    } else {
+        condition(
+            "Ready",
+            false,
+            if s.conflicts > 0 { "Conflict" } else { "DevicesNotReady" },
+            format!("{} of {} devices ready", s.ready, s.selected),
+        )
+    };
+    let troubled = s.failed + s.silent + s.conflicts;
+    let degraded = condition(
+        "Degraded",
+        troubled > 0,
+        if troubled > 0 { "DevicesFailing" } else { "NoFailures" },
+        s.failures
+            .iter()
+            .take(3)
+            .map(|f| format!("{}: {}", f.device, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    let progressing = condition(
+        "Progressing",
+        s.progressing > 0,
+        if s.progressing > 0 { "DevicesUpdating" } else { "Settled" },
+        format!("{} devices on their way", s.progressing),
+    );
+    vec![ready, progressing, degraded]
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

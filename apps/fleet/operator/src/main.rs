@@ -1,0 +1,106 @@
+//! `fleet-operator`: run the controller of `FleetDeployment` resources.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use fleet_operator::controller::{self, Context};
+use fleet_operator::crd::FleetDeployment;
+use fleet_operator::view;
+
+/// Write each FleetDeployment's resources to the devices it selects, through
+/// the fleet's NATS, and bring their statuses back into the resource.
+#[derive(Parser)]
+#[command(name = "fleet-operator", version)]
+struct Args {
+    /// The fleet's NATS server.
+    #[arg(long, env = "FLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// The NATS user.
+    #[arg(long, env = "FLEET_NATS_USER")]
+    user: String,
+    /// A file holding the NATS password (or FLEET_NATS_PASSWORD; never on the command line).
+    #[arg(long, env = "FLEET_NATS_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// Watch FleetDeployments in this namespace only (all namespaces when not given).
+    #[arg(long, env = "FLEET_NAMESPACE")]
+    namespace: Option<String>,
+    /// Seconds without a report after which a device counts as silent.
+    #[arg(long, default_value_t = 60)]
+    silence: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let password = match (&args.password_file, std::env::var("FLEET_NATS_PASSWORD")) {
+        (Some(path), _) => match std::fs::read_to_string(path) {
+            Ok(p) => p.trim_end_matches(['\n', '\r']).to_owned(),
+            Err(e) => return fail(format_args!("cannot read the password file `{}`: {e}", path.display())),
+        },
+        (None, Ok(p)) => p,
+        (None, Err(_)) => {
+            return fail("no NATS password\nhelp: pass --password-file PATH, or set FLEET_NATS_PASSWORD");
+        }
+    };
+    let settings = fleet_kv::Settings {
+        url: args.nats,
+        user: args.user,
+        password,
+        name: "fleet-operator".into(),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format_args!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let connection = match fleet_kv::Connection::open(&settings, |event| eprintln!("fleet-operator: NATS {event}")).await {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let buckets = match connection.create_buckets().await {
+            Ok(b) => b,
+            Err(e) => return fail(e),
+        };
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => {
+                return fail(format_args!(
+                    "cannot reach the Kubernetes API: {e}\nhelp: run in a pod with a service account, or set KUBECONFIG"
+                ));
+            }
+        };
+        let api = match &args.namespace {
+            Some(ns) => kube::Api::<FleetDeployment>::namespaced(client.clone(), ns),
+            None => kube::Api::<FleetDeployment>::all(client.clone()),
+        };
+        let context = Arc::new(Context {
+            client,
+            fleet: view::watch_buckets(&buckets),
+            buckets,
+            silence: Duration::from_secs(args.silence.max(1)),
+        });
+        controller::run(api, context, stopped()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// SIGTERM or SIGINT.
+async fn stopped() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

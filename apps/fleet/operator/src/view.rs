@@ -1,0 +1,87 @@
+//! What the fleet's buckets hold, kept current by one watch per bucket (the
+//! current values first, then every change), so that a reconcile reads
+//! memory, not NATS, and every change wakes the controller.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use fleet_kv::{Buckets, Operation, Store};
+use fleet_model::{AgentManifest, AgentStatus, Device};
+use futures_util::StreamExt as _;
+use tokio::sync::watch;
+
+/// The fleet as the buckets say it is.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    pub devices: BTreeMap<String, Device>,
+    pub statuses: BTreeMap<String, AgentStatus>,
+    pub manifests: BTreeMap<String, AgentManifest>,
+}
+
+/// The shared view and a counter that grows with every change to it.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    pub view: Arc<RwLock<View>>,
+    pub changes: watch::Receiver<u64>,
+}
+
+/// Start watching the three buckets; the tasks live as long as the runtime.
+pub fn watch_buckets(buckets: &Buckets) -> Shared {
+    let view = Arc::new(RwLock::new(View::default()));
+    let (tx, changes) = watch::channel(0u64);
+    let tx = Arc::new(tx);
+    spawn_watch(buckets.devices.clone(), view.clone(), tx.clone(), |view, key, value| match value {
+        Some(bytes) => match Device::from_json(bytes) {
+            Ok(device) => drop(view.devices.insert(key.to_owned(), device)),
+            Err(e) => eprintln!("fleet-operator: device `{key}` registered an unreadable record ({e}); ignored"),
+        },
+        None => drop(view.devices.remove(key)),
+    });
+    spawn_watch(buckets.status.clone(), view.clone(), tx.clone(), |view, key, value| match value {
+        Some(bytes) => match AgentStatus::from_json(bytes) {
+            Ok(status) => drop(view.statuses.insert(key.to_owned(), status)),
+            Err(e) => eprintln!("fleet-operator: device `{key}` reported an unreadable status ({e}); ignored"),
+        },
+        None => drop(view.statuses.remove(key)),
+    });
+    spawn_watch(buckets.manifests.clone(), view.clone(), tx, |view, key, value| {
+        // The operator wrote these; one it cannot read is nobody's.
+        match value.and_then(|bytes| AgentManifest::from_json(bytes).ok()) {
+            Some(manifest) => drop(view.manifests.insert(key.to_owned(), manifest)),
+            None => drop(view.manifests.remove(key)),
+        }
+    });
+    Shared { view, changes }
+}
+
+fn spawn_watch(
+    store: Store,
+    view: Arc<RwLock<View>>,
+    changed: Arc<watch::Sender<u64>>,
+    apply: impl Fn(&mut View, &str, Option<&[u8]>) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        loop {
+            match store.watch_with_history(">").await {
+                Ok(mut entries) => {
+                    while let Some(entry) = entries.next().await {
+                        match entry {
+                            Ok(entry) => {
+                                let value = (entry.operation == Operation::Put).then_some(&entry.value[..]);
+                                apply(&mut view.write().unwrap(), &entry.key, value);
+                                changed.send_modify(|n| *n += 1);
+                            }
+                            Err(e) => {
+                                eprintln!("fleet-operator: the watch of bucket `{}` failed ({e}); watching again", store.name);
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => eprintln!("fleet-operator: cannot watch bucket `{}` ({e}); trying again", store.name),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}

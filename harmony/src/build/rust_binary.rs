@@ -9,10 +9,15 @@
 //! `build.rustflags`) are replaced, since flags such as `-C target-cpu=native`
 //! would make the binary depend on the machine.
 //!
-//! The image has no base: only a static binary runs in it. A musl target is
-//! used when it is installed (`rustup target add x86_64-unknown-linux-musl`);
-//! otherwise the binary is built for the host, is dynamically linked against
-//! its libc, and the config says so in the `dev.harmony.build.linkage` label.
+//! The image has no base, so the binary is static: built for the host's musl
+//! twin when that target is installed (`rustup target add
+//! x86_64-unknown-linux-musl`), otherwise for the host's gnu target with the
+//! C runtime linked in (`-C target-feature=+crt-static`, which needs the
+//! libc's static archive: Debian's `libc6-dev`). The result is checked: a
+//! binary that still asks for a dynamic loader (a `-sys` crate that insists
+//! on a shared library) is refused, naming it. With glibc linked statically,
+//! name lookups through NSS (`/etc/nsswitch.conf` modules) are not available
+//! in the image; numeric addresses and DNS by IP work.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,6 +79,10 @@ impl RustBinary {
     /// The `cargo build` this build runs (in `workspace`), with its environment.
     fn cargo(&self, workspace: &Path, target_dir: &Path, triple: &str, epoch: u64) -> Command {
         let mut remaps = Vec::new();
+        if triple.ends_with("-gnu") {
+            // Static for the target only: build scripts and proc macros stay host binaries.
+            remaps.push("-Ctarget-feature=+crt-static".to_owned());
+        }
         if let Some(home) = cargo_home() {
             remaps.push(format!("--remap-path-prefix={}=/cargo", home.display()));
         }
@@ -126,6 +135,9 @@ impl Buildable for RustBinary {
             },
             _ => io("read", &path)(e),
         })?;
+        if let Some(loader) = dynamic_loader(&binary) {
+            return Err(BuildError::NotStatic { binary: path, loader });
+        }
         pack_binary(cx, bin, binary, self.port, &target.triple)
     }
 
@@ -181,22 +193,48 @@ fn cargo_home() -> Option<PathBuf> {
     Some(home.canonicalize().unwrap_or(home))
 }
 
+/// The dynamic loader an ELF binary asks for (its `PT_INTERP`), `None` for
+/// a static binary (or bytes that are not a 64-bit little-endian ELF file).
+pub fn dynamic_loader(binary: &[u8]) -> Option<String> {
+    const PT_INTERP: u32 = 3;
+    let field = |at: usize, len: usize| binary.get(at..at + len);
+    if field(0, 4)? != b"\x7fELF" || field(4, 1)? != [2] || field(5, 1)? != [1] {
+        return None;
+    }
+    let u64_at = |at| field(at, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    let u16_at = |at| field(at, 2).map(|b| u16::from_le_bytes(b.try_into().unwrap_or_default()));
+    let (phoff, phentsize, phnum) = (
+        usize::try_from(u64_at(0x20)?).ok()?,
+        usize::from(u16_at(0x36)?),
+        usize::from(u16_at(0x38)?),
+    );
+    (0..phnum).find_map(|i| {
+        let header = phoff + i * phentsize;
+        if u32::from_le_bytes(field(header, 4)?.try_into().ok()?) != PT_INTERP {
+            return None;
+        }
+        let (offset, size) = (
+            usize::try_from(u64_at(header + 8)?).ok()?,
+            usize::try_from(u64_at(header + 32)?).ok()?,
+        );
+        let path = field(offset, size)?;
+        Some(String::from_utf8_lossy(path.strip_suffix(b"\0").unwrap_or(path)).into_owned())
+    })
+}
+
 /// Pack `binary` into an image: one layer holding `app/<bin>` (mode 0755),
 /// and a config that runs it, declares `port`, and dates everything at
 /// `cx.epoch`. The same inputs give the same digest.
 pub fn pack_binary(cx: &BuildCx, bin: &str, binary: Vec<u8>, port: Option<u16>, triple: &str) -> Result<Artifact, BuildError> {
+    let loader = dynamic_loader(&binary);
     let mut layer = LayerBuilder::new();
     layer.file(&format!("app/{bin}"), 0o755, binary);
     let layer = layer
         .build(media::LAYER_TAR_GZIP)
         .map_err(|source| BuildError::Oci { tool: "harmony", source })?;
-    let linkage = if triple.contains("musl") {
-        "static: runs in an image without a base".to_owned()
-    } else {
-        format!(
-            "dynamic: built for the host target {triple}, it needs the host's libc in the image (a scratch image cannot run it); \
-             install the musl target for a static binary"
-        )
+    let linkage = match loader {
+        None => "static: runs in an image without a base".to_owned(),
+        Some(loader) => format!("dynamic: it needs {loader} and the libraries of {triple} in the image"),
     };
     let created = rfc3339(cx.epoch);
     let mut config = json!({
@@ -246,7 +284,7 @@ mod tests {
         assert_eq!(c["history"][0]["created"], "1970-01-01T00:00:00Z");
         assert_eq!(c["config"]["Labels"][LABEL_VERSION], "0.1.0");
         assert_eq!(c["config"]["Labels"][LABEL_TITLE], "webapp-server");
-        assert!(c["config"]["Labels"][LABEL_LINKAGE].as_str().unwrap().starts_with("dynamic"));
+        assert_eq!(c["config"]["Labels"][LABEL_TARGET], "x86_64-unknown-linux-gnu");
         assert_eq!(c["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
         assert_eq!(a.layers().len(), 1);
     }
@@ -298,10 +336,24 @@ mod tests {
             flags.ends_with(&["--remap-path-prefix=/my ws=.", "--remap-path-prefix=/my ws/target/x=/target"]),
             "{flags:?}"
         );
+        assert_eq!(flags[0], "-Ctarget-feature=+crt-static", "static on the gnu target");
         assert_eq!(env["RUSTFLAGS"], None, "the caller's RUSTFLAGS are removed");
         assert_eq!(env["CARGO_PROFILE_RELEASE_STRIP"].as_deref(), Some("true"));
         assert_eq!(env["CARGO_PROFILE_RELEASE_DEBUG"].as_deref(), Some("0"));
         assert_eq!(env["SOURCE_DATE_EPOCH"].as_deref(), Some("0"));
         assert_eq!(b.describe(), "rust binary `server` of package `webapp`");
+    }
+
+    #[test]
+    fn the_dynamic_loader_of_an_elf_binary_is_read_from_its_program_headers() {
+        // A host tool of this machine is dynamically linked; its loader is named.
+        let env = std::fs::read("/usr/bin/env").unwrap();
+        let loader = dynamic_loader(&env).expect("a distribution's binary is dynamic");
+        assert!(loader.starts_with("/lib") && loader.contains("ld-linux"), "{loader}");
+        assert_eq!(dynamic_loader(b"#!/bin/sh\n"), None);
+        assert_eq!(dynamic_loader(b"\x7fELF"), None, "truncated");
+        let packed = pack_binary(&cx(), "env", env, None, "x86_64-unknown-linux-gnu").unwrap();
+        let label = config(&packed)["config"]["Labels"][LABEL_LINKAGE].as_str().unwrap().to_owned();
+        assert!(label.starts_with("dynamic: it needs /lib"), "{label}");
     }
 }

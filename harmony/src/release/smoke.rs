@@ -1,9 +1,13 @@
 //! The HTTP smoke test of a release (`smoke: http_get("/healthz")`), as the
-//! `local` and `ci` topologies run it: the released image's entrypoint is
-//! started as a process on this machine, with the environment its Deployment
-//! gives it and `PORT` set to a free port, then asked `GET <path>` until it
-//! answers 2xx or the time runs out. Whatever it prints is kept for the
-//! error, with every secret value of the release replaced by `<redacted>`.
+//! `local` and `ci` topologies run it: the released image's layers are
+//! unpacked into an empty directory and its entrypoint started there as the
+//! root (`chroot` as root, `unshare --map-root-user --root` otherwise), so it
+//! sees the image's files and none of the host's, as in a container; with the
+//! environment its Deployment gives it and `PORT` set to a free port, it is
+//! asked `GET <path>` until it answers 2xx or the time runs out. Where neither
+//! way is open, it runs with the host's files and a warning says so. Whatever
+//! it prints is kept for the error, with every secret value of the release
+//! replaced by `<redacted>`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -77,11 +81,23 @@ pub fn run_image(image: &Artifact, objects: &[Object], check: &HttpCheck) -> Res
         .map_err(|e| fail(format!("no free port: {e}")))?
         .port();
     let (env, secrets) = environment(objects, &config);
+    let confinement = Confinement::here();
+    if let Confinement::Host(why) = &confinement {
+        tracing::warn!("the smoke test runs `{program}` with this machine's files, not in an empty root: {why}");
+    } else if let Ok(binary) = std::fs::read(root.path().join(program.trim_start_matches('/')))
+        && let Some(loader) = crate::build::dynamic_loader(&binary)
+        && !root.path().join(loader.trim_start_matches('/')).exists()
+    {
+        return Err(fail(format!(
+            "the entrypoint `{program}` links dynamically and asks for {loader}, which the image does not hold: it cannot run in a container"
+        ))
+        .with_help("build it static (a `RustBinary` is, unless a dependency forces a shared library), or start the image from a base that has its libraries"));
+    }
     let log_path = root.path().join(".harmony-smoke.log");
     let log = std::fs::File::create(&log_path).map_err(|e| fail(format!("cannot write the service's log: {e}")))?;
-    let mut child = Command::new(root.path().join(program.trim_start_matches('/')))
+    let mut child = confinement
+        .command(root.path(), program)
         .args(&entrypoint[1..])
-        .current_dir(root.path())
         .env_clear()
         .envs(&env)
         .env("PORT", port.to_string())
@@ -117,6 +133,61 @@ pub fn run_image(image: &Artifact, objects: &[Object], check: &HttpCheck) -> Res
         })
         .with_help("the release's later stages were not touched; fix the service and release a new version")
     })
+}
+
+/// How this machine starts a program with an image's files as its root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confinement {
+    /// `chroot ROOT PROGRAM`: as root.
+    Chroot,
+    /// `unshare --map-root-user --root=ROOT PROGRAM`: in a user namespace.
+    Unshare,
+    /// Neither is open: the program runs from the unpacked files with the
+    /// host's around it, for this reason.
+    Host(String),
+}
+
+impl Confinement {
+    /// The way open on this machine, tried in that order.
+    pub fn here() -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        let works = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if root && works("chroot", &["/", "true"]) {
+            Self::Chroot
+        } else if works("unshare", &["--map-root-user", "--root=/", "true"]) {
+            Self::Unshare
+        } else {
+            Self::Host("starting a process in an empty root needs root (chroot) or user namespaces (unshare)".into())
+        }
+    }
+
+    /// The command that runs `program` (a path inside `root`) with `root` as `/`.
+    pub fn command(&self, root: &Path, program: &str) -> Command {
+        let mut command = match self {
+            Self::Chroot => {
+                let mut c = Command::new("chroot");
+                c.arg(root).arg(program);
+                c
+            }
+            Self::Unshare => {
+                let mut c = Command::new("unshare");
+                c.arg("--map-root-user").arg(format!("--root={}", root.display())).arg(program);
+                c
+            }
+            Self::Host(_) => Command::new(root.join(program.trim_start_matches('/'))),
+        };
+        command.current_dir(root);
+        command
+    }
 }
 
 /// One HTTP/1.1 `GET`: the status code, or why there is none.

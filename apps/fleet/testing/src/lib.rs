@@ -17,6 +17,7 @@ pub struct NatsServer {
     /// `nats://127.0.0.1:<port>`
     pub url: String,
     port: Option<u16>,
+    monitor: Option<u16>,
     child: Option<Child>,
     dir: tempfile::TempDir,
     runs: u32,
@@ -27,6 +28,7 @@ impl NatsServer {
         let mut server = Self {
             url: String::new(),
             port: None,
+            monitor: None,
             child: None,
             dir: tempfile::tempdir().unwrap(),
             runs: 0,
@@ -61,8 +63,9 @@ impl NatsServer {
         let ports = self.dir.path().join("ports");
         std::fs::create_dir_all(&ports).unwrap();
         let port = self.port.map_or("-1".to_owned(), |p| p.to_string());
+        let monitor = self.monitor.map_or("-1".to_owned(), |p| p.to_string());
         let child = Command::new(server_binary())
-            .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
+            .args(["-a", "127.0.0.1", "-p", &port, "-m", &monitor, "-js", "-sd"])
             .arg(self.dir.path().join("store"))
             .args(["--user", USER, "--pass", PASSWORD, "--ports_file_dir"])
             .arg(&ports)
@@ -87,10 +90,25 @@ impl NatsServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         if self.port.is_none() {
-            let port = read_port(&ports.join(format!("nats-server_{pid}.ports")));
+            let file = ports.join(format!("nats-server_{pid}.ports"));
+            let port = read_port(&file, "nats");
             self.port = Some(port);
+            self.monitor = Some(read_port(&file, "monitoring"));
             self.url = format!("nats://127.0.0.1:{port}");
         }
+    }
+
+    /// The server's counters (`/varz` of its monitoring port): `in_msgs`,
+    /// `out_msgs`, `connections`, …
+    pub fn varz(&self) -> serde_json::Value {
+        use std::io::{Read as _, Write as _};
+        let port = self.monitor.expect("started");
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.write_all(b"GET /varz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("/varz: {e}: {response}"))
     }
 
     /// Where the server's store lives.
@@ -105,11 +123,20 @@ fn server_binary() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../target/tools/nats-server/nats-server"))
 }
 
-fn read_port(path: &Path) -> u16 {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let ports: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let url = ports["nats"][0].as_str().unwrap_or_else(|| panic!("no client port in {text}"));
-    url.rsplit(':').next().unwrap().parse().unwrap()
+/// A port from the server's ports file, once the server has written it whole.
+fn read_port(path: &Path, which: &str) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let port = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|ports| ports[which][0].as_str().and_then(|url| url.rsplit(':').next()?.parse().ok()));
+        if let Some(port) = port {
+            return port;
+        }
+        assert!(Instant::now() < deadline, "no {which} port in {}: {text:?}", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 impl Drop for NatsServer {

@@ -1,0 +1,173 @@
+//! The world the operator's tests and its benchmark run in: the test API
+//! server with the FleetDeployment CRD and a namespace, a real nats-server
+//! with the fleet's buckets, agents run in this process, and operators.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_agent::agent::{self, Config};
+use fleet_agent::process::Timings;
+use fleet_kv::{Buckets, Connection};
+use fleet_model::Resource;
+use fleet_operator::controller::{self, Context};
+use fleet_operator::crd::{FleetDeployment, FleetDeploymentSpec, FleetDeploymentStatus};
+use fleet_operator::view;
+use fleet_testing::NatsServer;
+use harmony_test_cluster::TestCluster;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, CustomResourceExt as _};
+use tokio::sync::oneshot;
+
+pub const NS: &str = "fleet";
+
+/// A cluster with the CRD and a namespace, a NATS with the buckets, and
+/// agents registered with their labels.
+pub struct World {
+    pub cluster: TestCluster,
+    pub nats: NatsServer,
+    pub client: kube::Client,
+    pub buckets: Buckets,
+    devices: tempfile::TempDir,
+    agents: Vec<oneshot::Sender<()>>,
+    /// How often the agents report when nothing changes.
+    pub heartbeat: Duration,
+}
+
+impl World {
+    pub async fn new(devices: &[(&str, &[(&str, &str)])]) -> Self {
+        let mut world = Self::empty(Duration::from_millis(500)).await;
+        for (id, labels) in devices {
+            world.start_agent(id, labels);
+        }
+        for (id, _) in devices {
+            world.until_registered(id).await;
+        }
+        world
+    }
+
+    /// No agents yet; they report every `heartbeat` when nothing changes.
+    pub async fn empty(heartbeat: Duration) -> Self {
+        let cluster = TestCluster::start().unwrap();
+        let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &FleetDeployment::crd()).await.unwrap();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap();
+        namespaces.create(&PostParams::default(), &ns).await.unwrap();
+        // Wait until the CRD serves.
+        let api: Api<FleetDeployment> = Api::namespaced(client.clone(), NS);
+        for _ in 0..100 {
+            if api.list(&Default::default()).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let nats = NatsServer::start();
+        let buckets = Connection::open(&nats.settings("test"), |_| {})
+            .await
+            .unwrap()
+            .create_buckets()
+            .await
+            .unwrap();
+        World {
+            cluster,
+            nats,
+            client,
+            buckets,
+            devices: tempfile::tempdir().unwrap(),
+            agents: Vec::new(),
+            heartbeat,
+        }
+    }
+
+    pub fn start_agent(&mut self, id: &str, labels: &[(&str, &str)]) {
+        let config = Config {
+            nats: self.nats.settings(id),
+            device: id.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            state: self.devices.path().join(id),
+            heartbeat: self.heartbeat,
+            timings: Timings {
+                settle: Duration::from_millis(100),
+                grace: Duration::from_secs(2),
+                backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_millis(400),
+                stable: Duration::from_secs(30),
+            },
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(agent::run(config, async {
+            let _ = stopped.await;
+        }));
+        self.agents.push(stop);
+    }
+
+    pub async fn until_registered(&self, id: &str) {
+        for _ in 0..200 {
+            if fleet_kv::read(&self.buckets.devices, id).await.unwrap().is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{id} never registered");
+    }
+
+    /// Start an operator; it stops when the sender is dropped or sent to.
+    pub fn start_operator(&self) -> oneshot::Sender<()> {
+        let context = Arc::new(Context {
+            client: self.client.clone(),
+            fleet: view::watch_buckets(&self.buckets),
+            buckets: self.buckets.clone(),
+            silence: Duration::from_secs(30),
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(controller::run(Api::all(self.client.clone()), context, async {
+            let _ = stopped.await;
+        }));
+        stop
+    }
+
+    pub fn api(&self) -> Api<FleetDeployment> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    pub async fn apply(&self, name: &str, selector: &[(&str, &str)], resources: Vec<Resource>) {
+        let fd = FleetDeployment::new(
+            name,
+            FleetDeploymentSpec {
+                selector: selector.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                resources,
+            },
+        );
+        self.api()
+            .patch(name, &PatchParams::apply("fleet-tests").force(), &Patch::Apply(&fd))
+            .await
+            .unwrap();
+    }
+
+    /// Poll the resource's status until `done` says so (at most 20 s).
+    pub async fn status_until(&self, name: &str, done: impl Fn(&FleetDeploymentStatus) -> bool) -> FleetDeploymentStatus {
+        let mut last = None;
+        for _ in 0..400 {
+            if let Ok(fd) = self.api().get(name).await
+                && let Some(status) = fd.status
+            {
+                if done(&status) {
+                    return status;
+                }
+                last = Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name} never got there: {last:#?}");
+    }
+
+    pub async fn manifest_owner(&self, device: &str) -> Option<String> {
+        let (bytes, _) = fleet_kv::read(&self.buckets.manifests, device).await.unwrap()?;
+        fleet_model::AgentManifest::from_json(&bytes).unwrap().owner
+    }
+}

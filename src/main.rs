@@ -2,4 +2,4 @@
 //! `k8s` topology linked in. `cargo run -- list` shows them;
 //! `cargo run -- apply --yes` deploys them locally.
 
-harmony_registry::main!(webapp, harmony_k8s);
+harmony_registry::main!(webapp, fleet, harmony_k8s);

@@ -21,10 +21,17 @@ pub struct NatsServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     runs: u32,
+    auth: bool,
+    jetstream: bool,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
+        Self::start_with(true, true)
+    }
+
+    /// A server as misconfigured as asked: without auth, or without JetStream.
+    pub fn start_with(auth: bool, jetstream: bool) -> Self {
         let mut server = Self {
             url: String::new(),
             port: None,
@@ -32,6 +39,8 @@ impl NatsServer {
             child: None,
             dir: tempfile::tempdir().unwrap(),
             runs: 0,
+            auth,
+            jetstream,
         };
         server.resume();
         server
@@ -64,10 +73,16 @@ impl NatsServer {
         std::fs::create_dir_all(&ports).unwrap();
         let port = self.port.map_or("-1".to_owned(), |p| p.to_string());
         let monitor = self.monitor.map_or("-1".to_owned(), |p| p.to_string());
-        let child = Command::new(server_binary())
-            .args(["-a", "127.0.0.1", "-p", &port, "-m", &monitor, "-js", "-sd"])
-            .arg(self.dir.path().join("store"))
-            .args(["--user", USER, "--pass", PASSWORD, "--ports_file_dir"])
+        let mut command = Command::new(server_binary());
+        command.args(["-a", "127.0.0.1", "-p", &port, "-m", &monitor]);
+        if self.jetstream {
+            command.args(["-js", "-sd"]).arg(self.dir.path().join("store"));
+        }
+        if self.auth {
+            command.args(["--user", USER, "--pass", PASSWORD]);
+        }
+        let child = command
+            .arg("--ports_file_dir")
             .arg(&ports)
             .args(["-l"])
             .arg(&log)
@@ -96,6 +111,11 @@ impl NatsServer {
             self.monitor = Some(read_port(&file, "monitoring"));
             self.url = format!("nats://127.0.0.1:{port}");
         }
+    }
+
+    /// The monitoring endpoint (`/healthz`, `/varz`).
+    pub fn monitor_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.monitor.expect("started")))
     }
 
     /// The server's counters (`/varz` of its monitoring port): `in_msgs`,

@@ -1,0 +1,587 @@
+//! Deploying the fleet: one Score per component, composed.
+//!
+//! - [`FleetNatsScore`]: NATS with JetStream and user/password auth; its
+//!   smoke test asks the live server (through the cluster's service proxy)
+//!   whether it is alive, JetStream is up and auth is on.
+//! - [`FleetOperatorScore`]: the operator's CustomResourceDefinition, RBAC
+//!   and Deployment, built from typed Rust.
+//! - [`FleetAgentScore`]: one device's agent, on a target
+//!   ([`FleetAgentTarget`]).
+//! - [`FleetServerScore`]: NATS, then the operator, each gated by its
+//!   verification and smoke test.
+//!
+//! The runtime binaries (`apps/fleet/{agent,operator}`) do not depend on
+//! this crate nor on harmony: they ship to devices and pods alone.
+
+use std::collections::BTreeMap;
+
+use harmony::k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use harmony::k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
+    PodSpec, PodTemplateSpec, Probe, Secret as K8sSecret, SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
+};
+use harmony::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use harmony::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use harmony::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use harmony::release::ReleaseCx;
+use harmony::{Desired, K8sClient, ObjectRef, Render, RenderCx, Score, ScoreError, Secret, SmokeError};
+
+/// The NATS client port.
+pub const NATS_PORT: i32 = 4222;
+/// The NATS monitoring port (`/healthz`, `/varz`).
+pub const NATS_MONITOR_PORT: i32 = 8222;
+
+/// NATS with JetStream and user/password auth, smoke-tested live.
+///
+/// A ConfigMap with its configuration (no secret in it), a Secret with the
+/// credentials, a Deployment and a Service (client and monitoring ports).
+#[derive(Score, Clone, Debug)]
+#[score(requires(K8sClient), smoke = Self::smoke)]
+pub struct FleetNatsScore {
+    pub namespace: String,
+    /// The name of every object, and of the Service agents connect to.
+    pub name: String,
+    pub image: String,
+    pub user: String,
+    /// Never printed: plans show only that it changed.
+    #[score(secret)]
+    pub password: Secret<String>,
+}
+
+impl FleetNatsScore {
+    pub fn new(namespace: &str, password: Secret<String>) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: "fleet-nats".into(),
+            image: "docker.io/library/nats:2.10-alpine".into(),
+            user: "fleet".into(),
+            password,
+        }
+    }
+
+    /// `nats://<service>.<namespace>:4222`, what agents and the operator dial.
+    pub fn url(&self) -> String {
+        format!("nats://{}.{}:{NATS_PORT}", self.name, self.namespace)
+    }
+
+    fn service(&self) -> ObjectRef {
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: "Service".into(),
+            namespace: Some(self.namespace.clone()),
+            name: self.name.clone(),
+        }
+    }
+
+    /// The live server, through the service proxy: alive (`/healthz`), with
+    /// JetStream on (`/jsz`), and clients required to log in (`/varz`).
+    async fn smoke<T: K8sClient>(&self, topology: &T) -> Result<(), SmokeError> {
+        let port = NATS_MONITOR_PORT.to_string();
+        let fail = |path: &str, why: String| SmokeError::new(format!("GET {path} from Service {}", self.name), why);
+        let ask = |path: &'static str| {
+            let (service, port) = (self.service(), port.clone());
+            async move {
+                let answer = topology
+                    .http_get(&service, &port, path)
+                    .await
+                    .map_err(|e| fail(path, e.to_string()))?;
+                if !answer.is_success() {
+                    return Err(fail(path, format!("NATS answered {}: {}", answer.status, answer.body.trim()))
+                        .with_help("read the server's log (`kubectl logs deploy/fleet-nats`)"));
+                }
+                serde_json::from_str::<serde_json::Value>(&answer.body)
+                    .map_err(|e| fail(path, format!("the answer is not the server's report: {e}")))
+            }
+        };
+        ask("/healthz").await?;
+        let jetstream = ask("/jsz").await?;
+        if jetstream["disabled"] == serde_json::Value::Bool(true) || jetstream.get("config").is_none() {
+            return Err(fail("/jsz", "JetStream is not up: the fleet's KV buckets cannot exist".into())
+                .with_help("the configuration lost its `jetstream` block, or its store is not writable: redeploy FleetNatsScore and read the server's log"));
+        }
+        let varz = ask("/varz").await?;
+        if varz["auth_required"] != serde_json::Value::Bool(true) {
+            return Err(fail("/varz", "the server lets clients in without a password".into())
+                .with_help("the configuration lost its `authorization` block: redeploy FleetNatsScore"));
+        }
+        Ok(())
+    }
+}
+
+impl Render for FleetNatsScore {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        check_name("name", &self.name)?;
+        let labels = labels(&self.name);
+        let config = format!(
+            "listen: 0.0.0.0:{NATS_PORT}\nhttp: 0.0.0.0:{NATS_MONITOR_PORT}\njetstream {{ store_dir: /data }}\n\
+             authorization {{ user: \"{}\", password: $NATS_PASSWORD }}\n",
+            self.user
+        );
+        let mut d = Desired::new();
+        d.push(&ConfigMap {
+            metadata: meta(&self.namespace, &self.name),
+            data: Some(BTreeMap::from([("nats.conf".to_owned(), config)])),
+            ..Default::default()
+        })?;
+        d.push(&K8sSecret {
+            metadata: meta(&self.namespace, &self.name),
+            string_data: Some(BTreeMap::from([
+                ("user".to_owned(), self.user.clone()),
+                ("password".to_owned(), self.password.expose().clone()),
+            ])),
+            ..Default::default()
+        })?;
+        let container = Container {
+            name: "nats".into(),
+            image: Some(self.image.clone()),
+            args: Some(vec!["-c".into(), "/etc/nats/nats.conf".into()]),
+            ports: Some(vec![port("client", NATS_PORT), port("monitor", NATS_MONITOR_PORT)]),
+            env: Some(vec![password_env("NATS_PASSWORD", &self.name)]),
+            readiness_probe: Some(Probe {
+                http_get: Some(HTTPGetAction {
+                    path: Some("/healthz?js-enabled-only=true".into()),
+                    port: IntOrString::String("monitor".into()),
+                    ..Default::default()
+                }),
+                period_seconds: Some(5),
+                ..Default::default()
+            }),
+            volume_mounts: Some(vec![mount("config", "/etc/nats"), mount("data", "/data")]),
+            ..Default::default()
+        };
+        let volumes = vec![
+            Volume {
+                name: "config".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: self.name.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Volume {
+                name: "data".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            },
+        ];
+        d.push(&deployment(&self.namespace, &self.name, &labels, container, volumes, None))?;
+        d.push(&Service {
+            metadata: meta(&self.namespace, &self.name),
+            spec: Some(ServiceSpec {
+                selector: Some(labels),
+                ports: Some(vec![service_port("client", NATS_PORT), service_port("monitor", NATS_MONITOR_PORT)]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })?;
+        Ok(d)
+    }
+}
+
+/// A chart in a registry, installed at a pinned version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedChart {
+    /// `oci://registry/path/fleet-operator`
+    pub url: String,
+    pub version: String,
+}
+
+/// The fleet's operator: its CRD, RBAC and Deployment, from typed Rust.
+///
+/// The CustomResourceDefinition (`FleetDeployment`), a ServiceAccount with a
+/// ClusterRole to read them and write their status, and its Deployment,
+/// which logs into NATS with the credentials of [`FleetNatsScore`]'s Secret.
+#[derive(Score, Clone, Debug)]
+pub struct FleetOperatorScore {
+    pub namespace: String,
+    pub image: String,
+    /// The NATS the operator dials (`FleetNatsScore::url`).
+    pub nats_url: String,
+    /// The Secret holding `user` and `password` (`FleetNatsScore::name`).
+    pub nats_secret: String,
+    /// `None`: the operator's objects from this crate's source. `Some`: the
+    /// published chart at its pinned version.
+    pub chart: Option<PublishedChart>,
+}
+
+impl FleetOperatorScore {
+    /// The operator of one release of `fleet-operator`, dialing the NATS of
+    /// [`FleetServerScore::release`].
+    pub fn release(cx: &ReleaseCx) -> Self {
+        Self::new(
+            "fleet",
+            &cx.image.to_string(),
+            &FleetNatsScore::new("fleet", Secret::new(String::new())),
+        )
+    }
+
+    pub fn new(namespace: &str, image: &str, nats: &FleetNatsScore) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            image: image.to_owned(),
+            nats_url: nats.url(),
+            nats_secret: nats.name.clone(),
+            chart: None,
+        }
+    }
+}
+
+/// The operator's CustomResourceDefinition, generated from its types by
+/// `fleet-operator` and checked in there (its test keeps the two equal).
+pub const CRD_JSON: &str = include_str!("../operator/crd.json");
+
+impl Render for FleetOperatorScore {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        if let Some(chart) = &self.chart {
+            return Err(ScoreError::invalid(
+                format!("chart {} {}", chart.url, chart.version),
+                "installing a published chart from a Score needs the cluster delivery of published charts, which this version does not have",
+                "leave `chart` as `None`: the operator is installed from this crate's source, the same objects its chart holds",
+            ));
+        }
+        let name = "fleet-operator";
+        let labels = labels(name);
+        let crd: CustomResourceDefinition = serde_json::from_str(CRD_JSON).map_err(|e| {
+            ScoreError::invalid(
+                "the FleetDeployment CRD",
+                format!("it does not parse: {e}"),
+                "regenerate it (FLEET_UPDATE_CRD=1)",
+            )
+        })?;
+        let mut d = Desired::new();
+        d.push(&crd)?;
+        d.push(&ServiceAccount {
+            metadata: meta(&self.namespace, name),
+            ..Default::default()
+        })?;
+        let group = "fleet.harmony.deploy".to_owned();
+        let rule = |resources: &[&str], verbs: &[&str]| PolicyRule {
+            api_groups: Some(vec![group.clone()]),
+            resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+            verbs: verbs.iter().map(|v| v.to_string()).collect(),
+            ..Default::default()
+        };
+        // Cluster-scoped, so one operator per cluster: named after its namespace.
+        let cluster_name = format!("{name}-{}", self.namespace);
+        d.push(&ClusterRole {
+            metadata: cluster_meta(&cluster_name),
+            rules: Some(vec![
+                rule(&["fleetdeployments"], &["get", "list", "watch", "patch", "update"]),
+                rule(&["fleetdeployments/status"], &["get", "patch", "update"]),
+            ]),
+            ..Default::default()
+        })?;
+        d.push(&ClusterRoleBinding {
+            metadata: cluster_meta(&cluster_name),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: cluster_name.clone(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: name.into(),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            }]),
+        })?;
+        let container = Container {
+            name: name.into(),
+            image: Some(self.image.clone()),
+            args: Some(vec!["--nats".into(), self.nats_url.clone()]),
+            env: Some(vec![
+                secret_env("FLEET_NATS_USER", &self.nats_secret, "user"),
+                password_env("FLEET_NATS_PASSWORD", &self.nats_secret),
+            ]),
+            ..Default::default()
+        };
+        d.push(&deployment(&self.namespace, name, &labels, container, Vec::new(), Some(name)))?;
+        Ok(d)
+    }
+}
+
+/// Where an agent runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FleetAgentTarget {
+    /// A pod on the cluster: a device simulated, or a node's own agent.
+    Pod,
+    // To come: `Vm { host, ssh }`, the agent installed on a virtual machine
+    // as a system service. The Score stays the same; only the target moves.
+}
+
+/// One device's agent.
+#[derive(Score, Clone, Debug)]
+pub struct FleetAgentScore {
+    pub namespace: String,
+    /// The device's id: its key in the fleet's buckets.
+    pub device: String,
+    /// What FleetDeployments select it by.
+    pub labels: BTreeMap<String, String>,
+    pub image: String,
+    pub nats_url: String,
+    pub nats_secret: String,
+    pub target: FleetAgentTarget,
+}
+
+impl FleetAgentScore {
+    pub fn new(namespace: &str, device: &str, image: &str, nats: &FleetNatsScore) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            device: device.to_owned(),
+            labels: BTreeMap::new(),
+            image: image.to_owned(),
+            nats_url: nats.url(),
+            nats_secret: nats.name.clone(),
+            target: FleetAgentTarget::Pod,
+        }
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The agent of one device, for a release of `fleet-agent`.
+    pub fn release(cx: &ReleaseCx) -> Self {
+        Self::new(
+            "fleet",
+            "device-1",
+            &cx.image.to_string(),
+            &FleetNatsScore::new("fleet", Secret::new(String::new())),
+        )
+    }
+}
+
+impl Render for FleetAgentScore {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        check_name("device", &self.device)?;
+        let FleetAgentTarget::Pod = self.target;
+        let name = format!("fleet-agent-{}", self.device.to_lowercase());
+        let mut args = vec!["--nats".to_owned(), self.nats_url.clone(), "--device".into(), self.device.clone()];
+        for (k, v) in &self.labels {
+            args.extend(["--label".to_owned(), format!("{k}={v}")]);
+        }
+        args.extend(["--state-dir".to_owned(), "/var/lib/fleet-agent".to_owned()]);
+        let container = Container {
+            name: "agent".into(),
+            image: Some(self.image.clone()),
+            args: Some(args),
+            env: Some(vec![
+                secret_env("FLEET_NATS_USER", &self.nats_secret, "user"),
+                password_env("FLEET_NATS_PASSWORD", &self.nats_secret),
+            ]),
+            volume_mounts: Some(vec![mount("state", "/var/lib/fleet-agent")]),
+            ..Default::default()
+        };
+        let volumes = vec![Volume {
+            name: "state".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }];
+        let mut d = Desired::new();
+        d.push(&deployment(&self.namespace, &name, &labels(&name), container, volumes, None))?;
+        Ok(d)
+    }
+}
+
+/// The namespace the fleet's server lives in.
+#[derive(Score, Clone, Debug)]
+pub struct FleetNamespace {
+    pub name: String,
+    /// Labels of its own, besides the fleet's (e.g. to find test namespaces).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Render for FleetNamespace {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        check_name("namespace", &self.name)?;
+        let mut d = Desired::new();
+        let mut metadata = cluster_meta(&self.name);
+        metadata.labels.get_or_insert_default().extend(self.labels.clone());
+        d.push(&Namespace {
+            metadata,
+            ..Default::default()
+        })?;
+        Ok(d)
+    }
+}
+
+/// The fleet's server: its namespace, NATS, then the operator, in order.
+///
+/// Each is verified and smoke-tested before the next starts.
+#[derive(Score, Clone, Debug)]
+pub struct FleetServerScore {
+    #[score(child)]
+    pub namespace: FleetNamespace,
+    #[score(child)]
+    pub nats: FleetNatsScore,
+    #[score(child)]
+    pub operator: FleetOperatorScore,
+}
+
+impl FleetServerScore {
+    pub fn new(namespace: &str, operator_image: &str, nats_password: Secret<String>) -> Self {
+        let nats = FleetNatsScore::new(namespace, nats_password);
+        let operator = FleetOperatorScore::new(namespace, operator_image, &nats);
+        Self {
+            namespace: FleetNamespace {
+                name: namespace.to_owned(),
+                labels: BTreeMap::new(),
+            },
+            nats,
+            operator,
+        }
+    }
+
+    /// The fleet's server for one release of `fleet-operator` (or, for
+    /// `apply`, the working tree). The NATS password comes from
+    /// `FLEET_NATS_PASSWORD` when set (a development value otherwise).
+    pub fn release(cx: &ReleaseCx) -> Self {
+        let password = Secret::from_env("FLEET_NATS_PASSWORD").unwrap_or_else(|_| Secret::new("development-only-password".to_owned()));
+        Self::new("fleet", &cx.image.to_string(), password)
+    }
+}
+
+harmony::app! {
+    /// The fleet's server on a cluster: NATS, then the operator.
+    name: "fleet-server",
+    score: crate::FleetServerScore::release(&harmony::release::ReleaseCx::development("fleet-operator")),
+    topologies: [harmony_k8s::K8s],
+}
+
+harmony::app! {
+    /// The operator, released: its image and its chart (CRD, RBAC, Deployment).
+    name: "fleet-operator",
+    image: Buildable(harmony::build::RustBinary::new("fleet-operator")),
+    chart: builder(crate::FleetOperatorScore::release),
+    stages: [staging, production],
+}
+
+harmony::app! {
+    /// One device's agent.
+    name: "fleet-agent",
+    image: Buildable(harmony::build::RustBinary::new("fleet-agent")),
+    chart: builder(crate::FleetAgentScore::release),
+    stages: [staging, production],
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), ScoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 52
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ScoreError::invalid(
+            format!("{what} `{name}`"),
+            "it names Kubernetes objects, which take letters, digits and `-` (at most 52)",
+            "use a DNS label such as `sensor-07`",
+        ))
+    }
+}
+
+fn labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), name.to_owned()),
+        ("app.kubernetes.io/part-of".to_owned(), "fleet".to_owned()),
+    ])
+}
+
+fn meta(namespace: &str, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(labels(name)),
+        ..Default::default()
+    }
+}
+
+fn cluster_meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(labels(name)),
+        ..Default::default()
+    }
+}
+
+fn port(name: &str, number: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: number,
+        ..Default::default()
+    }
+}
+
+fn service_port(name: &str, number: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port: number,
+        target_port: Some(IntOrString::String(name.into())),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..Default::default()
+    }
+}
+
+fn secret_env(var: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: var.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn password_env(var: &str, secret: &str) -> EnvVar {
+    secret_env(var, secret, "password")
+}
+
+fn deployment(
+    namespace: &str,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    container: Container,
+    volumes: Vec<Volume>,
+    service_account: Option<&str>,
+) -> Deployment {
+    Deployment {
+        metadata: meta(namespace, name),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
+                    service_account_name: service_account.map(str::to_owned),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -70,11 +70,11 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn plan_apply_plan_round_trip_with_exit_codes() {
     let cli = Cli::new();
-    let first = cli.run(&["plan"]);
+    let first = cli.run(&["plan", "webapp-server"]);
     assert_eq!(code(&first), 2, "changes pending: {}", text(&first.stderr));
     assert!(text(&first.stdout).contains("Plan: 5 to add, 0 to change, 0 to remove."));
 
-    let apply = cli.run(&["apply", "--yes"]);
+    let apply = cli.run(&["apply", "webapp-server", "--yes"]);
     assert_eq!(code(&apply), 0, "{}", text(&apply.stderr));
     assert!(
         text(&apply.stderr).contains("verified webapp-server/server"),
@@ -82,7 +82,7 @@ fn plan_apply_plan_round_trip_with_exit_codes() {
     );
     assert!(cli.state.join("webapp-server/manifests/webapp/deployment-webapp.yaml").is_file());
 
-    let again = cli.run(&["plan"]);
+    let again = cli.run(&["plan", "webapp-server"]);
     assert_eq!(code(&again), 0, "{}", text(&again.stdout));
     assert!(text(&again.stdout).contains("No changes"));
 }
@@ -90,13 +90,13 @@ fn plan_apply_plan_round_trip_with_exit_codes() {
 #[test]
 fn a_second_apply_without_changes_writes_nothing() {
     let cli = Cli::new();
-    assert_eq!(code(&cli.run(&["apply", "--yes"])), 0);
+    assert_eq!(code(&cli.run(&["apply", "webapp-server", "--yes"])), 0);
     let before = tree(&cli.state);
     let mtime = fs::metadata(cli.state.join("webapp-server/inventory.json"))
         .unwrap()
         .modified()
         .unwrap();
-    let second = cli.run(&["apply", "--yes"]);
+    let second = cli.run(&["apply", "webapp-server", "--yes"]);
     assert_eq!(code(&second), 0);
     assert!(text(&second.stdout).contains("No changes"), "{}", text(&second.stdout));
     assert_eq!(tree(&cli.state), before);
@@ -113,10 +113,10 @@ fn a_second_apply_without_changes_writes_nothing() {
 fn an_unknown_topology_lists_the_valid_ones_and_does_nothing() {
     let cli = Cli::new();
     for args in [
-        &["plan", "--topology", "locl"][..],
-        &["dry-run", "--topology", "locl"],
-        &["apply", "--topology", "locl", "--yes"],
-        &["render", "-t", "locl"],
+        &["plan", "webapp-server", "--topology", "locl"][..],
+        &["dry-run", "webapp-server", "--topology", "locl"],
+        &["apply", "webapp-server", "--topology", "locl", "--yes"],
+        &["render", "webapp-server", "-t", "locl"],
     ] {
         let out = cli.run(args);
         let cmd = args[0];
@@ -140,11 +140,15 @@ fn an_unknown_app_suggests_the_closest() {
 #[test]
 fn a_corrupt_state_file_is_reported_and_left_as_it_was() {
     let cli = Cli::new();
-    assert_eq!(code(&cli.run(&["apply", "--yes"])), 0);
+    assert_eq!(code(&cli.run(&["apply", "webapp-server", "--yes"])), 0);
     let inventory = cli.state.join("webapp-server/inventory.json");
     fs::write(&inventory, b"{\"format\": 1, \"app\": \"webapp\", \"objects\": [").unwrap();
     let before = tree(&cli.state);
-    for args in [&["plan"][..], &["apply", "--yes"], &["dry-run"]] {
+    for args in [
+        &["plan", "webapp-server"][..],
+        &["apply", "webapp-server", "--yes"],
+        &["dry-run", "webapp-server"],
+    ] {
         let out = cli.run(args);
         assert_eq!(code(&out), 1, "{args:?}");
         let err = text(&out.stderr);
@@ -157,13 +161,13 @@ fn a_corrupt_state_file_is_reported_and_left_as_it_was() {
 #[test]
 fn an_unwritable_state_directory_is_reported_and_prior_state_kept() {
     let cli = Cli::new();
-    assert_eq!(code(&cli.run(&["apply", "--yes"])), 0);
+    assert_eq!(code(&cli.run(&["apply", "webapp-server", "--yes"])), 0);
     // A file where the manifests directory must be: no user, root included, can write there.
     let manifests = cli.state.join("webapp-server/manifests");
     fs::rename(&manifests, cli.state.join("manifests.moved")).unwrap();
     fs::write(&manifests, b"not a directory").unwrap();
     let before = tree(&cli.state);
-    let out = cli.run_with(&["apply", "--yes"], &[("WEBAPP_DB_PASSWORD", "a-new-password")]);
+    let out = cli.run_with(&["apply", "webapp-server", "--yes"], &[("WEBAPP_DB_PASSWORD", "a-new-password")]);
     assert_eq!(code(&out), 1);
     let err = text(&out.stderr);
     assert!(err.contains("cannot be written") || err.contains("could not create"), "{err}");
@@ -188,7 +192,7 @@ fn render_writes_reviewable_manifests_with_secrets_redacted() {
     let cli = Cli::new();
     let out_dir = cli._dir.path().join("rendered");
     let out = cli.run_with(
-        &["render", "--out", out_dir.to_str().unwrap()],
+        &["render", "webapp-server", "--out", out_dir.to_str().unwrap()],
         &[("WEBAPP_DB_PASSWORD", "render-canary-5521")],
     );
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
@@ -203,7 +207,7 @@ fn render_writes_reviewable_manifests_with_secrets_redacted() {
 #[test]
 fn plan_json_is_machine_readable() {
     let cli = Cli::new();
-    let out = cli.run(&["plan", "--output", "json"]);
+    let out = cli.run(&["plan", "webapp-server", "--output", "json"]);
     assert_eq!(code(&out), 2);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["add"], 5);
@@ -220,33 +224,36 @@ fn the_secret_canary_never_appears() {
     let env = [("WEBAPP_DB_PASSWORD", canary)];
     let mut outputs = Vec::new();
     for args in [
-        &["plan"][..],
-        &["plan", "--output", "json"],
-        &["dry-run"],
-        &["apply", "--yes"],
-        &["plan"],
+        &["plan", "webapp-server"][..],
+        &["plan", "webapp-server", "--output", "json"],
+        &["dry-run", "webapp-server"],
+        &["apply", "webapp-server", "--yes"],
+        &["plan", "webapp-server"],
         &["list"],
         &["list", "--output", "json"],
         &["explain", "webapp-server"],
         &["explain", "Credentials", "--output", "json"],
-        &["render"],
-        &["render", "--output", "json"],
+        &["render", "webapp-server"],
+        &["render", "webapp-server", "--output", "json"],
         &["release", "--from-tag", "webapp-server-v0.1.0"],
     ] {
         outputs.push(cli.run_with(args, &env));
     }
     // A changed secret is planned and applied without showing either value.
     let changed = [("WEBAPP_DB_PASSWORD", "canary-second-value-8e1")];
-    outputs.push(cli.run_with(&["plan"], &changed));
-    outputs.push(cli.run_with(&["apply", "--yes"], &changed));
+    outputs.push(cli.run_with(&["plan", "webapp-server"], &changed));
+    outputs.push(cli.run_with(&["apply", "webapp-server", "--yes"], &changed));
     // A saved plan holds digests only.
     let saved = cli._dir.path().join("saved-plan.json");
-    outputs.push(cli.run_with(&["plan", "--out", saved.to_str().unwrap(), "--output", "json"], &env));
+    outputs.push(cli.run_with(
+        &["plan", "webapp-server", "--out", saved.to_str().unwrap(), "--output", "json"],
+        &env,
+    ));
     assert!(!text(&fs::read(&saved).unwrap()).contains(canary), "the saved plan holds no secret");
 
     // And an apply that fails (corrupt state) shows it in no error either.
     fs::write(cli.state.join("webapp-server/inventory.json"), b"[").unwrap();
-    outputs.push(cli.run_with(&["apply", "--yes"], &env));
+    outputs.push(cli.run_with(&["apply", "webapp-server", "--yes"], &env));
     assert_eq!(code(outputs.last().unwrap()), 1);
 
     let plan = text(&outputs[12].stdout);
@@ -304,7 +311,7 @@ fn a_saved_plan_is_applied_exactly_and_refused_once_anything_moved() {
     let cli = Cli::new();
     let plan = cli._dir.path().join("plan.json");
     let canary = [("WEBAPP_DB_PASSWORD", "saved-plan-canary-93e1")];
-    let saved = cli.run_with(&["plan", "--out", plan.to_str().unwrap()], &canary);
+    let saved = cli.run_with(&["plan", "webapp-server", "--out", plan.to_str().unwrap()], &canary);
     assert_eq!(code(&saved), 2, "{}", text(&saved.stderr));
     assert!(text(&saved.stdout).contains("`apply --plan"), "{}", text(&saved.stdout));
     let file = fs::read_to_string(&plan).unwrap();
@@ -334,7 +341,10 @@ fn a_saved_plan_is_applied_exactly_and_refused_once_anything_moved() {
 
     // A plan of nothing, then the desired state moves: refused, naming what moved.
     let empty = cli._dir.path().join("empty.json");
-    assert_eq!(code(&cli.run_with(&["plan", "--out", empty.to_str().unwrap()], &canary)), 0);
+    assert_eq!(
+        code(&cli.run_with(&["plan", "webapp-server", "--out", empty.to_str().unwrap()], &canary)),
+        0
+    );
     let moved = cli.run_with(
         &["apply", "--plan", empty.to_str().unwrap()],
         &[("WEBAPP_DB_PASSWORD", "another-password-5d2")],
@@ -354,7 +364,7 @@ fn a_saved_plan_that_cannot_be_applied_is_refused_naming_the_file() {
     let cli = Cli::new();
     let dir = cli._dir.path();
     let good = dir.join("good.json");
-    assert_eq!(code(&cli.run(&["plan", "--out", good.to_str().unwrap()])), 2);
+    assert_eq!(code(&cli.run(&["plan", "webapp-server", "--out", good.to_str().unwrap()])), 2);
     let saved: serde_json::Value = serde_json::from_slice(&fs::read(&good).unwrap()).unwrap();
     let variant = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
         let mut v = saved.clone();
@@ -403,7 +413,7 @@ fn applies_started_together_take_turns() {
     let runs: Vec<_> = (0..4)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_harmony"))
-                .args(["apply", "--yes"])
+                .args(["apply", "webapp-server", "--yes"])
                 .env("HARMONY_STATE_DIR", &cli.state)
                 .env_remove("WEBAPP_DB_PASSWORD")
                 .stdout(std::process::Stdio::piped())
@@ -435,7 +445,7 @@ fn a_held_lock_is_waited_for_then_reported_with_its_holder() {
     let harmony::lock::Attempt::Acquired { lock, .. } = harmony::lock::FileLock::try_take(&path, &holder).unwrap() else {
         panic!("a fresh lock is free")
     };
-    let out = cli.run(&["apply", "--yes", "--lock-timeout", "1"]);
+    let out = cli.run(&["apply", "webapp-server", "--yes", "--lock-timeout", "1"]);
     assert_eq!(code(&out), 1);
     let err = text(&out.stderr);
     assert!(err.contains("waiting for `webapp-server`"), "{err}");
@@ -457,7 +467,7 @@ fn a_lock_left_by_a_run_that_died_is_taken_over_and_garbage_is_left_alone() {
     // What a run that crashed leaves: its holder in a file nobody locks.
     let dead = r#"{"id":"dead","pid":4194303,"host":"build-7","since":1795000000,"command":"apply"}"#;
     fs::write(&path, dead).unwrap();
-    let out = cli.run(&["apply", "--yes"]);
+    let out = cli.run(&["apply", "webapp-server", "--yes"]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
@@ -467,7 +477,7 @@ fn a_lock_left_by_a_run_that_died_is_taken_over_and_garbage_is_left_alone() {
     assert_eq!(fs::read(&path).unwrap(), b"", "released cleanly");
 
     fs::write(&path, b"not a lock").unwrap();
-    let out = cli.run(&["apply", "--yes"]);
+    let out = cli.run(&["apply", "webapp-server", "--yes"]);
     assert_eq!(code(&out), 1);
     let err = text(&out.stderr);
     assert!(err.contains("holds something that is not a lock"), "{err}");
@@ -478,7 +488,7 @@ fn a_lock_left_by_a_run_that_died_is_taken_over_and_garbage_is_left_alone() {
 #[test]
 fn errors_in_json_follow_the_schema() {
     let cli = Cli::new();
-    let out = cli.run(&["plan", "--topology", "locl", "--output", "json"]);
+    let out = cli.run(&["plan", "webapp-server", "--topology", "locl", "--output", "json"]);
     assert_eq!(code(&out), 1);
     assert!(out.stdout.is_empty(), "the result stream stays empty");
     let v: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
@@ -654,14 +664,14 @@ fn every_commands_json_is_pinned() {
     };
     let json = ["--output", "json"];
     let run = |args: &[&str]| cli.run(&[args, &json[..]].concat());
-    pin("cli_plan_json", &run(&["plan"]).stdout);
-    pin("cli_dry_run_json", &run(&["dry-run"]).stdout);
-    pin("cli_apply_json", &run(&["apply", "--yes"]).stdout);
+    pin("cli_plan_json", &run(&["plan", "webapp-server"]).stdout);
+    pin("cli_dry_run_json", &run(&["dry-run", "webapp-server"]).stdout);
+    pin("cli_apply_json", &run(&["apply", "webapp-server", "--yes"]).stdout);
     pin(
         "cli_release_dry_run_json",
         &run(&["release", "--from-tag", "webapp-server-v0.1.0", "--dry-run"]).stdout,
     );
-    pin("cli_error_json", &run(&["plan", "--topology", "locl"]).stderr);
+    pin("cli_error_json", &run(&["plan", "webapp-server", "--topology", "locl"]).stderr);
     let empty = cli._dir.path().join("no-plugins");
     fs::create_dir(&empty).unwrap();
     let plugins = Command::new(env!("CARGO_BIN_EXE_harmony"))
@@ -670,4 +680,26 @@ fn every_commands_json_is_pinned() {
         .output()
         .unwrap();
     pin("cli_plugin_list_json", &plugins.stdout);
+}
+
+/// Without app names a command acts on every app that runs on the topology;
+/// the others are named on stderr, and naming one is the error that says why.
+#[test]
+fn every_app_means_every_app_that_runs_there_and_the_others_are_named() {
+    let cli = Cli::new();
+    let out = cli.run(&["plan"]);
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("note: app `fleet-server` is left out: it runs on k8s"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("webapp-server on local") && text(&out.stdout).contains("fleet-operator on local"));
+    let named = cli.run(&["plan", "fleet-server"]);
+    assert_eq!(code(&named), 1);
+    assert!(
+        text(&named.stderr).contains("app `fleet-server` cannot run on topology `local`"),
+        "{}",
+        text(&named.stderr)
+    );
 }

@@ -55,16 +55,16 @@ fn text(o: &Output) -> String {
 #[test]
 fn apply_deploys_the_webapp_to_the_cluster_waits_until_ready_and_plan_then_exits_0() {
     let s = Setup::new();
-    let plan = s.run(&["plan", "--topology", "k8s"]);
+    let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(2), "changes to make: {}", text(&plan));
 
-    let apply = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let apply = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
     assert!(text(&apply).contains("5 added"), "{}", text(&apply));
     let deployment = s.cluster.object("apps/v1", "Deployment", Some("webapp"), "webapp").unwrap();
     assert_eq!(deployment["status"]["readyReplicas"], 2, "it returned once the rollout was ready");
 
-    let plan = s.run(&["plan", "--topology", "k8s"]);
+    let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     assert!(text(&plan).contains("no changes"), "{}", text(&plan));
 }
@@ -76,7 +76,7 @@ fn a_crash_loop_fails_the_apply_naming_the_culprit_and_a_rerun_does_not_pretend_
         exit_code: 1,
         log: vec!["listening on :8080".into(), "panic: WEBAPP_GREETING is empty".into()],
     });
-    let apply = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let apply = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     let said = text(&apply);
     assert_eq!(apply.status.code(), Some(1), "{said}");
     for culprit in [
@@ -89,7 +89,7 @@ fn a_crash_loop_fails_the_apply_naming_the_culprit_and_a_rerun_does_not_pretend_
         assert!(said.contains(culprit), "`{culprit}` in:\n{said}");
     }
 
-    let again = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let again = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(
         again.status.code(),
         Some(1),
@@ -110,7 +110,7 @@ fn an_unreachable_cluster_or_a_bad_kubeconfig_is_reported_before_any_work() {
     )
     .unwrap();
     let out = s.run_with(
-        &["plan", "--topology", "k8s"],
+        &["plan", "webapp-server", "--topology", "k8s"],
         &[("KUBECONFIG", dead.to_str().unwrap()), ("HARMONY_K8S_REQUEST_TIMEOUT", "1")],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -119,11 +119,14 @@ fn an_unreachable_cluster_or_a_bad_kubeconfig_is_reported_before_any_work() {
 
     let garbage = s.dir.path().join("garbage");
     std::fs::write(&garbage, "clusters: {").unwrap();
-    let out = s.run_with(&["plan", "--topology", "k8s"], &[("KUBECONFIG", garbage.to_str().unwrap())]);
+    let out = s.run_with(
+        &["plan", "webapp-server", "--topology", "k8s"],
+        &[("KUBECONFIG", garbage.to_str().unwrap())],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("is not a kubeconfig"), "{}", text(&out));
 
-    let out = s.run_with(&["plan", "--topology", "k8s"], &[("HARMONY_K8S_CONTEXT", "prod")]);
+    let out = s.run_with(&["plan", "webapp-server", "--topology", "k8s"], &[("HARMONY_K8S_CONTEXT", "prod")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("has no context `prod`; it has: harmony-test-cluster"),
@@ -137,7 +140,10 @@ fn an_unreachable_cluster_or_a_bad_kubeconfig_is_reported_before_any_work() {
 fn verbose_logs_replay_the_run_span_by_span_without_secret_values() {
     let s = Setup::new();
     let canary = "canary-password-0123";
-    let out = s.run_with(&["apply", "--topology", "k8s", "--yes", "-vv"], &[("WEBAPP_DB_PASSWORD", canary)]);
+    let out = s.run_with(
+        &["apply", "webapp-server", "--topology", "k8s", "--yes", "-vv"],
+        &[("WEBAPP_DB_PASSWORD", canary)],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let logs = String::from_utf8_lossy(&out.stderr);
     for span in [
@@ -150,7 +156,7 @@ fn verbose_logs_replay_the_run_span_by_span_without_secret_values() {
     }
     assert!(!text(&out).contains(canary), "no secret value in logs");
 
-    let quiet = s.run(&["plan", "--topology", "k8s"]);
+    let quiet = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
     assert!(
         !String::from_utf8_lossy(&quiet.stderr).contains("close time.busy"),
         "nothing is logged without -v"
@@ -163,7 +169,7 @@ fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_con
     // Slow enough that the interrupt lands in the middle of the apply.
     s.cluster.inject(harmony_test_cluster::Fault::Latency(Duration::from_millis(60)));
     let child = Command::new(env!("CARGO_BIN_EXE_harmony"))
-        .args(["apply", "--topology", "k8s", "--yes"])
+        .args(["apply", "webapp-server", "--topology", "k8s", "--yes"])
         .env("KUBECONFIG", s.kubeconfig())
         .env("HARMONY_STATE_DIR", s.dir.path().join("state"))
         .env_remove("HARMONY_K8S_CONTEXT")
@@ -224,9 +230,9 @@ fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_con
     }
 
     s.cluster.clear_faults();
-    let rerun = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let rerun = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
-    let plan = s.run(&["plan", "--topology", "k8s"]);
+    let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(0), "converged: {}", text(&plan));
     assert_eq!(s.cluster.objects("apps/v1", "Deployment").len(), 1, "nothing duplicated");
 }
@@ -234,7 +240,7 @@ fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_con
 #[test]
 fn an_apply_with_nothing_to_change_still_fails_while_the_app_is_not_ready() {
     let s = Setup::new();
-    let first = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let first = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     // The server starts crashing after the deploy, with nothing changed on our side.
     s.cluster.set_workloads(Workloads::CrashLoop {
@@ -242,7 +248,7 @@ fn an_apply_with_nothing_to_change_still_fails_while_the_app_is_not_ready() {
         log: vec!["out of memory".into()],
     });
     std::thread::sleep(Duration::from_millis(700));
-    let again = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let again = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
     assert!(
         text(&again).contains("has nothing to change, but it does not pass its verification"),
@@ -255,7 +261,7 @@ fn an_apply_with_nothing_to_change_still_fails_while_the_app_is_not_ready() {
 #[test]
 fn a_conflict_stops_the_apply_and_force_conflicts_takes_ownership() {
     let s = Setup::new();
-    let first = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let first = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     // Another manager takes the replicas over, with another value.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -270,14 +276,14 @@ fn a_conflict_stops_the_apply_and_force_conflicts_takes_ownership() {
         client.request::<serde_json::Value>(request).await.unwrap();
     });
 
-    let plan = s.run(&["plan", "--topology", "k8s"]);
+    let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(2), "ours is 2, theirs 7: {}", text(&plan));
-    let stopped = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let stopped = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(stopped.status.code(), Some(1), "{}", text(&stopped));
     for said in ["owned by field manager `autoscaler`", ".spec.replicas", "apply --force-conflicts"] {
         assert!(text(&stopped).contains(said), "`{said}` in {}", text(&stopped));
     }
-    let forced = s.run(&["apply", "--topology", "k8s", "--yes", "--force-conflicts"]);
+    let forced = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes", "--force-conflicts"]);
     assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
     let deployment = s.cluster.object("apps/v1", "Deployment", Some("webapp"), "webapp").unwrap();
     assert_eq!(deployment["spec"]["replicas"], 2);

@@ -125,14 +125,7 @@ impl Render for FleetNatsScore {
             data: Some(BTreeMap::from([("nats.conf".to_owned(), config)])),
             ..Default::default()
         })?;
-        d.push(&K8sSecret {
-            metadata: meta(&self.namespace, &self.name),
-            string_data: Some(BTreeMap::from([
-                ("user".to_owned(), self.user.clone()),
-                ("password".to_owned(), self.password.expose().clone()),
-            ])),
-            ..Default::default()
-        })?;
+        d.push(&credentials_secret(&self.namespace, &self.name, &self.user, &self.password))?;
         let container = Container {
             name: "nats".into(),
             image: Some(self.image.clone()),
@@ -199,8 +192,10 @@ pub struct FleetOperatorScore {
     pub image: String,
     /// The NATS the operator dials (`FleetNatsScore::url`).
     pub nats_url: String,
-    /// The Secret holding `user` and `password` (`FleetNatsScore::name`).
-    pub nats_secret: String,
+    pub nats_user: String,
+    /// Kept in a Secret of the operator's own. Never printed.
+    #[score(secret)]
+    pub nats_password: Secret<String>,
     /// `None`: the operator's objects from this crate's source. `Some`: the
     /// published chart at its pinned version.
     pub chart: Option<PublishedChart>,
@@ -210,11 +205,7 @@ impl FleetOperatorScore {
     /// The operator of one release of `fleet-operator`, dialing the NATS of
     /// [`FleetServerScore::release`].
     pub fn release(cx: &ReleaseCx) -> Self {
-        Self::new(
-            "fleet",
-            &cx.image.to_string(),
-            &FleetNatsScore::new("fleet", Secret::new(String::new())),
-        )
+        Self::new("fleet", &cx.image.to_string(), &FleetNatsScore::new("fleet", nats_password()))
     }
 
     pub fn new(namespace: &str, image: &str, nats: &FleetNatsScore) -> Self {
@@ -222,7 +213,8 @@ impl FleetOperatorScore {
             namespace: namespace.to_owned(),
             image: image.to_owned(),
             nats_url: nats.url(),
-            nats_secret: nats.name.clone(),
+            nats_user: nats.user.clone(),
+            nats_password: nats.password.clone(),
             chart: None,
         }
     }
@@ -252,6 +244,13 @@ impl Render for FleetOperatorScore {
         })?;
         let mut d = Desired::new();
         d.push(&crd)?;
+        let credentials = format!("{name}-nats");
+        d.push(&credentials_secret(
+            &self.namespace,
+            &credentials,
+            &self.nats_user,
+            &self.nats_password,
+        ))?;
         d.push(&ServiceAccount {
             metadata: meta(&self.namespace, name),
             ..Default::default()
@@ -291,10 +290,7 @@ impl Render for FleetOperatorScore {
             name: name.into(),
             image: Some(self.image.clone()),
             args: Some(vec!["--nats".into(), self.nats_url.clone()]),
-            env: Some(vec![
-                secret_env("FLEET_NATS_USER", &self.nats_secret, "user"),
-                password_env("FLEET_NATS_PASSWORD", &self.nats_secret),
-            ]),
+            env: Some(credentials_env(&credentials)),
             ..Default::default()
         };
         d.push(&deployment(&self.namespace, name, &labels, container, Vec::new(), Some(name)))?;
@@ -321,7 +317,10 @@ pub struct FleetAgentScore {
     pub labels: BTreeMap<String, String>,
     pub image: String,
     pub nats_url: String,
-    pub nats_secret: String,
+    pub nats_user: String,
+    /// Kept in a Secret of the agent's own. Never printed.
+    #[score(secret)]
+    pub nats_password: Secret<String>,
     pub target: FleetAgentTarget,
 }
 
@@ -333,7 +332,8 @@ impl FleetAgentScore {
             labels: BTreeMap::new(),
             image: image.to_owned(),
             nats_url: nats.url(),
-            nats_secret: nats.name.clone(),
+            nats_user: nats.user.clone(),
+            nats_password: nats.password.clone(),
             target: FleetAgentTarget::Pod,
         }
     }
@@ -349,7 +349,7 @@ impl FleetAgentScore {
             "fleet",
             "device-1",
             &cx.image.to_string(),
-            &FleetNatsScore::new("fleet", Secret::new(String::new())),
+            &FleetNatsScore::new("fleet", nats_password()),
         )
     }
 }
@@ -368,10 +368,7 @@ impl Render for FleetAgentScore {
             name: "agent".into(),
             image: Some(self.image.clone()),
             args: Some(args),
-            env: Some(vec![
-                secret_env("FLEET_NATS_USER", &self.nats_secret, "user"),
-                password_env("FLEET_NATS_PASSWORD", &self.nats_secret),
-            ]),
+            env: Some(credentials_env(&format!("{name}-nats"))),
             volume_mounts: Some(vec![mount("state", "/var/lib/fleet-agent")]),
             ..Default::default()
         };
@@ -381,6 +378,12 @@ impl Render for FleetAgentScore {
             ..Default::default()
         }];
         let mut d = Desired::new();
+        d.push(&credentials_secret(
+            &self.namespace,
+            &format!("{name}-nats"),
+            &self.nats_user,
+            &self.nats_password,
+        ))?;
         d.push(&deployment(&self.namespace, &name, &labels(&name), container, volumes, None))?;
         Ok(d)
     }
@@ -439,8 +442,7 @@ impl FleetServerScore {
     /// `apply`, the working tree). The NATS password comes from
     /// `FLEET_NATS_PASSWORD` when set (a development value otherwise).
     pub fn release(cx: &ReleaseCx) -> Self {
-        let password = Secret::from_env("FLEET_NATS_PASSWORD").unwrap_or_else(|_| Secret::new("development-only-password".to_owned()));
-        Self::new("fleet", &cx.image.to_string(), password)
+        Self::new("fleet", &cx.image.to_string(), nats_password())
     }
 }
 
@@ -465,6 +467,32 @@ harmony::app! {
     image: Buildable(harmony::build::RustBinary::new("fleet-agent")),
     chart: builder(crate::FleetAgentScore::release),
     stages: [staging, production],
+}
+
+/// The fleet's NATS password for a release or `apply`: `FLEET_NATS_PASSWORD`
+/// when set, a development value otherwise.
+fn nats_password() -> Secret<String> {
+    Secret::from_env("FLEET_NATS_PASSWORD").unwrap_or_else(|_| Secret::new("development-only-password".to_owned()))
+}
+
+/// A component's own copy of the NATS credentials.
+fn credentials_secret(namespace: &str, name: &str, user: &str, password: &Secret<String>) -> K8sSecret {
+    K8sSecret {
+        metadata: meta(namespace, name),
+        string_data: Some(BTreeMap::from([
+            ("user".to_owned(), user.to_owned()),
+            ("password".to_owned(), password.expose().clone()),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// `FLEET_NATS_USER` and `FLEET_NATS_PASSWORD` from a credentials Secret.
+fn credentials_env(secret: &str) -> Vec<EnvVar> {
+    vec![
+        secret_env("FLEET_NATS_USER", secret, "user"),
+        password_env("FLEET_NATS_PASSWORD", secret),
+    ]
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), ScoreError> {

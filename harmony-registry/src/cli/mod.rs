@@ -298,16 +298,34 @@ struct Session {
 impl Session {
     fn open(apps: &[String], topology: &str) -> Result<Self, Failure> {
         let entry = crate::topology(topology).ok_or_else(|| unknown_topology(topology))?;
-        let apps = if apps.is_empty() {
-            crate::apps()
-        } else {
+        let named = !apps.is_empty();
+        let mut apps: Vec<&'static AppEntry> = if named {
             apps.iter()
                 .map(|name| crate::app(name).ok_or_else(|| unknown_app(name)))
                 .collect::<Result<_, _>>()?
+        } else {
+            crate::apps()
         };
         if apps.is_empty() {
             return Err(Failure::new("this binary carries no apps")
                 .help("register one with `harmony::app! { name: \"…\", score: … }` and name its crate in `harmony_registry::main!(…)`"));
+        }
+        if !named {
+            // Every app means every app that runs here; the others are named, not failed.
+            let (here, elsewhere): (Vec<_>, Vec<_>) = apps.into_iter().partition(|app| entry.lacks(&(app.needs)()).is_empty());
+            for app in &elsewhere {
+                eprintln!(
+                    "note: app `{}` is left out: it runs on {} (name it to see why not on `{}`)",
+                    app.name,
+                    join_or_none(&crate::runs_on(&(app.needs)())),
+                    entry.name
+                );
+            }
+            if here.is_empty() {
+                return Err(Failure::new(format!("no app of this binary runs on topology `{}`", entry.name))
+                    .help("pick another topology with `--topology` (`list` shows where each app runs)"));
+            }
+            apps = here;
         }
         for app in &apps {
             let lacks = entry.lacks(&(app.needs)());
@@ -448,6 +466,14 @@ fn unknown_app(name: &str) -> Failure {
     match crate::closest(name, names.iter().copied()) {
         Some(c) => f.help(format!("did you mean `{c}`?")),
         None => f.help("`list` shows what this binary carries"),
+    }
+}
+
+fn join_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "no topology of this binary".into()
+    } else {
+        names.join(", ")
     }
 }
 

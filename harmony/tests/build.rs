@@ -162,6 +162,7 @@ fn buildah_builds_a_scratch_image_reproducibly_and_it_pushes_with_its_digest() {
         let source = ImageSource::Dockerfile {
             dockerfile: context.join("Dockerfile"),
             context: context.clone(),
+            binaries: Vec::new(),
         };
         source
             .build(&cx(&context, &scratch, "scratch-image"), &Buildah::in_scratch(&scratch))
@@ -291,4 +292,39 @@ fn a_dynamic_entrypoint_is_refused_by_the_smoke_test() {
         "{err:?}"
     );
     assert!(harmony::Diagnostic::help(&err).contains("build it static"), "{err:?}");
+}
+
+/// A Dockerfile whose context gets a workspace binary, built static: the
+/// image holds the binary alone and it runs in an empty root.
+#[test]
+fn a_dockerfile_gets_its_static_binaries_and_the_image_runs_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = clone_fixture("hello", tmp.path(), "hello");
+    let source = ImageSource::Dockerfile {
+        dockerfile: ws.join("image/Dockerfile"),
+        context: ws.join("image"),
+        binaries: vec!["hello".into()],
+    };
+    assert!(source.describe().ends_with("with the static binaries `hello`)"), "{}", source.describe());
+    let scratch = tmp.path().join("scratch");
+    let image = source
+        .build(&cx(&ws, &scratch, "hello"), &Buildah::in_scratch(&scratch))
+        .unwrap();
+    assert!(!ws.join("image/hello").exists(), "the context itself is left as it was");
+    let root = tmp.path().join("root");
+    for index in 0..image.layers().len() {
+        for (path, mode, bytes) in layer_entries(&image, index) {
+            let at = root.join(&path);
+            if path.ends_with('/') {
+                std::fs::create_dir_all(&at).unwrap();
+            } else {
+                std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+                std::fs::write(&at, bytes).unwrap();
+                std::fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+            }
+        }
+    }
+    let out = Confinement::here().command(&root, "/app/hello").arg("docker").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, docker\n", "{out:?}");
+    assert_eq!(config(&image)["config"]["Entrypoint"], serde_json::json!(["/app/hello"]));
 }

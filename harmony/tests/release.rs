@@ -63,6 +63,7 @@ fn spec(dir: &Path, broken: bool) -> AppSpec {
         image: ImageSource::Dockerfile {
             dockerfile: "image/Dockerfile".into(),
             context: "image".into(),
+            binaries: Vec::new(),
         },
         chart: ChartSource::Builder(Arc::new(move |cx: &ReleaseCx| Ok(objects(cx, broken)))),
         stages: vec!["staging".into(), "production".into()],

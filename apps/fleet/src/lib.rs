@@ -456,7 +456,7 @@ harmony::app! {
 harmony::app! {
     /// The operator, released: its image and its chart (CRD, RBAC, Deployment).
     name: "fleet-operator",
-    image: Buildable(harmony::build::RustBinary::new("fleet-operator")),
+    image: Dockerfile("operator/image/Dockerfile", "operator/image", binaries: ["fleet-operator"]),
     chart: builder(crate::FleetOperatorScore::release),
     stages: [staging, production],
 }
@@ -464,7 +464,7 @@ harmony::app! {
 harmony::app! {
     /// One device's agent.
     name: "fleet-agent",
-    image: Buildable(harmony::build::RustBinary::new("fleet-agent")),
+    image: Dockerfile("agent/image/Dockerfile", "agent/image", binaries: ["fleet-agent"]),
     chart: builder(crate::FleetAgentScore::release),
     stages: [staging, production],
 }

@@ -119,9 +119,17 @@ pub(crate) fn expand(app: &App) -> TokenStream {
 fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
     let (name, doc) = (&app.name, &app.doc);
     let image = match &r.image {
-        Image::Dockerfile { dockerfile, context } => {
+        Image::Dockerfile {
+            dockerfile,
+            context,
+            binaries,
+        } => {
             let context = context.as_ref().map_or_else(|| quote!("."), |c| quote!(#c));
-            quote!(#h::ImageSource::Dockerfile { dockerfile: #h::PathBuf::from(#dockerfile), context: #h::PathBuf::from(#context) })
+            quote!(#h::ImageSource::Dockerfile {
+                dockerfile: #h::PathBuf::from(#dockerfile),
+                context: #h::PathBuf::from(#context),
+                binaries: #h::Vec::from([#(#h::String::from(#binaries)),*]),
+            })
         }
         Image::Buildable(expr) => quote_spanned!(expr.span()=> #h::ImageSource::Buildable(#h::Arc::new(#expr))),
     };

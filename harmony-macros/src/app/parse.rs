@@ -33,6 +33,9 @@ pub(crate) enum Image {
     Dockerfile {
         dockerfile: syn::LitStr,
         context: Option<syn::LitStr>,
+        /// Workspace packages whose binaries are built static and put into
+        /// the context, by name, before the build.
+        binaries: Vec<syn::LitStr>,
     },
     Buildable(syn::Expr),
 }
@@ -229,7 +232,8 @@ fn example(key: &str) -> &'static str {
     }
 }
 
-/// `Dockerfile("path")`, `Dockerfile("path", "context")` or `Buildable(expr)`.
+/// `Dockerfile("path")`, `Dockerfile("path", "context")`, either followed by
+/// `binaries: ["package", …]`, or `Buildable(expr)`.
 fn parse_image(input: ParseStream) -> syn::Result<Image> {
     let kind: syn::Ident = input.parse().map_err(|e| syn::Error::new(e.span(), IMAGE_HELP))?;
     if !["Dockerfile", "Buildable"].contains(&kind.to_string().as_str()) {
@@ -242,16 +246,44 @@ fn parse_image(input: ParseStream) -> syn::Result<Image> {
     match kind.to_string().as_str() {
         "Dockerfile" => {
             let dockerfile: syn::LitStr = content.parse().map_err(|e| syn::Error::new(e.span(), "`Dockerfile(..)` takes the Dockerfile's path as a string\nhelp: write `Dockerfile(\"Dockerfile\")` or `Dockerfile(\"path/Dockerfile\", \"context/dir\")`"))?;
-            let context = if content.peek(Token![,]) {
-                content.parse::<Token![,]>()?;
-                if content.is_empty() {
-                    None
-                } else {
-                    Some(content.parse::<syn::LitStr>()?)
+            let mut context = None;
+            let mut binaries = Vec::new();
+            // `, "context"` then `, binaries: [..]`, each optional; anything
+            // else is left for `no_more` to name.
+            loop {
+                let takes_context = context.is_none() && binaries.is_empty() && content.peek2(syn::LitStr);
+                if !content.peek(Token![,]) || !(takes_context || content.peek2(syn::Ident)) {
+                    if content.peek(Token![,]) && content.peek2(syn::parse::End) {
+                        content.parse::<Token![,]>()?;
+                    }
+                    break;
                 }
-            } else {
-                None
-            };
+                content.parse::<Token![,]>()?;
+                if takes_context {
+                    context = Some(content.parse::<syn::LitStr>()?);
+                    continue;
+                }
+                let key: syn::Ident = content.parse()?;
+                if key != "binaries" || !binaries.is_empty() {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("`{key}` is not an argument of `Dockerfile(..)`\nhelp: `Dockerfile(..)` takes the Dockerfile's path, the build context's, and `binaries: [\"package\"]`"),
+                    ));
+                }
+                content.parse::<Token![:]>()?;
+                let list;
+                syn::bracketed!(list in content);
+                let names = syn::punctuated::Punctuated::<syn::LitStr, Token![,]>::parse_terminated(&list).map_err(|e| {
+                    syn::Error::new(e.span(), "`binaries` lists workspace packages as strings\nhelp: write `binaries: [\"my-server\"]`")
+                })?;
+                binaries = names.into_iter().collect();
+                if binaries.is_empty() {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`binaries` is empty\nhelp: list the packages whose binaries the Dockerfile copies, or leave the key out",
+                    ));
+                }
+            }
             if dockerfile.value().is_empty() {
                 return Err(syn::Error::new(
                     dockerfile.span(),
@@ -262,7 +294,11 @@ fn parse_image(input: ParseStream) -> syn::Result<Image> {
                 &content,
                 "`Dockerfile(..)` takes the Dockerfile's path and, optionally, the build context's",
             )?;
-            Ok(Image::Dockerfile { dockerfile, context })
+            Ok(Image::Dockerfile {
+                dockerfile,
+                context,
+                binaries,
+            })
         }
         "Buildable" => {
             let expr: syn::Expr = content.parse().map_err(|e| {

@@ -45,7 +45,15 @@ pub const LABEL_VERSION: &str = "org.opencontainers.image.version";
 #[derive(Clone, Debug)]
 pub enum ImageSource {
     /// A Dockerfile and its build context, built by a [`DockerfileBuilder`].
-    Dockerfile { dockerfile: PathBuf, context: PathBuf },
+    /// `binaries` names workspace packages whose binaries are built static
+    /// ([`RustBinary`]) and put at the root of a copy of the context, by
+    /// their names, so that `FROM scratch` + `COPY <name> …` makes an image
+    /// of a program built here.
+    Dockerfile {
+        dockerfile: PathBuf,
+        context: PathBuf,
+        binaries: Vec<String>,
+    },
     /// A daemonless, in-process build (e.g. [`RustBinary`]).
     Buildable(Arc<dyn Buildable>),
 }
@@ -54,7 +62,29 @@ impl ImageSource {
     /// Build this source: a Dockerfile with `dockerfiles`, a [`Buildable`] by itself.
     pub fn build(&self, cx: &BuildCx, dockerfiles: &dyn DockerfileBuilder) -> Result<Artifact, BuildError> {
         match self {
-            Self::Dockerfile { dockerfile, context } => dockerfiles.build_dockerfile(dockerfile, context, cx),
+            Self::Dockerfile {
+                dockerfile,
+                context,
+                binaries,
+            } if binaries.is_empty() => dockerfiles.build_dockerfile(dockerfile, context, cx),
+            Self::Dockerfile {
+                dockerfile,
+                context,
+                binaries,
+            } => {
+                let staged = cx.scratch.join("context");
+                if staged.exists() {
+                    std::fs::remove_dir_all(&staged).map_err(io("clear", &staged))?;
+                }
+                copy_tree(context, &staged)?;
+                for package in binaries {
+                    let (binary, _) = RustBinary::new(package).compile(cx)?;
+                    let path = staged.join(package);
+                    std::fs::write(&path, binary).map_err(io("write", &path))?;
+                    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(io("set the mode of", &path))?;
+                }
+                dockerfiles.build_dockerfile(dockerfile, &staged, cx)
+            }
             Self::Buildable(b) => b.build(cx),
         }
     }
@@ -62,9 +92,21 @@ impl ImageSource {
     /// One line for plans and logs.
     pub fn describe(&self) -> String {
         match self {
-            Self::Dockerfile { dockerfile, context } => {
-                format!("Dockerfile `{}` (context `{}`)", dockerfile.display(), context.display())
-            }
+            Self::Dockerfile {
+                dockerfile,
+                context,
+                binaries,
+            } if binaries.is_empty() => format!("Dockerfile `{}` (context `{}`)", dockerfile.display(), context.display()),
+            Self::Dockerfile {
+                dockerfile,
+                context,
+                binaries,
+            } => format!(
+                "Dockerfile `{}` (context `{}`, with the static binaries {})",
+                dockerfile.display(),
+                context.display(),
+                binaries.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", ")
+            ),
             Self::Buildable(b) => b.describe(),
         }
     }
@@ -156,6 +198,26 @@ impl BuildCx {
         self.epoch = epoch;
         self
     }
+}
+
+/// Copy the files of `from` (a build context: small, no symlinks followed
+/// out of it) into `to`.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+    if !from.is_dir() {
+        return Err(BuildError::ContextMissing { path: from.to_owned() });
+    }
+    std::fs::create_dir_all(to).map_err(io("create", to))?;
+    for entry in std::fs::read_dir(from).map_err(io("read", from))? {
+        let entry = entry.map_err(io("read", from))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(io("read", &source))?;
+        if kind.is_dir() {
+            copy_tree(&source, &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(&source, &target).map_err(io("copy", &source))?;
+        }
+    }
+    Ok(())
 }
 
 /// Why a build failed. Tools' stderr is kept (its tail); nothing else from

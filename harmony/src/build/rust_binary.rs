@@ -114,8 +114,10 @@ impl RustBinary {
     }
 }
 
-impl Buildable for RustBinary {
-    fn build(&self, cx: &BuildCx) -> Result<Artifact, BuildError> {
+impl RustBinary {
+    /// Build the binary, static, and return its bytes and the target it was
+    /// built for.
+    pub fn compile(&self, cx: &BuildCx) -> Result<(Vec<u8>, String), BuildError> {
         let workspace = cx.workspace.canonicalize().map_err(io("find the workspace", &cx.workspace))?;
         let target_dir = Self::target_dir(cx);
         std::fs::create_dir_all(&target_dir).map_err(io("create", &target_dir))?;
@@ -138,7 +140,14 @@ impl Buildable for RustBinary {
         if let Some(loader) = dynamic_loader(&binary) {
             return Err(BuildError::NotStatic { binary: path, loader });
         }
-        pack_binary(cx, bin, binary, self.port, &target.triple)
+        Ok((binary, target.triple))
+    }
+}
+
+impl Buildable for RustBinary {
+    fn build(&self, cx: &BuildCx) -> Result<Artifact, BuildError> {
+        let (binary, triple) = self.compile(cx)?;
+        pack_binary(cx, self.bin_name(), binary, self.port, &triple)
     }
 
     fn describe(&self) -> String {

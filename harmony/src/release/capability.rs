@@ -46,9 +46,14 @@ pub trait ContainerBuilder: Topology {
 /// context's paths are written relative to the crate that declares them).
 pub(crate) fn resolved(source: &ImageSource, dir: &Path) -> ImageSource {
     match source {
-        ImageSource::Dockerfile { dockerfile, context } => ImageSource::Dockerfile {
+        ImageSource::Dockerfile {
+            dockerfile,
+            context,
+            binaries,
+        } => ImageSource::Dockerfile {
             dockerfile: dir.join(dockerfile),
             context: dir.join(context),
+            binaries: binaries.clone(),
         },
         other => other.clone(),
     }

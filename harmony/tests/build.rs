@@ -305,11 +305,13 @@ fn a_dockerfile_gets_its_static_binaries_and_the_image_runs_alone() {
         context: ws.join("image"),
         binaries: vec!["hello".into()],
     };
-    assert!(source.describe().ends_with("with the static binaries `hello`)"), "{}", source.describe());
+    assert!(
+        source.describe().ends_with("with the static binaries `hello`)"),
+        "{}",
+        source.describe()
+    );
     let scratch = tmp.path().join("scratch");
-    let image = source
-        .build(&cx(&ws, &scratch, "hello"), &Buildah::in_scratch(&scratch))
-        .unwrap();
+    let image = source.build(&cx(&ws, &scratch, "hello"), &Buildah::in_scratch(&scratch)).unwrap();
     assert!(!ws.join("image/hello").exists(), "the context itself is left as it was");
     let root = tmp.path().join("root");
     for index in 0..image.layers().len() {
@@ -324,7 +326,19 @@ fn a_dockerfile_gets_its_static_binaries_and_the_image_runs_alone() {
             }
         }
     }
-    let out = Confinement::here().command(&root, "/app/hello").arg("docker").output().unwrap();
+    let confinement = Confinement::here();
+    let out = confinement.command(&root, "/app/hello").arg("docker").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, docker\n", "{out:?}");
+    // What a container runtime gives every container, the smoke test gives too.
+    let out = confinement.command(&root, "/app/hello").arg("random").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("random failed"),
+        "an empty root has no /dev"
+    );
+    confinement.furnish(&root).unwrap();
+    if confinement == Confinement::Chroot {
+        let out = confinement.command(&root, "/app/hello").arg("random").output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "random ok\n", "{out:?}");
+    }
     assert_eq!(config(&image)["config"]["Entrypoint"], serde_json::json!(["/app/hello"]));
 }

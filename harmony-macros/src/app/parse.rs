@@ -267,14 +267,19 @@ fn parse_image(input: ParseStream) -> syn::Result<Image> {
                 if key != "binaries" || !binaries.is_empty() {
                     return Err(syn::Error::new(
                         key.span(),
-                        format!("`{key}` is not an argument of `Dockerfile(..)`\nhelp: `Dockerfile(..)` takes the Dockerfile's path, the build context's, and `binaries: [\"package\"]`"),
+                        format!(
+                            "`{key}` is not an argument of `Dockerfile(..)`\nhelp: `Dockerfile(..)` takes the Dockerfile's path, the build context's, and `binaries: [\"package\"]`"
+                        ),
                     ));
                 }
                 content.parse::<Token![:]>()?;
                 let list;
                 syn::bracketed!(list in content);
                 let names = syn::punctuated::Punctuated::<syn::LitStr, Token![,]>::parse_terminated(&list).map_err(|e| {
-                    syn::Error::new(e.span(), "`binaries` lists workspace packages as strings\nhelp: write `binaries: [\"my-server\"]`")
+                    syn::Error::new(
+                        e.span(),
+                        "`binaries` lists workspace packages as strings\nhelp: write `binaries: [\"my-server\"]`",
+                    )
                 })?;
                 binaries = names.into_iter().collect();
                 if binaries.is_empty() {

@@ -81,7 +81,8 @@ impl ImageSource {
                     let (binary, _) = RustBinary::new(package).compile(cx)?;
                     let path = staged.join(package);
                     std::fs::write(&path, binary).map_err(io("write", &path))?;
-                    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(io("set the mode of", &path))?;
+                    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                        .map_err(io("set the mode of", &path))?;
                 }
                 dockerfiles.build_dockerfile(dockerfile, &staged, cx)
             }

@@ -93,6 +93,9 @@ pub fn run_image(image: &Artifact, objects: &[Object], check: &HttpCheck) -> Res
         ))
         .with_help("build it static (a `RustBinary` is, unless a dependency forces a shared library), or start the image from a base that has its libraries"));
     }
+    confinement
+        .furnish(root.path())
+        .map_err(|e| fail(format!("cannot prepare the image's root as a container runtime would: {e}")))?;
     let log_path = root.path().join(".harmony-smoke.log");
     let log = std::fs::File::create(&log_path).map_err(|e| fail(format!("cannot write the service's log: {e}")))?;
     let mut child = confinement
@@ -168,6 +171,42 @@ impl Confinement {
         } else {
             Self::Host("starting a process in an empty root needs root (chroot) or user namespaces (unshare)".into())
         }
+    }
+
+    /// Give `root` what a container runtime gives every container: `/dev`
+    /// with `null`, `zero`, `full`, `random`, `urandom`, and a `/tmp` (as root;
+    /// in a user namespace devices cannot be made, and the program runs
+    /// without them).
+    pub fn furnish(&self, root: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = root.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))?;
+        if *self != Self::Chroot {
+            return Ok(());
+        }
+        let dev = root.join("dev");
+        std::fs::create_dir_all(&dev)?;
+        for (name, minor) in [("null", "3"), ("zero", "5"), ("full", "7"), ("random", "8"), ("urandom", "9")] {
+            let node = dev.join(name);
+            if node.exists() {
+                continue;
+            }
+            let made = Command::new("mknod")
+                .args(["-m", "0666"])
+                .arg(&node)
+                .args(["c", "1", minor])
+                .stderr(Stdio::piped())
+                .output()?;
+            if !made.status.success() {
+                return Err(std::io::Error::other(format!(
+                    "mknod {}: {}",
+                    node.display(),
+                    String::from_utf8_lossy(&made.stderr).trim()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The command that runs `program` (a path inside `root`) with `root` as `/`.

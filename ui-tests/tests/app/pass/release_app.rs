@@ -35,9 +35,16 @@ harmony::app! {
     chart: dir("charts/site-api"),
 }
 
+harmony::app! {
+    /// A worker whose Dockerfile copies a binary harmony builds static.
+    name: "site-worker",
+    image: Dockerfile("worker/Dockerfile", "worker", binaries: ["site-worker"],),
+    chart: builder(site),
+}
+
 fn main() {
     let releases: Vec<_> = harmony_registry::releases().iter().map(|r| r.name).collect();
-    assert_eq!(releases, ["site-api", "site-web"]);
+    assert_eq!(releases, ["site-api", "site-web", "site-worker"]);
     let web = harmony_registry::releases().into_iter().find(|r| r.name == "site-web").unwrap();
     assert!((web.needs)().contains(&"HttpProbe"), "its smoke test needs `HttpProbe`");
     assert!(harmony_registry::app("site-web").is_some(), "a release app is deployed by `apply` too");

@@ -17,7 +17,7 @@ use fleet_agent::agent::{self, Config};
 use fleet_agent::process::Timings;
 use fleet_model::{FileSpec, ProcessSpec, Resource};
 use fleet_operator::controller::{self, Context};
-use fleet_operator::crd::{FleetDeployment, FleetDeploymentSpec, FleetDeploymentStatus};
+use fleet_operator::crd::{FleetDeployment, FleetDeploymentSpec};
 use fleet_testing::NatsServer;
 use harmony::run::Silent;
 use harmony::{Secret, engine};
@@ -26,6 +26,12 @@ use harmony_k8s::settings::Settings;
 use harmony_test_cluster::TestCluster;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+
+// The operator's test support: its status poll.
+#[path = "../operator/tests/world/mod.rs"]
+mod world;
+
+use world::status_until;
 
 const NS: &str = "fleet-e2e";
 const E2E_LABEL: &str = "harmony.deploy/e2e";
@@ -131,22 +137,6 @@ async fn delete_stale_namespaces(client: &kube::Client) {
 
 fn deployments(stack: &Stack) -> Api<FleetDeployment> {
     Api::namespaced(stack.client.clone(), NS)
-}
-
-async fn status_until(api: &Api<FleetDeployment>, name: &str, done: impl Fn(&FleetDeploymentStatus) -> bool) -> FleetDeploymentStatus {
-    let mut last = None;
-    for _ in 0..400 {
-        if let Ok(fd) = api.get(name).await
-            && let Some(status) = fd.status
-        {
-            if done(&status) {
-                return status;
-            }
-            last = Some(status);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{name} never got there: {last:#?}");
 }
 
 #[test]

@@ -46,27 +46,16 @@ fn label(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let password = match (&args.password_file, std::env::var("FLEET_NATS_PASSWORD")) {
-        (Some(path), _) => match std::fs::read_to_string(path) {
-            Ok(p) => p.trim_end_matches(['\n', '\r']).to_owned(),
-            Err(e) => {
-                eprintln!("error: cannot read the password file `{}`: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        },
-        (None, Ok(p)) => p,
-        (None, Err(_)) => {
-            eprintln!("error: no NATS password\nhelp: pass --password-file PATH, or set FLEET_NATS_PASSWORD");
+    let name = format!("fleet-agent {}", args.device);
+    let nats = match fleet_kv::Settings::for_binary(args.nats, args.user, args.password_file.as_deref(), name) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
     let config = Config {
-        nats: fleet_kv::Settings {
-            url: args.nats,
-            user: args.user,
-            password,
-            name: format!("fleet-agent {}", args.device),
-        },
+        nats,
         device: args.device,
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
         state: args.state_dir,
@@ -80,25 +69,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(agent::run(config, stopped())) {
+    match runtime.block_on(agent::run(config, fleet_kv::stopped())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// SIGTERM or SIGINT. The agent's processes keep running; the next run adopts them.
-async fn stopped() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
     }
 }

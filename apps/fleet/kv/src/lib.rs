@@ -23,6 +23,37 @@ pub struct Settings {
     pub name: String,
 }
 
+impl Settings {
+    /// Settings for a fleet binary: the password from `password_file` (its
+    /// first line), else from `FLEET_NATS_PASSWORD`; never from the command
+    /// line, where `ps` would show it. The error is a message for a person.
+    pub fn for_binary(url: String, user: String, password_file: Option<&std::path::Path>, name: String) -> Result<Self, String> {
+        let password = match (password_file, std::env::var("FLEET_NATS_PASSWORD")) {
+            (Some(path), _) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the password file `{}`: {e}", path.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+            (None, Ok(p)) => p,
+            (None, Err(_)) => return Err("no NATS password\nhelp: pass --password-file PATH, or set FLEET_NATS_PASSWORD".into()),
+        };
+        Ok(Self { url, user, password, name })
+    }
+}
+
+/// Completes on SIGTERM or SIGINT: how a fleet binary is asked to stop.
+pub async fn stopped() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")

@@ -34,34 +34,33 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let password = match (&args.password_file, std::env::var("FLEET_NATS_PASSWORD")) {
-        (Some(path), _) => match std::fs::read_to_string(path) {
-            Ok(p) => p.trim_end_matches(['\n', '\r']).to_owned(),
-            Err(e) => return fail(format_args!("cannot read the password file `{}`: {e}", path.display())),
-        },
-        (None, Ok(p)) => p,
-        (None, Err(_)) => {
-            return fail("no NATS password\nhelp: pass --password-file PATH, or set FLEET_NATS_PASSWORD");
-        }
-    };
-    let settings = fleet_kv::Settings {
-        url: args.nats,
-        user: args.user,
-        password,
-        name: "fleet-operator".into(),
+    let settings = match fleet_kv::Settings::for_binary(args.nats, args.user, args.password_file.as_deref(), "fleet-operator".into()) {
+        Ok(settings) => settings,
+        Err(message) => return fail(message),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(format_args!("cannot start the runtime: {e}")),
     };
     runtime.block_on(async move {
-        let connection = match fleet_kv::Connection::open(&settings, |event| eprintln!("fleet-operator: NATS {event}")).await {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
-        let buckets = match connection.create_buckets().await {
-            Ok(b) => b,
-            Err(e) => return fail(e),
+        // NATS may start after the operator: wait for it (a refused login ends the run).
+        let mut delay = Duration::from_millis(250);
+        let buckets = loop {
+            let opened = fleet_kv::Connection::open(&settings, |event| eprintln!("fleet-operator: NATS {event}")).await;
+            match opened {
+                Ok(connection) => match connection.create_buckets().await {
+                    Ok(buckets) => break buckets,
+                    Err(e) if e.is_transient() => eprintln!("fleet-operator: {e}; trying again in {} ms", delay.as_millis()),
+                    Err(e) => return fail(e),
+                },
+                Err(e) if e.is_transient() => eprintln!("fleet-operator: {e}; trying again in {} ms", delay.as_millis()),
+                Err(e) => return fail(e),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = fleet_kv::stopped() => return ExitCode::SUCCESS,
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
         };
         let client = match kube::Client::try_default().await {
             Ok(c) => c,
@@ -81,7 +80,7 @@ fn main() -> ExitCode {
             buckets,
             silence: Duration::from_secs(args.silence.max(1)),
         });
-        controller::run(api, context, stopped()).await;
+        controller::run(api, context, fleet_kv::stopped()).await;
         ExitCode::SUCCESS
     })
 }
@@ -89,18 +88,4 @@ fn main() -> ExitCode {
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
-}
-
-/// SIGTERM or SIGINT.
-async fn stopped() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
 }

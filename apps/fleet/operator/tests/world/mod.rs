@@ -151,23 +151,28 @@ impl World {
 
     /// Poll the resource's status until `done` says so (at most 20 s).
     pub async fn status_until(&self, name: &str, done: impl Fn(&FleetDeploymentStatus) -> bool) -> FleetDeploymentStatus {
-        let mut last = None;
-        for _ in 0..400 {
-            if let Ok(fd) = self.api().get(name).await
-                && let Some(status) = fd.status
-            {
-                if done(&status) {
-                    return status;
-                }
-                last = Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{name} never got there: {last:#?}");
+        status_until(&self.api(), name, done).await
     }
 
     pub async fn manifest_owner(&self, device: &str) -> Option<String> {
         let (bytes, _) = fleet_kv::read(&self.buckets.manifests, device).await.unwrap()?;
         fleet_model::AgentManifest::from_json(&bytes).unwrap().owner
     }
+}
+
+/// Poll a FleetDeployment's status until `done` says so (at most 20 s).
+pub async fn status_until(api: &Api<FleetDeployment>, name: &str, done: impl Fn(&FleetDeploymentStatus) -> bool) -> FleetDeploymentStatus {
+    let mut last = None;
+    for _ in 0..400 {
+        if let Ok(fd) = api.get(name).await
+            && let Some(status) = fd.status
+        {
+            if done(&status) {
+                return status;
+            }
+            last = Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} never got there: {last:#?}");
 }

@@ -73,7 +73,17 @@ impl NatsServer {
         std::fs::create_dir_all(&ports).unwrap();
         let port = self.port.map_or("-1".to_owned(), |p| p.to_string());
         let monitor = self.monitor.map_or("-1".to_owned(), |p| p.to_string());
-        let mut command = Command::new(server_binary());
+        // `setpriv --pdeathsig KILL` execs the server with a parent death
+        // signal, so it dies with the test process even when a static that
+        // is never dropped holds it (the fleet's e2e stack).
+        let binary = server_binary();
+        assert!(
+            binary.exists(),
+            "{} is missing: run scripts/install-nats-server (scripts/test does)",
+            binary.display()
+        );
+        let mut command = Command::new("setpriv");
+        command.args(["--pdeathsig", "KILL", "--"]).arg(&binary);
         command.args(["-a", "127.0.0.1", "-p", &port, "-m", &monitor]);
         if self.jetstream {
             command.args(["-js", "-sd"]).arg(self.dir.path().join("store"));
@@ -81,15 +91,14 @@ impl NatsServer {
         if self.auth {
             command.args(["--user", USER, "--pass", PASSWORD]);
         }
-        let child = command
+        command
             .arg("--ports_file_dir")
             .arg(&ports)
             .args(["-l"])
             .arg(&log)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (run scripts/install-nats-server)");
+            .stderr(Stdio::null());
+        let child = spawn_for_the_process(command).expect("nats-server is installed (run scripts/install-nats-server)");
         let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -135,6 +144,31 @@ impl NatsServer {
     pub fn store(&self) -> PathBuf {
         self.dir.path().join("store")
     }
+}
+
+/// Spawn `command` from a thread that lives as long as the process: a
+/// parent death signal fires when the spawning *thread* ends, and a test's
+/// thread ends with the test.
+fn spawn_for_the_process(command: Command) -> std::io::Result<Child> {
+    type Job = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::spawn(move || {
+            for (mut command, reply) in queue {
+                let _ = reply.send(command.spawn());
+            }
+            // The sender lives in a static: this loop never ends.
+        });
+        std::sync::Mutex::new(jobs)
+    });
+    let (reply, answer) = std::sync::mpsc::channel();
+    spawner
+        .lock()
+        .unwrap()
+        .send((command, reply))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
 fn server_binary() -> PathBuf {

@@ -216,17 +216,40 @@ pub async fn overwrite(store: &Store, key: &str, value: &[u8], revision: Option<
 /// (`None` when absent) and returns the new one, or `None` to leave it. A
 /// lost race re-reads and asks `change` again. Returns the revision written,
 /// or `None` when nothing needed writing.
-pub async fn update(store: &Store, key: &str, mut change: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>) -> Result<Option<u64>, KvError> {
+pub async fn update(store: &Store, key: &str, change: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>) -> Result<Option<u64>, KvError> {
+    update_from(store, key, None, change).await
+}
+
+/// What a writer believes a key holds: its value (`None`: absent or
+/// deleted) at a revision (`None`: never written).
+pub type Known = (Option<Vec<u8>>, Option<u64>);
+
+/// [`update`], starting from what the caller believes the key holds
+/// (`known`), so that no read is made while that belief is true (one
+/// request per write); `None` reads first. A lost race reads.
+pub async fn update_from(
+    store: &Store,
+    key: &str,
+    known: Option<Known>,
+    mut change: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+) -> Result<Option<u64>, KvError> {
+    let mut known = known;
     for attempt in 0..CAS_TRIES {
         if attempt > 0 {
             lost_race(attempt).await;
         }
-        let entry = store.entry(key).await.map_err(|e| request(store, key, e))?;
-        let current = entry.as_ref().filter(|e| e.operation == Operation::Put).map(|e| &e.value[..]);
-        let Some(new) = change(current) else {
+        let (current, revision) = match known.take() {
+            Some(k) => k,
+            None => {
+                let entry = store.entry(key).await.map_err(|e| request(store, key, e))?;
+                let revision = entry.as_ref().map(|e| e.revision);
+                (entry.filter(|e| e.operation == Operation::Put).map(|e| e.value.to_vec()), revision)
+            }
+        };
+        let Some(new) = change(current.as_deref()) else {
             return Ok(None);
         };
-        if let Some(written) = compare_and_set(store, key, &new, entry.map(|e| e.revision)).await? {
+        if let Some(written) = compare_and_set(store, key, &new, revision).await? {
             return Ok(Some(written));
         }
     }

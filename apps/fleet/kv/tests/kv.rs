@@ -103,3 +103,22 @@ async fn a_wrong_password_is_refused_and_a_dead_server_is_unreachable() {
     assert!(matches!(err, KvError::Unreachable { .. }), "{err:?}");
     assert!(err.to_string().contains(&server.url), "{err}");
 }
+
+#[tokio::test]
+async fn an_update_from_a_stale_belief_reads_and_decides_again() {
+    let server = NatsServer::start();
+    let buckets = connect(&server, "setup").await.create_buckets().await.unwrap();
+    let first = buckets.manifests.put("device", "a".into()).await.unwrap();
+    buckets.manifests.put("device", "b".into()).await.unwrap();
+    let mut seen = Vec::new();
+    let written = fleet_kv::update_from(&buckets.manifests, "device", Some((Some(b"a".to_vec()), Some(first))), |current| {
+        let current = String::from_utf8(current.unwrap().to_vec()).unwrap();
+        seen.push(current.clone());
+        Some(format!("{current}+").into_bytes())
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, ["a", "b"], "the stale belief lost its race, then the key was read");
+    let (value, revision) = fleet_kv::read(&buckets.manifests, "device").await.unwrap().unwrap();
+    assert_eq!((value.as_ref(), Some(revision)), (&b"b+"[..], written));
+}

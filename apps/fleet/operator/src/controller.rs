@@ -175,13 +175,25 @@ async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Co
     let owner = fd.owner();
     let desired = desired(fd);
     let manifests = &context.buckets.manifests;
-    let wrote: Vec<Result<(), KvError>> = futures_util::stream::iter(plan.write.iter().cloned())
-        .map(|id: String| {
+    // What the view says each key holds: the write expects it, and reads
+    // only if another writer moved the key since.
+    let known: Vec<(String, fleet_kv::Known)> = {
+        let view = context.fleet.view.read().unwrap();
+        plan.write
+            .iter()
+            .map(|id| {
+                let value = view.manifests.get(id).map(AgentManifest::to_json);
+                (id.clone(), (value, view.manifest_revisions.get(id).copied()))
+            })
+            .collect()
+    };
+    let wrote: Vec<Result<(), KvError>> = futures_util::stream::iter(known)
+        .map(|(id, known)| {
             let (owner, desired, manifests) = (owner.clone(), desired.clone(), manifests.clone());
             async move {
-                // Checked again against what the key holds now: another
+                // Checked again against what the key holds: another
                 // deployment may have taken the device since the view was read.
-                fleet_kv::update(&manifests, &id, |current| {
+                fleet_kv::update_from(&manifests, &id, Some(known), |current| {
                     let current = current.and_then(|c| AgentManifest::from_json(c).ok());
                     match current {
                         Some(c) if c.owner.as_ref().is_some_and(|o| *o != owner) => None,

@@ -17,6 +17,9 @@ pub struct View {
     pub devices: BTreeMap<String, Device>,
     pub statuses: BTreeMap<String, AgentStatus>,
     pub manifests: BTreeMap<String, AgentManifest>,
+    /// The revision of each device's key in `fleet-manifests`, deleted ones
+    /// included: what a compare-and-set write expects.
+    pub manifest_revisions: BTreeMap<String, u64>,
 }
 
 /// The shared view and a counter that grows with every change to it.
@@ -31,21 +34,32 @@ pub fn watch_buckets(buckets: &Buckets) -> Shared {
     let view = Arc::new(RwLock::new(View::default()));
     let (tx, changes) = watch::channel(0u64);
     let tx = Arc::new(tx);
-    spawn_watch(buckets.devices.clone(), view.clone(), tx.clone(), |view, key, value| match value {
-        Some(bytes) => match Device::from_json(bytes) {
-            Ok(device) => drop(view.devices.insert(key.to_owned(), device)),
-            Err(e) => eprintln!("fleet-operator: device `{key}` registered an unreadable record ({e}); ignored"),
+    spawn_watch(
+        buckets.devices.clone(),
+        view.clone(),
+        tx.clone(),
+        |view, key, _, value| match value {
+            Some(bytes) => match Device::from_json(bytes) {
+                Ok(device) => drop(view.devices.insert(key.to_owned(), device)),
+                Err(e) => eprintln!("fleet-operator: device `{key}` registered an unreadable record ({e}); ignored"),
+            },
+            None => drop(view.devices.remove(key)),
         },
-        None => drop(view.devices.remove(key)),
-    });
-    spawn_watch(buckets.status.clone(), view.clone(), tx.clone(), |view, key, value| match value {
-        Some(bytes) => match AgentStatus::from_json(bytes) {
-            Ok(status) => drop(view.statuses.insert(key.to_owned(), status)),
-            Err(e) => eprintln!("fleet-operator: device `{key}` reported an unreadable status ({e}); ignored"),
+    );
+    spawn_watch(
+        buckets.status.clone(),
+        view.clone(),
+        tx.clone(),
+        |view, key, _, value| match value {
+            Some(bytes) => match AgentStatus::from_json(bytes) {
+                Ok(status) => drop(view.statuses.insert(key.to_owned(), status)),
+                Err(e) => eprintln!("fleet-operator: device `{key}` reported an unreadable status ({e}); ignored"),
+            },
+            None => drop(view.statuses.remove(key)),
         },
-        None => drop(view.statuses.remove(key)),
-    });
-    spawn_watch(buckets.manifests.clone(), view.clone(), tx, |view, key, value| {
+    );
+    spawn_watch(buckets.manifests.clone(), view.clone(), tx, |view, key, revision, value| {
+        view.manifest_revisions.insert(key.to_owned(), revision);
         // The operator wrote these; one it cannot read is nobody's.
         match value.and_then(|bytes| AgentManifest::from_json(bytes).ok()) {
             Some(manifest) => drop(view.manifests.insert(key.to_owned(), manifest)),
@@ -59,7 +73,7 @@ fn spawn_watch(
     store: Store,
     view: Arc<RwLock<View>>,
     changed: Arc<watch::Sender<u64>>,
-    apply: impl Fn(&mut View, &str, Option<&[u8]>) + Send + 'static,
+    apply: impl Fn(&mut View, &str, u64, Option<&[u8]>) + Send + 'static,
 ) {
     tokio::spawn(async move {
         loop {
@@ -69,7 +83,7 @@ fn spawn_watch(
                         match entry {
                             Ok(entry) => {
                                 let value = (entry.operation == Operation::Put).then_some(&entry.value[..]);
-                                apply(&mut view.write().unwrap(), &entry.key, value);
+                                apply(&mut view.write().unwrap(), &entry.key, entry.revision, value);
                                 changed.send_modify(|n| *n += 1);
                             }
                             Err(e) => {

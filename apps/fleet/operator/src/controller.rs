@@ -187,7 +187,7 @@ async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Co
             })
             .collect()
     };
-    let wrote: Vec<Result<(), KvError>> = futures_util::stream::iter(known)
+    let wrote: Vec<Result<(String, Option<u64>), KvError>> = futures_util::stream::iter(known)
         .map(|(id, known)| {
             let (owner, desired, manifests) = (owner.clone(), desired.clone(), manifests.clone());
             async move {
@@ -202,13 +202,23 @@ async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Co
                     }
                 })
                 .await
-                .map(drop)
+                .map(|revision| (id, revision))
             }
         })
         .buffer_unordered(WRITES_IN_FLIGHT)
         .collect()
         .await;
-    wrote.into_iter().collect::<Result<(), _>>()?;
+    let wrote = wrote.into_iter().collect::<Result<Vec<_>, _>>()?;
+    {
+        // Written through to the view: a pass that comes before the watch
+        // has delivered these must not take them for stale.
+        let mut view = context.fleet.view.write().unwrap();
+        for (id, revision) in wrote {
+            if let Some(revision) = revision {
+                view.record_manifest(&id, revision, Some(desired.clone()));
+            }
+        }
+    }
     withdraw(&plan.withdraw, &owner, context).await?;
 
     let status = {

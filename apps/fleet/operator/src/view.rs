@@ -22,6 +22,22 @@ pub struct View {
     pub manifest_revisions: BTreeMap<String, u64>,
 }
 
+impl View {
+    /// What `fleet-manifests` holds for `key` at `revision` (`None`: deleted
+    /// or unreadable). An older revision than the one known is ignored: the
+    /// operator writes through before its watch delivers the same entry.
+    pub fn record_manifest(&mut self, key: &str, revision: u64, manifest: Option<AgentManifest>) {
+        if self.manifest_revisions.get(key).is_some_and(|known| *known > revision) {
+            return;
+        }
+        self.manifest_revisions.insert(key.to_owned(), revision);
+        match manifest {
+            Some(manifest) => drop(self.manifests.insert(key.to_owned(), manifest)),
+            None => drop(self.manifests.remove(key)),
+        }
+    }
+}
+
 /// The shared view and a counter that grows with every change to it.
 #[derive(Clone, Debug)]
 pub struct Shared {
@@ -59,12 +75,8 @@ pub fn watch_buckets(buckets: &Buckets) -> Shared {
         },
     );
     spawn_watch(buckets.manifests.clone(), view.clone(), tx, |view, key, revision, value| {
-        view.manifest_revisions.insert(key.to_owned(), revision);
         // The operator wrote these; one it cannot read is nobody's.
-        match value.and_then(|bytes| AgentManifest::from_json(bytes).ok()) {
-            Some(manifest) => drop(view.manifests.insert(key.to_owned(), manifest)),
-            None => drop(view.manifests.remove(key)),
-        }
+        view.record_manifest(key, revision, value.and_then(|bytes| AgentManifest::from_json(bytes).ok()));
     });
     Shared { view, changes }
 }

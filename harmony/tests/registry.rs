@@ -223,3 +223,75 @@ fn a_registry_that_never_answers_times_out() {
     );
     drop(silent);
 }
+
+/// Registries that delegate authorization (Docker Hub, GHCR, Harbor) answer
+/// `401` with a `Bearer` challenge naming a token server. The client asks that
+/// server for a token of the challenge's scope, with the basic credentials,
+/// and repeats the request with it. No such registry runs here, so this one
+/// speaks the protocol's two exchanges by hand.
+#[test]
+fn a_bearer_challenge_is_answered_with_a_token_from_its_realm() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (realm, stored, log) = (format!("http://{address}/token"), digest.clone(), seen.clone());
+    std::thread::spawn(move || {
+        'connections: for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        continue 'connections;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push(line.trim_end().to_owned());
+                }
+                let auth = head.iter().find_map(|h| {
+                    h.to_ascii_lowercase()
+                        .starts_with("authorization:")
+                        .then(|| h[14..].trim().to_owned())
+                });
+                log.lock()
+                    .unwrap()
+                    .push(format!("{} {}", head[0], auth.clone().unwrap_or_default()));
+                let answer = if head[0].starts_with("GET /token?") {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 17\r\n\r\n{\"token\":\"t0k3n\"}".to_owned()
+                } else if auth.as_deref() == Some("Bearer t0k3n") {
+                    format!("HTTP/1.1 200 OK\r\ndocker-content-digest: {stored}\r\ncontent-length: 0\r\n\r\n")
+                } else {
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"{realm}\",service=\"test\",scope=\"repository:team/app:pull\"\r\ncontent-length: 0\r\n\r\n"
+                    )
+                };
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+        }
+    });
+    let credentials = Credentials {
+        username: "ci".into(),
+        password: Secret::new("s3cret".into()),
+    };
+    let remote = Remote::new(&address, Some(&credentials));
+    let image = harmony::oci::ImageRef::new(Some(&address), "team/app")
+        .unwrap()
+        .with_tag("1.0")
+        .unwrap();
+    let resolved = rt().block_on(remote.resolve(&image)).unwrap();
+    assert_eq!(resolved.map(|d| d.to_string()), Some(digest));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    assert!(seen[0].starts_with("HEAD /v2/team/app/manifests/1.0 "), "{seen:#?}");
+    assert_eq!(
+        seen[1],
+        // ci:s3cret, as basic credentials travel to the token server
+        "GET /token?scope=repository%3Ateam%2Fapp%3Apull&service=test HTTP/1.1 Basic Y2k6czNjcmV0"
+    );
+    assert_eq!(seen[2], "HEAD /v2/team/app/manifests/1.0 HTTP/1.1 Bearer t0k3n");
+}

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use harmony_test_cluster::{Options, TestCluster, Workloads};
 
+#[path = "../harmony/tests/support/registry.rs"]
+mod registry;
+
 struct Setup {
     cluster: TestCluster,
     dir: tempfile::TempDir,
@@ -287,4 +290,105 @@ fn a_conflict_stops_the_apply_and_force_conflicts_takes_ownership() {
     assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
     let deployment = s.cluster.object("apps/v1", "Deployment", Some("webapp"), "webapp").unwrap();
     assert_eq!(deployment["spec"]["replicas"], 2);
+}
+
+/// The settings of a `ci` runner that releases to the test cluster: the real
+/// registry, and a namespace per stage (`stages` of them named).
+fn ci_env<'a>(registry: &'a registry::Registry, build: &'a str, stages: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("HARMONY_REGISTRY", registry.address.as_str()),
+        ("HARMONY_REGISTRY_NAMESPACE", "team"),
+        ("HARMONY_BUILD_DIR", build),
+    ];
+    env.extend_from_slice(stages);
+    env
+}
+
+fn build_dir() -> String {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("harmony-build")
+        .display()
+        .to_string()
+}
+
+/// `apply --topology ci` deploys to the cluster `KUBECONFIG` names, through
+/// the `k8s` topology (server-side apply, readiness), not to a directory.
+#[test]
+fn apply_on_ci_deploys_to_the_cluster_the_environment_names() {
+    let s = Setup::new();
+    let registry = registry::Registry::anonymous();
+    let build = build_dir();
+    let env = ci_env(&registry, &build, &[]);
+    let apply = s.run_with(&["apply", "webapp-server", "--topology", "ci", "--yes"], &env);
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    let deployment = s.cluster.object("apps/v1", "Deployment", Some("webapp"), "webapp").unwrap();
+    assert_eq!(deployment["status"]["readyReplicas"], 2, "it returned once the rollout was ready");
+    assert!(
+        !s.dir.path().join("state/webapp-server").exists(),
+        "no GitOps directory was written"
+    );
+
+    let gitops = [env.as_slice(), &[("HARMONY_DELIVERY", "gitops")]].concat();
+    let apply = s.run_with(&["apply", "webapp-server", "--topology", "ci", "--yes"], &gitops);
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    assert!(
+        s.dir.path().join("state/webapp-server/inventory.json").is_file(),
+        "`HARMONY_DELIVERY=gitops` writes the directory"
+    );
+}
+
+/// `release --topology ci` checks that every stage names its place before
+/// any work, then delivers stage by stage, each to its namespace of the
+/// cluster, through the `k8s` topology. Staging's smoke test asks the real
+/// service through the API server's proxy; here nothing answers there (the
+/// cluster only plays its workloads), so staging fails and production is
+/// never touched.
+#[test]
+fn a_release_on_ci_checks_every_stage_first_then_stops_at_stagings_failed_smoke_test() {
+    let s = Setup::new();
+    let registry = registry::Registry::anonymous();
+    let build = build_dir();
+    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"];
+
+    let unplaced = s.run_with(
+        &release,
+        &ci_env(&registry, &build, &[("HARMONY_STAGE_STAGING_NAMESPACE", "webapp-staging")]),
+    );
+    let said = text(&unplaced);
+    assert_eq!(unplaced.status.code(), Some(1), "{said}");
+    assert!(said.contains("stage `production` names no place to deliver to"), "{said}");
+    assert!(
+        said.contains("HARMONY_STAGE_PRODUCTION_NAMESPACE") && said.contains("HARMONY_STAGE_PRODUCTION_CONTEXT"),
+        "{said}"
+    );
+    assert!(registry.tags("team/webapp-server").is_empty(), "nothing was built or pushed");
+
+    let stages = [
+        ("HARMONY_STAGE_STAGING_NAMESPACE", "webapp-staging"),
+        ("HARMONY_STAGE_PRODUCTION_NAMESPACE", "webapp-production"),
+    ];
+    let out = s.run_with(&release, &ci_env(&registry, &build, &stages));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("failed on stage `staging`"), "{said}");
+    assert_eq!(registry.tags("team/webapp-server"), ["0.1.0"]);
+    let deployment = s
+        .cluster
+        .object("apps/v1", "Deployment", Some("webapp-staging"), "webapp")
+        .expect("staging was delivered into its namespace");
+    let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
+    assert!(
+        image.starts_with(&format!("{}/team/webapp-server:0.1.0@sha256:", registry.address)),
+        "{image}"
+    );
+    assert!(
+        s.cluster.object("v1", "Namespace", None, "webapp").is_none(),
+        "the chart's namespace became the stage's"
+    );
+    assert!(
+        s.cluster
+            .object("apps/v1", "Deployment", Some("webapp-production"), "webapp")
+            .is_none(),
+        "production was not touched"
+    );
 }

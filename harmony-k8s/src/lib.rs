@@ -29,7 +29,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
+use harmony::any_topology::AnyTopology;
 use harmony::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, Observed};
+use harmony::cluster::Place;
 use harmony::oci::Artifact;
 use harmony::readiness::Ready;
 use harmony::release::{Delivery, HttpCheck, HttpProbe};
@@ -116,6 +118,18 @@ impl SelectableTopology for K8s {
 }
 
 harmony::topology!(K8s);
+
+/// The `k8s` topology at a place on a cluster: how the `ci` topology
+/// delivers each stage of a release (and `apply`) to clusters.
+fn connect(place: &Place) -> Result<AnyTopology, TopologyError> {
+    let k8s = K8s::new(Settings::from_env()?.at(place)?);
+    AnyTopology::registered(k8s).ok_or_else(|| TopologyError::Unsupported {
+        what: "the `k8s` topology is not registered in this binary".into(),
+        help: "link `harmony_k8s` by naming it in `harmony_registry::main!(..)`".into(),
+    })
+}
+
+harmony::connector!(K8s::NAME, connect);
 
 impl K8s {
     pub fn new(settings: Settings) -> Self {

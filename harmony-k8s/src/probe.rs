@@ -71,7 +71,7 @@ pub async fn probe(cluster: &Cluster, delivery: &Delivery, check: &HttpCheck) ->
         .and_then(Value::as_i64)
         .map(|p| p.to_string())
         .unwrap_or_else(|| "80".into());
-    let what = format!("GET {} from Service {}", check.path, service.id());
+    let what = format!("GET {} from {}", check.path, service.id());
     let deadline = Instant::now() + check.timeout;
     loop {
         let answer = http_get(cluster, service.id(), &port, &check.path)

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use harmony::cluster::Place;
 use harmony::topology::TopologyError;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -90,6 +91,30 @@ impl Settings {
             force: false,
             state_dir: state_dir.to_owned(),
         })
+    }
+
+    /// These settings moved to `place`: its context instead of the one the
+    /// environment names. (Its namespace is where objects go, which the
+    /// caller decides; the ApplySet parents stay where the settings keep them.)
+    pub fn at(mut self, place: &Place) -> Result<Self, TopologyError> {
+        let Some(wanted) = &place.context else { return Ok(self) };
+        match &mut self.source {
+            Source::Kubeconfig { config, context, paths } => {
+                let names: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
+                if !names.contains(&wanted.as_str()) {
+                    return Err(TopologyError::Unsupported {
+                        what: format!("the kubeconfig (`{paths}`) has no context `{wanted}`"),
+                        help: format!("name one of its contexts ({}), or add `{wanted}` to it", names.join(", ")),
+                    });
+                }
+                *context = wanted.clone();
+                Ok(self)
+            }
+            Source::InCluster => Err(TopologyError::Unsupported {
+                what: format!("context `{wanted}` is named, but there is no kubeconfig: this runs inside a pod"),
+                help: format!("point `{KUBECONFIG_VAR}` at a kubeconfig that has context `{wanted}`"),
+            }),
+        }
     }
 
     /// Where the cluster is, as a user would recognise it.

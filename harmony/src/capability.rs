@@ -201,6 +201,8 @@ pub enum DeployError {
         waited_secs: u64,
         why: String,
     },
+    #[error("no cluster to ask: {why}")]
+    NoCluster { why: String, help: String },
 }
 
 impl crate::Diagnostic for DeployError {
@@ -227,6 +229,7 @@ impl crate::Diagnostic for DeployError {
             ),
             Self::Invalid { field, .. } => format!("fix `{field}` in the Score that renders this object"),
             Self::TimedOut { .. } => "look at the object's events and logs for why it is not ready; what was applied stays applied".into(),
+            Self::NoCluster { help, .. } => help.clone(),
         }
     }
 }

@@ -1,26 +1,40 @@
 //! The `ci` topology: a CI runner. Images and charts go to a real OCI
-//! registry; manifests go to a GitOps directory (one per stage for releases),
-//! from where a CD system or a later job applies them.
+//! registry; what is deployed goes to clusters (`apply` to the cluster the
+//! environment names, each release stage to its own place), or, as an
+//! explicit choice, to a GitOps directory (one per stage for releases), from
+//! where a CD system or a later job applies it.
 //!
 //! | variable | meaning |
 //! |---|---|
 //! | `HARMONY_REGISTRY` | the registry, `host[:port]` (plain HTTP only on loopback) — required |
 //! | `HARMONY_REGISTRY_NAMESPACE` | where under it: `team/apps` — required |
 //! | `HARMONY_REGISTRY_USERNAME`, `HARMONY_REGISTRY_PASSWORD` | basic auth: both, or neither for anonymous access |
-//! | `HARMONY_STATE_DIR` | the GitOps directory (default `target/harmony/ci`) |
+//! | `HARMONY_DELIVERY` | `direct` (default: server-side apply to clusters, through the `k8s` topology) or `gitops` |
+//! | `KUBECONFIG`, `HARMONY_K8S_*` | the cluster `apply` deploys to, as for the `k8s` topology (`direct`) |
+//! | `HARMONY_STAGE_<STAGE>_CONTEXT`, `HARMONY_STAGE_<STAGE>_NAMESPACE` | where a stage lives: a kubeconfig context, a namespace, or both (`direct`; each stage names at least one) |
+//! | `HARMONY_STATE_DIR` | the GitOps directory, and the runner's state (default `target/harmony/ci`) |
 //! | `HARMONY_BUILDER` | what builds Dockerfiles: `buildah` (default) or `docker` |
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use serde_json::Value;
+
+use crate::any_topology::AnyTopology;
 use crate::build::{BuildCx, BuildError, DockerfileTool, ImageSource};
-use crate::capability::BoxFuture;
+use crate::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, K8sClient, K8sDeploy, Observed};
 use crate::chart::Chart;
-use crate::gitops::{GitOps, GitOpsDir, deliver_to_directory, plan_in_directory};
+use crate::cluster::{Connect, Place};
+use crate::engine;
+use crate::gitops::{GitOpsDir, deliver_to_directory, plan_in_directory};
 use crate::local::tag_of;
 use crate::lock::{Attempt, Holder, LockError};
+use crate::object::{Object, ObjectRef};
 use crate::oci::distribution::{Credentials, Remote};
 use crate::oci::{Artifact, Digest, ImageRef};
 use crate::plan::Plan;
+use crate::release::HttpProbe;
 use crate::release::capability::build_dir;
 use crate::release::capability::resolved;
 use crate::release::{
@@ -30,6 +44,7 @@ use crate::score::SmokeError;
 use crate::secret::Secret;
 use crate::topology::{SelectableTopology, Topology, TopologyError};
 
+pub const DELIVERY_VAR: &str = "HARMONY_DELIVERY";
 pub const REGISTRY_VAR: &str = "HARMONY_REGISTRY";
 pub const NAMESPACE_VAR: &str = "HARMONY_REGISTRY_NAMESPACE";
 pub const USERNAME_VAR: &str = "HARMONY_REGISTRY_USERNAME";
@@ -44,6 +59,29 @@ pub struct Ci {
     remote: Remote,
     namespace: String,
     dockerfiles: DockerfileTool,
+    delivering: Delivering,
+}
+
+/// Where `apply` deploys and each stage of a release goes.
+enum Delivering {
+    /// Into the GitOps directory, a directory per stage (`HARMONY_DELIVERY=gitops`).
+    Directory,
+    /// To clusters, through the cluster topology the binary links (`direct`):
+    /// `apply` to the one the environment names, each stage to its [`Place`].
+    Direct {
+        connect: Connect,
+        here: AnyTopology,
+        stages: Mutex<BTreeMap<String, (Place, Arc<AnyTopology>)>>,
+    },
+}
+
+impl std::fmt::Debug for Delivering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Directory => f.write_str("Directory"),
+            Self::Direct { here, .. } => f.debug_struct("Direct").field("here", here).finish_non_exhaustive(),
+        }
+    }
 }
 
 impl Ci {
@@ -65,7 +103,35 @@ impl Ci {
             remote: Remote::new(registry, credentials),
             namespace: namespace.to_owned(),
             dockerfiles: DockerfileTool::Buildah,
+            delivering: Delivering::Directory,
         })
+    }
+
+    /// Deliver to clusters instead of the GitOps directory: `apply` to the
+    /// cluster `connect` sets up with the environment's settings, each stage
+    /// to the place its settings name.
+    pub fn delivering_to_clusters(mut self, connect: Connect) -> Result<Self, TopologyError> {
+        let here = connect(&Place::default())?;
+        let lacks = [
+            ("K8sDeploy", here.provides::<dyn K8sDeploy>()),
+            ("K8sClient", here.provides::<dyn K8sClient>()),
+            ("HttpProbe", here.provides::<dyn HttpProbe>()),
+        ]
+        .into_iter()
+        .filter_map(|(name, has)| (!has).then_some(name))
+        .collect::<Vec<_>>();
+        if !lacks.is_empty() {
+            return Err(TopologyError::Unsupported {
+                what: format!("the cluster topology `{}` lacks {}", here.name(), lacks.join(", ")),
+                help: format!("set `{DELIVERY_VAR}=gitops`, or link a cluster topology that provides them"),
+            });
+        }
+        self.delivering = Delivering::Direct {
+            connect,
+            here,
+            stages: Mutex::new(BTreeMap::new()),
+        };
+        Ok(self)
     }
 
     /// Keep builders' state in `dir` (see [`crate::Local::with_build_dir`]).
@@ -119,7 +185,7 @@ crate::topology!(Ci);
 
 impl SelectableTopology for Ci {
     const NAME: &'static str = "ci";
-    const ABOUT: &'static str = "a CI runner: a registry from the environment, manifests to a GitOps directory";
+    const ABOUT: &'static str = "a CI runner: a registry from the environment; deploys to clusters (or a GitOps directory)";
 
     fn from_env() -> Result<Self, TopologyError> {
         let registry = required(REGISTRY_VAR, "set it to the registry's `host[:port]`, e.g. `registry.example.com`")?;
@@ -147,13 +213,139 @@ impl SelectableTopology for Ci {
         };
         let state = var(crate::local::STATE_DIR_VAR, "set it to a directory, or unset it")?.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
         let tool = DockerfileTool::from_env()?;
-        Ok(Self::new(&registry, &namespace, credentials.as_ref(), state)?.with_dockerfile_tool(tool))
+        let ci = Self::new(&registry, &namespace, credentials.as_ref(), state)?.with_dockerfile_tool(tool);
+        match var(DELIVERY_VAR, "set it to `direct` or `gitops`, or unset it")?
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("direct") => match crate::cluster::connector() {
+                Some(connector) => ci.delivering_to_clusters(connector.connect),
+                None => Err(TopologyError::Unsupported {
+                    what: "the `ci` topology delivers to clusters by default, and this binary links no cluster topology".into(),
+                    help: format!(
+                        "link one (`harmony_registry::main!(.., harmony_k8s)`), or deliver to a GitOps directory with `{DELIVERY_VAR}=gitops`"
+                    ),
+                }),
+            },
+            Some("gitops") => Ok(ci),
+            Some(other) => Err(TopologyError::BadSetting {
+                var: DELIVERY_VAR,
+                why: format!("`{other}` is neither `direct` nor `gitops`"),
+            }),
+        }
     }
 }
 
-impl GitOps for Ci {
-    fn directory(&self) -> &GitOpsDir {
-        &self.directory
+impl Ci {
+    /// Where `apply` deploys: the GitOps directory, or the environment's cluster.
+    fn target(&self) -> &dyn K8sDeploy {
+        match &self.delivering {
+            Delivering::Directory => &self.directory,
+            Delivering::Direct { here, .. } => here,
+        }
+    }
+
+    /// The place and the cluster of `stage`, when delivering to clusters.
+    fn stage(&self, stage: &str) -> Result<Option<(Place, Arc<AnyTopology>)>, DeliveryError> {
+        let Delivering::Direct { connect, stages, .. } = &self.delivering else {
+            return Ok(None);
+        };
+        let mut stages = stages.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = stages.get(stage) {
+            return Ok(Some(known.clone()));
+        }
+        let place = Place::of_stage(stage).ok_or_else(|| DeliveryError::Unplaced {
+            stage: stage.to_owned(),
+            context_var: crate::cluster::context_var(stage),
+            namespace_var: crate::cluster::namespace_var(stage),
+        })?;
+        let cluster = connect(&place).map_err(|source| DeliveryError::Setting {
+            stage: stage.to_owned(),
+            source,
+        })?;
+        let known = (place, Arc::new(cluster));
+        stages.insert(stage.to_owned(), known.clone());
+        Ok(Some(known))
+    }
+
+    /// `delivery` as it lands on its stage's cluster: its objects placed,
+    /// and the name of the group they form there (one per app and stage, so
+    /// two stages on one cluster never prune each other).
+    fn placed(place: &Place, delivery: &Delivery) -> Result<(Delivery, String), DeliveryError> {
+        let objects = place.place(&delivery.objects).map_err(|why| DeliveryError::Unplaceable {
+            stage: delivery.stage.clone(),
+            why,
+        })?;
+        let set = format!("{}-{}", delivery.app, delivery.stage);
+        Ok((
+            Delivery {
+                objects,
+                ..delivery.clone()
+            },
+            set,
+        ))
+    }
+}
+
+impl K8sDeploy for Ci {
+    fn begin<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.target().begin(set)
+    }
+
+    fn pin_secret_digests(&self) -> BoxFuture<'_, Result<(), DeployError>> {
+        self.target().pin_secret_digests()
+    }
+
+    fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
+        self.target().observe(set)
+    }
+
+    fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.target().dry_run(set, objects)
+    }
+
+    fn apply<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.target().apply(set, objects)
+    }
+
+    fn prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.target().prune(set, objects)
+    }
+
+    fn dry_run_prune<'a>(&'a self, set: &'a ApplySet, objects: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.target().dry_run_prune(set, objects)
+    }
+
+    fn commit<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.target().commit(set)
+    }
+
+    fn verify<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
+        self.target().verify(set, objects)
+    }
+}
+
+impl K8sClient for Ci {
+    /// The environment's cluster, when delivering to clusters.
+    fn get<'a>(&'a self, id: &'a ObjectRef) -> BoxFuture<'a, Result<Option<Value>, DeployError>> {
+        match &self.delivering {
+            Delivering::Direct { here, .. } => K8sClient::get(here, id),
+            Delivering::Directory => Box::pin(async { Err(no_cluster()) }),
+        }
+    }
+
+    fn http_get<'a>(&'a self, service: &'a ObjectRef, port: &'a str, path: &'a str) -> BoxFuture<'a, Result<HttpAnswer, DeployError>> {
+        match &self.delivering {
+            Delivering::Direct { here, .. } => here.http_get(service, port, path),
+            Delivering::Directory => Box::pin(async { Err(no_cluster()) }),
+        }
+    }
+}
+
+fn no_cluster() -> DeployError {
+    DeployError::NoCluster {
+        why: format!("`{DELIVERY_VAR}=gitops`: the `ci` topology writes a GitOps directory and reads no cluster"),
+        help: format!("unset `{DELIVERY_VAR}` (clusters are the default) and point `KUBECONFIG` at the cluster to read"),
     }
 }
 
@@ -226,24 +418,68 @@ impl HelmRegistry for Ci {
 }
 
 impl ContinuousDelivery for Ci {
-    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
-        Box::pin(async move { plan_in_directory(&self.directory.stage(&delivery.stage), delivery).await })
+    /// Every stage names its place, and its cluster's settings hold (nothing is contacted).
+    fn check_stages(&self, stages: &[String]) -> Result<(), DeliveryError> {
+        stages.iter().try_for_each(|stage| self.stage(stage).map(drop))
     }
 
+    /// On clusters: a server-side dry run of the stage (admission and
+    /// validation included), prunes too.
+    fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
+        Box::pin(async move {
+            let Some((place, cluster)) = self.stage(&delivery.stage)? else {
+                return plan_in_directory(&self.directory.stage(&delivery.stage), delivery).await;
+            };
+            let (placed, set) = Self::placed(&place, delivery)?;
+            let plan = engine::dry_run_objects(&set, &placed.objects, &*cluster)
+                .await
+                .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
+            Ok(Plan {
+                topology: delivery.stage.clone(),
+                ..plan
+            })
+        })
+    }
+
+    /// On clusters: the stage's apply, as `k8s` applies (server-side, pruned,
+    /// waited until ready).
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
-        Box::pin(async move { deliver_to_directory(&self.directory.stage(&delivery.stage), delivery).await })
+        Box::pin(async move {
+            let Some((place, cluster)) = self.stage(&delivery.stage)? else {
+                return deliver_to_directory(&self.directory.stage(&delivery.stage), delivery).await;
+            };
+            let (placed, set) = Self::placed(&place, delivery)?;
+            let plan = engine::apply_objects(&set, &placed.objects, &*cluster)
+                .await
+                .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
+            Ok(Plan {
+                topology: delivery.stage.clone(),
+                ..plan
+            })
+        })
     }
 }
 
-impl crate::release::HttpProbe for Ci {
-    /// Runs the released image's entrypoint here, with the environment the
-    /// delivery gives it, and asks it (see [`crate::release::smoke`]).
+impl HttpProbe for Ci {
+    /// On clusters, asks the service the stage runs, through its cluster.
+    /// With a GitOps directory, runs the released image's entrypoint here,
+    /// with the environment the delivery gives it, and asks it (see
+    /// [`crate::release::smoke`]).
     fn probe<'a>(
         &'a self,
         delivery: &'a Delivery,
         image: &'a Artifact,
         check: &'a crate::release::HttpCheck,
     ) -> BoxFuture<'a, Result<(), SmokeError>> {
-        Box::pin(async move { crate::release::smoke::run_image(image, &delivery.objects, check) })
+        Box::pin(async move {
+            let stage = self
+                .stage(&delivery.stage)
+                .map_err(|e| SmokeError::new("the stage's cluster", e.to_string()))?;
+            let Some((place, cluster)) = stage else {
+                return crate::release::smoke::run_image(image, &delivery.objects, check);
+            };
+            let (placed, _) = Self::placed(&place, delivery).map_err(|e| SmokeError::new("the stage's cluster", e.to_string()))?;
+            cluster.probe(&placed, image, check).await
+        })
     }
 }

@@ -24,6 +24,7 @@ pub mod capability;
 pub mod chart;
 pub mod checks;
 pub mod ci;
+pub mod cluster;
 pub mod diagnostic;
 pub mod engine;
 pub mod errors;

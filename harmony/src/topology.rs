@@ -99,6 +99,8 @@ pub enum TopologyError {
     BadSetting { var: &'static str, why: String },
     #[error("the state directory `{}` cannot be used: {why}", path.display())]
     StateDir { path: PathBuf, why: String },
+    #[error("{what}")]
+    Unsupported { what: String, help: String },
 }
 
 impl crate::Diagnostic for TopologyError {
@@ -107,6 +109,7 @@ impl crate::Diagnostic for TopologyError {
             Self::Missing { help, .. } => (*help).to_owned(),
             Self::BadSetting { var, .. } => format!("fix or unset `{var}`"),
             Self::StateDir { .. } => "set `HARMONY_STATE_DIR` to a directory this user can write".into(),
+            Self::Unsupported { help, .. } => help.clone(),
         }
     }
 }

@@ -129,6 +129,13 @@ pub struct Delivery {
     note = "release on a topology that provides it, or implement `harmony::release::ContinuousDelivery` for `{Self}`"
 )]
 pub trait ContinuousDelivery: Topology {
+    /// Check, before any work, that each of these stages can be delivered to
+    /// (each names its place, its settings hold). Contacts nothing.
+    fn check_stages(&self, stages: &[String]) -> Result<(), DeliveryError> {
+        let _ = stages;
+        Ok(())
+    }
+
     /// What delivering would change on the stage. Writes nothing.
     fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>>;
 
@@ -168,9 +175,33 @@ pub enum DeliveryError {
     Failed { stage: String, source: Box<EngineError> },
     #[error("stage `{stage}` received the release but it is not healthy")]
     Unhealthy { stage: String, source: crate::score::SmokeError },
+    #[error("stage `{stage}` names no place to deliver to")]
+    Unplaced {
+        stage: String,
+        context_var: String,
+        namespace_var: String,
+    },
+    #[error("the cluster of stage `{stage}` cannot be reached as set up")]
+    Setting {
+        stage: String,
+        source: crate::topology::TopologyError,
+    },
+    #[error("the release cannot be placed on stage `{stage}`: {why}")]
+    Unplaceable { stage: String, why: String },
 }
 
 impl DeliveryError {
+    /// The stage it happened on.
+    pub fn stage(&self) -> &str {
+        match self {
+            Self::Failed { stage, .. }
+            | Self::Unhealthy { stage, .. }
+            | Self::Unplaced { stage, .. }
+            | Self::Setting { stage, .. }
+            | Self::Unplaceable { stage, .. } => stage,
+        }
+    }
+
     /// The engine's failure on `stage`; a failed verification or smoke test means unhealthy.
     pub fn on_stage(stage: &str, e: EngineError) -> Self {
         match e {
@@ -200,6 +231,8 @@ impl crate::Diagnostic for DeliveryError {
         match self {
             Self::Failed { source, .. } => std::iter::once(source.to_string()).chain(source.notes()).collect(),
             Self::Unhealthy { source, .. } => vec![source.to_string()],
+            Self::Unplaced { .. } | Self::Unplaceable { .. } => Vec::new(),
+            Self::Setting { source, .. } => vec![source.to_string()],
         }
     }
 
@@ -210,6 +243,17 @@ impl crate::Diagnostic for DeliveryError {
                 || "later stages were not touched; fix the release and release a new version".into(),
                 str::to_owned,
             ),
+            Self::Unplaced {
+                stage,
+                context_var,
+                namespace_var,
+            } => format!(
+                "set `{namespace_var}` (a namespace of the cluster `KUBECONFIG` names), `{context_var}` (a kubeconfig context), or both, to say where `{stage}` lives; nothing was released"
+            ),
+            Self::Setting { source, .. } => source.help(),
+            Self::Unplaceable { .. } => {
+                "render the chart into one namespace (a stage's namespace replaces it), or give the stage no namespace".into()
+            }
         }
     }
 }

@@ -170,6 +170,8 @@ pub enum ReleaseError {
     },
     #[error("the chart of `{app}` could not be made")]
     Chart { app: String, why: String, help: String },
+    #[error("`{app}` cannot be released: {source}")]
+    Undeliverable { app: String, source: Box<DeliveryError> },
     #[error("`{app}` {version} failed on stage `{stage}`")]
     Delivery {
         app: String,
@@ -187,6 +189,7 @@ impl crate::Diagnostic for ReleaseError {
             Self::AlreadyReleased { .. } => vec!["a released version is immutable: its tag already names other bits".into()],
             Self::Chart { why, .. } => vec![why.clone()],
             Self::Delivery { source, .. } => std::iter::once(source.to_string()).chain(source.notes()).collect(),
+            Self::Undeliverable { source, .. } => source.notes(),
         }
     }
 
@@ -196,7 +199,7 @@ impl crate::Diagnostic for ReleaseError {
             Self::Publish { source, .. } => source.help(),
             Self::AlreadyReleased { .. } => "release a new version (a new tag); the released one stays as it is".into(),
             Self::Chart { help, .. } => help.clone(),
-            Self::Delivery { source, .. } => source.help(),
+            Self::Delivery { source, .. } | Self::Undeliverable { source, .. } => source.help(),
         }
     }
 }
@@ -250,6 +253,10 @@ where
         source: Box::new(source),
     };
     let say = |line: String| progress.event(&Event::Release { line });
+    topology.check_stages(&spec.stages).map_err(|source| ReleaseError::Undeliverable {
+        app: app.clone(),
+        source: Box::new(source),
+    })?;
 
     // 1. The image: build it, refuse to overwrite a released version, push it.
     say(format!(

@@ -1,0 +1,192 @@
+//! Clusters a topology of this crate delivers to, and where on them each
+//! stage of a release lives.
+//!
+//! `harmony` speaks no cluster protocol itself (kube stays out of it, ADR
+//! 0014): the crate that does registers a [`Connector`] with
+//! [`connector!`](crate::connector!), which sets up its cluster topology at a
+//! [`Place`], and the `ci` topology finds it at run time, as the CLI finds
+//! topologies. So a stage is delivered *by* that topology (`k8s`), with
+//! everything it does for `apply`. A binary that links none can still
+//! deliver to a GitOps directory.
+
+use std::collections::BTreeSet;
+
+use crate::any_topology::AnyTopology;
+use crate::object::Object;
+use crate::topology::TopologyError;
+
+/// Where on a cluster objects go: a kubeconfig context (else the
+/// environment's), a namespace (else the objects' own).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// The setting that names the context of `stage`: `HARMONY_STAGE_STAGING_CONTEXT`.
+pub fn context_var(stage: &str) -> String {
+    format!("HARMONY_STAGE_{}_CONTEXT", stage_key(stage))
+}
+
+/// The setting that names the namespace of `stage`: `HARMONY_STAGE_STAGING_NAMESPACE`.
+pub fn namespace_var(stage: &str) -> String {
+    format!("HARMONY_STAGE_{}_NAMESPACE", stage_key(stage))
+}
+
+fn stage_key(stage: &str) -> String {
+    stage
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect()
+}
+
+impl Place {
+    /// Where `stage` lives, from its settings; `None` when it names nothing.
+    pub fn of_stage(stage: &str) -> Option<Self> {
+        let read = |var: String| std::env::var(var).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let place = Self {
+            context: read(context_var(stage)),
+            namespace: read(namespace_var(stage)),
+        };
+        (place.context.is_some() || place.namespace.is_some()).then_some(place)
+    }
+
+    /// The objects as they are placed here: with a namespace, the one
+    /// namespace the chart uses becomes it (its `Namespace` object renamed,
+    /// its namespaced objects moved), so one chart serves every stage of one
+    /// cluster. Names inside bodies (a Service's DNS name in a setting, a
+    /// binding's subject) are the chart's to keep neutral.
+    pub fn place(&self, objects: &[Object]) -> Result<Vec<Object>, String> {
+        let Some(to) = &self.namespace else {
+            return Ok(objects.to_vec());
+        };
+        let used: BTreeSet<&str> = objects
+            .iter()
+            .filter_map(|o| {
+                let id = o.id();
+                if id.api_version == "v1" && id.kind == "Namespace" {
+                    Some(id.name.as_str())
+                } else {
+                    id.namespace.as_deref()
+                }
+            })
+            .collect();
+        let from = match used.len() {
+            0 => return Ok(objects.to_vec()),
+            1 => *used.first().expect("one namespace"),
+            _ => {
+                return Err(format!(
+                    "the chart puts objects in {} namespaces ({}), and a stage's namespace can stand in for one",
+                    used.len(),
+                    used.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        };
+        objects
+            .iter()
+            .map(|o| {
+                let id = o.id();
+                let mut body = o.body().clone();
+                if id.api_version == "v1" && id.kind == "Namespace" {
+                    body["metadata"]["name"] = to.clone().into();
+                } else if id.namespace.as_deref() == Some(from) {
+                    body["metadata"]["namespace"] = to.clone().into();
+                } else {
+                    return Ok(o.clone());
+                }
+                Object::from_value(body).map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+}
+
+/// Sets up the cluster topology at a [`Place`]: reads the kubeconfig and
+/// checks the settings, contacts nothing yet. What it returns provides
+/// `K8sDeploy`, `K8sClient` and `HttpProbe`.
+pub type Connect = fn(&Place) -> Result<AnyTopology, TopologyError>;
+
+/// A way to reach clusters, registered by the crate that speaks to them.
+#[derive(Debug)]
+pub struct Connector {
+    /// The topology it sets up, as `--topology` names it: `k8s`.
+    pub topology: &'static str,
+    pub connect: Connect,
+}
+
+inventory::collect!(Connector);
+
+/// The connector this binary links, if any.
+pub fn connector() -> Option<&'static Connector> {
+    inventory::iter::<Connector>.into_iter().next()
+}
+
+/// Register the way this crate reaches clusters.
+///
+/// ```ignore
+/// harmony::connector!(MyCluster::NAME, |place| /* MyCluster at `place`, as an AnyTopology */);
+/// ```
+#[macro_export]
+macro_rules! connector {
+    ($topology:expr, $connect:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::cluster::Connector { topology: $topology, connect: $connect }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(kind: &str, namespace: Option<&str>, name: &str) -> Object {
+        let mut body = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}});
+        if let Some(ns) = namespace {
+            body["metadata"]["namespace"] = ns.into();
+        }
+        Object::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn a_stage_namespace_stands_in_for_the_charts_one() {
+        let chart = [
+            object("Namespace", None, "web"),
+            object("Service", Some("web"), "server"),
+            object("ConfigMap", Some("web"), "settings"),
+        ];
+        let place = Place {
+            context: None,
+            namespace: Some("web-staging".into()),
+        };
+        let placed = place.place(&chart).unwrap();
+        let ids: Vec<String> = placed.iter().map(|o| o.id().to_string()).collect();
+        assert_eq!(
+            ids,
+            [
+                "v1 Namespace web-staging",
+                "v1 Service web-staging/server",
+                "v1 ConfigMap web-staging/settings"
+            ]
+        );
+        assert_eq!(placed[1].body()["metadata"]["namespace"], "web-staging");
+        assert_eq!(Place::default().place(&chart).unwrap(), chart.to_vec(), "no namespace: as rendered");
+    }
+
+    #[test]
+    fn a_chart_over_two_namespaces_cannot_be_moved() {
+        let chart = [object("Service", Some("a"), "x"), object("Service", Some("b"), "y")];
+        let place = Place {
+            context: None,
+            namespace: Some("staging".into()),
+        };
+        let err = place.place(&chart).unwrap_err();
+        assert!(err.contains("2 namespaces (`a`, `b`)"), "{err}");
+    }
+
+    #[test]
+    fn stage_settings_are_named_after_the_stage() {
+        assert_eq!(context_var("staging"), "HARMONY_STAGE_STAGING_CONTEXT");
+        assert_eq!(namespace_var("pre-prod"), "HARMONY_STAGE_PRE_PROD_NAMESPACE");
+    }
+}

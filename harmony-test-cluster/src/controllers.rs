@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::Workloads;
 use crate::apply::{self, Writer};
 use crate::fields::Schema;
+use crate::kubelet::{ContainerSpec, Phase, PodRun};
 use crate::resources::{ResourceType, TypeKey, version_priority};
 use crate::store::{State, Work};
 use crate::util;
@@ -116,6 +117,9 @@ fn owned_pods(state: &State, namespace: &str, owner: &str, uid: &str) -> Vec<Str
 
 /// Switches the workload behaviour and reconsiders every workload under it.
 pub(crate) fn set_workloads(state: &mut State, workloads: Workloads) {
+    if workloads != Workloads::Run {
+        state.kubelet.stop_all();
+    }
     state.workloads = workloads;
     let due = Instant::now() + settle_delay(state);
     let mut work = Vec::new();
@@ -135,6 +139,10 @@ pub(crate) fn set_workloads(state: &mut State, workloads: Workloads) {
 
 /// Runs every piece of work that is due; returns when the next one is.
 pub(crate) fn run_due(state: &mut State, now: Instant) -> Option<Instant> {
+    let changed: std::collections::BTreeSet<(String, String)> = state.kubelet.take_changed().into_iter().collect();
+    for (namespace, pod) in changed {
+        refresh_running_pod(state, &namespace, &pod, now);
+    }
     loop {
         let std::cmp::Reverse((due, _, _)) = state.queue.peek()?;
         if *due > now {
@@ -242,7 +250,23 @@ fn reconcile(state: &mut State, key: &TypeKey, namespace: &str, name: &str) {
     if obj.pointer("/metadata/deletionTimestamp").is_some() {
         return;
     }
+    let run = state.workloads == Workloads::Run;
     let ready = matches!(state.workloads, Workloads::Ready { .. });
+    let uid = str_at(&obj, "/metadata/uid").to_string();
+    // How many of the owner's pods are ready: all or none in the played modes, the real
+    // count when the kubelet runs them.
+    let ready_count = |state: &State, replicas: i64| {
+        if run {
+            owned_pods(state, namespace, name, &uid)
+                .iter()
+                .filter(|p| state.get(&pod_key(), namespace, p).is_some_and(|p| pod_ready(&p)))
+                .count() as i64
+        } else if ready {
+            replicas
+        } else {
+            0
+        }
+    };
     let generation = generation(&obj).unwrap_or(1);
     let replicas = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1).max(0);
     let template = obj.pointer("/spec/template").cloned().unwrap_or(json!({}));
@@ -253,7 +277,8 @@ fn reconcile(state: &mut State, key: &TypeKey, namespace: &str, name: &str) {
             let names: Vec<String> = (0..replicas).map(|_| format!("{name}-{hash}-{}", util::random_suffix(5))).collect();
             sync_pods(state, &obj, &template, &hash, names, false);
             let rs = format!("{name}-{hash}");
-            if ready {
+            let ready_replicas = ready_count(state, replicas);
+            if (run && ready_replicas >= replicas) || (!run && ready) {
                 without_zeros(json!({
                     "observedGeneration": generation,
                     "replicas": replicas,
@@ -270,7 +295,9 @@ fn reconcile(state: &mut State, key: &TypeKey, namespace: &str, name: &str) {
                     "observedGeneration": generation,
                     "replicas": replicas,
                     "updatedReplicas": replicas,
-                    "unavailableReplicas": replicas,
+                    "readyReplicas": ready_replicas,
+                    "availableReplicas": ready_replicas,
+                    "unavailableReplicas": replicas - ready_replicas,
                     "conditions": [
                         condition(previous, "Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", true),
                         condition(previous, "Progressing", "True", "ReplicaSetUpdated", &format!("ReplicaSet \"{rs}\" is progressing."), true),
@@ -282,13 +309,14 @@ fn reconcile(state: &mut State, key: &TypeKey, namespace: &str, name: &str) {
             let names: Vec<String> = (0..replicas).map(|i| format!("{name}-{i}")).collect();
             sync_pods(state, &obj, &template, &hash, names, true);
             let revision = format!("{name}-{hash}");
+            let ready_replicas = ready_count(state, replicas);
             without_zeros(json!({
                 "observedGeneration": generation,
                 "replicas": replicas,
-                "readyReplicas": if ready { replicas } else { 0 },
+                "readyReplicas": ready_replicas,
                 "currentReplicas": replicas,
                 "updatedReplicas": replicas,
-                "availableReplicas": if ready { replicas } else { 0 },
+                "availableReplicas": ready_replicas,
                 "currentRevision": revision,
                 "updateRevision": revision,
                 "collisionCount": 0,
@@ -303,6 +331,7 @@ fn reconcile(state: &mut State, key: &TypeKey, namespace: &str, name: &str) {
                     .unwrap_or_else(|| format!("{name}-{}", util::random_suffix(5))),
             ];
             sync_pods(state, &obj, &template, &hash, names, true);
+            let ready = ready_count(state, 1) >= 1;
             json!({
                 "observedGeneration": generation,
                 "desiredNumberScheduled": 1,
@@ -317,12 +346,13 @@ fn reconcile(state: &mut State, key: &TypeKey, namespace: &str, name: &str) {
         ("apps", "ReplicaSet") => {
             let names: Vec<String> = (0..replicas).map(|_| format!("{name}-{}", util::random_suffix(5))).collect();
             sync_pods(state, &obj, &template, &hash, names, false);
+            let ready_replicas = ready_count(state, replicas);
             without_zeros(json!({
                 "observedGeneration": generation,
                 "replicas": replicas,
                 "fullyLabeledReplicas": replicas,
-                "readyReplicas": if ready { replicas } else { 0 },
-                "availableReplicas": if ready { replicas } else { 0 },
+                "readyReplicas": ready_replicas,
+                "availableReplicas": ready_replicas,
             }))
         }
         ("batch", "Job") => {
@@ -334,6 +364,16 @@ fn reconcile(state: &mut State, key: &TypeKey, namespace: &str, name: &str) {
                     .unwrap_or_else(|| format!("{name}-{}", util::random_suffix(5))),
             ];
             sync_pods(state, &obj, &template, &hash, names, true);
+            // When the kubelet runs it, the Job completes when its pod succeeded.
+            let ready = if run {
+                owned_pods(state, namespace, name, &uid).iter().any(|p| {
+                    state
+                        .get(&pod_key(), namespace, p)
+                        .is_some_and(|p| str_at(&p, "/status/phase") == "Succeeded")
+                })
+            } else {
+                ready
+            };
             let start = previous
                 .and_then(|s| s.get("startTime"))
                 .cloned()
@@ -362,7 +402,7 @@ fn reconcile(state: &mut State, key: &TypeKey, namespace: &str, name: &str) {
             return;
         }
         ("", "PersistentVolumeClaim") => {
-            if ready {
+            if ready || run {
                 json!({
                     "phase": "Bound",
                     "accessModes": obj.pointer("/spec/accessModes").cloned().unwrap_or(json!(["ReadWriteOnce"])),
@@ -654,6 +694,7 @@ fn pod_status(state: &mut State, pod: &Value) -> Value {
                 statuses,
             )
         }
+        Workloads::Run => running_pod_status(state, pod),
         Workloads::Unschedulable => {
             let message = "0/1 nodes are available: 1 Insufficient cpu.";
             record_event(
@@ -671,6 +712,325 @@ fn pod_status(state: &mut State, pod: &Value) -> Value {
             })
         }
     }
+}
+
+/// Whether a pod's Ready condition is True.
+fn pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// A pod the kubelet runs changed: rewrites its status and has its owner look again.
+fn refresh_running_pod(state: &mut State, namespace: &str, name: &str, now: Instant) {
+    if state.workloads != Workloads::Run {
+        return;
+    }
+    let Some(pod) = state.get(&pod_key(), namespace, name) else {
+        return;
+    };
+    let status = pod_status(state, &pod);
+    write_status(state, &pod_key(), namespace, name, status);
+    let owner = pod
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .and_then(|refs| refs.iter().find(|r| r.get("controller") == Some(&json!(true))))
+        .cloned();
+    if let Some(owner) = owner {
+        let (group, _) = crate::resources::split_api_version(str_at(&owner, "/apiVersion"));
+        let key = TypeKey::new(group, str_at(&owner, "/kind"));
+        state.schedule(now, Work::Workload(key, namespace.to_string(), str_at(&owner, "/name").to_string()));
+    }
+}
+
+/// A value of a Secret's or ConfigMap's key, as the kubelet reads it for the environment.
+fn key_of(state: &State, namespace: &str, kind: &str, name: &str, key: &str) -> Result<Option<String>, String> {
+    let Some(obj) = state.get(&TypeKey::new("", kind), namespace, name) else {
+        return Err(format!("{} \"{name}\" not found", kind.to_lowercase()));
+    };
+    let value = if kind == "Secret" {
+        obj.pointer(&format!("/data/{}", key.replace('~', "~0").replace('/', "~1")))
+            .and_then(Value::as_str)
+            .and_then(|b| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.decode(b).ok()
+            })
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    } else {
+        obj.get("data").and_then(|d| d.get(key)).and_then(Value::as_str).map(str::to_string)
+    };
+    Ok(value)
+}
+
+/// Every pair of a Secret or ConfigMap (`envFrom`).
+fn all_keys(state: &State, namespace: &str, kind: &str, name: &str) -> Result<Vec<(String, String)>, String> {
+    let Some(obj) = state.get(&TypeKey::new("", kind), namespace, name) else {
+        return Err(format!("{} \"{name}\" not found", kind.to_lowercase()));
+    };
+    let keys: Vec<String> = obj
+        .get("data")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    Ok(keys
+        .into_iter()
+        .filter_map(|k| key_of(state, namespace, kind, name, &k).ok().flatten().map(|v| (k, v)))
+        .collect())
+}
+
+/// What the kubelet needs to run a pod's containers, their environment read from the store.
+/// Err: the container and kubelet's message for a missing Secret, ConfigMap or key.
+fn container_specs(state: &State, pod: &Value) -> Result<Vec<ContainerSpec>, (String, String)> {
+    let namespace = str_at(pod, "/metadata/namespace");
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let strings = |v: Option<&Value>| -> Option<Vec<String>> {
+        v.and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+    };
+    let mut specs = Vec::new();
+    for c in &containers {
+        let container = str_at(c, "/name").to_string();
+        let fail = |m: String| (container.clone(), m);
+        let mut env: Vec<(String, String)> = Vec::new();
+        for from in c.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
+            let prefix = str_at(from, "/prefix");
+            for (field, kind) in [("configMapRef", "ConfigMap"), ("secretRef", "Secret")] {
+                let Some(r) = from.get(field) else { continue };
+                match all_keys(state, namespace, kind, str_at(r, "/name")) {
+                    Ok(pairs) => env.extend(pairs.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v))),
+                    Err(_) if r.get("optional") == Some(&json!(true)) => {}
+                    Err(m) => return Err(fail(m)),
+                }
+            }
+        }
+        for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+            let name = str_at(e, "/name").to_string();
+            let value = if let Some(v) = e.get("value").and_then(Value::as_str) {
+                Some(v.to_string())
+            } else if let Some(from) = e.get("valueFrom") {
+                let keyed = [("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")]
+                    .into_iter()
+                    .find_map(|(field, kind)| from.get(field).map(|r| (r, kind)));
+                if let Some((r, kind)) = keyed {
+                    let optional = r.get("optional") == Some(&json!(true));
+                    let (obj, key) = (str_at(r, "/name"), str_at(r, "/key"));
+                    match key_of(state, namespace, kind, obj, key) {
+                        Ok(Some(v)) => Some(v),
+                        Ok(None) if !optional => {
+                            return Err(fail(format!("couldn't find key {key} in {kind} {namespace}/{obj}")));
+                        }
+                        Err(m) if !optional => return Err(fail(m)),
+                        _ => None,
+                    }
+                } else {
+                    match str_at(from, "/fieldRef/fieldPath") {
+                        "metadata.name" => Some(str_at(pod, "/metadata/name").to_string()),
+                        "metadata.namespace" => Some(namespace.to_string()),
+                        "metadata.uid" => Some(str_at(pod, "/metadata/uid").to_string()),
+                        "spec.nodeName" => Some(NODE.to_string()),
+                        _ => None,
+                    }
+                }
+            } else {
+                Some(String::new())
+            };
+            if let Some(v) = value {
+                env.retain(|(k, _)| *k != name);
+                env.push((name, v));
+            }
+        }
+        specs.push(ContainerSpec {
+            name: container.clone(),
+            image: str_at(c, "/image").to_string(),
+            command: strings(c.get("command")),
+            args: strings(c.get("args")),
+            working_dir: c.get("workingDir").and_then(Value::as_str).map(str::to_string),
+            env,
+        });
+    }
+    Ok(specs)
+}
+
+/// Formats a back-off as Go prints a duration (`200ms`, `1.6s`).
+fn go_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+/// A pod's status under [`Workloads::Run`]: starts it on first sight, then reports what the
+/// kubelet sees (pulls, config errors, running, crash loops), recording kubelet's events.
+fn running_pod_status(state: &mut State, pod: &Value) -> Value {
+    let namespace = str_at(pod, "/metadata/namespace").to_string();
+    let name = str_at(pod, "/metadata/name").to_string();
+    let uid = str_at(pod, "/metadata/uid").to_string();
+    let previous = pod.get("status");
+    let containers = container_names(pod);
+    // Waiting reasons that hold for the whole pod: it cannot be started (yet).
+    let mut blocked: Option<(Option<String>, &str, String)> = None;
+    let run = match state.kubelet.status(&namespace, &name, &uid) {
+        Some(run) => run,
+        None => match container_specs(state, pod) {
+            Err((container, message)) => {
+                // The kubelet looks again, as it does, in case the object appears.
+                state.schedule(
+                    Instant::now() + Duration::from_secs(1),
+                    Work::Workload(pod_key(), namespace.clone(), name.clone()),
+                );
+                blocked = Some((Some(container), "CreateContainerConfigError", message));
+                PodRun::default()
+            }
+            Ok(specs) => {
+                let policy = str_at(pod, "/spec/restartPolicy").to_string();
+                match state.kubelet.start(&namespace, &name, &uid, specs, &policy, state.ready_after) {
+                    Ok(()) => state.kubelet.status(&namespace, &name, &uid).unwrap_or_default(),
+                    Err(message) => {
+                        blocked = Some((None, "CreateContainerError", message));
+                        PodRun::default()
+                    }
+                }
+            }
+        },
+    };
+    let mut statuses = Vec::new();
+    let mut unready = Vec::new();
+    let (mut started, mut terminated, mut failed) = (false, 0, false);
+    for (cname, image) in &containers {
+        let c = run.containers.iter().find(|c| c.name == *cname);
+        let waiting = |reason: &str, message: &str| json!({"waiting": {"reason": reason, "message": message}});
+        let mut event = None;
+        let (container_state, ready) = match (c.map(|c| &c.phase), &blocked) {
+            (_, Some((only, reason, message))) if only.as_ref().is_none_or(|o| o == cname) => {
+                event = Some(("Failed", format!("Error: {message}")));
+                (waiting(reason, message), false)
+            }
+            (None | Some(Phase::Creating), _) => (json!({"waiting": {"reason": "ContainerCreating"}}), false),
+            (Some(Phase::PullFailed { message, backoff }), _) => {
+                event = Some(("Failed", format!("Failed to pull image \"{image}\": {message}")));
+                if *backoff {
+                    let m = format!("Back-off pulling image \"{image}\": ErrImagePull: {message}");
+                    (waiting("ImagePullBackOff", &m), false)
+                } else {
+                    (waiting("ErrImagePull", message), false)
+                }
+            }
+            (Some(Phase::CreateFailed(message)), _) => {
+                event = Some(("Failed", format!("Error: {message}")));
+                (waiting("CreateContainerError", message), false)
+            }
+            (Some(Phase::Running { started_at, ready }), _) => {
+                started = true;
+                (json!({"running": {"startedAt": started_at}}), *ready)
+            }
+            (Some(Phase::BackOff { delay }), _) => {
+                started = true;
+                event = Some((
+                    "BackOff",
+                    format!("Back-off restarting failed container {cname} in pod {name}_{namespace}({uid})"),
+                ));
+                let m = format!(
+                    "back-off {} restarting failed container={cname} pod={name}_{namespace}({uid})",
+                    go_duration(*delay)
+                );
+                (waiting("CrashLoopBackOff", &m), false)
+            }
+            (Some(Phase::Terminated), _) => {
+                started = true;
+                terminated += 1;
+                let exit = c.and_then(|c| c.last_exit.clone());
+                let code = exit.as_ref().map_or(0, |e| e.code);
+                failed |= code != 0;
+                let (s, f) = exit.map(|e| (e.started_at, e.finished_at)).unwrap_or_default();
+                let reason = if code == 0 { "Completed" } else { "Error" };
+                (
+                    json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": s, "finishedAt": f}}),
+                    false,
+                )
+            }
+        };
+        if let Some((reason, message)) = event {
+            record_event(state, pod, Some(cname), reason, &message, "kubelet");
+        }
+        if !ready {
+            unready.push(cname.as_str());
+        }
+        let last_state = match c.and_then(|c| c.last_exit.as_ref()) {
+            Some(e) if !matches!(c.map(|c| &c.phase), Some(Phase::Terminated)) => json!({"terminated": {
+                "exitCode": e.code,
+                "reason": if e.code == 0 { "Completed" } else { "Error" },
+                "startedAt": e.started_at,
+                "finishedAt": e.finished_at,
+            }}),
+            _ => json!({}),
+        };
+        let mut s = json!({
+            "name": cname,
+            "image": image,
+            "imageID": c.map(|c| c.image_id.clone()).unwrap_or_default(),
+            "ready": ready,
+            "started": ready || container_state.get("running").is_some(),
+            "restartCount": c.map_or(0, |c| c.restarts),
+            "state": container_state,
+            "lastState": last_state,
+        });
+        if started {
+            s["containerID"] = json!(format!("containerd://{}", util::stable_hash(&json!([uid, cname]), 16)));
+        }
+        statuses.push(s);
+    }
+    let phase = if !containers.is_empty() && terminated == containers.len() {
+        if failed { "Failed" } else { "Succeeded" }
+    } else if started {
+        "Running"
+    } else {
+        "Pending"
+    };
+    let simple = |kind: &str, ok: bool| {
+        let message = format!("containers with unready status: [{}]", unready.join(" "));
+        let mut c = condition(
+            previous,
+            kind,
+            if ok { "True" } else { "False" },
+            "ContainersNotReady",
+            &message,
+            false,
+        );
+        // Only the readiness conditions say which containers hold them back.
+        let explained = !ok && matches!(kind, "Ready" | "ContainersReady");
+        if !explained && let Some(m) = c.as_object_mut() {
+            m.remove("reason");
+            m.remove("message");
+        }
+        c
+    };
+    let all_ready = unready.is_empty() && !containers.is_empty();
+    let now = util::now_rfc3339();
+    let mut status = json!({
+        "phase": phase,
+        "conditions": [
+            simple("PodReadyToStartContainers", run.ip.is_some()),
+            simple("Initialized", true),
+            simple("Ready", all_ready),
+            simple("ContainersReady", all_ready),
+            simple("PodScheduled", true),
+        ],
+        "hostIP": "10.0.0.1",
+        "hostIPs": [{"ip": "10.0.0.1"}],
+        "startTime": previous.and_then(|s| s.get("startTime")).cloned().unwrap_or_else(|| json!(now)),
+        "qosClass": "BestEffort",
+        "containerStatuses": statuses,
+    });
+    if let Some(ip) = &run.ip {
+        status["podIP"] = json!(ip);
+        status["podIPs"] = json!([{"ip": ip}]);
+    }
+    status
 }
 
 /// Records a Warning event about `pod` (or counts one more of the same reason).

@@ -6,7 +6,8 @@
 //! optimistic concurrency, server-side apply with `managedFields` (conflicts, force, removal of
 //! dropped fields), dry runs, label and field selectors, paginated lists, watches with bookmarks
 //! and 410 expiry, CRDs, admission defaults, simulated controllers (workloads become ready, or
-//! fail the way [`Workloads`] says), pod logs and events, a service proxy, and fault injection.
+//! fail the way [`Workloads`] says, or a kubelet really runs their images: [`Workloads::Run`]),
+//! pod logs and events, a service proxy, and fault injection.
 
 mod admission;
 mod apply;
@@ -14,6 +15,7 @@ mod controllers;
 mod discovery;
 mod faults;
 mod fields;
+mod kubelet;
 mod ops;
 mod patch;
 mod proxy;
@@ -52,6 +54,15 @@ pub enum Workloads {
     ImagePullBackOff,
     /// Pods stay Pending, unschedulable for lack of CPU.
     Unschedulable,
+    /// The kubelet really runs each pod (one per replica): it pulls the images from an OCI
+    /// registry on loopback (plain HTTP), unpacks them into a root per container, and runs the
+    /// entrypoint there (chroot) in the pod's own network namespace at `status.podIP`. A process
+    /// that keeps running for [`Options::ready_after`] makes its pod Ready; one that exits crash
+    /// loops with its real exit code and log; a failed pull is `ErrImagePull`/`ImagePullBackOff`;
+    /// the service proxy reaches ready pods. Needs root, `ip`, `tar`, `mknod`, `setpriv` and
+    /// `unshare`; without them pods stay Pending and say why. Processes are killed when their pod
+    /// goes, and when the cluster is dropped.
+    Run,
 }
 
 /// How to start a [`TestCluster`].
@@ -285,5 +296,6 @@ impl Drop for TestCluster {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        lock(&self.shared.state).kubelet.shutdown();
     }
 }

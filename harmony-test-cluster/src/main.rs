@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use harmony_test_cluster::{Options, TestCluster};
+use harmony_test_cluster::{Options, TestCluster, Workloads};
 
 // The server allocates and frees many small JSON values per request, from a
 // thread of its own; mimalloc serves that without glibc's arena growth steps.
@@ -28,6 +28,10 @@ struct Args {
     /// Milliseconds added to every request, as a remote cluster would (for benchmarks).
     #[arg(long, default_value_t = 0)]
     latency: u64,
+    /// Really run the pods' images (pulled from a registry on loopback) instead of playing
+    /// them; needs root.
+    #[arg(long)]
+    run_images: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,17 +42,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         latency: Duration::from_millis(args.latency),
         ..Options::default()
     })?;
+    if args.run_images {
+        cluster.set_workloads(Workloads::Run);
+    }
     let temp = tempfile::tempdir()?;
     let path = args.kubeconfig.unwrap_or_else(|| temp.path().join("kubeconfig"));
     cluster.write_kubeconfig(&path)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "KUBECONFIG={}", path.display())?;
-    writeln!(
-        out,
-        "harmony-test-cluster at {} plays a healthy cluster: workloads become ready after {} ms",
-        cluster.url(),
-        args.ready_after
-    )?;
+    if args.run_images {
+        writeln!(
+            out,
+            "harmony-test-cluster at {} runs images: its kubelet pulls them from registries on loopback and runs them; \
+             a pod is ready once its process kept running {} ms",
+            cluster.url(),
+            args.ready_after
+        )?;
+    } else {
+        writeln!(
+            out,
+            "harmony-test-cluster at {} plays a healthy cluster: workloads become ready after {} ms",
+            cluster.url(),
+            args.ready_after
+        )?;
+    }
     out.flush()?;
     drop(out);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -1,5 +1,7 @@
 //! The service proxy: `/api/v1/namespaces/NS/services/[SCHEME:]NAME[:PORT]/proxy/PATH`
-//! forwards to the backend a test registered with `TestCluster::serve_service`.
+//! forwards to the backend a test registered with `TestCluster::serve_service`, or, when the
+//! kubelet runs the pods (`Workloads::Run`), to a ready pod the Service selects, at its
+//! `targetPort`.
 
 use std::sync::Arc;
 
@@ -12,7 +14,8 @@ use serde_json::Value;
 use crate::resources::TypeKey;
 use crate::server::{Body, error_response};
 use crate::status::ApiError;
-use crate::{Shared, lock};
+use crate::store::State;
+use crate::{Shared, Workloads, lock};
 
 /// Splits `NAME`, `NAME:PORT` or `SCHEME:NAME:PORT`.
 fn parse_name(spec: &str) -> (&str, Option<&str>) {
@@ -70,6 +73,12 @@ pub(crate) async fn forward(
                 .map(|(_, addr)| *addr),
         }
     };
+    let backend = backend.or_else(|| {
+        let state = lock(&shared.state);
+        (state.workloads == Workloads::Run)
+            .then(|| pod_endpoint(&state, namespace, &service, port))
+            .flatten()
+    });
     let Some(backend) = backend else {
         return error_response(&ApiError::service_unavailable(format!(
             "no endpoints available for service \"{name}\""
@@ -79,6 +88,52 @@ pub(crate) async fn forward(
         Ok(resp) => resp,
         Err(message) => error_response(&ApiError::service_unavailable(format!("error trying to reach service: {message}"))),
     }
+}
+
+/// A ready pod the Service selects, at the `targetPort` of its port `port` (or its first).
+fn pod_endpoint(state: &State, namespace: &str, service: &Value, port: Option<u16>) -> Option<std::net::SocketAddr> {
+    let ports = service.pointer("/spec/ports").and_then(Value::as_array)?;
+    let service_port = match port {
+        Some(p) => ports
+            .iter()
+            .find(|sp| sp.get("port").and_then(Value::as_u64) == Some(u64::from(p)))?,
+        None => ports.first()?,
+    };
+    let selector = service.pointer("/spec/selector").and_then(Value::as_object)?;
+    if selector.is_empty() {
+        return None;
+    }
+    state
+        .range(&TypeKey::new("", "Pod"), Some(namespace), None)
+        .map(|(_, pod)| pod)
+        .filter(|pod| {
+            selector
+                .iter()
+                .all(|(k, v)| pod.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+        })
+        .filter(|pod| {
+            pod.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        })
+        .find_map(|pod| {
+            let ip: std::net::IpAddr = pod.pointer("/status/podIP")?.as_str()?.parse().ok()?;
+            let target = match service_port.get("targetPort") {
+                Some(Value::Number(n)) => n.as_u64(),
+                Some(Value::String(name)) => match name.parse::<u64>() {
+                    Ok(n) => Some(n),
+                    Err(_) => pod
+                        .pointer("/spec/containers")
+                        .and_then(Value::as_array)?
+                        .iter()
+                        .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+                        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+                        .and_then(|p| p.get("containerPort").and_then(Value::as_u64)),
+                },
+                _ => service_port.get("port").and_then(Value::as_u64),
+            };
+            Some(std::net::SocketAddr::new(ip, u16::try_from(target?).ok()?))
+        })
 }
 
 async fn send(

@@ -516,12 +516,21 @@ fn pod_log(shared: &Shared, target: &Target, name: &str, query: &[(String, Strin
             )));
         }
     };
+    let previous = param(query, "previous") == Some("true");
+    let file = state.kubelet.log_file(&target.namespace, name, &container, previous);
     let lines = state
         .logs
         .get(&(target.namespace.clone(), name.to_string(), container))
         .cloned()
         .unwrap_or_default();
     drop(state);
+    // A pod the kubelet runs: its container's real output.
+    let lines = match file {
+        Some(path) => std::fs::read(&path)
+            .map(|b| String::from_utf8_lossy(&b).lines().map(str::to_string).collect())
+            .unwrap_or_default(),
+        None => lines,
+    };
     let tail = param(query, "tailLines")
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(usize::MAX);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::Workloads;
+use crate::kubelet::Kubelet;
 use crate::resources::{Registry, TypeKey};
 
 /// What happened to an object.
@@ -72,6 +73,8 @@ pub(crate) struct State {
     queue_seq: u64,
     /// Container logs per (namespace, pod, container).
     pub logs: HashMap<(String, String, String), Vec<String>>,
+    /// The pods [`Workloads::Run`] really runs.
+    pub kubelet: Kubelet,
     notify: tokio::sync::watch::Sender<u64>,
     wake: Arc<tokio::sync::Notify>,
 }
@@ -100,6 +103,7 @@ impl State {
             queue: BinaryHeap::new(),
             queue_seq: 0,
             logs: HashMap::new(),
+            kubelet: Kubelet::new(wake.clone()),
             notify,
             wake,
         }
@@ -177,6 +181,9 @@ impl State {
         self.log(rv, EventType::Deleted, key, namespace, last.clone());
         self.logs
             .retain(|(ns, pod, _), _| !(key.kind == "Pod" && ns == namespace && pod == name));
+        if key.kind == "Pod" && key.group.is_empty() {
+            self.kubelet.stop(namespace, name);
+        }
         Some(last)
     }
 

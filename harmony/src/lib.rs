@@ -29,6 +29,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod errors;
 pub mod gitops;
+pub mod helm;
 pub mod local;
 pub mod lock;
 pub mod object;

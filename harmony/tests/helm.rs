@@ -102,3 +102,46 @@ fn helm_pulls_lints_and_renders_our_chart() {
     expected.sort_by_key(key);
     assert_eq!(docs, expected, "helm renders back exactly what the chart was built from");
 }
+
+/// A published chart (here: one of ours, pushed to the real registry) is
+/// pulled and rendered by real helm into objects, with values that may hold
+/// a secret; a version that was never published fails with helm's own words,
+/// and a helm that is not there says how to get one.
+#[test]
+fn a_published_chart_is_rendered_by_real_helm_at_its_pinned_version() {
+    use harmony::helm::{Helm, HelmError};
+    use harmony::release::ChartRef;
+
+    let objects = vec![
+        json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"web","namespace":"demo"},"data":{"port":"8080"}}),
+        json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"web-db","namespace":"demo"},"stringData":{"password":"x"}}),
+    ];
+    let typed: Vec<Object> = objects.iter().cloned().map(|v| Object::from_value(v).unwrap()).collect();
+    let artifact = Chart::from_objects("web", "a demo", &typed)
+        .stamped(&Version::parse("1.2.3").unwrap())
+        .artifact()
+        .unwrap();
+    let registry = Registry::anonymous();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(Remote::new(&registry.address, None).push("charts/web", "1.2.3", &artifact))
+        .unwrap();
+
+    let helm = Helm::at(helm()).unwrap();
+    let url = format!("oci://{}/charts/web", registry.address);
+    let values = json!({"secrets": {"web-db": {"password": "given-at-install"}}});
+    let rendered = helm.render(&ChartRef::parse(&url, "1.2.3").unwrap(), "web", None, &values).unwrap();
+    let mut got: Vec<Value> = rendered.objects.into_iter().map(Object::into_body).collect();
+    got.sort_by_key(|v| v["kind"].as_str().unwrap().to_owned());
+    let mut expected = objects;
+    expected[1]["stringData"]["password"] = json!("given-at-install");
+    assert_eq!(got, expected);
+
+    let err = helm
+        .render(&ChartRef::parse(&url, "9.9.9").unwrap(), "web", None, &values)
+        .unwrap_err();
+    assert!(matches!(err, HelmError::Pull { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&format!("{url}:9.9.9")) && err.to_string().contains("not found"),
+        "{err}"
+    );
+}

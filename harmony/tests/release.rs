@@ -319,3 +319,48 @@ fn an_http_smoke_test_gates_each_stage() {
     assert!(!format!("{err:?} {why} {}", err.help()).contains("smoke-canary-4471"));
     assert!(!tmp.path().join("state/stages/production").exists(), "production was not touched");
 }
+
+/// An app whose chart is published already: the release pulls it at its
+/// pinned version and renders it with real helm before building anything,
+/// delivers what it holds to every stage, and never pushes the chart again.
+#[test]
+fn a_published_chart_is_delivered_at_its_pinned_version_and_not_pushed_again() {
+    let registry = Registry::anonymous();
+    let tmp = tempfile::tempdir().unwrap();
+    context(tmp.path());
+    let cx = ReleaseCx::development("web");
+    let chart = harmony::chart::Chart::from_objects("web", "published elsewhere", &objects(&cx, false))
+        .stamped(&Version::parse("2.0.0").unwrap())
+        .artifact()
+        .unwrap();
+    rt().block_on(harmony::oci::distribution::Remote::new(&registry.address, None).push("vendor/web", "2.0.0", &chart))
+        .unwrap();
+    let url: &'static str = Box::leak(format!("oci://{}/vendor/web", registry.address).into_boxed_str());
+    let mut published = spec(tmp.path(), false);
+    published.chart = ChartSource::Published { url, version: "2.0.0" };
+    let ci = Ci::new(&registry.address, "team", None, tmp.path().join("gitops"))
+        .unwrap()
+        .with_build_dir(tmp.path().join("build"));
+    let released = rt()
+        .block_on(pipeline::release::<_, NoSmoke>(
+            &published,
+            &Version::parse("0.4.0").unwrap(),
+            &ci,
+            Mode::Apply,
+            &Silent,
+        ))
+        .unwrap_or_else(|e| panic!("{e}: {:?} (helm must be on PATH: scripts/test puts it there)", e.notes()));
+    assert_eq!(released.chart, format!("{url}:2.0.0"));
+    for stage in ["staging", "production"] {
+        let inventory = std::fs::read_to_string(tmp.path().join(format!("gitops/stages/{stage}/demo-server/inventory.json"))).unwrap();
+        assert!(
+            inventory.contains("\"ConfigMap\"") && inventory.contains("\"Deployment\""),
+            "{inventory}"
+        );
+    }
+    assert!(
+        registry.tags("team/charts/demo-server").is_empty(),
+        "the published chart was not pushed again"
+    );
+    assert_eq!(registry.tags("team/demo-server"), ["0.4.0"], "the image was");
+}

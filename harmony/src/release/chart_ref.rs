@@ -83,6 +83,11 @@ impl ChartRef {
         self.location.name()
     }
 
+    /// Where it is stored, without its version: `host/ns/name`.
+    pub fn location(&self) -> &ImageRef {
+        &self.location
+    }
+
     pub fn version(&self) -> &Version {
         &self.version
     }

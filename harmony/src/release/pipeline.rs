@@ -257,6 +257,12 @@ where
         app: app.clone(),
         source: Box::new(source),
     })?;
+    // A published chart does not depend on the image: it is pulled and
+    // rendered first, so a chart that cannot be had stops the release before any work.
+    let published = match &spec.chart {
+        ChartSource::Published { .. } => Some(chart_of(spec, &ReleaseCx::development(&spec.name))?),
+        _ => None,
+    };
 
     // 1. The image: build it, refuse to overwrite a released version, push it.
     say(format!(
@@ -303,24 +309,31 @@ where
         version: version.clone(),
         image: image.clone(),
     };
-    let (chart, objects) = chart_of(spec, &cx)?;
-    let (chart_ref, chart_digest): (ChartRef, Digest) = match mode {
-        Mode::Apply => {
-            let pushed = topology.push_chart(&chart, version).await.map_err(publish)?;
-            say(format!("pushed chart {} ({})", pushed.0, pushed.1));
-            pushed
-        }
-        Mode::DryRun => {
-            let location = topology.chart_location(chart.name(), version).map_err(publish)?;
-            let digest = chart
-                .clone()
-                .stamped(version)
-                .artifact()
-                .map_err(|e| publish(PublishError::Chart(e)))?
-                .digest();
-            (location, digest)
-        }
-    };
+    let (chart_ref, chart_digest, objects): (ChartRef, Digest, Vec<Object>) =
+        match (published.map_or_else(|| chart_of(spec, &cx), Ok)?, mode) {
+            (Packaged::Made(chart, objects), Mode::Apply) => {
+                let (location, digest) = topology.push_chart(&chart, version).await.map_err(publish)?;
+                say(format!("pushed chart {location} ({digest})"));
+                (location, digest, objects)
+            }
+            (Packaged::Made(chart, objects), Mode::DryRun) => {
+                let location = topology.chart_location(chart.name(), version).map_err(publish)?;
+                let digest = chart
+                    .clone()
+                    .stamped(version)
+                    .artifact()
+                    .map_err(|e| publish(PublishError::Chart(e)))?
+                    .digest();
+                (location, digest, objects)
+            }
+            (Packaged::Published(location, digest, objects), _) => {
+                say(format!(
+                    "chart {location} is published: pulled and rendered by helm ({digest}, {} objects)",
+                    objects.len()
+                ));
+                (location, digest, objects)
+            }
+        };
 
     // 3. The stages, in order: each delivered and verified before the next.
     let mut stages = Vec::with_capacity(spec.stages.len());
@@ -382,8 +395,16 @@ where
     })
 }
 
-/// The chart and the objects it holds.
-fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<(Chart, Vec<Object>), ReleaseError> {
+/// The chart of a release, and the objects it holds.
+enum Packaged {
+    /// Made here, from a builder or a directory: pushed with the release.
+    Made(Chart, Vec<Object>),
+    /// Published already, at its pinned version: pulled and rendered by
+    /// helm, never pushed again.
+    Published(ChartRef, Digest, Vec<Object>),
+}
+
+fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<Packaged, ReleaseError> {
     let bad = |why: String, help: String| ReleaseError::Chart {
         app: spec.name.clone(),
         why,
@@ -392,7 +413,7 @@ fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<(Chart, Vec<Object>), Rele
     match &spec.chart {
         ChartSource::Builder(build) => {
             let objects = build(cx).map_err(|e| bad(e.to_string(), e.help()))?;
-            Ok((Chart::from_objects(&spec.name, &spec.doc, &objects), objects))
+            Ok(Packaged::Made(Chart::from_objects(&spec.name, &spec.doc, &objects), objects))
         }
         ChartSource::Dir(dir) => {
             let path = spec.dir.join(dir);
@@ -403,14 +424,14 @@ fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<(Chart, Vec<Object>), Rele
                     "the GitOps delivery takes charts whose templates are plain manifests; render templated charts with `chart: builder(…)`".into(),
                 )
             })?;
-            Ok((chart, objects))
+            Ok(Packaged::Made(chart, objects))
         }
         ChartSource::Published { url, version } => {
             let chart = super::ChartRef::parse(url, version).map_err(|e| bad(e.to_string(), e.help()))?;
-            Err(bad(
-                format!("{chart} is a published chart, and delivering it means rendering its templates"),
-                "the GitOps delivery of `local` and `ci` takes charts built with `chart: builder(…)`; published charts are installed by a cluster's delivery".into(),
-            ))
+            let rendered = crate::helm::Helm::find()
+                .and_then(|helm| helm.render(&chart, &spec.name, None, &serde_json::json!({})))
+                .map_err(|e| bad(e.to_string(), e.help()))?;
+            Ok(Packaged::Published(chart, rendered.digest, rendered.objects))
         }
     }
 }

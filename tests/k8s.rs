@@ -392,3 +392,39 @@ fn a_release_on_ci_checks_every_stage_first_then_stops_at_stagings_failed_smoke_
         "production was not touched"
     );
 }
+
+/// The whole release on a cluster that runs what it is given: the image is
+/// built and pushed to the real registry, staging and production each get
+/// their namespace, the test cluster's kubelet pulls and runs the released
+/// server, and each stage's smoke test asks the real server through the API
+/// server's service proxy. A rerun finishes without changing anything.
+#[test]
+fn a_release_on_ci_deploys_staging_then_production_and_asks_the_real_server_on_each() {
+    let s = Setup::new();
+    s.cluster.set_workloads(Workloads::Run);
+    let registry = registry::Registry::anonymous();
+    let build = build_dir();
+    let stages = [
+        ("HARMONY_STAGE_STAGING_NAMESPACE", "webapp-staging"),
+        ("HARMONY_STAGE_PRODUCTION_NAMESPACE", "webapp-production"),
+    ];
+    let env = ci_env(&registry, &build, &stages);
+    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"];
+    let out = s.run_with(&release, &env);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    for stage in ["staging", "production"] {
+        assert!(said.contains(&format!("smoke test on {stage} passed: GET /healthz answered 2xx")), "{said}");
+        let pods = s.cluster.objects("v1", "Pod");
+        let running = pods
+            .iter()
+            .filter(|p| p["metadata"]["namespace"] == format!("webapp-{stage}"))
+            .filter(|p| p["status"]["podIP"].is_string())
+            .count();
+        assert_eq!(running, 2, "both replicas of {stage} run the released image");
+    }
+    let rerun = s.run_with(&release, &env);
+    let said = text(&rerun);
+    assert_eq!(rerun.status.code(), Some(0), "{said}");
+    assert!(said.contains("already released") && said.contains("up to date"), "{said}");
+}

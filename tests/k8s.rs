@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use harmony_test_cluster::{Options, TestCluster, Workloads};
 
+// Only the anonymous registry is used here.
+#[allow(dead_code)]
 #[path = "../harmony/tests/support/registry.rs"]
 mod registry;
 

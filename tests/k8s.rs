@@ -373,7 +373,8 @@ fn a_release_on_ci_checks_every_stage_first_then_stops_at_stagings_failed_smoke_
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("failed on stage `staging`"), "{said}");
-    assert_eq!(registry.tags("team/webapp-server"), ["0.1.0"]);
+    // The image, and the record of its failure on staging (below).
+    assert_eq!(registry.tags("team/webapp-server"), ["0.1.0", "0.1.0.failed-on-staging"]);
     let deployment = s
         .cluster
         .object("apps/v1", "Deployment", Some("webapp-staging"), "webapp")
@@ -393,6 +394,25 @@ fn a_release_on_ci_checks_every_stage_first_then_stops_at_stagings_failed_smoke_
             .is_none(),
         "production was not touched"
     );
+
+    // The failure is recorded next to the image: a rerun stops before any
+    // work instead of delivering the same bits again...
+    s.cluster.clear_requests();
+    let rerun = s.run_with(&release, &ci_env(&registry, &build, &stages));
+    let said = text(&rerun);
+    assert_eq!(rerun.status.code(), Some(1), "{said}");
+    assert!(said.contains("failed on stage `staging` before, and is not delivered there again"), "{said}");
+    assert!(said.contains("--retry-failed"), "{said}");
+    assert!(s.cluster.requests().is_empty(), "nothing was asked of the cluster");
+
+    // ...until asked to retry: now the cluster runs the server, staging
+    // passes, production follows, and the record is cleared for later reruns.
+    s.cluster.set_workloads(Workloads::Run);
+    let retry = [&release[..], &["--retry-failed"]].concat();
+    let out = s.run_with(&retry, &ci_env(&registry, &build, &stages));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let again = s.run_with(&release, &ci_env(&registry, &build, &stages));
+    assert_eq!(again.status.code(), Some(0), "a passed retry clears the record: {}", text(&again));
 }
 
 /// The whole release on a cluster that runs what it is given: the image is

@@ -88,6 +88,10 @@ enum Command {
         /// Build and plan every step, push and deliver nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Deliver again to a stage where this version failed before (by default such a
+        /// stage stops the release before any work).
+        #[arg(long)]
+        retry_failed: bool,
         #[command(flatten)]
         lock: LockWait,
     },
@@ -210,8 +214,14 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             from_tag,
             topology,
             dry_run,
+            retry_failed,
             lock,
-        } => release::release(&from_tag, &topology, dry_run, &lock, format),
+        } => {
+            if retry_failed {
+                harmony::release::pipeline::retry_failed();
+            }
+            release::release(&from_tag, &topology, dry_run, &lock, format)
+        }
         Command::Render { target, out } => render::render(&target, &out, format),
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use semver::Version;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::capability::{ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, HttpProbe, OciRegistry, PublishError};
 use super::smoke::HttpCheck;
@@ -170,6 +171,8 @@ pub enum ReleaseError {
     },
     #[error("the chart of `{app}` could not be made")]
     Chart { app: String, why: String, help: String },
+    #[error("`{app}` {version} failed on stage `{stage}` before, and is not delivered there again")]
+    FailedBefore { app: String, version: String, stage: String },
     #[error("`{app}` cannot be released: {source}")]
     Undeliverable { app: String, source: Box<DeliveryError> },
     #[error("`{app}` {version} failed on stage `{stage}`")]
@@ -190,6 +193,9 @@ impl crate::Diagnostic for ReleaseError {
             Self::Chart { why, .. } => vec![why.clone()],
             Self::Delivery { source, .. } => std::iter::once(source.to_string()).chain(source.notes()).collect(),
             Self::Undeliverable { source, .. } => source.notes(),
+            Self::FailedBefore { stage, .. } => vec![format!(
+                "its smoke test or verification did not pass on `{stage}`; a rerun stops here instead of delivering the same bits again"
+            )],
         }
     }
 
@@ -200,6 +206,9 @@ impl crate::Diagnostic for ReleaseError {
             Self::AlreadyReleased { .. } => "release a new version (a new tag); the released one stays as it is".into(),
             Self::Chart { help, .. } => help.clone(),
             Self::Delivery { source, .. } | Self::Undeliverable { source, .. } => source.help(),
+            Self::FailedBefore { version, .. } => format!(
+                "release a fixed version (a new tag), or deliver {version} again with `release --retry-failed` once what failed is fixed outside the release"
+            ),
         }
     }
 }
@@ -231,6 +240,68 @@ impl<T: HttpProbe> StageSmoke<T> for HttpSmoke {
     }
 }
 
+static RETRY_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The user asked to deliver again to stages where a version failed before
+/// (`release --retry-failed`); for the rest of the process.
+pub fn retry_failed() {
+    RETRY_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn retrying_failed() -> bool {
+    RETRY_FAILED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What a stage remembers of a version that did not pass there: a small
+/// artifact next to the app's images, tagged `<version>.failed-on-<stage>`,
+/// so every runner that releases sees it, and a rerun never silently
+/// delivers a version that failed. A retry that passes overwrites it with a
+/// record whose digest is known in advance, which clears it.
+struct StageRecord;
+
+impl StageRecord {
+    const MEDIA: &'static str = "application/vnd.harmony.stage-record.v1+json";
+
+    fn tag(version: &Version, stage: &str) -> String {
+        format!("{}.failed-on-{stage}", tag_of(version))
+    }
+
+    fn artifact(app: &str, version: &Version, stage: &str, outcome: Value) -> crate::oci::Artifact {
+        let record = serde_json::json!({"app": app, "version": version.to_string(), "stage": stage, "outcome": outcome});
+        let bytes = serde_json::to_vec(&record).expect("a record is JSON");
+        crate::oci::Artifact::new(
+            crate::oci::Blob::new(Self::MEDIA, bytes.clone()),
+            vec![crate::oci::Blob::new(Self::MEDIA, bytes)],
+        )
+    }
+
+    fn failed(app: &str, version: &Version, stage: &str, image: &ImageRef, why: &str) -> crate::oci::Artifact {
+        Self::artifact(
+            app,
+            version,
+            stage,
+            serde_json::json!({"failed": why, "image": image.to_string()}),
+        )
+    }
+
+    fn cleared(app: &str, version: &Version, stage: &str) -> crate::oci::Artifact {
+        Self::artifact(app, version, stage, Value::String("passed on retry".into()))
+    }
+}
+
+/// The stages where `version` failed before and was not retried since.
+async fn failed_stages<T: OciRegistry>(spec: &AppSpec, version: &Version, topology: &T) -> Result<Vec<String>, PublishError> {
+    let mut failed = Vec::new();
+    for stage in &spec.stages {
+        let cleared = StageRecord::cleared(&spec.name, version, stage).digest();
+        let record = topology.image_digest(&spec.name, &StageRecord::tag(version, stage)).await?;
+        if record.is_some_and(|d| d != cleared) {
+            failed.push(stage.clone());
+        }
+    }
+    Ok(failed)
+}
+
 /// Release `spec` at `version` on `topology`; `S` says whether stages are
 /// also smoke-tested over HTTP.
 pub async fn release<T, S>(
@@ -257,6 +328,14 @@ where
         app: app.clone(),
         source: Box::new(source),
     })?;
+    let failed_before = failed_stages(spec, version, topology).await.map_err(publish)?;
+    if let Some(stage) = failed_before.first().filter(|_| !retrying_failed()) {
+        return Err(ReleaseError::FailedBefore {
+            app,
+            version: v,
+            stage: stage.clone(),
+        });
+    }
     // A published chart does not depend on the image: it is pulled and
     // rendered first, so a chart that cannot be had stops the release before any work.
     let published = match &spec.chart {
@@ -347,29 +426,49 @@ where
         };
         let plan = match mode {
             Mode::Apply => {
-                let plan = topology.deliver(&delivery).await.map_err(|source| ReleaseError::Delivery {
+                let fail = |source: DeliveryError| ReleaseError::Delivery {
                     app: app.clone(),
                     version: v.clone(),
                     stage: stage.clone(),
                     source: Box::new(source),
-                })?;
-                say(format!("delivered to {stage} and verified ({})", plan.summary()));
-                if let (Some(check), Some(prober)) = (&spec.smoke, prober) {
-                    prober
-                        .probe(&delivery, &built, check)
-                        .await
-                        .map_err(|source| ReleaseError::Delivery {
-                            app: app.clone(),
-                            version: v.clone(),
-                            stage: stage.clone(),
-                            source: Box::new(DeliveryError::Unhealthy {
-                                stage: stage.clone(),
-                                source,
-                            }),
-                        })?;
-                    say(format!("smoke test on {stage} passed: GET {} answered 2xx", check.path));
+                };
+                let delivered = match topology.deliver(&delivery).await {
+                    Ok(plan) => {
+                        say(format!("delivered to {stage} and verified ({})", plan.summary()));
+                        match (&spec.smoke, prober) {
+                            (Some(check), Some(prober)) => match prober.probe(&delivery, &built, check).await {
+                                Ok(()) => {
+                                    say(format!("smoke test on {stage} passed: GET {} answered 2xx", check.path));
+                                    Ok(plan)
+                                }
+                                Err(source) => Err(DeliveryError::Unhealthy {
+                                    stage: stage.clone(),
+                                    source,
+                                }),
+                            },
+                            _ => Ok(plan),
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                let record = match &delivered {
+                    // Only a stage that took the release and is not healthy
+                    // holds a failed version; one that could not be reached did not fail it.
+                    Err(e @ DeliveryError::Unhealthy { .. }) => {
+                        Some(StageRecord::failed(&app, version, stage, &image, &e.notes().join("; ")))
+                    }
+                    Ok(_) if failed_before.contains(stage) => Some(StageRecord::cleared(&app, version, stage)),
+                    _ => None,
+                };
+                if let Some(record) = record {
+                    let recorded = topology
+                        .push_image(&spec.name, &StageRecord::tag(version, stage), &record)
+                        .await;
+                    if let Err(e) = recorded {
+                        say(format!("warning: the outcome on {stage} could not be recorded: {e}"));
+                    }
                 }
-                plan
+                delivered.map_err(fail)?
             }
             Mode::DryRun => topology.plan_delivery(&delivery).await.map_err(|e| ReleaseError::Delivery {
                 app: app.clone(),

@@ -53,9 +53,10 @@ impl Place {
 
     /// The objects as they are placed here: with a namespace, the one
     /// namespace the chart uses becomes it (its `Namespace` object renamed,
-    /// its namespaced objects moved), so one chart serves every stage of one
-    /// cluster. Names inside bodies (a Service's DNS name in a setting, a
-    /// binding's subject) are the chart's to keep neutral.
+    /// its namespaced objects moved, the service accounts its role bindings
+    /// name followed), so one chart serves every stage of one cluster. Other
+    /// names inside bodies (a Service's DNS name in a setting) are the
+    /// chart's to keep neutral.
     pub fn place(&self, objects: &[Object]) -> Result<Vec<Object>, String> {
         let Some(to) = &self.namespace else {
             return Ok(objects.to_vec());
@@ -91,7 +92,16 @@ impl Place {
                     body["metadata"]["name"] = to.clone().into();
                 } else if id.namespace.as_deref() == Some(from) {
                     body["metadata"]["namespace"] = to.clone().into();
-                } else {
+                }
+                if id.api_version == "rbac.authorization.k8s.io/v1" && id.kind.ends_with("RoleBinding") {
+                    let subjects = body.get_mut("subjects").and_then(serde_json::Value::as_array_mut);
+                    for subject in subjects.into_iter().flatten() {
+                        if subject.get("namespace").and_then(serde_json::Value::as_str) == Some(from) {
+                            subject["namespace"] = to.clone().into();
+                        }
+                    }
+                }
+                if body == *o.body() {
                     return Ok(o.clone());
                 }
                 Object::from_value(body).map_err(|e| e.to_string())
@@ -150,10 +160,17 @@ mod tests {
 
     #[test]
     fn a_stage_namespace_stands_in_for_the_charts_one() {
+        let binding = Object::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "web-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "server", "namespace": "web"}],
+        }))
+        .unwrap();
         let chart = [
             object("Namespace", None, "web"),
             object("Service", Some("web"), "server"),
             object("ConfigMap", Some("web"), "settings"),
+            binding,
         ];
         let place = Place {
             context: None,

@@ -25,7 +25,9 @@ use harmony::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Polic
 use harmony::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use harmony::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use harmony::release::ReleaseCx;
+use harmony::cluster::Place;
+use harmony::helm::Helm;
+use harmony::release::{ChartRef, ReleaseCx};
 use harmony::{Desired, K8sClient, ObjectRef, Render, RenderCx, Score, ScoreError, Secret, SmokeError};
 
 /// The NATS client port.
@@ -197,7 +199,9 @@ pub struct FleetOperatorScore {
     #[score(secret)]
     pub nats_password: Secret<String>,
     /// `None`: the operator's objects from this crate's source. `Some`: the
-    /// published chart at its pinned version.
+    /// published chart at its pinned version, pulled and rendered by helm,
+    /// moved into `namespace`, with these credentials; the image and NATS
+    /// address are the ones the chart was released with.
     pub chart: Option<PublishedChart>,
 }
 
@@ -226,14 +230,10 @@ pub const CRD_JSON: &str = include_str!("../operator/crd.json");
 
 impl Render for FleetOperatorScore {
     fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
-        if let Some(chart) = &self.chart {
-            return Err(ScoreError::invalid(
-                format!("chart {} {}", chart.url, chart.version),
-                "installing a published chart from a Score needs the cluster delivery of published charts, which this version does not have",
-                "leave `chart` as `None`: the operator is installed from this crate's source, the same objects its chart holds",
-            ));
-        }
         let name = "fleet-operator";
+        if let Some(chart) = &self.chart {
+            return self.published(name, chart);
+        }
         let labels = labels(name);
         let crd: CustomResourceDefinition = serde_json::from_str(CRD_JSON).map_err(|e| {
             ScoreError::invalid(
@@ -294,6 +294,39 @@ impl Render for FleetOperatorScore {
             ..Default::default()
         };
         d.push(&deployment(&self.namespace, name, &labels, container, Vec::new(), Some(name)))?;
+        Ok(d)
+    }
+}
+
+impl FleetOperatorScore {
+    /// The objects of the published chart: its Secret filled with these
+    /// credentials, everything moved into this Score's namespace.
+    fn published(&self, name: &str, chart: &PublishedChart) -> Result<Desired, ScoreError> {
+        let what = format!("chart {} {}", chart.url, chart.version);
+        let fail = |e: &dyn harmony::Diagnostic, why: String| ScoreError::invalid(what.clone(), why, e.help());
+        let reference = ChartRef::parse(&chart.url, &chart.version).map_err(|e| fail(&e, e.to_string()))?;
+        let values = serde_json::json!({"secrets": {format!("{name}-nats"): {
+            "user": self.nats_user,
+            "password": self.nats_password.expose(),
+        }}});
+        let rendered = Helm::find()
+            .and_then(|helm| helm.render(&reference, name, Some(&self.namespace), &values))
+            .map_err(|e| fail(&e, e.to_string()))?;
+        let place = Place {
+            context: None,
+            namespace: Some(self.namespace.clone()),
+        };
+        let objects = place.place(&rendered.objects).map_err(|why| {
+            ScoreError::invalid(
+                what.clone(),
+                why,
+                "publish the operator's chart from `FleetOperatorScore` (one namespace)",
+            )
+        })?;
+        let mut d = Desired::new();
+        for object in objects {
+            d.push_object(object);
+        }
         Ok(d)
     }
 }
@@ -450,7 +483,7 @@ harmony::app! {
     /// The fleet's server on a cluster: NATS, then the operator.
     name: "fleet-server",
     score: crate::FleetServerScore::release(&harmony::release::ReleaseCx::development("fleet-operator")),
-    topologies: [harmony_k8s::K8s],
+    topologies: [harmony_k8s::K8s, harmony::Ci],
 }
 
 harmony::app! {

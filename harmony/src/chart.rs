@@ -59,14 +59,23 @@ impl Chart {
     /// A chart whose templates are `objects`, literally: one file per object,
     /// with `{{`/`}}` escaped so Helm renders them back unchanged. Secret
     /// values never enter the chart: each becomes a lookup of
-    /// `.Values.secrets.<secret>.<key>`, given at install time.
+    /// `.Values.secrets.<secret>.<key>`, given at install time. When the
+    /// objects use one namespace, it becomes the release's
+    /// (`{{ .Release.Namespace }}`: its `Namespace`, where the namespaced
+    /// objects live, the role bindings' subjects), so one chart installs
+    /// into any namespace (`helm install -n`, Argo CD's destination).
     pub fn from_objects(name: &str, description: &str, objects: &[Object]) -> Self {
+        const NAMESPACE: &str = "__harmony_release_namespace__";
         let mut chart = Self::new(name, description);
         let mut secrets = Map::new();
+        let namespace = crate::cluster::the_namespace(objects).ok().flatten();
         for (i, object) in objects.iter().enumerate() {
             let id = object.id();
             let mut body = object.body().clone();
-            let mut lookups = Vec::new();
+            let mut lookups = vec![(NAMESPACE.to_owned(), "{{ .Release.Namespace | quote }}".to_owned())];
+            if let Some(ns) = namespace {
+                crate::cluster::rename_namespace(&mut body, id, ns, NAMESPACE);
+            }
             if id.is_secret() {
                 let mut keys = Map::new();
                 for field in ["data", "stringData"] {

@@ -11,8 +11,10 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::Value;
+
 use crate::any_topology::AnyTopology;
-use crate::object::Object;
+use crate::object::{Object, ObjectRef};
 use crate::topology::TopologyError;
 
 /// Where on a cluster objects go: a kubeconfig context (else the
@@ -61,21 +63,10 @@ impl Place {
         let Some(to) = &self.namespace else {
             return Ok(objects.to_vec());
         };
-        let used: BTreeSet<&str> = objects
-            .iter()
-            .filter_map(|o| {
-                let id = o.id();
-                if id.api_version == "v1" && id.kind == "Namespace" {
-                    Some(id.name.as_str())
-                } else {
-                    id.namespace.as_deref()
-                }
-            })
-            .collect();
-        let from = match used.len() {
-            0 => return Ok(objects.to_vec()),
-            1 => *used.first().expect("one namespace"),
-            _ => {
+        let from = match the_namespace(objects) {
+            Ok(None) => return Ok(objects.to_vec()),
+            Ok(Some(from)) => from,
+            Err(used) => {
                 return Err(format!(
                     "the chart puts objects in {} namespaces ({}), and a stage's namespace can stand in for one",
                     used.len(),
@@ -86,27 +77,53 @@ impl Place {
         objects
             .iter()
             .map(|o| {
-                let id = o.id();
                 let mut body = o.body().clone();
-                if id.api_version == "v1" && id.kind == "Namespace" {
-                    body["metadata"]["name"] = to.clone().into();
-                } else if id.namespace.as_deref() == Some(from) {
-                    body["metadata"]["namespace"] = to.clone().into();
-                }
-                if id.api_version == "rbac.authorization.k8s.io/v1" && id.kind.ends_with("RoleBinding") {
-                    let subjects = body.get_mut("subjects").and_then(serde_json::Value::as_array_mut);
-                    for subject in subjects.into_iter().flatten() {
-                        if subject.get("namespace").and_then(serde_json::Value::as_str) == Some(from) {
-                            subject["namespace"] = to.clone().into();
-                        }
-                    }
-                }
+                rename_namespace(&mut body, o.id(), from, to);
                 if body == *o.body() {
                     return Ok(o.clone());
                 }
                 Object::from_value(body).map_err(|e| e.to_string())
             })
             .collect()
+    }
+}
+
+/// The one namespace `objects` use (their `Namespace`, and where the
+/// namespaced ones live), if any; every one of them when there are several.
+pub fn the_namespace(objects: &[Object]) -> Result<Option<&str>, Vec<&str>> {
+    let used: BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| {
+            let id = o.id();
+            if id.api_version == "v1" && id.kind == "Namespace" {
+                Some(id.name.as_str())
+            } else {
+                id.namespace.as_deref()
+            }
+        })
+        .collect();
+    match used.len() {
+        0 => Ok(None),
+        1 => Ok(used.first().copied()),
+        _ => Err(used.into_iter().collect()),
+    }
+}
+
+/// Namespace `from` replaced by `to` in `body` wherever it names the
+/// namespace the object lives in or is: its own, a `Namespace`'s name, the
+/// subjects of a role binding.
+pub(crate) fn rename_namespace(body: &mut Value, id: &ObjectRef, from: &str, to: &str) {
+    if id.api_version == "v1" && id.kind == "Namespace" && id.name == from {
+        body["metadata"]["name"] = to.into();
+    } else if id.namespace.as_deref() == Some(from) {
+        body["metadata"]["namespace"] = to.into();
+    }
+    if id.api_version == "rbac.authorization.k8s.io/v1" && id.kind.ends_with("RoleBinding") {
+        for subject in body.get_mut("subjects").and_then(Value::as_array_mut).into_iter().flatten() {
+            if subject.get("namespace").and_then(Value::as_str) == Some(from) {
+                subject["namespace"] = to.into();
+            }
+        }
     }
 }
 
@@ -183,10 +200,16 @@ mod tests {
             [
                 "v1 Namespace web-staging",
                 "v1 Service web-staging/server",
-                "v1 ConfigMap web-staging/settings"
+                "v1 ConfigMap web-staging/settings",
+                "rbac.authorization.k8s.io/v1 ClusterRoleBinding web-reader"
             ]
         );
         assert_eq!(placed[1].body()["metadata"]["namespace"], "web-staging");
+        assert_eq!(
+            placed[3].body()["subjects"][0]["namespace"],
+            "web-staging",
+            "the bound account moved with it"
+        );
         assert_eq!(Place::default().place(&chart).unwrap(), chart.to_vec(), "no namespace: as rendered");
     }
 

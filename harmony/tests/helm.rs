@@ -75,10 +75,13 @@ fn helm_pulls_lints_and_renders_our_chart() {
     let tgz = dir.path().join("web-0.1.0.tgz");
     assert!(tgz.is_file());
     run(&["lint", tgz.to_str().unwrap(), "--set-string", "secrets.web-db.password=x"]);
+    // The chart is namespace-neutral: its one namespace is the release's.
     let rendered = run(&[
         "template",
         "web",
         tgz.to_str().unwrap(),
+        "--namespace",
+        "demo",
         "--set-string",
         "secrets.web-db.password=given-at-install",
     ]);
@@ -129,12 +132,19 @@ fn a_published_chart_is_rendered_by_real_helm_at_its_pinned_version() {
     let helm = Helm::at(helm()).unwrap();
     let url = format!("oci://{}/charts/web", registry.address);
     let values = json!({"secrets": {"web-db": {"password": "given-at-install"}}});
-    let rendered = helm.render(&ChartRef::parse(&url, "1.2.3").unwrap(), "web", None, &values).unwrap();
+    let rendered = helm
+        .render(&ChartRef::parse(&url, "1.2.3").unwrap(), "web", Some("demo"), &values)
+        .unwrap();
     let mut got: Vec<Value> = rendered.objects.into_iter().map(Object::into_body).collect();
     got.sort_by_key(|v| v["kind"].as_str().unwrap().to_owned());
     let mut expected = objects;
     expected[1]["stringData"]["password"] = json!("given-at-install");
     assert_eq!(got, expected);
+    // One artifact installs into any namespace.
+    let elsewhere = helm
+        .render(&ChartRef::parse(&url, "1.2.3").unwrap(), "web", Some("demo-2"), &values)
+        .unwrap();
+    assert!(elsewhere.objects.iter().all(|o| o.id().namespace.as_deref() == Some("demo-2")));
 
     let err = helm
         .render(&ChartRef::parse(&url, "9.9.9").unwrap(), "web", None, &values)

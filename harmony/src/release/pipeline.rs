@@ -276,12 +276,7 @@ impl StageRecord {
     }
 
     fn failed(app: &str, version: &Version, stage: &str, image: &ImageRef, why: &str) -> crate::oci::Artifact {
-        Self::artifact(
-            app,
-            version,
-            stage,
-            serde_json::json!({"failed": why, "image": image.to_string()}),
-        )
+        Self::artifact(app, version, stage, serde_json::json!({"failed": why, "image": image.to_string()}))
     }
 
     fn cleared(app: &str, version: &Version, stage: &str) -> crate::oci::Artifact {
@@ -461,9 +456,7 @@ where
                     _ => None,
                 };
                 if let Some(record) = record {
-                    let recorded = topology
-                        .push_image(&spec.name, &StageRecord::tag(version, stage), &record)
-                        .await;
+                    let recorded = topology.push_image(&spec.name, &StageRecord::tag(version, stage), &record).await;
                     if let Err(e) = recorded {
                         say(format!("warning: the outcome on {stage} could not be recorded: {e}"));
                     }
@@ -528,7 +521,7 @@ fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<Packaged, ReleaseError> {
         ChartSource::Published { url, version } => {
             let chart = super::ChartRef::parse(url, version).map_err(|e| bad(e.to_string(), e.help()))?;
             let rendered = crate::helm::Helm::find()
-                .and_then(|helm| helm.render(&chart, &spec.name, None, &serde_json::json!({})))
+                .and_then(|helm| helm.render(&chart, &spec.name, Some(&spec.name), &serde_json::json!({})))
                 .map_err(|e| bad(e.to_string(), e.help()))?;
             Ok(Packaged::Published(chart, rendered.digest, rendered.objects))
         }

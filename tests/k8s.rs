@@ -401,7 +401,10 @@ fn a_release_on_ci_checks_every_stage_first_then_stops_at_stagings_failed_smoke_
     let rerun = s.run_with(&release, &ci_env(&registry, &build, &stages));
     let said = text(&rerun);
     assert_eq!(rerun.status.code(), Some(1), "{said}");
-    assert!(said.contains("failed on stage `staging` before, and is not delivered there again"), "{said}");
+    assert!(
+        said.contains("failed on stage `staging` before, and is not delivered there again"),
+        "{said}"
+    );
     assert!(said.contains("--retry-failed"), "{said}");
     assert!(s.cluster.requests().is_empty(), "nothing was asked of the cluster");
 
@@ -436,7 +439,10 @@ fn a_release_on_ci_deploys_staging_then_production_and_asks_the_real_server_on_e
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
     for stage in ["staging", "production"] {
-        assert!(said.contains(&format!("smoke test on {stage} passed: GET /healthz answered 2xx")), "{said}");
+        assert!(
+            said.contains(&format!("smoke test on {stage} passed: GET /healthz answered 2xx")),
+            "{said}"
+        );
         let pods = s.cluster.objects("v1", "Pod");
         let running = pods
             .iter()

@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+use harmony::cluster::Place;
+use harmony::helm::Helm;
 use harmony::k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use harmony::k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
@@ -25,8 +27,6 @@ use harmony::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Polic
 use harmony::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use harmony::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use harmony::cluster::Place;
-use harmony::helm::Helm;
 use harmony::release::{ChartRef, ReleaseCx};
 use harmony::{Desired, K8sClient, ObjectRef, Render, RenderCx, Score, ScoreError, Secret, SmokeError};
 

@@ -106,6 +106,7 @@ pub fn readiness(object: &Value, rule: &Ready) -> Readiness {
             (load_balancer && no_ip).then(|| Readiness::in_progress("its cluster IP is not allocated yet"))
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(&conditions),
+        ("argoproj.io", "Application") => argo_application(object),
         _ => None,
     };
     specific
@@ -325,6 +326,60 @@ fn crd(conditions: &Conditions<'_>) -> Option<Readiness> {
     }
 }
 
+/// An Argo CD Application: ready once Argo CD synced it at the revision it
+/// asks for and reports it Healthy; failed when its sync failed or it
+/// reports an error condition, in Argo CD's own words. (It has no
+/// observedGeneration, so the generic rules would call it ready at once.)
+fn argo_application(object: &Value) -> Option<Readiness> {
+    let at = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let (wanted, sync, revision) = (
+        at("/spec/source/targetRevision"),
+        at("/status/sync/status"),
+        at("/status/sync/revision"),
+    );
+    let (health, phase, operation) = (
+        at("/status/health/status"),
+        at("/status/operationState/phase"),
+        at("/status/operationState/message"),
+    );
+    let errors: Vec<String> = object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("type").and_then(Value::as_str).is_some_and(|t| t.ends_with("Error")))
+        .map(|c| {
+            let field = |f: &str| c.get(f).and_then(Value::as_str).unwrap_or("");
+            format!("{}: {}", field("type"), field("message"))
+        })
+        .collect();
+    if matches!(phase, "Failed" | "Error") || !errors.is_empty() {
+        let mut why = String::from("Argo CD could not sync it");
+        if !operation.is_empty() {
+            why.push_str(&format!(": {operation}"));
+        }
+        if !errors.is_empty() {
+            why.push_str(&format!(" ({})", errors.join("; ")));
+        }
+        return Some(Readiness::failed(why));
+    }
+    if sync == "Synced" && revision == wanted && health == "Healthy" && matches!(phase, "" | "Succeeded") {
+        return None;
+    }
+    let or = |v: &'static str, s: &str| if s.is_empty() { v.to_owned() } else { s.to_owned() };
+    let mut why = format!(
+        "Argo CD reports sync {} at revision {} (wanted {wanted}), health {}",
+        or("not reported", sync),
+        or("none", revision),
+        or("not reported", health)
+    );
+    let health_message = at("/status/health/message");
+    if !health_message.is_empty() {
+        why.push_str(&format!(": {health_message}"));
+    }
+    Some(Readiness::in_progress(why))
+}
+
 /// `status.conditions`, as a list of `{type, status, reason, message}`.
 struct Conditions<'a>(Option<&'a Value>);
 
@@ -485,6 +540,38 @@ mod tests {
             "spec": {"replicas": 2}, "status": {"replicas": 1}});
         let r = readiness(&deployment, &Ready::field("/spec/replicas", "2"));
         assert_eq!(r.reason, "1 of 2 replicas exist");
+    }
+
+    #[test]
+    fn an_argo_cd_application_is_ready_when_synced_at_its_revision_and_healthy() {
+        let app = |status: Value| {
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "web"},
+                   "spec": {"source": {"targetRevision": "0.2.0"}}, "status": status})
+        };
+        let synced = json!({"sync": {"status": "Synced", "revision": "0.2.0"}, "health": {"status": "Healthy"},
+                            "operationState": {"phase": "Succeeded"}});
+        assert_eq!(state(&app(synced)), State::Current);
+        let old = json!({"sync": {"status": "Synced", "revision": "0.1.0"}, "health": {"status": "Healthy"}});
+        let r = readiness(&app(old), &Ready::Default);
+        assert_eq!(r.state, State::InProgress, "synced at the previous revision");
+        assert!(r.reason.contains("revision 0.1.0 (wanted 0.2.0)"), "{}", r.reason);
+        let degraded = json!({"sync": {"status": "Synced", "revision": "0.2.0"}, "health": {"status": "Degraded", "message": "Deployment web: progress deadline exceeded"}});
+        let r = readiness(&app(degraded), &Ready::Default);
+        assert_eq!(r.state, State::InProgress);
+        assert!(
+            r.reason.ends_with("health Degraded: Deployment web: progress deadline exceeded"),
+            "{}",
+            r.reason
+        );
+        let failed = json!({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Failed", "message": "one or more objects failed to apply"},
+                            "conditions": [{"type": "SyncError", "message": "Deployment.apps \"web\" is invalid"}]});
+        let r = readiness(&app(failed), &Ready::Default);
+        assert_eq!(r.state, State::Failed);
+        assert_eq!(
+            r.reason,
+            "Argo CD could not sync it: one or more objects failed to apply (SyncError: Deployment.apps \"web\" is invalid)"
+        );
+        assert_eq!(state(&app(json!({}))), State::InProgress, "not reconciled yet");
     }
 
     #[test]

@@ -59,7 +59,8 @@ impl Chart {
     /// A chart whose templates are `objects`, literally: one file per object,
     /// with `{{`/`}}` escaped so Helm renders them back unchanged. Secret
     /// values never enter the chart: each becomes a lookup of
-    /// `.Values.secrets.<secret>.<key>`, given at install time. When the
+    /// `.Values.secrets.<secret>.<key>`, given at install time, or left out
+    /// with `existingSecrets: true` by a deployer that brings them. When the
     /// objects use one namespace, it becomes the release's
     /// (`{{ .Release.Namespace }}`: its `Namespace`, where the namespaced
     /// objects live, the role bindings' subjects), so one chart installs
@@ -101,10 +102,15 @@ impl Chart {
             for (marker, expr) in lookups {
                 text = text.replace(&format!("'{marker}'"), &expr).replace(&marker, &expr);
             }
+            if id.is_secret() {
+                // A deployer that brings the Secrets itself (Argo CD's, so that
+                // their values never sit in an Application) turns them off.
+                text = format!("{{{{- if not .Values.existingSecrets }}}}\n{text}{{{{- end }}}}\n");
+            }
             let file = format!("templates/{:03}-{}.yaml", i, id.file_stem());
             chart.file(&file, text);
         }
-        let values = serde_json::json!({ "secrets": Value::Object(secrets) });
+        let values = serde_json::json!({ "secrets": Value::Object(secrets), "existingSecrets": false });
         chart.file("values.yaml", serde_yaml_ng::to_string(&values).expect("values are plain data"));
         chart
     }

@@ -9,7 +9,7 @@
 //! | `HARMONY_REGISTRY` | the registry, `host[:port]` (plain HTTP only on loopback) — required |
 //! | `HARMONY_REGISTRY_NAMESPACE` | where under it: `team/apps` — required |
 //! | `HARMONY_REGISTRY_USERNAME`, `HARMONY_REGISTRY_PASSWORD` | basic auth: both, or neither for anonymous access |
-//! | `HARMONY_DELIVERY` | `direct` (default: server-side apply to clusters, through the `k8s` topology) or `gitops` |
+//! | `HARMONY_DELIVERY` | `direct` (default: server-side apply to clusters, through the `k8s` topology), `argocd` (an Argo CD Application per stage, see [`crate::argocd`]) or `gitops` |
 //! | `KUBECONFIG`, `HARMONY_K8S_*` | the cluster `apply` deploys to, as for the `k8s` topology (`direct`) |
 //! | `HARMONY_STAGE_<STAGE>_CONTEXT`, `HARMONY_STAGE_<STAGE>_NAMESPACE` | where a stage lives: a kubeconfig context, a namespace, or both (`direct`; each stage names at least one) |
 //! | `HARMONY_STATE_DIR` | the GitOps directory, and the runner's state (default `target/harmony/ci`) |
@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::any_topology::AnyTopology;
+use crate::argocd::ArgoCd;
 use crate::build::{BuildCx, BuildError, DockerfileTool, ImageSource};
 use crate::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, K8sClient, K8sDeploy, Observed};
 use crate::chart::Chart;
@@ -67,11 +68,14 @@ enum Delivering {
     /// Into the GitOps directory, a directory per stage (`HARMONY_DELIVERY=gitops`).
     Directory,
     /// To clusters, through the cluster topology the binary links (`direct`):
-    /// `apply` to the one the environment names, each stage to its [`Place`].
+    /// `apply` to the one the environment names, each stage to its [`Place`];
+    /// with `argocd`, each stage through an Argo CD Application on the
+    /// environment's cluster.
     Direct {
         connect: Connect,
         here: AnyTopology,
         stages: Mutex<BTreeMap<String, (Place, Arc<AnyTopology>)>>,
+        argocd: Option<ArgoCd>,
     },
 }
 
@@ -79,7 +83,11 @@ impl std::fmt::Debug for Delivering {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Directory => f.write_str("Directory"),
-            Self::Direct { here, .. } => f.debug_struct("Direct").field("here", here).finish_non_exhaustive(),
+            Self::Direct { here, argocd, .. } => f
+                .debug_struct("Direct")
+                .field("here", here)
+                .field("argocd", argocd)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -130,8 +138,18 @@ impl Ci {
             connect,
             here,
             stages: Mutex::new(BTreeMap::new()),
+            argocd: None,
         };
         Ok(self)
+    }
+
+    /// Deliver each stage through an Argo CD Application on the cluster
+    /// `apply` deploys to (after [`Ci::delivering_to_clusters`]).
+    pub fn through_argocd(mut self, argo: ArgoCd) -> Self {
+        if let Delivering::Direct { argocd, .. } = &mut self.delivering {
+            *argocd = Some(argo);
+        }
+        self
     }
 
     /// Keep builders' state in `dir` (see [`crate::Local::with_build_dir`]).
@@ -242,6 +260,16 @@ impl Ci {
         match &self.delivering {
             Delivering::Directory => &self.directory,
             Delivering::Direct { here, .. } => here,
+        }
+    }
+
+    /// Argo CD, and the cluster its Applications go to, when delivering through it.
+    fn argocd(&self) -> Option<(&ArgoCd, &AnyTopology)> {
+        match &self.delivering {
+            Delivering::Direct {
+                argocd: Some(argo), here, ..
+            } => Some((argo, here)),
+            _ => None,
         }
     }
 
@@ -431,9 +459,18 @@ impl ContinuousDelivery for Ci {
                 return plan_in_directory(&self.directory.stage(&delivery.stage), delivery).await;
             };
             let (placed, set) = Self::placed(&place, delivery)?;
-            let plan = engine::dry_run_objects(&set, &placed.objects, &*cluster)
-                .await
-                .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
+            let plan = match self.argocd() {
+                None => engine::dry_run_objects(&set, &placed.objects, &*cluster).await,
+                Some((argo, here)) => {
+                    let application = argo.application(delivery, &place, &placed.objects)?;
+                    let brought = ArgoCd::brought(&placed.objects);
+                    match engine::dry_run_objects(&format!("{set}-secrets"), &brought, &*cluster).await {
+                        Ok(_) => engine::dry_run_objects(&format!("{set}-argocd"), &[application], here).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+            .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
             Ok(Plan {
                 topology: delivery.stage.clone(),
                 ..plan
@@ -449,9 +486,21 @@ impl ContinuousDelivery for Ci {
                 return deliver_to_directory(&self.directory.stage(&delivery.stage), delivery).await;
             };
             let (placed, set) = Self::placed(&place, delivery)?;
-            let plan = engine::apply_objects(&set, &placed.objects, &*cluster)
-                .await
-                .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
+            let plan = match self.argocd() {
+                None => engine::apply_objects(&set, &placed.objects, &*cluster).await,
+                // The Secrets (and their Namespace) first, by Harmony; then
+                // the Application, waited for until Argo CD synced it and
+                // reports it Healthy.
+                Some((argo, here)) => {
+                    let application = argo.application(delivery, &place, &placed.objects)?;
+                    let brought = ArgoCd::brought(&placed.objects);
+                    match engine::apply_objects(&format!("{set}-secrets"), &brought, &*cluster).await {
+                        Ok(_) => engine::apply_objects(&format!("{set}-argocd"), &[application], here).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+            .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
             Ok(Plan {
                 topology: delivery.stage.clone(),
                 ..plan

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod any_topology;
+pub mod argocd;
 pub mod build;
 pub mod capability;
 pub mod chart;

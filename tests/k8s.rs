@@ -456,3 +456,51 @@ fn a_release_on_ci_deploys_staging_then_production_and_asks_the_real_server_on_e
     assert_eq!(rerun.status.code(), Some(0), "{said}");
     assert!(said.contains("already released") && said.contains("up to date"), "{said}");
 }
+
+/// `release --dry-run` on `ci` builds, and asks the cluster for a
+/// server-side dry run of every stage, in one report: nothing is pushed and
+/// nothing is written. A stage whose context the kubeconfig lacks stops the
+/// release before any work.
+#[test]
+fn a_release_dry_run_on_ci_is_the_servers_dry_run_of_every_stage() {
+    let s = Setup::new();
+    let registry = registry::Registry::anonymous();
+    let build = build_dir();
+    let stages = [
+        ("HARMONY_STAGE_STAGING_NAMESPACE", "webapp-staging"),
+        ("HARMONY_STAGE_PRODUCTION_NAMESPACE", "webapp-production"),
+    ];
+    let out = s.run_with(
+        &["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci", "--dry-run"],
+        &ci_env(&registry, &build, &stages),
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    for stage in ["staging", "production"] {
+        assert!(said.contains(&format!("stage  {stage}: would deliver")), "{said}");
+        assert!(said.contains(&format!("+ apps/v1 Deployment webapp-{stage}/webapp")), "{said}");
+    }
+    assert!(registry.tags("team/webapp-server").is_empty(), "nothing was pushed");
+    let writes: Vec<_> = s
+        .cluster
+        .requests()
+        .into_iter()
+        .filter(|r| !matches!(r.method.as_str(), "GET" | "HEAD"))
+        .collect();
+    assert!(!writes.is_empty(), "the stages were asked");
+    assert!(
+        writes.iter().all(|r| r.query.iter().any(|(k, v)| k == "dryRun" && v == "All")),
+        "every write was a dry run: {writes:?}"
+    );
+    assert!(s.cluster.object("v1", "Namespace", None, "webapp-staging").is_none());
+
+    let unknown = [("HARMONY_STAGE_STAGING_CONTEXT", "elsewhere"), stages[1]];
+    let out = s.run_with(
+        &["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"],
+        &ci_env(&registry, &build, &unknown),
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("has no context `elsewhere`") && said.contains("harmony-test-cluster"), "{said}");
+    assert!(registry.tags("team/webapp-server").is_empty(), "nothing was built or pushed");
+}

@@ -26,7 +26,7 @@ fn workload_kind(key: &TypeKey) -> bool {
     )
 }
 
-fn crd_key() -> TypeKey {
+pub(crate) fn crd_key() -> TypeKey {
     TypeKey::new("apiextensions.k8s.io", "CustomResourceDefinition")
 }
 
@@ -55,7 +55,9 @@ fn settle_delay(state: &State) -> Duration {
 /// Called after every API write: schedules the controllers that care.
 pub(crate) fn on_written(state: &mut State, key: &TypeKey, namespace: &str, name: &str, old: Option<&Value>, new: &Value) {
     let spec_changed = old.is_none() || old.and_then(generation) != generation(new);
-    if *key == crd_key() && spec_changed {
+    if *key == crate::argocd::application_key() {
+        crate::argocd::on_written(state, namespace, name, spec_changed, new);
+    } else if *key == crd_key() && spec_changed {
         let due = Instant::now() + state.crd_established_after;
         state.schedule(due, Work::Crd(name.to_string()));
     } else if workload_kind(key) && spec_changed && !(key.kind == "Pod" && controlled_by_us(new)) {
@@ -139,6 +141,7 @@ pub(crate) fn set_workloads(state: &mut State, workloads: Workloads) {
 
 /// Runs every piece of work that is due; returns when the next one is.
 pub(crate) fn run_due(state: &mut State, now: Instant) -> Option<Instant> {
+    crate::argocd::collect_renders(state);
     let changed: std::collections::BTreeSet<(String, String)> = state.kubelet.take_changed().into_iter().collect();
     for (namespace, pod) in changed {
         refresh_running_pod(state, &namespace, &pod, now);
@@ -152,6 +155,8 @@ pub(crate) fn run_due(state: &mut State, now: Instant) -> Option<Instant> {
         match work {
             Work::Crd(name) => establish_crd(state, &name),
             Work::Workload(key, ns, name) => reconcile(state, &key, &ns, &name),
+            Work::Application(ns, name) => crate::argocd::reconcile(state, &ns, &name),
+            Work::ApplicationHealth(ns, name, sync) => crate::argocd::assess(state, &ns, &name, sync),
         }
     }
 }
@@ -184,7 +189,7 @@ fn write_status(state: &mut State, key: &TypeKey, namespace: &str, name: &str, s
 }
 
 /// Stores a new object made by a controller.
-fn create_internal(state: &mut State, key: &TypeKey, namespace: &str, name: &str, mut obj: Value, manager: &str) -> Arc<Value> {
+pub(crate) fn create_internal(state: &mut State, key: &TypeKey, namespace: &str, name: &str, mut obj: Value, manager: &str) -> Arc<Value> {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("uid".into(), json!(util::new_uid()));
         meta.insert("creationTimestamp".into(), json!(util::now_rfc3339()));
@@ -208,7 +213,7 @@ fn create_internal(state: &mut State, key: &TypeKey, namespace: &str, name: &str
 }
 
 /// A condition, keeping the transition time of an unchanged earlier one.
-fn condition(previous: Option<&Value>, kind: &str, status: &str, reason: &str, message: &str, update_time: bool) -> Value {
+pub(crate) fn condition(previous: Option<&Value>, kind: &str, status: &str, reason: &str, message: &str, update_time: bool) -> Value {
     let now = util::now_rfc3339();
     let earlier = previous
         .and_then(|s| s.get("conditions"))
@@ -1083,7 +1088,7 @@ fn record_event(state: &mut State, pod: &Value, container: Option<&str>, reason:
     create_internal(state, &event_key, &namespace, &name, event, component);
 }
 
-fn establish_crd(state: &mut State, name: &str) {
+pub(crate) fn establish_crd(state: &mut State, name: &str) {
     let key = crd_key();
     let Some(crd) = state.get(&key, "", name) else {
         return;

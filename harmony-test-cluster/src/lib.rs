@@ -7,10 +7,12 @@
 //! dropped fields), dry runs, label and field selectors, paginated lists, watches with bookmarks
 //! and 410 expiry, CRDs, admission defaults, simulated controllers (workloads become ready, or
 //! fail the way [`Workloads`] says, or a kubelet really runs their images: [`Workloads::Run`]),
-//! pod logs and events, a service proxy, and fault injection.
+//! pod logs and events, a service proxy, fault injection, and an opt-in Argo CD
+//! ([`TestCluster::play_argocd`]).
 
 mod admission;
 mod apply;
+mod argocd;
 mod controllers;
 mod discovery;
 mod faults;
@@ -29,12 +31,13 @@ mod watch;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
 
+pub use argocd::ArgoCd;
 pub use faults::Fault;
 
 use crate::resources::{TypeKey, split_api_version};
@@ -80,6 +83,9 @@ pub struct Options {
     /// How many events the watch log keeps; a watch from an older resourceVersion gets 410 Gone.
     /// Default 10 000.
     pub event_window: usize,
+    /// The helm binary the simulated Argo CD ([`TestCluster::play_argocd`]) syncs charts with.
+    /// Default: `HARMONY_HELM` if set, else `helm` on `PATH`.
+    pub helm: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -90,6 +96,7 @@ impl Default for Options {
             crd_established_after: Duration::from_millis(50),
             latency: Duration::ZERO,
             event_window: 10_000,
+            helm: None,
         }
     }
 }
@@ -115,6 +122,8 @@ pub(crate) struct Shared {
     pub wake: Arc<tokio::sync::Notify>,
     pub latency: Duration,
     pub addr: SocketAddr,
+    /// The helm binary Argo CD runs.
+    pub helm: PathBuf,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking test must not wedge the server).
@@ -162,6 +171,10 @@ impl TestCluster {
             wake,
             latency: options.latency,
             addr,
+            helm: options
+                .helm
+                .or_else(|| std::env::var_os("HARMONY_HELM").filter(|h| !h.is_empty()).map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("helm")),
         });
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -236,6 +249,21 @@ impl TestCluster {
     pub fn set_workloads(&self, behaviour: Workloads) {
         let mut state = lock(&self.shared.state);
         controllers::set_workloads(&mut state, behaviour);
+    }
+
+    /// Installs a simulated Argo CD, as `kubectl apply` of its manifests would: the namespace
+    /// `argocd` and the `applications.argoproj.io` CRD (group `argoproj.io`, version
+    /// `v1alpha1`, kind `Application`, namespaced, Established when this returns), and an
+    /// application controller that acts on every new generation of an Application after
+    /// [`Options::ready_after`], the way `mode` says (see [`ArgoCd`]). Calling it again changes
+    /// the mode; existing Applications are reconsidered. What a sync applies is server-side
+    /// applied by the manager `argocd-controller` with the label
+    /// `app.kubernetes.io/instance: <application>`, so the workload controllers act on it;
+    /// deleting an Application leaves it (Argo CD's finalizers are removed, not played).
+    /// Charts are pulled and rendered by the helm of [`Options::helm`].
+    pub fn play_argocd(&self, mode: ArgoCd) {
+        let mut state = lock(&self.shared.state);
+        argocd::install(&mut state, mode, self.shared.helm.clone());
     }
 
     /// Plays a controller: replaces `.status` (bumping resourceVersion and emitting a

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use harmony_test_cluster::{Options, TestCluster, Workloads};
+use harmony_test_cluster::{ArgoCd, Options, TestCluster, Workloads};
 
 // The server allocates and frees many small JSON values per request, from a
 // thread of its own; mimalloc serves that without glibc's arena growth steps.
@@ -32,6 +32,11 @@ struct Args {
     /// them; needs root.
     #[arg(long)]
     run_images: bool,
+    /// Play Argo CD: install the Application CRD and the `argocd` namespace, and sync
+    /// Applications (Helm charts from OCI registries, rendered by `helm`: `HARMONY_HELM` or on
+    /// `PATH`).
+    #[arg(long)]
+    argocd: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,6 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     if args.run_images {
         cluster.set_workloads(Workloads::Run);
+    }
+    if args.argocd {
+        cluster.play_argocd(ArgoCd::Syncs);
     }
     let temp = tempfile::tempdir()?;
     let path = args.kubeconfig.unwrap_or_else(|| temp.path().join("kubeconfig"));
@@ -64,6 +72,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "harmony-test-cluster at {} plays a healthy cluster: workloads become ready after {} ms",
             cluster.url(),
             args.ready_after
+        )?;
+    }
+    if args.argocd {
+        writeln!(
+            out,
+            "harmony-test-cluster plays Argo CD: Applications in namespace argocd sync their Helm charts from OCI registries"
         )?;
     }
     out.flush()?;

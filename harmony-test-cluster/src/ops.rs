@@ -699,6 +699,8 @@ pub(crate) fn delete(state: &mut State, target: &Target, name: &str, options: &D
             return Ok((200, marked));
         }
         let stored = state.commit(&target.key(), &target.namespace, name, marked);
+        // Controllers that hold finalizers learn of the deletion (spec unchanged: no reconcile).
+        controllers::on_written(state, &target.key(), &target.namespace, name, Some(&old), &stored);
         return Ok((200, (*stored).clone()));
     }
     if options.dry_run {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::Workloads;
+use crate::argocd::ArgoCdController;
 use crate::kubelet::Kubelet;
 use crate::resources::{Registry, TypeKey};
 
@@ -46,6 +47,11 @@ pub(crate) enum Work {
     Workload(TypeKey, String, String),
     /// Establish a CustomResourceDefinition.
     Crd(String),
+    /// Argo CD's application controller: sync an Application (namespace, name).
+    Application(String, String),
+    /// Argo CD's application controller: assess an Application's health again (namespace,
+    /// name, and the number of the sync whose health is watched).
+    ApplicationHealth(String, String, u64),
 }
 
 /// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
@@ -75,6 +81,8 @@ pub(crate) struct State {
     pub logs: HashMap<(String, String, String), Vec<String>>,
     /// The pods [`Workloads::Run`] really runs.
     pub kubelet: Kubelet,
+    /// The simulated Argo CD, once [`crate::TestCluster::play_argocd`] installed it.
+    pub argocd: Option<ArgoCdController>,
     notify: tokio::sync::watch::Sender<u64>,
     wake: Arc<tokio::sync::Notify>,
 }
@@ -104,6 +112,7 @@ impl State {
             queue_seq: 0,
             logs: HashMap::new(),
             kubelet: Kubelet::new(wake.clone()),
+            argocd: None,
             notify,
             wake,
         }
@@ -233,6 +242,11 @@ impl State {
         let n = self.next_ip;
         self.next_ip += 1;
         format!("10.96.{}.{}", (n / 250) % 256, n % 250 + 1)
+    }
+
+    /// What wakes the controllers (for threads that finish work for them).
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 
     /// Queues controller work at `due`.

@@ -58,7 +58,9 @@ impl Secrets {
         }
     }
 
-    /// `text` with every known secret value replaced, longest first.
+    /// `text` with every known secret value replaced, longest first, where
+    /// it stands as a whole token (a user name `fleet` is a secret value, the
+    /// namespace `fleet-staging` is not).
     pub fn redact(&self, text: &str) -> String {
         let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
         let mut sorted: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
@@ -66,11 +68,38 @@ impl Secrets {
         let mut out = text.to_owned();
         for value in sorted {
             if out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), REDACTED);
+                out = replace_tokens(&out, value);
             }
         }
         out
     }
+}
+
+/// Characters that continue a name: a value next to one is part of a longer token.
+fn continues(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn replace_tokens(text: &str, value: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(value) {
+        let before = if at > 0 {
+            rest[..at].chars().next_back()
+        } else {
+            out.chars().next_back()
+        };
+        let after = rest[at + value.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if continues(before) || continues(after) {
+            out.push_str(value);
+        } else {
+            out.push_str(REDACTED);
+        }
+        rest = &rest[at + value.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -92,6 +121,21 @@ mod tests {
         assert_eq!(
             said, "user shop, password <redacted> (<redacted>) and <redacted>",
             "a name is public already"
+        );
+    }
+
+    #[test]
+    fn only_whole_tokens_are_redacted() {
+        let secrets = Secrets::default();
+        let secret = Object::from_value(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nats", "namespace": "fleet-staging"},
+            "stringData": {"user": "fleet", "password": "s3cret"}}),
+        )
+        .unwrap();
+        secrets.learn(&[secret]);
+        assert_eq!(
+            secrets.redact(r#"namespaces "fleet-staging" not found; user "fleet" with s3cret, url nats://fleet:s3cret@host"#),
+            r#"namespaces "fleet-staging" not found; user "<redacted>" with <redacted>, url nats://<redacted>:<redacted>@host"#
         );
     }
 }

@@ -54,7 +54,8 @@ impl Place {
     }
 
     /// The objects as they are placed here: with a namespace, the one
-    /// namespace the chart uses becomes it (its `Namespace` object renamed,
+    /// namespace the chart uses becomes it (its `Namespace` object renamed, or
+    /// one added when the chart expects it to exist,
     /// its namespaced objects moved, the service accounts its role bindings
     /// name followed), so one chart serves every stage of one cluster. Other
     /// names inside bodies (a Service's DNS name in a setting) are the
@@ -74,7 +75,7 @@ impl Place {
                 ));
             }
         };
-        objects
+        let mut placed = objects
             .iter()
             .map(|o| {
                 let mut body = o.body().clone();
@@ -84,7 +85,14 @@ impl Place {
                 }
                 Object::from_value(body).map_err(|e| e.to_string())
             })
-            .collect()
+            .collect::<Result<Vec<_>, String>>()?;
+        // A chart that expects its namespace to exist (as Helm charts do)
+        // gets the stage's: the stage names it, so the stage creates it.
+        if !objects.iter().any(|o| o.id().api_version == "v1" && o.id().kind == "Namespace") {
+            let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": to}});
+            placed.insert(0, Object::from_value(namespace).map_err(|e| e.to_string())?);
+        }
+        Ok(placed)
     }
 }
 
@@ -211,6 +219,17 @@ mod tests {
             "the bound account moved with it"
         );
         assert_eq!(Place::default().place(&chart).unwrap(), chart.to_vec(), "no namespace: as rendered");
+    }
+
+    #[test]
+    fn a_chart_without_its_namespace_gets_the_stages() {
+        let place = Place {
+            context: None,
+            namespace: Some("ops-staging".into()),
+        };
+        let placed = place.place(&[object("ConfigMap", Some("ops"), "settings")]).unwrap();
+        let ids: Vec<String> = placed.iter().map(|o| o.id().to_string()).collect();
+        assert_eq!(ids, ["v1 Namespace ops-staging", "v1 ConfigMap ops-staging/settings"]);
     }
 
     #[test]

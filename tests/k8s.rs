@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use harmony_test_cluster::{Options, TestCluster, Workloads};
+use harmony_test_cluster::{ArgoCd, Options, TestCluster, Workloads};
 
 // Only the anonymous registry is used here.
 #[allow(dead_code)]
@@ -503,4 +503,132 @@ fn a_release_dry_run_on_ci_is_the_servers_dry_run_of_every_stage() {
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("has no context `elsewhere`") && said.contains("harmony-test-cluster"), "{said}");
     assert!(registry.tags("team/webapp-server").is_empty(), "nothing was built or pushed");
+}
+
+fn argocd_setup() -> Setup {
+    let helm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/helm/helm");
+    assert!(helm.is_file(), "helm is missing: run scripts/install-k8s-tools");
+    let cluster = TestCluster::start_with(Options {
+        ready_after: Duration::from_millis(300),
+        helm: Some(helm),
+        ..Options::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    cluster.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
+    Setup { cluster, dir }
+}
+
+/// The release on `ci` through Argo CD: each stage becomes an Application
+/// that points at the pushed chart at the exact version, Argo CD (simulated
+/// on the test cluster, syncing with real helm) renders and applies it, the
+/// kubelet runs the released server, and each stage's smoke test asks it
+/// through the service proxy. The Secrets reach the stage from Harmony, never
+/// through the Application. A failed sync is reported in Argo CD's words.
+#[test]
+fn a_release_on_ci_through_argo_cd_syncs_each_stage_at_the_released_version() {
+    let s = argocd_setup();
+    s.cluster.set_workloads(Workloads::Run);
+    s.cluster.play_argocd(ArgoCd::Syncs);
+    let registry = registry::Registry::anonymous();
+    let build = build_dir();
+    let stages = [
+        ("HARMONY_STAGE_STAGING_NAMESPACE", "webapp-staging"),
+        ("HARMONY_STAGE_PRODUCTION_NAMESPACE", "webapp-production"),
+        ("HARMONY_DELIVERY", "argocd"),
+        ("WEBAPP_DB_PASSWORD", "canary-argo-9f1"),
+    ];
+    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"];
+    let out = s.run_with(&release, &ci_env(&registry, &build, &stages));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    for stage in ["staging", "production"] {
+        assert!(said.contains(&format!("smoke test on {stage} passed")), "{said}");
+        let app = s
+            .cluster
+            .object("argoproj.io/v1alpha1", "Application", Some("argocd"), &format!("webapp-server-{stage}"))
+            .expect("an Application per stage");
+        assert_eq!(app["spec"]["source"]["targetRevision"], "0.1.0");
+        assert_eq!(app["spec"]["source"]["chart"], "webapp-server");
+        assert_eq!(app["spec"]["source"]["repoURL"], format!("{}/team/charts", registry.address));
+        assert_eq!(app["spec"]["destination"]["namespace"], format!("webapp-{stage}"));
+        assert_eq!(app["status"]["sync"]["status"], "Synced");
+        assert_eq!(app["status"]["health"]["status"], "Healthy");
+        assert!(!app.to_string().contains("canary-argo-9f1"), "no secret value in the Application");
+        let secret = s
+            .cluster
+            .object("v1", "Secret", Some(&format!("webapp-{stage}")), "webapp-database")
+            .expect("the Secret reached the stage");
+        assert!(secret.to_string().contains("managedFields"));
+        let deployment = s
+            .cluster
+            .object("apps/v1", "Deployment", Some(&format!("webapp-{stage}")), "webapp")
+            .expect("Argo CD applied the chart into the stage's namespace");
+        let managers = deployment["metadata"]["managedFields"].to_string();
+        assert!(managers.contains("argocd-controller"), "{managers}");
+    }
+    assert!(!said.contains("canary-argo-9f1"), "{said}");
+
+    // A sync that fails: the release stops at staging with Argo CD's words.
+    let s = argocd_setup();
+    s.cluster.play_argocd(ArgoCd::FailsSync {
+        message: "one or more objects failed to apply, reason: admission webhook denied the request".into(),
+    });
+    let registry = registry::Registry::anonymous();
+    let out = s.run_with(&release, &ci_env(&registry, &build, &stages));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("failed on stage `staging`"), "{said}");
+    assert!(
+        said.contains("Argo CD could not sync it: one or more objects failed to apply, reason: admission webhook denied the request"),
+        "{said}"
+    );
+    assert!(
+        s.cluster
+            .object("argoproj.io/v1alpha1", "Application", Some("argocd"), "webapp-server-production")
+            .is_none(),
+        "production was not touched"
+    );
+}
+
+/// The fleet's operator released on `ci`: its `FROM scratch` image with the
+/// static `fleet-operator` binary is built by buildah, pushed, and each stage
+/// runs it on the test cluster, where the real binary starts alone in its
+/// empty root and says, in its log, that it waits for its NATS.
+#[test]
+fn the_fleet_operator_is_released_on_ci_and_its_image_runs_alone() {
+    let s = Setup::new();
+    s.cluster.set_workloads(Workloads::Run);
+    let registry = registry::Registry::anonymous();
+    let build = build_dir();
+    let stages = [
+        ("HARMONY_STAGE_STAGING_NAMESPACE", "fleet-staging"),
+        ("HARMONY_STAGE_PRODUCTION_NAMESPACE", "fleet-production"),
+    ];
+    let out = s.run_with(
+        &["release", "--from-tag", "fleet-operator-v0.1.0", "--topology", "ci"],
+        &ci_env(&registry, &build, &stages),
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("Released fleet-operator 0.1.0 through staging, production."), "{said}");
+    let kubectl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/kubectl/kubectl");
+    for stage in ["staging", "production"] {
+        let namespace = format!("fleet-{stage}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let logs = Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(s.kubeconfig())
+                .args(["logs", "-n", &namespace, "deployment/fleet-operator"])
+                .output()
+                .unwrap();
+            let log = text(&logs);
+            if log.contains("fleet-operator: NATS at nats://fleet-nats.fleet:4222 cannot be reached") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the operator's own words on {stage}: {log}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
 }

@@ -232,23 +232,23 @@ impl SelectableTopology for Ci {
         let state = var(crate::local::STATE_DIR_VAR, "set it to a directory, or unset it")?.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
         let tool = DockerfileTool::from_env()?;
         let ci = Self::new(&registry, &namespace, credentials.as_ref(), state)?.with_dockerfile_tool(tool);
-        match var(DELIVERY_VAR, "set it to `direct` or `gitops`, or unset it")?
-            .as_deref()
-            .map(str::trim)
-        {
-            None | Some("direct") => match crate::cluster::connector() {
-                Some(connector) => ci.delivering_to_clusters(connector.connect),
-                None => Err(TopologyError::Unsupported {
-                    what: "the `ci` topology delivers to clusters by default, and this binary links no cluster topology".into(),
-                    help: format!(
-                        "link one (`harmony_registry::main!(.., harmony_k8s)`), or deliver to a GitOps directory with `{DELIVERY_VAR}=gitops`"
-                    ),
-                }),
-            },
+        let delivery = var(DELIVERY_VAR, "set it to `direct`, `argocd` or `gitops`, or unset it")?;
+        let to_clusters = |ci: Self| match crate::cluster::connector() {
+            Some(connector) => ci.delivering_to_clusters(connector.connect),
+            None => Err(TopologyError::Unsupported {
+                what: "the `ci` topology delivers to clusters by default, and this binary links no cluster topology".into(),
+                help: format!(
+                    "link one (`harmony_registry::main!(.., harmony_k8s)`), or deliver to a GitOps directory with `{DELIVERY_VAR}=gitops`"
+                ),
+            }),
+        };
+        match delivery.as_deref().map(str::trim) {
+            None | Some("direct") => to_clusters(ci),
+            Some("argocd") => Ok(to_clusters(ci)?.through_argocd(ArgoCd::from_env()?)),
             Some("gitops") => Ok(ci),
             Some(other) => Err(TopologyError::BadSetting {
                 var: DELIVERY_VAR,
-                why: format!("`{other}` is neither `direct` nor `gitops`"),
+                why: format!("`{other}` is not one of `direct`, `argocd`, `gitops`"),
             }),
         }
     }

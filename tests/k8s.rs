@@ -501,7 +501,10 @@ fn a_release_dry_run_on_ci_is_the_servers_dry_run_of_every_stage() {
     );
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("has no context `elsewhere`") && said.contains("harmony-test-cluster"), "{said}");
+    assert!(
+        said.contains("has no context `elsewhere`") && said.contains("harmony-test-cluster"),
+        "{said}"
+    );
     assert!(registry.tags("team/webapp-server").is_empty(), "nothing was built or pushed");
 }
 
@@ -546,7 +549,12 @@ fn a_release_on_ci_through_argo_cd_syncs_each_stage_at_the_released_version() {
         assert!(said.contains(&format!("smoke test on {stage} passed")), "{said}");
         let app = s
             .cluster
-            .object("argoproj.io/v1alpha1", "Application", Some("argocd"), &format!("webapp-server-{stage}"))
+            .object(
+                "argoproj.io/v1alpha1",
+                "Application",
+                Some("argocd"),
+                &format!("webapp-server-{stage}"),
+            )
             .expect("an Application per stage");
         assert_eq!(app["spec"]["source"]["targetRevision"], "0.1.0");
         assert_eq!(app["spec"]["source"]["chart"], "webapp-server");
@@ -589,6 +597,30 @@ fn a_release_on_ci_through_argo_cd_syncs_each_stage_at_the_released_version() {
             .is_none(),
         "production was not touched"
     );
+
+    // An app Argo CD reports Degraded, and one it never gets to: each
+    // stops at staging once the wait runs out, saying what Argo CD reports.
+    for (mode, words) in [
+        (
+            ArgoCd::Degrades {
+                message: "Deployment \"webapp\" exceeded its progress deadline".into(),
+            },
+            "health Degraded: Deployment \"webapp\" exceeded its progress deadline",
+        ),
+        (
+            ArgoCd::NeverSyncs,
+            "Argo CD reports sync OutOfSync at revision 0.1.0, health Missing",
+        ),
+    ] {
+        let s = argocd_setup();
+        s.cluster.play_argocd(mode);
+        let registry = registry::Registry::anonymous();
+        let quick = [stages.as_slice(), &[("HARMONY_K8S_TIMEOUT", "3")]].concat();
+        let out = s.run_with(&release, &ci_env(&registry, &build, &quick));
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains("failed on stage `staging`") && said.contains(words), "{said}");
+    }
 }
 
 /// The fleet's operator released on `ci`: its `FROM scratch` image with the
@@ -611,7 +643,10 @@ fn the_fleet_operator_is_released_on_ci_and_its_image_runs_alone() {
     );
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    assert!(said.contains("Released fleet-operator 0.1.0 through staging, production."), "{said}");
+    assert!(
+        said.contains("Released fleet-operator 0.1.0 through staging, production."),
+        "{said}"
+    );
     let kubectl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/kubectl/kubectl");
     for stage in ["staging", "production"] {
         let namespace = format!("fleet-{stage}");

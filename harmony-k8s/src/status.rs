@@ -367,10 +367,14 @@ fn argo_application(object: &Value) -> Option<Readiness> {
         return None;
     }
     let or = |v: &'static str, s: &str| if s.is_empty() { v.to_owned() } else { s.to_owned() };
+    let at_revision = if revision == wanted {
+        revision.to_owned()
+    } else {
+        format!("{} (wanted {wanted})", or("none", revision))
+    };
     let mut why = format!(
-        "Argo CD reports sync {} at revision {} (wanted {wanted}), health {}",
+        "Argo CD reports sync {} at revision {at_revision}, health {}",
         or("not reported", sync),
-        or("none", revision),
         or("not reported", health)
     );
     let health_message = at("/status/health/message");

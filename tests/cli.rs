@@ -690,7 +690,7 @@ fn every_app_means_every_app_that_runs_there_and_the_others_are_named() {
     let out = cli.run(&["plan"]);
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("note: app `fleet-server` is left out: it runs on k8s"),
+        text(&out.stderr).contains("note: app `fleet-server` is left out: it runs on ci, k8s"),
         "{}",
         text(&out.stderr)
     );

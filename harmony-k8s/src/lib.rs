@@ -123,7 +123,7 @@ harmony::topology!(K8s);
 /// delivers each stage of a release (and `apply`) to clusters.
 fn connect(place: &Place) -> Result<AnyTopology, TopologyError> {
     let k8s = K8s::new(Settings::from_env()?.at(place)?);
-    AnyTopology::registered(k8s).ok_or_else(|| TopologyError::Unsupported {
+    harmony::registry::registered(k8s).ok_or_else(|| TopologyError::Unsupported {
         what: "the `k8s` topology is not registered in this binary".into(),
         help: "link `harmony_k8s` by naming it in `harmony_registry::main!(..)`".into(),
     })

@@ -39,16 +39,6 @@ impl AnyTopology {
         }
     }
 
-    /// `topology`, with the capabilities its registration (`topology!`)
-    /// found; `None` if this binary does not register `T`.
-    pub fn registered<T: SelectableTopology>(topology: T) -> Option<Self> {
-        let type_name = std::any::type_name::<T>();
-        let entry = inventory::iter::<crate::registry::TopologyEntry>
-            .into_iter()
-            .find(|e| e.name == T::NAME && type_name.ends_with(e.type_name.rsplit("::").next().unwrap_or(e.type_name)))?;
-        Some(Self::new(topology, (entry.provides)()))
-    }
-
     /// Whether it provides capability `C`.
     pub fn provides<C: ?Sized + IsCapability + 'static>(&self) -> bool {
         self.provides.iter().any(|p| p.capability == TypeId::of::<C>())

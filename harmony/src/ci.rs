@@ -41,6 +41,7 @@ use crate::release::capability::resolved;
 use crate::release::{
     ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, OciRegistry, PublishError, Version,
 };
+use crate::run::Mode;
 use crate::score::SmokeError;
 use crate::secret::Secret;
 use crate::topology::{SelectableTopology, Topology, TopologyError};
@@ -300,7 +301,7 @@ impl Ci {
     /// and the name of the group they form there (one per app and stage, so
     /// two stages on one cluster never prune each other).
     fn placed(place: &Place, delivery: &Delivery) -> Result<(Delivery, String), DeliveryError> {
-        let objects = place.place(&delivery.objects).map_err(|why| DeliveryError::Unplaceable {
+        let objects = place.place_stage(&delivery.objects).map_err(|why| DeliveryError::Unplaceable {
             stage: delivery.stage.clone(),
             why,
         })?;
@@ -455,26 +456,10 @@ impl ContinuousDelivery for Ci {
     /// validation included), prunes too.
     fn plan_delivery<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
         Box::pin(async move {
-            let Some((place, cluster)) = self.stage(&delivery.stage)? else {
-                return plan_in_directory(&self.directory.stage(&delivery.stage), delivery).await;
-            };
-            let (placed, set) = Self::placed(&place, delivery)?;
-            let plan = match self.argocd() {
-                None => engine::dry_run_objects(&set, &placed.objects, &*cluster).await,
-                Some((argo, here)) => {
-                    let application = argo.application(delivery, &place, &placed.objects)?;
-                    let brought = ArgoCd::brought(&placed.objects);
-                    match engine::dry_run_objects(&format!("{set}-secrets"), &brought, &*cluster).await {
-                        Ok(_) => engine::dry_run_objects(&format!("{set}-argocd"), &[application], here).await,
-                        Err(e) => Err(e),
-                    }
-                }
+            match self.stage(&delivery.stage)? {
+                Some((place, cluster)) => self.to_cluster(delivery, &place, &cluster, Mode::DryRun).await,
+                None => plan_in_directory(&self.directory.stage(&delivery.stage), delivery).await,
             }
-            .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
-            Ok(Plan {
-                topology: delivery.stage.clone(),
-                ..plan
-            })
         })
     }
 
@@ -482,30 +467,43 @@ impl ContinuousDelivery for Ci {
     /// waited until ready).
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
         Box::pin(async move {
-            let Some((place, cluster)) = self.stage(&delivery.stage)? else {
-                return deliver_to_directory(&self.directory.stage(&delivery.stage), delivery).await;
-            };
-            let (placed, set) = Self::placed(&place, delivery)?;
-            let plan = match self.argocd() {
-                None => engine::apply_objects(&set, &placed.objects, &*cluster).await,
-                // The Secrets (and their Namespace) first, by Harmony; then
-                // the Application, waited for until Argo CD synced it and
-                // reports it Healthy.
-                Some((argo, here)) => {
-                    let application = argo.application(delivery, &place, &placed.objects)?;
-                    let brought = ArgoCd::brought(&placed.objects);
-                    match engine::apply_objects(&format!("{set}-secrets"), &brought, &*cluster).await {
-                        Ok(_) => engine::apply_objects(&format!("{set}-argocd"), &[application], here).await,
-                        Err(e) => Err(e),
-                    }
+            match self.stage(&delivery.stage)? {
+                Some((place, cluster)) => self.to_cluster(delivery, &place, &cluster, Mode::Apply).await,
+                None => deliver_to_directory(&self.directory.stage(&delivery.stage), delivery).await,
+            }
+        })
+    }
+}
+
+impl Ci {
+    /// `delivery` applied (or dry-run) on its stage's cluster: its objects,
+    /// or, through Argo CD, its Secrets (and their Namespace) by Harmony, then
+    /// the Application, waited for until Argo CD synced it and reports it Healthy.
+    async fn to_cluster(&self, delivery: &Delivery, place: &Place, cluster: &AnyTopology, mode: Mode) -> Result<Plan, DeliveryError> {
+        let (placed, set) = Self::placed(place, delivery)?;
+        let plan = match self.argocd() {
+            None => send(mode, &set, &placed.objects, cluster).await,
+            Some((argo, here)) => {
+                let application = argo.application(delivery, place, &placed.objects)?;
+                match send(mode, &format!("{set}-secrets"), &ArgoCd::brought(&placed.objects), cluster).await {
+                    Ok(_) => send(mode, &format!("{set}-argocd"), &[application], here).await,
+                    Err(e) => Err(e),
                 }
             }
-            .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
-            Ok(Plan {
-                topology: delivery.stage.clone(),
-                ..plan
-            })
+        }
+        .map_err(|e| DeliveryError::on_stage(&delivery.stage, e))?;
+        Ok(Plan {
+            topology: delivery.stage.clone(),
+            ..plan
         })
+    }
+}
+
+/// `objects` applied (or dry-run) as the group `set` on `on`.
+async fn send(mode: Mode, set: &str, objects: &[Object], on: &AnyTopology) -> Result<Plan, engine::EngineError> {
+    match mode {
+        Mode::Apply => engine::apply_objects(set, objects, on).await,
+        Mode::DryRun => engine::dry_run_objects(set, objects, on).await,
     }
 }
 

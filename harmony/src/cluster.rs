@@ -54,8 +54,7 @@ impl Place {
     }
 
     /// The objects as they are placed here: with a namespace, the one
-    /// namespace the chart uses becomes it (its `Namespace` object renamed, or
-    /// one added when the chart expects it to exist,
+    /// namespace the chart uses becomes it (its `Namespace` object renamed,
     /// its namespaced objects moved, the service accounts its role bindings
     /// name followed), so one chart serves every stage of one cluster. Other
     /// names inside bodies (a Service's DNS name in a setting) are the
@@ -75,7 +74,7 @@ impl Place {
                 ));
             }
         };
-        let mut placed = objects
+        objects
             .iter()
             .map(|o| {
                 let mut body = o.body().clone();
@@ -85,10 +84,16 @@ impl Place {
                 }
                 Object::from_value(body).map_err(|e| e.to_string())
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        // A chart that expects its namespace to exist (as Helm charts do)
-        // gets the stage's: the stage names it, so the stage creates it.
-        if !objects.iter().any(|o| o.id().api_version == "v1" && o.id().kind == "Namespace") {
+            .collect()
+    }
+
+    /// [`Place::place`], for a stage: a chart that expects its namespace to
+    /// exist (as Helm charts do) gets the stage's, created with it, since the
+    /// stage names it.
+    pub fn place_stage(&self, objects: &[Object]) -> Result<Vec<Object>, String> {
+        let mut placed = self.place(objects)?;
+        let has_namespace = placed.iter().any(|o| o.id().api_version == "v1" && o.id().kind == "Namespace");
+        if let (Some(to), false) = (&self.namespace, has_namespace) {
             let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": to}});
             placed.insert(0, Object::from_value(namespace).map_err(|e| e.to_string())?);
         }
@@ -227,7 +232,9 @@ mod tests {
             context: None,
             namespace: Some("ops-staging".into()),
         };
-        let placed = place.place(&[object("ConfigMap", Some("ops"), "settings")]).unwrap();
+        let objects = [object("ConfigMap", Some("ops"), "settings")];
+        assert_eq!(place.place(&objects).unwrap().len(), 1, "a Score's objects are only moved");
+        let placed = place.place_stage(&objects).unwrap();
         let ids: Vec<String> = placed.iter().map(|o| o.id().to_string()).collect();
         assert_eq!(ids, ["v1 Namespace ops-staging", "v1 ConfigMap ops-staging/settings"]);
     }

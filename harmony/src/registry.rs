@@ -106,6 +106,16 @@ pub struct TopologyEntry {
 }
 inventory::collect!(TopologyEntry);
 
+/// `topology`, with the capabilities its registration (`topology!`) found;
+/// `None` if this binary does not register `T`.
+pub fn registered<T: crate::topology::SelectableTopology>(topology: T) -> Option<AnyTopology> {
+    let type_name = std::any::type_name::<T>();
+    let entry = inventory::iter::<TopologyEntry>
+        .into_iter()
+        .find(|e| e.name == T::NAME && type_name.ends_with(e.type_name.rsplit("::").next().unwrap_or(e.type_name)))?;
+    Some(AnyTopology::new(topology, (entry.provides)()))
+}
+
 impl TopologyEntry {
     /// The names of the capabilities it provides, sorted.
     pub fn capabilities(&self) -> Vec<&'static str> {

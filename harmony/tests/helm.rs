@@ -155,3 +155,32 @@ fn a_published_chart_is_rendered_by_real_helm_at_its_pinned_version() {
         "{err}"
     );
 }
+
+/// A published chart whose templates fail to render: the error carries
+/// helm's own words, and never a value it was given.
+#[test]
+fn a_chart_that_fails_to_render_is_reported_in_helms_words() {
+    use harmony::helm::{Helm, HelmError};
+    use harmony::release::ChartRef;
+
+    let mut chart = Chart::new("broken", "a chart whose template fails");
+    chart.file(
+        "templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  v: {{ required \"set .Values.region\" .Values.region }}\n",
+    );
+    let artifact = chart.stamped(&Version::parse("0.1.0").unwrap()).artifact().unwrap();
+    let registry = Registry::anonymous();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(Remote::new(&registry.address, None).push("charts/broken", "0.1.0", &artifact))
+        .unwrap();
+    let url = format!("oci://{}/charts/broken", registry.address);
+    let values = json!({"token": "tok-never-shown-7c1", "region": null});
+    let err = Helm::at(helm())
+        .unwrap()
+        .render(&ChartRef::parse(&url, "0.1.0").unwrap(), "broken", None, &values)
+        .unwrap_err();
+    assert!(matches!(err, HelmError::Render { .. }), "{err:?}");
+    let said = err.to_string();
+    assert!(said.contains("set .Values.region"), "helm's words: {said}");
+    assert!(!said.contains("tok-never-shown-7c1"), "{said}");
+}

@@ -9,7 +9,6 @@ mod image;
 mod registry;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harmony_test_cluster::{Options, TestCluster, Workloads};

@@ -667,3 +667,56 @@ fn the_fleet_operator_is_released_on_ci_and_its_image_runs_alone() {
         }
     }
 }
+
+/// A stage whose cluster cannot be reached: staging is released, production
+/// fails naming its cluster, and no failure is recorded (the version did not
+/// fail there); once production's place is fixed, a rerun finishes the
+/// release without redoing staging.
+#[test]
+fn a_stage_whose_cluster_is_down_fails_by_name_and_a_rerun_finishes_the_release() {
+    let s = Setup::new();
+    s.cluster.set_workloads(Workloads::Run);
+    let registry = registry::Registry::anonymous();
+    let build = build_dir();
+    let down = s.dir.path().join("down-kubeconfig");
+    std::fs::write(
+        &down,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: down\n  cluster:\n    server: http://127.0.0.1:9\n\
+         contexts:\n- name: down\n  context:\n    cluster: down\n    user: down\nusers:\n- name: down\n  user: {}\n",
+    )
+    .unwrap();
+    let kubeconfig = format!("{}:{}", s.kubeconfig().display(), down.display());
+    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"];
+    let broken = [
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("HARMONY_K8S_REQUEST_TIMEOUT", "2"),
+        ("HARMONY_STAGE_STAGING_NAMESPACE", "webapp-staging"),
+        ("HARMONY_STAGE_PRODUCTION_CONTEXT", "down"),
+        ("HARMONY_STAGE_PRODUCTION_NAMESPACE", "webapp-production"),
+    ];
+    let out = s.run_with(&release, &ci_env(&registry, &build, &broken));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("smoke test on staging passed"), "{said}");
+    assert!(
+        said.contains("failed on stage `production`") && said.contains("127.0.0.1:9"),
+        "{said}"
+    );
+    assert!(
+        !registry.tags("team/webapp-server").iter().any(|t| t.contains("failed-on")),
+        "an unreachable stage records no failure: {:?}",
+        registry.tags("team/webapp-server")
+    );
+
+    s.cluster.clear_requests();
+    let fixed = [
+        ("HARMONY_STAGE_STAGING_NAMESPACE", "webapp-staging"),
+        ("HARMONY_STAGE_PRODUCTION_NAMESPACE", "webapp-production"),
+    ];
+    let out = s.run_with(&release, &ci_env(&registry, &build, &fixed));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("already released"), "the image is not pushed again: {said}");
+    assert!(said.contains("stage  staging: delivered and verified (up to date)"), "{said}");
+    assert!(said.contains("smoke test on production passed"), "{said}");
+}

@@ -720,3 +720,24 @@ fn a_stage_whose_cluster_is_down_fails_by_name_and_a_rerun_finishes_the_release(
     assert!(said.contains("stage  staging: delivered and verified (up to date)"), "{said}");
     assert!(said.contains("smoke test on production passed"), "{said}");
 }
+
+/// Without app names, `apply` goes in the order the apps' namespaces need:
+/// `fleet-server` (which creates `fleet`) before `fleet-agent` and
+/// `fleet-operator` (whose charts expect it, as Helm charts do), instead of
+/// failing the first in name order on a missing namespace. On the test
+/// cluster the fleet's NATS does not run (its image is on Docker Hub), so the
+/// run then stops at NATS's smoke test, which names what did not answer.
+#[test]
+fn apply_without_names_goes_in_the_order_namespaces_need() {
+    let s = Setup::new();
+    let out = s.run(&["apply", "--topology", "k8s", "--yes"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(!said.contains("namespaces \"fleet\" not found"), "{said}");
+    assert!(said.contains("applied fleet-server/namespace"), "{said}");
+    assert!(
+        said.contains("`fleet-server/nats` was deployed but its smoke test failed") && said.contains("no endpoints available"),
+        "{said}"
+    );
+    assert!(s.cluster.object("v1", "Namespace", None, "fleet").is_some());
+}

@@ -66,6 +66,7 @@ pub struct K8s {
     /// Held while an ApplySet parent is read, widened and written.
     parent_writes: tokio::sync::Mutex<()>,
     key: Mutex<Option<[u8; 32]>>,
+    pretended: Mutex<Pretended>,
 }
 
 impl std::fmt::Debug for K8s {
@@ -89,10 +90,16 @@ struct SetState {
     touched: BTreeMap<ObjectRef, GroupKind>,
     /// What this pass pruned.
     pruned: BTreeSet<ObjectRef>,
-    /// Namespaces and kinds a dry run only pretended to create: objects in
-    /// them cannot be checked by the server until they exist.
-    pretended_namespaces: BTreeSet<String>,
-    pretended_kinds: BTreeSet<GroupKind>,
+}
+
+/// Namespaces and kinds a dry run of this process only pretended to create
+/// (for any app: one app's dry run may create what the next one's objects
+/// live in): objects in them cannot be checked by the server until they
+/// exist. An apply that creates one for real takes it off.
+#[derive(Debug, Default)]
+struct Pretended {
+    namespaces: BTreeSet<String>,
+    kinds: BTreeSet<GroupKind>,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +146,7 @@ impl K8s {
             sets: Mutex::new(HashMap::new()),
             parent_writes: tokio::sync::Mutex::new(()),
             key: Mutex::new(None),
+            pretended: Mutex::new(Pretended::default()),
         }
     }
 
@@ -333,9 +341,10 @@ impl K8s {
         let id = object.id();
         let kind = GroupKind::of(&id.api_version, &id.kind);
         if dry_run {
-            let pretended = self.with_set(set, |s| {
-                id.namespace.as_ref().is_some_and(|ns| s.pretended_namespaces.contains(ns)) || s.pretended_kinds.contains(&kind)
-            });
+            let pretended = {
+                let p = self.pretended.lock().unwrap_or_else(|p| p.into_inner());
+                id.namespace.as_ref().is_some_and(|ns| p.namespaces.contains(ns)) || p.kinds.contains(&kind)
+            };
             if pretended {
                 // Its namespace or kind does not exist until the apply creates it.
                 tracing::debug!(object = %id, "not checked by the server: its namespace or kind is created by this apply");
@@ -344,20 +353,27 @@ impl K8s {
             if is_namespace(id) || is_crd(id) {
                 let exists = self.get(cluster, id).await?.is_some();
                 if !exists {
-                    self.with_set(set, |s| {
-                        if is_namespace(id) {
-                            s.pretended_namespaces.insert(id.name.clone());
-                        } else if let Some(kind) = crd_kind(object.body()) {
-                            s.pretended_kinds.insert(kind);
-                        }
-                    });
+                    let mut p = self.pretended.lock().unwrap_or_else(|p| p.into_inner());
+                    if is_namespace(id) {
+                        p.namespaces.insert(id.name.clone());
+                    } else if let Some(kind) = crd_kind(object.body()) {
+                        p.kinds.insert(kind);
+                    }
                 }
             }
             self.apply_one(cluster, set_id, object, true).await?;
             return Ok(None);
         }
-        self.with_set(set, |s| s.touched.insert(id.clone(), kind));
+        self.with_set(set, |s| s.touched.insert(id.clone(), kind.clone()));
         self.apply_one(cluster, set_id, object, false).await?;
+        {
+            let mut p = self.pretended.lock().unwrap_or_else(|p| p.into_inner());
+            if is_namespace(id) {
+                p.namespaces.remove(&id.name);
+            } else if let Some(kind) = crd_kind(object.body()) {
+                p.kinds.remove(&kind);
+            }
+        }
         if is_crd(id) {
             if let Some(kind) = crd_kind(object.body()) {
                 cluster.forget_group(&kind.group).await;
@@ -474,8 +490,6 @@ impl K8sDeploy for K8s {
                 s.listed = listed;
                 s.touched.clear();
                 s.pruned.clear();
-                s.pretended_namespaces.clear();
-                s.pretended_kinds.clear();
             });
             Ok(())
         })

@@ -94,7 +94,7 @@ fn apply_locked(session: &Session, yes: bool, saved: Option<(String, SavedPlan)>
 /// goes before the apps that add objects in it (apps are independent, yet
 /// one's chart may expect the namespace another creates, as Helm charts
 /// do); otherwise in name order. A cycle keeps name order.
-fn in_namespace_order<'a>(mut pending: Vec<(&'a AppEntry, ExactPlan)>) -> Vec<(&'a AppEntry, ExactPlan)> {
+fn in_namespace_order(mut pending: Vec<(&AppEntry, ExactPlan)>) -> Vec<(&AppEntry, ExactPlan)> {
     let added = |plan: &ExactPlan, namespaces: bool| -> std::collections::BTreeSet<String> {
         plan.plan
             .changes

@@ -449,9 +449,9 @@ where
                 let record = match &delivered {
                     // Only a stage that took the release and is not healthy
                     // holds a failed version; one that could not be reached did not fail it.
-                    Err(e @ DeliveryError::Unhealthy { .. }) => {
-                        Some(StageRecord::failed(&app, version, stage, &image, &e.notes().join("; ")))
-                    }
+                    // What the check said stays out of the record: a server's
+                    // answer could quote anything, and the registry is widely read.
+                    Err(e @ DeliveryError::Unhealthy { .. }) => Some(StageRecord::failed(&app, version, stage, &image, &e.to_string())),
                     Ok(_) if failed_before.contains(stage) => Some(StageRecord::cleared(&app, version, stage)),
                     _ => None,
                 };

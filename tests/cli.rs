@@ -690,15 +690,15 @@ fn every_app_means_every_app_that_runs_there_and_the_others_are_named() {
     let out = cli.run(&["plan"]);
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("note: app `fleet-server` is left out: it runs on ci, k8s"),
+        text(&out.stderr).contains("note: app `fleet-nats` is left out: it runs on ci, k8s"),
         "{}",
         text(&out.stderr)
     );
     assert!(text(&out.stdout).contains("webapp-server on local") && text(&out.stdout).contains("fleet-operator on local"));
-    let named = cli.run(&["plan", "fleet-server"]);
+    let named = cli.run(&["plan", "fleet-nats"]);
     assert_eq!(code(&named), 1);
     assert!(
-        text(&named.stderr).contains("app `fleet-server` cannot run on topology `local`"),
+        text(&named.stderr).contains("app `fleet-nats` cannot run on topology `local`"),
         "{}",
         text(&named.stderr)
     );

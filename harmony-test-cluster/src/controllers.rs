@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::Workloads;
 use crate::apply::{self, Writer};
 use crate::fields::Schema;
-use crate::kubelet::{ContainerSpec, Phase, PodRun};
+use crate::kubelet::{ContainerSpec, Mount, Phase, PodRun};
 use crate::resources::{ResourceType, TypeKey, version_priority};
 use crate::store::{State, Work};
 use crate::util;
@@ -255,7 +255,7 @@ fn reconcile(state: &mut State, key: &TypeKey, namespace: &str, name: &str) {
     if obj.pointer("/metadata/deletionTimestamp").is_some() {
         return;
     }
-    let run = state.workloads == Workloads::Run;
+    let run = kubelet_runs(state, obj.pointer("/spec/template/spec"));
     let ready = matches!(state.workloads, Workloads::Ready { .. });
     let uid = str_at(&obj, "/metadata/uid").to_string();
     // How many of the owner's pods are ready: all or none in the played modes, the real
@@ -562,6 +562,9 @@ fn pod_status(state: &mut State, pod: &Value) -> Value {
         }
         s
     };
+    if kubelet_runs(state, pod.get("spec")) {
+        return running_pod_status(state, pod);
+    }
     match state.workloads.clone() {
         Workloads::Ready { .. } if by_job => {
             let statuses = containers
@@ -719,6 +722,21 @@ fn pod_status(state: &mut State, pod: &Value) -> Value {
     }
 }
 
+/// Whether the kubelet really runs pods of this spec: always under [`Workloads::Run`], and
+/// under [`Workloads::Ready`] when it holds every container's image.
+pub(crate) fn kubelet_runs(state: &State, pod_spec: Option<&Value>) -> bool {
+    match state.workloads {
+        Workloads::Run => true,
+        Workloads::Ready { .. } => {
+            let containers = pod_spec.and_then(|s| s.get("containers")).and_then(Value::as_array);
+            state
+                .kubelet
+                .holds_all(containers.into_iter().flatten().map(|c| str_at(c, "/image")))
+        }
+        _ => false,
+    }
+}
+
 /// Whether a pod's Ready condition is True.
 fn pod_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
@@ -728,12 +746,12 @@ fn pod_ready(pod: &Value) -> bool {
 
 /// A pod the kubelet runs changed: rewrites its status and has its owner look again.
 fn refresh_running_pod(state: &mut State, namespace: &str, name: &str, now: Instant) {
-    if state.workloads != Workloads::Run {
-        return;
-    }
     let Some(pod) = state.get(&pod_key(), namespace, name) else {
         return;
     };
+    if !kubelet_runs(state, pod.get("spec")) {
+        return;
+    }
     let status = pod_status(state, &pod);
     write_status(state, &pod_key(), namespace, name, status);
     let owner = pod
@@ -855,9 +873,61 @@ fn container_specs(state: &State, pod: &Value) -> Result<Vec<ContainerSpec>, (St
             args: strings(c.get("args")),
             working_dir: c.get("workingDir").and_then(Value::as_str).map(str::to_string),
             env,
+            mounts: mounts(state, pod, c).map_err(fail)?,
         });
     }
     Ok(specs)
+}
+
+/// The volumes a container mounts, with their content: a ConfigMap's or Secret's keys (or the
+/// `items` chosen), nothing for an `emptyDir`. Err: kubelet's words for a missing source.
+fn mounts(state: &State, pod: &Value, container: &Value) -> Result<Vec<Mount>, String> {
+    let namespace = str_at(pod, "/metadata/namespace");
+    let volumes = pod.pointer("/spec/volumes").and_then(Value::as_array);
+    let mut out = Vec::new();
+    for m in container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten() {
+        let name = str_at(m, "/name");
+        let Some(volume) = volumes.into_iter().flatten().find(|v| str_at(v, "/name") == name) else {
+            return Err(format!("volume \"{name}\" is mounted but the pod has no such volume"));
+        };
+        let source = [("configMap", "ConfigMap", "/name"), ("secret", "Secret", "/secretName")]
+            .into_iter()
+            .find_map(|(field, kind, name_at)| volume.get(field).map(|s| (s, kind, str_at(s, name_at))));
+        let mut files: Vec<(String, Vec<u8>)> = match source {
+            None => Vec::new(),
+            Some((s, kind, object)) => match all_keys(state, namespace, kind, object) {
+                Err(_) if s.get("optional") == Some(&json!(true)) => Vec::new(),
+                Err(why) => return Err(format!("MountVolume.SetUp failed for volume \"{name}\" : {why}")),
+                Ok(pairs) => match s.get("items").and_then(Value::as_array) {
+                    None => pairs.into_iter().map(|(k, v)| (k, v.into_bytes())).collect(),
+                    Some(items) => items
+                        .iter()
+                        .filter_map(|i| {
+                            let (key, path) = (str_at(i, "/key"), str_at(i, "/path"));
+                            pairs
+                                .iter()
+                                .find(|(k, _)| k == key)
+                                .map(|(_, v)| (path.to_string(), v.clone().into_bytes()))
+                        })
+                        .collect(),
+                },
+            },
+        };
+        let mut path = str_at(m, "/mountPath").to_string();
+        let sub_path = str_at(m, "/subPath");
+        if !sub_path.is_empty() {
+            // One key mounted as the file `mountPath`.
+            let (dir, file) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+            files = files
+                .into_iter()
+                .filter(|(k, _)| k == sub_path)
+                .map(|(_, v)| (file.to_string(), v))
+                .collect();
+            path = dir.to_string();
+        }
+        out.push(Mount { path, files });
+    }
+    Ok(out)
 }
 
 /// Formats a back-off as Go prints a duration (`200ms`, `1.6s`).

@@ -3,6 +3,10 @@
 //! own, and runs the entrypoint there, chrooted, in the pod's own network namespace (a veth
 //! pair per pod). It reports pulls, starts, exits, restarts and readiness for the pod status,
 //! and kills every process it started when the pod goes or the cluster is dropped.
+//!
+//! It also holds images it was given ([`Kubelet::hold`]): a static program that is the image's
+//! whole content and entrypoint. A held image is never pulled, and under the played modes a pod
+//! whose images are all held still runs for real (`scripts/test-cluster` runs NATS so).
 
 use std::collections::HashMap;
 use std::fs;
@@ -167,6 +171,16 @@ pub(crate) struct ContainerSpec {
     pub args: Option<Vec<String>>,
     pub working_dir: Option<String>,
     pub env: Vec<(String, String)>,
+    /// The pod's volumes this container mounts, resolved from the store.
+    pub mounts: Vec<Mount>,
+}
+
+/// A volume as the container sees it: written into its root at `path` before it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Mount {
+    pub path: String,
+    /// Files relative to `path` (a ConfigMap's or Secret's keys); none for an `emptyDir`.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// A pod the kubelet runs.
@@ -195,6 +209,8 @@ pub(crate) struct Kubelet {
     /// Pods whose run changed since the controllers last looked.
     changed: Arc<Mutex<Vec<(String, String)>>>,
     wake: Arc<tokio::sync::Notify>,
+    /// Images it holds, by normalized reference: the program each one is.
+    held: Arc<Mutex<HashMap<String, PathBuf>>>,
 }
 
 impl Kubelet {
@@ -205,7 +221,26 @@ impl Kubelet {
             retired: Vec::new(),
             changed: Arc::new(Mutex::new(Vec::new())),
             wake,
+            held: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Holds the image `reference`: a static `program`, its whole content and entrypoint.
+    pub fn hold(&self, reference: &str, program: PathBuf) {
+        lock(&self.held).insert(normalize(reference), program);
+    }
+
+    /// Whether every one of these images is held (and there is at least one).
+    pub fn holds_all<'a>(&self, images: impl IntoIterator<Item = &'a str>) -> bool {
+        let held = lock(&self.held);
+        let mut any = false;
+        for image in images {
+            if !held.contains_key(&normalize(image)) {
+                return false;
+            }
+            any = true;
+        }
+        any
     }
 
     /// The pods whose run changed since the last call.
@@ -276,6 +311,7 @@ impl Kubelet {
             ready_after,
             restart_policy: restart_policy.to_string(),
             hostname: pod.to_string(),
+            held: self.held.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("kubelet-{pod}"))
@@ -351,6 +387,7 @@ struct PodCtx {
     ready_after: Duration,
     restart_policy: String,
     hostname: String,
+    held: Arc<Mutex<HashMap<String, PathBuf>>>,
 }
 
 impl PodCtx {
@@ -561,7 +598,7 @@ fn run_container(ctx: &PodCtx, index: usize, spec: &ContainerSpec, netns: &str, 
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| config.working_dir.clone());
     let working_dir = if working_dir.is_empty() { "/".to_string() } else { working_dir };
-    if let Err(e) = furnish(&ctx.tools, &root, &ctx.hostname, pod_ip) {
+    if let Err(e) = furnish(&ctx.tools, &root, &ctx.hostname, pod_ip).and_then(|()| mount(&root, &spec.mounts)) {
         ctx.update(index, |c| c.phase = Phase::CreateFailed(e.to_string()));
         return;
     }
@@ -732,8 +769,50 @@ fn furnish(tools: &Tools, root: &Path, hostname: &str, pod_ip: &str) -> Result<(
     Ok(())
 }
 
-/// Pulls the image and unpacks its layers into a fresh `root`; the image ID and its config.
+/// Writes the container's volumes into its root: a ConfigMap's or Secret's keys as files
+/// (mode 0644), an `emptyDir` as an empty directory.
+fn mount(root: &Path, mounts: &[Mount]) -> Result<(), RunError> {
+    for m in mounts {
+        let dir = root.join(m.path.trim_start_matches('/'));
+        fs::create_dir_all(&dir).map_err(io(format!("cannot create the mount point {}", m.path)))?;
+        for (name, content) in &m.files {
+            let file = dir.join(name.trim_start_matches('/'));
+            if let Some(parent) = file.parent() {
+                fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
+            }
+            fs::write(&file, content).map_err(io(format!("cannot write {}/{name}", m.path)))?;
+        }
+    }
+    Ok(())
+}
+
+/// A held image's root: its program alone, at `/<file name>`, which is also its entrypoint.
+fn unpack_held(program: &Path, root: &Path) -> Result<(String, ImageConfig), RunError> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "program".into());
+    let _ = fs::remove_dir_all(root);
+    fs::create_dir_all(root).map_err(io(format!("cannot create {}", root.display())))?;
+    let bytes = fs::read(program).map_err(|e| RunError::Pull(format!("the held image's program {}: {e}", program.display())))?;
+    let target = root.join(&name);
+    fs::write(&target, &bytes).map_err(io(format!("cannot write {}", target.display())))?;
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).map_err(io(format!("cannot make {} executable", target.display())))?;
+    let config = ImageConfig {
+        entrypoint: vec![format!("/{name}")],
+        ..ImageConfig::default()
+    };
+    Ok((sha256(&bytes), config))
+}
+
+/// Pulls the image (or takes the held one) and unpacks it into a fresh `root`; the image ID
+/// and its config.
 fn pull_and_unpack(ctx: &PodCtx, spec: &ContainerSpec, dir: &Path, root: &Path) -> Result<(String, ImageConfig), RunError> {
+    let held = lock(&ctx.held).get(&normalize(&spec.image)).cloned();
+    if let Some(program) = held {
+        return unpack_held(&program, root);
+    }
     let reference = ImageRef::parse(&spec.image).map_err(RunError::Pull)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -754,6 +833,30 @@ fn pull_and_unpack(ctx: &PodCtx, spec: &ContainerSpec, dir: &Path, root: &Path) 
     }
     let _ = fs::remove_dir_all(&layers_dir);
     Ok((pulled.image_id, pulled.config))
+}
+
+/// An image reference as a runtime reads it: `nats:2.10` is `docker.io/library/nats:2.10`,
+/// and a reference without a tag or digest means `:latest`.
+fn normalize(image: &str) -> String {
+    let (name, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (image, None),
+    };
+    let (host, path) = match name.split_once('/') {
+        Some((h, p)) if h.contains('.') || h.contains(':') || h == "localhost" => (h, p.to_string()),
+        _ => ("docker.io", name.to_string()),
+    };
+    let path = if host == "docker.io" && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path
+    };
+    let tagged = path.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/'));
+    match (digest, tagged) {
+        (Some(d), _) => format!("{host}/{path}@{d}"),
+        (None, true) => format!("{host}/{path}"),
+        (None, false) => format!("{host}/{path}:latest"),
+    }
 }
 
 /// An image reference on a registry: `HOST[:PORT]/REPO[:TAG][@sha256:…]`.
@@ -1017,6 +1120,18 @@ mod tests {
         assert_eq!((r.repository.as_str(), r.reference()), ("app", "latest"));
         let err = ImageRef::parse("nginx:1.27").expect_err("not loopback");
         assert!(err.contains("only from registries on loopback"), "{err}");
+    }
+
+    #[test]
+    fn normalizes_references_as_a_runtime_reads_them() {
+        assert_eq!(normalize("nats:2.10-alpine"), "docker.io/library/nats:2.10-alpine");
+        assert_eq!(
+            normalize("docker.io/library/nats:2.10-alpine"),
+            "docker.io/library/nats:2.10-alpine"
+        );
+        assert_eq!(normalize("team/app"), "docker.io/team/app:latest");
+        assert_eq!(normalize("127.0.0.1:5000/app@sha256:ab"), "127.0.0.1:5000/app@sha256:ab");
+        assert_eq!(normalize("localhost:5000/app"), "localhost:5000/app:latest");
     }
 
     #[test]

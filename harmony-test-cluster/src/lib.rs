@@ -6,7 +6,8 @@
 //! optimistic concurrency, server-side apply with `managedFields` (conflicts, force, removal of
 //! dropped fields), dry runs, label and field selectors, paginated lists, watches with bookmarks
 //! and 410 expiry, CRDs, admission defaults, simulated controllers (workloads become ready, or
-//! fail the way [`Workloads`] says, or a kubelet really runs their images: [`Workloads::Run`]),
+//! fail the way [`Workloads`] says, or a kubelet really runs their images: [`Workloads::Run`],
+//! and the images it holds in every mode: [`TestCluster::hold_image`]),
 //! pod logs and events, a service proxy, fault injection, and an opt-in Argo CD
 //! ([`TestCluster::play_argocd`]).
 
@@ -297,6 +298,18 @@ impl TestCluster {
 
     pub fn clear_requests(&self) {
         lock(&self.shared.requests).clear();
+    }
+
+    /// Gives the kubelet the image `reference` (`nats:2.10-alpine` and
+    /// `docker.io/library/nats:2.10-alpine` are one): the static `program` is its whole content
+    /// and its entrypoint. It is never pulled, and under [`Workloads::Ready`] a pod whose images
+    /// are all held runs for real (needs root, as [`Workloads::Run`] does) while the others are
+    /// played. Pods already there are reconsidered.
+    pub fn hold_image(&self, reference: &str, program: impl Into<PathBuf>) {
+        let mut state = lock(&self.shared.state);
+        state.kubelet.hold(reference, program.into());
+        let workloads = state.workloads.clone();
+        controllers::set_workloads(&mut state, workloads);
     }
 
     /// Makes the service proxy forward `NAME:PORT` in `namespace` to `backend`.

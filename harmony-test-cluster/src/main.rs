@@ -37,6 +37,22 @@ struct Args {
     /// `PATH`).
     #[arg(long)]
     argocd: bool,
+    /// Hold an image: `REFERENCE=PROGRAM`, a static program that is the image's whole content
+    /// and entrypoint. Pods whose images are all held run for real even while the others are
+    /// played (needs root). Repeatable.
+    #[arg(long = "image", value_name = "REFERENCE=PROGRAM", value_parser = held_image)]
+    images: Vec<(String, PathBuf)>,
+}
+
+fn held_image(arg: &str) -> Result<(String, PathBuf), String> {
+    let (reference, program) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` is not REFERENCE=PROGRAM (like nats:2.10-alpine=/usr/bin/nats-server)"))?;
+    let program = std::fs::canonicalize(program)
+        .ok()
+        .filter(|p| p.is_file())
+        .ok_or_else(|| format!("{program} is not a file: the program of image {reference}"))?;
+    Ok((reference.to_string(), program))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -52,6 +68,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.argocd {
         cluster.play_argocd(ArgoCd::Syncs);
+    }
+    for (reference, program) in &args.images {
+        cluster.hold_image(reference, program);
     }
     let temp = tempfile::tempdir()?;
     let path = args.kubeconfig.unwrap_or_else(|| temp.path().join("kubeconfig"));
@@ -72,6 +91,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "harmony-test-cluster at {} plays a healthy cluster: workloads become ready after {} ms",
             cluster.url(),
             args.ready_after
+        )?;
+    }
+    for (reference, program) in &args.images {
+        writeln!(
+            out,
+            "harmony-test-cluster runs pods of image {reference} for real: {}",
+            program.display()
         )?;
     }
     if args.argocd {

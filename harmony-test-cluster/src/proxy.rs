@@ -1,7 +1,6 @@
 //! The service proxy: `/api/v1/namespaces/NS/services/[SCHEME:]NAME[:PORT]/proxy/PATH`
-//! forwards to the backend a test registered with `TestCluster::serve_service`, or, when the
-//! kubelet runs the pods (`Workloads::Run`), to a ready pod the Service selects, at its
-//! `targetPort`.
+//! forwards to the backend a test registered with `TestCluster::serve_service`, or to a ready
+//! pod the Service selects that the kubelet really runs, at its `targetPort`.
 
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use crate::resources::TypeKey;
 use crate::server::{Body, error_response};
 use crate::status::ApiError;
 use crate::store::State;
-use crate::{Shared, Workloads, lock};
+use crate::{Shared, lock};
 
 /// Splits `NAME`, `NAME:PORT` or `SCHEME:NAME:PORT`.
 fn parse_name(spec: &str) -> (&str, Option<&str>) {
@@ -75,9 +74,7 @@ pub(crate) async fn forward(
     };
     let backend = backend.or_else(|| {
         let state = lock(&shared.state);
-        (state.workloads == Workloads::Run)
-            .then(|| pod_endpoint(&state, namespace, &service, port))
-            .flatten()
+        pod_endpoint(&state, namespace, &service, port)
     });
     let Some(backend) = backend else {
         return error_response(&ApiError::service_unavailable(format!(
@@ -111,6 +108,7 @@ fn pod_endpoint(state: &State, namespace: &str, service: &Value, port: Option<u1
                 .iter()
                 .all(|(k, v)| pod.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
         })
+        .filter(|pod| crate::controllers::kubelet_runs(state, pod.get("spec")))
         .filter(|pod| {
             pod.pointer("/status/conditions")
                 .and_then(Value::as_array)

@@ -8,7 +8,12 @@
 //! - [`FleetAgentScore`]: one device's agent, on a target
 //!   ([`FleetAgentTarget`]).
 //! - [`FleetServerScore`]: NATS, then the operator, each gated by its
-//!   verification and smoke test.
+//!   verification and smoke test; [`FleetNatsServer`], NATS alone.
+//!
+//! The apps: `fleet-nats` (NATS in namespace `fleet`), `fleet-operator`
+//! and `fleet-agent` (each released with its image and chart). They do not
+//! share an object: an object has one owner, and `apply` without names
+//! deploys them all.
 //!
 //! The runtime binaries (`apps/fleet/{agent,operator}`) do not depend on
 //! this crate nor on harmony: they ship to devices and pods alone.
@@ -207,7 +212,7 @@ pub struct FleetOperatorScore {
 
 impl FleetOperatorScore {
     /// The operator of one release of `fleet-operator`, dialing the NATS of
-    /// [`FleetServerScore::release`].
+    /// the `fleet-nats` app.
     pub fn release(cx: &ReleaseCx) -> Self {
         Self::new("fleet", &cx.image.to_string(), &FleetNatsScore::new("fleet", nats_password()))
     }
@@ -444,6 +449,28 @@ impl Render for FleetNamespace {
     }
 }
 
+/// The fleet's NATS in its own namespace: what the `fleet-nats` app deploys.
+/// The operator is an app of its own (`fleet-operator`), applied after it.
+#[derive(Score, Clone, Debug)]
+pub struct FleetNatsServer {
+    #[score(child)]
+    pub namespace: FleetNamespace,
+    #[score(child)]
+    pub nats: FleetNatsScore,
+}
+
+impl FleetNatsServer {
+    pub fn new(namespace: &str, password: Secret<String>) -> Self {
+        Self {
+            namespace: FleetNamespace {
+                name: namespace.to_owned(),
+                labels: BTreeMap::new(),
+            },
+            nats: FleetNatsScore::new(namespace, password),
+        }
+    }
+}
+
 /// The fleet's server: its namespace, NATS, then the operator, in order.
 ///
 /// Each is verified and smoke-tested before the next starts.
@@ -459,30 +486,21 @@ pub struct FleetServerScore {
 
 impl FleetServerScore {
     pub fn new(namespace: &str, operator_image: &str, nats_password: Secret<String>) -> Self {
-        let nats = FleetNatsScore::new(namespace, nats_password);
+        let FleetNatsServer { namespace: ns, nats } = FleetNatsServer::new(namespace, nats_password);
         let operator = FleetOperatorScore::new(namespace, operator_image, &nats);
         Self {
-            namespace: FleetNamespace {
-                name: namespace.to_owned(),
-                labels: BTreeMap::new(),
-            },
+            namespace: ns,
             nats,
             operator,
         }
     }
-
-    /// The fleet's server for one release of `fleet-operator` (or, for
-    /// `apply`, the working tree). The NATS password comes from
-    /// `FLEET_NATS_PASSWORD` when set (a development value otherwise).
-    pub fn release(cx: &ReleaseCx) -> Self {
-        Self::new("fleet", &cx.image.to_string(), nats_password())
-    }
 }
 
 harmony::app! {
-    /// The fleet's server on a cluster: NATS, then the operator.
-    name: "fleet-server",
-    score: crate::FleetServerScore::release(&harmony::release::ReleaseCx::development("fleet-operator")),
+    /// The fleet's NATS on a cluster, in namespace `fleet` (the operator's
+    /// app, `fleet-operator`, dials it). Its smoke test asks the live server.
+    name: "fleet-nats",
+    score: crate::FleetNatsServer::new("fleet", crate::nats_password()),
     topologies: [harmony_k8s::K8s, harmony::Ci],
 }
 

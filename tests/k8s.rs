@@ -53,6 +53,18 @@ impl Setup {
     }
 }
 
+/// A JSON answer of the cluster's API server (plain HTTP, no auth).
+fn proxy_get(cluster: &TestCluster, path: &str) -> serde_json::Value {
+    use std::io::{Read as _, Write as _};
+    let addr = cluster.url().trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: cluster\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -756,6 +768,14 @@ fn apply_without_names_deploys_every_app_in_the_order_namespaces_need_and_plan_t
     assert_eq!(webapp["status"]["readyReplicas"], 2, "it returned once the rollout was ready");
     let nats = s.cluster.object("apps/v1", "Deployment", Some("fleet"), "fleet-nats").unwrap();
     assert_eq!(nats["status"]["readyReplicas"], 1, "{nats}");
+    // The smoke test's KV round trip left its key in the live server's bucket.
+    let jsz = proxy_get(
+        &s.cluster,
+        "/api/v1/namespaces/fleet/services/fleet-nats:8222/proxy/jsz?streams=true",
+    );
+    let streams = &jsz["account_details"][0]["stream_detail"];
+    assert_eq!(streams[0]["name"], "KV_fleet-smoke", "{jsz}");
+    assert_eq!(streams[0]["state"]["messages"], 1, "{jsz}");
 
     let plan = s.run(&["plan", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(0), "every app is as applied: {}", text(&plan));

@@ -21,6 +21,7 @@ mod redact;
 mod report;
 pub mod settings;
 mod status;
+mod tunnel;
 mod wait;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -668,6 +669,10 @@ impl K8sClient for K8s {
 
     fn http_get<'a>(&'a self, service: &'a ObjectRef, port: &'a str, path: &'a str) -> BoxFuture<'a, Result<HttpAnswer, DeployError>> {
         Box::pin(async move { probe::http_get(self.cluster().await?, service, port, path).await })
+    }
+
+    fn connect<'a>(&'a self, service: &'a ObjectRef, port: &'a str) -> BoxFuture<'a, Result<Box<dyn harmony::Tunnel>, DeployError>> {
+        Box::pin(async move { tunnel::connect(self.cluster().await?, service, port).await })
     }
 }
 

@@ -8,7 +8,7 @@
 //! and 410 expiry, CRDs, admission defaults, simulated controllers (workloads become ready, or
 //! fail the way [`Workloads`] says, or a kubelet really runs their images: [`Workloads::Run`],
 //! and the images it holds in every mode: [`TestCluster::hold_image`]),
-//! pod logs and events, a service proxy, fault injection, and an opt-in Argo CD
+//! pod logs and events, a service proxy, port-forwards to the pods it runs, fault injection, and an opt-in Argo CD
 //! ([`TestCluster::play_argocd`]).
 
 mod admission;
@@ -21,6 +21,7 @@ mod fields;
 mod kubelet;
 mod ops;
 mod patch;
+mod portforward;
 mod proxy;
 mod resources;
 mod selectors;

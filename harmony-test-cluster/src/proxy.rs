@@ -87,27 +87,16 @@ pub(crate) async fn forward(
     }
 }
 
-/// A ready pod the Service selects, at the `targetPort` of its port `port` (or its first).
+/// A ready pod the Service selects that the kubelet runs, at the `targetPort` of its port
+/// `port` (or its first).
 fn pod_endpoint(state: &State, namespace: &str, service: &Value, port: Option<u16>) -> Option<std::net::SocketAddr> {
-    let ports = service.pointer("/spec/ports").and_then(Value::as_array)?;
-    let service_port = match port {
-        Some(p) => ports
-            .iter()
-            .find(|sp| sp.get("port").and_then(Value::as_u64) == Some(u64::from(p)))?,
-        None => ports.first()?,
+    let port = match port {
+        Some(p) => p,
+        None => u16::try_from(service.pointer("/spec/ports/0/port")?.as_u64()?).ok()?,
     };
-    let selector = service.pointer("/spec/selector").and_then(Value::as_object)?;
-    if selector.is_empty() {
-        return None;
-    }
     state
         .range(&TypeKey::new("", "Pod"), Some(namespace), None)
         .map(|(_, pod)| pod)
-        .filter(|pod| {
-            selector
-                .iter()
-                .all(|(k, v)| pod.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
-        })
         .filter(|pod| crate::controllers::kubelet_runs(state, pod.get("spec")))
         .filter(|pod| {
             pod.pointer("/status/conditions")
@@ -116,22 +105,41 @@ fn pod_endpoint(state: &State, namespace: &str, service: &Value, port: Option<u1
         })
         .find_map(|pod| {
             let ip: std::net::IpAddr = pod.pointer("/status/podIP")?.as_str()?.parse().ok()?;
-            let target = match service_port.get("targetPort") {
-                Some(Value::Number(n)) => n.as_u64(),
-                Some(Value::String(name)) => match name.parse::<u64>() {
-                    Ok(n) => Some(n),
-                    Err(_) => pod
-                        .pointer("/spec/containers")
-                        .and_then(Value::as_array)?
-                        .iter()
-                        .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
-                        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
-                        .and_then(|p| p.get("containerPort").and_then(Value::as_u64)),
-                },
-                _ => service_port.get("port").and_then(Value::as_u64),
-            };
-            Some(std::net::SocketAddr::new(ip, u16::try_from(target?).ok()?))
+            Some(std::net::SocketAddr::new(ip, target_port(service, pod, port)?))
         })
+}
+
+/// The pod's port behind the Service's port `port`, when the Service selects the pod: its
+/// `targetPort`, a number or a name the pod's containers give a port (default: `port`).
+pub(crate) fn target_port(service: &Value, pod: &Value, port: u16) -> Option<u16> {
+    let selector = service.pointer("/spec/selector").and_then(Value::as_object)?;
+    let selected = !selector.is_empty()
+        && selector
+            .iter()
+            .all(|(k, v)| pod.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v));
+    if !selected {
+        return None;
+    }
+    let service_port = service
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|sp| sp.get("port").and_then(Value::as_u64) == Some(u64::from(port)))?;
+    let target = match service_port.get("targetPort") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(name)) => match name.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => pod
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)?
+                .iter()
+                .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+                .and_then(|p| p.get("containerPort").and_then(Value::as_u64)),
+        },
+        _ => Some(u64::from(port)),
+    };
+    u16::try_from(target?).ok()
 }
 
 async fn send(

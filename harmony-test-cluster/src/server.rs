@@ -20,7 +20,7 @@ use crate::resources::TypeKey;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 use crate::store::State;
-use crate::{Request, Shared, controllers, discovery, lock, proxy, util, watch};
+use crate::{Request, Shared, controllers, discovery, lock, portforward, proxy, util, watch};
 
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
@@ -63,6 +63,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
                     let service = service_fn(move |req| handle(shared.clone(), req));
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -186,6 +187,11 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Result<Res
             std::future::pending::<()>().await;
             return Err(Reset);
         }
+    }
+    if let Some((namespace, pod)) = portforward::target(&path) {
+        let resp = portforward::serve(&shared, req, &namespace, &pod);
+        record(&shared, &method, &path, &query, resp.status().as_u16());
+        return Ok(resp);
     }
     let headers = req.headers().clone();
     let body = match req.into_body().collect().await {

@@ -651,3 +651,85 @@ async fn a_crd_then_its_custom_resources_in_one_run() {
     assert_eq!(answer.code, 404);
     assert_eq!(answer.json()["kind"], "Status");
 }
+
+/// kube's port-forward reaches what a Service's registered backend serves, through a pod the
+/// Service selects, at its `targetPort` (named in the pod). A port nothing serves in a played
+/// pod is refused on the error channel, as a kubelet refuses a port nothing listens on.
+#[tokio::test]
+async fn a_port_forward_reaches_the_backend_behind_the_pods_port_and_a_dead_port_says_why() {
+    use k8s_openapi::api::core::v1::Pod;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let cluster = TestCluster::start().expect("start");
+    let client = common::client(&cluster);
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = echo.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                while let Ok(n) = conn.read(&mut buf).await {
+                    if n == 0 || conn.write_all(&[b"echo: ", &buf[..n]].concat()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let mut web = deployment("web", 1);
+    web["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"name": "http", "containerPort": 8080}]);
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}
+    });
+    let pp = PatchParams::apply("test");
+    deployments(&client)
+        .await
+        .patch("web", &pp, &Patch::Apply(&web))
+        .await
+        .expect("deployment");
+    let services: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::discovery::ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+    );
+    services.patch("web", &pp, &Patch::Apply(&service)).await.expect("service");
+    cluster.serve_service("default", "web", 80, addr);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let pod = loop {
+        let running = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .expect("pods")
+            .items
+            .into_iter()
+            .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+        if let Some(pod) = running {
+            break pod.metadata.name.expect("name");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no running pod");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let mut forwarder = pods.portforward(&pod, &[8080]).await.expect("port-forward");
+    let mut stream = forwarder.take_stream(8080).expect("stream");
+    stream.write_all(b"hello").await.expect("write");
+    let mut answer = [0u8; 11];
+    stream.read_exact(&mut answer).await.expect("read");
+    assert_eq!(&answer, b"echo: hello");
+    drop(stream);
+
+    let mut forwarder = pods.portforward(&pod, &[9999]).await.expect("port-forward");
+    let error = forwarder.take_error(9999).expect("error channel").await.expect("an error");
+    assert!(
+        error.contains("error forwarding port 9999") && error.contains("nothing runs in it"),
+        "{error}"
+    );
+
+    let Err(missing) = pods.portforward("nope", &[80]).await else {
+        panic!("a port-forward to a pod that does not exist");
+    };
+    assert!(missing.to_string().contains("nope"), "{missing}");
+}

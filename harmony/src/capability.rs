@@ -145,7 +145,27 @@ pub trait K8sClient: Topology {
     /// cluster routes it (through the API server's service proxy, no
     /// port-forward): what a smoke test asks the real thing.
     fn http_get<'a>(&'a self, service: &'a ObjectRef, port: &'a str, path: &'a str) -> BoxFuture<'a, Result<HttpAnswer, DeployError>>;
+
+    /// A connection to a Service's `port` (its number or name), through the
+    /// API server: a port-forward to a ready pod the Service selects, at that
+    /// port's `targetPort`, as `kubectl port-forward svc/NAME` opens. What a
+    /// smoke test speaks a protocol other than HTTP over. A topology that
+    /// cannot open one says so (the default).
+    fn connect<'a>(&'a self, service: &'a ObjectRef, port: &'a str) -> BoxFuture<'a, Result<Box<dyn Tunnel>, DeployError>> {
+        let _ = port;
+        Box::pin(async move {
+            Err(DeployError::NoCluster {
+                why: format!("topology `{}` cannot open a connection to {service}", self.name()),
+                help: "smoke-test over HTTP (`http_get`), or deploy to a topology that opens connections, such as `k8s`".into(),
+            })
+        })
+    }
 }
+
+/// A byte stream to a port inside a cluster (see [`K8sClient::connect`]).
+pub trait Tunnel: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Tunnel for T {}
 
 /// What a service answered over HTTP.
 #[derive(Clone, Debug, PartialEq, Eq)]

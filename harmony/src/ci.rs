@@ -369,6 +369,13 @@ impl K8sClient for Ci {
             Delivering::Directory => Box::pin(async { Err(no_cluster()) }),
         }
     }
+
+    fn connect<'a>(&'a self, service: &'a ObjectRef, port: &'a str) -> BoxFuture<'a, Result<Box<dyn crate::Tunnel>, DeployError>> {
+        match &self.delivering {
+            Delivering::Direct { here, .. } => here.connect(service, port),
+            Delivering::Directory => Box::pin(async { Err(no_cluster()) }),
+        }
+    }
 }
 
 fn no_cluster() -> DeployError {

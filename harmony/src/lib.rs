@@ -53,7 +53,7 @@ pub mod verify;
 pub mod __private;
 
 pub use any_topology::AnyTopology;
-pub use capability::{K8sClient, K8sDeploy};
+pub use capability::{K8sClient, K8sDeploy, Tunnel};
 pub use diagnostic::Diagnostic;
 pub use harmony_macros::{Score, app, capability};
 pub use object::{Desired, Object, ObjectRef};

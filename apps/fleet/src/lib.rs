@@ -1,8 +1,8 @@
 //! Deploying the fleet: one Score per component, composed.
 //!
 //! - [`FleetNatsScore`]: NATS with JetStream and user/password auth; its
-//!   smoke test asks the live server (through the cluster's service proxy)
-//!   whether it is alive, JetStream is up and auth is on.
+//!   smoke test connects to the live server (a port-forward through the API
+//!   server), logs in and does a KV round trip.
 //! - [`FleetOperatorScore`]: the operator's CustomResourceDefinition, RBAC
 //!   and Deployment, built from typed Rust.
 //! - [`FleetAgentScore`]: one device's agent, on a target
@@ -19,6 +19,8 @@
 //! this crate nor on harmony: they ship to devices and pods alone.
 
 use std::collections::BTreeMap;
+
+pub mod nats;
 
 use harmony::cluster::Place;
 use harmony::helm::Helm;
@@ -82,38 +84,25 @@ impl FleetNatsScore {
         }
     }
 
-    /// The live server, through the service proxy: alive (`/healthz`), with
-    /// JetStream on (`/jsz`), and clients required to log in (`/varz`).
+    /// The live server, as the agents and the operator meet it: a
+    /// connection to the Service's client port (a port-forward through the
+    /// API server), auth and JetStream on, a login with the Score's
+    /// credentials, and a KV round trip (bucket [`nats::SMOKE_BUCKET`]).
     async fn smoke<T: K8sClient>(&self, topology: &T) -> Result<(), SmokeError> {
-        let port = NATS_MONITOR_PORT.to_string();
-        let fail = |path: &str, why: String| SmokeError::new(format!("GET {path} from Service {}", self.name), why);
-        let ask = |path: &'static str| {
-            let (service, port) = (self.service(), port.clone());
-            async move {
-                let answer = topology
-                    .http_get(&service, &port, path)
-                    .await
-                    .map_err(|e| fail(path, e.to_string()))?;
-                if !answer.is_success() {
-                    return Err(fail(path, format!("NATS answered {}: {}", answer.status, answer.body.trim()))
-                        .with_help("read the server's log (`kubectl logs deploy/fleet-nats`)"));
-                }
-                serde_json::from_str::<serde_json::Value>(&answer.body)
-                    .map_err(|e| fail(path, format!("the answer is not the server's report: {e}")))
+        let what = format!("a KV round trip with NATS at Service {}", self.name);
+        let mut attempt = 0;
+        let conn = loop {
+            attempt += 1;
+            match topology.connect(&self.service(), "client").await {
+                Ok(conn) => break conn,
+                // The pod may still be taking its first breath.
+                Err(_) if attempt < 5 => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                Err(e) => return Err(SmokeError::new(what, e.to_string()).with_help(harmony::Diagnostic::help(&e))),
             }
         };
-        ask("/healthz").await?;
-        let jetstream = ask("/jsz").await?;
-        if jetstream["disabled"] == serde_json::Value::Bool(true) || jetstream.get("config").is_none() {
-            return Err(fail("/jsz", "JetStream is not up: the fleet's KV buckets cannot exist".into())
-                .with_help("the configuration lost its `jetstream` block, or its store is not writable: redeploy FleetNatsScore and read the server's log"));
-        }
-        let varz = ask("/varz").await?;
-        if varz["auth_required"] != serde_json::Value::Bool(true) {
-            return Err(fail("/varz", "the server lets clients in without a password".into())
-                .with_help("the configuration lost its `authorization` block: redeploy FleetNatsScore"));
-        }
-        Ok(())
+        nats::round_trip(conn, &self.user, self.password.expose(), std::time::Duration::from_secs(20))
+            .await
+            .map_err(|f| SmokeError::new(format!("{what} ({})", f.step), f.why).with_help(f.help))
     }
 }
 

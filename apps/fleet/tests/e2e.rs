@@ -2,7 +2,8 @@
 //! the topology changes. Once per test binary, the stack comes up: the
 //! `k8s` topology on the test API server deploys `FleetServerScore` (its
 //! namespace, NATS, the operator's CRD, RBAC and Deployment, each verified;
-//! NATS's smoke test asks the real nats-server through the service proxy),
+//! NATS's smoke test logs in to the real nats-server through a port-forward
+//! and does a KV round trip),
 //! and `FleetAgentScore` for each device. Then the real operator runs against
 //! the test API server and the real nats-server, and real agents run here,
 //! as the Scores describe them. Stale test namespaces are deleted first, so
@@ -71,7 +72,7 @@ fn stack() -> &'static Stack {
         cluster.write_kubeconfig(&kubeconfig).unwrap();
         let nats = NatsServer::start();
         // The cluster's Service `fleet-nats` is the real server, for the smoke test.
-        cluster.serve_service(NS, "fleet-nats", 8222, nats.monitor_addr());
+        cluster.serve_service(NS, "fleet-nats", 4222, nats.client_addr());
         let client = runtime.block_on(async {
             let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
             delete_stale_namespaces(&client).await;
@@ -229,19 +230,20 @@ fn a_fleet_deployment_reaches_the_selected_devices_and_their_statuses_come_back(
     });
 }
 
-/// NATS's smoke test asks the real server, so a server without JetStream or
-/// without auth fails it, saying which.
+/// NATS's smoke test logs in to the real server, so a server without
+/// JetStream, without auth, or with other credentials fails it, saying which.
 #[test]
-fn the_nats_smoke_test_fails_on_a_server_without_jetstream_or_without_auth() {
+fn the_nats_smoke_test_fails_on_a_server_without_jetstream_without_auth_or_with_other_credentials() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     for (auth, jetstream, expected) in [
         (true, false, "JetStream is not up"),
         (false, true, "lets clients in without a password"),
+        (true, true, "NATS refused user `fleet`: 'Authorization Violation'"),
     ] {
         let dirs = tempfile::tempdir().unwrap();
         let cluster = TestCluster::start().unwrap();
         let nats = NatsServer::start_with(auth, jetstream);
-        cluster.serve_service("fleet-smoke", "fleet-nats", 8222, nats.monitor_addr());
+        cluster.serve_service("fleet-smoke", "fleet-nats", 4222, nats.client_addr());
         cluster.write_kubeconfig(&dirs.path().join("kubeconfig")).unwrap();
         let k8s = K8s::new(Settings::for_kubeconfig(&dirs.path().join("kubeconfig"), &dirs.path().join("state")).unwrap());
         let server = FleetServerScore::new("fleet-smoke", "localhost/fleet-operator:e2e", Secret::new("pw".into()));

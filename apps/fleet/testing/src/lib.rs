@@ -122,6 +122,11 @@ impl NatsServer {
         }
     }
 
+    /// The client port, as a socket address.
+    pub fn client_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port.expect("started")))
+    }
+
     /// The monitoring endpoint (`/healthz`, `/varz`).
     pub fn monitor_addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.monitor.expect("started")))

@@ -98,6 +98,20 @@ impl<T> SecretField for crate::Secret<T> {}
 /// An optional secret keeps the promise too.
 impl<T> SecretField for Option<crate::Secret<T>> {}
 
+/// A Score is deployed from any thread, so each of its type parameters is
+/// `Send + Sync`. One trait for both, so that a type that is neither (an
+/// `Rc`) is one error, in these words, where the Score is used.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a Score's type parameter: it is not `Send + Sync`",
+    label = "not `Send + Sync`",
+    note = "a Score is deployed from any thread, so each of its type parameters must be `Send + Sync`",
+    note = "use a thread-safe type: `Arc` for `Rc`, a `Mutex` or an atomic for `Cell` and `RefCell`"
+)]
+pub trait ThreadSafe: Send + Sync {}
+
+#[diagnostic::do_not_recommend]
+impl<T: ?Sized + Send + Sync> ThreadSafe for T {}
+
 /// Fails to compile unless `F` is a [`Secret`](crate::Secret).
 pub fn secret_field<F: ?Sized + SecretField>() {}
 

@@ -13,7 +13,7 @@ pub use ::std::vec::Vec;
 pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
 pub use crate::checks::{
-    Capability, IsNotAScore, Placement, RunsOnCi, RunsOnLocal, RunsOnNoBuiltInTopology, ScoreWithChildrenHasNoRenderOfItsOwn, SmokeTest,
+    Capability, IsNotAScore, Placement, RunsOnCi, RunsOnLocal, RunsOnNoBuiltInTopology, ScoreWithChildrenHasNoRenderOfItsOwn, SmokeTest, ThreadSafe,
     capability_name, capability_of_topologies, releases_on, runs_on, score_of, secret_field,
 };
 pub use crate::object::Desired;

@@ -25,7 +25,7 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
     }
     for child in input.children() {
         let ty = &child.ty;
-        bounds.push(quote_spanned!(ty.span()=> #ty: #h::Score<#topo>));
+        bounds.push(respan(quote!(#ty: #h::Score<#topo>), ty.span()));
     }
 
     let mut generics = input.generics.clone();
@@ -36,7 +36,8 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
         .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
         .unwrap_or_default();
     predicates.extend(bounds);
-    predicates.extend(thread_safe(&input.generics));
+    predicates.extend(thread_safe(&h, &input.generics));
+    let (score, interpret) = user_spanned_traits(&h, &topo, ident);
 
     let requires_fn = requires_fn(&h, input.requires.iter());
 
@@ -53,10 +54,10 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #impl_generics #h::Score<#topo> for #ident #ty_generics where #(#predicates,)* {}
+            impl #impl_generics #score for #ident #ty_generics where #(#predicates,)* {}
 
             #[automatically_derived]
-            impl #impl_generics #h::Interpret<#topo> for #ident #ty_generics where #(#predicates,)* {
+            impl #impl_generics #interpret for #ident #ty_generics where #(#predicates,)* {
                 fn execute<'__a>(
                     &'__a self,
                     topology: &'__a #topo,
@@ -117,15 +118,40 @@ fn is_score(input: &ScoreInput, h: &TokenStream, render: &TokenStream) -> TokenS
 }
 
 /// A Score is deployed from any thread: each of its type parameters must be
-/// `Send + Sync`, added to the impls as `derive(Clone)` adds `Clone`, so that
-/// a generic Score compiles as written and a use with a type that is not
-/// thread-safe is one error where it is used.
-fn thread_safe(generics: &syn::Generics) -> Vec<TokenStream> {
+/// `Send + Sync` (`ThreadSafe`), added to the impls as `derive(Clone)` adds
+/// `Clone`, so that a generic Score compiles as written and a use with a type
+/// that is not thread-safe is one error where it is used.
+fn thread_safe(h: &TokenStream, generics: &syn::Generics) -> Vec<TokenStream> {
     generics
         .type_params()
         .map(|p| {
             let ident = &p.ident;
-            quote!(#ident: ::core::marker::Send + ::core::marker::Sync)
+            respan(quote!(#ident: #h::ThreadSafe), ident.span())
+        })
+        .collect()
+}
+
+/// `Score<T>` and `Interpret<T>` as the impls name them, spanned on the
+/// struct's name: rustc then reads the impls as the user's, and its notes
+/// about an unmet bound stop advising to implement `Score` by hand.
+fn user_spanned_traits(h: &TokenStream, topo: &syn::Ident, ident: &syn::Ident) -> (TokenStream, TokenStream) {
+    let respan = |tokens: TokenStream| respan(tokens, ident.span());
+    (respan(quote!(#h::Score<#topo>)), respan(quote!(#h::Interpret<#topo>)))
+}
+
+/// Every token of `tokens`, with `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(g) = &tree {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tree = proc_macro2::TokenTree::Group(group);
+            } else {
+                tree.set_span(span);
+            }
+            tree
         })
         .collect()
 }
@@ -311,7 +337,7 @@ pub(crate) fn fallback(input: &syn::DeriveInput, parsed: &ScoreInput) -> TokenSt
     let mut predicates: Vec<TokenStream> = where_clause
         .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
         .unwrap_or_default();
-    predicates.extend(thread_safe(&input.generics));
+    predicates.extend(thread_safe(&h, &input.generics));
     let mut unique: Vec<&syn::Path> = Vec::new();
     for cap in requires {
         if !unique.contains(&cap) {

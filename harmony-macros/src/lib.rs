@@ -9,6 +9,7 @@ mod app;
 mod capability;
 mod debug;
 mod score;
+mod spans;
 // The one did-you-mean, shared with the runtime: compiled here from its
 // source, since a proc-macro crate cannot depend on `harmony`.
 #[path = "../../harmony/src/suggest.rs"]

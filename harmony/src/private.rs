@@ -13,12 +13,12 @@ pub use ::std::vec::Vec;
 pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
 pub use crate::checks::{
-    Capability, IsNotAScore, Placement, RunsOnCi, RunsOnLocal, RunsOnNoBuiltInTopology, ScoreWithChildrenHasNoRenderOfItsOwn, SmokeTest, ThreadSafe,
-    capability_name, capability_of_topologies, releases_on, runs_on, score_of, secret_field,
+    Capability, IsNotAScore, Placement, RunsOnCi, RunsOnLocal, RunsOnNoBuiltInTopology, ScoreWithChildrenHasNoRenderOfItsOwn, SmokeTest,
+    ThreadSafe, capability_name, capability_of_topologies, releases_on, runs_on, score_of, secret_field,
 };
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
-pub use crate::release::pipeline::chart_builder;
+pub use crate::release::pipeline::builder;
 pub use crate::run::{InterpretError, Run};
 pub use crate::score::{Interpret, IsScore, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use crate::topology::{SelectableTopology, Topology};

@@ -30,7 +30,7 @@ pub(crate) fn expand(app: &App) -> TokenStream {
             let krate = respan(quote!(#krate), expr.span());
             quote_spanned!(expr.span()=> #krate::__private::score_of(|| #expr))
         }
-        // The chart builder's own bound (`chart_builder`) is the check.
+        // The chart builder's own bound (`builder`) is the check.
         _ => TokenStream::new(),
     };
     // Named topologies are a promise, checked here: the error points at the
@@ -134,7 +134,8 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
         Image::Buildable(expr) => quote_spanned!(expr.span()=> #h::ImageSource::Buildable(#h::Arc::new(#expr))),
     };
     let chart = match &r.chart {
-        ChartKind::Builder(f) => quote_spanned!(f.span()=> #h::chart_builder(#name, #f)),
+        // Spanned on the function, so an error is there, not on the whole `app!`.
+        ChartKind::Builder(f) => crate::spans::respan(quote!(#h::builder(#name, #f)), f.span()),
         ChartKind::Dir(d) => quote!(#h::ChartSource::Dir(#h::PathBuf::from(#d))),
         ChartKind::Published { url, version } => quote!(#h::ChartSource::Published { url: #url, version: #version }),
     };

@@ -6,6 +6,7 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::attrs::{ScoreField, ScoreInput, doc};
+use crate::spans::respan;
 
 pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
     let krate = input.krate();
@@ -137,23 +138,6 @@ fn thread_safe(h: &TokenStream, generics: &syn::Generics) -> Vec<TokenStream> {
 fn user_spanned_traits(h: &TokenStream, topo: &syn::Ident, ident: &syn::Ident) -> (TokenStream, TokenStream) {
     let respan = |tokens: TokenStream| respan(tokens, ident.span());
     (respan(quote!(#h::Score<#topo>)), respan(quote!(#h::Interpret<#topo>)))
-}
-
-/// Every token of `tokens`, with `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut tree| {
-            if let proc_macro2::TokenTree::Group(g) = &tree {
-                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
-                group.set_span(span);
-                tree = proc_macro2::TokenTree::Group(group);
-            } else {
-                tree.set_span(span);
-            }
-            tree
-        })
-        .collect()
 }
 
 /// The rules the types must follow, each an error at the user's token:

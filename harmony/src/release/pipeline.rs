@@ -528,9 +528,10 @@ fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<Packaged, ReleaseError> {
     }
 }
 
-/// A chart builder from a function that makes the app's Score for a release.
-/// Rendering is pure, so it needs no particular topology.
-pub fn chart_builder<S>(app: &'static str, make: fn(&ReleaseCx) -> S) -> ChartSource
+/// A chart builder from a function that makes the app's Score for a release
+/// (`app! { chart: builder(f) }`: named as the user writes it, for rustc's
+/// notes). Rendering is pure, so it needs no particular topology.
+pub fn builder<S>(app: &'static str, make: fn(&ReleaseCx) -> S) -> ChartSource
 where
     S: crate::score::IsScore + 'static,
 {

@@ -69,7 +69,7 @@ pub fn derive_score(input: TokenStream) -> TokenStream {
 /// | key | form | meaning |
 /// |---|---|---|
 /// | `name` | `"my-app"` | lowercase letters, digits and `-`; names its state and its release tags (`<name>-v<semver>`) |
-/// | `score` | an expression | the root Score `apply` deploys; optional with `chart: builder(..)`, whose Score stands in |
+/// | `score` | an expression | the root Score `apply` deploys; not with `chart`: then `apply` deploys the chart (a builder's Score, or a directory's or published chart's objects), as a release does |
 /// | `image` | `Dockerfile("path")`, `Dockerfile("path", "context")` | paths relative to the declaring crate's directory |
 /// | | `Buildable(expr)` | a daemonless build, e.g. `harmony::build::RustBinary::new("my-crate")` |
 /// | `chart` | `builder(path)` | `fn(&harmony::release::ReleaseCx) -> impl Score`: the chart rendered against the released image |

@@ -18,7 +18,7 @@ pub use crate::checks::{
 };
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
-pub use crate::release::pipeline::builder;
+pub use crate::release::pipeline::{ChartObjects, builder};
 pub use crate::run::{InterpretError, Run};
 pub use crate::score::{Interpret, IsScore, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use crate::topology::{SelectableTopology, Topology};

@@ -6,12 +6,14 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::parse::{App, ChartKind, Image, Release};
+use crate::spans::respan;
 
 pub(crate) fn expand(app: &App) -> TokenStream {
     let krate = app.krate.clone().unwrap_or_else(|| syn::parse_quote!(::harmony));
     let h = quote!(#krate::__private);
     let (name, doc) = (&app.name, &app.doc);
-    // What `apply` deploys: the given Score, or the chart builder's for the working tree.
+    // What `apply` deploys: the given Score, or else the chart: the builder's
+    // Score for the working tree, or a directory's or published chart's objects.
     let score = match (&app.score, &app.release) {
         (Some(score), _) => quote!(#score),
         (
@@ -21,7 +23,11 @@ pub(crate) fn expand(app: &App) -> TokenStream {
                 ..
             }),
         ) => quote!(#f(&#h::ReleaseCx::development(#name))),
-        (None, _) => unreachable!("parse requires `score` unless the chart is a builder"),
+        (None, Some(r)) => {
+            let chart = chart_source(r, name, &h);
+            quote!(#h::ChartObjects::new(#name, #h::PathBuf::from(::core::env!("CARGO_MANIFEST_DIR")), #chart))
+        }
+        (None, None) => unreachable!("parse requires `score` without a chart"),
     };
     // Spanned on the user's expression, so "is not a Score" points at it.
     let score_check = match (&app.score, &app.release) {
@@ -133,12 +139,7 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
         }
         Image::Buildable(expr) => quote_spanned!(expr.span()=> #h::ImageSource::Buildable(#h::Arc::new(#expr))),
     };
-    let chart = match &r.chart {
-        // Spanned on the function, so an error is there, not on the whole `app!`.
-        ChartKind::Builder(f) => crate::spans::respan(quote!(#h::builder(#name, #f)), f.span()),
-        ChartKind::Dir(d) => quote!(#h::ChartSource::Dir(#h::PathBuf::from(#d))),
-        ChartKind::Published { url, version } => quote!(#h::ChartSource::Published { url: #url, version: #version }),
-    };
+    let chart = chart_source(r, name, h);
     let stages: Vec<String> = r.stages.iter().map(ToString::to_string).collect();
     // With `smoke`, releasing also needs `HttpProbe`: the runner says so in its bounds.
     let stage_smoke = match &r.smoke {
@@ -192,19 +193,12 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
     }
 }
 
-/// The same tokens, every one of them spanned at `span` (interpolated tokens
-/// keep their own spans, and the error must point at the user's).
-fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut tree| {
-            if let proc_macro2::TokenTree::Group(g) = &tree {
-                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
-                group.set_span(span);
-                tree = proc_macro2::TokenTree::Group(group);
-            }
-            tree.set_span(span);
-            tree
-        })
-        .collect()
+/// The release's `ChartSource`.
+fn chart_source(r: &Release, name: &syn::LitStr, h: &TokenStream) -> TokenStream {
+    match &r.chart {
+        // Spanned on the function, so an error is there, not on the whole `app!`.
+        ChartKind::Builder(f) => respan(quote!(#h::builder(#name, #f)), f.span()),
+        ChartKind::Dir(d) => quote!(#h::ChartSource::Dir(#h::PathBuf::from(#d))),
+        ChartKind::Published { url, version } => quote!(#h::ChartSource::Published { url: #url, version: #version }),
+    }
 }

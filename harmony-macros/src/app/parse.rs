@@ -147,10 +147,11 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
         )
     };
     // `apply` deploys `score`; a chart built from a Score can stand in for it.
-    let builder_chart = matches!(chart, Some(ChartKind::Builder(_)));
+    // What `apply` deploys: the `score`, or else the chart (a builder's Score, a
+    // directory's or a published chart's objects), never both.
+    let has_chart = seen.iter().any(|k| k == "chart");
     let mut required = vec!["name"];
-    let chart_failed = seen.iter().any(|k| k == "chart") && chart.is_none();
-    if !builder_chart && !chart_failed {
+    if !has_chart {
         required.push("score");
     }
     for key in required {
@@ -171,10 +172,18 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
             "an app with a `chart` needs an `image` to release\nhelp: add `image: Dockerfile(\"Dockerfile\")` or `image: Buildable(…)`",
         ));
     }
-    if has("score") && builder_chart {
+    // (A chart that failed to parse has its own error.)
+    if let (true, Some(chart)) = (has("score"), &chart) {
+        let (chart, deploys) = match chart {
+            ChartKind::Builder(_) => ("builder(..)", "the Score the chart builder makes"),
+            ChartKind::Dir(_) => ("dir(..)", "the chart's objects"),
+            ChartKind::Published { .. } => ("published(..)", "the chart's objects, rendered by helm"),
+        };
         push(syn::Error::new(
             score_span.unwrap_or_else(Span::call_site),
-            "`score` and `chart: builder(..)` both say what this app deploys: `apply` would deploy one and `release` the other\nhelp: remove `score`; `apply` deploys the Score the chart builder makes",
+            format!(
+                "`score` and `chart: {chart}` both say what this app deploys: `apply` would deploy one and `release` the other\nhelp: remove `score`; `apply` deploys {deploys}, as a release does"
+            ),
         ));
     }
     if has("smoke") && !has("image") {

@@ -7,7 +7,7 @@
 //! reproducible, so the digest it shows is the one a release pushes) and
 //! plans each stage against what the stage holds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use semver::Version;
@@ -497,21 +497,27 @@ enum Packaged {
 }
 
 fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<Packaged, ReleaseError> {
-    let bad = |why: String, help: String| ReleaseError::Chart {
+    package(&spec.name, &spec.doc, &spec.dir, &spec.chart, cx).map_err(|(why, help)| ReleaseError::Chart {
         app: spec.name.clone(),
         why,
         help,
-    };
-    match &spec.chart {
+    })
+}
+
+/// The chart of `app` and the objects it delivers: a builder's for `cx`, a
+/// directory's plain manifests (relative to the declaring crate's `dir`), or
+/// a published chart rendered by helm. Err: why, and what to do.
+fn package(app: &str, doc: &str, dir: &Path, source: &ChartSource, cx: &ReleaseCx) -> Result<Packaged, (String, String)> {
+    match source {
         ChartSource::Builder(build) => {
-            let objects = build(cx).map_err(|e| bad(e.to_string(), e.help()))?;
-            Ok(Packaged::Made(Chart::from_objects(&spec.name, &spec.doc, &objects), objects))
+            let objects = build(cx).map_err(|e| (e.to_string(), e.help()))?;
+            Ok(Packaged::Made(Chart::from_objects(app, doc, &objects), objects))
         }
-        ChartSource::Dir(dir) => {
-            let path = spec.dir.join(dir);
-            let chart = Chart::from_dir(&path).map_err(|e: ChartError| bad(e.to_string(), e.help()))?;
+        ChartSource::Dir(chart_dir) => {
+            let path = dir.join(chart_dir);
+            let chart = Chart::from_dir(&path).map_err(|e: ChartError| (e.to_string(), e.help()))?;
             let objects = chart.plain_objects().map_err(|(file, why)| {
-                bad(
+                (
                     format!("template `{file}` of `{}` {why}", path.display()),
                     "the GitOps delivery takes charts whose templates are plain manifests; render templated charts with `chart: builder(…)`".into(),
                 )
@@ -519,12 +525,78 @@ fn chart_of(spec: &AppSpec, cx: &ReleaseCx) -> Result<Packaged, ReleaseError> {
             Ok(Packaged::Made(chart, objects))
         }
         ChartSource::Published { url, version } => {
-            let chart = super::ChartRef::parse(url, version).map_err(|e| bad(e.to_string(), e.help()))?;
+            let chart = ChartRef::parse(url, version).map_err(|e| (e.to_string(), e.help()))?;
             let rendered = crate::helm::Helm::find()
-                .and_then(|helm| helm.render(&chart, &spec.name, Some(&spec.name), &serde_json::json!({})))
-                .map_err(|e| bad(e.to_string(), e.help()))?;
+                .and_then(|helm| helm.render(&chart, app, Some(app), &serde_json::json!({})))
+                .map_err(|e| (e.to_string(), e.help()))?;
             Ok(Packaged::Published(chart, rendered.digest, rendered.objects))
         }
+    }
+}
+
+impl Packaged {
+    fn objects(&self) -> &[Object] {
+        match self {
+            Packaged::Made(_, objects) | Packaged::Published(_, _, objects) => objects,
+        }
+    }
+}
+
+/// What `apply` deploys for an app whose chart is a directory or a published
+/// chart (`app! { chart: dir(..) }`, `published(..)`): that chart's objects,
+/// as its releases deliver them. One app, one thing it deploys.
+#[derive(Clone, Debug)]
+pub struct ChartObjects {
+    app: &'static str,
+    /// The declaring crate's directory, which `dir(..)` is relative to.
+    dir: PathBuf,
+    source: ChartSource,
+}
+
+impl ChartObjects {
+    pub fn new(app: &'static str, dir: PathBuf, source: ChartSource) -> Self {
+        Self { app, dir, source }
+    }
+}
+
+// Kept out of rustc's "other types" lists: users never write it.
+#[diagnostic::do_not_recommend]
+impl crate::score::Render for ChartObjects {
+    fn render(&self, _: &crate::score::RenderCx) -> Result<crate::object::Desired, ScoreError> {
+        let cx = ReleaseCx::development(self.app);
+        let packaged = package(self.app, "", &self.dir, &self.source, &cx)
+            .map_err(|(why, help)| ScoreError::invalid(format!("the chart of `{}`", self.app), why, help))?;
+        let mut desired = crate::object::Desired::new();
+        for object in packaged.objects() {
+            desired.push_object(object.clone());
+        }
+        Ok(desired)
+    }
+}
+
+// Kept out of rustc's "other types" lists: users never write it.
+#[diagnostic::do_not_recommend]
+impl crate::score::IsScore for ChartObjects {
+    fn needs(out: &mut Vec<&'static str>) {
+        out.push(<dyn crate::capability::K8sDeploy as crate::capability::IsCapability>::NAME);
+    }
+
+    fn render_tree(&self, cx: &crate::score::RenderCx) -> Result<crate::object::Desired, ScoreError> {
+        crate::score::Render::render(self, cx)
+    }
+}
+
+// Kept out of rustc's "other types" lists: users never write it.
+#[diagnostic::do_not_recommend]
+impl<T: crate::topology::Topology + crate::capability::K8sDeploy> crate::score::Score<T> for ChartObjects {}
+
+// Kept out of rustc's "other types" lists: users never write it.
+#[diagnostic::do_not_recommend]
+impl<T: crate::topology::Topology + crate::capability::K8sDeploy> crate::score::Interpret<T> for ChartObjects {
+    async fn execute(&self, topology: &T, run: &mut crate::run::Run) -> Result<(), crate::run::InterpretError> {
+        let desired = run.rendered(crate::score::Render::render(self, run.render_cx()))?;
+        run.deploy(topology, &desired).await?;
+        run.verify(topology, &desired).await
     }
 }
 

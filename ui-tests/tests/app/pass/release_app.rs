@@ -28,11 +28,17 @@ harmony::app! {
     topologies: [harmony::Local, harmony::Ci],
 }
 
+// A chart directory, or a published chart, is also what `apply` deploys: no `score`.
 harmony::app! {
     name: "site-api",
-    score: Site::default(),
     image: Buildable(harmony::build::RustBinary::new("site-api")),
     chart: dir("charts/site-api"),
+}
+
+harmony::app! {
+    name: "site-proxy",
+    image: Dockerfile("proxy/Dockerfile"),
+    chart: published("oci://registry.example.com/charts/proxy", "1.4.2"),
 }
 
 harmony::app! {
@@ -44,8 +50,10 @@ harmony::app! {
 
 fn main() {
     let releases: Vec<_> = harmony_registry::releases().iter().map(|r| r.name).collect();
-    assert_eq!(releases, ["site-api", "site-web", "site-worker"]);
+    assert_eq!(releases, ["site-api", "site-proxy", "site-web", "site-worker"]);
     let web = harmony_registry::releases().into_iter().find(|r| r.name == "site-web").unwrap();
     assert!((web.needs)().contains(&"HttpProbe"), "its smoke test needs `HttpProbe`");
     assert!(harmony_registry::app("site-web").is_some(), "a release app is deployed by `apply` too");
+    let api = harmony_registry::app("site-api").expect("a chart directory's app is deployed by `apply`");
+    assert!((api.score)().ends_with("ChartObjects"), "it deploys the chart's objects: {}", (api.score)());
 }

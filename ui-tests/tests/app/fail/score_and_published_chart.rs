@@ -1,5 +1,5 @@
-// A chart from a directory is not a Score `apply` can deploy: `score` is required.
-use harmony::release::ReleaseCx;
+// `score` and `chart: published(..)`: `apply` would deploy the Score and `release`
+// the published chart, so the two together are an error; `apply` deploys the chart.
 use harmony::{Desired, Render, RenderCx, Score, ScoreError};
 
 #[derive(Score, Default)]
@@ -13,14 +13,11 @@ impl Render for Site {
     }
 }
 
-fn site(_: &ReleaseCx) -> Site {
-    Site::default()
-}
-
 harmony::app! {
     name: "site",
+    score: Site::default(),
     image: Dockerfile("Dockerfile"),
-    chart: dir("charts/site"),
+    chart: published("oci://registry.example.com/charts/site", "1.0.0"),
 }
 
 fn main() {}

@@ -351,8 +351,21 @@ impl K8s {
                 tracing::debug!(object = %id, "not checked by the server: its namespace or kind is created by this apply");
                 return Ok(None);
             }
+            let member = self.with_set(set, |s| s.members.contains_key(id));
+            // An object that is not ours yet: does it exist, and does another set own it?
+            let live = if member { None } else { self.get(cluster, id).await? };
+            if let Some(other) = live.as_ref().and_then(|l| l.pointer(&format!("/metadata/labels/{}", PART_OF.replace('/', "~1"))))
+                && let Some(other) = other.as_str().filter(|o| *o != set_id)
+                // A CRD is a cluster-wide type: every placement of a chart needs the same one.
+                && !is_crd(id)
+            {
+                return Err(DeployError::Owned {
+                    object: Box::new(id.clone()),
+                    owner: self.owner(cluster, other).await,
+                });
+            }
             if is_namespace(id) || is_crd(id) {
-                let exists = self.get(cluster, id).await?.is_some();
+                let exists = member || live.is_some();
                 if !exists {
                     let mut p = self.pretended.lock().unwrap_or_else(|p| p.into_inner());
                     if is_namespace(id) {
@@ -438,6 +451,31 @@ impl K8s {
             out.push((id, projected, member));
         }
         Ok(out)
+    }
+
+    /// The app whose ApplySet has id `set_id`, as its parent Secret names it
+    /// (`harmony-<app>`); else the set's id.
+    async fn owner(&self, cluster: &Cluster, set_id: &str) -> String {
+        let secrets: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+            cluster.client.clone(),
+            &kube::discovery::ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+        );
+        let params = ListParams::default().labels(&format!("{}={set_id}", applyset::ID));
+        let subject = format!("Secret labelled {}={set_id}", applyset::ID);
+        let parents = cluster
+            .call("list", Subject::Named(&subject), || secrets.list_metadata(&params))
+            .await;
+        let parent = parents.ok().and_then(|l| l.items.into_iter().next());
+        match parent
+            .as_ref()
+            .and_then(|p| Some((p.metadata.namespace.clone()?, p.metadata.name.clone()?)))
+        {
+            Some((ns, name)) => match name.strip_prefix("harmony-") {
+                Some(app) => format!("app `{app}` (its ApplySet's parent is Secret {ns}/{name})"),
+                None => format!("the ApplySet whose parent is Secret {ns}/{name}"),
+            },
+            None => format!("another ApplySet (`{PART_OF}: {set_id}`)"),
+        }
     }
 
     /// The object as the cluster has it now.

@@ -172,6 +172,47 @@ fn a_conflict_names_the_field_and_the_other_manager() {
     assert!(text.contains("take ownership"), "{text}");
 }
 
+/// An object has one owner: a second app that renders an object the first
+/// one applied is refused before it writes anything, naming the first app;
+/// an object nobody applied (kubectl's) is adopted as before.
+#[test]
+fn an_object_another_app_owns_is_refused_naming_that_app_and_nothing_is_written() {
+    let f = fixture();
+    let rt = runtime();
+    let shop = vec![namespace("shop"), config_map("shop", "settings", json!({"a": "1"}))];
+    rt.block_on(engine::apply_objects("shop", &shop, &f.topology)).unwrap();
+
+    let other = vec![
+        config_map("shop", "extra", json!({"b": "2"})),
+        config_map("shop", "settings", json!({"a": "1"})),
+    ];
+    let err = rt.block_on(engine::apply_objects("shop-admin", &other, &f.topology)).unwrap_err();
+    let text = format!("{err} {} {}", err.notes().join(" "), err.help());
+    assert!(text.contains("v1 ConfigMap shop/settings belongs to app `shop`"), "{text}");
+    assert!(text.contains("deploy it from one app only"), "{text}");
+    assert!(
+        f.cluster.object("v1", "ConfigMap", Some("shop"), "extra").is_none(),
+        "nothing was written"
+    );
+    let settings = f.cluster.object("v1", "ConfigMap", Some("shop"), "settings").unwrap();
+    let part_of = &settings["metadata"]["labels"]["applyset.kubernetes.io/part-of"];
+    let shop_parent = f.cluster.object("v1", "Secret", Some("default"), "harmony-shop").unwrap();
+    assert_eq!(
+        part_of, &shop_parent["metadata"]["labels"]["applyset.kubernetes.io/id"],
+        "still the first app's"
+    );
+
+    apply_as(
+        &f.cluster,
+        "kubectl",
+        "/api/v1/namespaces/shop/configmaps/bystander",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bystander", "namespace": "shop"}}),
+        false,
+    );
+    let adopted = vec![config_map("shop", "bystander", json!({"c": "3"}))];
+    rt.block_on(engine::apply_objects("shop-admin", &adopted, &f.topology)).unwrap();
+}
+
 #[test]
 fn what_is_no_longer_rendered_is_pruned_and_nothing_else() {
     let f = fixture();

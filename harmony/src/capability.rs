@@ -223,6 +223,8 @@ pub enum DeployError {
     },
     #[error("no cluster to ask: {why}")]
     NoCluster { why: String, help: String },
+    #[error("{object} belongs to {owner}; an object has one owner, and two apps would take turns claiming it")]
+    Owned { object: Box<ObjectRef>, owner: String },
 }
 
 impl crate::Diagnostic for DeployError {
@@ -250,6 +252,9 @@ impl crate::Diagnostic for DeployError {
             Self::Invalid { field, .. } => format!("fix `{field}` in the Score that renders this object"),
             Self::TimedOut { .. } => "look at the object's events and logs for why it is not ready; what was applied stays applied".into(),
             Self::NoCluster { help, .. } => help.clone(),
+            Self::Owned { .. } => "deploy it from one app only: remove it from this app's Scores, or from the other's \
+                                   (whose next apply prunes it), then apply again; nothing was written"
+                .into(),
         }
     }
 }

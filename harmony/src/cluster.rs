@@ -74,11 +74,32 @@ impl Place {
                 ));
             }
         };
+        // Cluster-wide roles and bindings are per placement too: two stages on one
+        // cluster would otherwise take turns owning one binding, and its subject.
+        let renamed: BTreeSet<&str> = objects
+            .iter()
+            .filter(|o| from != to && is_cluster_rbac(o.id()))
+            .map(|o| o.id().name.as_str())
+            .collect();
+        let placed_name = |name: &str| match name.strip_suffix(&format!("-{from}")) {
+            Some(stem) => format!("{stem}-{to}"),
+            None => format!("{name}-{to}"),
+        };
         objects
             .iter()
             .map(|o| {
                 let mut body = o.body().clone();
                 rename_namespace(&mut body, o.id(), from, to);
+                if renamed.contains(o.id().name.as_str()) && is_cluster_rbac(o.id()) {
+                    body["metadata"]["name"] = placed_name(&o.id().name).into();
+                }
+                let role = body.pointer("/roleRef/name").and_then(Value::as_str).map(str::to_owned);
+                if let Some(role) = role
+                    && body.pointer("/roleRef/kind").and_then(Value::as_str) == Some("ClusterRole")
+                    && renamed.contains(role.as_str())
+                {
+                    body["roleRef"]["name"] = placed_name(&role).into();
+                }
                 if body == *o.body() {
                     return Ok(o.clone());
                 }
@@ -120,6 +141,12 @@ pub fn the_namespace(objects: &[Object]) -> Result<Option<&str>, Vec<&str>> {
         1 => Ok(used.first().copied()),
         _ => Err(used.into_iter().collect()),
     }
+}
+
+/// A `ClusterRole` or `ClusterRoleBinding`: cluster-wide, yet made for the
+/// namespace the chart lives in.
+fn is_cluster_rbac(id: &ObjectRef) -> bool {
+    id.api_version == "rbac.authorization.k8s.io/v1" && matches!(id.kind.as_str(), "ClusterRole" | "ClusterRoleBinding")
 }
 
 /// Namespace `from` replaced by `to` in `body` wherever it names the
@@ -196,11 +223,16 @@ mod tests {
             "subjects": [{"kind": "ServiceAccount", "name": "server", "namespace": "web"}],
         }))
         .unwrap();
+        let role = Object::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"}, "rules": [],
+        }))
+        .unwrap();
         let chart = [
             object("Namespace", None, "web"),
             object("Service", Some("web"), "server"),
             object("ConfigMap", Some("web"), "settings"),
             binding,
+            role,
         ];
         let place = Place {
             context: None,
@@ -214,8 +246,15 @@ mod tests {
                 "v1 Namespace web-staging",
                 "v1 Service web-staging/server",
                 "v1 ConfigMap web-staging/settings",
-                "rbac.authorization.k8s.io/v1 ClusterRoleBinding web-reader"
-            ]
+                "rbac.authorization.k8s.io/v1 ClusterRoleBinding web-reader-web-staging",
+                "rbac.authorization.k8s.io/v1 ClusterRole reader-web-staging",
+            ],
+            "cluster-wide roles and bindings are per stage: two stages on one cluster never share one"
+        );
+        assert_eq!(
+            placed[3].body()["roleRef"]["name"],
+            "reader-web-staging",
+            "the binding follows its role"
         );
         assert_eq!(placed[1].body()["metadata"]["namespace"], "web-staging");
         assert_eq!(
@@ -224,6 +263,26 @@ mod tests {
             "the bound account moved with it"
         );
         assert_eq!(Place::default().place(&chart).unwrap(), chart.to_vec(), "no namespace: as rendered");
+    }
+
+    #[test]
+    fn a_cluster_role_named_after_the_charts_namespace_is_named_after_the_stages() {
+        let role = Object::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "operator-fleet"}, "rules": [],
+        }))
+        .unwrap();
+        let chart = [object("ServiceAccount", Some("fleet"), "operator"), role];
+        let place = Place {
+            context: None,
+            namespace: Some("fleet-staging".into()),
+        };
+        let placed = place.place(&chart).unwrap();
+        assert_eq!(placed[1].id().name, "operator-fleet-staging");
+        let same = Place {
+            context: None,
+            namespace: Some("fleet".into()),
+        };
+        assert_eq!(same.place(&chart).unwrap(), chart.to_vec(), "not moved: not renamed");
     }
 
     #[test]

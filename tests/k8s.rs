@@ -751,6 +751,12 @@ fn apply_without_names_deploys_every_app_in_the_order_namespaces_need_and_plan_t
     );
     s.cluster.hold_image("docker.io/library/nats:2.10-alpine", &nats);
 
+    // The dry run goes in the same order, so `fleet` is known to be created first.
+    let dry = s.run(&["dry-run", "--topology", "k8s"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(text(&dry).contains("nothing was written"), "{}", text(&dry));
+    assert!(s.cluster.object("v1", "Namespace", None, "fleet").is_none());
+
     let out = s.run(&["apply", "--topology", "k8s", "--yes"]);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");

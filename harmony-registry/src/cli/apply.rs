@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use harmony::plan::{Action, ExactPlan, Plan, Summary};
-use harmony::registry::{AppEntry, Outcome, Request};
+use harmony::plan::{ExactPlan, Plan, Summary};
+use harmony::registry::{Outcome, Request};
 use harmony::saved_plan::SavedPlan;
 use serde::Serialize;
 
-use super::plan::{PlanView, exact_plans, unexpected};
+use super::plan::{PlanView, exact_plans, in_namespace_order, unexpected};
 use super::{LockWait, Session, Target, at_a_terminal, binary_name, confirm, progress};
 use crate::view::{Failure, Format, View, emit};
 
@@ -88,38 +88,6 @@ fn apply_locked(session: &Session, yes: bool, saved: Option<(String, SavedPlan)>
         emit(&ApplyView { applied, summary }, format);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Apps in the order their namespaces need: an app that adds a Namespace
-/// goes before the apps that add objects in it (apps are independent, yet
-/// one's chart may expect the namespace another creates, as Helm charts
-/// do); otherwise in name order. A cycle keeps name order.
-fn in_namespace_order(mut pending: Vec<(&AppEntry, ExactPlan)>) -> Vec<(&AppEntry, ExactPlan)> {
-    let added = |plan: &ExactPlan, namespaces: bool| -> std::collections::BTreeSet<String> {
-        plan.plan
-            .changes
-            .iter()
-            .filter(|c| c.action == Action::Add)
-            .filter_map(|c| {
-                let is_namespace = c.object.api_version == "v1" && c.object.kind == "Namespace";
-                match (namespaces, is_namespace) {
-                    (true, true) => Some(c.object.name.clone()),
-                    (false, false) => c.object.namespace.clone(),
-                    _ => None,
-                }
-            })
-            .collect()
-    };
-    let mut ordered = Vec::with_capacity(pending.len());
-    while !pending.is_empty() {
-        let creators: Vec<std::collections::BTreeSet<String>> = pending.iter().map(|(_, p)| added(p, true)).collect();
-        let ready = (0..pending.len()).find(|&i| {
-            let needs: std::collections::BTreeSet<String> = added(&pending[i].1, false).difference(&creators[i]).cloned().collect();
-            !(0..pending.len()).any(|j| j != i && !creators[j].is_disjoint(&needs))
-        });
-        ordered.push(pending.remove(ready.unwrap_or(0)));
-    }
-    ordered
 }
 
 /// The saved plan at `path`, checked against what the command line asks.

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use harmony::capability::K8sDeploy;
-use harmony::plan::{ExactPlan, Plan, Summary};
-use harmony::registry::{Outcome, Request};
+use harmony::plan::{Action, ExactPlan, Plan, Summary};
+use harmony::registry::{AppEntry, Outcome, Request};
 use harmony::saved_plan::SavedPlan;
 use serde::Serialize;
 
@@ -121,8 +121,18 @@ pub(super) fn exact_plans(session: &Session) -> Result<Vec<ExactPlan>, Failure> 
 pub(super) fn dry_run(target: &Target, format: Format) -> Result<ExitCode, Failure> {
     let session = Session::open(&target.apps, target.topology())?;
     let progress = progress(format);
-    let plans = session
-        .apps
+    // In the order `apply` would go, so that a namespace one app creates is
+    // known (pretended) when the next is checked in it.
+    let order: Vec<&AppEntry> = if session.apps.len() > 1 {
+        let exact = exact_plans(&session)?;
+        in_namespace_order(session.apps.iter().copied().zip(exact).collect())
+            .into_iter()
+            .map(|(app, _)| app)
+            .collect()
+    } else {
+        session.apps.clone()
+    };
+    let plans = order
         .iter()
         .map(|app| {
             match session.ask(
@@ -143,6 +153,38 @@ pub(super) fn dry_run(target: &Target, format: Format) -> Result<ExitCode, Failu
         format,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Apps in the order their namespaces need: an app that adds a Namespace
+/// goes before the apps that add objects in it (apps are independent, yet
+/// one's chart may expect the namespace another creates, as Helm charts
+/// do); otherwise in name order. A cycle keeps name order.
+pub(super) fn in_namespace_order(mut pending: Vec<(&AppEntry, ExactPlan)>) -> Vec<(&AppEntry, ExactPlan)> {
+    let added = |plan: &ExactPlan, namespaces: bool| -> std::collections::BTreeSet<String> {
+        plan.plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Add)
+            .filter_map(|c| {
+                let is_namespace = c.object.api_version == "v1" && c.object.kind == "Namespace";
+                match (namespaces, is_namespace) {
+                    (true, true) => Some(c.object.name.clone()),
+                    (false, false) => c.object.namespace.clone(),
+                    _ => None,
+                }
+            })
+            .collect()
+    };
+    let mut ordered = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let creators: Vec<std::collections::BTreeSet<String>> = pending.iter().map(|(_, p)| added(p, true)).collect();
+        let ready = (0..pending.len()).find(|&i| {
+            let needs: std::collections::BTreeSet<String> = added(&pending[i].1, false).difference(&creators[i]).cloned().collect();
+            !(0..pending.len()).any(|j| j != i && !creators[j].is_disjoint(&needs))
+        });
+        ordered.push(pending.remove(ready.unwrap_or(0)));
+    }
+    ordered
 }
 
 pub(super) fn unexpected(outcome: &Outcome) -> Failure {

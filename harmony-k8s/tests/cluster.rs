@@ -202,13 +202,7 @@ fn an_object_another_app_owns_is_refused_naming_that_app_and_nothing_is_written(
         "still the first app's"
     );
 
-    apply_as(
-        &f.cluster,
-        "kubectl",
-        "/api/v1/namespaces/shop/configmaps/bystander",
-        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bystander", "namespace": "shop"}}),
-        false,
-    );
+    bystander(&f.cluster);
     let adopted = vec![config_map("shop", "bystander", json!({"c": "3"}))];
     rt.block_on(engine::apply_objects("shop-admin", &adopted, &f.topology)).unwrap();
 }
@@ -225,13 +219,7 @@ fn what_is_no_longer_rendered_is_pruned_and_nothing_else() {
     ];
     rt.block_on(engine::apply_objects("shop", &all, &f.topology)).unwrap();
     // An object Harmony never applied, in the same namespace.
-    apply_as(
-        &f.cluster,
-        "kubectl",
-        "/api/v1/namespaces/shop/configmaps/bystander",
-        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bystander", "namespace": "shop"}}),
-        false,
-    );
+    bystander(&f.cluster);
 
     let fewer = vec![namespace("shop"), deployment("shop", "web", 1)];
     let plan = rt.block_on(engine::plan_objects("shop", &fewer, &f.topology)).unwrap();
@@ -317,6 +305,17 @@ fn a_crash_looping_deployment_is_reported_with_its_culprit() {
 }
 
 /// Server-side apply as another field manager, with kube's client.
+/// A ConfigMap `shop/bystander` that kubectl made, not Harmony.
+fn bystander(cluster: &TestCluster) {
+    apply_as(
+        cluster,
+        "kubectl",
+        "/api/v1/namespaces/shop/configmaps/bystander",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bystander", "namespace": "shop"}}),
+        false,
+    );
+}
+
 fn apply_as(cluster: &TestCluster, manager: &str, path: &str, body: &Value, force: bool) {
     let rt = runtime();
     rt.block_on(async {

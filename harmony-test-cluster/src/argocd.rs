@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
-use crate::apply::{self, Writer};
 use crate::controllers::{self, crd_key};
-use crate::fields::Schema;
 use crate::lock;
 use crate::ops::{self, Target, WriteOptions};
 use crate::resources::{TypeKey, split_api_version};
@@ -670,32 +668,7 @@ fn failed(app: &Value, previous: &Value, started_at: &str, finished_at: &str, ki
 /// Writes `.status` as the application controller does (an update of the whole object: the
 /// Application CRD has no status subresource), skipping writes that change nothing.
 fn write_status(state: &mut State, namespace: &str, name: &str, status: Value) {
-    let key = application_key();
-    let Some(old) = state.get(&key, namespace, name) else {
-        return;
-    };
-    if old.get("status") == Some(&status) {
-        return;
-    }
-    let mut new = (*old).clone();
-    new["status"] = status;
-    let api_version = str_at(&old, "/apiVersion").to_string();
-    let has_status = state.registry.get(&key).is_some_and(|t| t.status);
-    apply::record_update(
-        &Schema {
-            kind: &key.kind,
-            custom: true,
-        },
-        Some(&old),
-        &mut new,
-        Writer {
-            manager: CONTROLLER,
-            api_version: &api_version,
-            subresource: if has_status { "status" } else { "" },
-            has_status,
-        },
-    );
-    state.commit(&key, namespace, name, new);
+    crate::controllers::write_status_as(state, &application_key(), namespace, name, status, CONTROLLER);
 }
 
 /// An Application is being deleted: the controller drops its finalizers (leaving what it

@@ -164,6 +164,12 @@ pub(crate) fn run_due(state: &mut State, now: Instant) -> Option<Instant> {
 /// Writes `.status` as a controller does (a status-subresource update by
 /// kube-controller-manager), skipping writes that change nothing.
 fn write_status(state: &mut State, key: &TypeKey, namespace: &str, name: &str, status: Value) {
+    write_status_as(state, key, namespace, name, status, CONTROLLER);
+}
+
+/// Writes `.status` as `manager` does: through the status subresource when the kind has one,
+/// else as an update of the whole object (a CRD without one); skips writes that change nothing.
+pub(crate) fn write_status_as(state: &mut State, key: &TypeKey, namespace: &str, name: &str, status: Value, manager: &str) {
     let Some(old) = state.get(key, namespace, name) else {
         return;
     };
@@ -173,16 +179,16 @@ fn write_status(state: &mut State, key: &TypeKey, namespace: &str, name: &str, s
     let mut new = (*old).clone();
     new["status"] = status;
     let api_version = str_at(&old, "/apiVersion").to_string();
-    let custom = state.registry.get(key).is_some_and(|t| t.custom);
+    let (custom, has_status) = state.registry.get(key).map_or((false, true), |t| (t.custom, t.status));
     apply::record_update(
         &Schema { kind: &key.kind, custom },
         Some(&old),
         &mut new,
         Writer {
-            manager: CONTROLLER,
+            manager,
             api_version: &api_version,
-            subresource: "status",
-            has_status: true,
+            subresource: if has_status { "status" } else { "" },
+            has_status,
         },
     );
     state.commit(key, namespace, name, new);

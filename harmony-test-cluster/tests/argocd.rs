@@ -276,7 +276,15 @@ fn installs_the_application_crd_as_argo_cd_does() {
         assert_eq!(names, ["listed"]);
         let rv = list.metadata.resource_version.expect("resourceVersion");
         let mut events = api.watch(&WatchParams::default().timeout(20), &rv).await.expect("watch").boxed();
+        // The sync may have failed before the list already.
+        let already = list
+            .items
+            .into_iter()
+            .find(|app| app.data.pointer("/status/operationState/phase") == Some(&json!("Failed")));
         let failed = tokio::time::timeout(WAIT, async {
+            if let Some(app) = already {
+                return app;
+            }
             while let Some(event) = events.next().await {
                 if let Ok(WatchEvent::Modified(app)) = event
                     && app.data.pointer("/status/operationState/phase") == Some(&json!("Failed"))

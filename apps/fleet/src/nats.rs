@@ -43,7 +43,7 @@ struct Session {
 /// Logs in as `user` and does a KV round trip; each answer must come within `patience`.
 pub async fn round_trip(conn: Box<dyn Tunnel>, user: &str, password: &str, patience: Duration) -> Result<(), Failed> {
     let mut io = BufReader::new(conn);
-    let info = within(patience, "the server's greeting", read_line(&mut io)).await?;
+    let info = within(patience, "the server's greeting", read_line(&mut io, "the server's greeting")).await?;
     let info: Value = info
         .strip_prefix("INFO ")
         .and_then(|j| serde_json::from_str(j).ok())
@@ -78,7 +78,7 @@ pub async fn round_trip(conn: Box<dyn Tunnel>, user: &str, password: &str, patie
     let hello = format!("CONNECT {connect}\r\nPING\r\nSUB {inbox}.* 1\r\n");
     write(&mut io, hello.as_bytes(), "login").await?;
     loop {
-        let line = within(patience, "login", read_line(&mut io)).await?;
+        let line = within(patience, "login", read_line(&mut io, "login")).await?;
         match line.as_str() {
             "PONG" => break,
             "+OK" => {}
@@ -154,7 +154,7 @@ impl Session {
         write(&mut self.io, &out, step).await?;
         within(patience, step, async {
             loop {
-                let line = read_line(&mut self.io).await?;
+                let line = read_line(&mut self.io, step).await?;
                 let words: Vec<&str> = line.split(' ').collect();
                 match words.as_slice() {
                     ["PING"] => write(&mut self.io, b"PONG\r\n", step).await?,
@@ -217,12 +217,12 @@ async fn within<T>(patience: Duration, step: &'static str, work: impl Future<Out
         .unwrap_or_else(|_| Err(failed(step, format!("no answer within {} s", patience.as_secs()), READ_SERVER_LOG)))
 }
 
-async fn read_line(io: &mut BufReader<Box<dyn Tunnel>>) -> Result<String, Failed> {
+async fn read_line(io: &mut BufReader<Box<dyn Tunnel>>, step: &'static str) -> Result<String, Failed> {
     let mut line = String::new();
     match io.read_line(&mut line).await {
-        Ok(0) => Err(failed("reading", "the server closed the connection", READ_SERVER_LOG)),
+        Ok(0) => Err(failed(step, "the server closed the connection", READ_SERVER_LOG)),
         Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_string()),
-        Err(e) => Err(failed("reading", format!("the connection broke: {e}"), READ_SERVER_LOG)),
+        Err(e) => Err(failed(step, format!("the connection broke: {e}"), READ_SERVER_LOG)),
     }
 }
 

@@ -102,31 +102,28 @@ pub async fn round_trip(conn: Box<dyn Tunnel>, user: &str, password: &str, patie
         "max_consumers": -1, "max_msgs": -1, "max_bytes": -1, "max_msg_size": -1,
         "allow_rollup_hdrs": true, "deny_delete": true, "allow_direct": true,
     });
-    let created = session
-        .request(
+    session
+        .ask(
             &format!("$JS.API.STREAM.CREATE.{stream}"),
-            config.to_string().as_bytes(),
+            &config.to_string(),
             patience,
             "creating the smoke bucket",
         )
         .await?;
-    api_answer(&created, "creating the smoke bucket")?;
     let key = format!("probe-{nonce}");
     let value = format!("harmony smoke test {nonce}");
-    let put = session
-        .request(&format!("$KV.{SMOKE_BUCKET}.{key}"), value.as_bytes(), patience, "putting a key")
+    session
+        .ask(&format!("$KV.{SMOKE_BUCKET}.{key}"), &value, patience, "putting a key")
         .await?;
-    api_answer(&put, "putting a key")?;
     let get = json!({ "last_by_subj": format!("$KV.{SMOKE_BUCKET}.{key}") });
     let got = session
-        .request(
+        .ask(
             &format!("$JS.API.STREAM.MSG.GET.{stream}"),
-            get.to_string().as_bytes(),
+            &get.to_string(),
             patience,
             "reading the key back",
         )
         .await?;
-    let got = api_answer(&got, "reading the key back")?;
     let data = got
         .pointer("/message/data")
         .and_then(Value::as_str)
@@ -144,6 +141,12 @@ pub async fn round_trip(conn: Box<dyn Tunnel>, user: &str, password: &str, patie
 }
 
 impl Session {
+    /// A JetStream request: its answer as JSON, or the `error` it holds.
+    async fn ask(&mut self, subject: &str, payload: &str, patience: Duration, step: &'static str) -> Result<Value, Failed> {
+        let answer = self.request(subject, payload.as_bytes(), patience, step).await?;
+        api_answer(&answer, step)
+    }
+
     /// Publishes with a reply subject and returns the one answer (payload).
     async fn request(&mut self, subject: &str, payload: &[u8], patience: Duration, step: &'static str) -> Result<Vec<u8>, Failed> {
         self.next += 1;

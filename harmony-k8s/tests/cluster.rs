@@ -1,5 +1,6 @@
-//! The `k8s` topology against the test cluster: kube's real client, real
-//! HTTP, the server's own server-side apply. Each test starts its own cluster.
+//! The `k8s` topology against the real control plane: kube's real client, the real API
+//! server's server-side apply, managed fields and validation, the real controllers' statuses.
+//! The tests share one control plane and never meet: each names its namespaces with `ns`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +12,11 @@ use harmony::readiness::Ready;
 use harmony::run::Silent;
 use harmony::{Diagnostic as _, Object, Secret};
 use harmony_k8s::K8s;
-use harmony_test_cluster::{Options, TestCluster, Workloads};
+use harmony_test_cluster::{Options, Workloads};
 use serde_json::{Value, json};
 
 mod support;
-use support::{Fixture, fixture_with, runtime};
+use support::{Fixture, apply_as, fixture_with, runtime};
 
 fn fixture() -> Fixture {
     fixture_with(Options::default(), Duration::from_secs(30))
@@ -60,7 +61,8 @@ fn service(ns: &str, name: &str) -> Object {
 fn the_webapp_deploys_waits_for_readiness_and_a_second_apply_changes_nothing() {
     let f = fixture();
     let rt = runtime();
-    let app = webapp::WebApp::new("webapp", Secret::new("s3cr3t-value".to_owned()));
+    let ns = f.cluster.ns("webapp");
+    let app = webapp::WebApp::new(&ns, Secret::new("s3cr3t-value".to_owned()));
     let plan = rt
         .block_on(engine::plan_and_apply("webapp-server", &app, &f.topology, Arc::new(Silent)))
         .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
@@ -68,7 +70,7 @@ fn the_webapp_deploys_waits_for_readiness_and_a_second_apply_changes_nothing() {
 
     let deployment = f
         .cluster
-        .object("apps/v1", "Deployment", Some("webapp"), "webapp")
+        .object("apps/v1", "Deployment", Some(&ns), "webapp")
         .expect("applied");
     let managers: Vec<&str> = deployment["metadata"]["managedFields"]
         .as_array()
@@ -81,11 +83,20 @@ fn the_webapp_deploys_waits_for_readiness_and_a_second_apply_changes_nothing() {
         deployment["status"]["readyReplicas"], 2,
         "apply returned only once the rollout was complete"
     );
+    assert!(
+        deployment["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Available" && c["status"] == "True"),
+        "the deployment controller says so: {}",
+        deployment["status"]
+    );
 
     let parent = f
         .cluster
-        .object("v1", "Secret", Some("default"), "harmony-webapp-server")
-        .expect("the ApplySet parent");
+        .object("v1", "Secret", Some(f.cluster.namespace()), "harmony-webapp-server")
+        .expect("the ApplySet parent, in the kubeconfig context's namespace");
     let id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"]
         .as_str()
         .unwrap()
@@ -97,7 +108,7 @@ fn the_webapp_deploys_waits_for_readiness_and_a_second_apply_changes_nothing() {
     );
     assert_eq!(
         parent["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"],
-        "webapp"
+        ns.as_str()
     );
 
     let again = rt.block_on(engine::plan("webapp-server", &app, &f.topology)).unwrap();
@@ -116,23 +127,24 @@ fn the_webapp_deploys_waits_for_readiness_and_a_second_apply_changes_nothing() {
 fn plans_see_only_harmonys_fields_and_show_real_changes() {
     let f = fixture();
     let rt = runtime();
-    let objects = vec![namespace("shop"), deployment("shop", "web", 2)];
+    let shop = f.cluster.ns("shop");
+    let objects = vec![namespace(&shop), deployment(&shop, "web", 2)];
     rt.block_on(engine::apply_objects("shop", &objects, &f.topology)).unwrap();
 
     // Another manager scales it (as an autoscaler would) and annotates it (as a webhook would).
-    let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop",
+    let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": shop,
         "annotations": {"webhook.example.com/injected": "yes"}}, "spec": {"replicas": 2}});
     apply_as(
         &f.cluster,
         "autoscaler",
-        "/apis/apps/v1/namespaces/shop/deployments/web",
+        &format!("/apis/apps/v1/namespaces/{shop}/deployments/web"),
         &other,
         false,
     );
     let plan = rt.block_on(engine::plan_objects("shop", &objects, &f.topology)).unwrap();
     assert!(plan.is_empty(), "another manager's fields are not drift: {plan:?}");
 
-    let changed = vec![namespace("shop"), deployment("shop", "web", 3)];
+    let changed = vec![namespace(&shop), deployment(&shop, "web", 3)];
     let plan = rt.block_on(engine::plan_objects("shop", &changed, &f.topology)).unwrap();
     assert_eq!(plan.changes.len(), 1, "{plan:?}");
     assert_eq!(plan.changes[0].action, Action::Change);
@@ -143,18 +155,19 @@ fn plans_see_only_harmonys_fields_and_show_real_changes() {
 fn a_conflict_names_the_field_and_the_other_manager() {
     let f = fixture();
     let rt = runtime();
+    let shop = f.cluster.ns("shop");
     rt.block_on(engine::apply_objects(
         "shop",
-        &[namespace("shop"), deployment("shop", "web", 2)],
+        &[namespace(&shop), deployment(&shop, "web", 2)],
         &f.topology,
     ))
     .unwrap();
     let other =
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"replicas": 5}});
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": shop}, "spec": {"replicas": 5}});
     apply_as(
         &f.cluster,
         "autoscaler",
-        "/apis/apps/v1/namespaces/shop/deployments/web",
+        &format!("/apis/apps/v1/namespaces/{shop}/deployments/web"),
         &other,
         true,
     );
@@ -162,7 +175,7 @@ fn a_conflict_names_the_field_and_the_other_manager() {
     let err = rt
         .block_on(engine::apply_objects(
             "shop",
-            &[namespace("shop"), deployment("shop", "web", 3)],
+            &[namespace(&shop), deployment(&shop, "web", 3)],
             &f.topology,
         ))
         .unwrap_err();
@@ -179,31 +192,35 @@ fn a_conflict_names_the_field_and_the_other_manager() {
 fn an_object_another_app_owns_is_refused_naming_that_app_and_nothing_is_written() {
     let f = fixture();
     let rt = runtime();
-    let shop = vec![namespace("shop"), config_map("shop", "settings", json!({"a": "1"}))];
-    rt.block_on(engine::apply_objects("shop", &shop, &f.topology)).unwrap();
+    let shop = f.cluster.ns("shop");
+    let objects = vec![namespace(&shop), config_map(&shop, "settings", json!({"a": "1"}))];
+    rt.block_on(engine::apply_objects("shop", &objects, &f.topology)).unwrap();
 
     let other = vec![
-        config_map("shop", "extra", json!({"b": "2"})),
-        config_map("shop", "settings", json!({"a": "1"})),
+        config_map(&shop, "extra", json!({"b": "2"})),
+        config_map(&shop, "settings", json!({"a": "1"})),
     ];
     let err = rt.block_on(engine::apply_objects("shop-admin", &other, &f.topology)).unwrap_err();
     let text = format!("{err} {} {}", err.notes().join(" "), err.help());
-    assert!(text.contains("v1 ConfigMap shop/settings belongs to app `shop`"), "{text}");
+    assert!(
+        text.contains(&format!("v1 ConfigMap {shop}/settings belongs to app `shop`")),
+        "{text}"
+    );
     assert!(text.contains("deploy it from one app only"), "{text}");
     assert!(
-        f.cluster.object("v1", "ConfigMap", Some("shop"), "extra").is_none(),
+        f.cluster.object("v1", "ConfigMap", Some(shop.as_str()), "extra").is_none(),
         "nothing was written"
     );
-    let settings = f.cluster.object("v1", "ConfigMap", Some("shop"), "settings").unwrap();
+    let settings = f.cluster.object("v1", "ConfigMap", Some(shop.as_str()), "settings").unwrap();
     let part_of = &settings["metadata"]["labels"]["applyset.kubernetes.io/part-of"];
-    let shop_parent = f.cluster.object("v1", "Secret", Some("default"), "harmony-shop").unwrap();
+    let shop_parent = f.cluster.object("v1", "Secret", Some(f.cluster.namespace()), "harmony-shop").unwrap();
     assert_eq!(
         part_of, &shop_parent["metadata"]["labels"]["applyset.kubernetes.io/id"],
         "still the first app's"
     );
 
-    bystander(&f.cluster);
-    let adopted = vec![config_map("shop", "bystander", json!({"c": "3"}))];
+    bystander(&f.cluster, &shop);
+    let adopted = vec![config_map(&shop, "bystander", json!({"c": "3"}))];
     rt.block_on(engine::apply_objects("shop-admin", &adopted, &f.topology)).unwrap();
 }
 
@@ -211,29 +228,30 @@ fn an_object_another_app_owns_is_refused_naming_that_app_and_nothing_is_written(
 fn what_is_no_longer_rendered_is_pruned_and_nothing_else() {
     let f = fixture();
     let rt = runtime();
+    let shop = f.cluster.ns("shop");
     let all = vec![
-        namespace("shop"),
-        config_map("shop", "settings", json!({"a": "1"})),
-        deployment("shop", "web", 1),
-        service("shop", "web"),
+        namespace(&shop),
+        config_map(&shop, "settings", json!({"a": "1"})),
+        deployment(&shop, "web", 1),
+        service(&shop, "web"),
     ];
     rt.block_on(engine::apply_objects("shop", &all, &f.topology)).unwrap();
     // An object Harmony never applied, in the same namespace.
-    bystander(&f.cluster);
+    bystander(&f.cluster, &shop);
 
-    let fewer = vec![namespace("shop"), deployment("shop", "web", 1)];
+    let fewer = vec![namespace(&shop), deployment(&shop, "web", 1)];
     let plan = rt.block_on(engine::plan_objects("shop", &fewer, &f.topology)).unwrap();
     let removed: Vec<String> = plan.removals().iter().map(|r| format!("{}/{}", r.kind, r.name)).collect();
     assert_eq!(removed, ["ConfigMap/settings", "Service/web"]);
     rt.block_on(engine::apply_objects("shop", &fewer, &f.topology)).unwrap();
 
-    assert!(f.cluster.object("v1", "Service", Some("shop"), "web").is_none());
-    assert!(f.cluster.object("v1", "ConfigMap", Some("shop"), "settings").is_none());
+    assert!(f.cluster.object("v1", "Service", Some(shop.as_str()), "web").is_none());
+    assert!(f.cluster.object("v1", "ConfigMap", Some(shop.as_str()), "settings").is_none());
     assert!(
-        f.cluster.object("v1", "ConfigMap", Some("shop"), "bystander").is_some(),
+        f.cluster.object("v1", "ConfigMap", Some(shop.as_str()), "bystander").is_some(),
         "not a member: never pruned"
     );
-    let parent = f.cluster.object("v1", "Secret", Some("default"), "harmony-shop").unwrap();
+    let parent = f.cluster.object("v1", "Secret", Some(f.cluster.namespace()), "harmony-shop").unwrap();
     assert_eq!(
         parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
         "Deployment.apps,Namespace"
@@ -246,25 +264,27 @@ fn what_is_no_longer_rendered_is_pruned_and_nothing_else() {
 fn a_dry_run_writes_nothing_and_surfaces_validation_errors() {
     let f = fixture();
     let rt = runtime();
-    let objects = vec![namespace("shop"), config_map("shop", "settings", json!({"a": "1"}))];
+    let shop = f.cluster.ns("shop");
+    let objects = vec![namespace(&shop), config_map(&shop, "settings", json!({"a": "1"}))];
     let plan = rt.block_on(engine::plan_objects("shop", &objects, &f.topology)).unwrap();
     assert_eq!(plan.summary().add, 2);
     // The namespace does not exist yet: what goes into it is checked once it does.
     let checked = rt.block_on(check_objects(&f.topology, &objects));
     assert!(checked.is_ok(), "{checked:?}");
     assert!(
-        f.cluster.object("v1", "Namespace", None, "shop").is_none(),
+        f.cluster.object("v1", "Namespace", None, &shop).is_none(),
         "a dry run persists nothing"
     );
-    let in_default = vec![config_map("default", "settings", json!({"a": "1"}))];
+    let home = f.cluster.namespace();
+    let in_default = vec![config_map(home, "settings", json!({"a": "1"}))];
     rt.block_on(check_objects(&f.topology, &in_default)).unwrap();
     assert!(
-        f.cluster.object("v1", "ConfigMap", Some("default"), "settings").is_none(),
+        f.cluster.object("v1", "ConfigMap", Some(home), "settings").is_none(),
         "a dry run persists nothing"
     );
 
     let broken = object(
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": home},
         "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "x"}]}}}}),
     );
     let err = rt.block_on(check_objects(&f.topology, &[broken])).unwrap_err();
@@ -285,6 +305,7 @@ async fn check_objects(topology: &K8s, objects: &[Object]) -> Result<(), DeployE
 fn a_crash_looping_deployment_is_reported_with_its_culprit() {
     let f = fixture();
     let rt = runtime();
+    let shop = f.cluster.ns("shop");
     f.cluster.set_workloads(Workloads::CrashLoop {
         exit_code: 3,
         log: vec!["starting".into(), "error: cannot read /etc/web/config.toml".into()],
@@ -292,7 +313,7 @@ fn a_crash_looping_deployment_is_reported_with_its_culprit() {
     let err = rt
         .block_on(engine::apply_objects(
             "shop",
-            &[namespace("shop"), deployment("shop", "web", 1)],
+            &[namespace(&shop), deployment(&shop, "web", 1)],
             &f.topology,
         ))
         .unwrap_err();
@@ -305,37 +326,24 @@ fn a_crash_looping_deployment_is_reported_with_its_culprit() {
 }
 
 /// Server-side apply as another field manager, with kube's client.
-/// A ConfigMap `shop/bystander` that kubectl made, not Harmony.
-fn bystander(cluster: &TestCluster) {
+/// A ConfigMap `bystander` that kubectl made, not Harmony.
+fn bystander(cluster: &harmony_test_cluster::TestCluster, namespace: &str) {
     apply_as(
         cluster,
         "kubectl",
-        "/api/v1/namespaces/shop/configmaps/bystander",
-        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bystander", "namespace": "shop"}}),
+        &format!("/api/v1/namespaces/{namespace}/configmaps/bystander"),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bystander", "namespace": namespace}}),
         false,
     );
 }
 
-fn apply_as(cluster: &TestCluster, manager: &str, path: &str, body: &Value, force: bool) {
-    let rt = runtime();
-    rt.block_on(async {
-        let config = kube::Config::new(cluster.url().parse().unwrap());
-        let client = kube::Client::try_from(config).unwrap();
-        let uri = format!("{path}?fieldManager={manager}&force={force}");
-        let request = http::Request::patch(uri)
-            .header("content-type", "application/apply-patch+yaml")
-            .body(serde_json::to_vec(body).unwrap())
-            .unwrap();
-        client.request::<Value>(request).await.unwrap();
-    });
-}
-
-fn widget_crd() -> Object {
+/// A CRD of a group of the test's own (`<namespace>.example.com`): CRDs are cluster-wide.
+fn widget_crd(namespace: &str) -> Object {
     object(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
+        "metadata": {"name": format!("widgets.{namespace}.example.com")},
         "spec": {
-            "group": "example.com", "scope": "Namespaced",
+            "group": format!("{namespace}.example.com"), "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
             "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
@@ -343,20 +351,22 @@ fn widget_crd() -> Object {
     }))
 }
 
-fn widget(name: &str) -> Object {
-    object(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, "namespace": "shop"}, "spec": {"size": 3}}))
+fn widget(namespace: &str, name: &str) -> Object {
+    object(json!({"apiVersion": format!("{namespace}.example.com/v1"), "kind": "Widget",
+        "metadata": {"name": name, "namespace": namespace}, "spec": {"size": 3}}))
 }
 
 #[test]
 fn a_crd_and_its_custom_resources_deploy_in_one_run() {
     let f = fixture();
     let rt = runtime();
-    let objects = vec![namespace("shop"), widget_crd(), widget("small")];
+    let shop = f.cluster.ns("shop");
+    let objects = vec![namespace(&shop), widget_crd(&shop), widget(&shop, "small")];
     let plan = rt
         .block_on(engine::apply_objects("widgets", &objects, &f.topology))
         .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
     assert_eq!(plan.summary().add, 3);
-    assert!(f.cluster.object("example.com/v1", "Widget", Some("shop"), "small").is_some());
+    assert!(f.cluster.object(&format!("{shop}.example.com/v1"), "Widget", Some(shop.as_str()), "small").is_some());
     let again = rt.block_on(engine::plan_objects("widgets", &objects, &f.topology)).unwrap();
     assert!(again.is_empty(), "{again:?}");
 }
@@ -365,29 +375,30 @@ fn a_crd_and_its_custom_resources_deploy_in_one_run() {
 fn a_custom_resource_whose_score_asks_for_a_condition_waits_for_it() {
     let f = fixture();
     let rt = runtime();
-    rt.block_on(engine::apply_objects("widgets", &[namespace("shop"), widget_crd()], &f.topology))
+    let shop = f.cluster.ns("shop");
+    rt.block_on(engine::apply_objects("widgets", &[namespace(&shop), widget_crd(&shop)], &f.topology))
         .unwrap();
     let cluster = &f.cluster;
     std::thread::scope(|scope| {
         scope.spawn(|| {
             // Play the widget's controller: ready a moment after it appears.
-            while cluster.object("example.com/v1", "Widget", Some("shop"), "big").is_none() {
+            while cluster.object(&format!("{shop}.example.com/v1"), "Widget", Some(shop.as_str()), "big").is_none() {
                 std::thread::sleep(Duration::from_millis(20));
             }
             std::thread::sleep(Duration::from_millis(300));
             cluster.set_status(
-                "example.com/v1",
+                &format!("{shop}.example.com/v1"),
                 "Widget",
-                Some("shop"),
+                Some(shop.as_str()),
                 "big",
                 json!({"conditions": [{"type": "Synced", "status": "True", "reason": "Built"}]}),
             );
         });
-        let big = widget("big").ready_when(Ready::condition("Synced"));
-        let objects = vec![namespace("shop"), widget_crd(), big];
+        let big = widget(&shop, "big").ready_when(Ready::condition("Synced"));
+        let objects = vec![namespace(&shop), widget_crd(&shop), big];
         rt.block_on(engine::apply_objects("widgets", &objects, &f.topology)).unwrap();
     });
-    let big = f.cluster.object("example.com/v1", "Widget", Some("shop"), "big").unwrap();
+    let big = f.cluster.object(&format!("{shop}.example.com/v1"), "Widget", Some(shop.as_str()), "big").unwrap();
     assert_eq!(big["status"]["conditions"][0]["status"], "True", "apply returned once it was ready");
 }
 
@@ -395,13 +406,14 @@ fn a_custom_resource_whose_score_asks_for_a_condition_waits_for_it() {
 fn an_optional_object_is_applied_and_never_waited_for() {
     let f = fixture();
     let rt = runtime();
+    let shop = f.cluster.ns("shop");
     f.cluster.set_workloads(Workloads::NeverReady);
-    let optional = deployment("shop", "batch", 1).ready_when(Ready::Skip);
+    let optional = deployment(&shop, "batch", 1).ready_when(Ready::Skip);
     let plan = rt
-        .block_on(engine::apply_objects("shop", &[namespace("shop"), optional], &f.topology))
+        .block_on(engine::apply_objects("shop", &[namespace(&shop), optional], &f.topology))
         .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
     assert_eq!(plan.summary().add, 2);
-    assert!(f.cluster.object("apps/v1", "Deployment", Some("shop"), "batch").is_some());
+    assert!(f.cluster.object("apps/v1", "Deployment", Some(shop.as_str()), "batch").is_some());
     assert!(
         !f.cluster.requests().iter().any(|r| r.query.iter().any(|(k, _)| k == "watch")),
         "nothing was watched"
@@ -412,14 +424,17 @@ fn an_optional_object_is_applied_and_never_waited_for() {
 fn a_malformed_readiness_rule_is_refused_before_anything_is_written() {
     let f = fixture();
     let rt = runtime();
-    let mut body = deployment("shop", "web", 1).into_body();
+    let shop = f.cluster.ns("shop");
+    let mut body = deployment(&shop, "web", 1).into_body();
     body["metadata"]["annotations"] = json!({"harmony.deploy/readiness": "when-it-feels-like-it"});
     let err = rt
-        .block_on(engine::apply_objects("shop", &[namespace("shop"), object(body)], &f.topology))
+        .block_on(engine::apply_objects("shop", &[namespace(&shop), object(body)], &f.topology))
         .unwrap_err();
     let text = format!("{err}\n{}\n{}", err.notes().join("\n"), err.help());
     assert!(
-        text.contains("apps/v1 Deployment shop/web: `harmony.deploy/readiness: when-it-feels-like-it` is not a readiness rule"),
+        text.contains(&format!(
+            "apps/v1 Deployment {shop}/web: `harmony.deploy/readiness: when-it-feels-like-it` is not a readiness rule"
+        )),
         "{text}"
     );
     assert!(text.contains("`condition:<Type>`"), "{text}");
@@ -431,8 +446,9 @@ fn a_malformed_readiness_rule_is_refused_before_anything_is_written() {
 fn namespaces_are_kept_when_dropped_unless_the_score_allows_pruning_them() {
     let f = fixture();
     let rt = runtime();
-    let kept = namespace("kept");
-    let mut gone = namespace("gone");
+    let (kept_name, gone_name) = (f.cluster.ns("kept"), f.cluster.ns("gone"));
+    let kept = namespace(&kept_name);
+    let mut gone = namespace(&gone_name);
     gone = object({
         let mut body = gone.body().clone();
         body["metadata"]["annotations"] = json!({"harmony.deploy/prune": "allow"});
@@ -442,12 +458,17 @@ fn namespaces_are_kept_when_dropped_unless_the_score_allows_pruning_them() {
     let plan = rt.block_on(engine::plan_objects("spaces", &[], &f.topology)).unwrap();
     assert_eq!(plan.removals().len(), 2, "every prune shows in the plan");
     rt.block_on(engine::apply_objects("spaces", &[], &f.topology)).unwrap();
-    let kept = f.cluster.object("v1", "Namespace", None, "kept").expect("a Namespace is protected");
+    let kept = f.cluster.object("v1", "Namespace", None, &kept_name).expect("a Namespace is protected");
     assert!(
         kept["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none(),
         "it left the set"
     );
-    assert!(f.cluster.object("v1", "Namespace", None, "gone").is_none(), "allowed: pruned");
+    // Allowed: pruned. A real namespace terminates first (its controller empties it).
+    let gone = f.cluster.object("v1", "Namespace", None, &gone_name);
+    assert!(
+        gone.as_ref().is_none_or(|g| g["metadata"]["deletionTimestamp"].is_string()),
+        "deleted: {gone:?}"
+    );
     let plan = rt.block_on(engine::plan_objects("spaces", &[], &f.topology)).unwrap();
     assert!(plan.is_empty(), "{plan:?}");
 }
@@ -456,18 +477,19 @@ fn namespaces_are_kept_when_dropped_unless_the_score_allows_pruning_them() {
 fn a_dry_run_checks_the_prunes_too_and_removes_nothing() {
     let f = fixture();
     let rt = runtime();
-    let all = vec![namespace("shop"), config_map("shop", "settings", json!({"a": "1"}))];
+    let shop = f.cluster.ns("shop");
+    let all = vec![namespace(&shop), config_map(&shop, "settings", json!({"a": "1"}))];
     rt.block_on(engine::apply_objects("shop", &all, &f.topology)).unwrap();
     f.cluster.clear_requests();
     let plan = rt
-        .block_on(engine::dry_run_objects("shop", &[namespace("shop")], &f.topology))
+        .block_on(engine::dry_run_objects("shop", &[namespace(&shop)], &f.topology))
         .unwrap();
     assert_eq!(plan.removals().len(), 1);
     let deletes: Vec<_> = f.cluster.requests().into_iter().filter(|r| r.method == "DELETE").collect();
     assert_eq!(deletes.len(), 1, "the prune was checked by the server: {deletes:?}");
     assert!(deletes[0].path.ends_with("/configmaps/settings"), "{deletes:?}");
     assert!(
-        f.cluster.object("v1", "ConfigMap", Some("shop"), "settings").is_some(),
+        f.cluster.object("v1", "ConfigMap", Some(shop.as_str()), "settings").is_some(),
         "and nothing was removed"
     );
 }

@@ -21,12 +21,14 @@ fn fixture(ready_after: Duration) -> Fixture {
     )
 }
 
-fn objects() -> Vec<Object> {
+/// A ConfigMap and a Deployment in the test's own namespace.
+fn objects(f: &Fixture) -> Vec<Object> {
     let o = |v| Object::from_value(v).unwrap();
+    let ns = f.cluster.namespace();
     vec![
-        o(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "default"}, "data": {"a": "1"}})),
+        o(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns}, "data": {"a": "1"}})),
         o(
-            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
             "spec": {"selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}}),
         ),
@@ -52,13 +54,13 @@ fn transient_failures_are_retried_and_the_apply_goes_through() {
         times: 1,
         path_contains: Some("/configmaps/".into()),
     });
-    let plan = runtime().block_on(engine::apply_objects("shop", &objects(), &f.topology)).unwrap();
+    let plan = runtime().block_on(engine::apply_objects("shop", &objects(&f), &f.topology)).unwrap();
     assert_eq!(plan.summary().add, 2);
     assert_eq!(
         patches_answered(&f.cluster, 500) + patches_answered(&f.cluster, 429) + patches_answered(&f.cluster, 503),
         3
     );
-    assert!(f.cluster.object("apps/v1", "Deployment", Some("default"), "web").is_some());
+    assert!(f.cluster.object("apps/v1", "Deployment", Some(f.cluster.namespace()), "web").is_some());
 }
 
 #[test]
@@ -71,15 +73,17 @@ fn a_lasting_failure_is_reported_after_a_bounded_number_of_tries() {
         method: Some("PATCH".into()),
     });
     let err = runtime()
-        .block_on(engine::apply_objects("shop", &objects(), &f.topology))
+        .block_on(engine::apply_objects("shop", &objects(&f), &f.topology))
         .unwrap_err();
     let text = format!("{err} {}", err.notes().join(" "));
     assert!(text.contains("tried 6 times"), "{text}");
-    assert!(text.contains("dry-run apply apps/v1 Deployment default/web"), "{text}");
+    let web = format!("dry-run apply apps/v1 Deployment {}/web", f.cluster.namespace());
+    assert!(text.contains(&web), "{text}");
     assert_eq!(patches_answered(&f.cluster, 500), 6, "bounded");
     // The check before the first write failed: nothing was written.
-    assert!(f.cluster.object("v1", "ConfigMap", Some("default"), "settings").is_none());
-    assert!(f.cluster.object("v1", "Secret", Some("default"), "harmony-shop").is_none());
+    let ns = f.cluster.namespace();
+    assert!(f.cluster.object("v1", "ConfigMap", Some(ns), "settings").is_none());
+    assert!(f.cluster.object("v1", "Secret", Some(ns), "harmony-shop").is_none());
 }
 
 #[test]
@@ -89,7 +93,7 @@ fn a_hung_request_times_out_and_is_retried() {
         times: 1,
         path_contains: Some("/configmaps/".into()),
     });
-    let plan = runtime().block_on(engine::apply_objects("shop", &objects(), &f.topology)).unwrap();
+    let plan = runtime().block_on(engine::apply_objects("shop", &objects(&f), &f.topology)).unwrap();
     assert_eq!(plan.summary().add, 2);
 }
 
@@ -103,13 +107,11 @@ fn forbidden_says_which_verb_on_which_object() {
         method: Some("PATCH".into()),
     });
     let err = runtime()
-        .block_on(engine::apply_objects("shop", &objects(), &f.topology))
+        .block_on(engine::apply_objects("shop", &objects(&f), &f.topology))
         .unwrap_err();
     let text = format!("{err} {} {}", err.notes().join(" "), err.help());
-    assert!(
-        text.contains("not allowed to dry-run apply apps/v1 Deployment default/web"),
-        "{text}"
-    );
+    let web = format!("not allowed to dry-run apply apps/v1 Deployment {}/web", f.cluster.namespace());
+    assert!(text.contains(&web), "{text}");
     assert!(text.contains("grant the identity"), "{text}");
     assert_eq!(patches_answered(&f.cluster, 403), 1, "a refusal is not retried");
 }
@@ -126,9 +128,57 @@ fn an_expired_watch_is_resumed_from_a_fresh_read() {
                 cluster.expire_watches();
             }
         });
-        let plan = runtime().block_on(engine::apply_objects("shop", &objects(), &f.topology)).unwrap();
+        let plan = runtime().block_on(engine::apply_objects("shop", &objects(&f), &f.topology)).unwrap();
         assert_eq!(plan.summary().add, 2);
     });
-    let deployment = f.cluster.object("apps/v1", "Deployment", Some("default"), "web").unwrap();
+    let deployment = f.cluster.object("apps/v1", "Deployment", Some(f.cluster.namespace()), "web").unwrap();
     assert_eq!(deployment["status"]["readyReplicas"], 1);
+}
+
+/// The real RBAC refuses a user who may write ConfigMaps and Secrets but only read
+/// Deployments: the error names the verb, the object and the user, in the server's words, and
+/// nothing is written past the refusal.
+#[test]
+fn a_user_rbac_refuses_is_told_which_verb_on_which_resource_it_lacks() {
+    let f = fixture(Duration::from_millis(100));
+    let ns = f.cluster.namespace().to_owned();
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "deployer", "namespace": ns},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps", "secrets", "events"], "verbs": ["*"]},
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+        ]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "deployer", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+        "subjects": [{"kind": "User", "name": "harmony-restricted", "apiGroup": "rbac.authorization.k8s.io"}]});
+    support::apply_as(&f.cluster, "test", &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/deployer"), &role, true);
+    support::apply_as(
+        &f.cluster,
+        "test",
+        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/deployer"),
+        &binding,
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, f.cluster.restricted_kubeconfig()).unwrap();
+    let mut settings = harmony_k8s::settings::Settings::for_kubeconfig(&kubeconfig, &dir.path().join("state")).unwrap();
+    settings.timeout = Duration::from_secs(60);
+    let restricted = harmony_k8s::K8s::new(settings);
+
+    let err = runtime()
+        .block_on(engine::apply_objects("shop", &objects(&f), &restricted))
+        .unwrap_err();
+    let text = format!("{err} {} {}", err.notes().join(" "), err.help());
+    assert!(
+        text.contains(&format!("not allowed to dry-run apply apps/v1 Deployment {ns}/web")),
+        "{text}"
+    );
+    assert!(text.contains("harmony-restricted"), "the user: {text}");
+    assert!(text.contains("cannot patch resource \"deployments\""), "the verb and resource: {text}");
+    assert!(
+        f.cluster.object("v1", "ConfigMap", Some(&ns), "settings").is_none(),
+        "the check before the first write failed: nothing was written"
+    );
 }

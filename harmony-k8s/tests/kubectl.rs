@@ -1,6 +1,7 @@
 //! Real kubectl v1.33.9 as the independent judge of what the `k8s` topology
-//! writes: it sees Harmony's objects as its own server-side apply would make
-//! them, and Harmony's ApplySet as its own `--applyset` would write it.
+//! writes, straight to the real API server with validation on: it sees Harmony's
+//! objects as its own server-side apply would make them, finds nothing to change in
+//! them, and sees Harmony's ApplySet as its own `--applyset` would write it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,17 +22,26 @@ fn kubectl_path() -> PathBuf {
 
 /// A test cluster with its kubeconfig, a kubectl cache and Harmony's state.
 struct Server {
-    /// Kept for its lifetime: dropping it stops the server.
-    _cluster: TestCluster,
+    /// Kept for its lifetime: dropping it stops a dedicated control plane.
+    cluster: TestCluster,
     dir: tempfile::TempDir,
 }
 
 impl Server {
+    /// A handle on the shared control plane.
     fn start() -> Self {
-        let cluster = TestCluster::start().unwrap();
+        Self::on(TestCluster::start().unwrap())
+    }
+
+    /// A control plane of its own (an ApplySet's id depends on its parent's namespace).
+    fn dedicated() -> Self {
+        Self::on(TestCluster::dedicated(harmony_test_cluster::Options::default()).unwrap())
+    }
+
+    fn on(cluster: TestCluster) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        cluster.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
-        Self { _cluster: cluster, dir }
+        std::fs::write(dir.path().join("kubeconfig"), cluster.direct_kubeconfig()).unwrap();
+        Self { cluster, dir }
     }
 
     fn topology(&self) -> K8s {
@@ -83,22 +93,22 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-fn objects() -> Vec<Object> {
+fn objects(ns: &str) -> Vec<Object> {
     let o = |v: Value| Object::from_value(v).unwrap();
     vec![
-        o(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})),
+        o(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
         o(
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop"}, "data": {"greeting": "hello"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns}, "data": {"greeting": "hello"}}),
         ),
         o(
-            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns, "labels": {"app": "web"}},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
                     {"name": "web", "image": "example.com/web:1.0", "ports": [{"containerPort": 8080, "name": "http"}],
                      "env": [{"name": "MODE", "value": "production"}]}]}}}}),
         ),
         o(
-            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns},
             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}),
         ),
     ]
@@ -119,22 +129,27 @@ fn manifests(dir: &Path, objects: &[Object]) -> PathBuf {
     out
 }
 
-/// An object as a second server would also have it: no identity, versions,
-/// times, field sets, status or ApplySet label.
+/// An object as kubectl's twin in another namespace also has it: no identity, versions,
+/// times, field sets, status, ApplySet label or namespace.
 fn comparable(mut v: Value) -> Value {
+    let namespace_kind = v["kind"] == "Namespace";
     let metadata = v["metadata"].as_object_mut().unwrap();
-    for key in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation"] {
+    for key in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "namespace"] {
         metadata.remove(key);
+    }
+    if namespace_kind {
+        metadata.remove("name");
     }
     if let Some(labels) = metadata.get_mut("labels").and_then(Value::as_object_mut) {
         labels.remove("applyset.kubernetes.io/part-of");
+        labels.remove("kubernetes.io/metadata.name");
         if labels.is_empty() {
             metadata.remove("labels");
         }
     }
     v.as_object_mut().unwrap().remove("status");
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
-        // Assigned by the server, different on each.
+        // Assigned by the server, different for each.
         spec.remove("clusterIP");
         spec.remove("clusterIPs");
     }
@@ -142,55 +157,106 @@ fn comparable(mut v: Value) -> Value {
 }
 
 #[test]
-fn kubectl_sees_harmonys_objects_as_its_own_server_side_apply_makes_them() {
-    let harmony = Server::start();
-    let kubectl = Server::start();
+fn kubectl_sees_harmonys_objects_as_its_own_server_side_apply_makes_them_and_validation_passes() {
+    let server = Server::start();
+    let (ours, theirs) = (server.cluster.ns("shop"), server.cluster.ns("twin"));
     runtime()
-        .block_on(engine::apply_objects("shop", &objects(), &harmony.topology()))
+        .block_on(engine::apply_objects("shop", &objects(&ours), &server.topology()))
         .unwrap();
-    let dir = manifests(kubectl.dir.path(), &objects());
-    let (ok, _, err) = kubectl.kubectl(
-        &[
-            "apply",
-            "--server-side",
-            "--validate=false",
-            "--field-manager=harmony",
-            "-f",
-            dir.to_str().unwrap(),
-        ],
+
+    // The same manifests pass the real OpenAPI validation in a server-side dry run, and kubectl
+    // finds nothing to change in what Harmony applied.
+    let mine = manifests(server.dir.path(), &objects(&ours));
+    let (ok, out, err) = server.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", mine.to_str().unwrap()], false);
+    assert!(ok, "validation: {err}");
+    assert!(out.contains("serverside-applied (server dry run)"), "{out}");
+    // What Harmony applies carries its ApplySet's label, which kubectl must see as well.
+    let set = server.get("deployment", Some(&ours), "web")["metadata"]["labels"]["applyset.kubernetes.io/part-of"].clone();
+    let applied: Vec<Object> = objects(&ours)
+        .into_iter()
+        .map(|o| {
+            let mut body = o.into_body();
+            body["metadata"]["labels"]["applyset.kubernetes.io/part-of"] = set.clone();
+            Object::from_value(body).unwrap()
+        })
+        .collect();
+    let applied_dir = tempfile::tempdir().unwrap();
+    let applied = manifests(applied_dir.path(), &applied);
+    let (ok, out, err) = server.kubectl(
+        &["diff", "--server-side", "--field-manager=harmony", "-f", applied.to_str().unwrap()],
+        false,
+    );
+    assert!(ok, "kubectl diff found a difference:\n{out}{err}");
+    assert_eq!(out.trim(), "");
+
+    let dir = tempfile::tempdir().unwrap();
+    let twin = manifests(dir.path(), &objects(&theirs));
+    let (ok, _, err) = server.kubectl(
+        &["apply", "--server-side", "--field-manager=harmony", "-f", twin.to_str().unwrap()],
         false,
     );
     assert!(ok, "{err}");
-
     for (kind, ns, name) in [
-        ("namespace", None, "shop"),
-        ("configmap", Some("shop"), "settings"),
-        ("deployment", Some("shop"), "web"),
-        ("service", Some("shop"), "web"),
+        ("namespace", None, None),
+        ("configmap", Some(()), Some("settings")),
+        ("deployment", Some(()), Some("web")),
+        ("service", Some(()), Some("web")),
     ] {
-        let ours = harmony.get(kind, ns, name);
-        let managers: Vec<&str> = ours["metadata"]["managedFields"]
+        let get = |namespace: &str| server.get(kind, ns.map(|()| namespace), name.unwrap_or(namespace));
+        let harmonys = get(&ours);
+        let managers: Vec<&str> = harmonys["metadata"]["managedFields"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|m| m["operation"] == "Apply")
             .filter_map(|m| m["manager"].as_str())
             .collect();
-        assert_eq!(managers, ["harmony"], "{kind} {name} is applied by manager harmony");
-        assert_eq!(comparable(ours), comparable(kubectl.get(kind, ns, name)), "{kind} {name}");
+        assert_eq!(managers, ["harmony"], "{kind} {name:?} is applied by manager harmony");
+        assert_eq!(comparable(harmonys), comparable(get(&theirs)), "{kind} {name:?}");
     }
+}
+
+/// Imperative kubectl works alongside: what it adds to Harmony's objects (a label, an
+/// annotation) is its own and no drift; what it deletes, Harmony puts back; what it creates
+/// beside them, Harmony leaves alone.
+#[test]
+fn imperative_kubectl_works_alongside_harmony() {
+    let server = Server::start();
+    let shop = server.cluster.ns("shop");
+    let rt = runtime();
+    let topology = server.topology();
+    rt.block_on(engine::apply_objects("shop", &objects(&shop), &topology)).unwrap();
+    for args in [
+        vec!["label", "deployment", "web", "team=payments", "-n", &shop],
+        vec!["annotate", "configmap", "settings", "owner=ops", "-n", &shop],
+        vec!["create", "configmap", "extra", "--from-literal=a=b", "-n", &shop],
+    ] {
+        let (ok, _, err) = server.kubectl(&args, false);
+        assert!(ok, "kubectl {args:?}: {err}");
+    }
+    let plan = rt.block_on(engine::plan_objects("shop", &objects(&shop), &topology)).unwrap();
+    assert!(plan.is_empty(), "kubectl's label and annotation are not drift: {plan:?}");
+
+    let (ok, _, err) = server.kubectl(&["delete", "configmap", "settings", "-n", &shop], false);
+    assert!(ok, "{err}");
+    let plan = rt.block_on(engine::apply_objects("shop", &objects(&shop), &topology)).unwrap();
+    assert_eq!(plan.summary().add, 1, "{plan:?}");
+    let (ok, out, _) = server.kubectl(&["get", "configmaps", "-n", &shop, "-o", "name"], false);
+    assert!(ok);
+    assert!(out.contains("configmap/settings") && out.contains("configmap/extra"), "{out}");
+    let live = server.get("deployment", Some(&shop), "web");
+    assert_eq!(live["metadata"]["labels"]["team"], "payments", "kubectl's label stays");
 }
 
 #[test]
 fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
-    let harmony = Server::start();
-    let kubectl = Server::start();
+    // Two clusters: an ApplySet's id is its parent's name and namespace, the same on both.
+    let harmony = Server::dedicated();
+    let kubectl = Server::dedicated();
     let rt = runtime();
     // kubectl keeps a set's objects in its parent's namespace (`-n`), which must exist first.
-    // (`kubectl create` would send protobuf, which the test cluster does not speak.)
     for server in [&harmony, &kubectl] {
-        let ns = manifests(server.dir.path(), &objects()[..1]);
-        let (ok, _, err) = server.kubectl(&["apply", "--server-side", "--validate=false", "-f", ns.to_str().unwrap()], false);
+        let (ok, _, err) = server.kubectl(&["create", "namespace", "shop"], false);
         assert!(ok, "{err}");
     }
     let topology = harmony.topology_with_parents_in("shop");
@@ -200,7 +266,6 @@ fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
             &[
                 "apply",
                 "--server-side",
-                "--validate=false",
                 "--prune",
                 "--applyset=harmony-shop",
                 "-n",
@@ -213,8 +278,8 @@ fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
         assert!(ok, "{err}");
     };
 
-    rt.block_on(engine::apply_objects("shop", &objects(), &topology)).unwrap();
-    apply_with_kubectl(&objects());
+    rt.block_on(engine::apply_objects("shop", &objects("shop"), &topology)).unwrap();
+    apply_with_kubectl(&objects("shop"));
     let parents = || {
         (
             harmony.get("secret", Some("shop"), "harmony-shop"),
@@ -239,7 +304,7 @@ fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
     assert_eq!(member(&harmony), member(&kubectl));
 
     // Both drop the ConfigMap and the Service: both prune the same objects.
-    let fewer: Vec<Object> = objects()
+    let fewer: Vec<Object> = objects("shop")
         .into_iter()
         .filter(|o| o.id().kind != "ConfigMap" && o.id().kind != "Service")
         .collect();
@@ -248,7 +313,8 @@ fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
     for server in [&harmony, &kubectl] {
         let (ok, out, _) = server.kubectl(&["get", "configmaps,services", "-n", "shop", "-o", "name"], false);
         assert!(ok);
-        assert_eq!(out.trim(), "", "pruned");
+        // The root CA's ConfigMap is the controller manager's, in every namespace.
+        assert_eq!(out.trim(), "configmap/kube-root-ca.crt", "pruned");
     }
     same_parent(parents());
 
@@ -258,7 +324,6 @@ fn harmonys_applyset_is_the_one_kubectl_writes_and_prunes_alike() {
         &[
             "apply",
             "--server-side",
-            "--validate=false",
             "--prune",
             "--applyset=harmony-shop",
             "-n",

@@ -40,12 +40,13 @@ fn a_program_that_exits_is_reported_with_its_exit_code_and_its_last_words() {
         },
         Duration::from_secs(30),
     );
+    let jobs = f.cluster.ns("jobs");
     f.cluster.set_workloads(Workloads::Run);
     let objects = [
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "jobs"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": jobs}}),
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "worker", "namespace": "jobs"},
+            "metadata": {"name": "worker", "namespace": jobs},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "worker"}},
                 "template": {"metadata": {"labels": {"app": "worker"}},
                     "spec": {"containers": [{"name": "worker", "image": image}]}}},

@@ -1,9 +1,8 @@
 //! Live smoke tests on a cluster: a Score's own `smoke = path` reads the
 //! cluster and asks its Service through the API server's service proxy, and
-//! a release's `smoke: http_get(..)` does the same (`HttpProbe`).
+//! a release's `smoke: http_get(..)` does the same (`HttpProbe`). What answers is a real
+//! web server in a pod the kubelet runs (needs root).
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,24 +16,7 @@ use harmony_k8s::K8s;
 use harmony_k8s::settings::Settings;
 use harmony_test_cluster::TestCluster;
 
-/// A backend that answers every request with `status` and `body`.
-fn backend(status: &'static str, body: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut stream = stream;
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let reply = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    addr
-}
+mod support;
 
 fn topology(cluster: &TestCluster, dir: &std::path::Path) -> K8s {
     cluster.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
@@ -99,31 +81,29 @@ impl Render for Front {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
 #[test]
 fn a_scores_own_smoke_test_reads_the_cluster_and_asks_its_service_live() {
     let cluster = TestCluster::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let k8s = topology(&cluster, dir.path());
     let score = Front {
-        namespace: "default".into(),
+        namespace: cluster.namespace().to_owned(),
     };
-
-    cluster.serve_service("default", "front", 80, backend("200 OK", "ok"));
-    let plan = runtime()
+    support::web_server(&cluster, cluster.namespace(), "front", "ok");
+    let plan = support::runtime()
         .block_on(engine::plan_and_apply("front", &score, &k8s, Arc::new(Silent)))
         .unwrap();
     assert_eq!(plan.summary().add, 1);
 
-    // A backend that answers wrongly fails the smoke test, with its answer.
+    // A server that answers wrongly fails the smoke test, with its answer.
     let cluster = TestCluster::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let k8s = topology(&cluster, dir.path());
-    cluster.serve_service("default", "front", 80, backend("500 Internal Server Error", "database down"));
-    let err = runtime()
+    let score = Front {
+        namespace: cluster.namespace().to_owned(),
+    };
+    support::web_server(&cluster, cluster.namespace(), "front", "database down");
+    let err = support::runtime()
         .block_on(engine::plan_and_apply("front", &score, &k8s, Arc::new(Silent)))
         .unwrap_err();
     let text = format!("{err} {}", harmony::Diagnostic::notes(&err).join(" "));
@@ -140,12 +120,12 @@ fn a_release_smoke_test_asks_the_delivered_service_through_the_proxy() {
         "front",
         "k8s",
         &Front {
-            namespace: "default".into(),
+            namespace: cluster.namespace().to_owned(),
         },
     )
     .unwrap();
     // One runtime for the topology's whole life: its client lives on it.
-    let rt = runtime();
+    let rt = support::runtime();
     rt.block_on(engine::apply_objects("front", &objects, &k8s)).unwrap();
     let delivery = harmony::release::Delivery {
         app: "front".into(),
@@ -165,6 +145,6 @@ fn a_release_smoke_test_asks_the_delivered_service_through_the_proxy() {
     let err = rt.block_on(k8s.probe(&delivery, &image, &check)).unwrap_err();
     assert!(err.why.contains("503"), "no endpoints yet: {err}");
 
-    cluster.serve_service("default", "front", 80, backend("200 OK", "ok"));
+    support::web_server(&cluster, cluster.namespace(), "front", "ok");
     rt.block_on(k8s.probe(&delivery, &image, &check)).unwrap();
 }

@@ -1,4 +1,5 @@
-//! Injected faults: extra latency, error answers, dropped connections and hung requests.
+//! Faults the proxy in front of the API server injects: extra latency, error answers, dropped
+//! connections, hung requests and expired watches.
 
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub enum Fault {
     ResetConnection { times: usize, path_contains: Option<String> },
     /// Holds the next `times` matching requests open without ever answering.
     Hang { times: usize, path_contains: Option<String> },
+    /// Ends every watch open through the proxy now with `410 Gone` (reason `Expired`), as the
+    /// API server does once etcd compacted the revision it would resume from.
+    ExpireWatches,
 }
 
 /// What to do with one request.

@@ -1,225 +1,223 @@
-//! An in-process Kubernetes API server for tests.
+//! The real Kubernetes control plane for tests, and our kubelet as its node.
 //!
-//! [`TestCluster::start`] serves plain HTTP on 127.0.0.1 from a background thread with its own
-//! tokio runtime, so sync tests, async tests on any runtime, kube-rs clients and a real kubectl
-//! can all talk to it. It implements what a deploy tool relies on: discovery, CRUD with
-//! optimistic concurrency, server-side apply with `managedFields` (conflicts, force, removal of
-//! dropped fields), dry runs, label and field selectors, paginated lists, watches with bookmarks
-//! and 410 expiry, CRDs, admission defaults, simulated controllers (workloads become ready, or
-//! fail the way [`Workloads`] says, or a kubelet really runs their images: [`Workloads::Run`],
-//! and the images it holds in every mode: [`TestCluster::hold_image`]),
-//! pod logs and events, a service proxy, port-forwards to the pods it runs, fault injection, and an opt-in Argo CD
-//! ([`TestCluster::play_argocd`]).
+//! [`ControlPlane::start`] runs etcd, kube-apiserver, kube-controller-manager and
+//! kube-scheduler (built from Go modules by `scripts/install-control-plane`) on loopback, with
+//! their own CA, RBAC and bearer-token users, and starts the kubelet ([`kubelet`]): it registers
+//! a Node, and runs the pods the scheduler binds to it for real or plays them as [`Workloads`]
+//! says. Everything else — server-side apply, managed fields, validation, watches, readiness
+//! of Deployments and StatefulSets, garbage collection — is Kubernetes itself.
+//!
+//! A test takes a [`TestCluster`]: by default a handle on the one control plane its test binary
+//! shares (started on first use, gone with the process), with namespaces of its own
+//! ([`TestCluster::ns`]) and a [`proxy`] in front of the API server that records its requests
+//! and injects the faults it asks for. [`TestCluster::dedicated`] starts a control plane of its
+//! own, for tests that deploy into fixed namespaces or act on the whole cluster.
 
-mod admission;
-mod apply;
-mod argocd;
-mod controllers;
-mod discovery;
+mod control_plane;
+mod error;
 mod faults;
-mod fields;
 mod kubelet;
-mod ops;
-mod patch;
-mod portforward;
-mod proxy;
-mod resources;
-mod selectors;
-mod server;
-mod status;
-mod store;
+mod pki;
+mod process;
+pub mod proxy;
 mod util;
-mod watch;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use serde_json::Value;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
 
-pub use argocd::ArgoCd;
+pub use control_plane::{BIN_VAR, ControlPlane, etcd_version, kubeconfig, kubernetes_version};
+pub use error::StartError;
 pub use faults::Fault;
+pub use pki::User;
+pub use proxy::{FaultProxy, Request};
 
-use crate::resources::{TypeKey, split_api_version};
-use crate::store::State;
-
-/// How the simulated controllers treat Deployments, StatefulSets, DaemonSets, ReplicaSets,
-/// Jobs, Pods and PersistentVolumeClaims.
+/// How the kubelet treats the pods of a namespace whose images it does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Workloads {
-    /// Everything becomes ready (Jobs complete, claims bind) `after` a spec change.
+    /// Played: each container is Running and Ready `after` its pod was bound (a pod that runs to
+    /// completion, `restartPolicy` `Never` or `OnFailure`, exits 0 instead).
     Ready { after: Duration },
-    /// Status is observed but nothing ever becomes ready; pods stay Pending.
+    /// Played: the containers are never created; pods stay Pending (`ContainerCreating`).
     NeverReady,
-    /// Pods run but their containers crash and back off; logs hold `log`.
+    /// Played: each container writes `log`, exits with `exit_code` and is restarted with a
+    /// growing back-off (`CrashLoopBackOff`).
     CrashLoop { exit_code: i32, log: Vec<String> },
-    /// Pods stay Pending, their images failing to pull.
+    /// Played: pulling each image fails (`ErrImagePull`, then `ImagePullBackOff`).
     ImagePullBackOff,
-    /// Pods stay Pending, unschedulable for lack of CPU.
-    Unschedulable,
-    /// The kubelet really runs each pod (one per replica): it pulls the images from an OCI
-    /// registry on loopback (plain HTTP), unpacks them into a root per container, and runs the
-    /// entrypoint there (chroot) in the pod's own network namespace at `status.podIP`. A process
-    /// that keeps running for [`Options::ready_after`] makes its pod Ready; one that exits crash
-    /// loops with its real exit code and log; a failed pull is `ErrImagePull`/`ImagePullBackOff`;
-    /// the service proxy reaches ready pods. Needs root, `ip`, `tar`, `mknod`, `setpriv` and
-    /// `unshare`; without them pods stay Pending and say why. Processes are killed when their pod
-    /// goes, and when the cluster is dropped.
+    /// The kubelet runs each pod for real: it pulls the images from an OCI registry on loopback
+    /// (plain HTTP), unpacks them into a root per container, and runs the entrypoint there
+    /// (chroot) in the pod's own network namespace at `status.podIP`. A process that keeps
+    /// running for [`Options::ready_after`] makes its container ready; one that exits is
+    /// restarted with its real exit code and log. Needs root, `ip`, `tar`, `mknod`, `setpriv`
+    /// and `unshare`; without them the pods say why.
     Run,
 }
 
-/// How to start a [`TestCluster`].
+/// How to start a control plane.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The port to listen on (0: any free port).
-    pub port: u16,
-    /// How long workloads take to become ready under the default [`Workloads::Ready`] (and how
-    /// long the other modes take to show their state). Default 200 ms.
+    /// The name the kubelet registers its Node under.
+    pub node: String,
+    /// How pods are treated where no namespace says otherwise. Default: played, ready after
+    /// [`Options::ready_after`].
+    pub workloads: Workloads,
+    /// How long a container that runs for real must keep running to be ready, and how long a
+    /// played one takes under the default. Default 200 ms.
     pub ready_after: Duration,
-    /// How long a new CRD takes to become Established. Default 50 ms.
-    pub crd_established_after: Duration,
-    /// Latency added to every request. Default none.
+    /// Images the kubelet holds from the start: `(REFERENCE, PROGRAM)` (see
+    /// [`TestCluster::hold_image`]).
+    pub images: Vec<(String, PathBuf)>,
+    /// Latency the proxy adds to every request. Default none.
     pub latency: Duration,
-    /// How many events the watch log keeps; a watch from an older resourceVersion gets 410 Gone.
-    /// Default 10 000.
-    pub event_window: usize,
-    /// The helm binary the simulated Argo CD ([`TestCluster::play_argocd`]) syncs charts with.
-    /// Default: `HARMONY_HELM` if set, else `helm` on `PATH`.
-    pub helm: Option<PathBuf>,
+    /// The directory that holds etcd, kube-apiserver, kube-controller-manager and
+    /// kube-scheduler. Default: `HARMONY_CONTROL_PLANE_BIN`, else what
+    /// `scripts/install-control-plane` built under `target/tools/`.
+    pub programs: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Options {
+        let ready_after = Duration::from_millis(200);
         Options {
-            port: 0,
-            ready_after: Duration::from_millis(200),
-            crd_established_after: Duration::from_millis(50),
+            node: "harmony-node".into(),
+            workloads: Workloads::Ready { after: ready_after },
+            ready_after,
+            images: Vec::new(),
             latency: Duration::ZERO,
-            event_window: 10_000,
-            helm: None,
+            programs: None,
         }
     }
 }
 
-/// One request the server received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    /// Decoded query parameters, in order.
-    pub query: Vec<(String, String)>,
-    /// The status code answered (0 when the connection was dropped or the request hung).
-    pub code: u16,
-}
-
-/// What the server threads share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub state: Mutex<State>,
-    pub faults: Mutex<faults::Faults>,
-    pub requests: Mutex<Vec<Request>>,
-    pub backends: Mutex<HashMap<(String, String, u16), SocketAddr>>,
-    pub wake: Arc<tokio::sync::Notify>,
-    pub latency: Duration,
-    pub addr: SocketAddr,
-    /// The helm binary Argo CD runs.
-    pub helm: PathBuf,
-}
-
-/// Locks a mutex, ignoring poisoning (a panicking test must not wedge the server).
+/// Locks a mutex, ignoring poisoning (a panicking test must not wedge the cluster).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A running test API server. Dropping it shuts the server down.
+/// The control plane this process's tests share.
+fn shared() -> Result<Arc<ControlPlane>, StartError> {
+    static SHARED: OnceLock<Result<Arc<ControlPlane>, String>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| ControlPlane::start(Options::default()).map(Arc::new).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(StartError::Node)
+}
+
+/// A test's view of a control plane: namespaces of its own, and a proxy in front of the API
+/// server that records its requests and injects its faults. Dropping it deletes its
+/// namespaces (and stops a dedicated control plane).
 #[derive(Debug)]
 pub struct TestCluster {
-    shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    plane: Arc<ControlPlane>,
+    proxy: FaultProxy,
+    /// Unique among the handles of one control plane: the suffix of its namespaces.
+    id: String,
+    dedicated: bool,
+    /// The namespace of its kubeconfig's context, made at start.
+    namespace: String,
+    namespaces: Mutex<Vec<String>>,
+    mode: Mutex<Workloads>,
 }
 
 impl TestCluster {
-    /// Starts a server on 127.0.0.1 and a free port, playing a healthy cluster.
-    pub fn start() -> std::io::Result<TestCluster> {
+    /// A handle on the control plane this test binary shares (started on first use).
+    pub fn start() -> Result<TestCluster, StartError> {
         TestCluster::start_with(Options::default())
     }
 
-    /// Starts a server with these options.
-    pub fn start_with(options: Options) -> std::io::Result<TestCluster> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", options.port))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let (notify, _) = tokio::sync::watch::channel(0u64);
-        let mut state = State::new(
-            Workloads::Ready {
-                after: options.ready_after,
-            },
-            options.ready_after,
-            options.crd_established_after,
-            options.event_window,
-            notify,
-            wake.clone(),
-        );
-        server::seed(&mut state);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(state),
-            faults: Mutex::new(faults::Faults::default()),
-            requests: Mutex::new(Vec::new()),
-            backends: Mutex::new(HashMap::new()),
-            wake,
-            latency: options.latency,
-            addr,
-            helm: options
-                .helm
-                .or_else(|| std::env::var_os("HARMONY_HELM").filter(|h| !h.is_empty()).map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from("helm")),
-        });
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let serving = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("harmony-test-cluster-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(_) => return,
-                    };
-                    server::serve(listener, serving, rx).await;
-                });
-            })?;
-        Ok(TestCluster {
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
+    /// A handle on the shared control plane; `options.ready_after` (played pods) and
+    /// `options.latency` apply to this handle's namespaces and proxy only.
+    pub fn start_with(options: Options) -> Result<TestCluster, StartError> {
+        let mode = Workloads::Ready {
+            after: options.ready_after,
+        };
+        TestCluster::on(shared()?, false, mode, options.latency)
+    }
+
+    /// A control plane of its own (with `options`), stopped when the handle is dropped.
+    pub fn dedicated(options: Options) -> Result<TestCluster, StartError> {
+        let (mode, latency) = (options.workloads.clone(), options.latency);
+        TestCluster::on(Arc::new(ControlPlane::start(options)?), true, mode, latency)
+    }
+
+    fn on(plane: Arc<ControlPlane>, dedicated: bool, mode: Workloads, latency: Duration) -> Result<TestCluster, StartError> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let id = format!("t{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let proxy = plane.proxy(latency).map_err(StartError::Node)?;
+        let namespace = if dedicated { "default".to_owned() } else { format!("test-{id}") };
+        let cluster = TestCluster {
+            plane,
+            proxy,
+            id,
+            dedicated,
+            namespace: namespace.clone(),
+            namespaces: Mutex::new(Vec::new()),
+            mode: Mutex::new(mode.clone()),
+        };
+        if dedicated {
+            cluster.plane.kubelet().set_mode(&[], mode);
+        } else {
+            cluster.register(&namespace);
+            cluster.create_namespace(&namespace).map_err(StartError::Node)?;
+        }
+        Ok(cluster)
+    }
+
+    fn register(&self, namespace: &str) {
+        lock(&self.namespaces).push(namespace.to_owned());
+        let mode = lock(&self.mode).clone();
+        self.plane.kubelet().set_mode(&[namespace.to_owned()], mode);
+    }
+
+    fn create_namespace(&self, name: &str) -> Result<(), String> {
+        let client = self.plane.client();
+        let name = name.to_owned();
+        self.plane.block_on(async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+            let ns = serde_json::from_value(json!({"metadata": {"name": name}})).map_err(|e| e.to_string())?;
+            match api.create(&Default::default(), &ns).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                Err(e) => Err(format!("cannot create namespace {name}: {e}")),
+            }
         })
     }
 
-    /// `http://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        format!("http://{}", self.shared.addr)
+    /// A namespace name of this test's own (`shop` → `shop-t3`), so tests that share a control
+    /// plane never meet; its pods are treated as this handle says ([`TestCluster::set_workloads`]).
+    /// It is not created: what the test deploys creates it, or not. On a dedicated control plane
+    /// the name is `base` itself.
+    pub fn ns(&self, base: &str) -> String {
+        let name = if self.dedicated { base.to_owned() } else { format!("{base}-{}", self.id) };
+        self.register(&name);
+        name
     }
 
-    /// A kubeconfig for this server: cluster, context and user all named
-    /// `harmony-test-cluster`, the context current, namespace `default`.
+    /// The namespace of this handle's kubeconfig context (where an ApplySet's parent goes when
+    /// nothing says otherwise): made at start, `default` on a dedicated control plane.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The control plane behind the handle.
+    pub fn plane(&self) -> &ControlPlane {
+        &self.plane
+    }
+
+    /// `https://127.0.0.1:PORT`: this handle's proxy.
+    pub fn url(&self) -> String {
+        self.proxy.url()
+    }
+
+    /// The administrator's kubeconfig, through this handle's proxy, its context in
+    /// [`TestCluster::namespace`].
     pub fn kubeconfig(&self) -> String {
-        format!(
-            "apiVersion: v1\n\
-             kind: Config\n\
-             clusters:\n\
-             - name: harmony-test-cluster\n  cluster:\n    server: {url}\n\
-             contexts:\n\
-             - name: harmony-test-cluster\n  context:\n    cluster: harmony-test-cluster\n    user: harmony-test-cluster\n    namespace: default\n\
-             current-context: harmony-test-cluster\n\
-             users:\n\
-             - name: harmony-test-cluster\n  user: {{}}\n\
-             preferences: {{}}\n",
-            url = self.url()
-        )
+        kubeconfig(&self.url(), self.plane.ca_pem(), &self.plane.pki().users.admin, &self.namespace)
     }
 
     /// Writes [`TestCluster::kubeconfig`] to `path`.
@@ -227,117 +225,141 @@ impl TestCluster {
         std::fs::write(path, self.kubeconfig())
     }
 
-    /// Reads an object straight from the store (for assertions).
-    pub fn object(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
-        let (group, _) = split_api_version(api_version);
-        let state = lock(&self.shared.state);
-        state
-            .get(&TypeKey::new(group, kind), namespace.unwrap_or(""), name)
-            .map(|v| (*v).clone())
+    /// The administrator's kubeconfig straight to the API server: nothing of ours between the
+    /// client and Kubernetes (what kubectl judges with).
+    pub fn direct_kubeconfig(&self) -> String {
+        kubeconfig(&self.plane.url(), self.plane.ca_pem(), &self.plane.pki().users.admin, &self.namespace)
     }
 
-    /// Every stored object of a kind, in namespace/name order.
+    /// The kubeconfig of `harmony-restricted`, a user with no rights until a test grants some,
+    /// through this handle's proxy.
+    pub fn restricted_kubeconfig(&self) -> String {
+        kubeconfig(&self.url(), self.plane.ca_pem(), &self.plane.pki().users.restricted, &self.namespace)
+    }
+
+    /// An administrator's client, straight to the API server (for a test's own reads and
+    /// writes; they are not among [`TestCluster::requests`]).
+    pub fn client(&self) -> kube::Client {
+        self.plane.client()
+    }
+
+    /// Runs a future on the control plane's runtime and waits for it, from any thread.
+    pub fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.plane.block_on(future)
+    }
+
+    fn api(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Option<kube::Api<DynamicObject>> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (String::new(), api_version.to_owned()),
+        };
+        let gvk = kube::api::GroupVersionKind::gvk(&group, &version, kind);
+        let client = self.client();
+        let namespace = namespace.map(str::to_owned);
+        self.plane.block_on(async move {
+            let (resource, _): (ApiResource, _) = kube::discovery::pinned_kind(&client, &gvk).await.ok()?;
+            Some(match namespace {
+                Some(ns) => kube::Api::namespaced_with(client, &ns, &resource),
+                None => kube::Api::all_with(client, &resource),
+            })
+        })
+    }
+
+    /// Reads an object from the API server (for assertions); None if it (or its kind) does not
+    /// exist.
+    pub fn object(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let api = self.api(api_version, kind, namespace)?;
+        let name = name.to_owned();
+        self.plane
+            .block_on(async move { api.get_opt(&name).await.ok().flatten() })
+            .and_then(|o| serde_json::to_value(o).ok())
+    }
+
+    /// Every object of a kind in every namespace, in the server's order.
     pub fn objects(&self, api_version: &str, kind: &str) -> Vec<Value> {
-        let (group, _) = split_api_version(api_version);
-        let state = lock(&self.shared.state);
-        state
-            .range(&TypeKey::new(group, kind), None, None)
-            .map(|(_, v)| (**v).clone())
+        let Some(api) = self.api(api_version, kind, None) else {
+            return Vec::new();
+        };
+        self.plane
+            .block_on(async move { api.list(&Default::default()).await.map(|l| l.items).unwrap_or_default() })
+            .into_iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
             .collect()
     }
 
-    /// Sets how the simulated controllers treat workloads from now on (existing ones are
-    /// reconsidered after the mode's delay).
-    pub fn set_workloads(&self, behaviour: Workloads) {
-        let mut state = lock(&self.shared.state);
-        controllers::set_workloads(&mut state, behaviour);
-    }
-
-    /// Installs a simulated Argo CD, as `kubectl apply` of its manifests would: the namespace
-    /// `argocd` and the `applications.argoproj.io` CRD (group `argoproj.io`, version
-    /// `v1alpha1`, kind `Application`, namespaced, Established when this returns), and an
-    /// application controller that acts on every new generation of an Application after
-    /// [`Options::ready_after`], the way `mode` says (see [`ArgoCd`]). Calling it again changes
-    /// the mode; existing Applications are reconsidered. What a sync applies is server-side
-    /// applied by the manager `argocd-controller` with the label
-    /// `app.kubernetes.io/instance: <application>`, so the workload controllers act on it;
-    /// deleting an Application leaves it (Argo CD's finalizers are removed, not played).
-    /// Charts are pulled and rendered by the helm of [`Options::helm`].
-    pub fn play_argocd(&self, mode: ArgoCd) {
-        let mut state = lock(&self.shared.state);
-        argocd::install(&mut state, mode, self.shared.helm.clone());
-    }
-
-    /// Plays a controller: replaces `.status` (bumping resourceVersion and emitting a
-    /// MODIFIED event). Does nothing if the object does not exist.
+    /// Writes an object's `.status` as its controller would (the status subresource).
     pub fn set_status(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, status: Value) {
-        let (group, _) = split_api_version(api_version);
-        let key = TypeKey::new(group, kind);
-        let ns = namespace.unwrap_or("");
-        let mut state = lock(&self.shared.state);
-        if let Some(old) = state.get(&key, ns, name) {
-            let mut new = (*old).clone();
-            new["status"] = status;
-            state.commit(&key, ns, name, new);
+        let Some(api) = self.api(api_version, kind, namespace) else { return };
+        let name = name.to_owned();
+        self.plane.block_on(async move {
+            let patch = Patch::Merge(json!({"status": status}));
+            let _ = api.patch_status(&name, &PatchParams::default(), &patch).await;
+        });
+    }
+
+    /// Sets how the kubelet treats the pods of this handle's namespaces (all namespaces, on a
+    /// dedicated control plane), from now on: pods already there start over the new way.
+    pub fn set_workloads(&self, behaviour: Workloads) {
+        *lock(&self.mode) = behaviour.clone();
+        if self.dedicated {
+            self.plane.kubelet().set_mode(&[], behaviour);
+        } else {
+            let namespaces = lock(&self.namespaces).clone();
+            self.plane.kubelet().set_mode(&namespaces, behaviour);
         }
-    }
-
-    /// Injects a fault.
-    pub fn inject(&self, fault: Fault) {
-        lock(&self.shared.faults).inject(fault);
-    }
-
-    /// Removes every injected fault.
-    pub fn clear_faults(&self) {
-        lock(&self.shared.faults).clear();
-    }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<Request> {
-        lock(&self.shared.requests).clone()
-    }
-
-    pub fn clear_requests(&self) {
-        lock(&self.shared.requests).clear();
     }
 
     /// Gives the kubelet the image `reference` (`nats:2.10-alpine` and
     /// `docker.io/library/nats:2.10-alpine` are one): the static `program` is its whole content
-    /// and its entrypoint. It is never pulled, and under [`Workloads::Ready`] a pod whose images
-    /// are all held runs for real (needs root, as [`Workloads::Run`] does) while the others are
-    /// played. Pods already there are reconsidered.
+    /// and its entrypoint. It is never pulled, and a pod whose images are all held runs for real
+    /// (needs root, as [`Workloads::Run`] does), on every namespace of the node.
     pub fn hold_image(&self, reference: &str, program: impl Into<PathBuf>) {
-        let mut state = lock(&self.shared.state);
-        state.kubelet.hold(reference, program.into());
-        let workloads = state.workloads.clone();
-        controllers::set_workloads(&mut state, workloads);
+        self.plane.kubelet().hold(reference, program.into());
     }
 
-    /// Makes the service proxy forward `NAME:PORT` in `namespace` to `backend`.
-    pub fn serve_service(&self, namespace: &str, service: &str, port: u16, backend: SocketAddr) {
-        lock(&self.shared.backends).insert((namespace.to_string(), service.to_string(), port), backend);
+    /// Injects a fault into this handle's proxy.
+    pub fn inject(&self, fault: Fault) {
+        self.proxy.inject(fault);
     }
 
-    /// Forgets the watch history and ends every open watch with a 410 Gone (as after an etcd
-    /// compaction): watchers must relist.
+    /// Removes every fault injected so far.
+    pub fn clear_faults(&self) {
+        self.proxy.clear_faults();
+    }
+
+    /// Every request this handle's proxy passed on (or answered itself), in order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.proxy.requests()
+    }
+
+    pub fn clear_requests(&self) {
+        self.proxy.clear_requests();
+    }
+
+    /// Ends every watch open through this handle's proxy with `410 Gone`: watchers must list
+    /// again.
     pub fn expire_watches(&self) {
-        lock(&self.shared.state).expire_watches();
-    }
-
-    /// The current (last handed out) resourceVersion.
-    pub fn resource_version(&self) -> u64 {
-        lock(&self.shared.state).rv
+        self.proxy.inject(Fault::ExpireWatches);
     }
 }
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        if self.dedicated {
+            return;
         }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        lock(&self.shared.state).kubelet.shutdown();
+        // The namespace controller removes what they hold, and the kubelet stops their pods.
+        let namespaces = std::mem::take(&mut *lock(&self.namespaces));
+        let client = self.plane.client();
+        self.plane.handle().spawn(async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+            for ns in namespaces {
+                let _ = api.delete(&ns, &Default::default()).await;
+            }
+        });
     }
 }

@@ -1,42 +1,32 @@
-//! `harmony-test-cluster`: runs the test API server as a process, for trying tools against it.
+//! `harmony-test-cluster`: runs the real control plane and our kubelet until stopped, for trying
+//! Harmony, kubectl or anything else against them (`scripts/test-cluster`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use harmony_test_cluster::{ArgoCd, Options, TestCluster, Workloads};
+use harmony_test_cluster::{ControlPlane, FaultProxy, Options, Workloads};
 
-// The server allocates and frees many small JSON values per request, from a
-// thread of its own; mimalloc serves that without glibc's arena growth steps.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// An in-process Kubernetes API server for tests, run standalone.
+/// The real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+/// kube-scheduler) and our kubelet as its node, until stopped.
 #[derive(Debug, Parser)]
 #[command(name = "harmony-test-cluster", version)]
 struct Args {
-    /// The port to listen on (0: any free port).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
-    /// Where to write the kubeconfig (default: a file in a temporary directory kept while running).
+    /// Where to write the kubeconfig (default: a file in the control plane's directory).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// Milliseconds before workloads become ready.
+    /// Milliseconds before played pods are ready (and that a real container must keep running).
     #[arg(long, default_value_t = 2000)]
     ready_after: u64,
-    /// Milliseconds added to every request, as a remote cluster would (for benchmarks).
+    /// Milliseconds added to every request, as a remote cluster would: the kubeconfig then points
+    /// at a proxy in front of the API server that adds them.
     #[arg(long, default_value_t = 0)]
     latency: u64,
     /// Really run the pods' images (pulled from a registry on loopback) instead of playing
     /// them; needs root.
     #[arg(long)]
     run_images: bool,
-    /// Play Argo CD: install the Application CRD and the `argocd` namespace, and sync
-    /// Applications (Helm charts from OCI registries, rendered by `helm`: `HARMONY_HELM` or on
-    /// `PATH`).
-    #[arg(long)]
-    argocd: bool,
     /// Hold an image: `REFERENCE=PROGRAM`, a static program that is the image's whole content
     /// and entrypoint. Pods whose images are all held run for real even while the others are
     /// played (needs root). Repeatable.
@@ -57,66 +47,69 @@ fn held_image(arg: &str) -> Result<(String, PathBuf), String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let cluster = TestCluster::start_with(Options {
-        port: args.port,
-        ready_after: Duration::from_millis(args.ready_after),
-        latency: Duration::from_millis(args.latency),
+    // Stop (and stop everything started) when whoever started this goes away.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
+    if rustix::process::getppid().is_none_or(|p| p.as_raw_nonzero().get() == 1) {
+        return Err("the process that started harmony-test-cluster is gone".into());
+    }
+    let ready_after = Duration::from_millis(args.ready_after);
+    let plane = ControlPlane::start(Options {
+        workloads: if args.run_images {
+            Workloads::Run
+        } else {
+            Workloads::Ready { after: ready_after }
+        },
+        ready_after,
+        images: args.images.clone(),
         ..Options::default()
     })?;
-    if args.run_images {
-        cluster.set_workloads(Workloads::Run);
-    }
-    if args.argocd {
-        cluster.play_argocd(ArgoCd::Syncs);
-    }
-    for (reference, program) in &args.images {
-        cluster.hold_image(reference, program);
-    }
-    let temp = tempfile::tempdir()?;
-    let path = args.kubeconfig.unwrap_or_else(|| temp.path().join("kubeconfig"));
-    cluster.write_kubeconfig(&path)?;
+    let latency = Duration::from_millis(args.latency);
+    let proxy = if latency.is_zero() { None } else { Some(plane.proxy(latency)?) };
+    let server = proxy.as_ref().map_or_else(|| plane.url(), FaultProxy::url);
+    let path = args.kubeconfig.unwrap_or_else(|| plane.dir().join("admin.kubeconfig"));
+    std::fs::write(&path, plane.kubeconfig_at(&server, "default"))?;
+
     let mut out = std::io::stdout().lock();
     writeln!(out, "KUBECONFIG={}", path.display())?;
+    writeln!(
+        out,
+        "Kubernetes {} at {} (etcd {}), node {}: logs in {}",
+        harmony_test_cluster::kubernetes_version(),
+        plane.url(),
+        harmony_test_cluster::etcd_version(),
+        plane.node(),
+        plane.dir().display()
+    )?;
+    if proxy.is_some() {
+        writeln!(out, "every request through {server} waits {} ms more", args.latency)?;
+    }
     if args.run_images {
         writeln!(
             out,
-            "harmony-test-cluster at {} runs images: its kubelet pulls them from registries on loopback and runs them; \
-             a pod is ready once its process kept running {} ms",
-            cluster.url(),
+            "the kubelet runs images: it pulls them from registries on loopback; a container is ready once it kept running {} ms",
             args.ready_after
         )?;
     } else {
-        writeln!(
-            out,
-            "harmony-test-cluster at {} plays a healthy cluster: workloads become ready after {} ms",
-            cluster.url(),
-            args.ready_after
-        )?;
+        writeln!(out, "the kubelet plays pods: ready {} ms after they are bound", args.ready_after)?;
     }
     for (reference, program) in &args.images {
-        writeln!(
-            out,
-            "harmony-test-cluster runs pods of image {reference} for real: {}",
-            program.display()
-        )?;
-    }
-    if args.argocd {
-        writeln!(
-            out,
-            "harmony-test-cluster plays Argo CD: Applications in namespace argocd sync their Helm charts from OCI registries"
-        )?;
+        writeln!(out, "pods of image {reference} run for real: {}", program.display())?;
     }
     out.flush()?;
     drop(out);
+
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
         }
         Ok::<(), std::io::Error>(())
     })?;
-    drop(cluster);
+    drop(proxy);
+    drop(plane);
     Ok(())
 }

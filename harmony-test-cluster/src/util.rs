@@ -1,4 +1,4 @@
-//! Small helpers: timestamps, identifiers, random suffixes.
+//! Small helpers: timestamps, identifiers, random suffixes, private files, programs on `PATH`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -7,6 +7,37 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub(crate) fn now_rfc3339() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     rfc3339(secs)
+}
+
+/// The current time with microseconds, as a Lease's `renewTime` is written.
+pub(crate) fn now_rfc3339_micros() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let whole = rfc3339(now.as_secs());
+    format!("{}.{:06}Z", whole.trim_end_matches('Z'), now.subsec_micros())
+}
+
+/// Writes a file only its owner may read (keys, tokens, kubeconfigs).
+pub(crate) fn write_private(path: &std::path::Path, content: &[u8]) -> Result<(), crate::StartError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(content))
+        .map_err(|e| crate::StartError::io(format!("write {}", path.display()), e))
+}
+
+/// A program on `PATH` (or in the system directories, which a test's `PATH` may lack).
+pub(crate) fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into(), "/bin".into()])
+        .map(|d: std::path::PathBuf| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.

@@ -1,10 +1,11 @@
-//! Real kubectl v1.33.9 against the test server (installed by scripts/install-k8s-tools).
+//! The binary (`scripts/test-cluster`) as a user runs it, with real kubectl v1.33.9 (installed
+//! by `scripts/install-k8s-tools`): the kubeconfig first, the real server's version, health and
+//! tables, the real controllers' statuses, logs through the kubelet, and a clean stop.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use harmony_test_cluster::TestCluster;
 use serde_json::Value;
 
 fn kubectl_path() -> PathBuf {
@@ -24,13 +25,6 @@ struct Kubectl {
 }
 
 impl Kubectl {
-    fn new(cluster: &TestCluster) -> Kubectl {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        cluster.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-        Kubectl { dir, kubeconfig }
-    }
-
     fn for_kubeconfig(kubeconfig: &Path) -> Kubectl {
         Kubectl {
             dir: tempfile::tempdir().expect("tempdir"),
@@ -79,169 +73,104 @@ impl Kubectl {
     }
 }
 
-const TWO_MAPS: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  k: v\n";
-const ONE_MAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v2\n";
-
-fn names(list: &Value) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
-        .collect()
+/// The binary, started: its kubeconfig and the directory it says holds its logs.
+struct Binary {
+    child: std::process::Child,
+    kubeconfig: PathBuf,
+    said: Vec<String>,
 }
 
-#[test]
-fn kubectl_lists_namespaces() {
-    let cluster = TestCluster::start().expect("start");
-    let k = Kubectl::new(&cluster);
-    let list = k.json(&["get", "ns", "-o", "json"]);
-    let names = names(&list);
-    for ns in ["default", "kube-system", "kube-public"] {
-        assert!(names.contains(&ns.to_string()), "{names:?}");
+impl Binary {
+    fn start(args: &[&str]) -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_harmony-test-cluster"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().expect("a first line").expect("read");
+        let kubeconfig = PathBuf::from(first.strip_prefix("KUBECONFIG=").expect("KUBECONFIG= first"));
+        let said: Vec<String> = lines.take(2).map_while(Result::ok).collect();
+        Binary { child, kubeconfig, said }
+    }
+
+    /// SIGTERM, and how it exited.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        self.child.wait().expect("wait")
     }
 }
 
-#[test]
-fn kubectl_server_side_apply_records_its_manager() {
-    let cluster = TestCluster::start().expect("start");
-    let k = Kubectl::new(&cluster);
-    let file = k.file("maps.yaml", TWO_MAPS);
-    let out = k.ok(&["apply", "--server-side", "--validate=false", "-f", file.to_str().expect("path")]);
-    assert!(out.contains("configmap/a serverside-applied"), "{out}");
-    let cm = k.json(&["get", "cm", "a", "-o", "json", "--show-managed-fields"]);
-    let managers: Vec<&str> = cm["metadata"]["managedFields"]
-        .as_array()
-        .expect("managed fields")
-        .iter()
-        .filter_map(|e| e["manager"].as_str())
-        .collect();
-    assert_eq!(managers, ["kubectl"]);
-    assert_eq!(
-        cm["metadata"]["managedFields"][0]["fieldsV1"]["f:data"]["f:k"],
-        serde_json::json!({})
-    );
-    let list = k.json(&["get", "cm", "-o", "json"]);
-    assert_eq!(names(&list), ["a", "b"]);
-}
-
-#[test]
-fn kubectl_applyset_prunes_what_left_the_set() {
-    let cluster = TestCluster::start().expect("start");
-    let k = Kubectl::new(&cluster);
-    let first = k.file("first.yaml", TWO_MAPS);
-    let args = |f: &Path| -> Vec<String> {
-        [
-            "apply",
-            "--server-side",
-            "--validate=false",
-            "--prune",
-            "--applyset=myset",
-            "-n",
-            "default",
-            "-f",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([f.to_string_lossy().into_owned()])
+/// The processes whose command line names `text` (the control plane's directory).
+fn processes_naming(text: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(text)))
         .collect()
-    };
-    let a1 = args(&first);
-    let a1: Vec<&str> = a1.iter().map(String::as_str).collect();
-    k.ok_with(&a1, true);
-    let parent = cluster.object("v1", "Secret", Some("default"), "myset").expect("the parent Secret");
-    assert_eq!(
-        parent["metadata"]["labels"]["applyset.kubernetes.io/id"],
-        "applyset-51uXdjs_k8zt9KVdAtPaWnW_O9B-EVzd2Bkztfa9DSA-v1"
-    );
-    assert_eq!(
-        parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
-        "ConfigMap"
-    );
-    let b = cluster.object("v1", "ConfigMap", Some("default"), "b").expect("b");
-    assert_eq!(
-        b["metadata"]["labels"]["applyset.kubernetes.io/part-of"],
-        "applyset-51uXdjs_k8zt9KVdAtPaWnW_O9B-EVzd2Bkztfa9DSA-v1"
-    );
-
-    let second = k.file("second.yaml", ONE_MAP);
-    // A server-side dry run prunes nothing.
-    let mut dry = args(&second);
-    dry.push("--dry-run=server".into());
-    let dry: Vec<&str> = dry.iter().map(String::as_str).collect();
-    let out = k.ok_with(&dry, true);
-    assert!(out.contains("configmap/b pruned"), "{out}");
-    assert!(cluster.object("v1", "ConfigMap", Some("default"), "b").is_some());
-    assert_eq!(
-        cluster.object("v1", "ConfigMap", Some("default"), "a").expect("a")["data"]["k"],
-        "v"
-    );
-
-    let a2 = args(&second);
-    let a2: Vec<&str> = a2.iter().map(String::as_str).collect();
-    let out = k.ok_with(&a2, true);
-    assert!(out.contains("configmap/b pruned"), "{out}");
-    assert!(cluster.object("v1", "ConfigMap", Some("default"), "b").is_none());
-    assert_eq!(
-        cluster.object("v1", "ConfigMap", Some("default"), "a").expect("a")["data"]["k"],
-        "v2"
-    );
 }
 
 #[test]
-fn kubectl_server_dry_run_persists_nothing() {
-    let cluster = TestCluster::start().expect("start");
-    let k = Kubectl::new(&cluster);
-    let file = k.file("maps.yaml", TWO_MAPS);
-    let rv = cluster.resource_version();
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "--validate=false",
-        "--dry-run=server",
-        "-f",
-        file.to_str().expect("path"),
+fn the_binary_serves_kubectl_the_real_kubernetes_and_stops_everything_it_started() {
+    let binary = Binary::start(&["--ready-after", "100"]);
+    let k = Kubectl::for_kubeconfig(&binary.kubeconfig);
+    assert!(binary.said[0].contains(harmony_test_cluster::kubernetes_version()), "{:?}", binary.said);
+
+    let version = k.json(&["version", "-o", "json"]);
+    assert_eq!(version["serverVersion"]["gitVersion"], harmony_test_cluster::kubernetes_version());
+    assert_eq!(version["clientVersion"]["gitVersion"], "v1.33.9");
+    let readyz = k.ok(&["get", "--raw", "/readyz?verbose"]);
+    assert!(readyz.contains("[+]etcd ok"), "{readyz}");
+
+    // Imperative kubectl speaks protobuf to the server: it just works.
+    k.ok(&["create", "deployment", "web", "--image=example.com/web:1", "--replicas=2"]);
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let reasons = k.ok(&[
+        "get", "deploy", "-A", "-o",
+        "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Available\")].status} {.status.conditions[?(@.type==\"Progressing\")].reason}{end}",
     ]);
-    assert!(cluster.objects("v1", "ConfigMap").is_empty());
-    assert_eq!(cluster.resource_version(), rv);
-}
+    assert_eq!(reasons, "True NewReplicaSetAvailable");
+    let logs = k.run(&["logs", "deployment/web"], false);
+    assert!(logs.status.success(), "kubectl logs through the kubelet: {}", String::from_utf8_lossy(&logs.stderr));
 
-#[test]
-fn kubectl_diff_reports_changes_by_exit_code() {
-    let cluster = TestCluster::start().expect("start");
-    let k = Kubectl::new(&cluster);
-    let file = k.file("maps.yaml", TWO_MAPS);
-    let path = file.to_str().expect("path");
-    k.ok(&["apply", "--server-side", "--validate=false", "-f", path]);
-    let same = k.run(&["diff", "--server-side", "-f", path], false);
-    assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stderr));
-    let changed = k.file("changed.yaml", ONE_MAP);
-    let diff = k.run(&["diff", "--server-side", "-f", changed.to_str().expect("path")], false);
-    assert_eq!(diff.status.code(), Some(1), "{}", String::from_utf8_lossy(&diff.stderr));
-    assert!(String::from_utf8_lossy(&diff.stdout).contains("+  k: v2"));
-}
+    // A custom resource is shown with its CRD's printer columns (the server's tables).
+    let crd = k.file(
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {openAPIV3Schema: {type: object, properties: {spec: {type: object, properties: {size: {type: integer}}}}}}\n    additionalPrinterColumns:\n    - {name: Size, type: integer, jsonPath: .spec.size}\n",
+    );
+    k.ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    k.ok(&["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=30s"]);
+    let widget = k.file("widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: small}\nspec: {size: 3}\n");
+    k.ok(&["apply", "--server-side", "-f", widget.to_str().unwrap()]);
+    let table = k.ok(&["get", "widgets"]);
+    assert!(table.lines().next().unwrap().contains("SIZE"), "{table}");
+    assert!(table.contains("small") && table.contains('3'), "{table}");
+    // The schema is enforced: validation is on.
+    let bad = k.file("bad.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: big}\n");
+    let refused = k.run(&["apply", "--server-side", "-f", bad.to_str().unwrap()], false);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("spec.size"), "{}", String::from_utf8_lossy(&refused.stderr));
 
-#[test]
-fn the_binary_prints_its_kubeconfig_first_and_serves_kubectl() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harmony-test-cluster"))
-        .args(["--ready-after", "10"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the binary");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a first line").expect("read");
-    let path = first.strip_prefix("KUBECONFIG=").expect("KUBECONFIG= first").to_string();
-    let second = lines.next().expect("a second line").expect("read");
-    assert!(second.contains("healthy cluster"), "{second}");
-    let k = Kubectl::for_kubeconfig(Path::new(&path));
-    let list = k.json(&["get", "ns", "-o", "json"]);
-    assert!(names(&list).contains(&"default".to_string()));
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let status = child.wait().expect("wait");
+    let dir = binary.said[0].rsplit_once("logs in ").expect("where its logs are").1.to_owned();
+    assert_eq!(processes_naming(&dir).len(), 4, "etcd, kube-apiserver, kube-controller-manager, kube-scheduler");
+    let status = binary.stop();
     assert!(status.success(), "exits 0 on SIGTERM: {status:?}");
+    assert!(processes_naming(&dir).is_empty(), "every process it started is gone");
+    assert!(!std::path::Path::new(&dir).exists(), "and its directory");
+}
+
+/// Two at once: each has its own ports, directory and node; stopping one leaves the other.
+#[test]
+fn two_test_clusters_run_side_by_side() {
+    let one = Binary::start(&[]);
+    let two = Binary::start(&[]);
+    let (a, b) = (Kubectl::for_kubeconfig(&one.kubeconfig), Kubectl::for_kubeconfig(&two.kubeconfig));
+    a.ok(&["create", "configmap", "only-in-one"]);
+    assert!(!b.run(&["get", "configmap", "only-in-one"], false).status.success());
+    assert!(one.stop().success());
+    assert!(b.ok(&["get", "nodes"]).contains("Ready"));
+    assert!(two.stop().success());
 }

@@ -1,6 +1,8 @@
-//! `Workloads::Run`: the kubelet pulls real images from a real registry and runs them; the
-//! service proxy reaches the real server; crash loops carry the real exit code and log lines.
-//! The image is the static busybox (Debian's `busybox-static`), pushed with skopeo.
+//! `Workloads::Run`: the kubelet, the real control plane's node, pulls real images from a real
+//! registry and runs them; the API server's service proxy and port-forwards reach the real
+//! server through the kubelet; crash loops carry the real exit code and log lines, which
+//! `pods/log` serves. The image is the static busybox (Debian's `busybox-static`), pushed with
+//! skopeo. Needs root.
 
 mod common;
 mod image;
@@ -9,12 +11,11 @@ mod image;
 mod registry;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{deployment, namespace, pods, seen_pods, wait_ready, wait_until};
 use harmony_test_cluster::{Options, TestCluster, Workloads};
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(60);
 
 fn httpd_image(registry: &registry::Registry, tag: &str, healthz: &str) -> String {
     image::push(
@@ -26,6 +27,7 @@ fn httpd_image(registry: &registry::Registry, tag: &str, healthz: &str) -> Strin
     )
 }
 
+/// A handle on the shared control plane whose namespaces' pods run for real.
 fn running_cluster() -> TestCluster {
     let cluster = TestCluster::start_with(Options {
         ready_after: Duration::from_millis(300),
@@ -36,39 +38,10 @@ fn running_cluster() -> TestCluster {
     cluster
 }
 
-fn create(cluster: &TestCluster, path: &str, object: &Value) {
-    let answer = common::http(cluster, "POST", path, Some("application/json"), &object.to_string());
-    assert_eq!(answer.code, 201, "POST {path}: {}", answer.body);
-}
-
-fn namespace(cluster: &TestCluster, name: &str) {
-    create(
-        cluster,
-        "/api/v1/namespaces",
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-    );
-}
-
-fn deployment(cluster: &TestCluster, namespace: &str, replicas: i64, container: Value) {
-    create(
-        cluster,
-        &format!("/apis/apps/v1/namespaces/{namespace}/deployments"),
-        &json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": namespace},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [container]}},
-            },
-        }),
-    );
-}
-
 fn service(cluster: &TestCluster, namespace: &str) {
-    create(
+    common::apply(
         cluster,
-        &format!("/api/v1/namespaces/{namespace}/services"),
+        &format!("/api/v1/namespaces/{namespace}/services/web"),
         &json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "web", "namespace": namespace},
@@ -81,61 +54,9 @@ fn web(image: &str) -> Value {
     json!({"name": "web", "image": image, "ports": [{"name": "http", "containerPort": 8080}]})
 }
 
-/// Polls until `check` gives a value, or fails with `what` and the last objects seen.
-fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>, seen: impl Fn() -> String) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; seen: {}", seen());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn pods(cluster: &TestCluster, namespace: &str) -> Vec<Value> {
-    cluster
-        .objects("v1", "Pod")
-        .into_iter()
-        .filter(|p| p["metadata"]["namespace"] == namespace)
-        .collect()
-}
-
-fn seen_pods(cluster: &TestCluster, namespace: &str) -> impl Fn() -> String {
-    move || {
-        pods(cluster, namespace)
-            .iter()
-            .map(|p| p["status"].to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// Waits until the Deployment `web` is ready by the kstatus rules.
-fn wait_ready(cluster: &TestCluster, namespace: &str, replicas: i64) -> Value {
-    wait_until(
-        &format!("deployment {namespace}/web to be ready"),
-        || {
-            let d = cluster.object("apps/v1", "Deployment", Some(namespace), "web")?;
-            let status = &d["status"];
-            (status["observedGeneration"] == d["metadata"]["generation"]
-                && status["readyReplicas"] == replicas
-                && status["availableReplicas"] == replicas
-                && status["updatedReplicas"] == replicas)
-                .then_some(d)
-        },
-        seen_pods(cluster, namespace),
-    )
-}
-
+/// GET through the API server's service proxy to the Service `web`.
 fn proxy_get(cluster: &TestCluster, namespace: &str, path: &str) -> common::Answer {
-    common::http(
-        cluster,
-        "GET",
-        &format!("/api/v1/namespaces/{namespace}/services/web:80/proxy{path}"),
-        None,
-        "",
-    )
+    common::get(cluster, &format!("/api/v1/namespaces/{namespace}/services/web:80/proxy{path}"))
 }
 
 #[test]
@@ -143,14 +64,20 @@ fn a_deployment_runs_its_image_and_the_service_proxy_reaches_the_real_server() {
     let registry = registry::Registry::anonymous();
     let image = httpd_image(&registry, "0.1.0", "healthy from busybox\n");
     let cluster = running_cluster();
-    service(&cluster, "default");
-    // No pod yet: the proxy answers 503 as the real one does.
-    let early = proxy_get(&cluster, "default", "/healthz");
+    let ns = cluster.namespace().to_owned();
+    service(&cluster, &ns);
+    // No pod yet: once the endpoints controller has seen the Service (404 before), the proxy
+    // answers 503.
+    let early = wait_until(
+        "the Service's endpoints",
+        || Some(proxy_get(&cluster, &ns, "/healthz")).filter(|a| a.code != 404),
+        String::new,
+    );
     assert_eq!(early.code, 503, "{}", early.body);
     assert!(early.body.contains("no endpoints available for service"), "{}", early.body);
 
-    deployment(&cluster, "default", 2, web(&image));
-    let ready = wait_ready(&cluster, "default", 2);
+    deployment(&cluster, &ns, "web", 2, web(&image));
+    let ready = wait_ready(&cluster, &ns, "web", 2);
     let conditions = ready["status"]["conditions"].as_array().expect("conditions").clone();
     assert!(
         conditions
@@ -165,7 +92,7 @@ fn a_deployment_runs_its_image_and_the_service_proxy_reaches_the_real_server() {
         "{conditions:?}"
     );
 
-    let pods = pods(&cluster, "default");
+    let pods = pods(&cluster, &ns);
     assert_eq!(pods.len(), 2);
     let ips: Vec<&str> = pods.iter().map(|p| p["status"]["podIP"].as_str().expect("podIP")).collect();
     assert_ne!(ips[0], ips[1], "each pod has its own network namespace");
@@ -183,10 +110,10 @@ fn a_deployment_runs_its_image_and_the_service_proxy_reaches_the_real_server() {
         );
     }
 
-    let answer = proxy_get(&cluster, "default", "/healthz");
+    let answer = proxy_get(&cluster, &ns, "/healthz");
     assert_eq!(answer.code, 200, "{}", answer.body);
     assert_eq!(answer.body, "healthy from busybox\n");
-    let missing = proxy_get(&cluster, "default", "/nothing-here");
+    let missing = proxy_get(&cluster, &ns, "/nothing-here");
     assert_eq!(missing.code, 404, "the real httpd answers: {}", missing.body);
 }
 
@@ -196,15 +123,16 @@ fn pods_in_two_namespaces_both_listen_on_8080() {
     let blue = httpd_image(&registry, "blue", "blue\n");
     let green = httpd_image(&registry, "green", "green\n");
     let cluster = running_cluster();
-    for (ns, image) in [("blue", &blue), ("green", &green)] {
+    let (blue_ns, green_ns) = (cluster.ns("blue"), cluster.ns("green"));
+    for (ns, image) in [(&blue_ns, &blue), (&green_ns, &green)] {
         namespace(&cluster, ns);
         service(&cluster, ns);
-        deployment(&cluster, ns, 1, web(image));
+        deployment(&cluster, ns, "web", 1, web(image));
     }
-    for ns in ["blue", "green"] {
-        wait_ready(&cluster, ns, 1);
+    for (ns, color) in [(&blue_ns, "blue"), (&green_ns, "green")] {
+        wait_ready(&cluster, ns, "web", 1);
         let answer = proxy_get(&cluster, ns, "/healthz");
-        assert_eq!((answer.code, answer.body.as_str()), (200, format!("{ns}\n").as_str()));
+        assert_eq!((answer.code, answer.body.as_str()), (200, format!("{color}\n").as_str()));
     }
 }
 
@@ -224,23 +152,25 @@ fn an_image_that_exits_crash_loops_with_its_exit_code_and_log() {
         ],
     );
     let cluster = running_cluster();
+    let ns = cluster.namespace().to_owned();
     deployment(
         &cluster,
-        "default",
+        &ns,
+        "web",
         1,
         json!({"name": "app", "image": image, "env": [{"name": "GREETING", "value": "hello"}]}),
     );
     let pod = wait_until(
         "the pod to crash loop",
         || {
-            let pod = pods(&cluster, "default").into_iter().next()?;
+            let pod = pods(&cluster, &ns).into_iter().next()?;
             let c = &pod["status"]["containerStatuses"][0];
             (c["state"]["waiting"]["reason"] == "CrashLoopBackOff"
                 && c["restartCount"].as_i64() >= Some(1)
                 && c["lastState"]["terminated"]["exitCode"] == 3)
                 .then_some(pod)
         },
-        seen_pods(&cluster, "default"),
+        seen_pods(&cluster, &ns),
     );
     let name = pod["metadata"]["name"].as_str().expect("name").to_string();
     let container = &pod["status"]["containerStatuses"][0];
@@ -248,37 +178,36 @@ fn an_image_that_exits_crash_loops_with_its_exit_code_and_log() {
     assert_eq!(container["lastState"]["terminated"]["reason"], "Error");
     let message = container["state"]["waiting"]["message"].as_str().expect("message");
     assert!(
-        message.starts_with("back-off ") && message.contains(&format!("restarting failed container=app pod={name}_default(")),
+        message.starts_with("back-off ") && message.contains(&format!("restarting failed container=app pod={name}_{ns}(")),
         "{message}"
     );
     assert_eq!(pod["status"]["phase"], "Running");
 
+    // The log, through the API server and the kubelet: the current run's, or the last one's.
     let log = wait_until(
         "the log to hold the printed lines",
         || {
-            let answer = common::http(&cluster, "GET", &format!("/api/v1/namespaces/default/pods/{name}/log"), None, "");
-            (answer.code == 200 && answer.body.contains("config missing")).then_some(answer.body)
+            let current = common::get(&cluster, &format!("/api/v1/namespaces/{ns}/pods/{name}/log"));
+            let previous = common::get(&cluster, &format!("/api/v1/namespaces/{ns}/pods/{name}/log?previous=true"));
+            [current, previous]
+                .into_iter()
+                .find(|a| a.code == 200 && a.body.contains("config missing"))
+                .map(|a| a.body)
         },
         String::new,
     );
     assert_eq!(log, "starting with from-image and hello\nconfig missing\n");
-    let tail = common::http(
-        &cluster,
-        "GET",
-        &format!("/api/v1/namespaces/default/pods/{name}/log?tailLines=1"),
-        None,
-        "",
-    );
-    assert!(tail.body == "config missing\n" || tail.body.is_empty(), "{}", tail.body);
+    let tail = common::get(&cluster, &format!("/api/v1/namespaces/{ns}/pods/{name}/log?tailLines=1&previous=true"));
+    assert!(tail.body == "config missing\n" || tail.code != 200, "{}", tail.body);
 
-    let events = cluster.objects("v1", "Event");
+    let events = common::events(&cluster, &ns);
     assert!(
         events
             .iter()
             .any(|e| e["reason"] == "BackOff" && e["type"] == "Warning" && e["involvedObject"]["name"] == name.as_str()),
         "{events:?}"
     );
-    let d = cluster.object("apps/v1", "Deployment", Some("default"), "web").expect("deployment");
+    let d = cluster.object("apps/v1", "Deployment", Some(&ns), "web").expect("deployment");
     assert!(d["status"]["readyReplicas"].is_null(), "{}", d["status"]);
 }
 
@@ -287,35 +216,35 @@ fn a_missing_secret_is_a_config_error_until_it_exists() {
     let registry = registry::Registry::anonymous();
     let image = httpd_image(&registry, "0.1.0", "ok\n");
     let cluster = running_cluster();
+    let ns = cluster.namespace().to_owned();
     let mut container = web(&image);
     container["env"] = json!([{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}]);
-    deployment(&cluster, "default", 1, container);
+    deployment(&cluster, &ns, "web", 1, container);
     let waiting = wait_until(
         "CreateContainerConfigError",
         || {
-            let pod = pods(&cluster, "default").into_iter().next()?;
+            let pod = pods(&cluster, &ns).into_iter().next()?;
             let waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"].clone();
             (waiting["reason"] == "CreateContainerConfigError").then_some(waiting)
         },
-        seen_pods(&cluster, "default"),
+        seen_pods(&cluster, &ns),
     );
     assert_eq!(waiting["message"], "secret \"api\" not found");
-    let pod = pods(&cluster, "default").remove(0);
+    let pod = pods(&cluster, &ns).remove(0);
     assert_eq!(pod["status"]["phase"], "Pending");
     assert!(
-        cluster
-            .objects("v1", "Event")
+        common::events(&cluster, &ns)
             .iter()
             .any(|e| e["reason"] == "Failed" && e["message"] == "Error: secret \"api\" not found")
     );
 
     // The kubelet looks again: once the Secret exists, the pod runs.
-    create(
+    common::apply(
         &cluster,
-        "/api/v1/namespaces/default/secrets",
+        &format!("/api/v1/namespaces/{ns}/secrets/api"),
         &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api"}, "stringData": {"token": "t0k3n"}}),
     );
-    wait_ready(&cluster, "default", 1);
+    wait_ready(&cluster, &ns, "web", 1);
 }
 
 #[test]
@@ -323,21 +252,22 @@ fn an_image_the_registry_lacks_fails_to_pull_with_the_registrys_reason() {
     let registry = registry::Registry::anonymous();
     httpd_image(&registry, "0.1.0", "ok\n");
     let cluster = running_cluster();
+    let ns = cluster.namespace().to_owned();
     let image = format!("{}/team/web:9.9.9", registry.address);
-    deployment(&cluster, "default", 1, web(&image));
+    deployment(&cluster, &ns, "web", 1, web(&image));
     let waiting = wait_until(
         "a failed pull",
         || {
-            let pod = pods(&cluster, "default").into_iter().next()?;
+            let pod = pods(&cluster, &ns).into_iter().next()?;
             let waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"].clone();
             matches!(waiting["reason"].as_str(), Some("ErrImagePull" | "ImagePullBackOff")).then_some(waiting)
         },
-        seen_pods(&cluster, "default"),
+        seen_pods(&cluster, &ns),
     );
     let message = waiting["message"].as_str().expect("message");
     assert!(message.contains(&format!("\"{image}\"")), "{message}");
     assert!(message.contains("not found") && message.contains("MANIFEST_UNKNOWN"), "{message}");
-    assert!(cluster.objects("v1", "Event").iter().any(|e| {
+    assert!(common::events(&cluster, &ns).iter().any(|e| {
         e["reason"] == "Failed"
             && e["message"]
                 .as_str()
@@ -347,12 +277,12 @@ fn an_image_the_registry_lacks_fails_to_pull_with_the_registrys_reason() {
     wait_until(
         "ImagePullBackOff",
         || {
-            let pod = pods(&cluster, "default").into_iter().next()?;
+            let pod = pods(&cluster, &ns).into_iter().next()?;
             let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
             (waiting["reason"] == "ImagePullBackOff" && waiting["message"].as_str().is_some_and(|m| m.contains("MANIFEST_UNKNOWN")))
                 .then_some(())
         },
-        seen_pods(&cluster, "default"),
+        seen_pods(&cluster, &ns),
     );
 }
 
@@ -372,12 +302,18 @@ fn processes_with(marker: &str) -> Vec<u32> {
 fn processes_go_with_their_pods_and_the_cluster() {
     let registry = registry::Registry::anonymous();
     let image = httpd_image(&registry, "0.1.0", "ok\n");
-    let cluster = running_cluster();
+    // A control plane of its own: dropping it stops everything it runs.
+    let cluster = TestCluster::dedicated(Options {
+        workloads: Workloads::Run,
+        ready_after: Duration::from_millis(300),
+        ..Options::default()
+    })
+    .expect("start");
     let marker = format!("HARMONY_TEST_MARKER={}", std::process::id());
     let mut container = web(&image);
     container["env"] = json!([{"name": "HARMONY_TEST_MARKER", "value": std::process::id().to_string()}]);
-    deployment(&cluster, "default", 2, container.clone());
-    wait_ready(&cluster, "default", 2);
+    deployment(&cluster, "default", "web", 2, container.clone());
+    wait_ready(&cluster, "default", "web", 2);
     let first = processes_with(&marker);
     assert_eq!(first.len(), 2, "one httpd per pod: {first:?}");
     for pid in &first {
@@ -387,7 +323,7 @@ fn processes_go_with_their_pods_and_the_cluster() {
 
     // A new generation replaces the pods and their processes.
     container["env"][0]["value"] = json!(format!("{}-2", std::process::id()));
-    let answer = common::http(
+    let answer = common::request(
         &cluster,
         "PATCH",
         "/apis/apps/v1/namespaces/default/deployments/web",
@@ -400,7 +336,7 @@ fn processes_go_with_their_pods_and_the_cluster() {
         || first.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists()).then_some(()),
         || format!("{first:?}"),
     );
-    wait_ready(&cluster, "default", 2);
+    wait_ready(&cluster, "default", "web", 2);
     let second = processes_with(&format!("{marker}-2"));
     assert_eq!(second.len(), 2, "{second:?}");
 
@@ -412,4 +348,52 @@ fn processes_go_with_their_pods_and_the_cluster() {
         .collect();
     assert!(left.is_empty(), "processes outlived the cluster: {left:?}");
     assert!(processes_with(&format!("{marker}-2")).is_empty());
+}
+
+/// kube's port-forward goes through the API server to the kubelet, which connects to the pod:
+/// the real server answers; a pod the kubelet only plays refuses, saying why.
+#[test]
+fn a_port_forward_reaches_the_real_server_and_a_played_pod_says_why() {
+    use k8s_openapi::api::core::v1::Pod;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let registry = registry::Registry::anonymous();
+    let image = httpd_image(&registry, "0.1.0", "forwarded\n");
+    let cluster = running_cluster();
+    let ns = cluster.namespace().to_owned();
+    deployment(&cluster, &ns, "web", 1, web(&image));
+    wait_ready(&cluster, &ns, "web", 1);
+    let pod = pods(&cluster, &ns).remove(0)["metadata"]["name"].as_str().unwrap().to_owned();
+
+    // Another test's namespace on the same node, whose pods are played.
+    let other = TestCluster::start().expect("start");
+    let played = other.namespace().to_owned();
+    deployment(&other, &played, "web", 1, web("example.com/web:1"));
+    wait_ready(&other, &played, "web", 1);
+    let played_pod = pods(&other, &played).remove(0)["metadata"]["name"].as_str().unwrap().to_owned();
+
+    let client = cluster.client();
+    let (answer, refused) = cluster.block_on(async move {
+        let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &ns);
+        let mut forward = api.portforward(&pod, &[8080]).await.expect("a port-forward");
+        let mut stream = forward.take_stream(8080).expect("the port's stream");
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: web\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_string(&mut answer)).await;
+        assert!(matches!(read, Ok(Ok(_))), "the server's answer, then the end of the stream: {read:?} {answer:?}");
+
+        let api: kube::Api<Pod> = kube::Api::namespaced(client, &played);
+        let mut forward = api.portforward(&played_pod, &[8080]).await.expect("a port-forward");
+        let error = forward.take_error(8080).expect("the port's errors");
+        let mut stream = forward.take_stream(8080).expect("the port's stream");
+        let _ = stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await;
+        let refused = tokio::time::timeout(Duration::from_secs(10), error).await;
+        (answer, format!("{refused:?}"))
+    });
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("forwarded\n"), "{answer}");
+    assert!(refused.contains("plays this pod"), "{refused}");
 }

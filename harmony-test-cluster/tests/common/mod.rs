@@ -1,84 +1,141 @@
-//! Helpers shared by the integration tests: a raw HTTP/1.1 client and a kube client.
+//! Helpers shared by the integration tests: raw requests with the administrator's client, and
+//! waiting for what the cluster's controllers and kubelet do.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use harmony_test_cluster::TestCluster;
+use http_body_util::BodyExt as _;
+use serde_json::Value;
 
-/// A plain HTTP answer.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// An answer of the API server.
 #[derive(Debug)]
 pub struct Answer {
     pub code: u16,
-    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
-/// Sends one request with `Connection: close` and reads the whole answer.
-pub fn http(cluster: &TestCluster, method: &str, path: &str, content_type: Option<&str>, body: &str) -> Answer {
-    let addr = cluster.url().trim_start_matches("http://").to_string();
-    let mut stream = TcpStream::connect(&addr).expect("connect");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: raw-test/1.0\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+/// Sends one request with the administrator's client, straight to the API server.
+pub fn request(cluster: &TestCluster, method: &str, path: &str, content_type: Option<&str>, body: &str) -> Answer {
+    let client = cluster.client();
+    let mut request = http::Request::builder().method(method).uri(path);
     if let Some(ct) = content_type {
-        request.push_str(&format!("Content-Type: {ct}\r\n"));
+        request = request.header(http::header::CONTENT_TYPE, ct);
     }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read");
-    parse(&raw)
-}
-
-fn parse(raw: &[u8]) -> Answer {
-    let text = String::from_utf8_lossy(raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines.next().unwrap_or_default();
-    let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
-    Answer { code, headers, body }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
+    let request = request.body(body.as_bytes().to_vec().into()).expect("a valid request");
+    cluster.block_on(async move {
+        let answer = client.send(request).await.expect("the API server answers");
+        let code = answer.status().as_u16();
+        let body = answer.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        Answer {
+            code,
+            body: String::from_utf8_lossy(&body).into_owned(),
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    })
 }
 
-/// A kube client for the cluster.
-pub fn client(cluster: &TestCluster) -> kube::Client {
-    let url = cluster.url().parse().expect("url");
-    kube::Client::try_from(kube::Config::new(url)).expect("client")
+pub fn get(cluster: &TestCluster, path: &str) -> Answer {
+    request(cluster, "GET", path, None, "")
+}
+
+/// Server-side applies `object` at `path` as the field manager `test`.
+pub fn apply(cluster: &TestCluster, path: &str, object: &Value) {
+    let answer = request(
+        cluster,
+        "PATCH",
+        &format!("{path}?fieldManager=test&force=true"),
+        Some("application/apply-patch+yaml"),
+        &object.to_string(),
+    );
+    assert!(answer.code == 200 || answer.code == 201, "apply {path}: {} {}", answer.code, answer.body);
+}
+
+/// Polls until `check` gives a value, or fails with `what` and what `seen` says.
+pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>, seen: impl Fn() -> String) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; seen: {}", seen());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pods of a namespace.
+pub fn pods(cluster: &TestCluster, namespace: &str) -> Vec<Value> {
+    get(cluster, &format!("/api/v1/namespaces/{namespace}/pods")).json()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn seen_pods<'a>(cluster: &'a TestCluster, namespace: &'a str) -> impl Fn() -> String + 'a {
+    move || {
+        pods(cluster, namespace)
+            .iter()
+            .map(|p| p["status"].to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The events of a namespace.
+pub fn events(cluster: &TestCluster, namespace: &str) -> Vec<Value> {
+    get(cluster, &format!("/api/v1/namespaces/{namespace}/events")).json()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A Deployment `name` of `replicas` pods with this one container.
+pub fn deployment(cluster: &TestCluster, namespace: &str, name: &str, replicas: i64, container: Value) {
+    apply(
+        cluster,
+        &format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}"),
+        &serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+            },
+        }),
+    );
+}
+
+pub fn namespace(cluster: &TestCluster, name: &str) {
+    apply(
+        cluster,
+        &format!("/api/v1/namespaces/{name}"),
+        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    );
+}
+
+/// Waits until the Deployment is ready by the kstatus rules, as its controller reports it.
+pub fn wait_ready(cluster: &TestCluster, namespace: &str, name: &str, replicas: i64) -> Value {
+    wait_until(
+        &format!("deployment {namespace}/{name} to be ready"),
+        || {
+            let d = cluster.object("apps/v1", "Deployment", Some(namespace), name)?;
+            let status = &d["status"];
+            (status["observedGeneration"] == d["metadata"]["generation"]
+                && status["readyReplicas"] == replicas
+                && status["availableReplicas"] == replicas
+                && status["updatedReplicas"] == replicas
+                && status["replicas"] == replicas)
+                .then_some(d)
+        },
+        seen_pods(cluster, namespace),
+    )
 }

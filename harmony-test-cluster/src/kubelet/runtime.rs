@@ -1,12 +1,14 @@
-//! The kubelet of [`Workloads::Run`](crate::Workloads::Run): pulls each container's image from
+//! The kubelet's container runtime. It runs a pod's containers for real: pulls each image from
 //! an OCI registry on loopback (plain HTTP, anonymous), unpacks its layers into a root of its
-//! own, and runs the entrypoint there, chrooted, in the pod's own network namespace (a veth
-//! pair per pod). It reports pulls, starts, exits, restarts and readiness for the pod status,
-//! and kills every process it started when the pod goes or the cluster is dropped.
+//! own, and runs the entrypoint there, chrooted, in the pod's own network namespace (a veth pair
+//! per pod). Or it plays them, as [`Workloads`] says: no process, but the same life a real one
+//! would have (created, running and ready after a delay, crash-looping with an exit code and a
+//! log, failing to pull). Either way it records what happens in a [`PodRun`], which the kubelet
+//! turns into the pod's status, and keeps each container's log in a file the kubelet serves.
 //!
-//! It also holds images it was given ([`Kubelet::hold`]): a static program that is the image's
-//! whole content and entrypoint. A held image is never pulled, and under the played modes a pod
-//! whose images are all held still runs for real (`scripts/test-cluster` runs NATS so).
+//! It also holds images it was given ([`Runtime::hold`]): a static program that is the image's
+//! whole content and entrypoint. A held image is never pulled, and a pod whose images are all
+//! held runs for real whatever the mode (`scripts/test-cluster` runs NATS so).
 
 use std::collections::HashMap;
 use std::fs;
@@ -24,6 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::Workloads;
 use crate::lock;
 use crate::util;
 
@@ -187,6 +190,7 @@ pub(crate) struct Mount {
 #[derive(Debug)]
 struct PodHandle {
     uid: String,
+    how: How,
     run: Arc<Mutex<PodRun>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -199,29 +203,42 @@ impl PodHandle {
     }
 }
 
-/// The pods this cluster runs, and where their roots and logs live.
+/// How the runtime treats one pod.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum How {
+    /// Its containers run for real (needs root).
+    Run,
+    /// Its containers are played as the mode says.
+    Play(Workloads),
+}
+
+/// The pods this node runs or plays, and where their roots and logs live.
 #[derive(Debug)]
-pub(crate) struct Kubelet {
-    dir: Option<tempfile::TempDir>,
+pub(crate) struct Runtime {
+    dir: PathBuf,
     pods: HashMap<(String, String), PodHandle>,
     /// Threads of stopped pods, still cleaning up.
     retired: Vec<JoinHandle<()>>,
-    /// Pods whose run changed since the controllers last looked.
+    /// Pods whose run changed since the kubelet last looked.
     changed: Arc<Mutex<Vec<(String, String)>>>,
     wake: Arc<tokio::sync::Notify>,
     /// Images it holds, by normalized reference: the program each one is.
     held: Arc<Mutex<HashMap<String, PathBuf>>>,
+    /// Cleared once the network namespaces dead processes left behind were removed.
+    stale_checked: bool,
 }
 
-impl Kubelet {
-    pub fn new(wake: Arc<tokio::sync::Notify>) -> Kubelet {
-        Kubelet {
-            dir: None,
+impl Runtime {
+    /// A runtime that keeps its pods' roots and logs under `dir`.
+    pub fn new(dir: PathBuf, wake: Arc<tokio::sync::Notify>) -> Runtime {
+        Runtime {
+            dir,
             pods: HashMap::new(),
             retired: Vec::new(),
             changed: Arc::new(Mutex::new(Vec::new())),
             wake,
             held: Arc::new(Mutex::new(HashMap::new())),
+            stale_checked: false,
         }
     }
 
@@ -248,14 +265,22 @@ impl Kubelet {
         std::mem::take(&mut *lock(&self.changed))
     }
 
-    /// What the kubelet knows about a pod it runs.
-    pub fn status(&self, namespace: &str, pod: &str, uid: &str) -> Option<PodRun> {
+    /// What the runtime knows about a pod: its uid, how it is treated, and its run.
+    pub fn status(&self, namespace: &str, pod: &str) -> Option<(String, How, PodRun)> {
         let handle = self.pods.get(&(namespace.to_string(), pod.to_string()))?;
-        (handle.uid == uid).then(|| lock(&handle.run).clone())
+        Some((handle.uid.clone(), handle.how.clone(), lock(&handle.run).clone()))
     }
 
-    /// Starts running a pod (once per uid); a pod of the same name but another uid is stopped.
-    /// Err: why this machine cannot run images.
+    /// The pods it has, with their uids.
+    pub fn pods(&self) -> Vec<(String, String, String)> {
+        self.pods
+            .iter()
+            .map(|((ns, name), h)| (ns.clone(), name.clone(), h.uid.clone()))
+            .collect()
+    }
+
+    /// Starts a pod (once per uid); a pod of the same name but another uid is stopped first.
+    /// Err: why this machine cannot run it.
     pub fn start(
         &mut self,
         namespace: &str,
@@ -263,27 +288,26 @@ impl Kubelet {
         uid: &str,
         containers: Vec<ContainerSpec>,
         restart_policy: &str,
+        how: How,
         ready_after: Duration,
     ) -> Result<(), String> {
         let key = (namespace.to_string(), pod.to_string());
-        if self.pods.get(&key).is_some_and(|h| h.uid == uid) {
+        if self.pods.get(&key).is_some_and(|h| h.uid == uid && h.how == how) {
             return Ok(());
         }
         self.stop(namespace, pod);
-        let tools = tools()?;
-        if self.dir.is_none() {
-            remove_stale_namespaces(&tools);
-            self.dir = Some(
-                tempfile::Builder::new()
-                    .prefix("harmony-test-kubelet-")
-                    .tempdir()
-                    .map_err(|e| format!("cannot create the kubelet's directory: {e}"))?,
-            );
-        }
-        let Some(dir) = self.dir.as_ref() else {
-            return Err("the kubelet has no directory".into());
+        let tools = match how {
+            How::Run => {
+                let tools = tools()?;
+                if !self.stale_checked {
+                    remove_stale_namespaces(&tools);
+                    self.stale_checked = true;
+                }
+                Some(tools)
+            }
+            How::Play(_) => None,
         };
-        let pod_dir = dir.path().join(format!("{namespace}_{pod}_{}", util::random_suffix(5)));
+        let pod_dir = self.dir.join(format!("{namespace}_{pod}_{}", util::random_suffix(5)));
         let run = Arc::new(Mutex::new(PodRun {
             ip: None,
             containers: containers
@@ -313,14 +337,19 @@ impl Kubelet {
             hostname: pod.to_string(),
             held: self.held.clone(),
         };
+        let played = how.clone();
         let thread = std::thread::Builder::new()
             .name(format!("kubelet-{pod}"))
-            .spawn(move || run_pod(ctx, containers))
+            .spawn(move || match played {
+                How::Run => run_pod(ctx, containers),
+                How::Play(mode) => play_pod(ctx, containers, mode),
+            })
             .map_err(|e| format!("cannot start the kubelet's thread: {e}"))?;
         self.pods.insert(
             key,
             PodHandle {
                 uid: uid.to_string(),
+                how,
                 run,
                 stop,
                 thread: Some(thread),
@@ -337,17 +366,12 @@ impl Kubelet {
         self.retired.retain(|t| !t.is_finished());
     }
 
-    /// Stops every pod (leaving Run mode).
-    pub fn stop_all(&mut self) {
+    /// Stops every pod and waits (up to 20 s) until their processes are gone.
+    pub fn shutdown(&mut self) {
         let keys: Vec<(String, String)> = self.pods.keys().cloned().collect();
         for (ns, pod) in keys {
             self.stop(&ns, &pod);
         }
-    }
-
-    /// Stops every pod and waits (up to 20 s) until their processes are gone.
-    pub fn shutdown(&mut self) {
-        self.stop_all();
         let deadline = Instant::now() + Duration::from_secs(20);
         for thread in std::mem::take(&mut self.retired) {
             while !thread.is_finished() && Instant::now() < deadline {
@@ -368,7 +392,7 @@ impl Kubelet {
     }
 }
 
-impl Drop for Kubelet {
+impl Drop for Runtime {
     fn drop(&mut self) {
         self.shutdown();
     }
@@ -379,7 +403,8 @@ impl Drop for Kubelet {
 struct PodCtx {
     key: (String, String),
     dir: PathBuf,
-    tools: Tools,
+    /// The tools a real run uses; none when the pod is played.
+    tools: Option<Tools>,
     run: Arc<Mutex<PodRun>>,
     stop: Arc<AtomicBool>,
     changed: Arc<Mutex<Vec<(String, String)>>>,
@@ -391,6 +416,11 @@ struct PodCtx {
 }
 
 impl PodCtx {
+    /// The tools of a pod that runs for real (only those are given a network and processes).
+    fn tools(&self) -> &Tools {
+        self.tools.as_ref().expect("a pod that runs for real has its tools")
+    }
+
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
@@ -490,7 +520,7 @@ fn remove_stale_namespaces(tools: &Tools) {
 
 /// A pod's life: its network, then one thread per container; cleans up when they end.
 fn run_pod(ctx: PodCtx, containers: Vec<ContainerSpec>) {
-    let network = match create_network(&ctx.tools) {
+    let network = match create_network(ctx.tools()) {
         Ok(n) => n,
         Err(e) => {
             for i in 0..containers.len() {
@@ -519,8 +549,137 @@ fn run_pod(ctx: PodCtx, containers: Vec<ContainerSpec>) {
     for t in threads {
         let _ = t.join();
     }
-    remove_network(&ctx.tools, &network);
+    remove_network(ctx.tools(), &network);
     let _ = fs::remove_dir_all(&ctx.dir);
+}
+
+static NEXT_PLAYED_IP: AtomicU32 = AtomicU32::new(0);
+
+/// A played pod's life: an address that nothing answers at, and each container as `mode` says.
+fn play_pod(ctx: PodCtx, containers: Vec<ContainerSpec>, mode: Workloads) {
+    let n = NEXT_PLAYED_IP.fetch_add(1, Ordering::Relaxed) % 60_000;
+    lock(&ctx.run).ip = Some(format!("10.253.{}.{}", n / 250, n % 250 + 2));
+    ctx.changed();
+    let threads: Vec<_> = containers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, spec)| {
+            let (ctx, mode) = (ctx.clone(), mode.clone());
+            std::thread::Builder::new()
+                .name(format!("kubelet-{}", spec.name))
+                .spawn(move || play_container(&ctx, i, &spec, &mode))
+                .ok()
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = fs::remove_dir_all(&ctx.dir);
+}
+
+/// One played container: the states a real one would go through, with the log it would write.
+fn play_container(ctx: &PodCtx, index: usize, spec: &ContainerSpec, mode: &Workloads) {
+    let dir = ctx.dir.join(&spec.name);
+    if let Err(e) = fs::create_dir_all(&dir) {
+        ctx.update(index, |c| c.phase = Phase::CreateFailed(format!("cannot create {}: {e}", dir.display())));
+        return;
+    }
+    let image_id = format!("sha256:{}", sha256(spec.image.as_bytes()));
+    let mut delay = Duration::from_millis(200);
+    let mut runs = 0u32;
+    loop {
+        match mode {
+            Workloads::Ready { after } => {
+                if !ctx.sleep(*after) {
+                    return;
+                }
+                let log = dir.join("1.log");
+                let _ = fs::File::create(&log);
+                let started_at = util::now_rfc3339();
+                let batch = ctx.restart_policy != "Always" && !ctx.restart_policy.is_empty();
+                ctx.update(index, |c| {
+                    c.image_id = image_id.clone();
+                    c.log = Some(log.clone());
+                    if batch {
+                        // A pod that runs to completion: its work is done.
+                        c.last_exit = Some(Exit {
+                            code: 0,
+                            started_at: started_at.clone(),
+                            finished_at: util::now_rfc3339(),
+                        });
+                        c.phase = Phase::Terminated;
+                    } else {
+                        c.phase = Phase::Running { started_at, ready: true };
+                    }
+                });
+                return;
+            }
+            Workloads::NeverReady | Workloads::Run => return,
+            Workloads::ImagePullBackOff => {
+                let message = format!(
+                    "rpc error: code = NotFound desc = failed to pull and unpack image \"{}\": not found",
+                    spec.image
+                );
+                ctx.update(index, |c| {
+                    c.phase = Phase::PullFailed {
+                        message: message.clone(),
+                        backoff: false,
+                    }
+                });
+                if !ctx.sleep(Duration::from_millis(500)) {
+                    return;
+                }
+                ctx.update(index, |c| c.phase = Phase::PullFailed { message, backoff: true });
+                if !ctx.sleep(delay) {
+                    return;
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Workloads::CrashLoop { exit_code, log } => {
+                runs += 1;
+                let path = dir.join(format!("{runs}.log"));
+                let mut text = log.join("\n");
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                let _ = fs::write(&path, text);
+                let started_at = util::now_rfc3339();
+                ctx.update(index, |c| {
+                    c.image_id = image_id.clone();
+                    c.previous_log = c.log.replace(path.clone());
+                    c.phase = Phase::Running {
+                        started_at: started_at.clone(),
+                        ready: false,
+                    };
+                });
+                if !ctx.sleep(Duration::from_millis(100)) {
+                    return;
+                }
+                let restart = match ctx.restart_policy.as_str() {
+                    "Never" => false,
+                    "OnFailure" => *exit_code != 0,
+                    _ => true,
+                };
+                ctx.update(index, |c| {
+                    c.last_exit = Some(Exit {
+                        code: *exit_code,
+                        started_at,
+                        finished_at: util::now_rfc3339(),
+                    });
+                    if restart {
+                        c.restarts += 1;
+                        c.phase = Phase::BackOff { delay };
+                    } else {
+                        c.phase = Phase::Terminated;
+                    }
+                });
+                if !restart || !ctx.sleep(delay) {
+                    return;
+                }
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
 }
 
 /// An image's config, as far as running it goes.
@@ -598,7 +757,7 @@ fn run_container(ctx: &PodCtx, index: usize, spec: &ContainerSpec, netns: &str, 
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| config.working_dir.clone());
     let working_dir = if working_dir.is_empty() { "/".to_string() } else { working_dir };
-    if let Err(e) = furnish(&ctx.tools, &root, &ctx.hostname, pod_ip).and_then(|()| mount(&root, &spec.mounts)) {
+    if let Err(e) = furnish(ctx.tools(), &root, &ctx.hostname, pod_ip).and_then(|()| mount(&root, &spec.mounts)) {
         ctx.update(index, |c| c.phase = Phase::CreateFailed(e.to_string()));
         return;
     }
@@ -615,11 +774,11 @@ fn run_container(ctx: &PodCtx, index: usize, spec: &ContainerSpec, netns: &str, 
         let child = fs::File::create(&log_path)
             .and_then(|out| Ok((out.try_clone()?, out)))
             .and_then(|(out, err)| {
-                Command::new(&ctx.tools.ip)
+                Command::new(&ctx.tools().ip)
                     .args(["netns", "exec", netns])
-                    .arg(&ctx.tools.setpriv)
+                    .arg(&ctx.tools().setpriv)
                     .args(["--pdeathsig", "KILL"])
-                    .arg(&ctx.tools.unshare)
+                    .arg(&ctx.tools().unshare)
                     .arg(format!("--root={}", root.display()))
                     .arg(format!("--wd={working_dir}"))
                     .arg("--")
@@ -681,7 +840,7 @@ fn supervise(ctx: &PodCtx, index: usize, child: &mut Child) -> Option<ExitStatus
     let started = Instant::now();
     let mut ready = false;
     let kill_group = |child: &Child| {
-        let _ = Command::new(&ctx.tools.kill)
+        let _ = Command::new(&ctx.tools().kill)
             .args(["-s", "KILL", "--", &format!("-{}", child.id())])
             .stderr(Stdio::null())
             .status();
@@ -829,7 +988,7 @@ fn pull_and_unpack(ctx: &PodCtx, spec: &ContainerSpec, dir: &Path, root: &Path) 
         let layer = path.to_string_lossy().into_owned();
         let target = root.to_string_lossy().into_owned();
         let flags = if *gzip { "-xzf" } else { "-xf" };
-        run_tool(&ctx.tools.tar, &[flags, &layer, "-C", &target])?;
+        run_tool(&ctx.tools().tar, &[flags, &layer, "-C", &target])?;
     }
     let _ = fs::remove_dir_all(&layers_dir);
     Ok((pulled.image_id, pulled.config))

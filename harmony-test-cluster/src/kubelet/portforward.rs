@@ -1,13 +1,9 @@
-//! `pods/NAME/portforward`: the WebSocket port-forward, as kube's client and kubectl speak it
-//! (subprotocol `v4.channel.k8s.io`). For the `i`-th port of `?ports=`, channel `2i` carries
-//! data and `2i+1` errors; each channel's first frame from the server is the port, little
-//! endian. The server connects to the pod's IP at that port, so pods the kubelet really runs
-//! answer. A played pod answers through a backend a test registered for a Service that selects
-//! it ([`crate::TestCluster::serve_service`]), at that Service port's `targetPort`; otherwise
-//! the error channel says that nothing listens.
+//! `/portForward/{ns}/{pod}`: the kubelet's side of a port-forward, over a WebSocket (subprotocol
+//! `v4.channel.k8s.io`), as the API server hands kube's client and kubectl's connections on.
+//! For the `i`-th port of `?ports=`, channel `2i` carries data and `2i+1` errors; each channel's
+//! first frame is the port, little endian. The kubelet connects to the pod's IP at that port, so
+//! pods that run for real answer; for a played one, the error channel says nothing runs there.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,72 +12,35 @@ use http::{HeaderMap, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::controllers::kubelet_runs;
-use crate::resources::TypeKey;
-use crate::server::{Body, error_response};
-use crate::status::ApiError;
-use crate::{Shared, lock};
+use super::Kubelet;
+use super::api::{Body, text};
 
 const PROTOCOL: &str = "v4.channel.k8s.io";
 
-/// `["api", "v1", "namespaces", NS, "pods", NAME, "portforward"]`: the namespace and pod.
-pub(crate) fn target(path: &str) -> Option<(String, String)> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["api", "v1", "namespaces", ns, "pods", name, "portforward"] => Some((ns.to_string(), name.to_string())),
-        _ => None,
-    }
-}
-
-/// Upgrades the request and forwards its ports to the pod; errors before the upgrade are
-/// answered as the API server answers them.
-pub(crate) fn serve(shared: &Arc<Shared>, req: http::Request<Incoming>, namespace: &str, pod: &str) -> Response<Body> {
+/// Upgrades the request and forwards its ports to the pod.
+pub(crate) fn serve(kubelet: &Arc<Kubelet>, req: http::Request<Incoming>, namespace: &str, pod: &str) -> Response<Body> {
     let ports = match ports(req.uri().query()) {
         Ok(p) => p,
-        Err(why) => return error_response(&ApiError::bad_request(why)),
+        Err(why) => return text(StatusCode::BAD_REQUEST, why),
     };
     let Some(key) = websocket_key(req.headers()) else {
-        return error_response(&ApiError::bad_request(
+        return text(
+            StatusCode::BAD_REQUEST,
             "the port-forward needs a WebSocket upgrade with subprotocol v4.channel.k8s.io",
-        ));
+        );
     };
-    let backends = lock(&shared.backends).clone();
-    let (ip, served) = {
-        let state = lock(&shared.state);
-        let Some(obj) = state.get(&TypeKey::new("", "Pod"), namespace, pod) else {
-            return error_response(&ApiError::not_found("", "pods", pod));
-        };
-        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
-        if phase != "Running" {
-            return error_response(&ApiError::bad_request(format!(
-                "unable to forward port because pod is not running. Current status={phase}"
-            )));
-        }
-        let ip = kubelet_runs(&state, obj.get("spec"))
-            .then(|| obj.pointer("/status/podIP").and_then(Value::as_str).map(str::to_string))
-            .flatten();
-        let served: HashMap<u16, SocketAddr> = backends
-            .iter()
-            .filter(|((ns, _, _), _)| ns == namespace)
-            .filter_map(|((_, service, port), addr)| {
-                let service = state.get(&TypeKey::new("", "Service"), namespace, service)?;
-                Some((crate::proxy::target_port(&service, &obj, *port)?, *addr))
-            })
-            .collect();
-        (ip, served)
-    };
+    let target = kubelet.running_ip(namespace, pod);
     let uid = format!("{namespace}/{pod}");
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        forward(ws, &ports, ip.as_deref(), &served, &uid).await;
+        forward(ws, &ports, target, &uid).await;
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -96,8 +55,9 @@ pub(crate) fn serve(shared: &Arc<Shared>, req: http::Request<Incoming>, namespac
 /// `?ports=4222&ports=8222` or `?ports=4222,8222`.
 fn ports(query: Option<&str>) -> Result<Vec<u16>, String> {
     let mut out = Vec::new();
-    for (k, v) in crate::server::parse_query(query) {
-        if k != "ports" {
+    for (k, v) in super::api::query(query) {
+        // The API server passes `?ports=` on as `?port=`, one a port.
+        if k != "ports" && k != "port" {
             continue;
         }
         for p in v.split(',').filter(|p| !p.is_empty()) {
@@ -124,7 +84,7 @@ fn websocket_key(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Pumps bytes between the WebSocket's channels and one TCP connection per port.
-async fn forward<S>(ws: WebSocketStream<S>, ports: &[u16], ip: Option<&str>, served: &HashMap<u16, SocketAddr>, pod: &str)
+async fn forward<S>(ws: WebSocketStream<S>, ports: &[u16], target: Result<String, String>, pod: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -145,10 +105,11 @@ where
         for channel in [data, error] {
             let _ = to_ws.send(Message::binary(vec![channel, lo, hi])).await;
         }
-        let stream = match (ip, served.get(port)) {
-            (Some(ip), _) => tokio::net::TcpStream::connect((ip, *port)).await.map_err(|e| e.to_string()),
-            (None, Some(backend)) => tokio::net::TcpStream::connect(backend).await.map_err(|e| e.to_string()),
-            (None, None) => Err("connection refused (the test cluster plays this pod: nothing runs in it)".into()),
+        let stream = match &target {
+            Ok(ip) => tokio::net::TcpStream::connect((ip.as_str(), *port))
+                .await
+                .map_err(|e| e.to_string()),
+            Err(why) => Err(why.clone()),
         };
         let stream = match stream {
             Ok(s) => s,

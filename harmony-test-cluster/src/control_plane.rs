@@ -163,6 +163,7 @@ pub struct ControlPlane {
     runtime: Option<tokio::runtime::Runtime>,
     kubelet: Arc<Kubelet>,
     pub(crate) options: Options,
+    argocd: Mutex<Option<crate::argocd::Controller>>,
 }
 
 /// How long each component may take to be ready.
@@ -308,6 +309,7 @@ impl ControlPlane {
             runtime: Some(runtime),
             kubelet,
             options: options.clone(),
+            argocd: Mutex::new(None),
         };
         plane.wait_for_controllers(&admin)?;
         Ok(plane)
@@ -474,6 +476,25 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Installs a simulated Argo CD (once; see [`crate::ArgoCd`]) and sets how it treats
+    /// Applications from now on.
+    pub fn play_argocd(&self, mode: crate::ArgoCd) -> Result<(), String> {
+        let mut argocd = lock(&self.argocd);
+        match argocd.as_ref() {
+            Some(controller) => controller.set_mode(mode),
+            None => {
+                let (client, delay) = (self.client(), self.options.ready_after);
+                let helm = self.options.helm.clone().unwrap_or_else(|| {
+                    std::env::var_os("HARMONY_HELM")
+                        .filter(|h| !h.is_empty())
+                        .map_or_else(|| PathBuf::from("helm"), PathBuf::from)
+                });
+                *argocd = Some(self.block_on(crate::argocd::install(client, mode, delay, helm))?);
+            }
+        }
+        Ok(())
+    }
+
     /// etcd's client address.
     pub fn etcd(&self) -> SocketAddr {
         self.etcd
@@ -482,6 +503,7 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        drop(lock(&self.argocd).take());
         self.kubelet.shutdown();
         // The scheduler and controllers first, the store last.
         let mut processes = std::mem::take(&mut *lock(&self.processes));

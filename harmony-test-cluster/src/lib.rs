@@ -13,6 +13,7 @@
 //! and injects the faults it asks for. [`TestCluster::dedicated`] starts a control plane of its
 //! own, for tests that deploy into fixed namespaces or act on the whole cluster.
 
+mod argocd;
 mod control_plane;
 mod error;
 mod faults;
@@ -30,6 +31,7 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
+pub use argocd::ArgoCd;
 pub use control_plane::{BIN_VAR, ControlPlane, etcd_version, kubeconfig, kubernetes_version};
 pub use error::StartError;
 pub use faults::Fault;
@@ -78,6 +80,9 @@ pub struct Options {
     /// kube-scheduler. Default: `HARMONY_CONTROL_PLANE_BIN`, else what
     /// `scripts/install-control-plane` built under `target/tools/`.
     pub programs: Option<PathBuf>,
+    /// The helm the simulated Argo CD ([`TestCluster::play_argocd`]) syncs charts with.
+    /// Default: `HARMONY_HELM` if set, else `helm` on `PATH`.
+    pub helm: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -90,6 +95,7 @@ impl Default for Options {
             images: Vec::new(),
             latency: Duration::ZERO,
             programs: None,
+            helm: None,
         }
     }
 }
@@ -319,6 +325,14 @@ impl TestCluster {
     /// (needs root, as [`Workloads::Run`] does), on every namespace of the node.
     pub fn hold_image(&self, reference: &str, program: impl Into<PathBuf>) {
         self.plane.kubelet().hold(reference, program.into());
+    }
+
+    /// Installs a simulated Argo CD on the control plane (once: the namespace `argocd`, the
+    /// Application CRD, Established when this returns) and sets how its controller treats every
+    /// Application from now on (see [`ArgoCd`]). Charts are pulled and rendered by the helm
+    /// of [`Options::helm`].
+    pub fn play_argocd(&self, mode: ArgoCd) {
+        self.plane.play_argocd(mode).expect("Argo CD installs");
     }
 
     /// Injects a fault into this handle's proxy.

@@ -27,6 +27,11 @@ struct Args {
     /// them; needs root.
     #[arg(long)]
     run_images: bool,
+    /// Play Argo CD: install the Application CRD and the `argocd` namespace, and sync
+    /// Applications (Helm charts from OCI registries, rendered by `helm`: `HARMONY_HELM` or on
+    /// `PATH`).
+    #[arg(long)]
+    argocd: bool,
     /// Hold an image: `REFERENCE=PROGRAM`, a static program that is the image's whole content
     /// and entrypoint. Pods whose images are all held run for real even while the others are
     /// played (needs root). Repeatable.
@@ -63,6 +68,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         images: args.images.clone(),
         ..Options::default()
     })?;
+    if args.argocd {
+        plane.play_argocd(harmony_test_cluster::ArgoCd::Syncs)?;
+    }
     let latency = Duration::from_millis(args.latency);
     let proxy = if latency.is_zero() { None } else { Some(plane.proxy(latency)?) };
     let server = proxy.as_ref().map_or_else(|| plane.url(), FaultProxy::url);
@@ -91,6 +99,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
     } else {
         writeln!(out, "the kubelet plays pods: ready {} ms after they are bound", args.ready_after)?;
+    }
+    if args.argocd {
+        writeln!(
+            out,
+            "Argo CD is played: Applications in namespace argocd sync their Helm charts from OCI registries"
+        )?;
     }
     for (reference, program) in &args.images {
         writeln!(out, "pods of image {reference} run for real: {}", program.display())?;

@@ -85,20 +85,6 @@ pub(crate) fn random_u64() -> u64 {
     z ^ (z >> 31)
 }
 
-/// A UUID-shaped identifier (version 4 layout).
-pub(crate) fn new_uid() -> String {
-    let a = random_u64();
-    let b = random_u64();
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0x0fff,
-        ((b >> 48) & 0x3fff) | 0x8000,
-        b & 0xffff_ffff_ffff
-    )
-}
-
 /// The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
 const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 

@@ -1,5 +1,7 @@
-//! The simulated Argo CD: the Application CRD as Argo CD installs it, and an application
-//! controller that syncs Helm charts from a real OCI registry with the real helm.
+//! The simulated Argo CD on the real control plane: the Application CRD as Argo CD installs
+//! it, and an application controller, a client of the API server, that syncs Helm charts from a
+//! real OCI registry with the real helm. Each test has a control plane of its own: Argo CD is
+//! cluster-wide.
 
 mod common;
 #[allow(dead_code)]
@@ -10,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::http;
 use harmony_test_cluster::{ArgoCd, Options, TestCluster};
 use serde_json::{Value, json};
 
@@ -101,8 +102,11 @@ impl Charts {
 }
 
 fn cluster(mode: ArgoCd) -> TestCluster {
-    let cluster = TestCluster::start_with(Options {
+    let cluster = TestCluster::dedicated(Options {
         ready_after: Duration::from_millis(300),
+        workloads: harmony_test_cluster::Workloads::Ready {
+            after: Duration::from_millis(300),
+        },
         helm: Some(helm_path()),
         ..Options::default()
     })
@@ -139,7 +143,7 @@ const APP_PATH: &str = "/apis/argoproj.io/v1alpha1/namespaces/argocd/application
 
 /// Server-side applies an Application as a deploy tool would.
 fn apply(cluster: &TestCluster, app: &Value) {
-    let answer = http(
+    let answer = common::request(
         cluster,
         "PATCH",
         &format!("{APP_PATH}?fieldManager=deployer&force=true"),
@@ -200,7 +204,7 @@ fn installs_the_application_crd_as_argo_cd_does() {
         .iter()
         .any(|c| c["type"] == "Established" && c["status"] == "True");
     assert!(established, "{crd:#}");
-    let resources = http(&cluster, "GET", "/apis/argoproj.io/v1alpha1", None, "").json();
+    let resources = common::get(&cluster, "/apis/argoproj.io/v1alpha1").json();
     let names: Vec<&str> = resources["resources"]
         .as_array()
         .expect("resources")
@@ -237,7 +241,7 @@ fn installs_the_application_crd_as_argo_cd_does() {
         "spec": {"project": "default", "source": {"repoURL": "127.0.0.1:1/none", "chart": "none", "targetRevision": "1.0.0"},
                  "destination": {"namespace": "default"}},
     });
-    let answer = http(
+    let answer = common::request(
         &cluster,
         "PATCH",
         "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/listed?fieldManager=deployer",
@@ -270,7 +274,7 @@ fn installs_the_application_crd_as_argo_cd_does() {
             kind: "Application".into(),
             plural: "applications".into(),
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(common::client(&cluster), "argocd", &resource);
+        let api: Api<DynamicObject> = Api::namespaced_with(cluster.client(), "argocd", &resource);
         let list = api.list(&ListParams::default()).await.expect("list");
         let names: Vec<String> = list.items.iter().filter_map(|a| a.metadata.name.clone()).collect();
         assert_eq!(names, ["listed"]);
@@ -355,7 +359,7 @@ fn syncs_a_helm_chart_and_follows_its_health_and_new_versions() {
     assert_eq!(at(&deployment, "/spec/template/spec/containers/0/image"), "127.0.0.1:1/web:0.2.0");
 
     // Deleting the Application is not held by its finalizer, and leaves what it applied.
-    let answer = http(&cluster, "DELETE", APP_PATH, None, "");
+    let answer = common::request(&cluster, "DELETE", APP_PATH, None, "");
     assert_eq!(answer.code, 200, "{}", answer.body);
     let deadline = Instant::now() + WAIT;
     while cluster

@@ -122,10 +122,6 @@ impl Kubelet {
         Ok(kubelet)
     }
 
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     /// Gives the runtime the image `reference`: the static `program` is its whole content.
     /// Pods already there are looked at again.
     pub fn hold(&self, reference: &str, program: PathBuf) {
@@ -154,11 +150,6 @@ impl Kubelet {
             task.abort();
         }
         lock(&self.runtime).shutdown();
-    }
-
-    /// The kubelet API's address (the Node's `daemonEndpoints`).
-    pub fn api(&self) -> SocketAddr {
-        self.api
     }
 
     /// The log file of a container's current (or, `previous`, last) run.

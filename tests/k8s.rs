@@ -1,5 +1,6 @@
-//! The `k8s` topology as a user runs it: the real binary against the test
-//! cluster (`scripts/test-cluster` runs the same server standalone).
+//! The `k8s` topology as a user runs it: the real binary against the real control plane
+//! (`scripts/test-cluster` runs the same standalone). The apps deploy into the namespaces they
+//! name, so each test has a control plane of its own.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -19,9 +20,16 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let cluster = TestCluster::start_with(Options {
-            ready_after: Duration::from_millis(300),
-            ..Options::default()
+        Self::with(Options::default())
+    }
+
+    /// A control plane of its own, whose played pods are ready after 300 ms.
+    fn with(options: Options) -> Self {
+        let ready_after = Duration::from_millis(300);
+        let cluster = TestCluster::dedicated(Options {
+            ready_after,
+            workloads: Workloads::Ready { after: ready_after },
+            ..options
         })
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -53,16 +61,12 @@ impl Setup {
     }
 }
 
-/// A JSON answer of the cluster's API server (plain HTTP, no auth).
-fn proxy_get(cluster: &TestCluster, path: &str) -> serde_json::Value {
-    use std::io::{Read as _, Write as _};
-    let addr = cluster.url().trim_start_matches("http://").to_string();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: cluster\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+/// A JSON answer of the cluster's API server, asked as the administrator.
+fn api_get(cluster: &TestCluster, path: &str) -> serde_json::Value {
+    let client = cluster.client();
+    let request = http::Request::get(path).body(Vec::new()).unwrap();
+    let answer = cluster.block_on(async move { client.request_text(request).await }).unwrap();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
 }
 
 fn text(o: &Output) -> String {
@@ -281,17 +285,19 @@ fn a_conflict_stops_the_apply_and_force_conflicts_takes_ownership() {
     let first = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     // Another manager takes the replicas over, with another value.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let client = kube::Client::try_from(kube::Config::new(s.cluster.url().parse().unwrap())).unwrap();
-        let body = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "webapp", "namespace": "webapp"}, "spec": {"replicas": 7}});
-        let request = http::Request::patch("/apis/apps/v1/namespaces/webapp/deployments/webapp?fieldManager=autoscaler&force=true")
-            .header("content-type", "application/apply-patch+yaml")
-            .body(serde_json::to_vec(&body).unwrap())
-            .unwrap();
-        client.request::<serde_json::Value>(request).await.unwrap();
-    });
+    let client = s.cluster.client();
+    s.cluster
+        .block_on(async move {
+            let body = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "webapp", "namespace": "webapp"}, "spec": {"replicas": 7}});
+            let request =
+                http::Request::patch("/apis/apps/v1/namespaces/webapp/deployments/webapp?fieldManager=autoscaler&force=true")
+                    .header("content-type", "application/apply-patch+yaml")
+                    .body(serde_json::to_vec(&body).unwrap())
+                    .unwrap();
+            client.request::<serde_json::Value>(request).await
+        })
+        .unwrap();
 
     let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(2), "ours is 2, theirs 7: {}", text(&plan));
@@ -523,15 +529,10 @@ fn a_release_dry_run_on_ci_is_the_servers_dry_run_of_every_stage() {
 fn argocd_setup() -> Setup {
     let helm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/helm/helm");
     assert!(helm.is_file(), "helm is missing: run scripts/install-k8s-tools");
-    let cluster = TestCluster::start_with(Options {
-        ready_after: Duration::from_millis(300),
+    Setup::with(Options {
         helm: Some(helm),
         ..Options::default()
     })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    cluster.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
-    Setup { cluster, dir }
 }
 
 /// The release on `ci` through Argo CD: each stage becomes an Application
@@ -775,7 +776,7 @@ fn apply_without_names_deploys_every_app_in_the_order_namespaces_need_and_plan_t
     let nats = s.cluster.object("apps/v1", "Deployment", Some("fleet"), "fleet-nats").unwrap();
     assert_eq!(nats["status"]["readyReplicas"], 1, "{nats}");
     // The smoke test's KV round trip left its key in the live server's bucket.
-    let jsz = proxy_get(
+    let jsz = api_get(
         &s.cluster,
         "/api/v1/namespaces/fleet/services/fleet-nats:8222/proxy/jsz?streams=true",
     );

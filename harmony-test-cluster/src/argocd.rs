@@ -468,7 +468,7 @@ impl Run {
     /// subresource, so the object itself, every field of the old status not in the new removed.
     async fn write_status(&self, app: &Value, status: Value) {
         let old = app.get("status").cloned().unwrap_or(Value::Null);
-        let patch = json!({"status": merge_patch(&old, &status)});
+        let patch = json!({"status": util::merge_patch(&old, &status)});
         let _ = self
             .apps(str_at(app, "/metadata/namespace"))
             .patch(str_at(app, "/metadata/name"), &PatchParams::apply(CONTROLLER), &Patch::Merge(&patch))
@@ -514,24 +514,6 @@ impl Drop for AbortOnDrop {
 
 fn uid(app: &Value) -> String {
     str_at(app, "/metadata/uid").to_owned()
-}
-
-/// A JSON merge patch that turns `old` into `new`: every key of `old` that `new` lacks is
-/// removed (null), objects are patched key by key, anything else is replaced.
-fn merge_patch(old: &Value, new: &Value) -> Value {
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            let mut patch = serde_json::Map::new();
-            for (k, v) in n {
-                patch.insert(k.clone(), merge_patch(o.get(k).unwrap_or(&Value::Null), v));
-            }
-            for k in o.keys().filter(|k| !n.contains_key(*k)) {
-                patch.insert(k.clone(), Value::Null);
-            }
-            Value::Object(patch)
-        }
-        _ => new.clone(),
-    }
 }
 
 /// The health Argo CD's built-in rules give a workload (None: a kind without health).

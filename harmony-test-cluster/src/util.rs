@@ -109,6 +109,24 @@ pub(crate) fn stable_hash(value: &serde_json::Value, n: usize) -> String {
     digest.iter().take(n).map(|b| SAFE[*b as usize % SAFE.len()] as char).collect()
 }
 
+/// A JSON merge patch that turns `old` into `new`: every key of `old` that `new` lacks is
+/// removed (null), objects are patched key by key, anything else is replaced.
+pub(crate) fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    match (old, new) {
+        (serde_json::Value::Object(o), serde_json::Value::Object(n)) => {
+            let mut patch = serde_json::Map::new();
+            for (k, v) in n {
+                patch.insert(k.clone(), merge_patch(o.get(k).unwrap_or(&serde_json::Value::Null), v));
+            }
+            for k in o.keys().filter(|k| !n.contains_key(*k)) {
+                patch.insert(k.clone(), serde_json::Value::Null);
+            }
+            serde_json::Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +136,16 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_764_260_645), "2025-11-27T16:24:05Z");
+    }
+
+    #[test]
+    fn a_merge_patch_removes_what_the_new_value_lacks() {
+        let old = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1, 2]});
+        let new = serde_json::json!({"b": {"c": 2}, "e": [3]});
+        assert_eq!(
+            merge_patch(&old, &new),
+            serde_json::json!({"a": null, "b": {"c": 2, "d": null}, "e": [3]})
+        );
     }
 
     #[test]

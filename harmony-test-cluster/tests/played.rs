@@ -195,3 +195,27 @@ fn a_missing_secret_blocks_a_played_pod_until_it_exists() {
     );
     wait_ready(&cluster, &ns, "web", 1);
 }
+
+/// Pods that ran fine and start crashing (the mode changes under them) report the crash loop:
+/// their container is no longer running, it waits to restart.
+#[test]
+fn a_ready_pod_that_starts_crashing_reports_the_crash_loop() {
+    let cluster = cluster();
+    let ns = cluster.namespace().to_owned();
+    deployment(&cluster, &ns, "web", 1, container());
+    wait_ready(&cluster, &ns, "web", 1);
+    cluster.set_workloads(Workloads::CrashLoop {
+        exit_code: 2,
+        log: vec!["out of memory".into()],
+    });
+    let state = wait_until(
+        "the crash loop",
+        || {
+            let pod = pods(&cluster, &ns).into_iter().next()?;
+            let state = pod["status"]["containerStatuses"][0]["state"].clone();
+            (state["waiting"]["reason"] == "CrashLoopBackOff").then_some(state)
+        },
+        seen_pods(&cluster, &ns),
+    );
+    assert!(state.get("running").is_none(), "one state at a time: {state}");
+}

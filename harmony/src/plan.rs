@@ -102,7 +102,7 @@ impl Plan {
                     object: id.clone(),
                     fields: Vec::new(),
                 }),
-                Some(current) if *current != *body => {
+                Some(current) if !same(current, &body) => {
                     let mut fields = Vec::new();
                     diff(id, &mut Vec::new(), Some(current), Some(&*body), &mut fields);
                     changes.push(Change {
@@ -235,6 +235,19 @@ pub struct ExactPlan {
     pub basis: Basis,
 }
 
+/// Equal as JSON: `0` and `0.0` are one number. A server may write back either (the API
+/// server stores a CRD schema's `minimum: 0.0` and answers `0`), and neither is drift.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || ((x.is_f64() || y.is_f64()) && x.as_f64() == y.as_f64()),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 fn diff(id: &ObjectRef, path: &mut Vec<String>, before: Option<&Value>, after: Option<&Value>, out: &mut Vec<FieldChange>) {
     match (before, after) {
         (Some(Value::Object(a)), Some(Value::Object(b))) => {
@@ -252,7 +265,8 @@ fn diff(id: &ObjectRef, path: &mut Vec<String>, before: Option<&Value>, after: O
                 path.pop();
             }
         }
-        (a, b) if a == b => {}
+        (Some(a), Some(b)) if same(a, b) => {}
+        (None, None) => {}
         (a, b) => {
             let secret = is_secret_path(id, path);
             let shown = |v: Option<&Value>| v.map(|v| if secret { Value::String(REDACTED.into()) } else { v.clone() });
@@ -345,5 +359,18 @@ mod tests {
         let text = format!("{}{}", changed.to_text(), serde_json::to_string(&changed).unwrap());
         assert!(text.contains("stringData.password: \"<redacted>\" -> \"<redacted>\""), "{text}");
         assert!(!text.contains("hunter"), "{text}");
+    }
+
+    #[test]
+    fn a_number_written_back_another_way_is_no_change() {
+        let r = Redactor::new([3; 32]);
+        let crd = |minimum: Value| {
+            obj(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "widgets.example.com"}, "spec": {"minimum": minimum}}))
+        };
+        let plan = Plan::compute("app", "k8s", &[crd(json!(0.0))], &observed(&[crd(json!(0))], &r));
+        assert!(plan.is_empty(), "{plan:?}");
+        let plan = Plan::compute("app", "k8s", &[crd(json!(0.5))], &observed(&[crd(json!(0))], &r));
+        assert_eq!(plan.changes[0].fields[0].path, "spec.minimum");
     }
 }

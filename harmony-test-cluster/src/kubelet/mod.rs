@@ -405,7 +405,10 @@ impl Kubelet {
         }
         if changed {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
-            let patch = Patch::Strategic(json!({"status": status}));
+            // A merge patch from the status the pod has: what a container no longer is (its
+            // `running` once it waits) goes, and the lists are replaced whole.
+            let old = pod.status.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or_default();
+            let patch = Patch::Merge(json!({"status": util::merge_patch(&old, &status)}));
             if api.patch_status(&pod.name_any(), &PatchParams::default(), &patch).await.is_err() {
                 // Reported again on the next pass.
                 return;

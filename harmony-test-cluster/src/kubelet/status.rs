@@ -200,14 +200,25 @@ pub(crate) fn pod_status(pod: &Pod, run: &PodRun, blocked: Option<&(String, Stri
         }
         c
     };
+    let mut conditions = vec![
+        condition("PodReadyToStartContainers", run.ip.is_some()),
+        condition("Initialized", true),
+        condition("Ready", all_ready),
+        condition("ContainersReady", all_ready),
+    ];
+    // The conditions others own (the scheduler's PodScheduled) stay as they are.
+    let ours = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"];
+    conditions.extend(
+        previous
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|c| !ours.contains(&c.type_.as_str()))
+            .filter_map(|c| serde_json::to_value(c).ok()),
+    );
     let mut status = json!({
         "phase": phase,
-        "conditions": [
-            condition("PodReadyToStartContainers", run.ip.is_some()),
-            condition("Initialized", true),
-            condition("Ready", all_ready),
-            condition("ContainersReady", all_ready),
-        ],
+        "conditions": conditions,
         "hostIP": "127.0.0.1",
         "hostIPs": [{"ip": "127.0.0.1"}],
         "startTime": previous

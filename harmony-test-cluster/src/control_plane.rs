@@ -250,10 +250,14 @@ impl ControlPlane {
             &dir.join("kube-apiserver.log"),
         )?;
         let url = format!("https://{server}");
-        let admin = runtime
-            .block_on(client(&url, &pki.ca_cert, &pki.users.admin, "default"))
-            .map_err(StartError::Node)?;
-        wait_until(&mut apiserver, || runtime.block_on(readyz(admin.clone())))?;
+        let on = runtime.handle();
+        let (ca, admin_user) = (pki.ca_cert.clone(), pki.users.admin.clone());
+        let admin = run_on(on, {
+            let url = url.clone();
+            async move { client(&url, &ca, &admin_user, "default").await }
+        })
+        .map_err(StartError::Node)?;
+        wait_until(&mut apiserver, || run_on(on, readyz(admin.clone())))?;
         processes.push(apiserver);
 
         for (name, user) in [
@@ -291,12 +295,14 @@ impl ControlPlane {
             &dir.join("kube-scheduler.log"),
         )?);
 
-        let kubelet_client = runtime
-            .block_on(client(&url, &pki.ca_cert, &pki.users.kubelet, "default"))
-            .map_err(StartError::Node)?;
-        let kubelet = runtime
-            .block_on(Kubelet::start(kubelet_client, &pki, &dir, options.clone()))
-            .map_err(|e| StartError::Node(e.to_string()))?;
+        let kubelet = run_on(on, {
+            let (url, pki, dir, options) = (url.clone(), pki.clone(), dir.clone(), options.clone());
+            async move {
+                let client = client(&url, &pki.ca_cert, &pki.users.kubelet, "default").await?;
+                Kubelet::start(client, &pki, &dir, options).await
+            }
+        })
+        .map_err(StartError::Node)?;
 
         let plane = ControlPlane {
             dir,
@@ -372,17 +378,7 @@ impl ControlPlane {
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let task = self.handle().spawn(future);
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.handle().spawn(async move {
-            let _ = tx.send(task.await);
-        });
-        match rx.recv() {
-            Ok(Ok(output)) => output,
-            // A panic in the future is the caller's.
-            Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            _ => panic!("the control plane's runtime stopped"),
-        }
+        run_on(&self.handle(), future)
     }
 
     pub(crate) fn handle(&self) -> tokio::runtime::Handle {
@@ -514,6 +510,26 @@ impl Drop for ControlPlane {
             runtime.shutdown_background();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a future on `runtime` and waits for it from this thread, which may be another runtime's
+/// (an async test's): the future runs on the control plane's runtime, never on the caller's.
+fn run_on<F>(runtime: &tokio::runtime::Handle, future: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let task = runtime.spawn(future);
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = tx.send(task.await);
+    });
+    match rx.recv() {
+        Ok(Ok(output)) => output,
+        // A panic in the future is the caller's.
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        _ => panic!("the control plane's runtime stopped"),
     }
 }
 

@@ -335,6 +335,14 @@ impl TestCluster {
         self.plane.play_argocd(mode).expect("Argo CD installs");
     }
 
+    /// Puts `backend` behind `port` of the pods the kubelet plays in `namespace`: a port-forward
+    /// to one of them (through the API server, as kube's client and kubectl make one) reaches
+    /// `backend`, as if the pod ran that server. For a smoke test against a server the Score's
+    /// own image cannot be made into (one without JetStream, say).
+    pub fn serve_port(&self, namespace: &str, port: u16, backend: std::net::SocketAddr) {
+        self.plane.kubelet().serve_port(namespace, port, backend);
+    }
+
     /// Injects a fault into this handle's proxy.
     pub fn inject(&self, fault: Fault) {
         self.proxy.inject(fault);

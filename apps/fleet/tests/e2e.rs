@@ -1,12 +1,12 @@
 //! The fleet end to end, composed from the same Scores as production: only
 //! the topology changes. Once per test binary, the stack comes up: the
-//! `k8s` topology on the test API server deploys `FleetServerScore` (its
+//! `k8s` topology on the real control plane deploys `FleetServerScore` (its
 //! namespace, NATS, the operator's CRD, RBAC and Deployment, each verified;
-//! NATS's smoke test logs in to the real nats-server through a port-forward
-//! and does a KV round trip),
+//! NATS runs for real in its pod, the static nats-server standing for its image, and its
+//! smoke test logs in through a port-forward and does a KV round trip),
 //! and `FleetAgentScore` for each device. Then the real operator runs against
-//! the test API server and the real nats-server, and real agents run here,
-//! as the Scores describe them. Stale test namespaces are deleted first, so
+//! the API server and that NATS, and real agents run here, as the Scores describe
+//! them, connected to the same NATS. Stale test namespaces are deleted first, so
 //! the same suite can run against a real cluster.
 
 use std::collections::BTreeMap;
@@ -34,17 +34,24 @@ mod world;
 
 use world::status_until;
 
-const NS: &str = "fleet-e2e";
 const E2E_LABEL: &str = "harmony.deploy/e2e";
+const NATS_IMAGE: &str = "docker.io/library/nats:2.10-alpine";
+
+/// The static nats-server `scripts/install-nats-server` fetched: NATS's image, held by the kubelet.
+fn nats_program() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/nats-server/nats-server");
+    assert!(path.is_file(), "{} is missing: run scripts/install-nats-server", path.display());
+    path
+}
 
 /// Devices and their labels, as their `FleetAgentScore`s say.
-fn devices() -> Vec<FleetAgentScore> {
-    let nats = fleet::FleetNatsScore::new(NS, Secret::new(String::new()));
+fn devices(ns: &str) -> Vec<FleetAgentScore> {
+    let nats = fleet::FleetNatsScore::new(ns, Secret::new(String::new()));
     ["lyon-1", "lyon-2", "paris-1"]
         .iter()
         .map(|id| {
             let site = id.split('-').next().unwrap();
-            FleetAgentScore::new(NS, id, "localhost/fleet-agent:e2e", &nats).label("site", site)
+            FleetAgentScore::new(ns, id, "localhost/fleet-agent:e2e", &nats).label("site", site)
         })
         .collect()
 }
@@ -53,8 +60,8 @@ fn devices() -> Vec<FleetAgentScore> {
 struct Stack {
     runtime: tokio::runtime::Runtime,
     client: kube::Client,
+    ns: String,
     _cluster: TestCluster,
-    _nats: NatsServer,
     _dirs: tempfile::TempDir,
 }
 
@@ -68,27 +75,42 @@ fn stack() -> &'static Stack {
             .unwrap();
         let dirs = tempfile::tempdir().unwrap();
         let cluster = TestCluster::start().unwrap();
+        let ns = cluster.ns("fleet-e2e");
         let kubeconfig = dirs.path().join("kubeconfig");
         cluster.write_kubeconfig(&kubeconfig).unwrap();
-        let nats = NatsServer::start();
-        // The cluster's Service `fleet-nats` is the real server, for the smoke test.
-        cluster.serve_service(NS, "fleet-nats", 4222, nats.client_addr());
-        let client = runtime.block_on(async {
-            let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
+        // NATS runs for real in its pod: the kubelet holds its image as the static nats-server.
+        cluster.hold_image(NATS_IMAGE, nats_program());
+        let client = cluster.client();
+        runtime.block_on(async {
             delete_stale_namespaces(&client).await;
             let k8s = K8s::new(Settings::for_kubeconfig(&kubeconfig, &dirs.path().join("state")).unwrap());
-            let mut server = FleetServerScore::new(NS, "localhost/fleet-operator:e2e", Secret::new(fleet_testing::PASSWORD.into()));
+            let mut server = FleetServerScore::new(&ns, "localhost/fleet-operator:e2e", Secret::new(fleet_testing::PASSWORD.into()));
             server.nats.user = fleet_testing::USER.into();
             server.namespace.labels.insert(E2E_LABEL.into(), "fleet".into());
             engine::plan_and_apply("fleet-server", &server, &k8s, Arc::new(Silent))
                 .await
                 .unwrap_or_else(|e| panic!("{e}: {}", harmony::Diagnostic::notes(&e).join("; ")));
             // One app of all the devices, side by side: each its own Score.
-            engine::plan_and_apply("fleet-agents", &devices(), &k8s, Arc::new(Silent))
+            engine::plan_and_apply("fleet-agents", &devices(&ns), &k8s, Arc::new(Silent))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
+            // The NATS the Score deployed, at its pod's address (this node's network reaches it).
+            let pods: Api<harmony::k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+            let listed = pods.list(&ListParams::default()).await.unwrap();
+            let nats_pod = listed
+                .items
+                .iter()
+                .find(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("fleet-nats-")))
+                .expect("NATS's pod");
+            let ip = nats_pod.status.as_ref().and_then(|s| s.pod_ip.clone()).expect("NATS's pod has an IP");
+            let nats = |name: &str| fleet_kv::Settings {
+                url: format!("nats://{ip}:4222"),
+                user: fleet_testing::USER.into(),
+                password: fleet_testing::PASSWORD.into(),
+                name: name.into(),
+            };
             // The operator the Score deployed, run here against the same API server and NATS.
-            let connection = fleet_kv::Connection::open(&nats.settings("fleet-operator"), |_| {}).await.unwrap();
+            let connection = fleet_kv::Connection::open(&nats("fleet-operator"), |_| {}).await.unwrap();
             let buckets = connection.create_buckets().await.unwrap();
             let context = Arc::new(Context {
                 client: client.clone(),
@@ -96,11 +118,11 @@ fn stack() -> &'static Stack {
                 buckets,
                 silence: Duration::from_secs(30),
             });
-            tokio::spawn(controller::run(Api::all(client.clone()), context, std::future::pending()));
+            tokio::spawn(controller::run(Api::namespaced(client.clone(), &ns), context, std::future::pending()));
             // The agents the Scores describe: their device ids and labels.
-            for device in devices() {
+            for device in devices(&ns) {
                 let config = Config {
-                    nats: nats.settings(&device.device),
+                    nats: nats(&device.device),
                     device: device.device.clone(),
                     labels: device.labels.clone(),
                     state: dirs.path().join(&device.device),
@@ -112,13 +134,12 @@ fn stack() -> &'static Stack {
                 };
                 tokio::spawn(agent::run(config, std::future::pending()));
             }
-            client
         });
         Stack {
             runtime,
             client,
+            ns,
             _cluster: cluster,
-            _nats: nats,
             _dirs: dirs,
         }
     })
@@ -137,7 +158,7 @@ async fn delete_stale_namespaces(client: &kube::Client) {
 }
 
 fn deployments(stack: &Stack) -> Api<FleetDeployment> {
-    Api::namespaced(stack.client.clone(), NS)
+    Api::namespaced(stack.client.clone(), &stack.ns)
 }
 
 #[test]
@@ -150,7 +171,7 @@ fn the_fleet_server_is_deployed_by_its_scores_and_verified() {
         let crd = crds.get("fleetdeployments.fleet.harmony.deploy").await.unwrap();
         let established = crd.status.and_then(|s| s.conditions).unwrap_or_default();
         assert!(established.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-        let deployments: Api<Deployment> = Api::namespaced(stack.client.clone(), NS);
+        let deployments: Api<Deployment> = Api::namespaced(stack.client.clone(), &stack.ns);
         for name in ["fleet-nats", "fleet-operator", "fleet-agent-lyon-1", "fleet-agent-paris-1"] {
             let d = deployments.get(name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
             let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or_default();
@@ -160,7 +181,7 @@ fn the_fleet_server_is_deployed_by_its_scores_and_verified() {
         let container = &operator.spec.unwrap().template.spec.unwrap().containers[0];
         assert_eq!(
             container.args.as_deref().unwrap(),
-            ["--nats", "nats://fleet-nats.fleet-e2e:4222"],
+            ["--nats", &format!("nats://fleet-nats.{}:4222", stack.ns)],
             "the operator dials the NATS Score's Service"
         );
     });
@@ -231,7 +252,10 @@ fn a_fleet_deployment_reaches_the_selected_devices_and_their_statuses_come_back(
 }
 
 /// NATS's smoke test logs in to the real server, so a server without
-/// JetStream, without auth, or with other credentials fails it, saying which.
+/// JetStream, without auth, or with other credentials fails it, saying which. The pod NATS's
+/// Score deploys is played, with such a server behind its port: the port-forward goes through
+/// the real API server and the kubelet to it. (A control plane of its own: on the shared one,
+/// NATS's image runs for real.)
 #[test]
 fn the_nats_smoke_test_fails_on_a_server_without_jetstream_without_auth_or_with_other_credentials() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -241,9 +265,9 @@ fn the_nats_smoke_test_fails_on_a_server_without_jetstream_without_auth_or_with_
         (true, true, "NATS refused user `fleet`: 'Authorization Violation'"),
     ] {
         let dirs = tempfile::tempdir().unwrap();
-        let cluster = TestCluster::start().unwrap();
+        let cluster = TestCluster::dedicated(harmony_test_cluster::Options::default()).unwrap();
         let nats = NatsServer::start_with(auth, jetstream);
-        cluster.serve_service("fleet-smoke", "fleet-nats", 4222, nats.client_addr());
+        cluster.serve_port("fleet-smoke", 4222, nats.client_addr());
         cluster.write_kubeconfig(&dirs.path().join("kubeconfig")).unwrap();
         let k8s = K8s::new(Settings::for_kubeconfig(&dirs.path().join("kubeconfig"), &dirs.path().join("state")).unwrap());
         let server = FleetServerScore::new("fleet-smoke", "localhost/fleet-operator:e2e", Secret::new("pw".into()));

@@ -74,6 +74,8 @@ pub(crate) struct Kubelet {
     events: Mutex<HashMap<(String, String, String, String), (String, i32)>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     ready_after: Duration,
+    /// Servers behind the ports of played pods, by namespace and port.
+    ports: Mutex<HashMap<(String, u16), SocketAddr>>,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -106,6 +108,7 @@ impl Kubelet {
             events: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             ready_after: options.ready_after,
+            ports: Mutex::new(HashMap::new()),
         });
         for (reference, program) in &options.images {
             kubelet.hold(reference, program.clone());
@@ -157,15 +160,28 @@ impl Kubelet {
         lock(&self.runtime).log_file(namespace, pod, container, previous)
     }
 
-    /// The IP of a pod whose containers run for real (port-forwards reach it).
-    pub(crate) fn running_ip(&self, namespace: &str, pod: &str) -> Result<String, String> {
+    /// Where a port-forward to a pod's port connects: the pod's own address when its
+    /// containers run for real; for a played pod, the server a test put behind that port of
+    /// the namespace's played pods ([`Kubelet::serve_port`]), if any.
+    pub(crate) fn port_target(&self, namespace: &str, pod: &str, port: u16) -> Result<SocketAddr, String> {
         match lock(&self.runtime).status(namespace, pod) {
-            Some((_, How::Run, run)) => run.ip.ok_or_else(|| "the pod has no network yet".into()),
-            Some((_, How::Play(_), _)) => {
-                Err("connection refused (the test cluster plays this pod: nothing runs in it)".into())
+            Some((_, How::Run, run)) => {
+                let ip = run.ip.ok_or_else(|| "the pod has no network yet".to_owned())?;
+                let ip: std::net::IpAddr = ip.parse().map_err(|_| format!("the pod's address {ip} is not an IP"))?;
+                Ok(SocketAddr::new(ip, port))
             }
+            Some((_, How::Play(_), _)) => lock(&self.ports)
+                .get(&(namespace.to_owned(), port))
+                .copied()
+                .ok_or_else(|| "connection refused (the test cluster plays this pod: nothing runs in it)".into()),
             None => Err(format!("pod {namespace}/{pod} is not on this node")),
         }
+    }
+
+    /// Puts `backend` behind `port` of every played pod of `namespace`: what a port-forward to
+    /// it reaches, as if the pod ran that server.
+    pub fn serve_port(&self, namespace: &str, port: u16, backend: SocketAddr) {
+        lock(&self.ports).insert((namespace.to_owned(), port), backend);
     }
 
     fn nodes(&self) -> Api<Node> {

@@ -35,12 +35,13 @@ pub(crate) fn serve(kubelet: &Arc<Kubelet>, req: http::Request<Incoming>, namesp
             "the port-forward needs a WebSocket upgrade with subprotocol v4.channel.k8s.io",
         );
     };
-    let target = kubelet.running_ip(namespace, pod);
+    let targets: Vec<Result<std::net::SocketAddr, String>> =
+        ports.iter().map(|port| kubelet.port_target(namespace, pod, *port)).collect();
     let uid = format!("{namespace}/{pod}");
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        forward(ws, &ports, target, &uid).await;
+        forward(ws, &ports, targets, &uid).await;
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -84,7 +85,7 @@ fn websocket_key(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Pumps bytes between the WebSocket's channels and one TCP connection per port.
-async fn forward<S>(ws: WebSocketStream<S>, ports: &[u16], target: Result<String, String>, pod: &str)
+async fn forward<S>(ws: WebSocketStream<S>, ports: &[u16], targets: Vec<Result<std::net::SocketAddr, String>>, pod: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -105,10 +106,8 @@ where
         for channel in [data, error] {
             let _ = to_ws.send(Message::binary(vec![channel, lo, hi])).await;
         }
-        let stream = match &target {
-            Ok(ip) => tokio::net::TcpStream::connect((ip.as_str(), *port))
-                .await
-                .map_err(|e| e.to_string()),
+        let stream = match &targets[i] {
+            Ok(addr) => tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string()),
             Err(why) => Err(why.clone()),
         };
         let stream = match stream {

@@ -1,6 +1,6 @@
-//! The world the operator's tests and its benchmark run in: the test API
-//! server with the FleetDeployment CRD and a namespace, a real nats-server
-//! with the fleet's buckets, agents run in this process, and operators.
+//! The world the operator's tests and its benchmark run in: the real control plane with the
+//! FleetDeployment CRD and a namespace of the world's own (operators watch only it), a real
+//! nats-server with the fleet's buckets, agents run in this process, and operators.
 
 #![allow(dead_code)]
 
@@ -22,12 +22,12 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, CustomResourceExt as _};
 use tokio::sync::oneshot;
 
-pub const NS: &str = "fleet";
-
 /// A cluster with the CRD and a namespace, a NATS with the buckets, and
 /// agents registered with their labels.
 pub struct World {
     pub cluster: TestCluster,
+    /// The namespace of the world's FleetDeployments.
+    pub ns: String,
     pub nats: NatsServer,
     pub client: kube::Client,
     pub buckets: Buckets,
@@ -52,14 +52,22 @@ impl World {
     /// No agents yet; they report every `heartbeat` when nothing changes.
     pub async fn empty(heartbeat: Duration) -> Self {
         let cluster = TestCluster::start().unwrap();
-        let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
+        let client = cluster.client();
+        // The CRD is cluster-wide: every world applies the same one.
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.create(&PostParams::default(), &FleetDeployment::crd()).await.unwrap();
+        crds.patch(
+            "fleetdeployments.fleet.harmony.deploy",
+            &PatchParams::apply("fleet-tests").force(),
+            &Patch::Apply(&FleetDeployment::crd()),
+        )
+        .await
+        .unwrap();
+        let ns = cluster.ns("fleet");
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap();
-        namespaces.create(&PostParams::default(), &ns).await.unwrap();
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        namespaces.create(&PostParams::default(), &namespace).await.unwrap();
         // Wait until the CRD serves.
-        let api: Api<FleetDeployment> = Api::namespaced(client.clone(), NS);
+        let api: Api<FleetDeployment> = Api::namespaced(client.clone(), &ns);
         for _ in 0..100 {
             if api.list(&Default::default()).await.is_ok() {
                 break;
@@ -75,6 +83,7 @@ impl World {
             .unwrap();
         World {
             cluster,
+            ns,
             nats,
             client,
             buckets,
@@ -125,14 +134,15 @@ impl World {
             silence: Duration::from_secs(30),
         });
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(controller::run(Api::all(self.client.clone()), context, async {
+        // An operator of this world's namespace: other tests' worlds share the control plane.
+        tokio::spawn(controller::run(Api::namespaced(self.client.clone(), &self.ns), context, async {
             let _ = stopped.await;
         }));
         stop
     }
 
     pub fn api(&self) -> Api<FleetDeployment> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), &self.ns)
     }
 
     pub async fn apply(&self, name: &str, selector: &[(&str, &str)], resources: Vec<Resource>) {

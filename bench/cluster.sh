@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The peer workload on a cluster: Harmony's `k8s` topology against real kubectl, side by side on
-# the test cluster with injected latency per request (docs/perf.md, "On a cluster").
+# the real control plane (scripts/test-cluster), with latency per request added by a proxy in
+# front of the API server (docs/perf.md, "On a cluster").
 #
 # usage: bench/cluster.sh [-n N] [-l "5 20"]
 #   -n N        apps in the workload (default 1000; 4 objects each)
-#   -l LIST     latencies to inject, in milliseconds (default "5 20")
+#   -l LIST     latencies to add, in milliseconds (default "0 20")
 #
 # For each latency, fresh test clusters for each tool and, on them, in order: first apply; plan
 # with nothing to change (`harmony plan`, `kubectl diff --server-side`); apply with nothing to
@@ -12,11 +13,12 @@
 # ready at once); kubectl's does not wait at all. Harmony's commands run five times (median and
 # fastest), a first apply each time on a fresh cluster; kubectl's take minutes and run once.
 # Each command is an argument vector; times and peak RSS come from /usr/bin/time.
-# Needs kubectl from scripts/install-k8s-tools.
+# Needs kubectl from scripts/install-k8s-tools and the control plane from
+# scripts/install-control-plane.
 set -euo pipefail
 
 N=1000
-LATENCIES="5 20"
+LATENCIES="0 20"
 while getopts "n:l:" opt; do
   case $opt in
     n) N=$OPTARG ;;
@@ -59,9 +61,10 @@ start_cluster() {
   local out="$WORK/cluster-$RANDOM.out"
   "$SERVER" --latency "$1" --ready-after 0 >"$out" 2>/dev/null &
   CLUSTERS+=("$!")
-  for _ in $(seq 1 100); do [ -s "$out" ] && break; sleep 0.1; done
+  for _ in $(seq 1 1200); do [ -s "$out" ] && break; sleep 0.1; done
+  [ -s "$out" ] || { echo "error: the test cluster did not start in 120 s" >&2; exit 1; }
   KC="$(head -1 "$out" | sed 's/^KUBECONFIG=//')"
-  "$KUBECTL" --kubeconfig "$KC" --cache-dir "$WORK/kcache" apply --server-side --validate=false -f "$WORK/namespace.json" >/dev/null
+  "$KUBECTL" --kubeconfig "$KC" --cache-dir "$WORK/kcache" apply --server-side -f "$WORK/namespace.json" >/dev/null
 }
 
 # measure LABEL RUNS COMMAND...: RUNS timed runs (each must exit 0); prints the median and the
@@ -107,9 +110,9 @@ for latency in $LATENCIES; do
 
   start_cluster "$latency"
   kubectl=("$KUBECTL" --kubeconfig "$KC" --cache-dir "$WORK/kcache-$latency")
-  measure "kubectl apply --server-side (first)" 1 "${kubectl[@]}" apply --server-side --validate=false -R -f "$WORK/manifests"
+  measure "kubectl apply --server-side (first)" 1 "${kubectl[@]}" apply --server-side -R -f "$WORK/manifests"
   measure "kubectl diff --server-side (nothing to change)" 1 "${kubectl[@]}" diff --server-side -R -f "$WORK/manifests"
-  measure "kubectl apply --server-side (nothing to change)" 1 "${kubectl[@]}" apply --server-side --validate=false -R -f "$WORK/manifests"
+  measure "kubectl apply --server-side (nothing to change)" 1 "${kubectl[@]}" apply --server-side -R -f "$WORK/manifests"
   unset KUBECONFIG
   stop_clusters
 done

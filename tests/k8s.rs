@@ -290,11 +290,10 @@ fn a_conflict_stops_the_apply_and_force_conflicts_takes_ownership() {
         .block_on(async move {
             let body = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": "webapp", "namespace": "webapp"}, "spec": {"replicas": 7}});
-            let request =
-                http::Request::patch("/apis/apps/v1/namespaces/webapp/deployments/webapp?fieldManager=autoscaler&force=true")
-                    .header("content-type", "application/apply-patch+yaml")
-                    .body(serde_json::to_vec(&body).unwrap())
-                    .unwrap();
+            let request = http::Request::patch("/apis/apps/v1/namespaces/webapp/deployments/webapp?fieldManager=autoscaler&force=true")
+                .header("content-type", "application/apply-patch+yaml")
+                .body(serde_json::to_vec(&body).unwrap())
+                .unwrap();
             client.request::<serde_json::Value>(request).await
         })
         .unwrap();

@@ -68,10 +68,7 @@ fn the_webapp_deploys_waits_for_readiness_and_a_second_apply_changes_nothing() {
         .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
     assert_eq!(plan.summary().add, 5, "{plan:?}");
 
-    let deployment = f
-        .cluster
-        .object("apps/v1", "Deployment", Some(&ns), "webapp")
-        .expect("applied");
+    let deployment = f.cluster.object("apps/v1", "Deployment", Some(&ns), "webapp").expect("applied");
     let managers: Vec<&str> = deployment["metadata"]["managedFields"]
         .as_array()
         .unwrap()
@@ -213,7 +210,10 @@ fn an_object_another_app_owns_is_refused_naming_that_app_and_nothing_is_written(
     );
     let settings = f.cluster.object("v1", "ConfigMap", Some(shop.as_str()), "settings").unwrap();
     let part_of = &settings["metadata"]["labels"]["applyset.kubernetes.io/part-of"];
-    let shop_parent = f.cluster.object("v1", "Secret", Some(f.cluster.namespace()), "harmony-shop").unwrap();
+    let shop_parent = f
+        .cluster
+        .object("v1", "Secret", Some(f.cluster.namespace()), "harmony-shop")
+        .unwrap();
     assert_eq!(
         part_of, &shop_parent["metadata"]["labels"]["applyset.kubernetes.io/id"],
         "still the first app's"
@@ -251,7 +251,10 @@ fn what_is_no_longer_rendered_is_pruned_and_nothing_else() {
         f.cluster.object("v1", "ConfigMap", Some(shop.as_str()), "bystander").is_some(),
         "not a member: never pruned"
     );
-    let parent = f.cluster.object("v1", "Secret", Some(f.cluster.namespace()), "harmony-shop").unwrap();
+    let parent = f
+        .cluster
+        .object("v1", "Secret", Some(f.cluster.namespace()), "harmony-shop")
+        .unwrap();
     assert_eq!(
         parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
         "Deployment.apps,Namespace"
@@ -366,7 +369,11 @@ fn a_crd_and_its_custom_resources_deploy_in_one_run() {
         .block_on(engine::apply_objects("widgets", &objects, &f.topology))
         .unwrap_or_else(|e| panic!("{e}: {}", e.notes().join("; ")));
     assert_eq!(plan.summary().add, 3);
-    assert!(f.cluster.object(&format!("{shop}.example.com/v1"), "Widget", Some(shop.as_str()), "small").is_some());
+    assert!(
+        f.cluster
+            .object(&format!("{shop}.example.com/v1"), "Widget", Some(shop.as_str()), "small")
+            .is_some()
+    );
     let again = rt.block_on(engine::plan_objects("widgets", &objects, &f.topology)).unwrap();
     assert!(again.is_empty(), "{again:?}");
 }
@@ -376,13 +383,20 @@ fn a_custom_resource_whose_score_asks_for_a_condition_waits_for_it() {
     let f = fixture();
     let rt = runtime();
     let shop = f.cluster.ns("shop");
-    rt.block_on(engine::apply_objects("widgets", &[namespace(&shop), widget_crd(&shop)], &f.topology))
-        .unwrap();
+    rt.block_on(engine::apply_objects(
+        "widgets",
+        &[namespace(&shop), widget_crd(&shop)],
+        &f.topology,
+    ))
+    .unwrap();
     let cluster = &f.cluster;
     std::thread::scope(|scope| {
         scope.spawn(|| {
             // Play the widget's controller: ready a moment after it appears.
-            while cluster.object(&format!("{shop}.example.com/v1"), "Widget", Some(shop.as_str()), "big").is_none() {
+            while cluster
+                .object(&format!("{shop}.example.com/v1"), "Widget", Some(shop.as_str()), "big")
+                .is_none()
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -398,7 +412,10 @@ fn a_custom_resource_whose_score_asks_for_a_condition_waits_for_it() {
         let objects = vec![namespace(&shop), widget_crd(&shop), big];
         rt.block_on(engine::apply_objects("widgets", &objects, &f.topology)).unwrap();
     });
-    let big = f.cluster.object(&format!("{shop}.example.com/v1"), "Widget", Some(shop.as_str()), "big").unwrap();
+    let big = f
+        .cluster
+        .object(&format!("{shop}.example.com/v1"), "Widget", Some(shop.as_str()), "big")
+        .unwrap();
     assert_eq!(big["status"]["conditions"][0]["status"], "True", "apply returned once it was ready");
 }
 
@@ -458,7 +475,10 @@ fn namespaces_are_kept_when_dropped_unless_the_score_allows_pruning_them() {
     let plan = rt.block_on(engine::plan_objects("spaces", &[], &f.topology)).unwrap();
     assert_eq!(plan.removals().len(), 2, "every prune shows in the plan");
     rt.block_on(engine::apply_objects("spaces", &[], &f.topology)).unwrap();
-    let kept = f.cluster.object("v1", "Namespace", None, &kept_name).expect("a Namespace is protected");
+    let kept = f
+        .cluster
+        .object("v1", "Namespace", None, &kept_name)
+        .expect("a Namespace is protected");
     assert!(
         kept["metadata"]["labels"].get("applyset.kubernetes.io/part-of").is_none(),
         "it left the set"

@@ -54,13 +54,19 @@ fn transient_failures_are_retried_and_the_apply_goes_through() {
         times: 1,
         path_contains: Some("/configmaps/".into()),
     });
-    let plan = runtime().block_on(engine::apply_objects("shop", &objects(&f), &f.topology)).unwrap();
+    let plan = runtime()
+        .block_on(engine::apply_objects("shop", &objects(&f), &f.topology))
+        .unwrap();
     assert_eq!(plan.summary().add, 2);
     assert_eq!(
         patches_answered(&f.cluster, 500) + patches_answered(&f.cluster, 429) + patches_answered(&f.cluster, 503),
         3
     );
-    assert!(f.cluster.object("apps/v1", "Deployment", Some(f.cluster.namespace()), "web").is_some());
+    assert!(
+        f.cluster
+            .object("apps/v1", "Deployment", Some(f.cluster.namespace()), "web")
+            .is_some()
+    );
 }
 
 #[test]
@@ -93,7 +99,9 @@ fn a_hung_request_times_out_and_is_retried() {
         times: 1,
         path_contains: Some("/configmaps/".into()),
     });
-    let plan = runtime().block_on(engine::apply_objects("shop", &objects(&f), &f.topology)).unwrap();
+    let plan = runtime()
+        .block_on(engine::apply_objects("shop", &objects(&f), &f.topology))
+        .unwrap();
     assert_eq!(plan.summary().add, 2);
 }
 
@@ -128,10 +136,15 @@ fn an_expired_watch_is_resumed_from_a_fresh_read() {
                 cluster.expire_watches();
             }
         });
-        let plan = runtime().block_on(engine::apply_objects("shop", &objects(&f), &f.topology)).unwrap();
+        let plan = runtime()
+            .block_on(engine::apply_objects("shop", &objects(&f), &f.topology))
+            .unwrap();
         assert_eq!(plan.summary().add, 2);
     });
-    let deployment = f.cluster.object("apps/v1", "Deployment", Some(f.cluster.namespace()), "web").unwrap();
+    let deployment = f
+        .cluster
+        .object("apps/v1", "Deployment", Some(f.cluster.namespace()), "web")
+        .unwrap();
     assert_eq!(deployment["status"]["readyReplicas"], 1);
 }
 
@@ -143,16 +156,22 @@ fn a_user_rbac_refuses_is_told_which_verb_on_which_resource_it_lacks() {
     let f = fixture(Duration::from_millis(100));
     let ns = f.cluster.namespace().to_owned();
     let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "deployer", "namespace": ns},
-        "rules": [
-            {"apiGroups": [""], "resources": ["configmaps", "secrets", "events"], "verbs": ["*"]},
-            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
-        ]});
+    "metadata": {"name": "deployer", "namespace": ns},
+    "rules": [
+        {"apiGroups": [""], "resources": ["configmaps", "secrets", "events"], "verbs": ["*"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+    ]});
     let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": "deployer", "namespace": ns},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
         "subjects": [{"kind": "User", "name": "harmony-restricted", "apiGroup": "rbac.authorization.k8s.io"}]});
-    support::apply_as(&f.cluster, "test", &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/deployer"), &role, true);
+    support::apply_as(
+        &f.cluster,
+        "test",
+        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/deployer"),
+        &role,
+        true,
+    );
     support::apply_as(
         &f.cluster,
         "test",
@@ -176,7 +195,10 @@ fn a_user_rbac_refuses_is_told_which_verb_on_which_resource_it_lacks() {
         "{text}"
     );
     assert!(text.contains("harmony-restricted"), "the user: {text}");
-    assert!(text.contains("cannot patch resource \"deployments\""), "the verb and resource: {text}");
+    assert!(
+        text.contains("cannot patch resource \"deployments\""),
+        "the verb and resource: {text}"
+    );
     assert!(
         f.cluster.object("v1", "ConfigMap", Some(&ns), "settings").is_none(),
         "the check before the first write failed: nothing was written"

@@ -134,7 +134,14 @@ fn manifests(dir: &Path, objects: &[Object]) -> PathBuf {
 fn comparable(mut v: Value) -> Value {
     let namespace_kind = v["kind"] == "Namespace";
     let metadata = v["metadata"].as_object_mut().unwrap();
-    for key in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "namespace"] {
+    for key in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "managedFields",
+        "generation",
+        "namespace",
+    ] {
         metadata.remove(key);
     }
     if namespace_kind {

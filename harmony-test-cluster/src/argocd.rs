@@ -91,7 +91,11 @@ pub(crate) async fn install(client: kube::Client, mode: ArgoCd, delay: Duration,
     let params = PatchParams::apply("argocd-install").force();
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
     namespaces
-        .patch(NAMESPACE, &params, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})))
+        .patch(
+            NAMESPACE,
+            &params,
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})),
+        )
         .await
         .map_err(|e| format!("cannot create namespace {NAMESPACE}: {e}"))?;
     let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
@@ -212,7 +216,9 @@ impl Run {
             return false;
         }
         // Health follows the live objects.
-        let Ok(live) = self.apps(namespace).get(name).await else { return false };
+        let Ok(live) = self.apps(namespace).get(name).await else {
+            return false;
+        };
         let live = serde_json::to_value(live).unwrap_or_default();
         self.assess(&live, &mode).await
     }
@@ -353,11 +359,7 @@ impl Run {
             kube::discovery::Scope::Namespaced => kube::Api::namespaced_with(self.client.clone(), namespace, &resource),
             kube::discovery::Scope::Cluster => kube::Api::all_with(self.client.clone(), &resource),
         };
-        api.get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|o| serde_json::to_value(o).ok())
+        api.get_opt(name).await.ok().flatten().and_then(|o| serde_json::to_value(o).ok())
     }
 
     /// The health Argo CD gives one resource (None: a kind without health, as a ConfigMap).
@@ -450,7 +452,11 @@ impl Run {
         api.patch(&name, &PatchParams::apply(APPLIER).force(), &Patch::Apply(&object))
             .await
             .map_err(|e| {
-                let at = if namespace.is_empty() { name.clone() } else { format!("{namespace}/{name}") };
+                let at = if namespace.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{namespace}/{name}")
+                };
                 let why = match e {
                     kube::Error::Api(s) => s.message,
                     other => other.to_string(),
@@ -471,7 +477,11 @@ impl Run {
         let patch = json!({"status": util::merge_patch(&old, &status)});
         let _ = self
             .apps(str_at(app, "/metadata/namespace"))
-            .patch(str_at(app, "/metadata/name"), &PatchParams::apply(CONTROLLER), &Patch::Merge(&patch))
+            .patch(
+                str_at(app, "/metadata/name"),
+                &PatchParams::apply(CONTROLLER),
+                &Patch::Merge(&patch),
+            )
             .await;
     }
 
@@ -574,7 +584,6 @@ fn workload_health(obj: &Value, group: &str, kind: &str, name: &str) -> Option<(
     }
 }
 
-
 /// The revision an Application asks for (a chart version).
 fn revision(app: &Value) -> String {
     str_at(app, "/spec/source/targetRevision").to_string()
@@ -627,7 +636,6 @@ fn failed(app: &Value, previous: &Value, started_at: &str, finished_at: &str, ki
     status["conditions"] = json!([{"type": kind, "message": message, "lastTransitionTime": finished_at}]);
     status
 }
-
 
 /// The Application CRD as Argo CD's manifests install it (`manifests/crds/application-crd.yaml`:
 /// names, scope, printer columns, and no subresources), its long schema reduced to the

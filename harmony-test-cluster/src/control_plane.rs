@@ -72,7 +72,12 @@ impl Programs {
             controller_manager: k8s.join("kube-controller-manager"),
             scheduler: k8s.join("kube-scheduler"),
         };
-        for path in [&programs.etcd, &programs.apiserver, &programs.controller_manager, &programs.scheduler] {
+        for path in [
+            &programs.etcd,
+            &programs.apiserver,
+            &programs.controller_manager,
+            &programs.scheduler,
+        ] {
             if !path.is_file() {
                 return Err(StartError::NotBuilt {
                     path: path.clone(),
@@ -195,8 +200,7 @@ impl ControlPlane {
         let node = options.node.clone();
         let pki = Pki::generate(&node)?;
         pki.write(&dir)?;
-        std::fs::write(dir.join("owner"), std::process::id().to_string())
-            .map_err(|e| StartError::io("write the owner file", e))?;
+        std::fs::write(dir.join("owner"), std::process::id().to_string()).map_err(|e| StartError::io("write the owner file", e))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("harmony-test-cluster")

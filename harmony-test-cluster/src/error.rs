@@ -59,9 +59,6 @@ pub enum StartError {
 
 impl StartError {
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> StartError {
-        StartError::Io {
-            what: what.into(),
-            source,
-        }
+        StartError::Io { what: what.into(), source }
     }
 }

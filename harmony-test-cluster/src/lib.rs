@@ -199,7 +199,11 @@ impl TestCluster {
     /// It is not created: what the test deploys creates it, or not. On a dedicated control plane
     /// the name is `base` itself.
     pub fn ns(&self, base: &str) -> String {
-        let name = if self.dedicated { base.to_owned() } else { format!("{base}-{}", self.id) };
+        let name = if self.dedicated {
+            base.to_owned()
+        } else {
+            format!("{base}-{}", self.id)
+        };
         self.register(&name);
         name
     }
@@ -234,13 +238,23 @@ impl TestCluster {
     /// The administrator's kubeconfig straight to the API server: nothing of ours between the
     /// client and Kubernetes (what kubectl judges with).
     pub fn direct_kubeconfig(&self) -> String {
-        kubeconfig(&self.plane.url(), self.plane.ca_pem(), &self.plane.pki().users.admin, &self.namespace)
+        kubeconfig(
+            &self.plane.url(),
+            self.plane.ca_pem(),
+            &self.plane.pki().users.admin,
+            &self.namespace,
+        )
     }
 
     /// The kubeconfig of `harmony-restricted`, a user with no rights until a test grants some,
     /// through this handle's proxy.
     pub fn restricted_kubeconfig(&self) -> String {
-        kubeconfig(&self.url(), self.plane.ca_pem(), &self.plane.pki().users.restricted, &self.namespace)
+        kubeconfig(
+            &self.url(),
+            self.plane.ca_pem(),
+            &self.plane.pki().users.restricted,
+            &self.namespace,
+        )
     }
 
     /// An administrator's client, straight to the API server (for a test's own reads and
@@ -299,7 +313,9 @@ impl TestCluster {
 
     /// Writes an object's `.status` as its controller would (the status subresource).
     pub fn set_status(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, status: Value) {
-        let Some(api) = self.api(api_version, kind, namespace) else { return };
+        let Some(api) = self.api(api_version, kind, namespace) else {
+            return;
+        };
         let name = name.to_owned();
         self.plane.block_on(async move {
             let patch = Patch::Merge(json!({"status": status}));

@@ -7,8 +7,8 @@ use std::io::Read as _;
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 
 use crate::error::StartError;
@@ -53,7 +53,13 @@ impl Users {
     }
 
     fn all(&self) -> [&User; 5] {
-        [&self.admin, &self.restricted, &self.controller_manager, &self.scheduler, &self.kubelet]
+        [
+            &self.admin,
+            &self.restricted,
+            &self.controller_manager,
+            &self.scheduler,
+            &self.kubelet,
+        ]
     }
 
     /// The API server's `--token-auth-file`: `token,user,uid,"group,…"` a line.
@@ -124,9 +130,7 @@ impl Pki {
         serving.distinguished_name = name("harmony-test-cluster");
         serving.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let serving_cert = serving
-            .signed_by(&serving_key, &ca)
-            .map_err(pki_error("the serving certificate"))?;
+        let serving_cert = serving.signed_by(&serving_key, &ca).map_err(pki_error("the serving certificate"))?;
 
         let service_account = KeyPair::generate().map_err(pki_error("the service-account key"))?;
         Ok(Pki {

@@ -60,9 +60,7 @@ impl Process {
     /// Starts `program` with `args`, its stdout and stderr appended to `log`.
     pub fn start(name: &'static str, program: &Path, args: &[String], log: &Path) -> Result<Process, StartError> {
         let out = File::create(log).map_err(|e| StartError::io(format!("create {}", log.display()), e))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| StartError::io(format!("open {}", log.display()), e))?;
+        let err = out.try_clone().map_err(|e| StartError::io(format!("open {}", log.display()), e))?;
         let mut command = Command::new(setpriv()?);
         command
             .args(["--pdeathsig", "KILL", "--"])
@@ -72,9 +70,7 @@ impl Process {
             .stdout(out)
             .stderr(err);
         let (tx, rx) = mpsc::channel();
-        crate::lock(launcher())
-            .send((command, tx))
-            .map_err(|_| StartError::Launcher)?;
+        crate::lock(launcher()).send((command, tx)).map_err(|_| StartError::Launcher)?;
         let child = rx
             .recv()
             .map_err(|_| StartError::Launcher)?

@@ -65,9 +65,7 @@ impl FaultProxy {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(pki.ca_cert.as_bytes()) {
-            roots
-                .add(cert.map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
+            roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         }
         let client_tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -166,9 +164,7 @@ fn status_answer(code: u16) -> Response<Body> {
         status["details"] = json!({"retryAfterSeconds": 1});
         answer = answer.header(http::header::RETRY_AFTER, "1");
     }
-    answer
-        .body(full(status.to_string()))
-        .unwrap_or_else(|_| Response::new(full("")))
+    answer.body(full(status.to_string())).unwrap_or_else(|_| Response::new(full("")))
 }
 
 /// Why the proxy dropped a connection (hyper closes it).
@@ -193,9 +189,7 @@ fn record(shared: &Shared, req: &HttpRequest<Incoming>, code: u16) {
 }
 
 async fn connect(shared: &Shared) -> Result<SendRequest<Incoming>, String> {
-    let tcp = tokio::net::TcpStream::connect(shared.upstream)
-        .await
-        .map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(shared.upstream).await.map_err(|e| e.to_string())?;
     let name = ServerName::IpAddress(shared.upstream.ip().into());
     let stream = tokio_rustls::TlsConnector::from(shared.client_tls.clone())
         .connect(name, tcp)
@@ -274,7 +268,11 @@ async fn handle(
         });
     }
     let (parts, body) = answer.into_parts();
-    let body = if watch { expiring(body, shared.expire.subscribe()) } else { body.boxed() };
+    let body = if watch {
+        expiring(body, shared.expire.subscribe())
+    } else {
+        body.boxed()
+    };
     Ok(Response::from_parts(parts, body))
 }
 

@@ -26,7 +26,10 @@ fn it_is_the_real_kubernetes_of_the_pinned_version_with_rbac_and_a_leasing_node(
         .find(|c| c["type"] == "Ready")
         .cloned()
         .unwrap();
-    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("True"), Some("KubeletReady")));
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("True"), Some("KubeletReady"))
+    );
     assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], kubernetes_version());
     let lease = cluster
         .object("coordination.k8s.io/v1", "Lease", Some("kube-node-lease"), "harmony-node")
@@ -60,9 +63,7 @@ fn it_is_the_real_kubernetes_of_the_pinned_version_with_rbac_and_a_leasing_node(
 fn restricted_client(cluster: &TestCluster) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&cluster.restricted_kubeconfig()).unwrap();
     cluster.block_on(async move {
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
         kube::Client::try_from(config).unwrap()
     })
 }
@@ -96,7 +97,10 @@ fn clients_verify_the_servers_certificate() {
         }
     });
     assert!(!refused.starts_with("answered"), "{refused}");
-    assert!(refused.to_lowercase().contains("certificate") || refused.contains("UnknownIssuer"), "{refused}");
+    assert!(
+        refused.to_lowercase().contains("certificate") || refused.contains("UnknownIssuer"),
+        "{refused}"
+    );
 }
 
 /// The administrator as the kubeconfig names it.
@@ -134,9 +138,18 @@ fn a_component_that_dies_at_start_up_is_named_with_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let real = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools");
     for (tool, from) in [
-        ("kube-apiserver", real.join("kubernetes").join(kubernetes_version()).join("kube-apiserver")),
-        ("kube-controller-manager", real.join("kubernetes").join(kubernetes_version()).join("kube-controller-manager")),
-        ("kube-scheduler", real.join("kubernetes").join(kubernetes_version()).join("kube-scheduler")),
+        (
+            "kube-apiserver",
+            real.join("kubernetes").join(kubernetes_version()).join("kube-apiserver"),
+        ),
+        (
+            "kube-controller-manager",
+            real.join("kubernetes").join(kubernetes_version()).join("kube-controller-manager"),
+        ),
+        (
+            "kube-scheduler",
+            real.join("kubernetes").join(kubernetes_version()).join("kube-scheduler"),
+        ),
     ] {
         std::os::unix::fs::symlink(from, dir.path().join(tool)).unwrap();
     }

@@ -117,7 +117,11 @@ fn processes_naming(text: &str) -> Vec<u32> {
 fn the_binary_serves_kubectl_the_real_kubernetes_and_stops_everything_it_started() {
     let binary = Binary::start(&["--ready-after", "100"]);
     let k = Kubectl::for_kubeconfig(&binary.kubeconfig);
-    assert!(binary.said[0].contains(harmony_test_cluster::kubernetes_version()), "{:?}", binary.said);
+    assert!(
+        binary.said[0].contains(harmony_test_cluster::kubernetes_version()),
+        "{:?}",
+        binary.said
+    );
 
     let version = k.json(&["version", "-o", "json"]);
     assert_eq!(version["serverVersion"]["gitVersion"], harmony_test_cluster::kubernetes_version());
@@ -134,7 +138,11 @@ fn the_binary_serves_kubectl_the_real_kubernetes_and_stops_everything_it_started
     ]);
     assert_eq!(reasons, "True NewReplicaSetAvailable");
     let logs = k.run(&["logs", "deployment/web"], false);
-    assert!(logs.status.success(), "kubectl logs through the kubelet: {}", String::from_utf8_lossy(&logs.stderr));
+    assert!(
+        logs.status.success(),
+        "kubectl logs through the kubelet: {}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
 
     // A custom resource is shown with its CRD's printer columns (the server's tables).
     let crd = k.file(
@@ -143,19 +151,33 @@ fn the_binary_serves_kubectl_the_real_kubernetes_and_stops_everything_it_started
     );
     k.ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
     k.ok(&["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=30s"]);
-    let widget = k.file("widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: small}\nspec: {size: 3}\n");
+    let widget = k.file(
+        "widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: small}\nspec: {size: 3}\n",
+    );
     k.ok(&["apply", "--server-side", "-f", widget.to_str().unwrap()]);
     let table = k.ok(&["get", "widgets"]);
     assert!(table.lines().next().unwrap().contains("SIZE"), "{table}");
     assert!(table.contains("small") && table.contains('3'), "{table}");
     // The schema is enforced: validation is on.
-    let bad = k.file("bad.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: big}\n");
+    let bad = k.file(
+        "bad.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: big}\n",
+    );
     let refused = k.run(&["apply", "--server-side", "-f", bad.to_str().unwrap()], false);
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("spec.size"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("spec.size"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 
     let dir = binary.said[0].rsplit_once("logs in ").expect("where its logs are").1.to_owned();
-    assert_eq!(processes_naming(&dir).len(), 4, "etcd, kube-apiserver, kube-controller-manager, kube-scheduler");
+    assert_eq!(
+        processes_naming(&dir).len(),
+        4,
+        "etcd, kube-apiserver, kube-controller-manager, kube-scheduler"
+    );
     let status = binary.stop();
     assert!(status.success(), "exits 0 on SIGTERM: {status:?}");
     assert!(processes_naming(&dir).is_empty(), "every process it started is gone");

@@ -197,7 +197,10 @@ fn an_image_that_exits_crash_loops_with_its_exit_code_and_log() {
         String::new,
     );
     assert_eq!(log, "starting with from-image and hello\nconfig missing\n");
-    let tail = common::get(&cluster, &format!("/api/v1/namespaces/{ns}/pods/{name}/log?tailLines=1&previous=true"));
+    let tail = common::get(
+        &cluster,
+        &format!("/api/v1/namespaces/{ns}/pods/{name}/log?tailLines=1&previous=true"),
+    );
     assert!(tail.body == "config missing\n" || tail.code != 200, "{}", tail.body);
 
     let events = common::events(&cluster, &ns);
@@ -377,13 +380,13 @@ fn a_port_forward_reaches_the_real_server_and_a_played_pod_says_why() {
         let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &ns);
         let mut forward = api.portforward(&pod, &[8080]).await.expect("a port-forward");
         let mut stream = forward.take_stream(8080).expect("the port's stream");
-        stream
-            .write_all(b"GET /healthz HTTP/1.0\r\nHost: web\r\n\r\n")
-            .await
-            .unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: web\r\n\r\n").await.unwrap();
         let mut answer = String::new();
         let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_string(&mut answer)).await;
-        assert!(matches!(read, Ok(Ok(_))), "the server's answer, then the end of the stream: {read:?} {answer:?}");
+        assert!(
+            matches!(read, Ok(Ok(_))),
+            "the server's answer, then the end of the stream: {read:?} {answer:?}"
+        );
 
         let api: kube::Api<Pod> = kube::Api::namespaced(client, &played);
         let mut forward = api.portforward(&played_pod, &[8080]).await.expect("a port-forward");

@@ -57,7 +57,9 @@ fn a_played_deployment_rolls_out_as_the_real_controller_says() {
     assert!(replicas.contains(&0) && replicas.contains(&3), "{replicas:?}");
     let started = events(&cluster, &ns);
     assert!(
-        started.iter().any(|e| e["reason"] == "Started" && e["source"]["component"] == "kubelet"),
+        started
+            .iter()
+            .any(|e| e["reason"] == "Started" && e["source"]["component"] == "kubelet"),
         "{started:?}"
     );
 }
@@ -98,7 +100,12 @@ fn a_crash_loop_has_its_exit_code_restarts_events_and_log() {
         },
         String::new,
     );
-    assert!(back_off["message"].as_str().unwrap().starts_with("Back-off restarting failed container web"));
+    assert!(
+        back_off["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Back-off restarting failed container web")
+    );
     let d = cluster.object("apps/v1", "Deployment", Some(&ns), "web").unwrap();
     assert!(d["status"]["readyReplicas"].is_null(), "{}", d["status"]);
 }
@@ -159,11 +166,7 @@ fn a_job_completes_and_a_pod_too_big_for_the_node_is_unschedulable() {
     deployment(&cluster, &ns, "huge", 1, huge);
     let event = wait_until(
         "FailedScheduling",
-        || {
-            events(&cluster, &ns)
-                .into_iter()
-                .find(|e| e["reason"] == "FailedScheduling")
-        },
+        || events(&cluster, &ns).into_iter().find(|e| e["reason"] == "FailedScheduling"),
         seen_pods(&cluster, &ns),
     );
     assert!(event["message"].as_str().unwrap().contains("Insufficient cpu"), "{event}");

@@ -102,7 +102,11 @@ fn stack() -> &'static Stack {
                 .iter()
                 .find(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("fleet-nats-")))
                 .expect("NATS's pod");
-            let ip = nats_pod.status.as_ref().and_then(|s| s.pod_ip.clone()).expect("NATS's pod has an IP");
+            let ip = nats_pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .expect("NATS's pod has an IP");
             let nats = |name: &str| fleet_kv::Settings {
                 url: format!("nats://{ip}:4222"),
                 user: fleet_testing::USER.into(),
@@ -118,7 +122,11 @@ fn stack() -> &'static Stack {
                 buckets,
                 silence: Duration::from_secs(30),
             });
-            tokio::spawn(controller::run(Api::namespaced(client.clone(), &ns), context, std::future::pending()));
+            tokio::spawn(controller::run(
+                Api::namespaced(client.clone(), &ns),
+                context,
+                std::future::pending(),
+            ));
             // The agents the Scores describe: their device ids and labels.
             for device in devices(&ns) {
                 let config = Config {

@@ -1,6 +1,9 @@
 //! A `k8s` topology on a test cluster: the control plane this test binary shares, through the
 //! test's own proxy, with namespaces of the test's own.
 
+// Each test binary uses some of these.
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use harmony_k8s::K8s;
@@ -69,15 +72,30 @@ pub fn web_server(cluster: &TestCluster, namespace: &str, name: &str, healthz: &
                 "containers": [{"name": "httpd", "image": BUSYBOX, "args": ["httpd", "-f", "-p", "80", "-h", "/www"],
                     "volumeMounts": [{"name": "www", "mountPath": "/www"}]}],
                 "volumes": [{"name": "www", "configMap": {"name": format!("{name}-www")}}]}}}});
-    apply_as(cluster, "test", &format!("/api/v1/namespaces/{namespace}/configmaps/{name}-www"), &www, true);
-    apply_as(cluster, "test", &format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}"), &deployment, true);
+    apply_as(
+        cluster,
+        "test",
+        &format!("/api/v1/namespaces/{namespace}/configmaps/{name}-www"),
+        &www,
+        true,
+    );
+    apply_as(
+        cluster,
+        "test",
+        &format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}"),
+        &deployment,
+        true,
+    );
     let started = std::time::Instant::now();
     loop {
         let live = cluster.object("apps/v1", "Deployment", Some(namespace), name);
         if live.as_ref().and_then(|d| d["status"]["availableReplicas"].as_i64()) == Some(1) {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "{name} never became available: {live:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name} never became available: {live:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -57,6 +57,9 @@ struct Reported {
     states: BTreeMap<String, String>,
 }
 
+/// An event the kubelet sent: (pod uid, container, reason, message).
+type EventKey = (String, String, String, String);
+
 /// The node.
 pub(crate) struct Kubelet {
     node: String,
@@ -70,17 +73,19 @@ pub(crate) struct Kubelet {
     /// Pods that could not be started yet, and why (a missing Secret: kubelet looks again).
     blocked: Mutex<HashMap<String, (String, String)>>,
     reported: Mutex<HashMap<String, Reported>>,
-    /// Events already sent, by (pod uid, container, reason, message): name and count.
-    events: Mutex<HashMap<(String, String, String, String), (String, i32)>>,
+    /// Events already sent: name and count.
+    events: Mutex<HashMap<EventKey, (String, i32)>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    ready_after: Duration,
     /// Servers behind the ports of played pods, by namespace and port.
     ports: Mutex<HashMap<(String, u16), SocketAddr>>,
 }
 
 impl std::fmt::Debug for Kubelet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kubelet").field("node", &self.node).field("api", &self.api).finish_non_exhaustive()
+        f.debug_struct("Kubelet")
+            .field("node", &self.node)
+            .field("api", &self.api)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,7 +100,7 @@ impl Kubelet {
         let kubelet = Arc::new(Kubelet {
             node: options.node.clone(),
             client,
-            runtime: Mutex::new(Runtime::new(dir.join("kubelet"), wake.clone())),
+            runtime: Mutex::new(Runtime::new(dir.join("kubelet"), wake.clone(), options.ready_after)),
             modes: Mutex::new(Modes {
                 default: options.workloads.clone(),
                 namespaces: HashMap::new(),
@@ -107,7 +112,6 @@ impl Kubelet {
             reported: Mutex::new(HashMap::new()),
             events: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
-            ready_after: options.ready_after,
             ports: Mutex::new(HashMap::new()),
         });
         for (reference, program) in &options.images {
@@ -312,11 +316,7 @@ impl Kubelet {
             .map(|p| (p.namespace().unwrap_or_default(), p.name_any(), p.uid().unwrap_or_default()))
             .collect();
         // Pods that are gone, or replaced by a pod of the same name.
-        let stale: Vec<(String, String, String)> = lock(&self.runtime)
-            .pods()
-            .into_iter()
-            .filter(|p| !wanted.contains(p))
-            .collect();
+        let stale: Vec<(String, String, String)> = lock(&self.runtime).pods().into_iter().filter(|p| !wanted.contains(p)).collect();
         for (ns, name, uid) in stale {
             lock(&self.runtime).stop(&ns, &name);
             lock(&self.reported).remove(&uid);
@@ -330,11 +330,7 @@ impl Kubelet {
 
     /// How a pod is to be treated now.
     fn how(&self, pod: &Pod) -> How {
-        let images = pod
-            .spec
-            .iter()
-            .flat_map(|s| s.containers.iter())
-            .filter_map(|c| c.image.as_deref());
+        let images = pod.spec.iter().flat_map(|s| s.containers.iter()).filter_map(|c| c.image.as_deref());
         if lock(&self.runtime).holds_all(images) {
             return How::Run;
         }
@@ -378,7 +374,7 @@ impl Kubelet {
                         .as_ref()
                         .and_then(|s| s.restart_policy.clone())
                         .unwrap_or_else(|| "Always".into());
-                    let started = lock(&self.runtime).start(&ns, &name, &uid, specs, &policy, how, self.ready_after);
+                    let started = lock(&self.runtime).start(&ns, &name, &uid, specs, &policy, how);
                     if let Err(why) = started {
                         let first = pod
                             .spec

@@ -35,8 +35,7 @@ pub(crate) fn serve(kubelet: &Arc<Kubelet>, req: http::Request<Incoming>, namesp
             "the port-forward needs a WebSocket upgrade with subprotocol v4.channel.k8s.io",
         );
     };
-    let targets: Vec<Result<std::net::SocketAddr, String>> =
-        ports.iter().map(|port| kubelet.port_target(namespace, pod, *port)).collect();
+    let targets: Vec<Result<std::net::SocketAddr, String>> = ports.iter().map(|port| kubelet.port_target(namespace, pod, *port)).collect();
     let uid = format!("{namespace}/{pod}");
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };

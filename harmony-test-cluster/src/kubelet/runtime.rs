@@ -226,11 +226,13 @@ pub(crate) struct Runtime {
     held: Arc<Mutex<HashMap<String, PathBuf>>>,
     /// Cleared once the network namespaces dead processes left behind were removed.
     stale_checked: bool,
+    /// How long a container that runs for real must keep running to be ready.
+    ready_after: Duration,
 }
 
 impl Runtime {
     /// A runtime that keeps its pods' roots and logs under `dir`.
-    pub fn new(dir: PathBuf, wake: Arc<tokio::sync::Notify>) -> Runtime {
+    pub fn new(dir: PathBuf, wake: Arc<tokio::sync::Notify>, ready_after: Duration) -> Runtime {
         Runtime {
             dir,
             pods: HashMap::new(),
@@ -239,6 +241,7 @@ impl Runtime {
             wake,
             held: Arc::new(Mutex::new(HashMap::new())),
             stale_checked: false,
+            ready_after,
         }
     }
 
@@ -289,7 +292,6 @@ impl Runtime {
         containers: Vec<ContainerSpec>,
         restart_policy: &str,
         how: How,
-        ready_after: Duration,
     ) -> Result<(), String> {
         let key = (namespace.to_string(), pod.to_string());
         if self.pods.get(&key).is_some_and(|h| h.uid == uid && h.how == how) {
@@ -332,7 +334,7 @@ impl Runtime {
             stop: stop.clone(),
             changed: self.changed.clone(),
             wake: self.wake.clone(),
-            ready_after,
+            ready_after: self.ready_after,
             restart_policy: restart_policy.to_string(),
             hostname: pod.to_string(),
             held: self.held.clone(),
@@ -581,7 +583,9 @@ fn play_pod(ctx: PodCtx, containers: Vec<ContainerSpec>, mode: Workloads) {
 fn play_container(ctx: &PodCtx, index: usize, spec: &ContainerSpec, mode: &Workloads) {
     let dir = ctx.dir.join(&spec.name);
     if let Err(e) = fs::create_dir_all(&dir) {
-        ctx.update(index, |c| c.phase = Phase::CreateFailed(format!("cannot create {}: {e}", dir.display())));
+        ctx.update(index, |c| {
+            c.phase = Phase::CreateFailed(format!("cannot create {}: {e}", dir.display()))
+        });
         return;
     }
     let image_id = format!("sha256:{}", sha256(spec.image.as_bytes()));

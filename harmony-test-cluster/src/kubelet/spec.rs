@@ -27,7 +27,11 @@ struct Sources {
 impl Sources {
     /// Every key of a Secret or ConfigMap; Err is kubelet's words for a missing one.
     async fn all(&mut self, kind: &str, name: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
-        let cache = if kind == "Secret" { &mut self.secrets } else { &mut self.config_maps };
+        let cache = if kind == "Secret" {
+            &mut self.secrets
+        } else {
+            &mut self.config_maps
+        };
         if !cache.contains_key(name) {
             let data = if kind == "Secret" {
                 let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -77,12 +81,7 @@ fn field(pod: &Value, node: &str, path: &str) -> Option<String> {
 /// What the kubelet needs to run a pod's containers. Err: the container and kubelet's message
 /// for a missing Secret, ConfigMap, key or token. A pod that is only `played` is checked the same
 /// way, but asks for no token: nothing would read it.
-pub async fn container_specs(
-    client: &kube::Client,
-    pod: &Value,
-    node: &str,
-    played: bool,
-) -> Result<Vec<ContainerSpec>, (String, String)> {
+pub async fn container_specs(client: &kube::Client, pod: &Value, node: &str, played: bool) -> Result<Vec<ContainerSpec>, (String, String)> {
     let namespace = str_at(pod, "/metadata/namespace");
     let mut sources = Sources {
         client: client.clone(),

@@ -80,11 +80,7 @@ pub(crate) fn pod_status(pod: &Pod, run: &PodRun, blocked: Option<&(String, Stri
                 events.push(("Warning", "Failed", format!("Error: {message}")));
                 (waiting(reason, message), false, format!("blocked:{message}"))
             }
-            (None | Some(Phase::Creating), _) => (
-                json!({"waiting": {"reason": "ContainerCreating"}}),
-                false,
-                "creating".to_owned(),
-            ),
+            (None | Some(Phase::Creating), _) => (json!({"waiting": {"reason": "ContainerCreating"}}), false, "creating".to_owned()),
             (Some(Phase::PullFailed { message, backoff }), _) => {
                 if *backoff {
                     events.push(("Normal", "BackOff", format!("Back-off pulling image \"{image}\"")));
@@ -103,14 +99,14 @@ pub(crate) fn pod_status(pod: &Pod, run: &PodRun, blocked: Option<&(String, Stri
             }
             (Some(Phase::Running { started_at, ready }), _) => {
                 started = true;
-                events.push(("Normal", "Pulled", format!("Container image \"{image}\" already present on machine")));
+                events.push((
+                    "Normal",
+                    "Pulled",
+                    format!("Container image \"{image}\" already present on machine"),
+                ));
                 events.push(("Normal", "Created", format!("Created container: {cname}")));
                 events.push(("Normal", "Started", format!("Started container {cname}")));
-                (
-                    json!({"running": {"startedAt": started_at}}),
-                    *ready,
-                    format!("running:{restarts}"),
-                )
+                (json!({"running": {"startedAt": started_at}}), *ready, format!("running:{restarts}"))
             }
             (Some(Phase::BackOff { delay }), _) => {
                 started = true;

@@ -56,7 +56,12 @@ pub fn apply(cluster: &TestCluster, path: &str, object: &Value) {
         Some("application/apply-patch+yaml"),
         &object.to_string(),
     );
-    assert!(answer.code == 200 || answer.code == 201, "apply {path}: {} {}", answer.code, answer.body);
+    assert!(
+        answer.code == 200 || answer.code == 201,
+        "apply {path}: {} {}",
+        answer.code,
+        answer.body
+    );
 }
 
 /// Polls until `check` gives a value, or fails with `what` and what `seen` says.

@@ -60,7 +60,10 @@ async fn a_fleet_deployment_reaches_its_devices_and_their_statuses_come_back() {
     assert_eq!((status.selected, status.failed, status.observed_generation), (3, 0, Some(1)));
     assert_eq!(condition(&status, "Ready").status, "True");
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "rate = 5\n");
-    assert_eq!(world.manifest_owner("lyon-1").await.as_deref(), Some(format!("{}/sensors", world.ns).as_str()));
+    assert_eq!(
+        world.manifest_owner("lyon-1").await.as_deref(),
+        Some(format!("{}/sensors", world.ns).as_str())
+    );
     assert_eq!(world.manifest_owner("paris-1").await, None, "not selected, nothing sent");
 
     // A change rolls out: every device reports the new generation.
@@ -87,7 +90,10 @@ async fn a_fleet_deployment_reaches_its_devices_and_their_statuses_come_back() {
         .await;
     world.status_until("sensors", |s| s.selected == 2 && s.ready == 2).await;
     assert_eq!(world.manifest_owner("lyon-1").await, None);
-    assert_eq!(world.manifest_owner("lyon-2").await.as_deref(), Some(format!("{}/sensors", world.ns).as_str()));
+    assert_eq!(
+        world.manifest_owner("lyon-2").await.as_deref(),
+        Some(format!("{}/sensors", world.ns).as_str())
+    );
 
     // Deleting the resource withdraws what it sent, then lets it go.
     world.api().delete("sensors", &DeleteParams::default()).await.unwrap();
@@ -127,8 +133,15 @@ async fn failures_conflicts_empty_selectors_and_invalid_specs_are_reported() {
     world.apply("intruder", &[("site", "lyon")], vec![process(&["sleep", "60"])]).await;
     let status = world.status_until("intruder", |s| s.conflicts == 2).await;
     assert_eq!(condition(&status, "Ready").reason, "Conflict");
-    assert!(status.failures[0].message.contains(&format!("already runs FleetDeployment {}/broken", world.ns)));
-    assert_eq!(world.manifest_owner("edge-1").await.as_deref(), Some(format!("{}/broken", world.ns).as_str()));
+    assert!(
+        status.failures[0]
+            .message
+            .contains(&format!("already runs FleetDeployment {}/broken", world.ns))
+    );
+    assert_eq!(
+        world.manifest_owner("edge-1").await.as_deref(),
+        Some(format!("{}/broken", world.ns).as_str())
+    );
 
     // A selector that matches nothing says so.
     world.apply("nowhere", &[("site", "mars")], vec![process(&["sleep", "60"])]).await;

@@ -13,9 +13,11 @@
 //! - `deployment-two-managers.json`: a Deployment applied by `harmony`, then by `autoscaler`
 //!   (its replicas) and annotated by a `webhook`: the managedFields of three managers.
 //! - `secret-string-data.json`: a Secret `harmony` applied with `stringData`.
+//! - `configmap-finalizers.json`: a ConfigMap whose finalizers (a set) two managers applied.
 //!
 //! Identities, times and versions are replaced by fixed values, so a capture changes only when
-//! Kubernetes does.
+//! Kubernetes does, but for how many states a rollout passes through on the way, which depends
+//! on timing (the tests read every one of them, whatever their number).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -52,16 +54,37 @@ fn main() -> Result<()> {
         json!({"spec": {"replicas": 2, "progressDeadlineSeconds": deadline, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}})
     };
-    capture.apply("apps/v1", "Deployment", Some(ns), "web", deployment("example.com/web:1", 600), "harmony")?;
+    capture.apply(
+        "apps/v1",
+        "Deployment",
+        Some(ns),
+        "web",
+        deployment("example.com/web:1", 600),
+        "harmony",
+    )?;
     capture.until("apps/v1", "Deployment", Some(ns), "web", available)?;
     let seen = capture.follow("apps/v1", "Deployment", Some(ns), "web", available, || {
-        capture.apply("apps/v1", "Deployment", Some(ns), "web", deployment("example.com/web:2", 600), "harmony")
+        capture.apply(
+            "apps/v1",
+            "Deployment",
+            Some(ns),
+            "web",
+            deployment("example.com/web:2", 600),
+            "harmony",
+        )
     })?;
     write("deployment-rollout.json", Value::Array(seen))?;
 
     // A rollout that never gets ready, past its deadline.
     cluster.set_workloads(Workloads::NeverReady);
-    capture.apply("apps/v1", "Deployment", Some(ns), "stuck", deployment("example.com/stuck:1", 3), "harmony")?;
+    capture.apply(
+        "apps/v1",
+        "Deployment",
+        Some(ns),
+        "stuck",
+        deployment("example.com/stuck:1", 3),
+        "harmony",
+    )?;
     let stuck = capture.until("apps/v1", "Deployment", Some(ns), "stuck", |d| {
         condition(d, "Progressing").is_some_and(|c| c["reason"] == "ProgressDeadlineExceeded")
     })?;
@@ -136,7 +159,14 @@ fn main() -> Result<()> {
         "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [
             {"name": "api", "image": "example.com/api:1", "ports": [{"containerPort": 8080}]}]}}}});
     capture.apply("apps/v1", "Deployment", Some(ns), "api", web, "harmony")?;
-    capture.apply("apps/v1", "Deployment", Some(ns), "api", json!({"spec": {"replicas": 5}}), "autoscaler")?;
+    capture.apply(
+        "apps/v1",
+        "Deployment",
+        Some(ns),
+        "api",
+        json!({"spec": {"replicas": 5}}),
+        "autoscaler",
+    )?;
     capture.apply(
         "apps/v1",
         "Deployment",
@@ -145,7 +175,7 @@ fn main() -> Result<()> {
         json!({"metadata": {"annotations": {"webhook.example.com/injected": "yes"}}}),
         "webhook",
     )?;
-    let api = capture.get("apps/v1", "Deployment", Some(ns), "api")?.ok_or("api is gone")?;
+    let api = capture.until("apps/v1", "Deployment", Some(ns), "api", available)?;
     write("deployment-two-managers.json", api)?;
 
     // A Secret applied with stringData.
@@ -158,6 +188,25 @@ fn main() -> Result<()> {
         "harmony",
     )?;
     write("secret-string-data.json", secret)?;
+
+    // A set list two managers share.
+    capture.apply(
+        "v1",
+        "ConfigMap",
+        Some(ns),
+        "shared",
+        json!({"metadata": {"finalizers": ["b.example/y"]}, "data": {"k": "v"}}),
+        "harmony",
+    )?;
+    let shared = capture.apply(
+        "v1",
+        "ConfigMap",
+        Some(ns),
+        "shared",
+        json!({"metadata": {"finalizers": ["a.example/x"]}}),
+        "operator",
+    )?;
+    write("configmap-finalizers.json", shared)?;
     Ok(())
 }
 
@@ -206,9 +255,9 @@ impl Capture<'_> {
         }
         let api = self.api(api_version, kind, namespace)?;
         let (name, manager) = (name.to_owned(), manager.to_owned());
-        let answer = self.cluster.block_on(async move {
-            api.patch(&name, &PatchParams::apply(&manager).force(), &Patch::Apply(&body)).await
-        })?;
+        let answer = self
+            .cluster
+            .block_on(async move { api.patch(&name, &PatchParams::apply(&manager).force(), &Patch::Apply(&body)).await })?;
         Ok(serde_json::to_value(answer)?)
     }
 
@@ -267,17 +316,29 @@ impl Capture<'_> {
     }
 }
 
+/// Whether a string is a UUID (a uid, or a label holding one).
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
 /// Fixed identities, times and versions, so a capture changes only when Kubernetes does.
 fn normalize(value: Value) -> Value {
     match value {
+        Value::String(s) if is_uuid(&s) => json!("00000000-0000-0000-0000-000000000000"),
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
                     let v = match (k.as_str(), &v) {
-                        ("uid", Value::String(_)) => json!("00000000-0000-0000-0000-000000000000"),
                         ("resourceVersion", Value::String(_)) => json!("1"),
                         (
-                            "creationTimestamp" | "lastTransitionTime" | "lastUpdateTime" | "time" | "startTime"
+                            "creationTimestamp" | "lastTransitionTime" | "lastUpdateTime" | "lastProbeTime" | "time" | "startTime"
                             | "completionTime" | "lastHeartbeatTime",
                             Value::String(_),
                         ) => json!("2026-01-01T00:00:00Z"),

@@ -147,83 +147,62 @@ mod tests {
 
     use super::*;
 
-    fn live_deployment() -> Value {
-        json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {
-                "name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "7", "generation": 2,
-                "labels": {"app": "web", PART_OF: "applyset-x-v1"},
-                "annotations": {"webhook.example/injected": "yes"},
-                "managedFields": [
-                    {"manager": "harmony", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {
-                        "f:metadata": {"f:labels": {"f:app": {}, format!("f:{PART_OF}"): {}}},
-                        "f:spec": {"f:template": {"f:spec": {"f:containers": {
-                            "k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {},
-                                "f:ports": {"k:{\"containerPort\":8080,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}
-                        }}}}
-                    }},
-                    {"manager": "hpa", "operation": "Update", "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
-                ]
-            },
-            "spec": {
-                "replicas": 5,
-                "progressDeadlineSeconds": 600,
-                "template": {"spec": {"restartPolicy": "Always", "containers": [
-                    {"name": "sidecar", "image": "mesh:1"},
-                    {"name": "web", "image": "web:2", "imagePullPolicy": "IfNotPresent",
-                     "ports": [{"containerPort": 8080, "protocol": "TCP"}]}
-                ]}}
-            },
-            "status": {"replicas": 5}
-        })
+    /// An object the real API server wrote, captured by `scripts/capture-k8s-fixtures`.
+    fn fixture(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn projected(live: &Value) -> Value {
+        let (set, api_version) = applied_by_harmony(live).expect("harmony applied it");
+        project(live, set, api_version)
     }
 
     #[test]
-    fn only_harmonys_fields_are_seen() {
-        let live = live_deployment();
-        let (set, api_version) = applied_by_harmony(&live).unwrap();
-        let projected = project(&live, set, api_version);
+    fn only_what_harmony_applied_is_seen_among_three_managers_and_the_servers_defaults() {
+        // `harmony` applied this; `autoscaler` then applied replicas, `webhook` an annotation,
+        // and the server defaulted the rest.
+        let live = fixture("deployment-two-managers.json");
         assert_eq!(
-            projected,
+            projected(&live),
             json!({
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
-                "spec": {"template": {"spec": {"containers": [
-                    {"name": "web", "image": "web:2", "ports": [{"containerPort": 8080}]}
-                ]}}}
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "api", "namespace": "fixtures", "labels": {"app": "api"}},
+                "spec": {"selector": {"matchLabels": {"app": "api"}},
+                    "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [
+                        {"name": "api", "image": "example.com/api:1", "ports": [{"containerPort": 8080}]}]}}}
             }),
-            "defaults, another manager's replicas, a webhook's annotation, the sidecar and the ApplySet label are not Harmony's"
+            "what harmony applied, exactly"
         );
     }
 
     #[test]
     fn an_object_harmony_never_applied_has_no_set() {
-        let mut live = live_deployment();
-        live["metadata"]["managedFields"][0]["manager"] = "kubectl".into();
+        let mut live = fixture("deployment-two-managers.json");
+        for entry in live["metadata"]["managedFields"].as_array_mut().unwrap() {
+            if entry["manager"] == MANAGER {
+                entry["manager"] = "kubectl".into();
+            }
+        }
         assert!(applied_by_harmony(&live).is_none());
     }
 
     #[test]
     fn a_secrets_string_data_reads_back_from_data() {
-        let live = json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "db", "namespace": "shop"},
-            "data": {"password": "aHVudGVyMg==", "other": "eA=="},
-        });
-        let set = json!({"f:stringData": {"f:password": {}}});
-        let projected = project(&live, set.as_object().unwrap(), "v1");
+        // Applied with `stringData: {password: hunter2}` and `data: {user: admin}`: the server
+        // keeps `data` only, and records `stringData` in the field set.
+        let live = fixture("secret-string-data.json");
+        assert!(live.get("stringData").is_none(), "the server folded it into data");
+        let projected = projected(&live);
         assert_eq!(projected["stringData"], json!({"password": "hunter2"}));
-        assert!(projected.get("data").is_none());
+        assert_eq!(projected["data"], json!({"user": "YWRtaW4="}));
     }
 
     #[test]
     fn set_lists_keep_only_harmonys_values() {
-        let live = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "c", "finalizers": ["a.example/x", "b.example/y"]}});
-        let set = json!({"f:metadata": {"f:finalizers": {".": {}, "v:\"b.example/y\"": {}}}});
-        let projected = project(&live, set.as_object().unwrap(), "v1");
-        assert_eq!(projected["metadata"]["finalizers"], json!(["b.example/y"]));
+        let live = fixture("configmap-finalizers.json");
+        assert_eq!(live["metadata"]["finalizers"], json!(["b.example/y", "a.example/x"]));
+        assert_eq!(projected(&live)["metadata"]["finalizers"], json!(["b.example/y"]));
     }
 }

@@ -433,40 +433,63 @@ mod tests {
 
     use super::*;
 
-    fn deployment(status: Value) -> Value {
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "generation": 2},
-               "spec": {"replicas": 2}, "status": status})
-    }
-
     fn state(object: &Value) -> State {
         readiness(object, &Ready::Default).state
     }
 
+    /// An object (or a sequence of them) the real control plane wrote, captured by
+    /// `scripts/capture-k8s-fixtures`.
+    fn fixture(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Every status the real controller wrote during a rollout is in progress, but the last.
+    fn rolls_out(name: &str) {
+        let seen = fixture(name);
+        let (last, during) = seen.as_array().unwrap().split_last().unwrap();
+        assert!(!during.is_empty(), "the capture saw the rollout");
+        for object in during {
+            let r = readiness(object, &Ready::Default);
+            assert_eq!(r.state, State::InProgress, "{}: {}", r.reason, object["status"]);
+            assert!(!r.reason.is_empty());
+        }
+        assert_eq!(state(last), State::Current, "{}", last["status"]);
+    }
+
     #[test]
-    fn a_deployment_is_current_only_when_its_rollout_is_complete() {
-        let done = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
-            "conditions": [{"type": "Available", "status": "True"}, {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]});
-        assert_eq!(state(&deployment(done.clone())), State::Current);
+    fn a_deployment_is_current_only_once_its_controller_reports_the_rollout_complete() {
+        rolls_out("deployment-rollout.json");
+        let stuck = readiness(&fixture("deployment-deadline.json"), &Ready::Default);
+        assert_eq!(stuck.state, State::Failed);
+        assert!(stuck.reason.contains("has timed out progressing"), "{}", stuck.reason);
+    }
 
-        let mut lagging = done.clone();
-        lagging["observedGeneration"] = 1.into();
-        assert_eq!(state(&deployment(lagging)), State::InProgress);
+    #[test]
+    fn a_statefulset_is_current_only_once_every_pod_runs_the_new_revision() {
+        rolls_out("statefulset-rollout.json");
+    }
 
-        let mut not_ready = done.clone();
-        not_ready["readyReplicas"] = 1.into();
-        let r = readiness(&deployment(not_ready), &Ready::Default);
-        assert_eq!((r.state, r.reason.as_str()), (State::InProgress, "1 of 2 replicas are ready"));
+    #[test]
+    fn jobs_as_their_controller_ends_them() {
+        assert_eq!(state(&fixture("job-complete.json")), State::Current);
+        let failed = readiness(&fixture("job-failed.json"), &Ready::Default);
+        assert_eq!(failed.state, State::Failed);
+        assert!(failed.reason.contains("backoff limit"), "{}", failed.reason);
+    }
 
-        let mut deadline = done;
-        deadline["conditions"][1] = json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet web-1 has timed out progressing."});
-        let r = readiness(&deployment(deadline), &Ready::Default);
-        assert_eq!(r.state, State::Failed);
-        assert!(r.reason.contains("timed out progressing"), "{}", r.reason);
+    #[test]
+    fn a_crd_is_current_once_established() {
+        let seen = fixture("crd-established.json");
+        assert_eq!(state(&seen[0]), State::InProgress, "as created: {}", seen[0]["status"]);
+        assert_eq!(state(&seen[1]), State::Current);
     }
 
     #[test]
     fn generic_rules_come_first() {
-        let mut stalled = deployment(json!({"conditions": [{"type": "Stalled", "status": "True", "reason": "Broken"}]}));
+        let mut stalled = fixture("deployment-deadline.json");
+        stalled["status"]["conditions"] = json!([{"type": "Stalled", "status": "True", "reason": "Broken"}]);
         assert_eq!(state(&stalled), State::Failed);
         stalled["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
         assert_eq!(state(&stalled), State::Terminating);
@@ -476,7 +499,7 @@ mod tests {
     }
 
     #[test]
-    fn pods_jobs_claims_and_crds() {
+    fn pods_claims_and_a_crd_whose_names_are_taken() {
         let crash = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"phase": "Running",
             "containerStatuses": [{"name": "web", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}}]}});
         let r = readiness(&crash, &Ready::Default);
@@ -486,24 +509,12 @@ mod tests {
             "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]}});
         assert_eq!(state(&unschedulable), State::Failed);
 
-        let job = |conditions: Value| {
-            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
-            "status": {"startTime": "2026-01-01T00:00:00Z", "conditions": conditions}})
-        };
-        assert_eq!(state(&job(json!([{"type": "Complete", "status": "True"}]))), State::Current);
-        assert_eq!(state(&job(json!([{"type": "Failed", "status": "True"}]))), State::Failed);
-        assert_eq!(state(&job(json!([]))), State::Current, "a running job is current");
-
         let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"}, "status": {"phase": "Pending"}});
         assert_eq!(state(&pvc), State::InProgress);
 
-        let crd = |status: &str, reason: &str| {
-            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "widgets.example.com"}, "status": {"conditions": [{"type": "Established", "status": status, "reason": reason}]}})
-        };
-        assert_eq!(state(&crd("True", "InitialNamesAccepted")), State::Current);
-        assert_eq!(state(&crd("False", "Installing")), State::InProgress);
-        assert_eq!(state(&crd("False", "NotAccepted")), State::Failed);
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"}, "status": {"conditions": [{"type": "Established", "status": "False", "reason": "NotAccepted"}]}});
+        assert_eq!(state(&crd), State::Failed, "names another CRD holds");
     }
 
     #[test]

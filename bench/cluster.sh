@@ -9,8 +9,9 @@
 #
 # For each latency, fresh test clusters for each tool and, on them, in order: first apply; plan
 # with nothing to change (`harmony plan`, `kubectl diff --server-side`); apply with nothing to
-# change. Harmony's apply also waits until every object is ready (the clusters make workloads
-# ready at once); kubectl's does not wait at all. Harmony's commands run five times (median and
+# change. Harmony's apply also waits until every object is ready, as the real controllers
+# report it (the kubelet makes played pods ready at once); kubectl's does not wait at all, and
+# the script waits for it (untimed) before its diff. Harmony's commands run five times (median and
 # fastest), a first apply each time on a fresh cluster; kubectl's take minutes and run once.
 # Each command is an argument vector; times and peak RSS come from /usr/bin/time.
 # Needs kubectl from scripts/install-k8s-tools and the control plane from
@@ -111,6 +112,8 @@ for latency in $LATENCIES; do
   start_cluster "$latency"
   kubectl=("$KUBECTL" --kubeconfig "$KC" --cache-dir "$WORK/kcache-$latency")
   measure "kubectl apply --server-side (first)" 1 "${kubectl[@]}" apply --server-side -R -f "$WORK/manifests"
+  # kubectl does not wait; the controllers' status writes would race its diff. Untimed.
+  "${kubectl[@]}" wait --for=condition=Available deployment --all -n bench --timeout=900s >/dev/null
   measure "kubectl diff --server-side (nothing to change)" 1 "${kubectl[@]}" diff --server-side -R -f "$WORK/manifests"
   measure "kubectl apply --server-side (nothing to change)" 1 "${kubectl[@]}" apply --server-side -R -f "$WORK/manifests"
   unset KUBECONFIG

@@ -275,6 +275,26 @@ impl K8s {
         Ok(())
     }
 
+    /// What the server would store for `object` if Harmony applied it now (a dry run).
+    async fn dry_run_answer(&self, cluster: &Cluster, set_id: &str, object: &Object) -> Result<Value, DeployError> {
+        let id = object.id();
+        let served = self.served(cluster, id).await?;
+        let namespace = if served.namespaced { id.namespace.as_deref() } else { None };
+        let path = <kube::api::DynamicObject as kube::Resource>::url_path(&served.resource, namespace);
+        let mut body = object.body().clone();
+        label(&mut body, set_id);
+        let params = PatchParams::apply(MANAGER).dry_run();
+        let patch = Patch::Apply(&body);
+        cluster
+            .call("dry-run apply", Subject::Object(id), || async {
+                let request = kube::core::Request::new(&path)
+                    .patch(&id.name, &params, &patch)
+                    .map_err(kube::Error::BuildRequest)?;
+                cluster.client.request::<Value>(request).await
+            })
+            .await
+    }
+
     /// Apply (or dry-run) one step's objects: Namespaces and CRDs first (each
     /// CRD established before anything else), then the rest, concurrently.
     async fn apply_step(&self, set: &ApplySet, objects: &[Object], dry_run: bool) -> Result<(), DeployError> {
@@ -569,6 +589,57 @@ impl K8sDeploy for K8s {
                 s.members = members;
             });
             Ok(Observed { objects, redactor })
+        })
+    }
+
+    /// One server-side dry run per object whose live fields hold values the desired ones leave
+    /// out (`fieldRef.apiVersion`, which the API server fills in inside a selector Harmony owns
+    /// whole): the values the server would fill in again are set aside, and a plan shows only
+    /// what applying would change. A dry run that fails sets nothing aside: the plan shows the
+    /// difference, and the apply's own checks report why. Objects that hold nothing more than
+    /// their desired ones (a steady state) cost no request.
+    fn set_aside_filled_in<'a>(
+        &'a self,
+        set: &'a ApplySet,
+        desired: &'a [Object],
+        observed: &'a mut Observed,
+    ) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async move {
+            let suspects: Vec<&Object> = desired
+                .iter()
+                .filter(|o| !o.id().is_secret())
+                .filter(|o| {
+                    observed
+                        .objects
+                        .get(o.id())
+                        .is_some_and(|live| harmony::plan::holds_values_left_out(o.body(), live))
+                })
+                .collect();
+            if suspects.is_empty() {
+                return Ok(());
+            }
+            let cluster = self.cluster().await?;
+            let set_id = self.parent(cluster, set).id();
+            let set_aside: Vec<Option<(ObjectRef, Value)>> = futures_util::stream::iter(0..suspects.len())
+                .map(|i| {
+                    let object = suspects[i];
+                    let live = observed.objects.get(object.id());
+                    let set_id = set_id.as_str();
+                    async move {
+                        let answer = self.dry_run_answer(cluster, set_id, object).await.ok()?;
+                        let (fields, applied_as) = fields::applied_by_harmony(&answer)?;
+                        let stored = fields::project(&answer, fields, applied_as);
+                        let kept = harmony::plan::without_filled_in(live?, object.body(), &stored);
+                        Some((object.id().clone(), kept))
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            for (id, kept) in set_aside.into_iter().flatten() {
+                observed.objects.insert(id, kept);
+            }
+            Ok(())
         })
     }
 

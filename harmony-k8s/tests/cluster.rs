@@ -513,3 +513,42 @@ fn a_dry_run_checks_the_prunes_too_and_removes_nothing() {
         "and nothing was removed"
     );
 }
+
+/// The API server fills in `fieldRef.apiVersion` inside a selector Harmony owns whole: the
+/// plan asks the server (one dry run) instead of showing it as a change forever, and a real
+/// change beside it still shows.
+#[test]
+fn a_value_the_server_fills_in_is_no_change_but_a_real_change_still_is() {
+    let f = fixture();
+    let rt = runtime();
+    let shop = f.cluster.ns("shop");
+    let with_env = |image: &str| {
+        let mut body = deployment(&shop, "web", 1).into_body();
+        body["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+        body["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]);
+        vec![namespace(&shop), object(body)]
+    };
+    rt.block_on(engine::apply_objects("shop", &with_env("example.com/web:1.0"), &f.topology))
+        .unwrap();
+    let live = f.cluster.object("apps/v1", "Deployment", Some(&shop), "web").unwrap();
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]["fieldRef"]["apiVersion"],
+        "v1",
+        "the server filled it in"
+    );
+    f.cluster.clear_requests();
+    let plan = rt.block_on(engine::plan_objects("shop", &with_env("example.com/web:1.0"), &f.topology)).unwrap();
+    assert!(plan.is_empty(), "{plan:?}");
+    let dry_runs: Vec<_> = f
+        .cluster
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.query.iter().any(|(k, v)| k == "dryRun" && v == "All"))
+        .collect();
+    assert_eq!(dry_runs.len(), 1, "one question to the server: {dry_runs:?}");
+
+    let plan = rt.block_on(engine::plan_objects("shop", &with_env("example.com/web:2.0"), &f.topology)).unwrap();
+    let paths: Vec<&str> = plan.changes[0].fields.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths, ["spec.template.spec.containers[0].image"], "{plan:?}");
+}

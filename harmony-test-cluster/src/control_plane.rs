@@ -280,6 +280,14 @@ impl ControlPlane {
             format!("--service-account-private-key-file={}", file("service-account.key")),
             format!("--root-ca-file={}", file("ca.crt")),
             "--use-service-account-credentials=true".to_owned(),
+            // The defaults (20 requests a second, 5 workers a controller) are a large cluster's
+            // manners towards a shared API server; this one is the tests' own, and a workload of
+            // thousands of pods would wait on them, not on the client under test.
+            "--kube-api-qps=1000".to_owned(),
+            "--kube-api-burst=2000".to_owned(),
+            "--concurrent-deployment-syncs=20".to_owned(),
+            "--concurrent-replicaset-syncs=20".to_owned(),
+            "--concurrent-statefulset-syncs=20".to_owned(),
         ];
         processes.push(Process::start(
             "kube-controller-manager",
@@ -291,6 +299,8 @@ impl ControlPlane {
             format!("--kubeconfig={}", file("scheduler.kubeconfig")),
             "--leader-elect=false".to_owned(),
             "--secure-port=0".to_owned(),
+            "--kube-api-qps=1000".to_owned(),
+            "--kube-api-burst=2000".to_owned(),
         ];
         processes.push(Process::start(
             "kube-scheduler",

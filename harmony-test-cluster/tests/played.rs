@@ -162,7 +162,7 @@ fn a_job_completes_and_a_pod_too_big_for_the_node_is_unschedulable() {
     );
 
     let mut huge = container();
-    huge["resources"] = json!({"requests": {"cpu": "64"}});
+    huge["resources"] = json!({"requests": {"cpu": "5000"}});
     deployment(&cluster, &ns, "huge", 1, huge);
     let event = wait_until(
         "FailedScheduling",

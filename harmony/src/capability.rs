@@ -103,6 +103,21 @@ pub trait K8sDeploy: Topology {
     /// What the target holds for `set` now (what the last apply left).
     fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>>;
 
+    /// Sets aside what the target filled in itself: an observed object that holds values its
+    /// desired one leaves out may hold defaults (inside a value a field manager owns whole). The
+    /// target is asked what it would store for the desired object, and those values are taken
+    /// out of the observed body, so a plan shows only what applying would change. The default
+    /// suits a target that fills in nothing (a directory).
+    fn set_aside_filled_in<'a>(
+        &'a self,
+        set: &'a ApplySet,
+        desired: &'a [Object],
+        observed: &'a mut Observed,
+    ) -> BoxFuture<'a, Result<(), DeployError>> {
+        let _ = (set, desired, observed);
+        Box::pin(async { Ok(()) })
+    }
+
     /// Check that these objects would be accepted, storing nothing.
     fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>>;
 

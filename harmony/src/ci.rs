@@ -329,6 +329,15 @@ impl K8sDeploy for Ci {
         self.target().observe(set)
     }
 
+    fn set_aside_filled_in<'a>(
+        &'a self,
+        set: &'a ApplySet,
+        desired: &'a [Object],
+        observed: &'a mut Observed,
+    ) -> BoxFuture<'a, Result<(), DeployError>> {
+        self.target().set_aside_filled_in(set, desired, observed)
+    }
+
     fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
         self.target().dry_run(set, objects)
     }

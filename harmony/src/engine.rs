@@ -43,14 +43,16 @@ async fn render_and_observe<T: K8sDeploy, S: Score<T> + IsScore>(
 ) -> Result<(Vec<Object>, Observed), EngineError> {
     let desired = render(app, topology.name(), score)?;
     let span = tracing::info_span!("observe", app, topology = topology.name(), desired = desired.len());
-    let observed = topology
-        .observe(&ApplySet::new(app))
-        .instrument(span)
-        .await
-        .map_err(|source| EngineError::Observe {
-            app: app.to_owned(),
-            source,
-        })?;
+    let set = ApplySet::new(app);
+    let observe = async {
+        let mut observed = topology.observe(&set).await?;
+        topology.set_aside_filled_in(&set, &desired, &mut observed).await?;
+        Ok(observed)
+    };
+    let observed = observe.instrument(span).await.map_err(|source| EngineError::Observe {
+        app: app.to_owned(),
+        source,
+    })?;
     Ok((desired, observed))
 }
 

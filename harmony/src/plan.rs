@@ -237,12 +237,48 @@ pub struct ExactPlan {
 
 /// Equal as JSON: `0` and `0.0` are one number. A server may write back either (the API
 /// server stores a CRD schema's `minimum: 0.0` and answers `0`), and neither is drift.
-fn same(a: &Value, b: &Value) -> bool {
+pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x == y || ((x.is_f64() || y.is_f64()) && x.as_f64() == y.as_f64()),
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
         (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
         _ => a == b,
+    }
+}
+
+/// Whether `observed` holds a value somewhere `desired` sets none: what a server's defaults look
+/// like inside a value a field manager owns whole (and what a removal looks like).
+pub fn holds_values_left_out(desired: &Value, observed: &Value) -> bool {
+    match (desired, observed) {
+        (Value::Object(d), Value::Object(o)) => o
+            .iter()
+            .any(|(k, w)| d.get(k).is_none_or(|v| holds_values_left_out(v, w))),
+        (Value::Array(d), Value::Array(o)) if d.len() == o.len() => d.iter().zip(o).any(|(v, w)| holds_values_left_out(v, w)),
+        _ => false,
+    }
+}
+
+/// `observed` without the values the target filled in itself: those `desired` leaves out and
+/// `stored` (what the target would store for `desired`) holds alike. What is left differs from
+/// `desired` only where applying it would change something.
+pub fn without_filled_in(observed: &Value, desired: &Value, stored: &Value) -> Value {
+    match (observed, desired, stored) {
+        (Value::Object(o), Value::Object(d), Value::Object(s)) => Value::Object(
+            o.iter()
+                .filter(|(k, w)| d.contains_key(*k) || !s.get(*k).is_some_and(|x| same(w, x)))
+                .map(|(k, w)| {
+                    let kept = match (d.get(k), s.get(k)) {
+                        (Some(v), Some(x)) => without_filled_in(w, v, x),
+                        _ => w.clone(),
+                    };
+                    (k.clone(), kept)
+                })
+                .collect(),
+        ),
+        (Value::Array(o), Value::Array(d), Value::Array(s)) if o.len() == d.len() && d.len() == s.len() => {
+            Value::Array(o.iter().zip(d).zip(s).map(|((w, v), x)| without_filled_in(w, v, x)).collect())
+        }
+        _ => observed.clone(),
     }
 }
 
@@ -370,5 +406,19 @@ mod tests {
         assert!(plan.is_empty(), "{plan:?}");
         let plan = Plan::compute("app", "k8s", &[crd(json!(0.5))], &observed(&[crd(json!(0))], &r));
         assert_eq!(plan.changes[0].fields[0].path, "spec.minimum");
+    }
+
+    #[test]
+    fn what_the_server_filled_in_is_set_aside_and_nothing_else() {
+        let desired = json!({"env": [{"name": "POD", "fieldRef": {"fieldPath": "metadata.name"}}], "image": "web:2"});
+        let stored = json!({"env": [{"name": "POD", "fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v1"}}], "image": "web:2"});
+        let observed = json!({"env": [{"name": "POD", "fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v1"}}], "image": "web:1", "gone": 1});
+        assert!(holds_values_left_out(&desired, &observed));
+        assert!(!holds_values_left_out(&desired, &desired));
+        assert_eq!(
+            without_filled_in(&observed, &desired, &stored),
+            json!({"env": [{"name": "POD", "fieldRef": {"fieldPath": "metadata.name"}}], "image": "web:1", "gone": 1}),
+            "the default goes; the old image and a field to remove stay"
+        );
     }
 }

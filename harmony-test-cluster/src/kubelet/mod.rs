@@ -224,7 +224,9 @@ impl Kubelet {
             json!({"type": kind, "status": status, "reason": reason, "message": message,
                    "lastHeartbeatTime": now, "lastTransitionTime": now})
         };
-        let capacity = json!({"cpu": "8", "memory": "32Gi", "pods": "250", "ephemeral-storage": "100Gi"});
+        // A node as big as a small cluster: a played pod costs nothing, and a workload of
+        // thousands of pods (the benchmarks) must fit on the one node there is.
+        let capacity = json!({"cpu": "1000", "memory": "4Ti", "pods": "20000", "ephemeral-storage": "100Ti"});
         let status = json!({"status": {
             "capacity": capacity,
             "allocatable": capacity,
@@ -323,9 +325,10 @@ impl Kubelet {
             lock(&self.blocked).remove(&uid);
         }
         lock(&self.runtime).take_changed();
-        for pod in pods {
-            self.sync_pod(&pod).await;
-        }
+        // Pods are independent: a kubelet works on many at once.
+        futures_util::stream::iter(pods)
+            .for_each_concurrent(32, |pod| async move { self.sync_pod(&pod).await })
+            .await;
     }
 
     /// How a pod is to be treated now.

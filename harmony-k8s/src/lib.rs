@@ -16,6 +16,7 @@ mod applyset;
 mod cluster;
 mod error;
 mod fields;
+mod filled_in;
 mod probe;
 mod redact;
 mod report;
@@ -595,9 +596,9 @@ impl K8sDeploy for K8s {
     /// One server-side dry run per object whose live fields hold values the desired ones leave
     /// out (`fieldRef.apiVersion`, which the API server fills in inside a selector Harmony owns
     /// whole): the values the server would fill in again are set aside, and a plan shows only
-    /// what applying would change. A dry run that fails sets nothing aside: the plan shows the
-    /// difference, and the apply's own checks report why. Objects that hold nothing more than
-    /// their desired ones (a steady state) cost no request.
+    /// what applying would change. An answer of "nothing to change" is remembered (in the state
+    /// directory, per app), so a steady state costs no request. A dry run that fails sets nothing
+    /// aside: the plan shows the difference, and the apply's own checks report why.
     fn set_aside_filled_in<'a>(
         &'a self,
         set: &'a ApplySet,
@@ -605,40 +606,49 @@ impl K8sDeploy for K8s {
         observed: &'a mut Observed,
     ) -> BoxFuture<'a, Result<(), DeployError>> {
         Box::pin(async move {
-            let suspects: Vec<&Object> = desired
-                .iter()
-                .filter(|o| !o.id().is_secret())
-                .filter(|o| {
-                    observed
-                        .objects
-                        .get(o.id())
-                        .is_some_and(|live| harmony::plan::holds_values_left_out(o.body(), live))
-                })
-                .collect();
-            if suspects.is_empty() {
-                return Ok(());
+            let remembered = filled_in::Remembered::load(&self.settings.state_dir, set.name());
+            let mut unchanged = std::collections::BTreeSet::new();
+            let mut ask = Vec::new();
+            for object in desired.iter().filter(|o| !o.id().is_secret()) {
+                let Some(live) = observed.objects.get(object.id()) else { continue };
+                if !harmony::plan::holds_values_left_out(object.body(), live) {
+                    continue;
+                }
+                let key = filled_in::key(object.id(), object.body(), live);
+                if remembered.contains(&key) {
+                    observed.objects.insert(object.id().clone(), object.body().clone());
+                    unchanged.insert(key);
+                } else {
+                    ask.push((object, key));
+                }
             }
-            let cluster = self.cluster().await?;
-            let set_id = self.parent(cluster, set).id();
-            let set_aside: Vec<Option<(ObjectRef, Value)>> = futures_util::stream::iter(0..suspects.len())
-                .map(|i| {
-                    let object = suspects[i];
-                    let live = observed.objects.get(object.id());
-                    let set_id = set_id.as_str();
-                    async move {
-                        let answer = self.dry_run_answer(cluster, set_id, object).await.ok()?;
-                        let (fields, applied_as) = fields::applied_by_harmony(&answer)?;
-                        let stored = fields::project(&answer, fields, applied_as);
-                        let kept = harmony::plan::without_filled_in(live?, object.body(), &stored);
-                        Some((object.id().clone(), kept))
+            if !ask.is_empty() {
+                let cluster = self.cluster().await?;
+                let set_id = self.parent(cluster, set).id();
+                let answers: Vec<Option<(ObjectRef, Value, String)>> = futures_util::stream::iter(0..ask.len())
+                    .map(|i| {
+                        let (object, key) = (ask[i].0, ask[i].1.clone());
+                        let live = observed.objects.get(object.id());
+                        let set_id = set_id.as_str();
+                        async move {
+                            let answer = self.dry_run_answer(cluster, set_id, object).await.ok()?;
+                            let (fields, applied_as) = fields::applied_by_harmony(&answer)?;
+                            let stored = fields::project(&answer, fields, applied_as);
+                            let kept = harmony::plan::without_filled_in(live?, object.body(), &stored);
+                            Some((object.id().clone(), kept, key))
+                        }
+                    })
+                    .buffer_unordered(CONCURRENCY)
+                    .collect()
+                    .await;
+                for (id, kept, key) in answers.into_iter().flatten() {
+                    if desired.iter().any(|o| *o.id() == id && harmony::plan::same(o.body(), &kept)) {
+                        unchanged.insert(key);
                     }
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-            for (id, kept) in set_aside.into_iter().flatten() {
-                observed.objects.insert(id, kept);
+                    observed.objects.insert(id, kept);
+                }
             }
+            remembered.save(&self.settings.state_dir, set.name(), unchanged);
             Ok(())
         })
     }

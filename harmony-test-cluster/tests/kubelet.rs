@@ -400,3 +400,55 @@ fn a_port_forward_reaches_the_real_server_and_a_played_pod_says_why() {
     assert!(answer.ends_with("forwarded\n"), "{answer}");
     assert!(refused.contains("plays this pod"), "{refused}");
 }
+
+/// `kubectl port-forward` through the real API server to a pod the kubelet runs: kubectl's
+/// WebSocket tunnel (its default) and its SPDY upgrade both reach the real server.
+#[test]
+fn kubectl_port_forward_reaches_the_real_server() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+
+    let registry = registry::Registry::anonymous();
+    let image = httpd_image(&registry, "0.1.0", "through kubectl\n");
+    let cluster = running_cluster();
+    let ns = cluster.namespace().to_owned();
+    deployment(&cluster, &ns, "web", 1, web(&image));
+    wait_ready(&cluster, &ns, "web", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.direct_kubeconfig()).unwrap();
+    let kubectl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/kubectl/kubectl");
+    for websockets in ["true", "false"] {
+        let mut forward = std::process::Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["port-forward", "-n", &ns, "deployment/web", ":8080"])
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .env("HOME", dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("kubectl.log")).unwrap())
+            .spawn()
+            .unwrap();
+        // "Forwarding from 127.0.0.1:PORT -> 8080"
+        let mut line = String::new();
+        BufReader::new(forward.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let port: u16 = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("kubectl said: {line}"));
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: web\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let read = stream.read_to_string(&mut answer);
+        let _ = forward.kill();
+        let _ = forward.wait();
+        let said = std::fs::read_to_string(dir.path().join("kubectl.log")).unwrap_or_default();
+        assert!(
+            read.is_ok() && answer.ends_with("through kubectl\n"),
+            "websockets {websockets}: {answer:?} {read:?}; kubectl: {said}"
+        );
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    }
+}

@@ -250,9 +250,7 @@ pub fn same(a: &Value, b: &Value) -> bool {
 /// like inside a value a field manager owns whole (and what a removal looks like).
 pub fn holds_values_left_out(desired: &Value, observed: &Value) -> bool {
     match (desired, observed) {
-        (Value::Object(d), Value::Object(o)) => o
-            .iter()
-            .any(|(k, w)| d.get(k).is_none_or(|v| holds_values_left_out(v, w))),
+        (Value::Object(d), Value::Object(o)) => o.iter().any(|(k, w)| d.get(k).is_none_or(|v| holds_values_left_out(v, w))),
         (Value::Array(d), Value::Array(o)) if d.len() == o.len() => d.iter().zip(o).any(|(v, w)| holds_values_left_out(v, w)),
         _ => false,
     }
@@ -412,7 +410,8 @@ mod tests {
     fn what_the_server_filled_in_is_set_aside_and_nothing_else() {
         let desired = json!({"env": [{"name": "POD", "fieldRef": {"fieldPath": "metadata.name"}}], "image": "web:2"});
         let stored = json!({"env": [{"name": "POD", "fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v1"}}], "image": "web:2"});
-        let observed = json!({"env": [{"name": "POD", "fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v1"}}], "image": "web:1", "gone": 1});
+        let observed =
+            json!({"env": [{"name": "POD", "fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v1"}}], "image": "web:1", "gone": 1});
         assert!(holds_values_left_out(&desired, &observed));
         assert!(!holds_values_left_out(&desired, &desired));
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The kubelet API, served over TLS with the cluster's serving certificate, as the API server
 //! reaches it for `pods/log` and `pods/portforward`: `/containerLogs/{ns}/{pod}/{container}`
 //! (`tailLines`, `previous`, `limitBytes`, `follow`) and `/portForward/{ns}/{pod}`
-//! (WebSocket), and `/healthz`.
+//! (WebSocket, as kube's client asks; SPDY, as kubectl's does), and `/healthz`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -71,7 +71,11 @@ fn route(kubelet: &Arc<Kubelet>, req: Request<Incoming>) -> Response<Body> {
         ["containerLogs", ns, pod, container] => logs(kubelet, ns, pod, container, req.uri().query()),
         ["portForward", ns, pod] | ["portForward", ns, pod, _] => {
             let (ns, pod) = (ns.to_string(), pod.to_string());
-            super::portforward::serve(kubelet, req, &ns, &pod)
+            if super::spdy::requested(req.headers()) {
+                super::spdy::serve(kubelet, req, &ns, &pod)
+            } else {
+                super::portforward::serve(kubelet, req, &ns, &pod)
+            }
         }
         _ => text(StatusCode::NOT_FOUND, format!("404 page not found: {path}")),
     }

@@ -11,6 +11,7 @@
 mod api;
 mod portforward;
 pub(crate) mod runtime;
+mod spdy;
 mod spec;
 
 pub(crate) use api::{query, tls_config as server_tls};

@@ -50,7 +50,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== machine"
-echo "cpus: $(nproc); load: $(cut -d' ' -f1-3 /proc/loadavg); $("$KUBECTL" version --client=true | head -1)"
+echo "cpus: $(nproc); load: $(cut -d' ' -f1-3 /proc/loadavg); $("$KUBECTL" version --client=true | sed -n 1p)"
 
 export HARMONY_BENCH_N="$N"
 "$BENCH" render --out "$WORK/manifests" >/dev/null

@@ -75,7 +75,7 @@ export HARMONY_BENCH_N="$N" HARMONY_STATE_DIR="$STATE"
 echo "== equivalence (check_equiv.py against expected.yaml)"
 check() { # name file
   printf '  %-34s ' "$1"
-  python3 "$BENCH_DIR/check_equiv.py" "$WORK/wl/expected.yaml" "$2" | head -3
+  python3 "$BENCH_DIR/check_equiv.py" "$WORK/wl/expected.yaml" "$2" | sed -n 1,3p
 }
 "$BIN" render bench >"$WORK/harmony.yaml"
 check "harmony-bench render (YAML)" "$WORK/harmony.yaml"

@@ -786,4 +786,34 @@ fn apply_without_names_deploys_every_app_in_the_order_namespaces_need_and_plan_t
     let plan = s.run(&["plan", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(0), "every app is as applied: {}", text(&plan));
     assert_eq!(text(&plan).matches("no changes").count(), 4, "{}", text(&plan));
+
+    // Every manifest the apps render passes the real server's validation (OpenAPI and the
+    // fleet's CRD schema), as kubectl sends it, with validation on.
+    let rendered = s.dir.path().join("rendered");
+    let render = s.run(&["render", "--topology", "k8s", "--out", rendered.to_str().unwrap()]);
+    assert_eq!(render.status.code(), Some(0), "{}", text(&render));
+    let kubectl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/kubectl/kubectl");
+    let checked = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig())
+        .args([
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--field-manager=harmony",
+            "--validate=strict",
+            "-R",
+            "-f",
+        ])
+        .arg(&rendered)
+        .env("HOME", s.dir.path())
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", text(&checked));
+    assert_eq!(
+        String::from_utf8_lossy(&checked.stdout).matches("(server dry run)").count(),
+        18,
+        "{}",
+        text(&checked)
+    );
 }

@@ -250,12 +250,6 @@ impl K8s {
     /// is not read: nothing needs it, and parsing 4000 of them was a third
     /// of an apply's time.
     async fn apply_one(&self, cluster: &Cluster, set_id: &str, object: &Object, dry_run: bool) -> Result<(), DeployError> {
-        let id = object.id();
-        let served = self.served(cluster, id).await?;
-        let namespace = if served.namespaced { id.namespace.as_deref() } else { None };
-        let path = <kube::api::DynamicObject as kube::Resource>::url_path(&served.resource, namespace);
-        let mut body = object.body().clone();
-        label(&mut body, set_id);
         let mut params = PatchParams::apply(MANAGER);
         if self.settings.force || harmony::capability::forcing_conflicts() {
             params = params.force();
@@ -264,34 +258,39 @@ impl K8s {
             params = params.dry_run();
         }
         let verb = if dry_run { "dry-run apply" } else { "apply" };
-        let patch = Patch::Apply(&body);
-        cluster
-            .call(verb, Subject::Object(id), || async {
-                let request = kube::core::Request::new(&path)
-                    .patch(&id.name, &params, &patch)
-                    .map_err(kube::Error::BuildRequest)?;
-                cluster.client.request_text(request).await
-            })
-            .await?;
-        Ok(())
+        self.send_apply(cluster, set_id, object, &params, verb).await.map(drop)
     }
 
-    /// What the server would store for `object` if Harmony applied it now (a dry run).
-    async fn dry_run_answer(&self, cluster: &Cluster, set_id: &str, object: &Object) -> Result<Value, DeployError> {
+    /// What the server would store for `object` if Harmony applied it now (a dry run); None if
+    /// it would not say.
+    async fn dry_run_answer(&self, cluster: &Cluster, set_id: &str, object: &Object) -> Option<Value> {
+        let params = PatchParams::apply(MANAGER).dry_run();
+        let answer = self.send_apply(cluster, set_id, object, &params, "dry-run apply").await.ok()?;
+        serde_json::from_str(&answer).ok()
+    }
+
+    /// Server-side applies `object`, labelled a member of the set `set_id`; the server's answer.
+    async fn send_apply(
+        &self,
+        cluster: &Cluster,
+        set_id: &str,
+        object: &Object,
+        params: &PatchParams,
+        verb: &'static str,
+    ) -> Result<String, DeployError> {
         let id = object.id();
         let served = self.served(cluster, id).await?;
         let namespace = if served.namespaced { id.namespace.as_deref() } else { None };
         let path = <kube::api::DynamicObject as kube::Resource>::url_path(&served.resource, namespace);
         let mut body = object.body().clone();
         label(&mut body, set_id);
-        let params = PatchParams::apply(MANAGER).dry_run();
         let patch = Patch::Apply(&body);
         cluster
-            .call("dry-run apply", Subject::Object(id), || async {
+            .call(verb, Subject::Object(id), || async {
                 let request = kube::core::Request::new(&path)
-                    .patch(&id.name, &params, &patch)
+                    .patch(&id.name, params, &patch)
                     .map_err(kube::Error::BuildRequest)?;
-                cluster.client.request::<Value>(request).await
+                cluster.client.request_text(request).await
             })
             .await
     }
@@ -631,7 +630,7 @@ impl K8sDeploy for K8s {
                         let live = observed.objects.get(object.id());
                         let set_id = set_id.as_str();
                         async move {
-                            let answer = self.dry_run_answer(cluster, set_id, object).await.ok()?;
+                            let answer = self.dry_run_answer(cluster, set_id, object).await?;
                             let (fields, applied_as) = fields::applied_by_harmony(&answer)?;
                             let stored = fields::project(&answer, fields, applied_as);
                             let kept = harmony::plan::without_filled_in(live?, object.body(), &stored);

@@ -550,7 +550,9 @@ fn a_value_the_server_fills_in_is_no_change_but_a_real_change_still_is() {
     assert_eq!(dry_runs.len(), 1, "one question to the server: {dry_runs:?}");
     // Remembered: the same desired object against the same live fields needs no question.
     f.cluster.clear_requests();
-    let plan = rt.block_on(engine::plan_objects("shop", &with_env("example.com/web:1.0"), &f.topology)).unwrap();
+    let plan = rt
+        .block_on(engine::plan_objects("shop", &with_env("example.com/web:1.0"), &f.topology))
+        .unwrap();
     assert!(plan.is_empty(), "{plan:?}");
     assert!(
         !f.cluster.requests().iter().any(|r| r.method == "PATCH"),

@@ -353,15 +353,8 @@ impl ControlPlane {
             if account.is_some() && ready {
                 return Ok(());
             }
-            for process in lock(&self.processes).iter_mut() {
-                if let Some(status) = process.exited() {
-                    return Err(StartError::Exited {
-                        component: process.name,
-                        status,
-                        log: process.log.clone(),
-                        log_tail: process.log_tail(20),
-                    });
-                }
+            if let Some(failure) = lock(&self.processes).iter_mut().find_map(Process::failure) {
+                return Err(failure);
             }
             if started.elapsed() > READY_TIMEOUT {
                 let (component, why) = if account.is_none() {
@@ -554,13 +547,8 @@ fn wait_until(process: &mut Process, mut ready: impl FnMut() -> bool) -> Result<
         if ready() {
             return Ok(());
         }
-        if let Some(status) = process.exited() {
-            return Err(StartError::Exited {
-                component: process.name,
-                status,
-                log: process.log.clone(),
-                log_tail: process.log_tail(20),
-            });
+        if let Some(failure) = process.failure() {
+            return Err(failure);
         }
         if started.elapsed() > READY_TIMEOUT {
             return Err(StartError::NotReady {

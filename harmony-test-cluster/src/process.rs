@@ -95,6 +95,17 @@ impl Process {
         }
     }
 
+    /// Why the start-up failed, if it has exited: its status and the end of its log.
+    pub fn failure(&mut self) -> Option<StartError> {
+        let status = self.exited()?;
+        Some(StartError::Exited {
+            component: self.name,
+            status,
+            log: self.log.clone(),
+            log_tail: self.log_tail(20),
+        })
+    }
+
     /// The last `n` lines it wrote.
     pub fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -196,3 +196,46 @@ fn two_test_clusters_run_side_by_side() {
     assert!(b.ok(&["get", "nodes"]).contains("Ready"));
     assert!(two.stop().success());
 }
+
+/// Started by a process that then dies (here `timeout`, killed), the binary stops everything it
+/// started and removes its directory, as on SIGTERM.
+#[test]
+fn the_binary_stops_everything_when_the_process_that_started_it_dies() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = std::fs::File::create(out_dir.path().join("out")).unwrap();
+    let mut parent = Command::new("timeout")
+        .arg("600")
+        .arg(env!("CARGO_BIN_EXE_harmony-test-cluster"))
+        .stdout(out)
+        .spawn()
+        .expect("start the binary under timeout");
+    let said = |n: usize| {
+        std::fs::read_to_string(out_dir.path().join("out"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= n
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !said(2) {
+        assert!(std::time::Instant::now() < deadline, "the binary never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(out_dir.path().join("out")).unwrap();
+    let dir = text
+        .rsplit_once("logs in ")
+        .expect("where its logs are")
+        .1
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(processes_naming(&dir).len(), 4, "{text}");
+    parent.kill().unwrap();
+    let _ = parent.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !processes_naming(&dir).is_empty() || std::path::Path::new(&dir).exists() {
+        assert!(std::time::Instant::now() < deadline, "left behind: {:?}", processes_naming(&dir));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

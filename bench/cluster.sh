@@ -3,9 +3,10 @@
 # the real control plane (scripts/test-cluster), with latency per request added by a proxy in
 # front of the API server (docs/perf.md, "On a cluster").
 #
-# usage: bench/cluster.sh [-n N] [-l "5 20"]
+# usage: bench/cluster.sh [-n N] [-l "5 20"] [-t "harmony kubectl"]
 #   -n N        apps in the workload (default 1000; 4 objects each)
 #   -l LIST     latencies to add, in milliseconds (default "0 20")
+#   -t TOOLS    which tools to measure (default "harmony kubectl")
 #
 # For each latency, fresh test clusters for each tool and, on them, in order: first apply; plan
 # with nothing to change (`harmony plan`, `kubectl diff --server-side`); apply with nothing to
@@ -20,13 +21,22 @@ set -euo pipefail
 
 N=1000
 LATENCIES="0 20"
-while getopts "n:l:" opt; do
+TOOLS="harmony kubectl"
+while getopts "n:l:t:" opt; do
   case $opt in
     n) N=$OPTARG ;;
     l) LATENCIES=$OPTARG ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    t) TOOLS=$OPTARG ;;
+    *) sed -n '2,15p' "$0"; exit 2 ;;
   esac
 done
+for tool in $TOOLS; do
+  case $tool in
+    harmony | kubectl) ;;
+    *) echo "error: -t takes \`harmony\`, \`kubectl\` or both, not \`$tool\`" >&2; exit 2 ;;
+  esac
+done
+measures() { [[ " $TOOLS " == *" $1 "* ]]; }
 [[ $N =~ ^[0-9]+$ ]] || { echo "error: -n takes a whole number, not \`$N\`" >&2; exit 2; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -103,11 +113,16 @@ for latency in $LATENCIES; do
   echo "== ${latency} ms per request"
   # A first apply needs a fresh cluster: five of them, one per run (it is quick, and a single
   # run of it varies by a fifth on a shared machine).
-  BEFORE_EACH="fresh_cluster $latency"
-  measure "harmony apply (first)" 5 "$BENCH" apply --topology k8s --yes bench
-  BEFORE_EACH=""
-  measure "harmony plan (nothing to change)" 5 "$BENCH" plan --topology k8s bench
-  measure "harmony apply (nothing to change)" 5 "$BENCH" apply --topology k8s --yes bench
+  if measures harmony; then
+    BEFORE_EACH="fresh_cluster $latency"
+    measure "harmony apply (first)" 5 "$BENCH" apply --topology k8s --yes bench
+    BEFORE_EACH=""
+    measure "harmony plan (nothing to change)" 5 "$BENCH" plan --topology k8s bench
+    measure "harmony apply (nothing to change)" 5 "$BENCH" apply --topology k8s --yes bench
+    unset KUBECONFIG
+    stop_clusters
+  fi
+  measures kubectl || continue
 
   start_cluster "$latency"
   kubectl=("$KUBECTL" --kubeconfig "$KC" --cache-dir "$WORK/kcache-$latency")
@@ -117,6 +132,5 @@ for latency in $LATENCIES; do
   measure "kubectl wait (every Deployment Available)" 1 "${kubectl[@]}" wait --for=condition=Available deployment --all -n bench --timeout=900s
   measure "kubectl diff --server-side (nothing to change)" 1 "${kubectl[@]}" diff --server-side -R -f "$WORK/manifests"
   measure "kubectl apply --server-side (nothing to change)" 1 "${kubectl[@]}" apply --server-side -R -f "$WORK/manifests"
-  unset KUBECONFIG
   stop_clusters
 done

@@ -46,6 +46,15 @@ impl Setup {
     }
 
     fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// The CLI with `args`, pointed at this cluster and state directory.
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_harmony"));
         cmd.args(args)
             .env("KUBECONFIG", self.kubeconfig())
@@ -54,10 +63,7 @@ impl Setup {
             .env_remove("HARMONY_K8S_CONTEXT")
             .env_remove("HARMONY_TOPOLOGY")
             .env_remove("WEBAPP_DB_PASSWORD");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
+        cmd
     }
 }
 
@@ -88,6 +94,37 @@ fn apply_deploys_the_webapp_to_the_cluster_waits_until_ready_and_plan_then_exits
     let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     assert!(text(&plan).contains("no changes"), "{}", text(&plan));
+
+    // A member deleted by hand, then four applies at once: the app's Lease lets one at a
+    // time write it, so exactly one restores the member and the others find nothing to do.
+    let client = s.cluster.client();
+    let delete = http::Request::delete("/api/v1/namespaces/webapp/services/webapp")
+        .body(Vec::new())
+        .unwrap();
+    s.cluster.block_on(async move { client.request_text(delete).await }).unwrap();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cmd = s.command(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
+            std::thread::spawn(move || cmd.output().unwrap())
+        })
+        .collect();
+    let said: Vec<String> = runs
+        .into_iter()
+        .map(|run| {
+            let out = run.join().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            text(&out)
+        })
+        .collect();
+    let restored = said.iter().filter(|t| t.contains("1 added")).count();
+    let idle = said.iter().filter(|t| t.contains("no changes")).count();
+    assert_eq!((restored, idle), (1, 3), "one run restores the Service:\n{}", said.join("\n---\n"));
+    assert!(s.cluster.object("v1", "Service", Some("webapp"), "webapp").is_some());
+    let lease = s
+        .cluster
+        .object("coordination.k8s.io/v1", "Lease", Some("default"), "harmony-lock-webapp-server")
+        .expect("the app's lock is a Lease in the parents' namespace");
+    assert_eq!(lease["spec"].get("holderIdentity"), None, "given back: {lease}");
 }
 
 #[test]
@@ -423,7 +460,15 @@ fn a_release_on_ci_checks_every_stage_first_then_stops_at_stagings_failed_smoke_
         "{said}"
     );
     assert!(said.contains("--retry-failed"), "{said}");
-    assert!(s.cluster.requests().is_empty(), "nothing was asked of the cluster");
+    // (The run takes the app's lock, a Lease, before it reads the record.)
+    let asked: Vec<_> = s
+        .cluster
+        .requests()
+        .into_iter()
+        .filter(|r| !r.path.starts_with("/apis/coordination.k8s.io/v1/namespaces/default/leases/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(asked.is_empty(), "nothing but the lock was asked of the cluster: {asked:?}");
 
     // ...until asked to retry: now the cluster runs the server, staging
     // passes, production follows, and the record is cleared for later reruns.

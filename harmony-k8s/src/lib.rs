@@ -4,6 +4,7 @@
 //! - [`settings`]: which cluster, from `KUBECONFIG` (context selectable) or in-cluster;
 //! - `cluster`: the client, discovery, and every API request (retried, errors explained);
 //! - `applyset`: the ApplySet parent and member label, as kubectl 1.33 writes them;
+//! - `lease`: the lock of each app on the cluster, a `coordination.k8s.io` Lease;
 //! - `fields`: what Harmony manages of an object (its managedFields), which plans compare;
 //! - this file: `K8sDeploy` — observe, dry-run, server-side apply, prune, commit;
 //! - `status` and `wait`: readiness by the kstatus rules, waited for with watches;
@@ -17,6 +18,7 @@ mod cluster;
 mod error;
 mod fields;
 mod filled_in;
+mod lease;
 mod probe;
 mod redact;
 mod report;
@@ -34,6 +36,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use harmony::any_topology::AnyTopology;
 use harmony::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, Observed};
 use harmony::cluster::Place;
+use harmony::lock::{Attempt, Holder, LockError};
 use harmony::oci::Artifact;
 use harmony::readiness::Ready;
 use harmony::release::{Delivery, HttpCheck, HttpProbe};
@@ -114,6 +117,20 @@ struct Member {
 impl Topology for K8s {
     fn name(&self) -> &str {
         Self::NAME
+    }
+
+    /// The app's Lease on the cluster (see `lease`).
+    fn try_lock<'a>(&'a self, app: &'a str, me: &'a Holder) -> BoxFuture<'a, Result<Attempt, LockError>> {
+        Box::pin(async move {
+            let cluster = self.cluster().await.map_err(|e| LockError::Unavailable {
+                app: app.to_owned(),
+                target: self.settings.target(),
+                why: e.to_string(),
+                help: format!("{}; nothing was changed", harmony::Diagnostic::help(&e)),
+            })?;
+            let namespace = self.settings.namespace.as_deref().unwrap_or(&cluster.default_namespace);
+            lease::try_take(cluster, &self.settings, namespace, app, me).await
+        })
     }
 }
 

@@ -194,9 +194,32 @@ impl Topology for Ci {
         Self::NAME
     }
 
-    /// The GitOps directory's lock.
+    /// The GitOps directory's lock and, when `apply` deploys to a cluster,
+    /// that cluster's lock of the app too.
     fn try_lock<'a>(&'a self, app: &'a str, me: &'a Holder) -> BoxFuture<'a, Result<Attempt, LockError>> {
-        Box::pin(async move { self.directory.try_lock(app, me) })
+        Box::pin(async move {
+            let directory = self.directory.try_lock(app, me)?;
+            let Delivering::Direct { here, .. } = &self.delivering else {
+                return Ok(directory);
+            };
+            let (lock, took_over) = match directory {
+                Attempt::Acquired { lock, took_over } => (lock, took_over),
+                busy => return Ok(busy),
+            };
+            match here.try_lock(app, me).await {
+                Ok(Attempt::Acquired {
+                    lock: cluster,
+                    took_over: cluster_took_over,
+                }) => Ok(Attempt::Acquired {
+                    lock: Box::new(crate::lock::Several(vec![lock, cluster])),
+                    took_over: took_over.or(cluster_took_over),
+                }),
+                busy_or_failed => {
+                    lock.release().await?;
+                    busy_or_failed
+                }
+            }
+        })
     }
 }
 
@@ -497,8 +520,34 @@ impl Ci {
     /// the Application, waited for until Argo CD synced it and reports it Healthy.
     async fn to_cluster(&self, delivery: &Delivery, place: &Place, cluster: &AnyTopology, mode: Mode) -> Result<Plan, DeliveryError> {
         let (placed, set) = Self::placed(place, delivery)?;
+        let lock = match mode {
+            Mode::Apply => Some(lock_stage(cluster, &set, delivery).await?),
+            Mode::DryRun => None,
+        };
+        let sent = self.send_stage(delivery, place, cluster, mode, &placed, &set).await;
+        if let Some(lock) = lock {
+            let released = lock.release().await;
+            if sent.is_ok() {
+                released.map_err(|source| DeliveryError::Locked {
+                    stage: delivery.stage.clone(),
+                    source,
+                })?;
+            }
+        }
+        sent
+    }
+
+    async fn send_stage(
+        &self,
+        delivery: &Delivery,
+        place: &Place,
+        cluster: &AnyTopology,
+        mode: Mode,
+        placed: &Delivery,
+        set: &str,
+    ) -> Result<Plan, DeliveryError> {
         let plan = match self.argocd() {
-            None => send(mode, &set, &placed.objects, cluster).await,
+            None => send(mode, set, &placed.objects, cluster).await,
             Some((argo, here)) => {
                 let application = argo.application(delivery, place, &placed.objects)?;
                 match send(mode, &format!("{set}-secrets"), &ArgoCd::brought(&placed.objects), cluster).await {
@@ -513,6 +562,31 @@ impl Ci {
             ..plan
         })
     }
+}
+
+/// The lock of the group `set` on the stage's cluster, for as long as the
+/// delivery writes it (waiting as `--lock-timeout` says, through
+/// `HARMONY_LOCK_TIMEOUT`).
+async fn lock_stage(cluster: &AnyTopology, set: &str, delivery: &Delivery) -> Result<Box<dyn crate::lock::Held>, DeliveryError> {
+    let me = Holder::this_process(format!("release {} to {}", delivery.app, delivery.stage));
+    let timeout = crate::lock::timeout_from_env();
+    let waiting = |holder: Option<&Holder>| {
+        let who = holder.map_or_else(|| "another run".to_owned(), Holder::describe);
+        tracing::warn!("waiting for `{set}` on stage `{}`: it is locked by {who}", delivery.stage);
+    };
+    let (lock, took_over) = crate::lock::acquire(|| cluster.try_lock(set, &me), set, timeout, &waiting)
+        .await
+        .map_err(|source| DeliveryError::Locked {
+            stage: delivery.stage.clone(),
+            source,
+        })?;
+    if let Some(ended) = took_over {
+        tracing::warn!(
+            "took over the lock of `{set}` from {}, which ended without releasing it",
+            ended.describe()
+        );
+    }
+    Ok(lock)
 }
 
 /// `objects` applied (or dry-run) as the group `set` on `on`.

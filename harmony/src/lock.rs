@@ -86,6 +86,25 @@ impl Held for Unguarded {
     }
 }
 
+/// Several locks held as one (a GitOps directory's and a cluster's, say),
+/// given back in the reverse of the order they were taken.
+#[derive(Debug)]
+pub struct Several(pub Vec<Box<dyn Held>>);
+
+impl Held for Several {
+    fn release(self: Box<Self>) -> BoxFuture<'static, Result<(), LockError>> {
+        Box::pin(async move {
+            let mut first_error = None;
+            for lock in self.0.into_iter().rev() {
+                if let Err(e) = lock.release().await {
+                    first_error.get_or_insert(e);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+}
+
 /// A lock this run holds.
 pub trait Held: Send + Sync + std::fmt::Debug {
     /// Give it back. Dropping it without releasing is what a crash does: the
@@ -107,6 +126,18 @@ pub enum LockError {
         holder: Option<Box<Holder>>,
         waited: Duration,
     },
+    /// The target keeps its locks itself (a cluster's Lease) and could not be asked.
+    #[error("the lock of `{app}` on {target} could not be taken: {why}")]
+    Unavailable {
+        app: String,
+        target: String,
+        why: String,
+        help: String,
+    },
+    /// While this run held it, another took it over: it had expired (this
+    /// run could not renew it in time).
+    #[error("the lock of `{app}` was taken over by {} while this run held it", by.as_ref().map_or_else(|| "another run".to_owned(), |h| h.describe()))]
+    Lost { app: String, by: Option<Box<Holder>> },
 }
 
 impl crate::Diagnostic for LockError {
@@ -122,6 +153,10 @@ impl crate::Diagnostic for LockError {
                 "waited {}s; let that run finish and try again, or wait longer with `--lock-timeout SECONDS`; nothing was changed",
                 waited.as_secs()
             ),
+            Self::Unavailable { help, .. } => help.clone(),
+            Self::Lost { .. } => "this run could not renew its lock in time (the target did not answer), so another run may have \
+                                  changed the app meanwhile: run `plan` to see where it stands"
+                .into(),
         }
     }
 }
@@ -157,6 +192,21 @@ pub async fn acquire<'a>(
             }
         }
     }
+}
+
+/// How long a run waits for a lock another holds, in seconds (the CLI's
+/// `--lock-timeout`).
+pub const TIMEOUT_VAR: &str = "HARMONY_LOCK_TIMEOUT";
+/// How long a run waits for a lock unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The wait `HARMONY_LOCK_TIMEOUT` sets (the default if it is unset or not a
+/// whole number of seconds), for locks taken below the CLI (a release's stages).
+pub fn timeout_from_env() -> Duration {
+    std::env::var(TIMEOUT_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map_or(DEFAULT_TIMEOUT, Duration::from_secs)
 }
 
 /// How often a waiting run tries again.

@@ -34,6 +34,31 @@ pub fn fixture_with(options: Options, request_timeout: Duration) -> Fixture {
     }
 }
 
+/// A second `k8s` topology on `cluster`, as another run would make it, with its own state
+/// directory (removed with the returned directory).
+pub fn fixture_on(cluster: &TestCluster, request_timeout: Duration) -> (K8s, tempfile::TempDir) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let kubeconfig = dir.join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let mut settings = Settings::for_kubeconfig(&kubeconfig, &dir.join("state")).unwrap();
+    settings.timeout = Duration::from_secs(60);
+    settings.request_timeout = request_timeout;
+    (K8s::new(settings), temp)
+}
+
+/// A `k8s` topology on `cluster` as the user `harmony-restricted`, who may do what the test
+/// granted it (its files removed with the returned directory).
+pub fn restricted_on(cluster: &TestCluster) -> (K8s, tempfile::TempDir) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.restricted_kubeconfig()).unwrap();
+    let mut settings = Settings::for_kubeconfig(&kubeconfig, &dir.join("state")).unwrap();
+    settings.timeout = Duration::from_secs(60);
+    (K8s::new(settings), temp)
+}
+
 /// One runtime for a topology's whole life: its client lives on it.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()

@@ -188,6 +188,8 @@ pub enum DeliveryError {
     },
     #[error("the release cannot be placed on stage `{stage}`: {why}")]
     Unplaceable { stage: String, why: String },
+    #[error("stage `{stage}` could not be locked for the release")]
+    Locked { stage: String, source: crate::lock::LockError },
 }
 
 impl DeliveryError {
@@ -198,7 +200,8 @@ impl DeliveryError {
             | Self::Unhealthy { stage, .. }
             | Self::Unplaced { stage, .. }
             | Self::Setting { stage, .. }
-            | Self::Unplaceable { stage, .. } => stage,
+            | Self::Unplaceable { stage, .. }
+            | Self::Locked { stage, .. } => stage,
         }
     }
 
@@ -233,6 +236,7 @@ impl crate::Diagnostic for DeliveryError {
             Self::Unhealthy { source, .. } => vec![source.to_string()],
             Self::Unplaced { .. } | Self::Unplaceable { .. } => Vec::new(),
             Self::Setting { source, .. } => vec![source.to_string()],
+            Self::Locked { source, .. } => vec![source.to_string()],
         }
     }
 
@@ -251,6 +255,7 @@ impl crate::Diagnostic for DeliveryError {
                 "set `{namespace_var}` (a namespace of the cluster `KUBECONFIG` names), `{context_var}` (a kubeconfig context), or both, to say where `{stage}` lives; nothing was released"
             ),
             Self::Setting { source, .. } => source.help(),
+            Self::Locked { source, .. } => format!("{}; earlier stages keep the release", source.help()),
             Self::Unplaceable { .. } => {
                 "render the chart into one namespace (a stage's namespace replaces it), or give the stage no namespace".into()
             }

@@ -221,21 +221,16 @@ fn verbose_logs_replay_the_run_span_by_span_without_secret_values() {
     );
 }
 
-#[test]
-fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_converges() {
-    let s = Setup::new();
-    // Slow enough that the interrupt lands in the middle of the apply.
+/// `apply webapp-server` on `s`, sent `signal` once it has written its first member.
+fn apply_stopped_by(s: &Setup, signal: &str) -> Output {
+    // Slow enough that the signal lands in the middle of the apply.
     s.cluster.inject(harmony_test_cluster::Fault::Latency(Duration::from_millis(60)));
-    let child = Command::new(env!("CARGO_BIN_EXE_harmony"))
-        .args(["apply", "webapp-server", "--topology", "k8s", "--yes"])
-        .env("KUBECONFIG", s.kubeconfig())
-        .env("HARMONY_STATE_DIR", s.dir.path().join("state"))
-        .env_remove("HARMONY_K8S_CONTEXT")
+    let child = s
+        .command(&["apply", "webapp-server", "--topology", "k8s", "--yes"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt once the first member has been written.
     let started = std::time::Instant::now();
     while s
         .cluster
@@ -246,18 +241,15 @@ fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_con
         assert!(started.elapsed() < Duration::from_secs(30), "the apply never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "it was interrupted");
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("interrupted: app `webapp-server` on `k8s` stopped at a safe point"),
-        "{said}"
-    );
-    assert!(said.contains("apply again to finish"), "{said}");
+    s.cluster.clear_faults();
+    out
+}
 
-    // Whatever exists of the app, its ApplySet parent lists the kind.
+/// Whatever exists of the app, its ApplySet parent lists the kind.
+fn assert_the_parent_lists_every_member(s: &Setup) {
     let parent = s
         .cluster
         .object("v1", "Secret", Some("default"), "harmony-webapp-server")
@@ -286,13 +278,53 @@ fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_con
             );
         }
     }
+}
 
-    s.cluster.clear_faults();
+/// A rerun finishes the apply, and then nothing is left to change or duplicated.
+fn assert_a_rerun_converges(s: &Setup) -> String {
     let rerun = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
     let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(0), "converged: {}", text(&plan));
     assert_eq!(s.cluster.objects("apps/v1", "Deployment").len(), 1, "nothing duplicated");
+    text(&rerun)
+}
+
+fn lock_of_webapp_server(s: &Setup) -> serde_json::Value {
+    s.cluster
+        .object("coordination.k8s.io/v1", "Lease", Some("default"), "harmony-lock-webapp-server")
+        .expect("the app's lock is a Lease")
+}
+
+#[test]
+fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_converges() {
+    let s = Setup::new();
+    let out = apply_stopped_by(&s, "-INT");
+    assert_eq!(out.status.code(), Some(1), "it was interrupted");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("interrupted: app `webapp-server` on `k8s` stopped at a safe point"),
+        "{said}"
+    );
+    assert!(said.contains("apply again to finish"), "{said}");
+    assert_the_parent_lists_every_member(&s);
+    let lease = lock_of_webapp_server(&s);
+    assert_eq!(lease["spec"].get("holderIdentity"), None, "the lock was given back: {lease}");
+    assert_a_rerun_converges(&s);
+}
+
+/// SIGKILL gives the run no chance to say anything or give its lock back: the next run waits
+/// until the lease expires, takes it over, says so, and finishes the apply.
+#[test]
+fn a_killed_apply_leaves_its_lease_to_expire_and_a_rerun_takes_it_over_and_converges() {
+    let s = Setup::new();
+    let out = apply_stopped_by(&s, "-KILL");
+    assert_eq!(out.status.code(), None, "killed by a signal");
+    assert_the_parent_lists_every_member(&s);
+    assert!(lock_of_webapp_server(&s)["spec"]["holderIdentity"].is_string(), "left held");
+    let said = assert_a_rerun_converges(&s);
+    assert!(said.contains("took over the lock of `webapp-server` from pid"), "{said}");
+    assert!(said.contains("which ended without releasing it"), "{said}");
 }
 
 #[test]

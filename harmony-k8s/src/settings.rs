@@ -166,68 +166,128 @@ fn home_kubeconfig() -> Option<PathBuf> {
 }
 
 fn kubeconfig_source(paths: &str) -> Result<Source, TopologyError> {
+    read_kubeconfig(paths, non_empty(CONTEXT_VAR))
+}
+
+/// The kubeconfig of `paths` (`:`-separated, merged as kubectl merges
+/// them), at context `wanted` or its current one, checked as far as it can be
+/// without the network: each file read and parsed, the context there, the
+/// files its user reads readable.
+fn read_kubeconfig(paths: &str, wanted: Option<String>) -> Result<Source, TopologyError> {
+    let bad = |why: String| TopologyError::BadSetting { var: KUBECONFIG_VAR, why };
     let mut merged: Option<Kubeconfig> = None;
     for path in std::env::split_paths(paths) {
         if path.as_os_str().is_empty() {
             continue;
         }
-        if !path.is_file() {
-            return Err(TopologyError::BadSetting {
-                var: KUBECONFIG_VAR,
-                why: format!("`{}` does not exist", path.display()),
-            });
+        let shown = path.display();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(bad(format!("`{shown}` does not exist"))),
+            Err(_) if path.is_dir() => return Err(bad(format!("`{shown}` is a directory, not a kubeconfig file"))),
+            Err(e) => return Err(bad(format!("`{shown}` cannot be read: {e}"))),
+        };
+        let config = Kubeconfig::from_yaml(&text).map_err(|e| bad(format!("`{shown}` is not a kubeconfig: {e}")))?;
+        if config.clusters.is_empty() && config.contexts.is_empty() && config.auth_infos.is_empty() {
+            return Err(bad(format!(
+                "`{shown}` is not a kubeconfig: no clusters, contexts or users could be read from it (`kubectl config view --kubeconfig {shown}` shows what a kubeconfig holds)"
+            )));
         }
-        let config = Kubeconfig::read_from(&path).map_err(|e| TopologyError::BadSetting {
-            var: KUBECONFIG_VAR,
-            why: format!("`{}` is not a kubeconfig: {e}", path.display()),
-        })?;
         merged = Some(match merged {
             None => config,
-            Some(first) => first.merge(config).map_err(|e| TopologyError::BadSetting {
-                var: KUBECONFIG_VAR,
-                why: format!("its files cannot be merged: {e}"),
-            })?,
+            Some(first) => first.merge(config).map_err(|e| bad(format!("its files cannot be merged: {e}")))?,
         });
     }
     let Some(config) = merged else {
-        return Err(TopologyError::BadSetting {
-            var: KUBECONFIG_VAR,
-            why: "it names no file".into(),
-        });
+        return Err(bad("it names no file".into()));
     };
+    if config.clusters.is_empty() {
+        return Err(bad(format!("`{paths}` defines no clusters: add the cluster to deploy to")));
+    }
     let names: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
-    let context = match (non_empty(CONTEXT_VAR), &config.current_context) {
+    if names.is_empty() {
+        return Err(bad(format!(
+            "`{paths}` defines no contexts: add one that names a cluster and a user"
+        )));
+    }
+    let context = match (wanted, &config.current_context) {
         (Some(wanted), _) => {
             if !names.contains(&wanted.as_str()) {
                 return Err(TopologyError::BadSetting {
                     var: CONTEXT_VAR,
-                    why: format!("the kubeconfig has no context `{wanted}`; it has: {}", names.join(", ")),
+                    why: format!("the kubeconfig (`{paths}`) has no context `{wanted}`; it has: {}", names.join(", ")),
                 });
             }
             wanted
         }
         (None, Some(current)) if names.contains(&current.as_str()) => current.clone(),
         (None, Some(current)) => {
-            return Err(TopologyError::BadSetting {
-                var: KUBECONFIG_VAR,
-                why: format!("its current context `{current}` is not one of its contexts ({})", names.join(", ")),
-            });
+            return Err(bad(format!(
+                "the current context of `{paths}`, `{current}`, is not one of its contexts ({})",
+                names.join(", ")
+            )));
         }
         (None, None) => {
             return Err(TopologyError::BadSetting {
                 var: CONTEXT_VAR,
                 why: format!(
-                    "the kubeconfig sets no current context: name one of {} in `{CONTEXT_VAR}`",
+                    "the kubeconfig (`{paths}`) sets no current context: name one of its contexts ({}) in `{CONTEXT_VAR}`",
                     names.join(", ")
                 ),
             });
         }
     };
+    check_user_files(&config, &context, paths)?;
     Ok(Source::Kubeconfig {
         config: Box::new(config),
         context,
         paths: paths.to_owned(),
     })
+}
+
+/// The files the user of `context` reads (a token, a client certificate and
+/// key) can be read: found now, not at the first request.
+fn check_user_files(config: &Kubeconfig, context: &str, paths: &str) -> Result<(), TopologyError> {
+    let Some(user_name) = config
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.clone())
+    else {
+        return Ok(());
+    };
+    let Some(user) = config
+        .auth_infos
+        .iter()
+        .find(|a| a.name == user_name)
+        .and_then(|a| a.auth_info.as_ref())
+    else {
+        return Err(TopologyError::BadSetting {
+            var: KUBECONFIG_VAR,
+            why: format!("context `{context}` of `{paths}` names user `{user_name}`, which it does not define"),
+        });
+    };
+    for (what, file) in [
+        ("its token", &user.token_file),
+        ("its client certificate", &user.client_certificate),
+        ("its client key", &user.client_key),
+    ] {
+        let Some(file) = file else { continue };
+        if let Err(e) = std::fs::File::open(file).and_then(|f| f.metadata()).and_then(|m| {
+            if m.is_dir() {
+                Err(std::io::Error::other("it is a directory"))
+            } else {
+                Ok(())
+            }
+        }) {
+            return Err(TopologyError::BadSetting {
+                var: KUBECONFIG_VAR,
+                why: format!("user `{user_name}` (context `{context}` of `{paths}`) reads {what} from `{file}`, which cannot be read: {e}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn non_empty(var: &str) -> Option<String> {
@@ -258,5 +318,96 @@ fn flag(var: &'static str) -> Result<bool, TopologyError> {
             var,
             why: format!("`{other}` is neither `true` nor `false`"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use harmony::Diagnostic as _;
+
+    use super::*;
+
+    const GOOD: &str = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\n\
+        contexts: [{name: dev, context: {cluster: c, user: u}}, {name: prod, context: {cluster: c, user: u}}]\n\
+        current-context: dev\nusers: [{name: u, user: {token: t}}]\n";
+
+    /// What reading `text` as the only kubeconfig says, with `wanted` as the context.
+    fn read(text: &str, wanted: Option<&str>) -> Result<String, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, text).unwrap();
+        read_kubeconfig(path.to_str().unwrap(), wanted.map(str::to_owned))
+            .map(|source| match source {
+                Source::Kubeconfig { context, .. } => context,
+                Source::InCluster => unreachable!(),
+            })
+            .map_err(|e| format!("{e} (help: {})", e.help()).replace(path.to_str().unwrap(), "CONFIG"))
+    }
+
+    #[test]
+    fn a_good_kubeconfig_gives_its_current_context_or_the_one_named() {
+        assert_eq!(read(GOOD, None), Ok("dev".into()));
+        assert_eq!(read(GOOD, Some("prod")), Ok("prod".into()));
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_kubeconfig_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let e = read_kubeconfig(missing.to_str().unwrap(), None).unwrap_err().to_string();
+        assert!(e.contains(&format!("`{}` does not exist", missing.display())), "{e}");
+        let e = read_kubeconfig(dir.path().to_str().unwrap(), None).unwrap_err().to_string();
+        assert!(e.contains("is a directory, not a kubeconfig file"), "{e}");
+        let e = read("\u{0}\u{ff}", None).unwrap_err();
+        assert!(e.contains("`CONFIG`"), "{e}");
+    }
+
+    #[test]
+    fn text_that_is_not_a_kubeconfig_says_so_and_names_the_file() {
+        for text in [":: not yaml [", "clusters: {", "a: 1\n", "just words\n", ""] {
+            let e = read(text, None).unwrap_err();
+            assert!(e.contains("`CONFIG` is not a kubeconfig"), "{text:?}: {e}");
+            assert!(!e.contains("name one of  in"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_kubeconfig_without_clusters_or_contexts_says_what_is_missing() {
+        let e = read("apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: t}}]\n", None).unwrap_err();
+        assert!(e.contains("defines no clusters"), "{e}");
+        let e = read(
+            "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://x'}}]\nusers: []\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("defines no contexts"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_or_missing_context_lists_the_contexts_that_exist() {
+        let e = read(GOOD, Some("staging")).unwrap_err();
+        assert!(e.contains("has no context `staging`; it has: dev, prod"), "{e}");
+        let e = read(&GOOD.replace("current-context: dev\n", ""), None).unwrap_err();
+        assert!(e.contains("sets no current context: name one of its contexts (dev, prod)"), "{e}");
+        let e = read(&GOOD.replace("current-context: dev", "current-context: gone"), None).unwrap_err();
+        assert!(e.contains("`gone`, is not one of its contexts (dev, prod)"), "{e}");
+    }
+
+    #[test]
+    fn a_token_or_certificate_file_that_cannot_be_read_is_named() {
+        let text = GOOD.replace("{token: t}", "{tokenFile: /nonexistent/token}");
+        let e = read(&text, None).unwrap_err();
+        assert!(
+            e.contains("user `u` (context `dev` of `CONFIG`) reads its token from `/nonexistent/token`, which cannot be read"),
+            "{e}"
+        );
+        let text = GOOD.replace(
+            "{token: t}",
+            "{client-certificate: /nonexistent/cert, client-key: /nonexistent/key}",
+        );
+        let e = read(&text, None).unwrap_err();
+        assert!(e.contains("its client certificate from `/nonexistent/cert`"), "{e}");
+        let e = read(&GOOD.replace("user: u}", "user: nobody}"), None).unwrap_err();
+        assert!(e.contains("names user `nobody`, which it does not define"), "{e}");
     }
 }

@@ -369,6 +369,21 @@ fn a_conflict_stops_the_apply_and_force_conflicts_takes_ownership() {
 
     let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
     assert_eq!(plan.status.code(), Some(2), "ours is 2, theirs 7: {}", text(&plan));
+    assert!(
+        text(&plan).contains("spec.replicas: 7 (owned by autoscaler) -> 2"),
+        "the live value and its owner: {}",
+        text(&plan)
+    );
+    let json = s.run(&["plan", "webapp-server", "--topology", "k8s", "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&json)));
+    let fields = json
+        .pointer("/plans/0/changes/0/fields")
+        .or_else(|| json.pointer("/changes/0/fields"));
+    assert_eq!(
+        fields.unwrap()[0],
+        serde_json::json!({"path": "spec.replicas", "before": 7, "after": 2, "owner": "autoscaler"}),
+        "{json}"
+    );
     let stopped = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(stopped.status.code(), Some(1), "{}", text(&stopped));
     for said in ["owned by field manager `autoscaler`", ".spec.replicas", "apply --force-conflicts"] {

@@ -9,6 +9,9 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use harmony::capability::OwnedElsewhere;
+use harmony::secret::REDACTED;
+
 use crate::applyset::PART_OF;
 
 /// The field manager Harmony applies as.
@@ -27,6 +30,40 @@ pub fn applied_by_harmony(live: &Value) -> Option<(&Map<String, Value>, &str)> {
         let fields = entry.get("fieldsV1")?.as_object()?;
         Some((fields, entry.get("apiVersion")?.as_str()?))
     })
+}
+
+/// What other field managers own of `live` (anything but Harmony's applies
+/// and a subresource's writers, such as a controller's `status`), each as the
+/// part of the live object its field set names. A Secret's values are not
+/// copied.
+pub fn owned_elsewhere(live: &Value) -> Vec<OwnedElsewhere> {
+    let Some(entries) = live.pointer("/metadata/managedFields").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let is_secret = live.get("kind").and_then(Value::as_str) == Some("Secret");
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let owner = entry.get("manager")?.as_str()?;
+            let ours = owner == MANAGER && entry.get("operation").and_then(Value::as_str) == Some("Apply");
+            let subresource = entry.get("subresource").and_then(Value::as_str).unwrap_or("");
+            if ours || !subresource.is_empty() {
+                return None;
+            }
+            let mut fields = select(live, entry.get("fieldsV1")?.as_object()?);
+            if is_secret {
+                for values in ["data", "stringData"] {
+                    if let Some(Value::Object(values)) = fields.get_mut(values) {
+                        values.values_mut().for_each(|v| *v = Value::String(REDACTED.into()));
+                    }
+                }
+            }
+            fields.as_object().is_some_and(|f| !f.is_empty()).then(|| OwnedElsewhere {
+                owner: owner.to_owned(),
+                fields,
+            })
+        })
+        .collect()
 }
 
 /// The live object as Harmony last applied it: only the fields in `set`

@@ -34,7 +34,7 @@ use std::sync::Mutex;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use harmony::any_topology::AnyTopology;
-use harmony::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, Observed};
+use harmony::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, Observed, OwnedElsewhere};
 use harmony::cluster::Place;
 use harmony::lock::{Attempt, Holder, LockError};
 use harmony::oci::Artifact;
@@ -440,7 +440,7 @@ impl K8s {
         cluster: &Cluster,
         kind: &GroupKind,
         set_id: &str,
-    ) -> Result<Vec<(ObjectRef, Value, Member)>, DeployError> {
+    ) -> Result<Vec<(ObjectRef, Value, Member, Vec<OwnedElsewhere>)>, DeployError> {
         let Some(version) = cluster.preferred_version(&kind.group).await? else {
             return Ok(Vec::new());
         };
@@ -485,7 +485,7 @@ impl K8s {
                 kind: kind.clone(),
                 protected: is_protected(&id) && !allowed,
             };
-            out.push((id, projected, member));
+            out.push((id, projected, member, fields::owned_elsewhere(&live)));
         }
         Ok(out)
     }
@@ -590,7 +590,11 @@ impl K8sDeploy for K8s {
                 .buffer_unordered(CONCURRENCY)
                 .try_collect::<Vec<_>>()
                 .await?;
-            for (id, body, member) in found.into_iter().flatten() {
+            let mut elsewhere = BTreeMap::new();
+            for (id, body, member, others) in found.into_iter().flatten() {
+                if !others.is_empty() {
+                    elsewhere.insert(id.clone(), others);
+                }
                 // Only a Secret's body is copied, to replace its values by digests.
                 let body = match Object::from_value(body) {
                     Ok(secret) if secret.id().is_secret() => redactor.redact(&secret),
@@ -605,7 +609,11 @@ impl K8sDeploy for K8s {
                 s.listed = listed;
                 s.members = members;
             });
-            Ok(Observed { objects, redactor })
+            Ok(Observed {
+                objects,
+                redactor,
+                elsewhere,
+            })
         })
     }
 

@@ -72,6 +72,31 @@ impl ApplySet {
 pub struct Observed {
     pub objects: BTreeMap<ObjectRef, Value>,
     pub redactor: Redactor,
+    /// Fields of these objects that someone else owns now (another field
+    /// manager of a cluster: an autoscaler, a hand edit), with their live
+    /// values; plans show them where applying would take them back. Empty for
+    /// a target where nobody else writes.
+    pub elsewhere: BTreeMap<ObjectRef, Vec<OwnedElsewhere>>,
+}
+
+impl Observed {
+    /// What a target holds, where nobody but Harmony writes.
+    pub fn new(objects: BTreeMap<ObjectRef, Value>, redactor: Redactor) -> Self {
+        Self {
+            objects,
+            redactor,
+            elsewhere: BTreeMap::new(),
+        }
+    }
+}
+
+/// Fields of an object that another owner holds, as a partial object of
+/// their live values (secret values already replaced).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedElsewhere {
+    /// Who holds them: a field manager's name (`ops`, `kubectl-edit`).
+    pub owner: String,
+    pub fields: Value,
 }
 
 /// Accepts desired Kubernetes objects and verifies them.

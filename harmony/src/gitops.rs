@@ -278,12 +278,7 @@ impl<T: GitOps> K8sDeploy for T {
 
     fn observe<'a>(&'a self, set: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
         let dir = self.directory();
-        Box::pin(async move {
-            Ok(Observed {
-                objects: dir.load(set)?,
-                redactor: dir.redactor(false)?,
-            })
-        })
+        Box::pin(async move { Ok(Observed::new(dir.load(set)?, dir.redactor(false)?)) })
     }
 
     fn dry_run<'a>(&'a self, set: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {

@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::capability::Observed;
+use crate::capability::{Observed, OwnedElsewhere};
 use crate::object::{Object, ObjectRef};
 use crate::oci::Digest;
 use crate::secret::{REDACTED, is_secret_path};
@@ -38,6 +38,10 @@ pub struct FieldChange {
     pub before: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
+    /// Who owns the field now, when it is not Harmony: `before` is then its
+    /// live value, which applying would take back (or refuse to: a conflict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One object that would be added, changed or removed.
@@ -104,7 +108,8 @@ impl Plan {
                 }),
                 Some(current) if !same(current, &body) => {
                     let mut fields = Vec::new();
-                    diff(id, &mut Vec::new(), Some(current), Some(&*body), &mut fields);
+                    let elsewhere = observed.elsewhere.get(id).map_or(&[][..], Vec::as_slice);
+                    diff(id, elsewhere, &mut Vec::new(), Some(current), Some(&*body), &mut fields);
                     changes.push(Change {
                         action: Action::Change,
                         object: id.clone(),
@@ -168,7 +173,8 @@ impl Plan {
             let _ = writeln!(out, "  {} {}", c.action.sigil(), c.object);
             for f in &c.fields {
                 let show = |v: &Option<Value>| v.as_ref().map_or_else(|| "(none)".to_owned(), Value::to_string);
-                let _ = writeln!(out, "      {}: {} -> {}", f.path, show(&f.before), show(&f.after));
+                let owner = f.owner.as_ref().map_or_else(String::new, |o| format!(" (owned by {o})"));
+                let _ = writeln!(out, "      {}: {}{owner} -> {}", f.path, show(&f.before), show(&f.after));
             }
         }
         out
@@ -280,35 +286,61 @@ pub fn without_filled_in(observed: &Value, desired: &Value, stored: &Value) -> V
     }
 }
 
-fn diff(id: &ObjectRef, path: &mut Vec<String>, before: Option<&Value>, after: Option<&Value>, out: &mut Vec<FieldChange>) {
+fn diff(
+    id: &ObjectRef,
+    elsewhere: &[OwnedElsewhere],
+    path: &mut Vec<String>,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    out: &mut Vec<FieldChange>,
+) {
     match (before, after) {
         (Some(Value::Object(a)), Some(Value::Object(b))) => {
             let keys: BTreeMap<&String, ()> = a.keys().chain(b.keys()).map(|k| (k, ())).collect();
             for k in keys.keys() {
                 path.push((*k).clone());
-                diff(id, path, a.get(*k), b.get(*k), out);
+                diff(id, elsewhere, path, a.get(*k), b.get(*k), out);
                 path.pop();
             }
         }
         (Some(Value::Array(a)), Some(Value::Array(b))) => {
             for i in 0..a.len().max(b.len()) {
                 path.push(format!("[{i}]"));
-                diff(id, path, a.get(i), b.get(i), out);
+                diff(id, elsewhere, path, a.get(i), b.get(i), out);
                 path.pop();
             }
         }
         (Some(a), Some(b)) if same(a, b) => {}
         (None, None) => {}
         (a, b) => {
+            // Not Harmony's: someone else's value may be there.
+            let (a, owner) = match a {
+                Some(a) => (Some(a), None),
+                None => owned_elsewhere(elsewhere, path).map_or((None, None), |(owner, v)| (Some(v), Some(owner.to_owned()))),
+            };
             let secret = is_secret_path(id, path);
             let shown = |v: Option<&Value>| v.map(|v| if secret { Value::String(REDACTED.into()) } else { v.clone() });
             out.push(FieldChange {
                 path: field_path(path),
                 before: shown(a),
                 after: shown(b),
+                owner,
             });
         }
     }
+}
+
+/// The owner and live value of the field at `path`, if someone else owns it.
+/// Only along object keys: list items are matched by their keys on the
+/// server, which a position here does not say.
+fn owned_elsewhere<'a>(elsewhere: &'a [OwnedElsewhere], path: &[String]) -> Option<(&'a str, &'a Value)> {
+    if path.iter().any(|s| s.starts_with('[')) {
+        return None;
+    }
+    elsewhere.iter().find_map(|o| {
+        let value = path.iter().try_fold(&o.fields, |v, key| v.get(key))?;
+        Some((o.owner.as_str(), value))
+    })
 }
 
 /// `spec.template.spec.containers[0].image`; keys that are not identifiers are
@@ -341,10 +373,71 @@ mod tests {
     }
 
     fn observed(objects: &[Object], redactor: &Redactor) -> Observed {
-        Observed {
-            objects: objects.iter().map(|o| (o.id().clone(), redactor.redact(o))).collect(),
-            redactor: redactor.clone(),
-        }
+        Observed::new(
+            objects.iter().map(|o| (o.id().clone(), redactor.redact(o))).collect(),
+            redactor.clone(),
+        )
+    }
+
+    #[test]
+    fn a_field_another_owner_holds_shows_its_live_value_and_owner() {
+        let key = Redactor::new([1; 32]);
+        let desired = obj(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"},
+            "data": {"GREETING": "Hello from harmony", "OTHER": "x"}}),
+        );
+        // Harmony owns OTHER only: `ops` took GREETING.
+        let ours = obj(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"},
+            "data": {"OTHER": "x"}}),
+        );
+        let mut seen = observed(&[ours], &key);
+        seen.elsewhere.insert(
+            desired.id().clone(),
+            vec![OwnedElsewhere {
+                owner: "ops".into(),
+                fields: json!({"data": {"GREETING": "hijacked"}}),
+            }],
+        );
+        let plan = Plan::compute("app", "k8s", &[desired], &seen);
+        let field = &plan.changes[0].fields[0];
+        assert_eq!(field.path, "data.GREETING");
+        assert_eq!(field.before, Some(json!("hijacked")));
+        assert_eq!(field.owner.as_deref(), Some("ops"));
+        assert!(
+            plan.to_text()
+                .contains(r#"data.GREETING: "hijacked" (owned by ops) -> "Hello from harmony""#),
+            "{}",
+            plan.to_text()
+        );
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["changes"][0]["fields"][0]["owner"], json!("ops"));
+        assert_eq!(json["changes"][0]["fields"][0]["before"], json!("hijacked"));
+    }
+
+    #[test]
+    fn a_secret_value_another_owner_holds_stays_redacted() {
+        let key = Redactor::new([1; 32]);
+        let desired = obj(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
+            "stringData": {"password": "ours", "user": "u"}}),
+        );
+        let ours = obj(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
+            "stringData": {"user": "u"}}),
+        );
+        let mut seen = observed(&[ours], &key);
+        seen.elsewhere.insert(
+            desired.id().clone(),
+            vec![OwnedElsewhere {
+                owner: "ops".into(),
+                fields: json!({"stringData": {"password": "theirs-canary"}}),
+            }],
+        );
+        let plan = Plan::compute("app", "k8s", &[desired], &seen);
+        let text = format!("{} {}", plan.to_text(), serde_json::to_string(&plan).unwrap());
+        assert!(!text.contains("theirs-canary") && !text.contains("ours"), "{text}");
+        assert!(text.contains("(owned by ops)"), "{text}");
     }
 
     #[test]

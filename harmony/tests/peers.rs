@@ -33,12 +33,7 @@ impl Topology for Counting {
 
 impl K8sDeploy for Counting {
     fn observe<'a>(&'a self, _: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
-        Box::pin(async {
-            Ok(Observed {
-                objects: Default::default(),
-                redactor: Redactor::new([7; 32]),
-            })
-        })
+        Box::pin(async { Ok(Observed::new(Default::default(), Redactor::new([7; 32]))) })
     }
     fn dry_run<'a>(&'a self, _: &'a ApplySet, _: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
         Box::pin(async { Ok(()) })

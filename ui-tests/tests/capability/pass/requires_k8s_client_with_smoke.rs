@@ -17,7 +17,7 @@ impl Topology for Cluster {
 
 impl K8sDeploy for Cluster {
     fn observe<'a>(&'a self, _: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
-        Box::pin(async { Ok(Observed { objects: Default::default(), redactor: Redactor::new([0; 32]) }) })
+        Box::pin(async { Ok(Observed::new(Default::default(), Redactor::new([0; 32]))) })
     }
     fn dry_run<'a>(&'a self, _: &'a ApplySet, _: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
         Box::pin(async { Ok(()) })

@@ -703,3 +703,27 @@ fn every_app_means_every_app_that_runs_there_and_the_others_are_named() {
         text(&named.stderr)
     );
 }
+
+/// A release checks what its image build needs before any slow work: without buildah on `PATH`,
+/// a release of the fleet operator (a Dockerfile around static binaries it compiles) stops at
+/// once, naming the tool and how to get it, and compiles nothing.
+#[test]
+fn a_release_whose_builder_is_missing_stops_before_compiling_anything() {
+    let cli = Cli::new();
+    let build = cli.state.with_file_name("build");
+    let out = cli.run_with(
+        &["release", "--from-tag", "fleet-operator-v0.1.0", "--dry-run", "--topology", "ci"],
+        &[
+            ("PATH", "/nonexistent"),
+            ("HARMONY_BUILD_DIR", build.to_str().unwrap()),
+            ("HARMONY_REGISTRY", "127.0.0.1:9"),
+            ("HARMONY_REGISTRY_NAMESPACE", "team"),
+            ("HARMONY_DELIVERY", "gitops"),
+        ],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(code(&out), 1, "{err}");
+    assert!(err.contains("`buildah` is not installed"), "{err}");
+    assert!(err.contains("apt-get install buildah"), "{err}");
+    assert!(!build.exists(), "nothing was compiled: {:?}", tree(&build));
+}

@@ -135,6 +135,10 @@ impl ContainerBuilder for Local {
             resolved(source, dir).build(&BuildCx::new(dir, &scratch, name, version.clone()), &*dockerfiles)
         })
     }
+
+    fn check_build(&self, source: &ImageSource, dir: &Path, name: &str) -> Result<(), BuildError> {
+        resolved(source, dir).check(&*self.dockerfiles.builder(&self.build.join(name)))
+    }
 }
 
 impl OciRegistry for Local {

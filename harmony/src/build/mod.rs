@@ -90,6 +90,19 @@ impl ImageSource {
         }
     }
 
+    /// Check, without building, what a build of this source needs and can
+    /// know at once: a Dockerfile and its context are there, and the tool
+    /// that builds it can run here. A release checks it before any compiling.
+    pub fn check(&self, dockerfiles: &dyn DockerfileBuilder) -> Result<(), BuildError> {
+        match self {
+            Self::Dockerfile { dockerfile, context, .. } => {
+                check_dockerfile(dockerfile, context)?;
+                dockerfiles.preflight()
+            }
+            Self::Buildable(_) => Ok(()),
+        }
+    }
+
     /// One line for plans and logs.
     pub fn describe(&self) -> String {
         match self {

@@ -40,6 +40,14 @@ pub trait ContainerBuilder: Topology {
         name: &'a str,
         version: &'a Version,
     ) -> BoxFuture<'a, Result<Artifact, BuildError>>;
+
+    /// Check, without building, that `source` can be built here (its
+    /// Dockerfile is there, the tool that builds it runs): a release asks
+    /// before any slow work. The default checks nothing.
+    fn check_build(&self, source: &ImageSource, dir: &Path, name: &str) -> Result<(), BuildError> {
+        let _ = (source, dir, name);
+        Ok(())
+    }
 }
 
 /// The source with its paths made relative to `dir` (a Dockerfile's and

@@ -319,10 +319,15 @@ where
         source: Box::new(source),
     };
     let say = |line: String| progress.event(&Event::Release { line });
+    // Everything that can be checked at once is, before the slow work: where
+    // the stages go, and what the image build needs.
     topology.check_stages(&spec.stages).map_err(|source| ReleaseError::Undeliverable {
         app: app.clone(),
         source: Box::new(source),
     })?;
+    topology
+        .check_build(&spec.image, &spec.dir, &spec.name)
+        .map_err(|source| ReleaseError::Build { app: app.clone(), source })?;
     let failed_before = failed_stages(spec, version, topology).await.map_err(publish)?;
     if let Some(stage) = failed_before.first().filter(|_| !retrying_failed()) {
         return Err(ReleaseError::FailedBefore {

@@ -727,3 +727,59 @@ fn a_release_whose_builder_is_missing_stops_before_compiling_anything() {
     assert!(err.contains("apt-get install buildah"), "{err}");
     assert!(!build.exists(), "nothing was compiled: {:?}", tree(&build));
 }
+
+/// Every file of a state directory, with what is wrong with it if it is not whole: JSON that
+/// does not parse, a YAML document cut short, and (unless `temporaries` are expected, as right
+/// after a kill) a temporary file a write left behind.
+fn broken_state_files(dir: &Path, temporaries: bool) -> Vec<String> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    tree(dir)
+        .into_iter()
+        .filter_map(|(path, bytes)| {
+            let name = path.display().to_string();
+            let is = |ext: &str| path.extension().is_some_and(|e| e == ext);
+            if path.extension().is_some_and(|e| e.to_string_lossy().starts_with("tmp-")) {
+                (!temporaries).then(|| format!("{name}: a temporary file left behind"))
+            } else if is("json") && serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+                Some(format!("{name}: not whole JSON"))
+            } else if is("yaml") && !bytes.ends_with(b"\n") {
+                Some(format!("{name}: a YAML document cut short"))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// SIGKILL lands anywhere in an apply on `local` (a first apply takes tens of milliseconds:
+/// one kill per millisecond of it, each on a fresh state directory): the state directory holds
+/// each file whole (old or new, never half), and a rerun converges.
+#[test]
+fn a_local_apply_killed_anywhere_leaves_whole_files_and_a_rerun_converges() {
+    for delay_ms in 0..40 {
+        let cli = Cli::new();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_harmony"))
+            .args(["apply", "--topology", "local", "--yes"])
+            .env("HARMONY_STATE_DIR", &cli.state)
+            .env("HARMONY_BUILD_DIR", shared_build_dir())
+            .env_remove("HARMONY_TOPOLOGY")
+            .env_remove("WEBAPP_DB_PASSWORD")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let broken = broken_state_files(&cli.state, true);
+        assert!(broken.is_empty(), "killed after {delay_ms} ms: {broken:#?}");
+        let rerun = cli.run(&["apply", "--topology", "local", "--yes"]);
+        assert_eq!(code(&rerun), 0, "killed after {delay_ms} ms: {}", text(&rerun.stderr));
+        let plan = cli.run(&["plan", "--topology", "local"]);
+        assert_eq!(code(&plan), 0, "converged after a kill at {delay_ms} ms: {}", text(&plan.stdout));
+        let broken = broken_state_files(&cli.state, false);
+        assert!(broken.is_empty(), "after the rerun of a kill at {delay_ms} ms: {broken:#?}");
+    }
+}

@@ -115,7 +115,14 @@ impl GitOpsDir {
 
     /// Take the lock of `app`: `.locks/<app>.lock` (see [`crate::lock`]).
     pub fn try_lock(&self, app: &str, me: &Holder) -> Result<Attempt, LockError> {
-        FileLock::try_take(&self.root.join(".locks").join(format!("{app}.lock")), me)
+        let attempt = FileLock::try_take(&self.root.join(".locks").join(format!("{app}.lock")), me)?;
+        if matches!(attempt, Attempt::Acquired { .. }) {
+            // What a run killed in the middle of a write left: its files are
+            // whole (see `write_atomic`), its temporaries are not.
+            sweep_temporaries(&self.root, false);
+            sweep_temporaries(&self.root.join(app), true);
+        }
+        Ok(attempt)
     }
 
     fn set_dir(&self, set: &ApplySet) -> PathBuf {
@@ -412,8 +419,34 @@ pub(crate) async fn deliver_to_directory(target: &GitOpsDir, delivery: &Delivery
     })
 }
 
+/// Remove the temporaries of `write_atomic` in `dir` (and below it, if
+/// `deep`) whose writer is no longer running.
+fn sweep_temporaries(dir: &Path, deep: bool) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() && deep => sweep_temporaries(&path, true),
+            Ok(t) if t.is_file() => {
+                let writer = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .and_then(|e| e.strip_prefix("tmp-"))
+                    .and_then(|pid| pid.parse::<u32>().ok());
+                if let Some(pid) = writer
+                    && !Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Write through a temporary file and a rename, so readers see the old file or
-/// the new one, never half of one.
+/// the new one, never half of one; a writer killed in between leaves a
+/// temporary named after its process, which the next run removes.
 fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), DeployError> {
     let io = |action, source| DeployError::Io {
         action,

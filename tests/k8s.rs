@@ -192,6 +192,59 @@ fn an_unreachable_cluster_or_a_bad_kubeconfig_is_reported_before_any_work() {
         text(&out)
     );
     assert!(s.cluster.requests().is_empty(), "nothing reached the cluster");
+
+    // Kubeconfigs that reach nothing, or the wrong thing, each told apart; none retried.
+    let good = std::fs::read_to_string(s.kubeconfig()).unwrap();
+    let variant = |name: &str, text: String| {
+        let path = s.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let server = good.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().to_owned();
+    let token = good.lines().find_map(|l| l.trim().strip_prefix("token: ")).unwrap().to_owned();
+    let ca_line = good.lines().find(|l| l.contains("certificate-authority-data")).unwrap().to_owned();
+    let cases = [
+        (
+            variant("dns", good.replace(&server, "https://no-such-host.invalid:6443")),
+            vec![
+                "`https://no-such-host.invalid:6443",
+                "cannot be connected to: its host name does not resolve",
+                "check the `server`",
+            ],
+        ),
+        (
+            variant("other-ca", good.replace(&format!("{ca_line}\n"), "")),
+            vec![
+                server.as_str(),
+                "its TLS certificate is not trusted",
+                "UnknownIssuer",
+                "certificate-authority-data",
+            ],
+        ),
+        (
+            variant("bad-token", good.replace(&token, "not-the-token")),
+            vec![
+                server.as_str(),
+                "did not accept this run's credentials",
+                "401 Unauthorized",
+                "renew them",
+            ],
+        ),
+    ];
+    for (kubeconfig, expected) in cases {
+        let out = s.run_with(
+            &["apply", "webapp-server", "--topology", "k8s", "--yes"],
+            &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+        );
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        for e in expected {
+            assert!(said.contains(e), "`{e}` for {}:\n{said}", kubeconfig.display());
+        }
+        assert!(!said.contains("tried"), "a lasting failure is not retried: {said}");
+        assert!(!said.contains("not-the-token"), "no credential in messages: {said}");
+    }
+    assert!(s.cluster.object("v1", "Namespace", None, "webapp").is_none(), "nothing was written");
 }
 
 #[test]
@@ -298,12 +351,24 @@ fn lock_of_webapp_server(s: &Setup) -> serde_json::Value {
 
 #[test]
 fn an_interrupted_apply_leaves_an_applyset_that_lists_everything_and_a_rerun_converges() {
+    stopped_at_a_safe_point("INT");
+}
+
+/// SIGTERM, as a CI runner stops a job, is a Ctrl-C.
+#[test]
+fn a_terminated_apply_stops_at_a_safe_point_too() {
+    stopped_at_a_safe_point("TERM");
+}
+
+fn stopped_at_a_safe_point(signal: &str) {
     let s = Setup::new();
-    let out = apply_stopped_by(&s, "-INT");
+    let out = apply_stopped_by(&s, &format!("-{signal}"));
     assert_eq!(out.status.code(), Some(1), "it was interrupted");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        said.contains("interrupted: app `webapp-server` on `k8s` stopped at a safe point"),
+        said.contains(&format!(
+            "interrupted (SIG{signal}): app `webapp-server` on `k8s` stopped at a safe point"
+        )),
         "{said}"
     );
     assert!(said.contains("apply again to finish"), "{said}");

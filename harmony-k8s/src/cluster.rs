@@ -167,7 +167,7 @@ impl Cluster {
                     tracing::debug!(attempt, "failed");
                     return Err(failure.into_error(self, verb, subject, attempt));
                 }
-                let wait = failure.retry_after().unwrap_or(delay).min(Duration::from_secs(5));
+                let wait = failure.retry_after().unwrap_or_else(|| jittered(delay)).min(Duration::from_secs(5));
                 tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, "transient failure, retrying");
                 tokio::time::sleep(wait).await;
                 delay = (delay * 2).min(Duration::from_secs(3));
@@ -177,6 +177,15 @@ impl Cluster {
         .instrument(span)
         .await
     }
+}
+
+/// Between half of `delay` and all of it, at random: runs that failed together
+/// (a server restarting under many clients) do not retry together.
+fn jittered(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
+    delay.mul_f64(fraction)
 }
 
 /// What a request is about, for its span and its errors.
@@ -205,7 +214,7 @@ impl Failure {
         match self {
             Self::TimedOut => true,
             Self::Api(kube::Error::Api(status)) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
-            Self::Api(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
+            Self::Api(e @ (kube::Error::HyperError(_) | kube::Error::Service(_))) => connection_problem(&source_chain(e)).is_none(),
             Self::Api(_) => false,
         }
     }
@@ -241,11 +250,50 @@ impl Failure {
                 let message = cluster.secrets.redact(&status.message);
                 crate::error::from_status(&status, message, verb, subject, target, &tries)
             }
-            Self::Api(other) => DeployError::Unreachable {
-                target,
-                why: format!("{verb} {subject} failed{tries}: {}", cluster.secrets.redact(&source_chain(&other))),
-            },
+            Self::Api(other) => {
+                let chain = cluster.secrets.redact(&source_chain(&other));
+                match connection_problem(&chain) {
+                    Some(Connection::Dns) => DeployError::Unconnectable {
+                        target,
+                        why: format!("its host name does not resolve: {chain}"),
+                        help: "check the `server` of the kubeconfig's cluster (`kubectl config view --minify` shows it) \
+                               and this machine's DNS, then rerun; nothing was changed"
+                            .into(),
+                    },
+                    Some(Connection::Untrusted) => DeployError::Unconnectable {
+                        target,
+                        why: format!("its TLS certificate is not trusted: {chain}"),
+                        help: "the server's certificate must be signed by the CA the kubeconfig names for its cluster \
+                               (`certificate-authority` or `certificate-authority-data`): fix that, or get a fresh \
+                               kubeconfig for the cluster; nothing was changed"
+                            .into(),
+                    },
+                    None => DeployError::Unreachable {
+                        target,
+                        why: format!("{verb} {subject} failed{tries}: {chain}"),
+                    },
+                }
+            }
         }
+    }
+}
+
+/// A failure to connect that no retry mends.
+enum Connection {
+    /// The server's host name does not resolve.
+    Dns,
+    /// The server's certificate is not one the client trusts.
+    Untrusted,
+}
+
+/// What kind of lasting connection failure an error's causes describe, if any.
+fn connection_problem(chain: &str) -> Option<Connection> {
+    if chain.contains("dns error") {
+        Some(Connection::Dns)
+    } else if chain.contains("invalid peer certificate") || chain.contains("certificate verify failed") {
+        Some(Connection::Untrusted)
+    } else {
+        None
     }
 }
 
@@ -267,6 +315,14 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use kube::core::Status;
+
+    #[test]
+    fn a_retry_waits_between_half_and_all_of_its_delay_and_not_always_the_same() {
+        let delay = Duration::from_millis(800);
+        let waits: Vec<Duration> = (0..50).map(|_| super::jittered(delay)).collect();
+        assert!(waits.iter().all(|w| *w >= delay / 2 && *w <= delay), "{waits:?}");
+        assert!(waits.iter().any(|w| *w != waits[0]), "jittered: {waits:?}");
+    }
     use serde_json::json;
 
     use super::*;

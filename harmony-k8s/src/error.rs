@@ -21,10 +21,9 @@ pub fn from_status(status: &Status, message: String, verb: &str, subject: Subjec
     };
     let causes = status.details.as_ref().map(|d| d.causes.as_slice()).unwrap_or_default();
     match status.code {
-        401 => DeployError::Forbidden {
-            verb: verb.to_owned(),
-            resource: subject.to_string(),
-            why: format!("the cluster did not accept the credentials (401 Unauthorized): {message}"),
+        401 => DeployError::Unauthenticated {
+            target,
+            why: format!("{verb} {subject} was refused (401 Unauthorized): {message}"),
         },
         403 => DeployError::Forbidden {
             verb: verb.to_owned(),

@@ -261,7 +261,12 @@ fn help_for(reason: &str, detail: &str) -> String {
         "Unschedulable" => {
             "no node can run the pod: lower its resource requests, add capacity, or fix its node selector and tolerations".into()
         }
-        _ => format!("the container is {reason}: see the events above"),
+        "ContainerCreating" | "PodInitializing" => format!(
+            "the container is still {reason} (its image pulled, its volumes mounted): its pod's events (`kubectl describe pod`) \
+             say what it waits for; if it is only slow, wait longer with `{}`",
+            crate::settings::TIMEOUT_VAR
+        ),
+        _ => format!("the container is {reason}: its pod's events (`kubectl describe pod`) say why"),
     }
 }
 

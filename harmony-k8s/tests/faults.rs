@@ -204,3 +204,64 @@ fn a_user_rbac_refuses_is_told_which_verb_on_which_resource_it_lacks() {
         "the check before the first write failed: nothing was written"
     );
 }
+
+/// The real API server's validation refuses an object (422): the error names the object and
+/// the field path in the server's words, before anything is written.
+#[test]
+fn an_object_the_server_finds_invalid_is_named_with_its_field_path() {
+    let f = fixture(Duration::from_millis(100));
+    let ns = f.cluster.namespace().to_owned();
+    let o = |v| Object::from_value(v).unwrap();
+    let objects = vec![
+        o(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns}, "data": {"a": "1"}})),
+        o(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 99999, "targetPort": 8080}]}}),
+        ),
+    ];
+    let err = runtime()
+        .block_on(engine::apply_objects("shop", &objects, &f.topology))
+        .unwrap_err();
+    let text = format!("{err} {} {}", err.notes().join(" "), err.help());
+    assert!(
+        text.contains(&format!("v1 Service {ns}/web is invalid at `spec.ports[0].port`")),
+        "{text}"
+    );
+    assert!(text.contains("must be between 1 and 65535"), "the server's words: {text}");
+    assert!(text.contains("fix `spec.ports[0].port` in the Score"), "{text}");
+    assert!(
+        f.cluster.object("v1", "ConfigMap", Some(&ns), "settings").is_none(),
+        "refused by the dry run before the first write: nothing was written"
+    );
+}
+
+/// A workload that never becomes ready: the apply waits as long as it is told, then fails with
+/// the culprit (the object, and why its pods are not ready) and keeps what it applied.
+#[test]
+fn a_workload_that_never_becomes_ready_times_out_naming_the_culprit() {
+    let f = fixture(Duration::from_millis(100));
+    let ns = f.cluster.namespace().to_owned();
+    f.cluster.set_workloads(harmony_test_cluster::Workloads::NeverReady);
+    let (_, dir) = support::fixture_on(&f.cluster, Duration::from_secs(5));
+    let mut settings = harmony_k8s::settings::Settings::for_kubeconfig(&dir.path().join("kubeconfig"), &dir.path().join("state")).unwrap();
+    settings.timeout = Duration::from_secs(3);
+    let impatient = harmony_k8s::K8s::new(settings);
+    let err = runtime()
+        .block_on(engine::apply_objects("shop", &objects(&f), &impatient))
+        .unwrap_err();
+    let text = format!("{err}\n{}\n{}", err.notes().join("\n"), err.help());
+    assert!(
+        text.contains(&format!("readiness of apps/v1 Deployment {ns}/web: not ready after 3 s")),
+        "{text}"
+    );
+    assert!(text.contains("0 of 1 updated replicas are available"), "{text}");
+    assert!(
+        text.contains("container `web` is ContainerCreating"),
+        "why its pod is not ready: {text}"
+    );
+    assert!(text.contains("HARMONY_K8S_TIMEOUT"), "what to do: {text}");
+    assert!(
+        f.cluster.object("apps/v1", "Deployment", Some(&ns), "web").is_some(),
+        "what was applied stays applied"
+    );
+}

@@ -241,6 +241,12 @@ pub enum DeployError {
     Unrunnable { problems: Vec<String> },
     #[error("the target `{target}` is not reachable: {why}")]
     Unreachable { target: String, why: String },
+    /// Reached, but this run cannot talk to it as set up (its name does not
+    /// resolve, its certificate is not the one trusted): retrying will not help.
+    #[error("the target `{target}` cannot be connected to: {why}")]
+    Unconnectable { target: String, why: String, help: String },
+    #[error("the target `{target}` did not accept this run's credentials: {why}")]
+    Unauthenticated { target: String, why: String },
     #[error("not allowed to {verb} {resource}: {why}")]
     Forbidden { verb: String, resource: String, why: String },
     #[error("{object}: field `{field}` is owned by field manager `{manager}`")]
@@ -283,6 +289,10 @@ impl crate::Diagnostic for DeployError {
             Self::Rejected { help, .. } => help.clone(),
             Self::Unrunnable { .. } => "fix the Score that renders them; nothing was written".into(),
             Self::Unreachable { .. } => "check that the target is up and that this machine reaches it (its address, the network, the credentials' endpoint), then rerun".into(),
+            Self::Unconnectable { help, .. } => help.clone(),
+            Self::Unauthenticated { .. } => "the credentials for it are wrong or have expired (a token, a client certificate): \
+                                             renew them, then rerun; `kubectl auth whoami` checks them"
+                .into(),
             Self::Forbidden { verb, resource, .. } => {
                 format!("grant the identity this run uses the right to {verb} {resource}, or run as one that has it")
             }

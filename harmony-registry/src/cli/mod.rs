@@ -371,18 +371,21 @@ impl Session {
         let work = (app.run)(self.topology.clone(), request);
         let finished = self.runtime.block_on(async {
             tokio::select! {
-                outcome = work => Some(outcome),
-                _ = tokio::signal::ctrl_c() => None,
+                outcome = work => Ok(outcome),
+                signal = stop_signal() => Err(signal),
             }
         });
-        let Some(outcome) = finished else {
-            return Err(Failure::new(format!(
-                "interrupted: app `{}` on `{}` stopped at a safe point",
-                app.name,
-                self.topology.name()
-            ))
-            .note("what was applied stays applied, and the target's record lists everything that may exist")
-            .help("apply again to finish: it starts from what is there, and nothing is applied twice"));
+        let outcome = match finished {
+            Ok(outcome) => outcome,
+            Err(signal) => {
+                return Err(Failure::new(format!(
+                    "interrupted ({signal}): app `{}` on `{}` stopped at a safe point",
+                    app.name,
+                    self.topology.name()
+                ))
+                .note("what was applied stays applied, and the target's record lists everything that may exist")
+                .help("apply again to finish: it starts from what is there, and nothing is applied twice"));
+            }
         };
         outcome.map_err(|e| Failure::of(&e).within(self.context_of(app)))
     }
@@ -392,6 +395,24 @@ impl Session {
     fn lock(&self, command: &str, wait: &LockWait, format: Format) -> Result<Locks, Failure> {
         let names: Vec<&str> = self.apps.iter().map(|a| a.name).collect();
         lock_apps(&self.runtime, &self.topology, &names, command, wait, format)
+    }
+}
+
+/// The first of Ctrl-C (SIGINT) and SIGTERM (what a CI runner or a process
+/// supervisor sends to stop a job), named.
+async fn stop_signal() -> &'static str {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            // Not catchable here: only Ctrl-C stops at a safe point.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        () = terminate => "SIGTERM",
     }
 }
 

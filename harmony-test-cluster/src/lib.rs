@@ -359,6 +359,14 @@ impl TestCluster {
         self.plane.kubelet().serve_port(namespace, port, backend);
     }
 
+    /// Restarts kube-apiserver, as an upgrade or a crash would: killed at once, started again
+    /// on the same port; returns once it is ready. Only on a [`TestCluster::dedicated`] plane
+    /// (on a shared one it would fail the other tests' requests).
+    pub fn restart_apiserver(&self) -> Result<(), StartError> {
+        assert!(self.dedicated, "restart_apiserver is for a dedicated control plane");
+        self.plane.restart_apiserver()
+    }
+
     /// Injects a fault into this handle's proxy.
     pub fn inject(&self, fault: Fault) {
         self.proxy.inject(fault);

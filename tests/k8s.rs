@@ -629,6 +629,23 @@ fn a_release_on_ci_deploys_staging_then_production_and_asks_the_real_server_on_e
     let said = text(&rerun);
     assert_eq!(rerun.status.code(), Some(0), "{said}");
     assert!(said.contains("already released") && said.contains("up to date"), "{said}");
+    // Each stage was delivered under its own lock on its cluster, given back since.
+    for stage in ["staging", "production"] {
+        let lease = s
+            .cluster
+            .object(
+                "coordination.k8s.io/v1",
+                "Lease",
+                Some("default"),
+                &format!("harmony-lock-webapp-server-{stage}"),
+            )
+            .unwrap_or_else(|| panic!("stage {stage} was locked"));
+        assert_eq!(lease["spec"].get("holderIdentity"), None, "{lease}");
+        assert!(
+            lease["spec"]["leaseTransitions"].as_i64() >= Some(1),
+            "taken again by the rerun: {lease}"
+        );
+    }
 }
 
 /// `release --dry-run` on `ci` builds, and asks the cluster for a

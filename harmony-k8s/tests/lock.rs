@@ -21,6 +21,18 @@ fn lease(f: &support::Fixture, app: &str) -> Option<Value> {
     )
 }
 
+/// The Lease of app `shop` written as another tool (or a run that died) left it.
+fn write_lease(f: &support::Fixture, body: &Value) {
+    let ns = f.cluster.namespace();
+    support::apply_as(
+        &f.cluster,
+        "test",
+        &format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/harmony-lock-shop"),
+        body,
+        true,
+    );
+}
+
 #[test]
 fn one_run_holds_an_apps_lease_renews_it_and_gives_it_back_to_the_next() {
     let f = fixture_with(Default::default(), Duration::from_secs(10));
@@ -78,13 +90,7 @@ fn a_lease_its_holder_stopped_renewing_is_taken_over_and_the_holder_named() {
             "annotations": {"harmony.deploy/holder": serde_json::to_string(&dead).unwrap()}},
         "spec": {"holderIdentity": dead.id, "leaseDurationSeconds": 15,
             "acquireTime": "2026-01-01T00:00:00.000000Z", "renewTime": "2026-01-01T00:01:00.000000Z"}});
-    support::apply_as(
-        &f.cluster,
-        "test",
-        &format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/harmony-lock-shop"),
-        &body,
-        true,
-    );
+    write_lease(&f, &body);
     let rt = runtime();
     let me = Holder::this_process("apply");
     let Attempt::Acquired { lock, took_over } = rt.block_on(f.topology.try_lock("shop", &me)).unwrap() else {
@@ -102,13 +108,7 @@ fn a_lease_its_holder_stopped_renewing_is_taken_over_and_the_holder_named() {
     let body = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "harmony-lock-shop", "namespace": ns},
         "spec": {"holderIdentity": "someone-else", "leaseDurationSeconds": 60, "renewTime": now}});
-    support::apply_as(
-        &f.cluster,
-        "test",
-        &format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/harmony-lock-shop"),
-        &body,
-        true,
-    );
+    write_lease(&f, &body);
     match rt.block_on(f.topology.try_lock("shop", &me)).unwrap() {
         Attempt::Busy { holder: None } => {}
         other => panic!("a live lease of another tool is left alone: {other:?}"),

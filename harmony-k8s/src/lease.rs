@@ -154,7 +154,7 @@ fn expired(lease: &Lease, now: Timestamp) -> bool {
 }
 
 /// A refusal of the cluster, as a lock error that says what the lock needs.
-fn refusal(e: DeployError, app: &str, namespace: &str, target: &str) -> LockError {
+pub(crate) fn refusal(e: DeployError, app: &str, namespace: &str, target: &str) -> LockError {
     use harmony::Diagnostic as _;
     let help = match &e {
         DeployError::Forbidden { .. } => format!(
@@ -184,6 +184,7 @@ struct LeaseLock {
 
 impl LeaseLock {
     fn start(settings: Settings, namespace: String, name: String, app: String, me: Holder, lease: Lease) -> Result<Self, LockError> {
+        let (app_name, target) = (app.clone(), settings.target());
         let (stop, stopped) = mpsc::channel();
         let (report, done) = tokio::sync::oneshot::channel();
         let renewer = Renewer {
@@ -202,10 +203,10 @@ impl LeaseLock {
                 }
             })
             .map_err(|e| LockError::Unavailable {
-                app: String::new(),
-                target: String::new(),
-                why: format!("no thread to renew the lease: {e}"),
-                help: "the machine is out of threads; try again".into(),
+                app: app_name,
+                target,
+                why: format!("no thread to renew its lease: {e}"),
+                help: "the machine is out of threads: try again once fewer processes run; the lease expires by itself".into(),
             })?;
         Ok(Self { stop, done })
     }
@@ -219,6 +220,16 @@ impl Held for LeaseLock {
             done.await.unwrap_or(Ok(()))
         })
     }
+}
+
+/// Whose a lease is, as read again.
+enum Now {
+    /// Still this run's, at this resource version.
+    Mine(String),
+    /// Another's (named, when its annotation says who), or deleted.
+    Theirs(Option<Holder>),
+    /// The read failed.
+    Unknown,
 }
 
 /// What renews one lease, on its own thread and runtime.
@@ -276,15 +287,14 @@ impl Renewer {
                 None
             }
             // Written by someone else since: whose is it now?
-            Ok(Err(kube::Error::Api(status))) if status.code == 409 => match api.get_opt(&self.name).await {
-                Ok(Some(lease)) if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(self.me.id.as_str()) => {
-                    self.version = lease.metadata.resource_version.unwrap_or_default();
+            Ok(Err(kube::Error::Api(status))) if status.code == 409 => match self.read(api).await {
+                Now::Mine(version) => {
+                    self.version = version;
                     None
                 }
-                Ok(Some(lease)) => Some(holder_of(&lease)),
-                Ok(None) => Some(None),
+                Now::Theirs(holder) => Some(holder),
                 // Not known yet: try again at the next renewal.
-                Err(_) => None,
+                Now::Unknown => None,
             },
             // The cluster is not answering: the next renewal tries again, and
             // the lease lasts three renewals.
@@ -292,6 +302,18 @@ impl Renewer {
                 tracing::debug!(lease = %self.name, "the lease could not be renewed this time");
                 None
             }
+        }
+    }
+
+    /// Whose the lease is now, read again after a write of this run lost a race.
+    async fn read(&self, api: &Api<Lease>) -> Now {
+        match api.get_opt(&self.name).await {
+            Ok(Some(lease)) if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(self.me.id.as_str()) => {
+                Now::Mine(lease.metadata.resource_version.unwrap_or_default())
+            }
+            Ok(Some(lease)) => Now::Theirs(holder_of(&lease)),
+            Ok(None) => Now::Theirs(None),
+            Err(_) => Now::Unknown,
         }
     }
 
@@ -309,14 +331,12 @@ impl Renewer {
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(kube::Error::Api(status))) if status.code == 409 => {
                     // Someone else wrote it: if they hold it, it is no longer ours to give back.
-                    return match api.get_opt(&self.name).await {
-                        Ok(Some(lease)) if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) != Some(self.me.id.as_str()) => {
-                            Err(LockError::Lost {
-                                app: self.app.clone(),
-                                by: holder_of(&lease).map(Box::new),
-                            })
-                        }
-                        _ => Ok(()),
+                    return match self.read(api).await {
+                        Now::Theirs(by) => Err(LockError::Lost {
+                            app: self.app.clone(),
+                            by: by.map(Box::new),
+                        }),
+                        Now::Mine(_) | Now::Unknown => Ok(()),
                     };
                 }
                 Ok(Err(e)) => last = e.to_string(),

@@ -122,12 +122,11 @@ impl Topology for K8s {
     /// The app's Lease on the cluster (see `lease`).
     fn try_lock<'a>(&'a self, app: &'a str, me: &'a Holder) -> BoxFuture<'a, Result<Attempt, LockError>> {
         Box::pin(async move {
-            let cluster = self.cluster().await.map_err(|e| LockError::Unavailable {
-                app: app.to_owned(),
-                target: self.settings.target(),
-                why: e.to_string(),
-                help: format!("{}; nothing was changed", harmony::Diagnostic::help(&e)),
-            })?;
+            let configured = self.settings.namespace.as_deref().unwrap_or("default");
+            let cluster = self
+                .cluster()
+                .await
+                .map_err(|e| lease::refusal(e, app, configured, &self.settings.target()))?;
             let namespace = self.settings.namespace.as_deref().unwrap_or(&cluster.default_namespace);
             lease::try_take(cluster, &self.settings, namespace, app, me).await
         })

@@ -274,13 +274,7 @@ fn check_user_files(config: &Kubeconfig, context: &str, paths: &str) -> Result<(
         ("its client key", &user.client_key),
     ] {
         let Some(file) = file else { continue };
-        if let Err(e) = std::fs::File::open(file).and_then(|f| f.metadata()).and_then(|m| {
-            if m.is_dir() {
-                Err(std::io::Error::other("it is a directory"))
-            } else {
-                Ok(())
-            }
-        }) {
+        if let Err(e) = std::fs::read(file) {
             return Err(TopologyError::BadSetting {
                 var: KUBECONFIG_VAR,
                 why: format!("user `{user_name}` (context `{context}` of `{paths}`) reads {what} from `{file}`, which cannot be read: {e}"),

@@ -328,14 +328,19 @@ impl Ci {
             stage: delivery.stage.clone(),
             why,
         })?;
-        let set = format!("{}-{}", delivery.app, delivery.stage);
         Ok((
             Delivery {
                 objects,
                 ..delivery.clone()
             },
-            set,
+            Self::group(delivery),
         ))
+    }
+
+    /// The group `delivery`'s objects form on its stage's cluster: one per
+    /// app and stage, so two stages on one cluster never prune each other.
+    fn group(delivery: &Delivery) -> String {
+        format!("{}-{}", delivery.app, delivery.stage)
     }
 }
 
@@ -506,6 +511,22 @@ impl ContinuousDelivery for Ci {
         })
     }
 
+    /// On clusters: the stage's cluster's lock of the app's group there.
+    fn try_lock_stage<'a>(&'a self, delivery: &'a Delivery, me: &'a Holder) -> BoxFuture<'a, Result<Attempt, LockError>> {
+        Box::pin(async move {
+            let stage = self.stage(&delivery.stage).map_err(|e| LockError::Unavailable {
+                app: delivery.app.clone(),
+                target: format!("stage `{}`", delivery.stage),
+                why: e.to_string(),
+                help: crate::Diagnostic::help(&e),
+            })?;
+            match stage {
+                Some((_, cluster)) => cluster.try_lock(&Self::group(delivery), me).await,
+                None => Ok(Attempt::free()),
+            }
+        })
+    }
+
     /// On clusters: the stage's apply, as `k8s` applies (server-side, pruned,
     /// waited until ready).
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>> {
@@ -524,32 +545,7 @@ impl Ci {
     /// the Application, waited for until Argo CD synced it and reports it Healthy.
     async fn to_cluster(&self, delivery: &Delivery, place: &Place, cluster: &AnyTopology, mode: Mode) -> Result<Plan, DeliveryError> {
         let (placed, set) = Self::placed(place, delivery)?;
-        let lock = match mode {
-            Mode::Apply => Some(lock_stage(cluster, &set, delivery).await?),
-            Mode::DryRun => None,
-        };
-        let sent = self.send_stage(delivery, place, cluster, mode, &placed, &set).await;
-        if let Some(lock) = lock {
-            let released = lock.release().await;
-            if sent.is_ok() {
-                released.map_err(|source| DeliveryError::Locked {
-                    stage: delivery.stage.clone(),
-                    source,
-                })?;
-            }
-        }
-        sent
-    }
-
-    async fn send_stage(
-        &self,
-        delivery: &Delivery,
-        place: &Place,
-        cluster: &AnyTopology,
-        mode: Mode,
-        placed: &Delivery,
-        set: &str,
-    ) -> Result<Plan, DeliveryError> {
+        let set = set.as_str();
         let plan = match self.argocd() {
             None => send(mode, set, &placed.objects, cluster).await,
             Some((argo, here)) => {
@@ -566,31 +562,6 @@ impl Ci {
             ..plan
         })
     }
-}
-
-/// The lock of the group `set` on the stage's cluster, for as long as the
-/// delivery writes it (waiting as `--lock-timeout` says, through
-/// `HARMONY_LOCK_TIMEOUT`).
-async fn lock_stage(cluster: &AnyTopology, set: &str, delivery: &Delivery) -> Result<Box<dyn crate::lock::Held>, DeliveryError> {
-    let me = Holder::this_process(format!("release {} to {}", delivery.app, delivery.stage));
-    let timeout = crate::lock::timeout_from_env();
-    let waiting = |holder: Option<&Holder>| {
-        let who = holder.map_or_else(|| "another run".to_owned(), Holder::describe);
-        tracing::warn!("waiting for `{set}` on stage `{}`: it is locked by {who}", delivery.stage);
-    };
-    let (lock, took_over) = crate::lock::acquire(|| cluster.try_lock(set, &me), set, timeout, &waiting)
-        .await
-        .map_err(|source| DeliveryError::Locked {
-            stage: delivery.stage.clone(),
-            source,
-        })?;
-    if let Some(ended) = took_over {
-        tracing::warn!(
-            "took over the lock of `{set}` from {}, which ended without releasing it",
-            ended.describe()
-        );
-    }
-    Ok(lock)
 }
 
 /// `objects` applied (or dry-run) as the group `set` on `on`.

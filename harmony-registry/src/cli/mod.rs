@@ -137,7 +137,7 @@ impl Target {
 #[derive(clap::Args, Debug)]
 struct LockWait {
     /// How long to wait for another run of the same app on the same target to finish.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, env = "HARMONY_LOCK_TIMEOUT")]
+    #[arg(long, value_name = "SECONDS", default_value_t = lock::DEFAULT_TIMEOUT.as_secs(), env = lock::TIMEOUT_VAR)]
     lock_timeout: u64,
 }
 

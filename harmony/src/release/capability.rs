@@ -13,6 +13,7 @@ use crate::build::{BuildError, ImageSource};
 use crate::capability::BoxFuture;
 use crate::chart::{Chart, ChartError};
 use crate::engine::EngineError;
+use crate::lock::{Attempt, Holder, LockError};
 use crate::object::Object;
 use crate::oci::ImageRef;
 use crate::oci::distribution::RegistryError;
@@ -149,6 +150,15 @@ pub trait ContinuousDelivery: Topology {
 
     /// Deliver, then verify; returns only once the stage is healthy.
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Plan, DeliveryError>>;
+
+    /// Try once to take the lock of `delivery`'s stage for `me`, so that no
+    /// other run writes the stage while this one delivers (see
+    /// [`crate::lock`]). The default suits a target whose stages are guarded
+    /// by the topology's own lock: always free.
+    fn try_lock_stage<'a>(&'a self, delivery: &'a Delivery, me: &'a Holder) -> BoxFuture<'a, Result<Attempt, LockError>> {
+        let _ = (delivery, me);
+        Box::pin(async { Ok(Attempt::free()) })
+    }
 }
 
 /// Storing an artifact failed.

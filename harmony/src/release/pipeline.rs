@@ -432,6 +432,34 @@ where
                     stage: stage.clone(),
                     source: Box::new(source),
                 };
+                // The stage's lock, for as long as the delivery writes it.
+                let me = crate::lock::Holder::this_process(format!("release {app} {v} to {stage}"));
+                let waiting = |holder: Option<&crate::lock::Holder>| {
+                    let who = holder.map_or_else(|| "another run".to_owned(), crate::lock::Holder::describe);
+                    say(format!(
+                        "waiting for stage {stage}: it is locked by {who} (up to {}s, `--lock-timeout`)",
+                        crate::lock::timeout_from_env().as_secs()
+                    ));
+                };
+                let (lock, took_over) = crate::lock::acquire(
+                    || topology.try_lock_stage(&delivery, &me),
+                    &format!("{app} on stage {stage}"),
+                    crate::lock::timeout_from_env(),
+                    &waiting,
+                )
+                .await
+                .map_err(|source| {
+                    fail(DeliveryError::Locked {
+                        stage: stage.clone(),
+                        source,
+                    })
+                })?;
+                if let Some(ended) = took_over {
+                    say(format!(
+                        "took over the lock of stage {stage} from {}, which ended without releasing it",
+                        ended.describe()
+                    ));
+                }
                 let delivered = match topology.deliver(&delivery).await {
                     Ok(plan) => {
                         say(format!("delivered to {stage} and verified ({})", plan.summary()));
@@ -466,7 +494,15 @@ where
                         say(format!("warning: the outcome on {stage} could not be recorded: {e}"));
                     }
                 }
-                delivered.map_err(fail)?
+                let released = lock.release().await;
+                let plan = delivered.map_err(fail)?;
+                released.map_err(|source| {
+                    fail(DeliveryError::Locked {
+                        stage: stage.clone(),
+                        source,
+                    })
+                })?;
+                plan
             }
             Mode::DryRun => topology.plan_delivery(&delivery).await.map_err(|e| ReleaseError::Delivery {
                 app: app.clone(),

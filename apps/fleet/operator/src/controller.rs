@@ -61,6 +61,13 @@ pub enum OperatorError {
 
 /// Run the controller until `shutdown` completes.
 pub async fn run(api: Api<FleetDeployment>, context: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    // No reconcile before the buckets are read in full: a partial view
+    // withdraws what it has not seen yet.
+    let mut shutdown = Box::pin(shutdown);
+    tokio::select! {
+        () = context.fleet.read_in_full() => {}
+        () = &mut shutdown => return,
+    }
     let mut changes = context.fleet.changes.clone();
     changes.borrow_and_update();
     let trigger = futures_util::stream::unfold(changes, |mut changes| async move {

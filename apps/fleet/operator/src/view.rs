@@ -43,6 +43,23 @@ impl View {
 pub struct Shared {
     pub view: Arc<RwLock<View>>,
     pub changes: watch::Receiver<u64>,
+    /// How many of the three buckets have delivered every value they held
+    /// when the watch began.
+    read: watch::Receiver<usize>,
+}
+
+/// The buckets the view watches.
+const BUCKETS: usize = 3;
+
+impl Shared {
+    /// Wait until every bucket's values at the start are in the view. Until
+    /// then the view is partial: a reconcile that saw manifests but not yet
+    /// the devices would take every device for unselected and withdraw it.
+    pub async fn read_in_full(&self) {
+        let mut read = self.read.clone();
+        // The sender lives as long as the watches; if they are gone, so is the runtime.
+        let _ = read.wait_for(|n| *n >= BUCKETS).await;
+    }
 }
 
 /// Start watching the three buckets; the tasks live as long as the runtime.
@@ -50,10 +67,13 @@ pub fn watch_buckets(buckets: &Buckets) -> Shared {
     let view = Arc::new(RwLock::new(View::default()));
     let (tx, changes) = watch::channel(0u64);
     let tx = Arc::new(tx);
+    let (read_tx, read) = watch::channel(0usize);
+    let read_tx = Arc::new(read_tx);
     spawn_watch(
         buckets.devices.clone(),
         view.clone(),
         tx.clone(),
+        read_tx.clone(),
         |view, key, _, value| match value {
             Some(bytes) => match Device::from_json(bytes) {
                 Ok(device) => drop(view.devices.insert(key.to_owned(), device)),
@@ -66,6 +86,7 @@ pub fn watch_buckets(buckets: &Buckets) -> Shared {
         buckets.status.clone(),
         view.clone(),
         tx.clone(),
+        read_tx.clone(),
         |view, key, _, value| match value {
             Some(bytes) => match AgentStatus::from_json(bytes) {
                 Ok(status) => drop(view.statuses.insert(key.to_owned(), status)),
@@ -74,21 +95,45 @@ pub fn watch_buckets(buckets: &Buckets) -> Shared {
             None => drop(view.statuses.remove(key)),
         },
     );
-    spawn_watch(buckets.manifests.clone(), view.clone(), tx, |view, key, revision, value| {
-        // The operator wrote these; one it cannot read is nobody's.
-        view.record_manifest(key, revision, value.and_then(|bytes| AgentManifest::from_json(bytes).ok()));
-    });
-    Shared { view, changes }
+    spawn_watch(
+        buckets.manifests.clone(),
+        view.clone(),
+        tx,
+        read_tx,
+        |view, key, revision, value| {
+            // The operator wrote these; one it cannot read is nobody's.
+            view.record_manifest(key, revision, value.and_then(|bytes| AgentManifest::from_json(bytes).ok()));
+        },
+    );
+    Shared { view, changes, read }
 }
 
 fn spawn_watch(
     store: Store,
     view: Arc<RwLock<View>>,
     changed: Arc<watch::Sender<u64>>,
+    read: Arc<watch::Sender<usize>>,
     apply: impl Fn(&mut View, &str, u64, Option<&[u8]>) + Send + 'static,
 ) {
     tokio::spawn(async move {
+        let mut read_in_full = false;
+        let mut done = || {
+            if !std::mem::replace(&mut read_in_full, true) {
+                read.send_modify(|n| *n += 1);
+            }
+        };
         loop {
+            // An empty bucket delivers nothing to say it is read: ask first
+            // (the stream's state now, not as it was when the bucket opened).
+            match store.stream.get_info().await {
+                Ok(info) if info.state.messages == 0 => done(),
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("fleet-operator: cannot read bucket `{}` ({e}); trying again", store.name);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
             match store.watch_with_history(">").await {
                 Ok(mut entries) => {
                     while let Some(entry) = entries.next().await {
@@ -97,6 +142,9 @@ fn spawn_watch(
                                 let value = (entry.operation == Operation::Put).then_some(&entry.value[..]);
                                 apply(&mut view.write().unwrap(), &entry.key, entry.revision, value);
                                 changed.send_modify(|n| *n += 1);
+                                if entry.seen_current {
+                                    done();
+                                }
                             }
                             Err(e) => {
                                 eprintln!("fleet-operator: the watch of bucket `{}` failed ({e}); watching again", store.name);

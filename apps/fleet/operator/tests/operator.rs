@@ -1,4 +1,4 @@
-//! The operator on the test API server and a real nats-server, with real
+//! The operator on the real control plane and a real nats-server, with real
 //! agents: a FleetDeployment reaches the devices it selects, their statuses
 //! come back into `.status`, changes roll out, unselected devices are
 //! withdrawn, deletion withdraws everything, and bad or conflicting specs are
@@ -200,4 +200,32 @@ async fn a_restarted_operator_picks_up_without_rewriting_anything() {
     world.status_until("other", |s| !s.conditions.is_empty()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(revisions(&world).await, after);
+}
+
+#[tokio::test]
+async fn an_operator_starting_on_a_large_fleet_withdraws_nothing_it_has_not_read() {
+    // 3000 devices registered, one of them selected and registered last: a
+    // new operator reads the one manifest long before that device's record.
+    let mut world = World::empty(Duration::from_secs(30)).await;
+    for n in 0..3000 {
+        let device = fleet_model::Device::new(format!("idle-{n}"), BTreeMap::from([("site".into(), "lyon".into())]));
+        fleet_kv::overwrite(&world.buckets.devices, &device.id, &device.to_json(), None)
+            .await
+            .unwrap();
+    }
+    world.start_agent("mars-1", &[("site", "mars")]);
+    world.until_registered("mars-1").await;
+    let first = world.start_operator();
+    world.apply("probe", &[("site", "mars")], vec![process(&["sleep", "60"])]).await;
+    world.status_until("probe", |s| s.ready == 1).await;
+    let (_, revision) = fleet_kv::read(&world.buckets.manifests, "mars-1").await.unwrap().unwrap();
+    let _ = first.send(());
+
+    for _ in 0..3 {
+        let operator = world.start_operator();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let _ = operator.send(());
+    }
+    let (_, now) = fleet_kv::read(&world.buckets.manifests, "mars-1").await.unwrap().unwrap();
+    assert_eq!(now, revision, "a starting operator withdrew or rewrote the manifest");
 }

@@ -1,31 +1,20 @@
-//! One connection to a cluster: the client, what the cluster serves (found
-//! by discovery, one group version at a time, and cached), and every API
-//! request Harmony makes, each retried with a bounded backoff and turned into
-//! a [`DeployError`] that says what to do.
+//! One connection to a cluster: the client, what the cluster serves (read by
+//! `discovery`), and every API request Harmony makes, each retried with a
+//! bounded backoff and turned into a [`DeployError`] that says what to do.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use harmony::ObjectRef;
 use harmony::capability::DeployError;
-use kube::api::{Api, DynamicObject};
-use kube::core::GroupVersion;
-use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
+use crate::discovery::Discovered;
 use crate::redact::Secrets;
 
 /// How many times one request is tried before its error is reported.
 const ATTEMPTS: u32 = 6;
-
-/// A kind the cluster serves: where its objects live and whether they are namespaced.
-#[derive(Clone, Debug)]
-pub struct Served {
-    pub resource: ApiResource,
-    pub namespaced: bool,
-}
 
 /// A connected cluster.
 pub struct Cluster {
@@ -35,7 +24,10 @@ pub struct Cluster {
     /// The namespace of the context, for ApplySet parents.
     pub default_namespace: String,
     request_timeout: Duration,
-    served: Mutex<HashMap<String, Vec<(ApiResource, ApiCapabilities)>>>,
+    /// What the cluster serves, as far as discovery has read it.
+    pub(crate) discovered: std::sync::Mutex<Discovered>,
+    /// Held while one group version is discovered.
+    pub(crate) discovering: Mutex<()>,
     pub secrets: Secrets,
 }
 
@@ -52,95 +44,9 @@ impl Cluster {
             target,
             default_namespace,
             request_timeout,
-            served: Mutex::new(HashMap::new()),
+            discovered: std::sync::Mutex::default(),
+            discovering: Mutex::new(()),
             secrets: Secrets::default(),
-        }
-    }
-
-    /// The kind `kind` of `api_version`, as the cluster serves it; `None` if
-    /// it does not (yet: a CRD just applied may take a moment).
-    pub async fn served(&self, api_version: &str, kind: &str) -> Result<Option<Served>, DeployError> {
-        if let Some(found) = self.cached(api_version, kind).await {
-            return Ok(Some(found));
-        }
-        self.discover(api_version).await?;
-        Ok(self.cached(api_version, kind).await)
-    }
-
-    /// Forget what discovery said about `group` (a CRD of it was applied).
-    pub async fn forget_group(&self, group: &str) {
-        self.served
-            .lock()
-            .await
-            .retain(|api_version, _| api_version.rsplit_once('/').map_or("", |(g, _)| g) != group);
-    }
-
-    async fn cached(&self, api_version: &str, kind: &str) -> Option<Served> {
-        let served = self.served.lock().await;
-        served
-            .get(api_version)?
-            .iter()
-            .find(|(r, _)| r.kind == kind)
-            .map(|(resource, caps)| Served {
-                resource: resource.clone(),
-                namespaced: caps.scope == Scope::Namespaced,
-            })
-    }
-
-    async fn discover(&self, api_version: &str) -> Result<(), DeployError> {
-        let gv: GroupVersion = api_version.parse().map_err(|e| DeployError::Rejected {
-            object: Box::new(ObjectRef {
-                api_version: api_version.to_owned(),
-                kind: String::new(),
-                namespace: None,
-                name: String::new(),
-            }),
-            why: format!("`{api_version}` is not an apiVersion: {e}"),
-            help: "write apiVersion as `group/version`, or `v1` for the core group".into(),
-        })?;
-        let found = self
-            .call("discover", Subject::Named(api_version), || {
-                kube::discovery::pinned_group(&self.client, &gv)
-            })
-            .await;
-        let resources = match found {
-            Ok(group) => group.versioned_resources(&gv.version),
-            // The cluster does not serve this group version (at least not yet).
-            Err(DeployError::Rejected { .. }) => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        self.served.lock().await.insert(api_version.to_owned(), resources);
-        Ok(())
-    }
-
-    /// The preferred version of `group` (`""` for the core group), if served.
-    pub async fn preferred_version(&self, group: &str) -> Result<Option<String>, DeployError> {
-        if group.is_empty() {
-            return Ok(Some("v1".into()));
-        }
-        match self
-            .call("discover", Subject::Named(group), || kube::discovery::group(&self.client, group))
-            .await
-        {
-            Ok(g) => {
-                // The group's discovery read every version's resources: keep
-                // them, so that serving one of its kinds needs no second request.
-                let mut served = self.served.lock().await;
-                for version in g.versions() {
-                    served.insert(format!("{group}/{version}"), g.versioned_resources(version));
-                }
-                Ok(Some(g.preferred_version_or_latest().to_owned()))
-            }
-            Err(DeployError::Rejected { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The API of one kind, in one namespace or across all of them.
-    pub fn api(&self, served: &Served, namespace: Option<&str>) -> Api<DynamicObject> {
-        match (served.namespaced, namespace) {
-            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &served.resource),
-            _ => Api::all_with(self.client.clone(), &served.resource),
         }
     }
 

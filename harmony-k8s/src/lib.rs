@@ -2,7 +2,8 @@
 //!
 //! Where each part lives:
 //! - [`settings`]: which cluster, from `KUBECONFIG` (context selectable) or in-cluster;
-//! - `cluster`: the client, discovery, and every API request (retried, errors explained);
+//! - `cluster`: the client and every API request (retried, errors explained);
+//! - `discovery`: what the cluster serves, read in two requests alongside the first;
 //! - `applyset`: the ApplySet parent and member label, as kubectl 1.33 writes them;
 //! - `lease`: the lock of each app on the cluster, a `coordination.k8s.io` Lease;
 //! - `fields`: what Harmony manages of an object (its managedFields), which plans compare;
@@ -15,6 +16,7 @@
 
 mod applyset;
 mod cluster;
+mod discovery;
 mod error;
 mod fields;
 mod filled_in;
@@ -48,7 +50,8 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::applyset::{GroupKind, Listed, PART_OF, Parent};
-use crate::cluster::{Cluster, Served, Subject};
+use crate::cluster::{Cluster, Subject};
+use crate::discovery::Served;
 pub use crate::fields::MANAGER;
 use crate::settings::Settings;
 
@@ -426,7 +429,7 @@ impl K8s {
         }
         if is_crd(id) {
             if let Some(kind) = crd_kind(object.body()) {
-                cluster.forget_group(&kind.group).await;
+                cluster.forget_group(&kind.group);
             }
             return Ok(Some(id.clone()));
         }
@@ -578,7 +581,8 @@ impl K8sDeploy for K8s {
         Box::pin(async move {
             let cluster = self.cluster().await?;
             let redactor = self.redactor(false)?;
-            let (exists, listed) = self.read_parent(cluster, set).await?;
+            // Discovery is read alongside the parent: the LISTs below wait for neither again.
+            let ((exists, listed), ()) = futures_util::future::try_join(self.read_parent(cluster, set), cluster.read_discovery()).await?;
             let set_id = self.parent(cluster, set).id();
             let mut objects = BTreeMap::new();
             let mut members = BTreeMap::new();

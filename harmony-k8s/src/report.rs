@@ -9,7 +9,8 @@ use harmony::{ObjectRef, SmokeError};
 use kube::api::{ListParams, LogParams};
 use serde_json::Value;
 
-use crate::cluster::{Cluster, Served, Subject};
+use crate::cluster::{Cluster, Subject};
+use crate::discovery::Served;
 use crate::wait::Waited;
 
 /// How many pods, events and log lines a report shows.

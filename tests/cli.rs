@@ -88,6 +88,34 @@ fn plan_apply_plan_round_trip_with_exit_codes() {
 }
 
 #[test]
+fn a_write_nobody_could_confirm_is_refused() {
+    // `output()` runs with standard input closed, as a CI job or `< /dev/null` does.
+    let cli = Cli::new();
+    for args in [
+        &["apply", "webapp-server"][..],
+        &["release", "--from-tag", "webapp-server-v0.1.0"][..],
+    ] {
+        let out = cli.run(args);
+        assert_eq!(code(&out), 1, "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("standard input is not a terminal"), "{err}");
+        assert!(err.contains("pass `--yes`"), "{err}");
+        assert!(!err.contains("built image"), "no work started: {err}");
+        assert!(!cli.state.join("webapp-server/inventory.json").exists(), "{args:?} wrote");
+    }
+    // `--help` says both halves.
+    let help = text(&cli.run(&["apply", "--help"]).stdout);
+    assert!(
+        help.contains("Apply without asking") && help.contains("standard input is not one"),
+        "{help}"
+    );
+    // Once applied, an apply with nothing to change has nothing to confirm.
+    assert_eq!(code(&cli.run(&["apply", "webapp-server", "--yes"])), 0);
+    let again = cli.run(&["apply", "webapp-server"]);
+    assert_eq!(code(&again), 0, "{}", text(&again.stderr));
+}
+
+#[test]
 fn a_second_apply_without_changes_writes_nothing() {
     let cli = Cli::new();
     assert_eq!(code(&cli.run(&["apply", "webapp-server", "--yes"])), 0);
@@ -235,7 +263,7 @@ fn the_secret_canary_never_appears() {
         &["explain", "Credentials", "--output", "json"],
         &["render", "webapp-server"],
         &["render", "webapp-server", "--output", "json"],
-        &["release", "--from-tag", "webapp-server-v0.1.0"],
+        &["release", "--from-tag", "webapp-server-v0.1.0", "--yes"],
     ] {
         outputs.push(cli.run_with(args, &env));
     }
@@ -658,6 +686,9 @@ fn every_commands_json_is_pinned() {
             text.replace_range(i..end, "sha256-[digest]");
         }
         let text = text.replace(&cli._dir.path().display().to_string(), "[tmp]");
+        // Exactly one document, read by a strict reader (anything after it is an error).
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: not one JSON document: {e}"));
+        assert_eq!(doc["schema"], "harmony.cli/v1", "{name}");
         insta::with_settings!({ snapshot_path => "../snapshots/tests/snapshots", prepend_module_to_snapshot => false }, {
             insta::assert_snapshot!(name, text);
         });

@@ -147,6 +147,25 @@ fn a_crash_loop_fails_the_apply_naming_the_culprit_and_a_rerun_does_not_pretend_
         assert!(said.contains(culprit), "`{culprit}` in:\n{said}");
     }
 
+    // A plan reads live state: next to what is left to add, it says what is not healthy.
+    let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
+    let said = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert_eq!(plan.status.code(), Some(2), "the Service is still to add: {said}");
+    for culprit in [
+        "! apps/v1 Deployment webapp/webapp is not healthy now",
+        "CrashLoopBackOff",
+        "panic: WEBAPP_GREETING is empty",
+        "1 object is not healthy now",
+    ] {
+        assert!(said.contains(culprit), "`{culprit}` in:\n{said}");
+    }
+    let json = s.run(&["plan", "webapp-server", "--topology", "k8s", "--output", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    let unhealthy = &doc["plans"][0]["unhealthy"];
+    assert_eq!(unhealthy.as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(unhealthy[0]["object"]["kind"], "Deployment");
+    assert!(unhealthy[0]["why"].as_str().unwrap().contains("CrashLoopBackOff"), "{doc}");
+
     let again = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
     assert_eq!(
         again.status.code(),
@@ -155,6 +174,57 @@ fn a_crash_loop_fails_the_apply_naming_the_culprit_and_a_rerun_does_not_pretend_
         text(&again)
     );
     assert!(text(&again).contains("CrashLoopBackOff"), "{}", text(&again));
+    assert!(text(&again).contains("is not healthy now"), "said up front: {}", text(&again));
+}
+
+#[test]
+fn a_plan_with_nothing_to_change_still_says_what_is_not_healthy() {
+    let s = Setup::new();
+    let apply = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
+    // The app's pods start crash-looping without any change of Harmony's (a bad node, a
+    // dependency gone): its next pods crash.
+    s.cluster.set_workloads(Workloads::CrashLoop {
+        exit_code: 3,
+        log: vec!["fatal: the database is gone".into()],
+    });
+    let pods = kube::api::ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        plural: "pods".into(),
+    };
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(s.cluster.client(), "webapp", &pods);
+    s.cluster
+        .block_on(async move { api.delete_collection(&Default::default(), &Default::default()).await.map(|_| ()) })
+        .unwrap();
+
+    let mut last = None;
+    for _ in 0..60 {
+        let plan = s.run(&["plan", "webapp-server", "--topology", "k8s"]);
+        if plan.status.code() == Some(3) && text(&plan).contains("fatal: the database is gone") {
+            last = Some(plan);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let plan = last.expect("plan exits 3 once the Deployment is unhealthy");
+    let said = String::from_utf8_lossy(&plan.stdout).into_owned();
+    for line in [
+        "webapp-server on k8s: no changes",
+        "! apps/v1 Deployment webapp/webapp is not healthy now",
+        "last exit code 3",
+        "No changes, but 1 object is not healthy",
+    ] {
+        assert!(said.contains(line), "`{line}` in:\n{said}");
+    }
+    let apply = s.run(&["apply", "webapp-server", "--topology", "k8s", "--yes"]);
+    assert_eq!(apply.status.code(), Some(1), "{}", text(&apply));
+    assert!(text(&apply).contains("is not healthy now"), "said up front: {}", text(&apply));
 }
 
 #[test]
@@ -516,7 +586,7 @@ fn a_release_on_ci_checks_every_stage_first_then_stops_at_stagings_failed_smoke_
     let s = Setup::new();
     let registry = registry::Registry::anonymous();
     let build = build_dir();
-    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"];
+    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci", "--yes"];
 
     let unplaced = s.run_with(
         &release,
@@ -608,7 +678,7 @@ fn a_release_on_ci_deploys_staging_then_production_and_asks_the_real_server_on_e
         ("HARMONY_STAGE_PRODUCTION_NAMESPACE", "webapp-production"),
     ];
     let env = ci_env(&registry, &build, &stages);
-    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"];
+    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci", "--yes"];
     let out = s.run_with(&release, &env);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
@@ -687,7 +757,7 @@ fn a_release_dry_run_on_ci_is_the_servers_dry_run_of_every_stage() {
 
     let unknown = [("HARMONY_STAGE_STAGING_CONTEXT", "elsewhere"), stages[1]];
     let out = s.run_with(
-        &["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"],
+        &["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci", "--yes"],
         &ci_env(&registry, &build, &unknown),
     );
     let said = text(&out);
@@ -727,7 +797,7 @@ fn a_release_on_ci_through_argo_cd_syncs_each_stage_at_the_released_version() {
         ("HARMONY_DELIVERY", "argocd"),
         ("WEBAPP_DB_PASSWORD", "canary-argo-9f1"),
     ];
-    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"];
+    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci", "--yes"];
     let out = s.run_with(&release, &ci_env(&registry, &build, &stages));
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
@@ -824,7 +894,7 @@ fn the_fleet_operator_is_released_on_ci_and_its_image_runs_alone() {
         ("HARMONY_STAGE_PRODUCTION_NAMESPACE", "fleet-production"),
     ];
     let out = s.run_with(
-        &["release", "--from-tag", "fleet-operator-v0.1.0", "--topology", "ci"],
+        &["release", "--from-tag", "fleet-operator-v0.1.0", "--topology", "ci", "--yes"],
         &ci_env(&registry, &build, &stages),
     );
     let said = text(&out);
@@ -872,7 +942,7 @@ fn a_stage_whose_cluster_is_down_fails_by_name_and_a_rerun_finishes_the_release(
     )
     .unwrap();
     let kubeconfig = format!("{}:{}", s.kubeconfig().display(), down.display());
-    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci"];
+    let release = ["release", "--from-tag", "webapp-server-v0.1.0", "--topology", "ci", "--yes"];
     let broken = [
         ("KUBECONFIG", kubeconfig.as_str()),
         ("HARMONY_K8S_REQUEST_TIMEOUT", "2"),

@@ -57,6 +57,8 @@ use crate::settings::Settings;
 
 /// How many objects of one step are applied at once.
 const CONCURRENCY: usize = 16;
+/// How many objects that are not ready a plan reports in full (pods, events, log).
+const REPORTED_IN_FULL: usize = 3;
 
 /// The annotation that lets Harmony prune a protected object (a Namespace, a
 /// CustomResourceDefinition, a PersistentVolumeClaim): `allow`.
@@ -115,6 +117,18 @@ struct Member {
     uid: String,
     kind: GroupKind,
     protected: bool,
+}
+
+/// One member as a LIST found it.
+struct Found {
+    id: ObjectRef,
+    /// What Harmony manages of it.
+    projected: Value,
+    member: Member,
+    /// Its fields other managers own.
+    elsewhere: Vec<OwnedElsewhere>,
+    /// Its readiness and the live object, when it is not ready.
+    not_ready: Option<(status::Readiness, Value)>,
 }
 
 impl Topology for K8s {
@@ -437,12 +451,7 @@ impl K8s {
     }
 
     /// The members of one kind, each projected onto what Harmony manages of it.
-    async fn list_members(
-        &self,
-        cluster: &Cluster,
-        kind: &GroupKind,
-        set_id: &str,
-    ) -> Result<Vec<(ObjectRef, Value, Member, Vec<OwnedElsewhere>)>, DeployError> {
+    async fn list_members(&self, cluster: &Cluster, kind: &GroupKind, set_id: &str) -> Result<Vec<Found>, DeployError> {
         let Some(version) = cluster.preferred_version(&kind.group).await? else {
             return Ok(Vec::new());
         };
@@ -487,7 +496,18 @@ impl K8s {
                 kind: kind.clone(),
                 protected: is_protected(&id) && !allowed,
             };
-            out.push((id, projected, member, fields::owned_elsewhere(&live)));
+            // Judged by the rules `verify` waits with (a rule that cannot be read is the default).
+            let rule = Ready::of(&live).unwrap_or_default();
+            let readiness = (!rule.is_skip()).then(|| status::readiness(&live, &rule));
+            let elsewhere = fields::owned_elsewhere(&live);
+            let not_ready = readiness.filter(|r| r.state != status::State::Current).map(|r| (r, live));
+            out.push(Found {
+                id,
+                projected,
+                member,
+                elsewhere,
+                not_ready,
+            });
         }
         Ok(out)
     }
@@ -594,9 +614,20 @@ impl K8sDeploy for K8s {
                 .try_collect::<Vec<_>>()
                 .await?;
             let mut elsewhere = BTreeMap::new();
-            for (id, body, member, others) in found.into_iter().flatten() {
+            let mut not_ready = Vec::new();
+            for found in found.into_iter().flatten() {
+                let Found {
+                    id,
+                    projected: body,
+                    member,
+                    elsewhere: others,
+                    not_ready: unready,
+                } = found;
                 if !others.is_empty() {
                     elsewhere.insert(id.clone(), others);
+                }
+                if let Some((readiness, live)) = unready {
+                    not_ready.push((id.clone(), readiness, live));
                 }
                 // Only a Secret's body is copied, to replace its values by digests.
                 let body = match Object::from_value(body) {
@@ -612,10 +643,25 @@ impl K8sDeploy for K8s {
                 s.listed = listed;
                 s.members = members;
             });
+            // The first few are reported as a failed verification would be (their pods, events
+            // and log: requests of their own); the rest by their status alone.
+            let mut unhealthy = Vec::with_capacity(not_ready.len());
+            for (n, (id, readiness, live)) in not_ready.into_iter().enumerate() {
+                unhealthy.push(if n < REPORTED_IN_FULL {
+                    report::not_ready(cluster, &id, &live, &readiness).await
+                } else {
+                    harmony::capability::Unhealthy {
+                        object: id,
+                        why: cluster.secrets.redact(&readiness.reason),
+                        help: None,
+                    }
+                });
+            }
             Ok(Observed {
                 objects,
                 redactor,
                 elsewhere,
+                unhealthy,
             })
         })
     }

@@ -5,12 +5,14 @@
 
 use std::time::Duration;
 
+use harmony::capability::Unhealthy;
 use harmony::{ObjectRef, SmokeError};
 use kube::api::{ListParams, LogParams};
 use serde_json::Value;
 
 use crate::cluster::{Cluster, Subject};
 use crate::discovery::Served;
+use crate::status::{Readiness, State};
 use crate::wait::Waited;
 
 /// How many pods, events and log lines a report shows.
@@ -27,30 +29,8 @@ pub async fn culprit(cluster: &Cluster, id: &ObjectRef, waited: &Waited, timeout
         lines.push(waited.readiness.reason.clone());
     }
     let mut help = None;
-    if let (Some(object), Some(namespace)) = (&waited.object, &id.namespace) {
-        let pods = pods_of(cluster, id, object, namespace).await;
-        let mut names = vec![id.name.clone()];
-        let mut log_of = None;
-        for pod in pods.iter().take(PODS) {
-            let pod_name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").to_owned();
-            for problem in pod_problems(pod) {
-                if help.is_none() {
-                    help = Some(help_for(&problem.reason, &problem.detail));
-                }
-                if log_of.is_none() && problem.has_log {
-                    log_of = Some((pod_name.clone(), problem.container.clone(), problem.restarted));
-                }
-                let line = format!("pod {pod_name}: {}", problem.describe());
-                if !lines.contains(&line) {
-                    lines.push(line);
-                }
-            }
-            names.push(pod_name);
-        }
-        lines.extend(warnings(cluster, namespace, &names).await);
-        if let Some((pod, container, previous)) = log_of {
-            lines.extend(log_tail(cluster, namespace, &pod, &container, previous).await);
-        }
+    if let Some(object) = &waited.object {
+        help = findings(cluster, id, object, &mut lines).await;
     }
     let help = help.unwrap_or_else(|| {
         if waited.timed_out {
@@ -64,6 +44,53 @@ pub async fn culprit(cluster: &Cluster, id: &ObjectRef, waited: &Waited, timeout
     });
     let why = lines.iter().map(|l| cluster.secrets.redact(l)).collect::<Vec<_>>().join("\n  ");
     SmokeError::new(format!("readiness of {id}"), why).with_help(cluster.secrets.redact(&help))
+}
+
+/// An object found not ready by a plan, with the same report a failed
+/// verification gives (help only where a problem calls for one: an object
+/// merely on its way needs none).
+pub async fn not_ready(cluster: &Cluster, id: &ObjectRef, object: &Value, readiness: &Readiness) -> Unhealthy {
+    let mut lines = vec![readiness.reason.clone()];
+    let mut help = findings(cluster, id, object, &mut lines).await;
+    if help.is_none() && readiness.state == State::Failed {
+        help = Some("fix the cause above and apply again".into());
+    }
+    Unhealthy {
+        object: id.clone(),
+        why: lines.iter().map(|l| cluster.secrets.redact(l)).collect::<Vec<_>>().join("\n"),
+        help: help.map(|h| cluster.secrets.redact(&h)),
+    }
+}
+
+/// What the object's pods, events and log say, added to `lines`; the help
+/// the first problem found calls for.
+async fn findings(cluster: &Cluster, id: &ObjectRef, object: &Value, lines: &mut Vec<String>) -> Option<String> {
+    let namespace = id.namespace.as_deref()?;
+    let mut help = None;
+    let pods = pods_of(cluster, id, object, namespace).await;
+    let mut names = vec![id.name.clone()];
+    let mut log_of = None;
+    for pod in pods.iter().take(PODS) {
+        let pod_name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").to_owned();
+        for problem in pod_problems(pod) {
+            if help.is_none() {
+                help = Some(help_for(&problem.reason, &problem.detail));
+            }
+            if log_of.is_none() && problem.has_log {
+                log_of = Some((pod_name.clone(), problem.container.clone(), problem.restarted));
+            }
+            let line = format!("pod {pod_name}: {}", problem.describe());
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        names.push(pod_name);
+    }
+    lines.extend(warnings(cluster, namespace, &names).await);
+    if let Some((pod, container, previous)) = log_of {
+        lines.extend(log_tail(cluster, namespace, &pod, &container, previous).await);
+    }
+    help
 }
 
 /// Container states that do not pass without a change: a workload whose pod

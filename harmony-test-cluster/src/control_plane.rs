@@ -13,7 +13,7 @@ use crate::error::StartError;
 use crate::kubelet::Kubelet;
 use crate::pki::{Pki, User};
 use crate::process::Process;
-use crate::{Options, lock};
+use crate::{Options, Workloads, lock};
 
 /// The versions `scripts/install-control-plane` builds, from the module that pins them.
 const GO_MOD: &str = include_str!("../../tools/control-plane/go.mod");
@@ -447,6 +447,12 @@ impl ControlPlane {
 
     pub(crate) fn kubelet(&self) -> &Arc<Kubelet> {
         &self.kubelet
+    }
+
+    /// How the kubelet treats the played pods of `namespace` from now on (the others keep
+    /// [`Options::workloads`]).
+    pub fn set_workloads_in(&self, namespace: &str, workloads: Workloads) {
+        self.kubelet.set_mode(&[namespace.to_owned()], workloads);
     }
 
     /// Where the control plane keeps its data and logs.

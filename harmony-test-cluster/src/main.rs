@@ -37,6 +37,28 @@ struct Args {
     /// played (needs root). Repeatable.
     #[arg(long = "image", value_name = "REFERENCE=PROGRAM", value_parser = held_image)]
     images: Vec<(String, PathBuf)>,
+    /// Make the played pods of a namespace fail on purpose: `NAMESPACE=crash-loop` (each
+    /// container exits 1 and is restarted with a growing back-off), `NAMESPACE=image-pull`
+    /// (`ImagePullBackOff`) or `NAMESPACE=never-ready` (pods stay `ContainerCreating`).
+    /// Repeatable.
+    #[arg(long = "fail", value_name = "NAMESPACE=HOW", value_parser = failing_namespace)]
+    fail: Vec<(String, Workloads)>,
+}
+
+fn failing_namespace(arg: &str) -> Result<(String, Workloads), String> {
+    let (namespace, how) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` is not NAMESPACE=HOW (like shop=crash-loop)"))?;
+    let workloads = match how {
+        "crash-loop" => Workloads::CrashLoop {
+            exit_code: 1,
+            log: vec![format!("harmony-test-cluster --fail {namespace}=crash-loop: exiting with 1")],
+        },
+        "image-pull" => Workloads::ImagePullBackOff,
+        "never-ready" => Workloads::NeverReady,
+        other => return Err(format!("`{other}` is not a way to fail: crash-loop, image-pull or never-ready")),
+    };
+    Ok((namespace.to_owned(), workloads))
 }
 
 fn held_image(arg: &str) -> Result<(String, PathBuf), String> {
@@ -70,6 +92,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     if args.argocd {
         plane.play_argocd(harmony_test_cluster::ArgoCd::Syncs)?;
+    }
+    for (namespace, workloads) in &args.fail {
+        plane.set_workloads_in(namespace, workloads.clone());
     }
     let latency = Duration::from_millis(args.latency);
     let proxy = if latency.is_zero() { None } else { Some(plane.proxy(latency)?) };
@@ -105,6 +130,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             out,
             "Argo CD is played: Applications in namespace argocd sync their Helm charts from OCI registries"
         )?;
+    }
+    for (namespace, workloads) in &args.fail {
+        writeln!(out, "pods in namespace {namespace} fail on purpose: {workloads:?}")?;
     }
     for (reference, program) in &args.images {
         writeln!(out, "pods of image {reference} run for real: {}", program.display())?;

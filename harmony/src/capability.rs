@@ -77,6 +77,9 @@ pub struct Observed {
     /// values; plans show them where applying would take them back. Empty for
     /// a target where nobody else writes.
     pub elsewhere: BTreeMap<ObjectRef, Vec<OwnedElsewhere>>,
+    /// Objects that are not ready now, by the rules `verify` waits with.
+    /// Empty for a target with nothing that becomes ready.
+    pub unhealthy: Vec<Unhealthy>,
 }
 
 impl Observed {
@@ -86,8 +89,20 @@ impl Observed {
             objects,
             redactor,
             elsewhere: BTreeMap::new(),
+            unhealthy: Vec::new(),
         }
     }
+}
+
+/// An object of the app, on the target now, that is not ready by the rules
+/// `apply` verifies with: why, in the words of its status, pods, events and
+/// log (secret values redacted), and what to do.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Unhealthy {
+    pub object: ObjectRef,
+    pub why: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 /// Fields of an object that another owner holds, as a partial object of

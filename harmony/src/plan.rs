@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::capability::{Observed, OwnedElsewhere};
+use crate::capability::{Observed, OwnedElsewhere, Unhealthy};
 use crate::object::{Object, ObjectRef};
 use crate::oci::Digest;
 use crate::secret::{REDACTED, is_secret_path};
@@ -53,12 +53,17 @@ pub struct Change {
     pub fields: Vec<FieldChange>,
 }
 
-/// Everything that would change for one app on one topology.
+/// Everything that would change for one app on one topology, and what of
+/// it is not healthy now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub app: String,
     pub topology: String,
     pub changes: Vec<Change>,
+    /// Objects the app keeps that are not ready now (an `apply` would verify
+    /// them, and fail unless its changes mend them).
+    #[serde(default)]
+    pub unhealthy: Vec<Unhealthy>,
 }
 
 /// How many objects a plan adds, changes and removes.
@@ -128,11 +133,20 @@ impl Plan {
                 });
             }
         }
+        // What is about to be removed does not need to be healthy.
+        let unhealthy = observed.unhealthy.iter().filter(|u| seen.contains(&u.object)).cloned().collect();
         Plan {
             app: app.to_owned(),
             topology: topology.to_owned(),
             changes,
+            unhealthy,
         }
+    }
+
+    /// Nothing to change, yet something is not healthy: applying would
+    /// write nothing and fail its verification.
+    pub fn is_unhealthy(&self) -> bool {
+        !self.unhealthy.is_empty()
     }
 
     pub fn summary(&self) -> Summary {
@@ -166,15 +180,24 @@ impl Plan {
         let summary = self.summary();
         if summary.is_empty() {
             let _ = writeln!(out, "{} on {}: no changes", self.app, self.topology);
-            return out;
+        } else {
+            let _ = writeln!(out, "{} on {}: {summary}", self.app, self.topology);
         }
-        let _ = writeln!(out, "{} on {}: {summary}", self.app, self.topology);
         for c in &self.changes {
             let _ = writeln!(out, "  {} {}", c.action.sigil(), c.object);
             for f in &c.fields {
                 let show = |v: &Option<Value>| v.as_ref().map_or_else(|| "(none)".to_owned(), Value::to_string);
                 let owner = f.owner.as_ref().map_or_else(String::new, |o| format!(" (owned by {o})"));
                 let _ = writeln!(out, "      {}: {}{owner} -> {}", f.path, show(&f.before), show(&f.after));
+            }
+        }
+        for u in &self.unhealthy {
+            let _ = writeln!(out, "  ! {} is not healthy now:", u.object);
+            for line in u.why.lines() {
+                let _ = writeln!(out, "      {}", line.trim_start());
+            }
+            if let Some(help) = &u.help {
+                let _ = writeln!(out, "      help: {help}");
             }
         }
         out

@@ -10,12 +10,13 @@ use harmony::saved_plan::SavedPlan;
 use serde::Serialize;
 
 use super::plan::{PlanView, exact_plans, in_namespace_order, unexpected};
-use super::{LockWait, Session, Target, at_a_terminal, binary_name, confirm, progress};
+use super::{LockWait, Session, Target, binary_name, confirmed, progress};
 use crate::view::{Failure, Format, View, emit};
 
-/// What an apply did.
+/// What an apply did, with the plan it carried out: one document.
 #[derive(Debug, Serialize)]
 pub struct ApplyView {
+    pub plan: PlanView,
     pub applied: Vec<Plan>,
     pub summary: Summary,
 }
@@ -23,8 +24,12 @@ pub struct ApplyView {
 impl View for ApplyView {
     const KIND: &'static str = "apply";
 
+    /// The apply's own lines; the plan was printed before it started.
     fn text(&self) -> String {
         let s = self.summary;
+        if s.is_empty() {
+            return String::new();
+        }
         format!(
             "Apply complete: {} added, {} changed, {} removed; every step verified.\n",
             s.add, s.change, s.remove
@@ -61,10 +66,18 @@ fn apply_locked(session: &Session, yes: bool, saved: Option<(String, SavedPlan)>
         }
         None => exact_plans(session)?,
     };
-    emit(&PlanView::new(exact.iter().map(|e| e.plan.clone()).collect()), format);
+    let plan = PlanView::new(exact.iter().map(|e| e.plan.clone()).collect());
     let nothing = exact.iter().all(|e| e.plan.is_empty());
-    if !nothing && !from_file && !yes && at_a_terminal() && !confirm("Apply these changes?")? {
-        return Err(Failure::new("apply cancelled").help("nothing was changed; pass `--yes` to apply without asking"));
+    // In JSON the plan travels inside the apply's one document, at the end.
+    if format == Format::Text {
+        emit(&plan, format);
+        let unhealthy = plan.unhealthy();
+        if unhealthy > 0 && !nothing {
+            println!("The apply verifies every object, these {unhealthy} included.");
+        }
+    }
+    if !nothing && !from_file {
+        confirmed("apply", yes, "Apply these changes?")?;
     }
     let progress = progress(format);
     let mut applied = Vec::new();
@@ -84,9 +97,7 @@ fn apply_locked(session: &Session, yes: bool, saved: Option<(String, SavedPlan)>
     for p in &applied {
         summary += p.summary();
     }
-    if !nothing {
-        emit(&ApplyView { applied, summary }, format);
-    }
+    emit(&ApplyView { plan, applied, summary }, format);
     Ok(ExitCode::SUCCESS)
 }
 

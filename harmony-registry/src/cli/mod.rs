@@ -49,7 +49,8 @@ enum Command {
     List,
     /// Everything known about one app, Score, topology or capability.
     Explain { name: String },
-    /// What would change, per object. Exit 0: no changes, 2: changes, 1: error.
+    /// What would change, per object, and what of the app is not healthy now. Exit 0: no
+    /// changes, 2: changes, 3: no changes but something is not healthy, 1: error.
     Plan {
         #[command(flatten)]
         target: Target,
@@ -64,10 +65,12 @@ enum Command {
     Apply {
         #[command(flatten)]
         target: Target,
-        /// Do not ask for confirmation.
+        /// Apply without asking. Without it, `apply` asks at a terminal, and changes nothing
+        /// when standard input is not one (a CI job must say `--yes`).
         #[arg(long, short = 'y')]
         yes: bool,
-        /// Carry out the plan `plan --out FILE` saved, exactly, or nothing.
+        /// Carry out the plan `plan --out FILE` saved, exactly, or nothing (the saved plan is
+        /// what was confirmed: no question asked).
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
         /// Take ownership of fields another field manager owns, instead of stopping at the conflict.
@@ -88,6 +91,10 @@ enum Command {
         /// Build and plan every step, push and deliver nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Release without asking. Without it, `release` asks at a terminal, and does
+        /// nothing when standard input is not one (a CI job must say `--yes`).
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Deliver again to a stage where this version failed before (by default such a
         /// stage stops the release before any work).
         #[arg(long)]
@@ -214,13 +221,14 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             from_tag,
             topology,
             dry_run,
+            yes,
             retry_failed,
             lock,
         } => {
             if retry_failed {
                 harmony::release::pipeline::retry_failed();
             }
-            release::release(&from_tag, &topology, dry_run, &lock, format)
+            release::release(&from_tag, &topology, dry_run || yes, dry_run, &lock, format)
         }
         Command::Render { target, out } => render::render(&target, &out, format),
     }
@@ -527,6 +535,26 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a current-thread runtime starts")
+}
+
+/// Go on only if the user said `--yes`, or answers `yes` at a terminal. A
+/// command that cannot ask (standard input is not a terminal: a CI job, a
+/// script, `< /dev/null`) and was not told `--yes` writes nothing.
+fn confirmed(command: &str, yes: bool, question: &str) -> Result<(), Failure> {
+    if yes {
+        return Ok(());
+    }
+    if !at_a_terminal() {
+        return Err(Failure::new(format!(
+            "`{command}` writes only when confirmed, and standard input is not a terminal to ask at"
+        ))
+        .help("nothing was changed; pass `--yes` to confirm on the command line (in CI or a script), or run it at a terminal"));
+    }
+    if confirm(question)? {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("{command} cancelled")).help("nothing was changed; pass `--yes` to confirm without being asked"))
+    }
 }
 
 /// Whether a person confirms, at a terminal.

@@ -23,7 +23,20 @@ pub struct PlanView {
     pub saved: Option<String>,
 }
 
+/// Exit code of `plan` when nothing is to change but something is not healthy.
+pub const UNHEALTHY: u8 = 3;
+
+/// "1 object is", "2 objects are".
+fn objects(n: usize) -> String {
+    if n == 1 { "1 object is".into() } else { format!("{n} objects are") }
+}
+
 impl PlanView {
+    /// How many objects of these plans are not healthy now.
+    pub fn unhealthy(&self) -> usize {
+        self.plans.iter().map(|p| p.unhealthy.len()).sum()
+    }
+
     pub fn new(plans: Vec<Plan>) -> Self {
         let mut summary = Summary::default();
         for p in &plans {
@@ -42,10 +55,22 @@ impl View for PlanView {
 
     fn text(&self) -> String {
         let mut out: String = self.plans.iter().map(Plan::to_text).collect();
-        if self.summary.is_empty() {
+        let unhealthy = self.unhealthy();
+        if self.summary.is_empty() && unhealthy == 0 {
             out.push_str("\nNo changes: the target matches the desired state.\n");
+        } else if self.summary.is_empty() {
+            out.push_str(&format!(
+                "\nNo changes, but {} not healthy (marked `!` above): an apply would write nothing and fail its verification.\n",
+                objects(unhealthy)
+            ));
         } else {
             out.push_str(&format!("\nPlan: {}.\n", self.summary));
+            if unhealthy > 0 {
+                out.push_str(&format!(
+                    "{} not healthy now (marked `!` above): the apply verifies it, and fails unless these changes mend it.\n",
+                    objects(unhealthy)
+                ));
+            }
         }
         if let Some(path) = &self.saved {
             out.push_str(&format!("Saved to {path}: `apply --plan {path}` carries out exactly this plan.\n"));
@@ -103,7 +128,11 @@ pub(super) fn plan(target: &Target, out: Option<&Path>, format: Format) -> Resul
     };
     emit(&view, format);
     view.saved = None;
-    Ok(ExitCode::from(if view.summary.is_empty() { 0 } else { 2 }))
+    Ok(ExitCode::from(match (view.summary.is_empty(), view.unhealthy()) {
+        (false, _) => 2,
+        (true, 0) => 0,
+        (true, _) => UNHEALTHY,
+    }))
 }
 
 /// Each selected app's plan, with what it was computed from.

@@ -10,7 +10,7 @@ use harmony::run::Mode;
 use serde::Serialize;
 
 use super::list::tag_form;
-use super::{LockWait, connect, lock_apps, progress, runtime, unknown_topology};
+use super::{LockWait, confirmed, connect, lock_apps, progress, runtime, unknown_topology};
 use crate::view::{Failure, Format, View, emit};
 
 /// What a release did, or (dry run) would do.
@@ -40,7 +40,8 @@ impl View for ReleaseView {
     }
 }
 
-pub(super) fn release(tag: &str, topology: &str, dry_run: bool, wait: &LockWait, format: Format) -> Result<ExitCode, Failure> {
+/// `yes`: the user confirmed on the command line (a dry run needs no confirmation).
+pub(super) fn release(tag: &str, topology: &str, yes: bool, dry_run: bool, wait: &LockWait, format: Format) -> Result<ExitCode, Failure> {
     let releases = crate::releases();
     let names: Vec<&str> = releases.iter().map(|r| r.name).collect();
     let parsed = ReleaseTag::parse(tag, names.iter().copied()).map_err(|e| {
@@ -74,6 +75,17 @@ pub(super) fn release(tag: &str, topology: &str, dry_run: bool, wait: &LockWait,
             f.help(format!("it can be released on: {}", elsewhere.join(", ")))
         });
     }
+    // Asked before any work: a release builds, pushes and delivers.
+    confirmed(
+        "release",
+        yes,
+        &format!(
+            "Release {} {} on `{topology}`: build and push it, then deliver it to {}?",
+            entry.name,
+            parsed.version(),
+            entry.stages.join(", then ")
+        ),
+    )?;
     let connected = connect(topology_entry)?;
     let rt = runtime();
     // A dry run writes nothing, so it takes no lock.

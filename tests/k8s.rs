@@ -143,6 +143,9 @@ fn a_crash_loop_fails_the_apply_naming_the_culprit_and_a_rerun_does_not_pretend_
         "panic: WEBAPP_GREETING is empty",
         "BackOff",
         "help:",
+        // The Score whose object failed, where it is declared, and its place in the app.
+        "apps/webapp/src/lib.rs:",
+        ": Score `Server` at `webapp-server/",
     ] {
         assert!(said.contains(culprit), "`{culprit}` in:\n{said}");
     }

@@ -69,3 +69,5 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// Re-exported so Scores build their objects with the same version the
 /// framework was built with.
 pub use k8s_openapi;
+/// For objects no typed struct describes (a custom resource): `Object::from_value(serde_json::json!({…}))`.
+pub use serde_json;

@@ -19,7 +19,7 @@ pub use crate::checks::{
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
 pub use crate::release::pipeline::{ChartObjects, builder};
-pub use crate::run::{InterpretError, Run};
+pub use crate::run::{InterpretError, Run, ScoreAt};
 pub use crate::score::{Interpret, IsScore, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use crate::topology::{SelectableTopology, Topology};
 pub use crate::{__probe_capability as probe_capability, __shipped_capabilities as shipped_capabilities};

@@ -62,12 +62,22 @@ impl Progress for Silent {
     fn event(&self, _: &Event) {}
 }
 
+/// The Score a step of a run belongs to: its type, and where it is declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScoreAt {
+    pub name: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+}
+
 /// One execution of a Score tree.
 pub struct Run {
     set: ApplySet,
     mode: Mode,
     cx: RenderCx,
     path: Vec<String>,
+    /// The Score whose step runs now (set by the generated `execute`).
+    score: Option<&'static ScoreAt>,
     progress: Arc<dyn Progress>,
 }
 
@@ -88,6 +98,7 @@ impl Run {
             mode,
             cx: RenderCx::new(app, topology),
             path: vec![app.to_owned()],
+            score: None,
             progress,
         }
     }
@@ -114,6 +125,7 @@ impl Run {
             mode: self.mode,
             cx: self.cx.clone(),
             path,
+            score: self.score,
             progress: self.progress.clone(),
         }
     }
@@ -121,6 +133,11 @@ impl Run {
     /// Where in the Score tree we are: `webapp/config`.
     pub fn path(&self) -> String {
         self.path.join("/")
+    }
+
+    /// The Score whose steps follow, for errors to point at.
+    pub fn in_score(&mut self, at: &'static ScoreAt) {
+        self.score = Some(at);
     }
 
     /// Step into a child Score.
@@ -135,7 +152,11 @@ impl Run {
 
     /// Attach the current position to a render failure.
     pub fn rendered(&self, result: Result<Desired, ScoreError>) -> Result<Desired, InterpretError> {
-        result.map_err(|source| InterpretError::Render { path: self.path(), source })
+        result.map_err(|source| InterpretError::Render {
+            path: self.path(),
+            score: self.score,
+            source,
+        })
     }
 
     /// Hand one Score's objects to the target (or only check them, in a dry run).
@@ -150,7 +171,11 @@ impl Run {
         }
         .instrument(span)
         .await;
-        result.map_err(|source| InterpretError::Deploy { path: self.path(), source })?;
+        result.map_err(|source| InterpretError::Deploy {
+            path: self.path(),
+            score: self.score,
+            source,
+        })?;
         self.progress.event(&Event::Deployed {
             path: self.path(),
             objects: objects.len(),
@@ -165,9 +190,11 @@ impl Run {
             return Ok(());
         }
         let span = tracing::info_span!("smoke", path = %self.path());
-        test.instrument(span)
-            .await
-            .map_err(|source| InterpretError::Smoke { path: self.path(), source })?;
+        test.instrument(span).await.map_err(|source| InterpretError::Smoke {
+            path: self.path(),
+            score: self.score,
+            source,
+        })?;
         self.progress.event(&Event::Verified {
             path: self.path(),
             check: "smoke test",
@@ -185,7 +212,11 @@ impl Run {
             .verify(&self.set, desired.objects())
             .instrument(span)
             .await
-            .map_err(|source| InterpretError::Unverified { path: self.path(), source })?;
+            .map_err(|source| InterpretError::Unverified {
+                path: self.path(),
+                score: self.score,
+                source,
+            })?;
         self.progress.event(&Event::Verified {
             path: self.path(),
             check: "verification",
@@ -198,13 +229,29 @@ impl Run {
 #[derive(Debug, thiserror::Error)]
 pub enum InterpretError {
     #[error("`{path}` could not render")]
-    Render { path: String, source: ScoreError },
+    Render {
+        path: String,
+        score: Option<&'static ScoreAt>,
+        source: ScoreError,
+    },
     #[error("`{path}` could not be deployed")]
-    Deploy { path: String, source: DeployError },
+    Deploy {
+        path: String,
+        score: Option<&'static ScoreAt>,
+        source: DeployError,
+    },
     #[error("`{path}` was deployed but did not pass verification")]
-    Unverified { path: String, source: SmokeError },
+    Unverified {
+        path: String,
+        score: Option<&'static ScoreAt>,
+        source: SmokeError,
+    },
     #[error("`{path}` was deployed but its smoke test failed")]
-    Smoke { path: String, source: SmokeError },
+    Smoke {
+        path: String,
+        score: Option<&'static ScoreAt>,
+        source: SmokeError,
+    },
 }
 
 impl InterpretError {
@@ -217,8 +264,14 @@ impl InterpretError {
 }
 
 impl Diagnostic for InterpretError {
+    /// The Score's declaration, its type and its place in the app:
+    /// `src/lib.rs:40: Score `Server` at `webapp/server``.
     fn location(&self) -> Option<String> {
-        Some(self.path().to_owned())
+        let (Self::Render { score, .. } | Self::Deploy { score, .. } | Self::Unverified { score, .. } | Self::Smoke { score, .. }) = self;
+        Some(match score {
+            Some(at) => format!("{}:{}: Score `{}` at `{}`", at.file, at.line, at.name, self.path()),
+            None => self.path().to_owned(),
+        })
     }
 
     fn notes(&self) -> Vec<String> {

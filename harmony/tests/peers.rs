@@ -138,7 +138,10 @@ fn a_failing_peer_is_reported_at_its_place_in_the_tree() {
             Arc::new(Silent),
         ))
         .unwrap_err();
-    assert_eq!(err.location().as_deref(), Some("fleet/peers/1"));
+    // The Score's declaration, its type, and its place in the tree.
+    let at = err.location().unwrap();
+    assert!(at.starts_with("harmony/tests/peers.rs:"), "{at}");
+    assert!(at.ends_with(": Score `Setting` at `fleet/peers/1`"), "{at}");
     assert!(
         !topology.state.lock().unwrap().2.contains(&"last".to_owned()),
         "nothing after a failed step"

@@ -1,5 +1,8 @@
 //! A greeter: its settings as a ConfigMap, checked by a smoke test of its own
-//! after the topology's verification. Runs on `local` as it is.
+//! after the topology's verification. Runs on `local` as it is. The greeter
+//! on a cluster is in `cluster`.
+
+pub mod cluster;
 
 use std::collections::BTreeMap;
 

@@ -1,1 +1,1 @@
-harmony_registry::main!(greeter_deploy);
+harmony_registry::main!(greeter_deploy, harmony_k8s);

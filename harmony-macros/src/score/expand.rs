@@ -212,7 +212,9 @@ fn leaf_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (Token
         Some(smoke) => smoke_call(smoke, h, topo),
         None => quote!(::core::result::Result::Ok(())),
     };
+    let at = score_at(input, h);
     let execute = quote! {
+        run.in_score(#at);
         let desired = run.rendered(<Self as #h::Render>::render(self, run.render_cx()))?;
         run.deploy(topology, &desired).await?;
         run.verify(topology, &desired).await?;
@@ -243,7 +245,14 @@ fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (
         }
     });
     let check = match &input.smoke {
-        Some(smoke) => smoke_call(smoke, h, topo),
+        Some(smoke) => {
+            let at = score_at(input, h);
+            let call = smoke_call(smoke, h, topo);
+            quote! {
+                run.in_score(#at);
+                #call
+            }
+        }
         None => quote!(::core::result::Result::Ok(())),
     };
     let execute = quote! {
@@ -251,6 +260,13 @@ fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (
         #check
     };
     (render, execute)
+}
+
+/// The Score's type and declaration, for a failure in its steps to point at.
+fn score_at(input: &ScoreInput, h: &TokenStream) -> TokenStream {
+    let name = input.ident.to_string();
+    let line = quote_spanned!(input.ident.span()=> ::core::line!());
+    quote!(&#h::ScoreAt { name: #name, file: ::core::file!(), line: #line })
 }
 
 /// `run.smoke(..)` on the future of the user's smoke test, called through

@@ -703,6 +703,20 @@ fn every_commands_json_is_pinned() {
         &run(&["release", "--from-tag", "webapp-server-v0.1.0", "--dry-run"]).stdout,
     );
     pin("cli_error_json", &run(&["plan", "webapp-server", "--topology", "locl"]).stderr);
+    // The rest are pinned elsewhere or vary: each is still exactly one document.
+    for args in [&["list"][..], &["explain", "webapp-server"], &["explain", "Credentials"]] {
+        let out = run(args);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not one JSON document: {e}"));
+        assert_eq!(doc["schema"], "harmony.cli/v1", "{args:?}");
+    }
+    // `render` prints the manifests themselves, as docs/cli-json.md says: one object per line.
+    let rendered = text(&run(&["render", "webapp-server"]).stdout);
+    let objects: Vec<serde_json::Value> = rendered
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not one object per line: {e}: {line}")))
+        .collect();
+    assert_eq!(objects.len(), 5, "{rendered}");
+    assert!(objects.iter().all(|o| o["apiVersion"].is_string() && o["kind"].is_string()));
     let empty = cli._dir.path().join("no-plugins");
     fs::create_dir(&empty).unwrap();
     let plugins = Command::new(env!("CARGO_BIN_EXE_harmony"))

@@ -42,10 +42,10 @@ struct Args {
     /// (`ImagePullBackOff`) or `NAMESPACE=never-ready` (pods stay `ContainerCreating`).
     /// Repeatable.
     #[arg(long = "fail", value_name = "NAMESPACE=HOW", value_parser = failing_namespace)]
-    fail: Vec<(String, Workloads)>,
+    fail: Vec<(String, String, Workloads)>,
 }
 
-fn failing_namespace(arg: &str) -> Result<(String, Workloads), String> {
+fn failing_namespace(arg: &str) -> Result<(String, String, Workloads), String> {
     let (namespace, how) = arg
         .split_once('=')
         .ok_or_else(|| format!("`{arg}` is not NAMESPACE=HOW (like shop=crash-loop)"))?;
@@ -58,7 +58,7 @@ fn failing_namespace(arg: &str) -> Result<(String, Workloads), String> {
         "never-ready" => Workloads::NeverReady,
         other => return Err(format!("`{other}` is not a way to fail: crash-loop, image-pull or never-ready")),
     };
-    Ok((namespace.to_owned(), workloads))
+    Ok((namespace.to_owned(), how.to_owned(), workloads))
 }
 
 fn held_image(arg: &str) -> Result<(String, PathBuf), String> {
@@ -93,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.argocd {
         plane.play_argocd(harmony_test_cluster::ArgoCd::Syncs)?;
     }
-    for (namespace, workloads) in &args.fail {
+    for (namespace, _, workloads) in &args.fail {
         plane.set_workloads_in(namespace, workloads.clone());
     }
     let latency = Duration::from_millis(args.latency);
@@ -131,8 +131,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "Argo CD is played: Applications in namespace argocd sync their Helm charts from OCI registries"
         )?;
     }
-    for (namespace, workloads) in &args.fail {
-        writeln!(out, "pods in namespace {namespace} fail on purpose: {workloads:?}")?;
+    for (namespace, how, _) in &args.fail {
+        writeln!(out, "played pods in namespace {namespace} fail on purpose: {how}")?;
     }
     for (reference, program) in &args.images {
         writeln!(out, "pods of image {reference} run for real: {}", program.display())?;

@@ -24,6 +24,26 @@ struct Sources {
     config_maps: BTreeMap<String, Option<BTreeMap<String, Vec<u8>>>>,
 }
 
+/// A read the node authorizer may refuse for a moment: it learns that a pod is bound to this node
+/// a little after the kubelet does, and until then refuses the pod's ConfigMaps and Secrets ("no
+/// relationship found between node … and this object"). Asked again for up to two seconds, as a
+/// real kubelet's next sync would, so that no event reports a refusal that passes by itself.
+async fn as_node<T, F, Fut>(read: F) -> Result<T, kube::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    for _ in 0..20 {
+        match read().await {
+            Err(kube::Error::Api(status)) if status.code == 403 && status.message.contains("no relationship found") => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+    read().await
+}
+
 impl Sources {
     /// Every key of a Secret or ConfigMap; Err is kubelet's words for a missing one.
     async fn all(&mut self, kind: &str, name: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
@@ -35,7 +55,7 @@ impl Sources {
         if !cache.contains_key(name) {
             let data = if kind == "Secret" {
                 let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-                api.get_opt(name).await.map_err(|e| e.to_string())?.map(|s| {
+                as_node(|| api.get_opt(name)).await.map_err(|e| e.to_string())?.map(|s| {
                     s.data
                         .unwrap_or_default()
                         .into_iter()
@@ -44,7 +64,7 @@ impl Sources {
                 })
             } else {
                 let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
-                api.get_opt(name).await.map_err(|e| e.to_string())?.map(|c| {
+                as_node(|| api.get_opt(name)).await.map_err(|e| e.to_string())?.map(|c| {
                     let mut data: BTreeMap<String, Vec<u8>> =
                         c.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
                     data.extend(c.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));

@@ -828,3 +828,42 @@ fn a_local_apply_killed_anywhere_leaves_whole_files_and_a_rerun_converges() {
         assert!(broken.is_empty(), "after the rerun of a kill at {delay_ms} ms: {broken:#?}");
     }
 }
+
+/// The compile error for a topology that lacks a capability names the built-in topologies that
+/// provide it (`harmony/src/capability.rs`, `harmony/src/release/capability.rs`). Those notes are
+/// written by hand in the trait's `on_unimplemented`, so they are checked here against what this
+/// binary's `list` says each topology provides.
+#[test]
+fn a_missing_capabilitys_compile_error_names_the_topologies_that_provide_it() {
+    let cli = Cli::new();
+    let out = cli.run(&["list", "--output", "json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sources = ["harmony/src/capability.rs", "harmony/src/release/capability.rs"]
+        .map(|f| std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap())
+        .join("\n");
+    for capability in list["capabilities"].as_array().unwrap() {
+        let name = capability["name"].as_str().unwrap();
+        let mut providers: Vec<&str> = list["topologies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["capabilities"].as_array().unwrap().iter().any(|c| c == name))
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        providers.sort_unstable();
+        let message = format!("does not provide capability `{name}`\",");
+        let at = sources
+            .find(&message)
+            .unwrap_or_else(|| panic!("no compile error for a topology without `{name}`"));
+        let note = sources[at..]
+            .lines()
+            .find(|l| l.contains("provided by the built-in topologies"))
+            .unwrap();
+        // The topologies are the quoted words in lower case (`ci`, `k8s`), beside their types.
+        let named: Vec<&str> = (note.split(';').next().unwrap().split('`').skip(1).step_by(2))
+            .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+            .collect();
+        assert_eq!(named, providers, "the note for `{name}` names the wrong topologies: {note}");
+    }
+}

@@ -52,7 +52,7 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     });
     // Spanned on the trait's name, so that a trait without `Topology` above
     // it is an error there.
-    let topologies_only = quote_spanned!(ident.span()=> #h::capability_of_topologies::<dyn #ident>(););
+    let topologies_only = quote_spanned!(ident.span()=> #h::harmony_capability::<dyn #ident>(););
     Ok(quote! {
         #item
 

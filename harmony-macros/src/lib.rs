@@ -8,6 +8,7 @@ use proc_macro::TokenStream;
 mod app;
 mod capability;
 mod debug;
+mod once;
 mod score;
 mod spans;
 // The one did-you-mean, shared with the runtime: compiled here from its

@@ -20,3 +20,10 @@ pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         })
         .collect()
 }
+
+/// The span of a path's own name, its last segment (`Local` of `harmony::Local`).
+pub(crate) fn last_segment(path: &syn::Path) -> Span {
+    path.segments
+        .last()
+        .map_or_else(|| syn::spanned::Spanned::span(path), |s| s.ident.span())
+}

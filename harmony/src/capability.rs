@@ -121,8 +121,8 @@ pub struct OwnedElsewhere {
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `K8sDeploy`",
     label = "needs `K8sDeploy` (a place that accepts and verifies Kubernetes objects)",
-    note = "the generated CLI's `list` shows which topologies provide `K8sDeploy`",
-    note = "run this Score on a topology that provides it, or implement `harmony::K8sDeploy` for `{Self}`"
+    note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `k8s` (`harmony_k8s::K8s`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
+    note = "run the app on one of them (`topologies: [..]`), or implement `harmony::K8sDeploy` for `{Self}`"
 )]
 pub trait K8sDeploy: Topology {
     /// A pass over `set` begins (the checks before an apply, or its writes):
@@ -189,8 +189,8 @@ pub trait K8sDeploy: Topology {
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `K8sClient`",
     label = "needs `K8sClient` (live read access to a Kubernetes cluster)",
-    note = "the generated CLI's `list` shows which topologies provide `K8sClient`",
-    note = "a Score whose smoke test reads the cluster says so with `#[score(requires(K8sClient))]`, and then runs only on topologies that implement `harmony::K8sClient`"
+    note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `k8s` (`harmony_k8s::K8s`); the generated CLI's `list` shows every topology and what it provides",
+    note = "run the app on one of them (`topologies: [..]`); a Score whose smoke test reads the cluster says so with `#[score(requires(K8sClient))]`"
 )]
 pub trait K8sClient: Topology {
     /// The object as the cluster has it now, or `None` if it does not exist.

@@ -1,20 +1,28 @@
 //! Functions whose only work is their bounds: `app!` and `#[derive(Score)]`
 //! call them so that a pairing the types refuse is a compile error at the
-//! user's token. Named here, in a public module, because rustc's notes name
-//! them ("required by a bound in `harmony::checks::runs_on`").
+//! user's token. rustc's notes name them ("required by a bound in
+//! `topologies`", "the trait `secret` is not implemented for `&str`"), so each
+//! is named for the key or attribute the user wrote (`score`, `topologies`,
+//! `requires`, `smoke`, `secret`, `capability`), never for the machinery.
 
 use crate::capability::{IsCapability, K8sDeploy};
 use crate::release::pipeline::StageSmoke;
 use crate::release::{ContainerBuilder, ContinuousDelivery, HelmRegistry, OciRegistry};
 use crate::score::{IsScore, Score};
 use crate::topology::SelectableTopology;
+use std::marker::PhantomData;
+
+/// Fails to compile unless `recipe` is a build recipe: `image: Buildable(recipe)`.
+pub fn buildable<B: crate::build::Buildable + 'static>(recipe: B) -> B {
+    recipe
+}
 
 /// Fails to compile unless `make` makes a Score.
-pub fn score_of<S: IsScore>(_make: impl Fn() -> S) {}
+pub fn score<S: IsScore>(_make: impl Fn() -> S) {}
 
 /// Fails to compile, naming the missing capability, unless the app's Score
 /// runs on topology `T`: `app! { topologies: [T] }`.
-pub fn runs_on<T, S>(_make: impl Fn() -> S)
+pub fn topologies<T, S>(_make: impl Fn() -> S)
 where
     T: SelectableTopology + K8sDeploy,
     S: Score<T>,
@@ -23,7 +31,7 @@ where
 
 /// Fails to compile, naming the missing capability, unless topology `T` can
 /// release an app smoke-tested by `S`: `app! { topologies: [T], image: .. }`.
-pub fn releases_on<T, S>()
+pub fn releases_on_topologies<T, S>()
 where
     T: SelectableTopology + ContainerBuilder + OciRegistry + HelmRegistry + ContinuousDelivery,
     S: StageSmoke<T>,
@@ -49,7 +57,7 @@ impl<C: ?Sized + IsCapability> Capability for C {
 }
 
 /// The name of capability `C`; fails to compile unless `C` is one.
-pub const fn capability_name<C: ?Sized + Capability>() -> &'static str {
+pub const fn requires<C: ?Sized + Capability>() -> &'static str {
     C::NAME
 }
 
@@ -62,14 +70,15 @@ pub const fn capability_name<C: ?Sized + Capability>() -> &'static str {
     note = "a smoke test runs after the deploy, with the Score and the topology, and returns `Ok(())` once what was deployed works",
     note = "for example: `async fn ping<T: harmony::K8sClient>(&self, topology: &T) -> Result<(), harmony::SmokeError>`"
 )]
-pub trait SmokeTest<'a, S: ?Sized, T: ?Sized> {
+#[allow(non_camel_case_types)] // named for the key the user wrote, which rustc's notes then show
+pub trait score_smoke<'a, S: ?Sized, T: ?Sized> {
     fn call(self, score: &'a S, topology: &'a T) -> crate::BoxFuture<'a, Result<(), crate::SmokeError>>;
 }
 
 // `do_not_recommend`: a mismatch reports the message above rather than the
 // closure-signature details behind it.
 #[diagnostic::do_not_recommend]
-impl<'a, S, T, F, Test> SmokeTest<'a, S, T> for F
+impl<'a, S, T, F, Test> score_smoke<'a, S, T> for F
 where
     S: ?Sized + 'a,
     T: ?Sized + 'a,
@@ -91,12 +100,13 @@ where
     note = "`#[score(secret)]` promises that the value never reaches a plan, a log or an error; only `harmony::Secret<_>` keeps that promise",
     note = "wrap the value: `harmony::Secret<String>`; a Kubernetes `Secret` object is rendered by the Score, from `harmony::Secret<_>` fields"
 )]
-pub trait SecretField {}
+#[allow(non_camel_case_types)] // named for the key the user wrote, which rustc's notes then show
+pub trait score_secret {}
 
-impl<T> SecretField for crate::Secret<T> {}
+impl<T> score_secret for crate::Secret<T> {}
 
 /// An optional secret keeps the promise too.
-impl<T> SecretField for Option<crate::Secret<T>> {}
+impl<T> score_secret for Option<crate::Secret<T>> {}
 
 /// A Score is deployed from any thread, so each of its type parameters is
 /// `Send + Sync`. One trait for both, so that a type that is neither (an
@@ -107,20 +117,100 @@ impl<T> SecretField for Option<crate::Secret<T>> {}
     note = "a Score is deployed from any thread, so each of its type parameters must be `Send + Sync`",
     note = "use a thread-safe type: `Arc` for `Rc`, a `Mutex` or an atomic for `Cell` and `RefCell`"
 )]
-pub trait ThreadSafe: Send + Sync {}
+pub trait SendAndSync: Send + Sync {}
 
 #[diagnostic::do_not_recommend]
-impl<T: ?Sized + Send + Sync> ThreadSafe for T {}
+impl<T: ?Sized + Send + Sync> SendAndSync for T {}
 
 /// Fails to compile unless `F` is a [`Secret`](crate::Secret).
-pub fn secret_field<F: ?Sized + SecretField>() {}
+pub fn score_secret<F: ?Sized + score_secret>() {}
+
+// Rules about what a type does *not* implement, or about two types being the
+// same, asked by autoref specialization: `(&Asked).check()` takes the method
+// on `Asked` when its impl's bounds hold (the rule is broken) and the harmless
+// one on `&Asked` when they do not. The broken rule's method has a bound no
+// type meets, a trait named for the rule, whose message is the error, at the
+// span the macro gave the call. This works where the types are known: a
+// generic Score is checked by coherence instead (`ScoreWithChildrenHasNoRenderOfItsOwn`).
+
+/// The Score type `S`, asked whether it breaks a rule; `A` and `B`, whether
+/// they are one type.
+#[derive(Debug)]
+pub struct Asked<S: ?Sized, B: ?Sized = ()>(pub PhantomData<S>, pub PhantomData<B>);
+
+impl<S: ?Sized, B: ?Sized> Asked<S, B> {
+    pub const NEW: Self = Asked(PhantomData, PhantomData);
+}
 
 /// A Score with `#[score(child)]` fields deploys its children, and only them:
-/// an `impl Render` of its own would never run. `#[derive(Score)]` implements
-/// this trait for every such Score, so that one that also implements `Render`
-/// is a compile error: "conflicting implementations of trait
-/// `ScoreWithChildrenHasNoRenderOfItsOwn`". Move what it renders into a child
-/// Score, or drop the `child` fields.
+/// an `impl Render` of its own would never run.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has `child` fields, so its own `impl Render` would never run",
+    label = "a Score with `child` fields deploys its children, and only them",
+    note = "move what `{Self}`'s `impl Render` makes into a child Score (a `#[score(child)]` field of a type with that `impl Render`), or drop the `child` fields"
+)]
+#[allow(non_camel_case_types)] // named for the rule, which rustc's notes then show
+pub trait child_fields_without_impl_Render {}
+
+pub trait ChildFieldsAndRender<S: ?Sized> {
+    fn check(&self)
+    where
+        S: child_fields_without_impl_Render,
+    {
+    }
+}
+
+impl<S: ?Sized + crate::score::Render> ChildFieldsAndRender<S> for Asked<S> {}
+
+pub trait ChildFieldsOnly {
+    fn check(&self) {}
+}
+
+impl<S: ?Sized> ChildFieldsOnly for &Asked<S> {}
+
+/// `requires(..)` names each capability once, however it is spelled.
+#[diagnostic::on_unimplemented(
+    message = "`requires(..)` names the same capability twice",
+    label = "the same capability as one named before it",
+    note = "remove the second one"
+)]
+#[allow(non_camel_case_types)]
+pub trait requires_each_capability_once {}
+
+/// `topologies: [..]` names each topology once, however it is spelled.
+#[diagnostic::on_unimplemented(
+    message = "`topologies: [..]` names topology `{Self}` twice",
+    label = "the same topology as one named before it",
+    note = "remove the second one"
+)]
+#[allow(non_camel_case_types)]
+pub trait topologies_each_once {}
+
+pub trait SameType<A: ?Sized> {
+    fn capability_once(&self)
+    where
+        A: requires_each_capability_once,
+    {
+    }
+    fn topology_once(&self)
+    where
+        A: topologies_each_once,
+    {
+    }
+}
+
+impl<A: ?Sized> SameType<A> for Asked<A, A> {}
+
+pub trait Different {
+    fn capability_once(&self) {}
+    fn topology_once(&self) {}
+}
+
+impl<A: ?Sized, B: ?Sized> Different for &Asked<A, B> {}
+
+/// A generic Score with `#[score(child)]` fields and an `impl Render` of its
+/// own: the check above needs known types, so this is rustc's "conflicting
+/// implementations of trait `ScoreWithChildrenHasNoRenderOfItsOwn`".
 pub trait ScoreWithChildrenHasNoRenderOfItsOwn {}
 
 impl<S: ?Sized + crate::score::Render> ScoreWithChildrenHasNoRenderOfItsOwn for S {}
@@ -129,7 +219,7 @@ impl<S: ?Sized + crate::score::Render> ScoreWithChildrenHasNoRenderOfItsOwn for 
 // names no `topologies:`. Autoref specialization picks the first that holds:
 // `Local` (on `&&&Placement`), `Ci` (on `&&Placement`), the deprecated
 // fallback whose note is the warning (on `&Placement`), and, for what is not
-// a Score at all (an error `score_of` reports), nothing more.
+// a Score at all (an error `score` reports), nothing more.
 
 /// The Score an app's `score:` makes, asked where it runs.
 #[derive(Debug)]
@@ -184,10 +274,11 @@ impl<F> IsNotAScore for Placement<F> {}
     label = "add `: harmony::Topology` to this trait",
     note = "topologies provide capabilities: write `pub trait MyCapability: harmony::Topology {{ … }}`, or name a capability as the supertrait (`: harmony::K8sDeploy`)"
 )]
-pub trait CapabilityOfTopologies {}
+#[allow(non_camel_case_types)] // named for the key the user wrote, which rustc's notes then show
+pub trait harmony_capability {}
 
 #[diagnostic::do_not_recommend]
-impl<C: ?Sized + crate::Topology> CapabilityOfTopologies for C {}
+impl<C: ?Sized + crate::Topology> harmony_capability for C {}
 
 /// Fails to compile unless `C` is a trait of topologies.
-pub fn capability_of_topologies<C: ?Sized + CapabilityOfTopologies>() {}
+pub fn harmony_capability<C: ?Sized + harmony_capability>() {}

@@ -13,8 +13,9 @@ pub use ::std::vec::Vec;
 pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
 pub use crate::checks::{
-    Capability, IsNotAScore, Placement, RunsOnCi, RunsOnLocal, RunsOnNoBuiltInTopology, ScoreWithChildrenHasNoRenderOfItsOwn, SmokeTest,
-    ThreadSafe, capability_name, capability_of_topologies, releases_on, runs_on, score_of, secret_field,
+    Asked, Capability, ChildFieldsAndRender, ChildFieldsOnly, Different, IsNotAScore, Placement, RunsOnCi, RunsOnLocal,
+    RunsOnNoBuiltInTopology, SameType, ScoreWithChildrenHasNoRenderOfItsOwn, SendAndSync, buildable, harmony_capability,
+    releases_on_topologies, requires, score, score_secret, score_smoke, topologies,
 };
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
@@ -58,7 +59,7 @@ fn app_needs<S: IsScore>() -> Vec<&'static str> {
 
 // Autoref specialization: `(&&AppFns(make))` takes the impl on `&AppFns`
 // when `make` makes a Score, and the fallback on `AppFns` when it does not,
-// so that a non-Score in `app!` is the one error `score_of` reports, not a
+// so that a non-Score in `app!` is the one error `score` reports, not a
 // cascade. The fallback is never part of a program that compiles.
 
 /// The registry functions of an app whose root Score `make` makes.

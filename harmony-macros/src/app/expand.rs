@@ -34,7 +34,7 @@ pub(crate) fn expand(app: &App) -> TokenStream {
         // The path is written out, not interpolated, so that every token of the call carries the span.
         (Some(expr), _) => {
             let krate = respan(quote!(#krate), expr.span());
-            quote_spanned!(expr.span()=> #krate::__private::score_of(|| #expr))
+            quote_spanned!(expr.span()=> #krate::__private::score(|| #expr))
         }
         // The chart builder's own bound (`builder`) is the check.
         _ => TokenStream::new(),
@@ -44,8 +44,8 @@ pub(crate) fn expand(app: &App) -> TokenStream {
     // topology that provides what it needs.
     let promises = app.topologies.iter().flatten().map(|t| {
         // Spanned on the path's last segment, the topology's own name.
-        let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
-        quote_spanned!(span=> #h::runs_on::<#t, _>(|| #score);)
+        let span = crate::spans::last_segment(t);
+        quote_spanned!(span=> #h::topologies::<#t, _>(|| #score);)
     });
     // Without named topologies, a Score that runs on neither built-in one is
     // a warning here (a deprecated fallback method): nothing would check
@@ -58,18 +58,14 @@ pub(crate) fn expand(app: &App) -> TokenStream {
             (&&&&#h::Placement(|| #score)).runs_on_a_topology();
         }
     });
-    // Each topology once, however it is spelled: a second impl of this
-    // trait for the same type is rustc's error at the second one.
-    let listed_once = app.topologies.as_ref().filter(|t| t.len() > 1).map(|topologies| {
-        let impls = topologies
-            .iter()
-            .map(|t| quote_spanned!(t.span()=> impl TopologyListedOnceInTopologies for #t {}));
-        quote! {
-            #[allow(dead_code)]
-            trait TopologyListedOnceInTopologies {}
-            #(#impls)*
-        }
-    });
+    // Each topology once, however it is spelled.
+    let topologies: Vec<_> = app
+        .topologies
+        .iter()
+        .flatten()
+        .map(|t| (quote!(#t), crate::spans::last_segment(t)))
+        .collect();
+    let listed_once = crate::once::each(&h, &topologies, &quote!(topology_once));
     let release = app.release.as_ref().map(|r| release(app, r, &h));
     // One app per name in a crate: a second `app!` of the same name defines
     // this macro again, which rustc reports at its name (ADR 0016). Across
@@ -137,7 +133,11 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
                 binaries: #h::Vec::from([#(#h::String::from(#binaries)),*]),
             })
         }
-        Image::Buildable(expr) => quote_spanned!(expr.span()=> #h::ImageSource::Buildable(#h::Arc::new(#expr))),
+        Image::Buildable(expr) => {
+            // Through `buildable`, so that a value that is not a recipe is one error, at it.
+            let check = respan(quote!(#h::buildable), expr.span());
+            quote!(#h::ImageSource::Buildable(#h::Arc::new(#check(#expr))))
+        }
     };
     let chart = chart_source(r, name, h);
     let stages: Vec<String> = r.stages.iter().map(ToString::to_string).collect();
@@ -152,8 +152,8 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
     };
     let smoked = r.smoke.is_some();
     let promises = app.topologies.iter().flatten().map(|t| {
-        let span = t.segments.last().map_or_else(|| t.span(), |s| s.ident.span());
-        quote_spanned!(span=> #h::releases_on::<#t, #stage_smoke>();)
+        let span = crate::spans::last_segment(t);
+        quote_spanned!(span=> #h::releases_on_topologies::<#t, #stage_smoke>();)
     });
     quote! {
         fn __harmony_spec() -> #h::AppSpec {

@@ -93,7 +93,7 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
             },
             "score" => {
                 score_span = Some(entry.key.span());
-                match value_of::<syn::Expr>(&key, value, "help: write `score: my_crate::MyScore { … }`") {
+                match value_of::<syn::Expr>(&key, value, "help: write `score: my_crate::MyScore { … }`").and_then(not_a_type) {
                     Ok(v) => score = Some(v),
                     Err(e) => push(e),
                 }
@@ -321,6 +321,20 @@ fn parse_image(input: ParseStream) -> syn::Result<Image> {
                     format!("`Buildable(..)` takes a value that builds an image\n{IMAGE_HELP}"),
                 )
             })?;
+            // A crate's name where a recipe belongs: the recipe that builds a crate is `RustBinary`.
+            if let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(name), ..
+            }) = &expr
+            {
+                return Err(syn::Error::new(
+                    name.span(),
+                    format!(
+                        "`Buildable(..)` takes a build recipe, not a crate's name\nhelp: `Buildable(harmony::build::RustBinary::new({:?}))` builds the crate `{}` into an image",
+                        name.value(),
+                        name.value()
+                    ),
+                ));
+            }
             no_more(&content, "`Buildable(..)` takes one value")?;
             Ok(Image::Buildable(expr))
         }
@@ -635,4 +649,29 @@ fn unknown_key(key: &syn::Ident, name: &str) -> syn::Error {
 
 fn doc(attrs: &[syn::Attribute]) -> String {
     crate::score::doc_of(attrs)
+}
+
+/// `score: Site` names the Score's type where its value belongs. A Score is a
+/// struct with named fields (never a unit struct), so a bare path whose last
+/// segment is written like a type (`Site`, `scores::Site`) is always this
+/// mistake; a constant (`SITE`) or a function's path (`site()`) is not.
+fn not_a_type(expr: syn::Expr) -> syn::Result<syn::Expr> {
+    let syn::Expr::Path(syn::ExprPath { qself: None, path, .. }) = &expr else {
+        return Ok(expr);
+    };
+    let Some(last) = path.segments.last() else {
+        return Ok(expr);
+    };
+    let name = last.ident.to_string();
+    let type_like = name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().any(|c| c.is_ascii_lowercase());
+    if !type_like || name == "Self" {
+        return Ok(expr);
+    }
+    let written = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
+    Err(syn::Error::new_spanned(
+        path,
+        format!(
+            "`score` takes a value of the Score, and `{written}` is its type\nhelp: write `{written} {{ … }}` with its fields, or `{written}::default()` if it implements `Default`"
+        ),
+    ))
 }

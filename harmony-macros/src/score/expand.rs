@@ -119,7 +119,7 @@ fn is_score(input: &ScoreInput, h: &TokenStream, render: &TokenStream) -> TokenS
 }
 
 /// A Score is deployed from any thread: each of its type parameters must be
-/// `Send + Sync` (`ThreadSafe`), added to the impls as `derive(Clone)` adds
+/// `Send + Sync` (`SendAndSync`), added to the impls as `derive(Clone)` adds
 /// `Clone`, so that a generic Score compiles as written and a use with a type
 /// that is not thread-safe is one error where it is used.
 fn thread_safe(h: &TokenStream, generics: &syn::Generics) -> Vec<TokenStream> {
@@ -127,7 +127,7 @@ fn thread_safe(h: &TokenStream, generics: &syn::Generics) -> Vec<TokenStream> {
         .type_params()
         .map(|p| {
             let ident = &p.ident;
-            respan(quote!(#ident: #h::ThreadSafe), ident.span())
+            respan(quote!(#ident: #h::SendAndSync), ident.span())
         })
         .collect()
 }
@@ -152,7 +152,7 @@ fn type_rules(input: &ScoreInput, h: &TokenStream) -> TokenStream {
         .filter(|f| f.secret.is_some())
         .map(|f| {
             let ty = &f.ty;
-            quote_spanned!(ty.span()=> #h::secret_field::<#ty>();)
+            quote_spanned!(ty.span()=> #h::score_secret::<#ty>();)
         })
         .collect();
     let secrets = (!secrets.is_empty()).then(|| {
@@ -165,23 +165,29 @@ fn type_rules(input: &ScoreInput, h: &TokenStream) -> TokenStream {
     });
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let ident = &input.ident;
+    // A known type is asked in our words; a generic one is left to coherence.
     let no_render = input.children().next().and_then(|c| c.child).map(|child| {
-        quote_spanned! {child=>
-            #[automatically_derived]
-            impl #impl_generics #h::ScoreWithChildrenHasNoRenderOfItsOwn for #ident #ty_generics #where_clause {}
+        if input.generics.params.is_empty() {
+            quote_spanned! {child=>
+                const _: fn() = || {
+                    #[allow(unused_imports)]
+                    use #h::{ChildFieldsAndRender as _, ChildFieldsOnly as _};
+                    (&#h::Asked::<#ident>::NEW).check();
+                };
+            }
+        } else {
+            quote_spanned! {child=>
+                #[automatically_derived]
+                impl #impl_generics #h::ScoreWithChildrenHasNoRenderOfItsOwn for #ident #ty_generics #where_clause {}
+            }
         }
     });
-    let once = (input.requires.len() > 1).then(|| {
-        let impls = input
-            .requires
-            .iter()
-            .map(|cap| quote_spanned!(cap.span()=> impl CapabilityListedOnceInRequires for dyn #cap {}));
-        quote! {
-            #[allow(dead_code)]
-            trait CapabilityListedOnceInRequires {}
-            #(#impls)*
-        }
-    });
+    let requires: Vec<_> = input
+        .requires
+        .iter()
+        .map(|cap| (quote!(dyn #cap), crate::spans::last_segment(cap)))
+        .collect();
+    let once = crate::once::each(h, &requires, &quote!(capability_once));
     quote! {
         #secrets
         #no_render
@@ -190,12 +196,12 @@ fn type_rules(input: &ScoreInput, h: &TokenStream) -> TokenStream {
 }
 
 /// `__harmony_requires()`: the names of the capabilities `requires(..)`
-/// lists. Asking `harmony::checks::capability_name` for each is also the check
+/// lists. Asking `harmony::checks::requires` for each is also the check
 /// that `requires(..)` names capabilities and nothing else: one error per
 /// wrong name, on it. `IsScore::needs` and the registry entry both call it.
 fn requires_fn<'p>(h: &TokenStream, requires: impl Iterator<Item = &'p syn::Path>) -> TokenStream {
     let names: Vec<TokenStream> = requires
-        .map(|cap| quote_spanned!(cap.span()=> #h::capability_name::<dyn #cap>()))
+        .map(|cap| quote_spanned!(cap.span()=> #h::requires::<dyn #cap>()))
         .collect();
     quote! {
         fn __harmony_requires() -> #h::Vec<&'static str> {
@@ -270,12 +276,12 @@ fn score_at(input: &ScoreInput, h: &TokenStream) -> TokenStream {
 }
 
 /// `run.smoke(..)` on the future of the user's smoke test, called through
-/// `harmony::checks::SmokeTest` so that a function of another shape is one
+/// `harmony::checks::score_smoke` so that a function of another shape is one
 /// error that says which shape it needs, spanned on the `smoke = ..` path.
 fn smoke_call(smoke: &syn::Path, h: &TokenStream, topo: &syn::Ident) -> TokenStream {
     // The Score and topology types are given, so that a function of another
     // shape (one taking `&Local`, say) is the trait's error, not a mismatch.
-    let call = quote_spanned!(smoke.span()=> #h::SmokeTest::<'_, Self, #topo>::call(#smoke, self, topology));
+    let call = quote_spanned!(smoke.span()=> #h::score_smoke::<'_, Self, #topo>::call(#smoke, self, topology));
     quote!(run.smoke(#call).await)
 }
 

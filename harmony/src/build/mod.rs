@@ -127,6 +127,12 @@ impl ImageSource {
 }
 
 /// A daemonless build that runs in this process (and the tools it calls).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a build recipe: `Buildable(..)` takes one",
+    label = "not a build recipe",
+    note = "a build recipe implements `harmony::build::Buildable`; `harmony::build::RustBinary::new(\"my-crate\")` builds a crate of the workspace into an image",
+    note = "an image built from a Dockerfile is `image: Dockerfile(\"path\")`"
+)]
 pub trait Buildable: Send + Sync + Debug {
     /// Build the image.
     fn build(&self, cx: &BuildCx) -> Result<Artifact, BuildError>;

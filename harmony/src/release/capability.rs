@@ -30,7 +30,7 @@ use crate::topology::Topology;
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `ContainerBuilder`",
     label = "needs `ContainerBuilder` (builds container images)",
-    note = "the generated CLI's `list` shows which topologies provide `ContainerBuilder`",
+    note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
     note = "release on a topology that provides it, or implement `harmony::release::ContainerBuilder` for `{Self}`"
 )]
 pub trait ContainerBuilder: Topology {
@@ -83,7 +83,7 @@ pub fn build_dir(state: &Path) -> std::path::PathBuf {
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `OciRegistry`",
     label = "needs `OciRegistry` (a place to store released images)",
-    note = "the generated CLI's `list` shows which topologies provide `OciRegistry`",
+    note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
     note = "release on a topology that provides it, or implement `harmony::release::OciRegistry` for `{Self}`"
 )]
 pub trait OciRegistry: Topology {
@@ -104,7 +104,7 @@ pub trait OciRegistry: Topology {
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `HelmRegistry`",
     label = "needs `HelmRegistry` (a place to store released charts)",
-    note = "the generated CLI's `list` shows which topologies provide `HelmRegistry`",
+    note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
     note = "release on a topology that provides it, or implement `harmony::release::HelmRegistry` for `{Self}`"
 )]
 pub trait HelmRegistry: Topology {
@@ -134,7 +134,7 @@ pub struct Delivery {
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `ContinuousDelivery`",
     label = "needs `ContinuousDelivery` (brings a released chart to each stage)",
-    note = "the generated CLI's `list` shows which topologies provide `ContinuousDelivery`",
+    note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
     note = "release on a topology that provides it, or implement `harmony::release::ContinuousDelivery` for `{Self}`"
 )]
 pub trait ContinuousDelivery: Topology {
@@ -289,7 +289,7 @@ impl crate::Diagnostic for DeliveryError {
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `HttpProbe`",
     label = "needs `HttpProbe` (asks a delivered service over HTTP), because the app has `smoke: http_get(..)`",
-    note = "the generated CLI's `list` shows which topologies provide `HttpProbe`",
+    note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `k8s` (`harmony_k8s::K8s`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
     note = "release on a topology that provides it, or drop `smoke` to use the default verification"
 )]
 pub trait HttpProbe: Topology {

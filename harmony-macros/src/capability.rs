@@ -92,9 +92,10 @@ fn parse_crate(attr: TokenStream) -> syn::Result<syn::Path> {
             krate = Some(meta.value()?.parse::<syn::Path>()?);
             Ok(())
         } else {
-            Err(meta.error(
-                "`#[capability]` takes no arguments but `crate = path`\nhelp: say what the capability provides in its `///` doc comment",
-            ))
+            let name = meta.path.get_ident().map_or_else(|| "it".to_owned(), |i| format!("`{i}`"));
+            Err(meta.error(format!(
+                "`#[capability]` takes no arguments but `crate = path`\nhelp: remove {name}; the capability's name is the trait's, and what it provides is said in its `///` doc comment"
+            )))
         }
     });
     syn::parse::Parser::parse2(parser, attr)?;

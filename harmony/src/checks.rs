@@ -20,14 +20,31 @@ pub fn buildable<B: crate::build::Buildable + 'static>(recipe: B) -> B {
 /// Fails to compile unless `make` makes a Score.
 pub fn score<S: IsScore>(_make: impl Fn() -> S) {}
 
-/// Fails to compile, naming the missing capability, unless the app's Score
-/// runs on topology `T`: `app! { topologies: [T] }`.
-pub fn topologies<T, S>(_make: impl Fn() -> S)
-where
-    T: SelectableTopology + K8sDeploy,
-    S: Score<T>,
-{
+/// `app! { topologies: [T] }`: the app's Score, made by `F`, runs on topology
+/// `T`. Asked by autoref only of a Score, so that a `score` that is not one
+/// is the one error `score` reports.
+#[derive(Debug)]
+pub struct Promise<T, F>(pub F, pub PhantomData<T>);
+
+/// Fails to compile, naming the missing capability, unless the Score runs on
+/// `T`. Named for the key, which rustc's notes name.
+#[allow(non_camel_case_types)]
+pub trait app_topologies<T, S> {
+    fn run_the_score(&self)
+    where
+        T: SelectableTopology + K8sDeploy,
+        S: Score<T>,
+    {
+    }
 }
+
+impl<T, S: IsScore, F: Fn() -> S> app_topologies<T, S> for Promise<T, F> {}
+
+pub trait NotAScorePromise {
+    fn run_the_score(&self) {}
+}
+
+impl<T, F> NotAScorePromise for &Promise<T, F> {}
 
 /// Fails to compile, naming the missing capability, unless topology `T` can
 /// release an app smoke-tested by `S`: `app! { topologies: [T], image: .. }`.
@@ -68,7 +85,7 @@ pub const fn requires<C: ?Sized + Capability>() -> &'static str {
     message = "`smoke = ..` must name an `async fn(&self, topology: &T) -> Result<(), SmokeError>`",
     label = "this is `{Self}`",
     note = "a smoke test runs after the deploy, with the Score and the topology, and returns `Ok(())` once what was deployed works",
-    note = "for example: `async fn ping<T: harmony::K8sClient>(&self, topology: &T) -> Result<(), harmony::SmokeError>`"
+    note = "for example: `async fn ping<T: harmony::Topology>(&self, topology: &T) -> Result<(), harmony::SmokeError>`; one that reads the cluster takes `T: harmony::K8sClient`, and the Score says `#[score(requires(K8sClient))]`"
 )]
 #[allow(non_camel_case_types)] // named for the key the user wrote, which rustc's notes then show
 pub trait score_smoke<'a, S: ?Sized, T: ?Sized> {
@@ -208,6 +225,44 @@ pub trait Different {
 
 impl<A: ?Sized, B: ?Sized> Different for &Asked<A, B> {}
 
+/// `chart: builder(f)`: `f` makes the app's Score from the release's context.
+/// Asked by autoref, so that a function of another shape is one error in
+/// these words, at `f`, and everything built on it still type-checks (it
+/// stands in as a builder of `ChartObjects` in a program that never compiles).
+#[derive(Debug)]
+pub struct ChartBuilder<F>(pub F);
+
+/// What `builder(..)` names: `fn name(cx: &ReleaseCx) -> impl Score`.
+#[diagnostic::on_unimplemented(
+    message = "a chart builder takes the release's context: `fn(&harmony::release::ReleaseCx) -> impl Score`",
+    label = "this function does not take `&ReleaseCx`",
+    note = "the context carries the released version and the image the chart deploys (`cx.image`)",
+    note = "write it `fn my_chart(cx: &harmony::release::ReleaseCx) -> MyScore`, and take what it needs from `cx`"
+)]
+#[allow(non_camel_case_types)] // named for the key the user wrote
+pub trait chart_builder {}
+
+pub trait TakesTheReleaseContext<S, F> {
+    fn checked(&self) -> F;
+}
+
+impl<S, F: Fn(&crate::release::ReleaseCx) -> S + Clone> TakesTheReleaseContext<S, F> for ChartBuilder<F> {
+    fn checked(&self) -> F {
+        self.0.clone()
+    }
+}
+
+pub trait TakesSomethingElse<F> {
+    fn checked(&self) -> fn(&crate::release::ReleaseCx) -> crate::release::pipeline::ChartObjects
+    where
+        F: chart_builder,
+    {
+        |_| unreachable!("a program whose chart builder does not take the release's context does not compile")
+    }
+}
+
+impl<F> TakesSomethingElse<F> for &ChartBuilder<F> {}
+
 /// A generic Score with `#[score(child)]` fields and an `impl Render` of its
 /// own: the check above needs known types, so this is rustc's "conflicting
 /// implementations of trait `ScoreWithChildrenHasNoRenderOfItsOwn`".
@@ -226,7 +281,7 @@ impl<S: ?Sized + crate::score::Render> ScoreWithChildrenHasNoRenderOfItsOwn for 
 pub struct Placement<F>(pub F);
 
 pub trait RunsOnLocal {
-    fn runs_on_a_topology(&self) {}
+    fn topologies(&self) {}
 }
 
 impl<F, S> RunsOnLocal for &&&Placement<F>
@@ -237,7 +292,7 @@ where
 }
 
 pub trait RunsOnCi {
-    fn runs_on_a_topology(&self) {}
+    fn topologies(&self) {}
 }
 
 impl<F, S> RunsOnCi for &&Placement<F>
@@ -247,14 +302,17 @@ where
 {
 }
 
-pub trait RunsOnNoBuiltInTopology {
+/// Named `app`, with its method `topologies`, because the warning names them
+/// ("use of deprecated method `harmony::checks::app::topologies`").
+#[allow(non_camel_case_types)]
+pub trait app {
     #[deprecated(
         note = "this app's Score runs on neither `local` nor `ci`, and the app names no topology it runs on\nhelp: name the topologies that provide what it needs, e.g. `topologies: [harmony_k8s::K8s]`: each is then checked here"
     )]
-    fn runs_on_a_topology(&self) {}
+    fn topologies(&self) {}
 }
 
-impl<F, S> RunsOnNoBuiltInTopology for &Placement<F>
+impl<F, S> app for &Placement<F>
 where
     F: Fn() -> S,
     S: IsScore,
@@ -262,7 +320,7 @@ where
 }
 
 pub trait IsNotAScore {
-    fn runs_on_a_topology(&self) {}
+    fn topologies(&self) {}
 }
 
 impl<F> IsNotAScore for Placement<F> {}

@@ -13,9 +13,9 @@ pub use ::std::vec::Vec;
 pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
 pub use crate::checks::{
-    Asked, Capability, ChildFieldsAndRender, ChildFieldsOnly, Different, IsNotAScore, Placement, RunsOnCi, RunsOnLocal,
-    RunsOnNoBuiltInTopology, SameType, ScoreWithChildrenHasNoRenderOfItsOwn, SendAndSync, buildable, harmony_capability,
-    releases_on_topologies, requires, score, score_secret, score_smoke, topologies,
+    Asked, Capability, ChartBuilder, ChildFieldsAndRender, ChildFieldsOnly, Different, IsNotAScore, NotAScorePromise, Placement, Promise,
+    RunsOnCi, RunsOnLocal, SameType, ScoreWithChildrenHasNoRenderOfItsOwn, SendAndSync, TakesSomethingElse, TakesTheReleaseContext, app,
+    app_topologies, buildable, harmony_capability, releases_on_topologies, requires, score, score_secret, score_smoke,
 };
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};

@@ -22,7 +22,7 @@ use crate::topology::Topology;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a Score that runs on topology `{T}`",
     label = "not a Score for `{T}`",
-    note = "derive it: `#[derive(harmony::Score)]` on a struct with named fields"
+    note = "a Score is a struct of yours, with named fields and `#[derive(harmony::Score)]`, whose `requires(..)` the topology provides"
 )]
 pub trait Score<T: Topology>: Interpret<T> {}
 
@@ -34,7 +34,7 @@ pub trait Score<T: Topology>: Interpret<T> {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a Score",
     label = "not a Score",
-    note = "derive it with `#[derive(harmony::Score)]`; a child can also be a `Vec` or an `Option` of Scores"
+    note = "a Score is a struct of yours, with named fields and `#[derive(harmony::Score)]`; a child can also be a `Vec` or an `Option` of Scores"
 )]
 pub trait IsScore {
     /// Add the names of the capabilities this Score tree needs.

@@ -22,7 +22,10 @@ pub(crate) fn expand(app: &App) -> TokenStream {
                 chart: ChartKind::Builder(f),
                 ..
             }),
-        ) => quote!(#f(&#h::ReleaseCx::development(#name))),
+        ) => {
+            let builder = chart_builder(f, &h);
+            quote!((#builder)(&#h::ReleaseCx::development(#name)))
+        }
         (None, Some(r)) => {
             let chart = chart_source(r, name, &h);
             quote!(#h::ChartObjects::new(#name, #h::PathBuf::from(::core::env!("CARGO_MANIFEST_DIR")), #chart))
@@ -45,7 +48,11 @@ pub(crate) fn expand(app: &App) -> TokenStream {
     let promises = app.topologies.iter().flatten().map(|t| {
         // Spanned on the path's last segment, the topology's own name.
         let span = crate::spans::last_segment(t);
-        quote_spanned!(span=> #h::topologies::<#t, _>(|| #score);)
+        quote_spanned! {span=> {
+            #[allow(unused_imports)]
+            use #h::{NotAScorePromise as _, app_topologies as _};
+            (&#h::Promise::<#t, _>(|| #score, ::core::marker::PhantomData)).run_the_score();
+        }}
     });
     // Without named topologies, a Score that runs on neither built-in one is
     // a warning here (a deprecated fallback method): nothing would check
@@ -54,8 +61,8 @@ pub(crate) fn expand(app: &App) -> TokenStream {
         let span = app.score.as_ref().map_or_else(|| name.span(), Spanned::span);
         quote_spanned! {span=>
             #[allow(unused_imports)]
-            use #h::{IsNotAScore as _, RunsOnCi as _, RunsOnLocal as _, RunsOnNoBuiltInTopology as _};
-            (&&&&#h::Placement(|| #score)).runs_on_a_topology();
+            use #h::{IsNotAScore as _, RunsOnCi as _, RunsOnLocal as _, app as _};
+            (&&&&#h::Placement(|| #score)).topologies();
         }
     });
     // Each topology once, however it is spelled.
@@ -197,8 +204,24 @@ fn release(app: &App, r: &Release, h: &TokenStream) -> TokenStream {
 fn chart_source(r: &Release, name: &syn::LitStr, h: &TokenStream) -> TokenStream {
     match &r.chart {
         // Spanned on the function, so an error is there, not on the whole `app!`.
-        ChartKind::Builder(f) => respan(quote!(#h::builder(#name, #f)), f.span()),
+        ChartKind::Builder(f) => {
+            let builder = chart_builder(f, h);
+            respan(quote!(#h::builder(#name, #builder)), f.span())
+        }
         ChartKind::Dir(d) => quote!(#h::ChartSource::Dir(#h::PathBuf::from(#d))),
         ChartKind::Published { url, version } => quote!(#h::ChartSource::Published { url: #url, version: #version }),
     }
+}
+
+/// The chart builder `f`, asked whether it takes the release's context: one
+/// error at `f` if not (`harmony::checks::chart_builder`).
+fn chart_builder(f: &syn::Path, h: &TokenStream) -> TokenStream {
+    respan(
+        quote! {{
+            #[allow(unused_imports)]
+            use #h::{TakesSomethingElse as _, TakesTheReleaseContext as _};
+            (&#h::ChartBuilder(#f)).checked()
+        }},
+        f.span(),
+    )
 }

@@ -63,6 +63,7 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
     let mut smoke_span = None;
     let mut score_span = None;
     let mut image_span = None;
+    let mut chart_span = None;
     let mut stages_span = None;
     let mut seen: Vec<String> = Vec::new();
     // Keys a did-you-mean already points at: not also reported as missing.
@@ -105,10 +106,13 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
                     Err(e) => push(e),
                 }
             }
-            "chart" => match parse_chart.parse2(value) {
-                Ok(v) => chart = Some(v),
-                Err(e) => push(e),
-            },
+            "chart" => {
+                chart_span = Some(entry.key.span());
+                match parse_chart.parse2(value) {
+                    Ok(v) => chart = Some(v),
+                    Err(e) => push(e),
+                }
+            }
             "stages" => {
                 stages_span = Some(entry.key.span());
                 match parse_stages.parse2(value) {
@@ -160,15 +164,28 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
         }
     }
     let has = |k: &str| seen.iter().any(|s| s == k);
+    // An app with `score` is deployed by `apply`; releasing it means the chart replaces the score.
+    let release_help = |key: &str| {
+        if has("score") {
+            format!("help: remove `{key}`, or release this app: replace `score` with `image` and `chart: builder(..)`")
+        } else {
+            format!("help: add `image` and `chart`, or remove `{key}`")
+        }
+    };
     if has("image") && !has("chart") && !suggested.contains(&"chart") {
+        let help = if has("score") {
+            "help: remove `image`: `apply` deploys `score` without one; or release this app: replace `score` with `chart: builder(..)`"
+        } else {
+            "help: add `chart: builder(crate::my_chart)`, `chart: dir(\"charts/my-app\")` or `chart: published(\"oci://…\", \"1.0.0\")`"
+        };
         push(syn::Error::new(
             image_span.unwrap_or_else(Span::call_site),
-            "an app with an `image` needs a `chart` to deliver it\nhelp: add `chart: builder(crate::my_chart)`, `chart: dir(\"charts/my-app\")` or `chart: published(\"oci://…\", \"1.0.0\")`",
+            format!("an app with an `image` needs a `chart` to deliver it\n{help}"),
         ));
     }
     if has("chart") && !has("image") && !suggested.contains(&"image") {
         push(syn::Error::new(
-            Span::call_site(),
+            chart_span.unwrap_or_else(Span::call_site),
             "an app with a `chart` needs an `image` to release\nhelp: add `image: Dockerfile(\"Dockerfile\")` or `image: Buildable(…)`",
         ));
     }
@@ -189,13 +206,19 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<App> {
     if has("smoke") && !has("image") {
         push(syn::Error::new(
             smoke_span.unwrap_or_else(Span::call_site),
-            "`smoke` checks each stage of a release, and this app has no `image` and `chart` to release\nhelp: add `image` and `chart`; a Score's own check is `#[score(smoke = Self::check)]`",
+            format!(
+                "`smoke` checks each stage of a release, and this app has no `image` and `chart` to release\n{}; a Score's own check is `#[score(smoke = Self::check)]`",
+                release_help("smoke")
+            ),
         ));
     }
     if has("stages") && !has("image") {
         push(syn::Error::new(
             stages_span.unwrap_or_else(Span::call_site),
-            "`stages` are the steps of a release, and this app has no `image` and `chart` to release\nhelp: add `image` and `chart`, or remove `stages`",
+            format!(
+                "`stages` are the steps of a release, and this app has no `image` and `chart` to release\n{}",
+                release_help("stages")
+            ),
         ));
     }
     if let Some(e) = errors {
@@ -422,7 +445,17 @@ fn no_more(content: ParseStream, what: &str) -> syn::Result<()> {
     if content.is_empty() {
         Ok(())
     } else {
-        Err(content.error(format!("unexpected extra argument\nhelp: {what}; remove this one")))
+        // At the argument after the comma, not the comma.
+        let _ = content.parse::<Option<Token![,]>>();
+        let at = if content.is_empty() {
+            content.span()
+        } else {
+            content.cursor().span()
+        };
+        Err(syn::Error::new(
+            at,
+            format!("unexpected extra argument\nhelp: {what}; remove this one"),
+        ))
     }
 }
 
@@ -525,7 +558,7 @@ fn parse_stages(input: ParseStream) -> syn::Result<Vec<syn::Ident>> {
         if seen.contains(&s) {
             return Err(syn::Error::new(
                 stage.span(),
-                format!("stage `{s}` is listed twice\nhelp: a release reaches each stage once"),
+                format!("stage `{s}` is listed twice\nhelp: remove the second `{s}`: a release reaches each stage once"),
             ));
         }
         seen.push(s);
@@ -592,9 +625,16 @@ fn split(input: ParseStream) -> syn::Result<(Vec<syn::Attribute>, Vec<Entry>)> {
 
 fn parse_topologies(input: ParseStream) -> syn::Result<Vec<syn::Path>> {
     if !input.peek(syn::token::Bracket) {
+        let span = input.span();
+        let written: proc_macro2::TokenStream = input.parse()?;
+        let written = if written.is_empty() {
+            "harmony::Local".to_owned()
+        } else {
+            written.to_string().replace(' ', "")
+        };
         return Err(syn::Error::new(
-            input.span(),
-            "`topologies` takes a list in brackets\nhelp: write `topologies: [Local]`",
+            span,
+            format!("`topologies` takes a list in brackets\nhelp: write `topologies: [{written}]`"),
         ));
     }
     let content;

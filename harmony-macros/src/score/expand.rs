@@ -38,6 +38,7 @@ pub(crate) fn expand(input: &ScoreInput) -> TokenStream {
         .unwrap_or_default();
     predicates.extend(bounds);
     predicates.extend(thread_safe(&h, &input.generics));
+    predicates.extend(renders_when(input, &h));
     let (score, interpret) = user_spanned_traits(&h, &topo, ident);
 
     let requires_fn = requires_fn(&h, input.requires.iter());
@@ -89,6 +90,7 @@ fn is_score(input: &ScoreInput, h: &TokenStream, render: &TokenStream) -> TokenS
     let mut predicates: Vec<TokenStream> = where_clause
         .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
         .unwrap_or_default();
+    predicates.extend(renders_when(input, h));
     let mut needs: Vec<TokenStream> = Vec::new();
     if input.is_composite() {
         for child in input.children() {
@@ -104,9 +106,11 @@ fn is_score(input: &ScoreInput, h: &TokenStream, render: &TokenStream) -> TokenS
         needs.push(quote!(out.push(<dyn #h::K8sDeploy as #h::IsCapability>::NAME);));
     }
     needs.push(quote!(out.extend(__harmony_requires());));
+    // Spanned on the struct's name, as `Score` is (`user_spanned_traits`).
+    let is_score = respan(quote!(#h::IsScore), ident.span());
     quote! {
         #[automatically_derived]
-        impl #impl_generics #h::IsScore for #ident #ty_generics where #(#predicates,)* {
+        impl #impl_generics #is_score for #ident #ty_generics where #(#predicates,)* {
             fn needs(out: &mut #h::Vec<&'static str>) {
                 #(#needs)*
             }
@@ -116,6 +120,20 @@ fn is_score(input: &ScoreInput, h: &TokenStream, render: &TokenStream) -> TokenS
             }
         }
     }
+}
+
+/// A generic leaf is a Score wherever it renders: `impl<L: AsRef<str>> Render
+/// for Labelled<L>` makes `Labelled<L>` a Score for those `L` only, as
+/// `derive(Clone)` bounds what it derives, so the struct compiles as written
+/// and a use with another `L` is an error where it is used. A Score without
+/// type parameters must render, checked where it is declared.
+fn renders_when(input: &ScoreInput, h: &TokenStream) -> Option<TokenStream> {
+    if input.is_composite() || input.generics.type_params().next().is_none() {
+        return None;
+    }
+    let ident = &input.ident;
+    let (_, ty_generics, _) = input.generics.split_for_impl();
+    Some(respan(quote!(#ident #ty_generics: #h::Render), ident.span()))
 }
 
 /// A Score is deployed from any thread: each of its type parameters must be

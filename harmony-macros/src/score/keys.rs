@@ -201,7 +201,7 @@ fn read_entry(
     if seen.contains(&key.name) {
         errors.push(syn::Error::new(
             meta.path.span(),
-            format!("`{}` is given twice\nhelp: keep one `{}`", key.name, key.example),
+            format!("`{}` is given twice\nhelp: keep one of them and remove the other", key.name),
         ));
         return skip(meta, written);
     }

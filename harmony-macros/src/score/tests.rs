@@ -101,7 +101,7 @@ fn key_mistakes_are_ours() {
                     a: A,
                 }
             ),
-            "`smoke` is given twice\nhelp: keep one `smoke = Self::ping`",
+            "`smoke` is given twice\nhelp: keep one of them and remove the other",
         ),
         (
             syn::parse_quote!(

@@ -1,0 +1,27 @@
+// `Buildable("site-server")`: a crate's name where a build recipe belongs.
+use harmony::release::ReleaseCx;
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score, Default)]
+pub struct Site {
+    pub namespace: String,
+}
+
+impl Render for Site {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+#[allow(dead_code)]
+fn site(_: &ReleaseCx) -> Site {
+    Site::default()
+}
+
+harmony::app! {
+    name: "site",
+    image: Buildable("site-server"),
+    chart: builder(site),
+}
+
+fn main() {}

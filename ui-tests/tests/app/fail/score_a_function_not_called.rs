@@ -1,0 +1,26 @@
+// `score: Site::default`: a function where the value it makes belongs.
+use harmony::release::ReleaseCx;
+use harmony::{Desired, Render, RenderCx, Score, ScoreError};
+
+#[derive(Score, Default)]
+pub struct Site {
+    pub namespace: String,
+}
+
+impl Render for Site {
+    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+        Ok(Desired::new())
+    }
+}
+
+#[allow(dead_code)]
+fn site(_: &ReleaseCx) -> Site {
+    Site::default()
+}
+
+harmony::app! {
+    name: "site",
+    score: Site::default,
+}
+
+fn main() {}

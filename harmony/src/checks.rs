@@ -79,23 +79,13 @@ pub const fn requires<C: ?Sized + Capability>() -> &'static str {
 }
 
 /// What a `smoke = ..` function must be: an async fn of the Score and the
-/// topology. `#[derive(Score)]` calls it through this trait, so a function of
-/// another shape is one error, at the `smoke = ..` path, in these words.
-#[diagnostic::on_unimplemented(
-    message = "`smoke = ..` must name an `async fn(&self, topology: &T) -> Result<(), SmokeError>`",
-    label = "this is `{Self}`",
-    note = "a smoke test runs after the deploy, with the Score and the topology, and returns `Ok(())` once what was deployed works",
-    note = "for example: `async fn ping<T: harmony::Topology>(&self, topology: &T) -> Result<(), harmony::SmokeError>`; one that reads the cluster takes `T: harmony::K8sClient`, and the Score says `#[score(requires(K8sClient))]`"
-)]
-#[allow(non_camel_case_types)] // named for the key the user wrote, which rustc's notes then show
-pub trait score_smoke<'a, S: ?Sized, T: ?Sized> {
+/// topology, for any topology. `#[derive(Score)]` calls it through this trait.
+#[allow(non_camel_case_types)] // named for the rule, which rustc's notes show
+pub trait smoke_for_any_topology<'a, S: ?Sized, T: ?Sized> {
     fn call(self, score: &'a S, topology: &'a T) -> crate::BoxFuture<'a, Result<(), crate::SmokeError>>;
 }
 
-// `do_not_recommend`: a mismatch reports the message above rather than the
-// closure-signature details behind it.
-#[diagnostic::do_not_recommend]
-impl<'a, S, T, F, Test> score_smoke<'a, S, T> for F
+impl<'a, S, T, F, Test> smoke_for_any_topology<'a, S, T> for F
 where
     S: ?Sized + 'a,
     T: ?Sized + 'a,
@@ -106,6 +96,45 @@ where
         Box::pin(self(score, topology))
     }
 }
+
+/// A `smoke = ..` function of another shape (one topology, no `&self`, not
+/// `async`, another result): asked by autoref, so that every wrong shape is
+/// one error in these words, at the path, showing the function's type, and
+/// not rustc's closure-signature advice (which `smoke =` cannot take).
+#[diagnostic::on_unimplemented(
+    message = "`smoke = ..` must name an `async fn` of `&self` and the topology, for any topology: `async fn(&self, topology: &T) -> Result<(), SmokeError>`",
+    label = "this is `{Self}`",
+    note = "a smoke test runs after the deploy, on whichever topology the Score runs on, and returns `Ok(())` once what was deployed works",
+    note = "write it `async fn ping<T: harmony::Topology>(&self, topology: &T) -> Result<(), harmony::SmokeError>`; one that reads the cluster takes `T: harmony::K8sClient`, and the Score says `#[score(requires(K8sClient))]`"
+)]
+#[allow(non_camel_case_types)] // named for the key the user wrote, which rustc's notes then show
+pub trait score_smoke {}
+
+/// The function `smoke = ..` names.
+#[derive(Debug)]
+pub struct SmokeFn<F>(pub F);
+
+pub trait SmokeOfTheRightShape<'a, S: ?Sized, T: ?Sized, F> {
+    fn smoke_test(&self) -> F;
+}
+
+impl<'a, S: ?Sized + 'a, T: ?Sized + 'a, F: smoke_for_any_topology<'a, S, T> + Clone> SmokeOfTheRightShape<'a, S, T, F> for SmokeFn<F> {
+    fn smoke_test(&self) -> F {
+        self.0.clone()
+    }
+}
+
+pub trait SmokeOfAnotherShape<'a, S: ?Sized + 'a, T: ?Sized + 'a, F> {
+    #[allow(clippy::type_complexity)]
+    fn smoke_test(&self) -> fn(&'a S, &'a T) -> crate::BoxFuture<'a, Result<(), crate::SmokeError>>
+    where
+        F: score_smoke,
+    {
+        |_, _| unreachable!("a program whose smoke test has another shape does not compile")
+    }
+}
+
+impl<'a, S: ?Sized + 'a, T: ?Sized + 'a, F> SmokeOfAnotherShape<'a, S, T, F> for &SmokeFn<F> {}
 
 /// What a `#[score(secret)]` field must be: a [`Secret`](crate::Secret),
 /// whose `Debug` and `Serialize` never print the value. Checked by type, not

@@ -14,8 +14,9 @@ pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
 pub use crate::checks::{
     Asked, Capability, ChartBuilder, ChildFieldsAndRender, ChildFieldsOnly, Different, IsNotAScore, NotAScorePromise, Placement, Promise,
-    RunsOnCi, RunsOnLocal, SameType, ScoreWithChildrenHasNoRenderOfItsOwn, SendAndSync, TakesSomethingElse, TakesTheReleaseContext, app,
-    app_topologies, buildable, harmony_capability, releases_on_topologies, requires, score, score_secret, score_smoke,
+    RunsOnCi, RunsOnLocal, SameType, ScoreWithChildrenHasNoRenderOfItsOwn, SendAndSync, SmokeFn, SmokeOfAnotherShape, SmokeOfTheRightShape,
+    TakesSomethingElse, TakesTheReleaseContext, app, app_topologies, buildable, harmony_capability, releases_on_topologies, requires,
+    score, score_secret, smoke_for_any_topology,
 };
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};

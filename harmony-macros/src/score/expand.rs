@@ -294,12 +294,21 @@ fn score_at(input: &ScoreInput, h: &TokenStream) -> TokenStream {
 }
 
 /// `run.smoke(..)` on the future of the user's smoke test, called through
-/// `harmony::checks::score_smoke` so that a function of another shape is one
+/// `harmony::checks::SmokeFn` so that a function of another shape is one
 /// error that says which shape it needs, spanned on the `smoke = ..` path.
 fn smoke_call(smoke: &syn::Path, h: &TokenStream, topo: &syn::Ident) -> TokenStream {
     // The Score and topology types are given, so that a function of another
     // shape (one taking `&Local`, say) is the trait's error, not a mismatch.
-    let call = quote_spanned!(smoke.span()=> #h::score_smoke::<'_, Self, #topo>::call(#smoke, self, topology));
+    // The picking call spans the whole path: its first token's span up to its
+    // last segment's, where rustc puts the error.
+    let (first, last) = (smoke.span(), crate::spans::last_segment(smoke));
+    let picked = respan(quote!((&#h::SmokeFn(#smoke))), first);
+    let pick = respan(quote!(.smoke_test()), last);
+    let call = quote_spanned! {first=> {
+        #[allow(unused_imports)]
+        use #h::{SmokeOfAnotherShape as _, SmokeOfTheRightShape as _};
+        #h::smoke_for_any_topology::<'_, Self, #topo>::call(#picked #pick, self, topology)
+    }};
     quote!(run.smoke(#call).await)
 }
 

@@ -229,7 +229,9 @@ fn requires_fn<'p>(h: &TokenStream, requires: impl Iterator<Item = &'p syn::Path
 }
 
 fn leaf_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (TokenStream, TokenStream) {
-    let render = quote!(<Self as #h::Render>::render(self, cx));
+    // Spanned on the struct's name: a leaf without `impl Render` is an error there.
+    let render_fn = respan(quote!(<Self as #h::Render>::render), input.ident.span());
+    let render = quote!(#render_fn(self, cx));
     // The topology's verification always runs; a Score's own smoke test runs
     // after it, in addition, never instead.
     let smoke = match &input.smoke {
@@ -239,7 +241,7 @@ fn leaf_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (Token
     let at = score_at(input, h);
     let execute = quote! {
         run.in_score(#at);
-        let desired = run.rendered(<Self as #h::Render>::render(self, run.render_cx()))?;
+        let desired = run.rendered(#render_fn(self, run.render_cx()))?;
         run.deploy(topology, &desired).await?;
         run.verify(topology, &desired).await?;
         #smoke

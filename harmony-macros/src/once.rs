@@ -6,7 +6,7 @@ use quote::quote;
 
 /// Each of `types` named once, however it is spelled: for every pair, an
 /// error at the later one when the two are the same type (`method` is
-/// `capability_once` or `topology_once`, whose bound says which list). Each
+/// `each_capability_once` or `each_topology_once`, whose bound says which list). Each
 /// type comes with the span of its name, where the error goes.
 pub(crate) fn each(h: &TokenStream, types: &[(TokenStream, Span)], method: &TokenStream) -> Option<TokenStream> {
     let checks: Vec<TokenStream> = types
@@ -22,7 +22,7 @@ pub(crate) fn each(h: &TokenStream, types: &[(TokenStream, Span)], method: &Toke
         quote! {
             const _: fn() = || {
                 #[allow(unused_imports)]
-                use #h::{Different as _, SameType as _};
+                use #h::{Different as _, requires_listed_once as _, topologies_listed_once as _};
                 #(#checks)*
             };
         }

@@ -115,18 +115,19 @@ pub trait score_smoke {}
 pub struct SmokeFn<F>(pub F);
 
 pub trait SmokeOfTheRightShape<'a, S: ?Sized, T: ?Sized, F> {
-    fn smoke_test(&self) -> F;
+    fn takes_self_and_any_topology(&self) -> F;
 }
 
 impl<'a, S: ?Sized + 'a, T: ?Sized + 'a, F: smoke_for_any_topology<'a, S, T> + Clone> SmokeOfTheRightShape<'a, S, T, F> for SmokeFn<F> {
-    fn smoke_test(&self) -> F {
+    fn takes_self_and_any_topology(&self) -> F {
         self.0.clone()
     }
 }
 
-pub trait SmokeOfAnotherShape<'a, S: ?Sized + 'a, T: ?Sized + 'a, F> {
+#[allow(non_camel_case_types)]
+pub trait smoke<'a, S: ?Sized + 'a, T: ?Sized + 'a, F> {
     #[allow(clippy::type_complexity)]
-    fn smoke_test(&self) -> fn(&'a S, &'a T) -> crate::BoxFuture<'a, Result<(), crate::SmokeError>>
+    fn takes_self_and_any_topology(&self) -> fn(&'a S, &'a T) -> crate::BoxFuture<'a, Result<(), crate::SmokeError>>
     where
         F: score_smoke,
     {
@@ -134,7 +135,7 @@ pub trait SmokeOfAnotherShape<'a, S: ?Sized + 'a, T: ?Sized + 'a, F> {
     }
 }
 
-impl<'a, S: ?Sized + 'a, T: ?Sized + 'a, F> SmokeOfAnotherShape<'a, S, T, F> for &SmokeFn<F> {}
+impl<'a, S: ?Sized + 'a, T: ?Sized + 'a, F> smoke<'a, S, T, F> for &SmokeFn<F> {}
 
 /// What a `#[score(secret)]` field must be: a [`Secret`](crate::Secret),
 /// whose `Debug` and `Serialize` never print the value. Checked by type, not
@@ -177,7 +178,7 @@ pub fn score_secret<F: ?Sized + score_secret>() {}
 // one on `&Asked` when they do not. The broken rule's method has a bound no
 // type meets, a trait named for the rule, whose message is the error, at the
 // span the macro gave the call. This works where the types are known: a
-// generic Score is checked by coherence instead (`ScoreWithChildrenHasNoRenderOfItsOwn`).
+// generic Score is checked by coherence instead (`a_Score_with_child_fields_has_no_impl_Render`).
 
 /// The Score type `S`, asked whether it breaks a rule; `A` and `B`, whether
 /// they are one type.
@@ -198,18 +199,19 @@ impl<S: ?Sized, B: ?Sized> Asked<S, B> {
 #[allow(non_camel_case_types)] // named for the rule, which rustc's notes then show
 pub trait child_fields_without_impl_Render {}
 
-pub trait ChildFieldsAndRender<S: ?Sized> {
-    fn check(&self)
+#[allow(non_camel_case_types)]
+pub trait score_child<S: ?Sized> {
+    fn without_impl_Render(&self)
     where
         S: child_fields_without_impl_Render,
     {
     }
 }
 
-impl<S: ?Sized + crate::score::Render> ChildFieldsAndRender<S> for Asked<S> {}
+impl<S: ?Sized + crate::score::Render> score_child<S> for Asked<S> {}
 
 pub trait ChildFieldsOnly {
-    fn check(&self) {}
+    fn without_impl_Render(&self) {}
 }
 
 impl<S: ?Sized> ChildFieldsOnly for &Asked<S> {}
@@ -232,24 +234,31 @@ pub trait requires_each_capability_once {}
 #[allow(non_camel_case_types)]
 pub trait topologies_each_once {}
 
-pub trait SameType<A: ?Sized> {
-    fn capability_once(&self)
+#[allow(non_camel_case_types)]
+pub trait requires<A: ?Sized> {
+    fn each_capability_once(&self)
     where
         A: requires_each_capability_once,
     {
     }
-    fn topology_once(&self)
+}
+
+impl<A: ?Sized> requires<A> for Asked<A, A> {}
+
+#[allow(non_camel_case_types)]
+pub trait topologies<A: ?Sized> {
+    fn each_topology_once(&self)
     where
         A: topologies_each_once,
     {
     }
 }
 
-impl<A: ?Sized> SameType<A> for Asked<A, A> {}
+impl<A: ?Sized> topologies<A> for Asked<A, A> {}
 
 pub trait Different {
-    fn capability_once(&self) {}
-    fn topology_once(&self) {}
+    fn each_capability_once(&self) {}
+    fn each_topology_once(&self) {}
 }
 
 impl<A: ?Sized, B: ?Sized> Different for &Asked<A, B> {}
@@ -272,17 +281,18 @@ pub struct ChartBuilder<F>(pub F);
 pub trait chart_builder {}
 
 pub trait TakesTheReleaseContext<S, F> {
-    fn checked(&self) -> F;
+    fn takes_the_release_context(&self) -> F;
 }
 
 impl<S, F: Fn(&crate::release::ReleaseCx) -> S + Clone> TakesTheReleaseContext<S, F> for ChartBuilder<F> {
-    fn checked(&self) -> F {
+    fn takes_the_release_context(&self) -> F {
         self.0.clone()
     }
 }
 
-pub trait TakesSomethingElse<F> {
-    fn checked(&self) -> fn(&crate::release::ReleaseCx) -> crate::release::pipeline::ChartObjects
+#[allow(non_camel_case_types)]
+pub trait builder<F> {
+    fn takes_the_release_context(&self) -> fn(&crate::release::ReleaseCx) -> crate::release::pipeline::ChartObjects
     where
         F: chart_builder,
     {
@@ -290,14 +300,15 @@ pub trait TakesSomethingElse<F> {
     }
 }
 
-impl<F> TakesSomethingElse<F> for &ChartBuilder<F> {}
+impl<F> builder<F> for &ChartBuilder<F> {}
 
 /// A generic Score with `#[score(child)]` fields and an `impl Render` of its
 /// own: the check above needs known types, so this is rustc's "conflicting
-/// implementations of trait `ScoreWithChildrenHasNoRenderOfItsOwn`".
-pub trait ScoreWithChildrenHasNoRenderOfItsOwn {}
+/// implementations of trait `a_Score_with_child_fields_has_no_impl_Render`".
+#[allow(non_camel_case_types)]
+pub trait a_Score_with_child_fields_has_no_impl_Render {}
 
-impl<S: ?Sized + crate::score::Render> ScoreWithChildrenHasNoRenderOfItsOwn for S {}
+impl<S: ?Sized + crate::score::Render> a_Score_with_child_fields_has_no_impl_Render for S {}
 
 // Whether an app's Score runs on a built-in topology, asked by `app!` when it
 // names no `topologies:`. Autoref specialization picks the first that holds:

@@ -13,10 +13,10 @@ pub use ::std::vec::Vec;
 pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
 pub use crate::checks::{
-    Asked, Capability, ChartBuilder, ChildFieldsAndRender, ChildFieldsOnly, Different, IsNotAScore, NotAScorePromise, Placement, Promise,
-    RunsOnCi, RunsOnLocal, SameType, ScoreWithChildrenHasNoRenderOfItsOwn, SendAndSync, SmokeFn, SmokeOfAnotherShape, SmokeOfTheRightShape,
-    TakesSomethingElse, TakesTheReleaseContext, app, app_topologies, buildable, harmony_capability, releases_on_topologies, requires,
-    score, score_secret, smoke_for_any_topology,
+    Asked, Capability, ChartBuilder, ChildFieldsOnly, Different, IsNotAScore, NotAScorePromise, Placement, Promise, RunsOnCi, RunsOnLocal,
+    SendAndSync, SmokeFn, SmokeOfTheRightShape, TakesTheReleaseContext, a_Score_with_child_fields_has_no_impl_Render, app, app_topologies,
+    buildable, builder as builder_of_a_chart, harmony_capability, releases_on_topologies, requires as requires_listed_once, requires,
+    score, score_child, score_secret, smoke as smoke_of_another_shape, smoke_for_any_topology, topologies as topologies_listed_once,
 };
 pub use crate::object::Desired;
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};

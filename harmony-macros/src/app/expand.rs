@@ -72,7 +72,7 @@ pub(crate) fn expand(app: &App) -> TokenStream {
         .flatten()
         .map(|t| (quote!(#t), crate::spans::last_segment(t)))
         .collect();
-    let listed_once = crate::once::each(&h, &topologies, &quote!(topology_once));
+    let listed_once = crate::once::each(&h, &topologies, &quote!(each_topology_once));
     let release = app.release.as_ref().map(|r| release(app, r, &h));
     // One app per name in a crate: a second `app!` of the same name defines
     // this macro again, which rustc reports at its name (ADR 0016). Across
@@ -219,8 +219,8 @@ fn chart_builder(f: &syn::Path, h: &TokenStream) -> TokenStream {
     respan(
         quote! {{
             #[allow(unused_imports)]
-            use #h::{TakesSomethingElse as _, TakesTheReleaseContext as _};
-            (&#h::ChartBuilder(#f)).checked()
+            use #h::{TakesTheReleaseContext as _, builder_of_a_chart as _};
+            (&#h::ChartBuilder(#f)).takes_the_release_context()
         }},
         f.span(),
     )

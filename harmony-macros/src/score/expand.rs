@@ -189,14 +189,14 @@ fn type_rules(input: &ScoreInput, h: &TokenStream) -> TokenStream {
             quote_spanned! {child=>
                 const _: fn() = || {
                     #[allow(unused_imports)]
-                    use #h::{ChildFieldsAndRender as _, ChildFieldsOnly as _};
-                    (&#h::Asked::<#ident>::NEW).check();
+                    use #h::{ChildFieldsOnly as _, score_child as _};
+                    (&#h::Asked::<#ident>::NEW).without_impl_Render();
                 };
             }
         } else {
             quote_spanned! {child=>
                 #[automatically_derived]
-                impl #impl_generics #h::ScoreWithChildrenHasNoRenderOfItsOwn for #ident #ty_generics #where_clause {}
+                impl #impl_generics #h::a_Score_with_child_fields_has_no_impl_Render for #ident #ty_generics #where_clause {}
             }
         }
     });
@@ -205,7 +205,7 @@ fn type_rules(input: &ScoreInput, h: &TokenStream) -> TokenStream {
         .iter()
         .map(|cap| (quote!(dyn #cap), crate::spans::last_segment(cap)))
         .collect();
-    let once = crate::once::each(h, &requires, &quote!(capability_once));
+    let once = crate::once::each(h, &requires, &quote!(each_capability_once));
     quote! {
         #secrets
         #no_render
@@ -305,10 +305,10 @@ fn smoke_call(smoke: &syn::Path, h: &TokenStream, topo: &syn::Ident) -> TokenStr
     // last segment's, where rustc puts the error.
     let (first, last) = (smoke.span(), crate::spans::last_segment(smoke));
     let picked = respan(quote!((&#h::SmokeFn(#smoke))), first);
-    let pick = respan(quote!(.smoke_test()), last);
+    let pick = respan(quote!(.takes_self_and_any_topology()), last);
     let call = quote_spanned! {first=> {
         #[allow(unused_imports)]
-        use #h::{SmokeOfAnotherShape as _, SmokeOfTheRightShape as _};
+        use #h::{smoke_of_another_shape as _, SmokeOfTheRightShape as _};
         #h::smoke_for_any_topology::<'_, Self, #topo>::call(#picked #pick, self, topology)
     }};
     quote!(run.smoke(#call).await)

@@ -199,7 +199,7 @@ impl<S: ?Sized, B: ?Sized> Asked<S, B> {
 #[allow(non_camel_case_types)] // named for the rule, which rustc's notes then show
 pub trait child_fields_without_impl_Render {}
 
-#[allow(non_camel_case_types)]
+#[allow(non_camel_case_types, non_snake_case)] // named for the rule, which rustc's notes show
 pub trait score_child<S: ?Sized> {
     fn without_impl_Render(&self)
     where
@@ -210,6 +210,7 @@ pub trait score_child<S: ?Sized> {
 
 impl<S: ?Sized + crate::score::Render> score_child<S> for Asked<S> {}
 
+#[allow(non_snake_case)]
 pub trait ChildFieldsOnly {
     fn without_impl_Render(&self) {}
 }

@@ -299,12 +299,12 @@ fn score_at(input: &ScoreInput, h: &TokenStream) -> TokenStream {
 /// `harmony::checks::SmokeFn` so that a function of another shape is one
 /// error that says which shape it needs, spanned on the `smoke = ..` path.
 fn smoke_call(smoke: &syn::Path, h: &TokenStream, topo: &syn::Ident) -> TokenStream {
-    // The Score and topology types are given, so that a function of another
-    // shape (one taking `&Local`, say) is the trait's error, not a mismatch.
-    // The picking call spans the whole path: its first token's span up to its
-    // last segment's, where rustc puts the error.
+    // Picked by autoref (`harmony::checks::smoke`): a function of another
+    // shape is the `score_smoke` error at the path's last segment. One taking
+    // a single topology (`&Local`) is still rustc's signature mismatch (ADR
+    // 0016). The picking call spans the path, where rustc puts either error.
     let (first, last) = (smoke.span(), crate::spans::last_segment(smoke));
-    let picked = respan(quote!((&#h::SmokeFn(#smoke))), first);
+    let picked = quote_spanned!(first=> (&#h::SmokeFn(#smoke)));
     let pick = respan(quote!(.takes_self_and_any_topology()), last);
     let call = quote_spanned! {first=> {
         #[allow(unused_imports)]

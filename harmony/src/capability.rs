@@ -122,7 +122,7 @@ pub struct OwnedElsewhere {
     message = "topology `{Self}` does not provide capability `K8sDeploy`",
     label = "needs `K8sDeploy` (a place that accepts and verifies Kubernetes objects)",
     note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `k8s` (`harmony_k8s::K8s`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
-    note = "run the app on one of them (`topologies: [..]`), or implement `harmony::K8sDeploy` for `{Self}`"
+    note = "run the app on one of them (`topologies: [..]`), or, if `{Self}` is a topology of your own, implement `harmony::K8sDeploy` for it"
 )]
 pub trait K8sDeploy: Topology {
     /// A pass over `set` begins (the checks before an apply, or its writes):

@@ -291,9 +291,14 @@ impl<S, F: Fn(&crate::release::ReleaseCx) -> S + Clone> TakesTheReleaseContext<S
     }
 }
 
+/// What stands in for a chart builder of another shape, in a program that
+/// does not compile. Named in the DSL's words: rustc's note shows it.
+#[allow(non_camel_case_types)]
+pub type a_chart_builder = fn(&crate::release::ReleaseCx) -> crate::release::pipeline::ChartObjects;
+
 #[allow(non_camel_case_types)]
 pub trait builder<F> {
-    fn takes_the_release_context(&self) -> fn(&crate::release::ReleaseCx) -> crate::release::pipeline::ChartObjects
+    fn takes_the_release_context(&self) -> a_chart_builder
     where
         F: chart_builder,
     {

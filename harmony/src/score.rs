@@ -22,7 +22,7 @@ use crate::topology::Topology;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a Score that runs on topology `{T}`",
     label = "not a Score for `{T}`",
-    note = "a Score is a struct of yours, with named fields and `#[derive(harmony::Score)]`, whose `requires(..)` the topology provides"
+    note = "a Score is a struct of your own with `#[derive(harmony::Score)]` and, unless it has `child` fields, an `impl Render` for it; it runs on the topologies that provide what it `requires(..)`"
 )]
 pub trait Score<T: Topology>: Interpret<T> {}
 
@@ -34,7 +34,7 @@ pub trait Score<T: Topology>: Interpret<T> {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a Score",
     label = "not a Score",
-    note = "a Score is a struct of yours, with named fields and `#[derive(harmony::Score)]`; a child can also be a `Vec` or an `Option` of Scores"
+    note = "give a Score here: a value of a struct of your own with `#[derive(harmony::Score)]` (a `{Self}` it needs goes in one of its fields); a child can also be a `Vec` or an `Option` of Scores"
 )]
 pub trait IsScore {
     /// Add the names of the capabilities this Score tree needs.

@@ -10,7 +10,7 @@ use crate::lock::{Attempt, Holder, LockError};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a topology",
     label = "expected a topology here",
-    note = "a topology is where Scores run: use one such as `harmony::topology::Local`, or implement `harmony::Topology` for `{Self}`"
+    note = "a topology is where Scores run: use one such as `harmony::Local`, or, if `{Self}` is a type of your own meant to be one, implement `harmony::Topology` for it"
 )]
 pub trait Topology: Send + Sync + 'static {
     /// The name users select it by (`--topology local`).
@@ -31,7 +31,7 @@ pub trait Topology: Send + Sync + 'static {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a topology the CLI can select",
     label = "`topologies: [..]` takes topologies the generated CLI can select and set up",
-    note = "the CLI sets up each topology from the environment: list one such as `Local`, or implement `harmony::SelectableTopology` for `{Self}` and register it with `harmony::topology!({Self});`"
+    note = "the CLI sets up each topology from the environment: list one such as `harmony::Local`, or, if `{Self}` is a type of your own, implement `harmony::SelectableTopology` for it and register it with `harmony::topology!({Self});`"
 )]
 pub trait SelectableTopology: Topology + Sized {
     /// The name after `--topology`.

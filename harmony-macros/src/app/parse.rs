@@ -340,7 +340,7 @@ fn parse_image(input: ParseStream) -> syn::Result<Image> {
         "Buildable" => {
             let expr: syn::Expr = content.parse().map_err(|e| {
                 syn::Error::new(
-                    e.span(),
+                    missing_at(&content, &kind, e.span()),
                     format!("`Buildable(..)` takes a value that builds an image\n{IMAGE_HELP}"),
                 )
             })?;
@@ -381,14 +381,14 @@ fn parse_chart(input: ParseStream) -> syn::Result<ChartKind> {
     let content = arguments(input, &kind, CHART_HELP)?;
     let published = "`published(..)` takes the chart's URL and its version, as strings\nhelp: write `published(\"oci://registry/ns/chart\", \"1.4.2\")`";
     let chart = match kind.to_string().as_str() {
-        "builder" => ChartKind::Builder(content.parse().map_err(|e| syn::Error::new(e.span(), "`builder(..)` takes the path of a function `fn(&harmony::release::ReleaseCx) -> impl Score`\nhelp: write `builder(crate::my_chart)`"))?),
+        "builder" => ChartKind::Builder(content.parse().map_err(|e| syn::Error::new(missing_at(&content, &kind, e.span()), "`builder(..)` takes the path of a function `fn(&harmony::release::ReleaseCx) -> impl Score`\nhelp: write `builder(crate::my_chart)`"))?),
         "dir" => ChartKind::Dir(content.parse().map_err(|e| {
             syn::Error::new(e.span(), "`dir(..)` takes the chart's directory as a string\nhelp: write `dir(\"charts/my-app\")`, relative to the crate's root")
         })?),
         "published" => {
-            let url: syn::LitStr = content.parse().map_err(|e| syn::Error::new(e.span(), published))?;
-            content.parse::<Token![,]>().map_err(|e| syn::Error::new(e.span(), published))?;
-            let version: syn::LitStr = content.parse().map_err(|e| syn::Error::new(e.span(), published))?;
+            let url: syn::LitStr = content.parse().map_err(|e| syn::Error::new(missing_at(&content, &kind, e.span()), published))?;
+            content.parse::<Token![,]>().map_err(|e| syn::Error::new(missing_at(&content, &kind, e.span()), published))?;
+            let version: syn::LitStr = content.parse().map_err(|e| syn::Error::new(missing_at(&content, &kind, e.span()), published))?;
             check_published(&url, &version)?;
             ChartKind::Published { url, version }
         }
@@ -438,6 +438,12 @@ fn arguments<'a>(input: ParseStream<'a>, kind: &syn::Ident, help: &str) -> syn::
     let content;
     syn::parenthesized!(content in input);
     Ok(content)
+}
+
+/// Where an error about an argument goes: at the argument, or, when it is
+/// missing (nothing left before the `)`), at the source's name (`builder`).
+fn missing_at(content: ParseStream, kind: &syn::Ident, at: Span) -> Span {
+    if content.is_empty() { kind.span() } else { at }
 }
 
 /// Nothing left in the parentheses; else an error at what is, saying `what`.
@@ -702,12 +708,22 @@ fn not_a_type(expr: syn::Expr) -> syn::Result<syn::Expr> {
     let Some(last) = path.segments.last() else {
         return Ok(expr);
     };
-    let name = last.ident.to_string();
-    let type_like = name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().any(|c| c.is_ascii_lowercase());
-    if !type_like || name == "Self" {
+    let type_like = |ident: &syn::Ident| {
+        let name = ident.to_string();
+        name != "Self" && name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().any(|c| c.is_ascii_lowercase())
+    };
+    let written = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
+    // `Site::default`: a type's function, where the value it makes belongs.
+    let n = path.segments.len();
+    if n >= 2 && type_like(&path.segments[n - 2].ident) && last.ident.to_string().starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(syn::Error::new_spanned(
+            path,
+            format!("`score` takes a value of the Score, and `{written}` is a function\nhelp: call it: `{written}()`"),
+        ));
+    }
+    if !type_like(&last.ident) {
         return Ok(expr);
     }
-    let written = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
     Err(syn::Error::new_spanned(
         path,
         format!(

@@ -31,7 +31,7 @@ use crate::topology::Topology;
     message = "topology `{Self}` does not provide capability `ContainerBuilder`",
     label = "needs `ContainerBuilder` (builds container images)",
     note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
-    note = "release on a topology that provides it, or implement `harmony::release::ContainerBuilder` for `{Self}`"
+    note = "release on a topology that provides it, or, if `{Self}` is a topology of your own, implement `harmony::release::ContainerBuilder` for it"
 )]
 pub trait ContainerBuilder: Topology {
     fn build_image<'a>(
@@ -84,7 +84,7 @@ pub fn build_dir(state: &Path) -> std::path::PathBuf {
     message = "topology `{Self}` does not provide capability `OciRegistry`",
     label = "needs `OciRegistry` (a place to store released images)",
     note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
-    note = "release on a topology that provides it, or implement `harmony::release::OciRegistry` for `{Self}`"
+    note = "release on a topology that provides it, or, if `{Self}` is a topology of your own, implement `harmony::release::OciRegistry` for it"
 )]
 pub trait OciRegistry: Topology {
     /// Where an image called `name` is stored: `registry/namespace/name`.
@@ -105,7 +105,7 @@ pub trait OciRegistry: Topology {
     message = "topology `{Self}` does not provide capability `HelmRegistry`",
     label = "needs `HelmRegistry` (a place to store released charts)",
     note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
-    note = "release on a topology that provides it, or implement `harmony::release::HelmRegistry` for `{Self}`"
+    note = "release on a topology that provides it, or, if `{Self}` is a topology of your own, implement `harmony::release::HelmRegistry` for it"
 )]
 pub trait HelmRegistry: Topology {
     /// Where the chart `name` at `version` is stored.
@@ -135,7 +135,7 @@ pub struct Delivery {
     message = "topology `{Self}` does not provide capability `ContinuousDelivery`",
     label = "needs `ContinuousDelivery` (brings a released chart to each stage)",
     note = "it is provided by the built-in topologies `ci` (`harmony::Ci`), `local` (`harmony::Local`); the generated CLI's `list` shows every topology and what it provides",
-    note = "release on a topology that provides it, or implement `harmony::release::ContinuousDelivery` for `{Self}`"
+    note = "release on a topology that provides it, or, if `{Self}` is a topology of your own, implement `harmony::release::ContinuousDelivery` for it"
 )]
 pub trait ContinuousDelivery: Topology {
     /// Check, before any work, that each of these stages can be delivered to

@@ -644,7 +644,11 @@ impl<T: crate::topology::Topology + crate::capability::K8sDeploy> crate::score::
 /// A chart builder from a function that makes the app's Score for a release
 /// (`app! { chart: builder(f) }`: named as the user writes it, for rustc's
 /// notes). Rendering is pure, so it needs no particular topology.
-pub fn builder<S>(app: &'static str, make: impl Fn(&ReleaseCx) -> S + Send + Sync + 'static) -> ChartSource
+#[rustfmt::skip] // one argument a line: rustc's note on a non-Score shows the name and the bound
+pub fn builder<S>(
+    app: &'static str,
+    make: impl Fn(&ReleaseCx) -> S + Send + Sync + 'static,
+) -> ChartSource
 where
     S: crate::score::IsScore + 'static,
 {

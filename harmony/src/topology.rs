@@ -10,7 +10,8 @@ use crate::lock::{Attempt, Holder, LockError};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a topology",
     label = "expected a topology here",
-    note = "a topology is where Scores run: use one such as `harmony::Local`, or, if `{Self}` is a type of your own meant to be one, implement `harmony::Topology` for it"
+    note = "a topology is where Scores run: use one such as `harmony::Local`, or, if `{Self}` is a type of your own meant to be one, implement `harmony::Topology` for it",
+    note = "a function given the topology (a `smoke = ..` test) takes it by reference: `topology: &T`"
 )]
 pub trait Topology: Send + Sync + 'static {
     /// The name users select it by (`--topology local`).

@@ -650,7 +650,7 @@ pub fn builder<S>(
     make: impl Fn(&ReleaseCx) -> S + Send + Sync + 'static,
 ) -> ChartSource
 where
-    S: crate::score::IsScore + 'static,
+    S: crate::checks::chart_builder_returns_a_score + 'static,
 {
     ChartSource::Builder(std::sync::Arc::new(move |cx: &ReleaseCx| {
         crate::engine::render(app, "release", &make(cx)).map_err(|e| match e {

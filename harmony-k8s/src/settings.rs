@@ -189,9 +189,17 @@ fn read_kubeconfig(paths: &str, wanted: Option<String>) -> Result<Source, Topolo
         };
         let config = Kubeconfig::from_yaml(&text).map_err(|e| bad(format!("`{shown}` is not a kubeconfig: {e}")))?;
         if config.clusters.is_empty() && config.contexts.is_empty() && config.auth_infos.is_empty() {
-            return Err(bad(format!(
-                "`{shown}` is not a kubeconfig: no clusters, contexts or users could be read from it (`kubectl config view --kubeconfig {shown}` shows what a kubeconfig holds)"
-            )));
+            // A kubeconfig with nothing in it (`kind: Config`, empty lists) is one, and empty.
+            let says_it_is_one = text.lines().any(|l| l.trim_end() == "kind: Config");
+            return Err(bad(if says_it_is_one {
+                format!(
+                    "`{shown}` defines no clusters, contexts or users: add the cluster to deploy to, a user, and a context that names both"
+                )
+            } else {
+                format!(
+                    "`{shown}` is not a kubeconfig: no clusters, contexts or users could be read from it (`kubectl config view --kubeconfig {shown}` shows what a kubeconfig holds)"
+                )
+            }));
         }
         merged = Some(match merged {
             None => config,
@@ -367,6 +375,8 @@ mod tests {
 
     #[test]
     fn a_kubeconfig_without_clusters_or_contexts_says_what_is_missing() {
+        let e = read("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n", None).unwrap_err();
+        assert!(e.contains("`CONFIG` defines no clusters, contexts or users"), "{e}");
         let e = read("apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: t}}]\n", None).unwrap_err();
         assert!(e.contains("defines no clusters"), "{e}");
         let e = read(

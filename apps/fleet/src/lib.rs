@@ -349,6 +349,9 @@ pub struct FleetAgentScore {
     #[score(secret)]
     pub nats_password: Secret<String>,
     pub target: FleetAgentTarget,
+    /// The directories the fleet may write files under on the device
+    /// (`--file-root`); none: the device takes no `File` resources.
+    pub file_roots: Vec<String>,
 }
 
 impl FleetAgentScore {
@@ -362,8 +365,12 @@ impl FleetAgentScore {
             nats_user: nats.user.clone(),
             nats_password: nats.password.clone(),
             target: FleetAgentTarget::Pod,
+            file_roots: vec![FleetAgentScore::FILES.to_owned()],
         }
     }
+
+    /// Where a pod's agent may write files by default: a directory of its state volume.
+    pub const FILES: &'static str = "/var/lib/fleet-agent/files";
 
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.insert(key.to_owned(), value.to_owned());
@@ -391,6 +398,9 @@ impl Render for FleetAgentScore {
             args.extend(["--label".to_owned(), format!("{k}={v}")]);
         }
         args.extend(["--state-dir".to_owned(), "/var/lib/fleet-agent".to_owned()]);
+        for root in &self.file_roots {
+            args.extend(["--file-root".to_owned(), root.clone()]);
+        }
         let container = Container {
             name: "agent".into(),
             image: Some(self.image.clone()),

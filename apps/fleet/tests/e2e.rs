@@ -62,7 +62,15 @@ struct Stack {
     client: kube::Client,
     ns: String,
     _cluster: TestCluster,
-    _dirs: tempfile::TempDir,
+    dirs: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Where device `device` holds the file a manifest names `path`: each
+    /// device of the stack has a filesystem of its own (`Policy::on_host`).
+    fn file_on(&self, device: &str, path: &std::path::Path) -> std::path::PathBuf {
+        self.dirs.path().join(device).join("fs").join(path.strip_prefix("/").unwrap())
+    }
 }
 
 fn stack() -> &'static Stack {
@@ -134,6 +142,11 @@ fn stack() -> &'static Stack {
                     device: device.device.clone(),
                     labels: device.labels.clone(),
                     state: dirs.path().join(&device.device),
+                    files: {
+                        let host = dirs.path().join(&device.device).join("fs");
+                        std::fs::create_dir_all(&host).unwrap();
+                        fleet_agent::files::Policy::under(["/"]).on_host(host)
+                    },
                     heartbeat: Duration::from_millis(500),
                     timings: Timings {
                         settle: Duration::from_millis(100),
@@ -148,7 +161,7 @@ fn stack() -> &'static Stack {
             client,
             ns,
             _cluster: cluster,
-            _dirs: dirs,
+            dirs,
         }
     })
 }
@@ -228,7 +241,9 @@ fn a_fleet_deployment_reaches_the_selected_devices_and_their_statuses_come_back(
         let status = status_until(&api, "sensors", |s| s.ready == 2).await;
         assert_eq!((status.selected, status.failed), (2, 0), "lyon-1 and lyon-2, not paris-1");
         assert!(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        assert_eq!(std::fs::read_to_string(&config).unwrap(), "rate = 5\n");
+        for device in ["lyon-1", "lyon-2"] {
+            assert_eq!(std::fs::read_to_string(stack.file_on(device, &config)).unwrap(), "rate = 5\n");
+        }
         // The process runs on both devices: two `sleep 60` children of this test.
         let sleepers = std::fs::read_dir("/proc")
             .unwrap()
@@ -249,13 +264,17 @@ fn a_fleet_deployment_reaches_the_selected_devices_and_their_statuses_come_back(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(api.get_opt("sensors").await.unwrap().is_none());
+        let written = [stack.file_on("lyon-1", &config), stack.file_on("lyon-2", &config)];
         for _ in 0..200 {
-            if !config.exists() {
+            if !written.iter().any(|f| f.exists()) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(!config.exists(), "the devices removed the file they no longer hold");
+        assert!(
+            !written.iter().any(|f| f.exists()),
+            "the devices removed the file they no longer hold"
+        );
     });
 }
 

@@ -41,6 +41,8 @@ pub struct Config {
     pub labels: BTreeMap<String, String>,
     /// Where the agent keeps what it applied, its process records and logs.
     pub state: PathBuf,
+    /// Where the fleet may write files on this device, and how.
+    pub files: files::Policy,
     pub heartbeat: Duration,
     pub timings: Timings,
 }
@@ -67,6 +69,8 @@ struct Agent {
     processes: Supervisor,
     applied: Option<AgentManifest>,
     files: BTreeMap<String, FileStatus>,
+    /// The files this agent created: the only ones it replaces or removes.
+    created: files::Created,
     error: Option<ManifestError>,
 }
 
@@ -83,11 +87,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
+    let config_state = config.state.clone();
     let mut agent = Agent {
         config,
         processes,
         applied: None,
         files: BTreeMap::new(),
+        created: files::Created::load(&config_state),
         error: None,
     };
     if let Some(manifest) = applied.manifest {
@@ -190,7 +196,7 @@ impl Agent {
                 continue;
             }
             let revision = written.as_ref().map(|(_, r)| *r);
-            match fleet_kv::overwrite(&buckets.status, &key, &status.to_json(), revision).await {
+            match fleet_kv::overwrite(&buckets.status, &key, &status.to_bounded_json(AgentStatus::MAX_BYTES), revision).await {
                 Ok(revision) => written = Some((status, revision)),
                 Err(e) => self.log(format_args!("cannot report the status: {e}")),
             }
@@ -230,12 +236,16 @@ impl Agent {
             .filter(|old| !files_of(resources).any(|new| new.path == old.path))
             .cloned()
             .collect();
+        let before = self.created.clone();
         for file in dropped {
-            if let Err(why) = files::remove(&file) {
+            if let Err(why) = files::remove(&file, &self.config.files, &mut self.created) {
                 self.log(why);
             }
         }
-        self.files = files_of(resources).map(|f| (f.name.clone(), files::reconcile(f).0)).collect();
+        self.files = files_of(resources)
+            .map(|f| (f.name.clone(), files::reconcile(f, &self.config.files, &mut self.created).0))
+            .collect();
+        self.save_created(&before);
         let processes: Vec<ProcessSpec> = resources
             .iter()
             .filter_map(|r| match r {
@@ -259,12 +269,23 @@ impl Agent {
     /// Put back files changed behind the agent's back.
     fn recheck_files(&mut self) {
         let resources = self.applied.as_ref().map(|m| &m.resources[..]).unwrap_or_default();
+        let before = self.created.clone();
         for file in files_of(resources) {
-            let (status, change) = files::reconcile(file);
+            let (status, change) = files::reconcile(file, &self.config.files, &mut self.created);
             if change != files::Change::None {
                 self.log(format_args!("`{}` had changed on the device: put back", file.path));
             }
             self.files.insert(file.name.clone(), status);
+        }
+        self.save_created(&before);
+    }
+
+    /// Record the files the agent created, if that changed since `before`.
+    fn save_created(&self, before: &files::Created) {
+        if self.created != *before
+            && let Err(e) = self.created.save(&self.config.state)
+        {
+            self.log(format_args!("cannot record the files it created: {e}"));
         }
     }
 
@@ -291,6 +312,7 @@ impl Agent {
                 .unwrap_or_default(),
             resources,
             error: self.error.clone(),
+            left_out: 0,
         }
     }
 }

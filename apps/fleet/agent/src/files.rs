@@ -1,17 +1,121 @@
-//! `File` resources: a file with exactly this content and mode.
+//! `File` resources: a file with exactly this content and mode, where the
+//! device allows it.
 //!
 //! Idempotent: a file that already has the content and the mode is not
 //! touched (its modification time stays). Atomic: new content is written to
 //! a temporary file in the same directory, synced, given its mode, then
 //! renamed over the old one, so a reader sees the old file or the new one,
 //! never half of it, and a crash leaves no partial file behind.
+//!
+//! Safe, whatever the manifest says ([`Policy`]): a file is written only under
+//! the directories the device allows (`--file-root`), never through a
+//! symbolic link, never with the setuid or setgid bit unless the device
+//! allows it, and never over a file the agent did not create. The agent
+//! records what it created (`<state>/files-created.json`, [`Created`]) and
+//! removes only that: a file that was there before is never deleted.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use fleet_model::{FileSpec, FileStatus, State};
+
+/// Where and how the fleet may write files on this device.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// The directories files may be written under, as a manifest names them;
+    /// none: no files at all.
+    pub roots: Vec<PathBuf>,
+    /// Whether a file may carry the setuid or setgid bit.
+    pub allow_setid: bool,
+    /// Where the device's filesystem is seen from the agent: a manifest's
+    /// `/etc/x` is `<host>/etc/x` (an agent in a container with the host's
+    /// filesystem mounted; each simulated device of a test). `None`: `/`.
+    pub host: Option<PathBuf>,
+}
+
+impl Policy {
+    /// Files anywhere under `roots`, without setuid or setgid bits.
+    pub fn under(roots: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+        Self {
+            roots: roots.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The same, with the device's filesystem seen under `host`.
+    pub fn on_host(mut self, host: impl Into<PathBuf>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// Where the agent finds manifest path `path` (absolute).
+    fn seen(&self, path: &Path) -> PathBuf {
+        match &self.host {
+            Some(host) => host.join(path.strip_prefix("/").unwrap_or(path)),
+            None => path.to_path_buf(),
+        }
+    }
+
+    /// The root `path` lies under, and the components below it; an error that
+    /// says why the file may not be written there.
+    fn place<'p>(&self, path: &'p Path) -> Result<(&Path, Vec<Component<'p>>), String> {
+        if self.roots.is_empty() {
+            return Err(format!(
+                "`{}` is not written: this device allows no files (its agent is started without `--file-root`)",
+                path.display()
+            ));
+        }
+        if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+            return Err(format!("`{}` is not written: its path has `.` or `..` in it", path.display()));
+        }
+        self.roots
+            .iter()
+            .find_map(|root| {
+                path.strip_prefix(root)
+                    .ok()
+                    .map(|rest| (root.as_path(), rest.components().collect::<Vec<_>>()))
+            })
+            .filter(|(_, below)| !below.is_empty())
+            .ok_or_else(|| {
+                let roots: Vec<String> = self.roots.iter().map(|r| format!("`{}`", r.display())).collect();
+                format!(
+                    "`{}` is not written: this device allows files only under {}",
+                    path.display(),
+                    roots.join(", ")
+                )
+            })
+    }
+}
+
+/// The files the agent created, by path: the only ones it ever replaces or
+/// removes. Kept in the state directory, so a restarted agent knows them.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Created(BTreeSet<String>);
+
+impl Created {
+    const FILE: &'static str = "files-created.json";
+
+    /// What `state` records; nothing if it records nothing readable.
+    pub fn load(state: &Path) -> Self {
+        fs::read(state.join(Self::FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Record this set in `state`.
+    pub fn save(&self, state: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        write_atomically(&state.join(Self::FILE), &bytes, 0o600)
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.0.contains(path)
+    }
+}
 
 /// What reconciling did, besides the status it reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,9 +128,10 @@ pub enum Change {
     Content,
 }
 
-/// Make `spec.path` hold `spec.content` with `spec.mode`.
-pub fn reconcile(spec: &FileSpec) -> (FileStatus, Change) {
-    match apply(spec) {
+/// Make `spec.path` hold `spec.content` with `spec.mode`, if `policy` allows
+/// it and the file is the agent's to write (a new one is recorded in `created`).
+pub fn reconcile(spec: &FileSpec, policy: &Policy, created: &mut Created) -> (FileStatus, Change) {
+    match apply(spec, policy, created) {
         Ok(change) => (
             FileStatus {
                 state: State::Ready,
@@ -44,26 +149,76 @@ pub fn reconcile(spec: &FileSpec) -> (FileStatus, Change) {
     }
 }
 
-fn apply(spec: &FileSpec) -> Result<Change, String> {
+fn apply(spec: &FileSpec, policy: &Policy, created: &mut Created) -> Result<Change, String> {
     let path = Path::new(&spec.path);
     let mode = spec.mode & 0o7777;
-    if fs::read(path).is_ok_and(|existing| existing == spec.content.as_bytes()) {
-        let current = fs::metadata(path)
-            .map_err(|e| format!("cannot read the mode of `{}`: {e}", spec.path))?
-            .permissions()
-            .mode()
-            & 0o7777;
-        if current == mode {
-            return Ok(Change::None);
-        }
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("cannot set the mode of `{}` to {mode:o}: {e}", spec.path))?;
-        return Ok(Change::Mode);
+    if mode & 0o6000 != 0 && !policy.allow_setid {
+        return Err(format!(
+            "`{}` is not written: mode {mode:o} sets the setuid or setgid bit, which this device does not allow",
+            spec.path
+        ));
     }
-    let dir = path.parent().ok_or_else(|| format!("`{}` has no parent directory", spec.path))?;
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    write_atomically(path, spec.content.as_bytes(), mode).map_err(|e| format!("cannot write `{}`: {e}", spec.path))?;
+    let (root, below) = policy.place(path)?;
+    let dir = directories(&policy.seen(root), &below[..below.len() - 1])?;
+    let path = dir.join(below[below.len() - 1]);
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(format!("`{}` is not written: it is a symbolic link", spec.path));
+        }
+        Ok(meta) if !meta.is_file() => return Err(format!("`{}` is not written: it is not a regular file", spec.path)),
+        Ok(_) if !created.contains(&spec.path) => {
+            return Err(format!(
+                "`{}` is not written: it was there before the fleet's agent wrote it, and the agent leaves such files alone (remove it, or choose another path)",
+                spec.path
+            ));
+        }
+        Ok(meta) => {
+            if fs::read(&path).is_ok_and(|existing| existing == spec.content.as_bytes()) {
+                if meta.permissions().mode() & 0o7777 == mode {
+                    return Ok(Change::None);
+                }
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                    .map_err(|e| format!("cannot set the mode of `{}` to {mode:o}: {e}", spec.path))?;
+                return Ok(Change::Mode);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read `{}`: {e}", spec.path)),
+    }
+    // Recorded before it exists: a crash between the two leaves a record of a
+    // file that is not there, which is harmless; the other order could leave
+    // a file the agent made and would never remove.
+    let new = created.0.insert(spec.path.clone());
+    write_atomically(&path, spec.content.as_bytes(), mode).map_err(|e| {
+        if new {
+            created.0.remove(&spec.path);
+        }
+        format!("cannot write `{}`: {e}", spec.path)
+    })?;
     Ok(Change::Content)
+}
+
+/// `root` joined with `below`, each directory created if missing and none a
+/// symbolic link (which would send the write elsewhere).
+fn directories(root: &Path, below: &[Component<'_>]) -> Result<PathBuf, String> {
+    // The root is the device's own setting, trusted as it is, and made if missing.
+    fs::create_dir_all(root).map_err(|e| format!("cannot create `{}`: {e}", root.display()))?;
+    let mut dir = root.to_path_buf();
+    for part in below {
+        dir.push(part);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!("`{}` is not written through: it is a symbolic link", dir.display()));
+            }
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(format!("cannot create `{}`: a file is in the way", dir.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+            }
+            Err(e) => return Err(format!("cannot create `{}`: {e}", dir.display())),
+        }
+    }
+    Ok(dir)
 }
 
 /// Replace `path` (whose directory exists) with `content`: a temporary file
@@ -88,12 +243,23 @@ pub fn write_atomically(path: &Path, content: &[u8], mode: u32) -> std::io::Resu
     written
 }
 
-/// Remove a file a manifest no longer holds; one already gone is fine.
-pub fn remove(spec: &FileSpec) -> Result<(), String> {
-    match fs::remove_file(&spec.path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("cannot remove `{}`: {e}", spec.path)),
-        _ => Ok(()),
+/// Remove a file a manifest no longer holds, if the agent created it (a file
+/// that was there before is left as it is); one already gone is fine.
+pub fn remove(spec: &FileSpec, policy: &Policy, created: &mut Created) -> Result<(), String> {
+    if !created.contains(&spec.path) {
+        return Ok(());
     }
+    let path = &policy.seen(Path::new(&spec.path));
+    match fs::symlink_metadata(path) {
+        // Something else put a link there since: it is not the agent's file.
+        Ok(meta) if meta.file_type().is_symlink() => {}
+        _ => match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot remove `{}`: {e}", spec.path)),
+            _ => {}
+        },
+    }
+    created.0.remove(&spec.path);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -113,11 +279,36 @@ mod tests {
         fs::metadata(path).unwrap().permissions().mode() & 0o7777
     }
 
+    /// A device that allows files under `dir`, and has created none yet.
+    struct Device {
+        policy: Policy,
+        created: Created,
+    }
+
+    impl Device {
+        fn under(dir: &Path) -> Self {
+            Self {
+                policy: Policy::under([dir]),
+                created: Created::default(),
+            }
+        }
+
+        fn reconcile(&mut self, spec: &FileSpec) -> (FileStatus, Change) {
+            reconcile(spec, &self.policy, &mut self.created)
+        }
+
+        fn refused(&mut self, spec: &FileSpec) -> String {
+            let (status, change) = self.reconcile(spec);
+            assert_eq!((status.state, change), (State::Failed, Change::None), "{status:?}");
+            status.message.unwrap()
+        }
+    }
+
     #[test]
     fn a_file_is_written_with_its_mode_and_parents() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("etc/sensor/config.toml");
-        let (status, change) = reconcile(&spec(&path, "rate = 5\n", 0o600));
+        let (status, change) = Device::under(dir.path()).reconcile(&spec(&path, "rate = 5\n", 0o600));
         assert_eq!((status.state, change), (State::Ready, Change::Content), "{status:?}");
         assert_eq!(fs::read_to_string(&path).unwrap(), "rate = 5\n");
         assert_eq!(mode_of(&path), 0o600);
@@ -126,10 +317,11 @@ mod tests {
     #[test]
     fn a_second_reconcile_touches_nothing() {
         let dir = tempfile::tempdir().unwrap();
+        let mut device = Device::under(dir.path());
         let path = dir.path().join("motd");
-        reconcile(&spec(&path, "hello\n", 0o644));
+        device.reconcile(&spec(&path, "hello\n", 0o644));
         let before = fs::metadata(&path).unwrap().modified().unwrap();
-        let (status, change) = reconcile(&spec(&path, "hello\n", 0o644));
+        let (status, change) = device.reconcile(&spec(&path, "hello\n", 0o644));
         assert_eq!((status.state, change), (State::Ready, Change::None));
         assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), before, "not rewritten");
     }
@@ -137,11 +329,12 @@ mod tests {
     #[test]
     fn a_changed_mode_alone_is_set_in_place_and_new_content_replaces_the_file() {
         let dir = tempfile::tempdir().unwrap();
+        let mut device = Device::under(dir.path());
         let path = dir.path().join("motd");
-        reconcile(&spec(&path, "hello\n", 0o644));
-        let (_, change) = reconcile(&spec(&path, "hello\n", 0o640));
+        device.reconcile(&spec(&path, "hello\n", 0o644));
+        let (_, change) = device.reconcile(&spec(&path, "hello\n", 0o640));
         assert_eq!((change, mode_of(&path)), (Change::Mode, 0o640));
-        let (_, change) = reconcile(&spec(&path, "goodbye\n", 0o640));
+        let (_, change) = device.reconcile(&spec(&path, "goodbye\n", 0o640));
         assert_eq!(change, Change::Content);
         assert_eq!(fs::read_to_string(&path).unwrap(), "goodbye\n");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -153,9 +346,93 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("not-a-dir");
         fs::write(&blocker, "").unwrap();
-        let (status, change) = reconcile(&spec(&blocker.join("config"), "x", 0o644));
-        assert_eq!((status.state, change), (State::Failed, Change::None));
-        let message = status.message.unwrap();
+        let message = Device::under(dir.path()).refused(&spec(&blocker.join("config"), "x", 0o644));
         assert!(message.starts_with("cannot create `") && message.contains("not-a-dir"), "{message}");
+    }
+
+    #[test]
+    fn files_go_only_under_the_roots_the_device_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed = dir.path().join("allowed");
+        fs::create_dir(&allowed).unwrap();
+        let mut device = Device::under(&allowed);
+        for outside in [
+            dir.path().join("elsewhere"),
+            PathBuf::from("/etc/fleet-test-passwd"),
+            allowed.clone(),
+        ] {
+            let message = device.refused(&spec(&outside, "x", 0o644));
+            assert!(message.contains("allows files only under"), "{message}");
+            assert!(!outside.exists() || outside == allowed, "{outside:?} was written");
+        }
+        // A sibling whose name starts like the root is not under it.
+        let sibling = dir.path().join("allowed-not");
+        assert!(device.refused(&spec(&sibling.join("f"), "x", 0o644)).contains("only under"));
+        let message = device.refused(&spec(&allowed.join("a/../../escape"), "x", 0o644));
+        assert!(message.contains("`..`"), "{message}");
+        let mut none = Device {
+            policy: Policy::default(),
+            created: Created::default(),
+        };
+        let message = none.refused(&spec(&allowed.join("f"), "x", 0o644));
+        assert!(message.contains("allows no files") && message.contains("--file-root"), "{message}");
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, target) = (dir.path().join("root"), dir.path().join("target"));
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(&target, root.join("linked-dir")).unwrap();
+        fs::write(target.join("victim"), "theirs").unwrap();
+        std::os::unix::fs::symlink(target.join("victim"), root.join("linked-file")).unwrap();
+        let mut device = Device::under(&root);
+        let message = device.refused(&spec(&root.join("linked-dir/config"), "x", 0o644));
+        assert!(message.contains("symbolic link"), "{message}");
+        let message = device.refused(&spec(&root.join("linked-file"), "x", 0o644));
+        assert!(message.contains("symbolic link"), "{message}");
+        assert_eq!(fs::read_to_string(target.join("victim")).unwrap(), "theirs");
+        assert!(!target.join("config").exists());
+    }
+
+    #[test]
+    fn setuid_and_setgid_bits_only_where_the_device_allows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut device = Device::under(dir.path());
+        for mode in [0o4755, 0o2755, 0o6755] {
+            let message = device.refused(&spec(&dir.path().join("tool"), "x", mode));
+            assert!(message.contains("setuid or setgid"), "{mode:o}: {message}");
+        }
+        assert!(!dir.path().join("tool").exists());
+        device.policy.allow_setid = true;
+        let (status, _) = device.reconcile(&spec(&dir.path().join("tool"), "x", 0o4755));
+        assert_eq!(status.state, State::Ready);
+        assert_eq!(mode_of(&dir.path().join("tool")), 0o4755);
+    }
+
+    #[test]
+    fn a_file_that_was_there_before_is_neither_overwritten_nor_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("hosts");
+        fs::write(&theirs, "127.0.0.1 localhost\n").unwrap();
+        let mut device = Device::under(dir.path());
+        let message = device.refused(&spec(&theirs, "0.0.0.0 everything\n", 0o644));
+        assert!(message.contains("was there before"), "{message}");
+        remove(&spec(&theirs, "0.0.0.0 everything\n", 0o644), &device.policy, &mut device.created).unwrap();
+        assert_eq!(fs::read_to_string(&theirs).unwrap(), "127.0.0.1 localhost\n");
+
+        // What the agent created it rewrites, removes, and forgets; the record survives a restart.
+        let ours = dir.path().join("app/config");
+        device.reconcile(&spec(&ours, "v1", 0o644));
+        device.created.save(dir.path()).unwrap();
+        let mut restarted = Device {
+            policy: device.policy.clone(),
+            created: Created::load(dir.path()),
+        };
+        assert_eq!(restarted.reconcile(&spec(&ours, "v2", 0o644)).1, Change::Content);
+        remove(&spec(&ours, "v2", 0o644), &restarted.policy, &mut restarted.created).unwrap();
+        assert!(!ours.exists());
+        assert!(!restarted.created.contains(ours.to_str().unwrap()));
     }
 }

@@ -32,9 +32,25 @@ struct Args {
     /// Where the agent keeps what it applied, its process records and logs.
     #[arg(long, env = "FLEET_STATE_DIR", default_value = "/var/lib/fleet-agent")]
     state_dir: PathBuf,
+    /// A directory the fleet may write files under; repeat for more. Without
+    /// one, the device takes no `File` resources (each reports why).
+    #[arg(long = "file-root", env = "FLEET_FILE_ROOTS", value_delimiter = ':', value_parser = absolute)]
+    file_roots: Vec<PathBuf>,
+    /// Let files carry the setuid or setgid bit.
+    #[arg(long)]
+    allow_setuid: bool,
     /// Seconds between two status reports when nothing changes.
     #[arg(long, default_value_t = 10)]
     heartbeat: u64,
+}
+
+fn absolute(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(format!("`{s}` is not an absolute path"))
+    }
 }
 
 fn label(s: &str) -> Result<(String, String), String> {
@@ -59,6 +75,11 @@ fn main() -> ExitCode {
         device: args.device,
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
         state: args.state_dir,
+        files: fleet_agent::files::Policy {
+            roots: args.file_roots,
+            allow_setid: args.allow_setuid,
+            host: None,
+        },
         heartbeat: Duration::from_secs(args.heartbeat.max(1)),
         timings: Timings::default(),
     };

@@ -411,11 +411,24 @@ fn describe(exit: Option<Exit>) -> String {
     }
 }
 
-/// The last lines the process wrote, for a status message.
+/// The last lines the process wrote, for a status message: read from the
+/// log's last 4 KiB only (a log can be any size), each line cut to 200 bytes.
 fn last_output(log: &Path) -> String {
-    let text = fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    const TAIL: u64 = 4096;
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = fs::File::open(log) {
+        let len = file.metadata().map(|m| m.len()).unwrap_or_default();
+        if file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_ok() {
+            let _ = file.take(TAIL).read_to_end(&mut bytes);
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| fleet_model::cut(l, 200))
+        .collect();
     let tail = &lines[lines.len().saturating_sub(3)..];
     if tail.is_empty() {
         String::new()

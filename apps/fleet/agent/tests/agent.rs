@@ -21,6 +21,7 @@ fn config(server: &NatsServer, device: &str, state: &Path) -> Config {
         device: device.into(),
         labels: BTreeMap::from([("site".into(), "lyon".into())]),
         state: state.to_owned(),
+        files: fleet_agent::files::Policy::under([std::env::temp_dir()]),
         heartbeat: Duration::from_millis(400),
         timings: Timings {
             settle: Duration::from_millis(150),
@@ -339,4 +340,99 @@ async fn the_binary_refuses_a_wrong_password_and_leaves_its_processes_on_sigterm
     assert!(child.wait().unwrap().success(), "SIGTERM is a clean stop");
     assert!(running(pid));
     std::process::Command::new("kill").arg(pid.to_string()).status().unwrap();
+}
+
+/// A process whose last output line is 1.1 MB: the device keeps reporting, with the line cut,
+/// and what it writes stays far under NATS's maximum payload.
+#[tokio::test]
+async fn a_process_with_a_huge_output_line_does_not_silence_its_device() {
+    let server = NatsServer::start();
+    let buckets = buckets(&server).await;
+    let state = tempfile::tempdir().unwrap();
+    let agent = start(config(&server, "sensor-1", state.path()));
+    let shouter = Resource::Process(ProcessSpec {
+        name: "shouter".into(),
+        argv: vec!["printf".into(), "%1100000s".into(), "end-of-line".into()],
+        env: BTreeMap::new(),
+        restart: Default::default(),
+    });
+    put(&buckets, "sensor-1", &AgentManifest::new(1, vec![shouter]).to_json()).await;
+    let status = status_until(&buckets, "sensor-1", |s| {
+        s.resources.get("shouter").is_some_and(|r| match r {
+            ResourceStatus::Process(p) => p.message.as_deref().is_some_and(|m| m.contains("last output")),
+            _ => false,
+        })
+    })
+    .await;
+    let message = process(&status, "shouter").message.unwrap();
+    assert!(message.contains("… (cut)"), "{message}");
+    assert!(message.len() < 2048, "{} bytes", message.len());
+    let (bytes, _) = fleet_kv::read(&buckets.status, "sensor-1").await.unwrap().unwrap();
+    assert!(bytes.len() <= AgentStatus::MAX_BYTES, "{} bytes", bytes.len());
+    agent.stop().await;
+}
+
+/// Through a real manifest: files outside the device's roots, over a file that was there before,
+/// or through a symbolic link are refused, each with a status that says why; withdrawing the
+/// manifest removes only what the agent created.
+#[tokio::test]
+async fn a_manifest_cannot_make_the_agent_write_where_the_device_does_not_allow() {
+    let server = NatsServer::start();
+    let buckets = buckets(&server).await;
+    let (state, device, elsewhere) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    std::fs::write(device.path().join("hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), device.path().join("link")).unwrap();
+    let mut config = config(&server, "sensor-1", state.path());
+    config.files = fleet_agent::files::Policy::under([device.path()]);
+    let agent = start(config);
+    let manifest = AgentManifest::new(
+        1,
+        vec![
+            file("ours", &device.path().join("app/config"), "rate = 5\n", 0o644),
+            file("theirs", &device.path().join("hosts"), "0.0.0.0 everything\n", 0o644),
+            file("outside", &elsewhere.path().join("passwd"), "root::0:0::/:/bin/sh\n", 0o644),
+            file("linked", &device.path().join("link/passwd"), "root::0:0::/:/bin/sh\n", 0o644),
+            file("setuid", &device.path().join("tool"), "#!/bin/true\n", 0o4755),
+        ],
+    );
+    put(&buckets, "sensor-1", &manifest.to_json()).await;
+    let status = status_until(&buckets, "sensor-1", |s| s.observed_generation == Some(1)).await;
+    let why = |name: &str| match &status.resources[name] {
+        ResourceStatus::File(f) => (f.state, f.message.clone().unwrap_or_default()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(why("ours").0, State::Ready);
+    for (name, says) in [
+        ("theirs", "was there before"),
+        ("outside", "allows files only under"),
+        ("linked", "symbolic link"),
+        ("setuid", "setuid or setgid"),
+    ] {
+        let (state, message) = why(name);
+        assert_eq!(state, State::Failed, "{name}: {message}");
+        assert!(message.contains(says), "{name}: {message}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(device.path().join("hosts")).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing written outside the roots"
+    );
+    assert!(!device.path().join("tool").exists());
+
+    buckets.manifests.delete("sensor-1").await.unwrap();
+    status_until(&buckets, "sensor-1", |s| s.resources.is_empty()).await;
+    assert!(!device.path().join("app/config").exists(), "what the agent created is removed");
+    assert_eq!(
+        std::fs::read_to_string(device.path().join("hosts")).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+    agent.stop().await;
 }

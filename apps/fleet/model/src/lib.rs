@@ -228,6 +228,14 @@ pub struct AgentStatus {
     /// Why the current manifest is not run, if it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ManifestError>,
+    /// How many resources this report leaves out because it would be too
+    /// large to send ([`AgentStatus::to_bounded_json`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub left_out: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Where one resource stands on the device.
@@ -272,6 +280,29 @@ pub enum Exit {
     Signal(i32),
 }
 
+impl ResourceStatus {
+    fn message_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Self::File(f) => f.message.as_mut(),
+            Self::Process(p) => p.message.as_mut(),
+            Self::Unknown => None,
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary, marked as cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let marker = "… (cut)";
+    let mut end = max.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end])
+}
+
 /// The states the operator counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -295,6 +326,14 @@ impl fmt::Display for State {
 }
 
 impl AgentStatus {
+    /// The most a status takes on the wire: far under NATS's smallest usual
+    /// maximum payload (1 MiB by default), so no device's report is refused
+    /// for its size ([`AgentStatus::to_bounded_json`]).
+    pub const MAX_BYTES: usize = 64 * 1024;
+
+    /// The longest message a resource's status keeps, in bytes.
+    pub const MAX_MESSAGE: usize = 1024;
+
     /// Read a status as the operator does: unknown fields ignored.
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
@@ -302,6 +341,55 @@ impl AgentStatus {
 
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// This status as JSON of at most `max` bytes: as it is if it fits; else
+    /// with each message cut to [`AgentStatus::MAX_MESSAGE`] bytes; else with
+    /// no messages; else with as many resources as fit, and how many are left
+    /// out. Never nothing: a device that cannot say everything says what it can.
+    pub fn to_bounded_json(&self, max: usize) -> Vec<u8> {
+        let full = self.to_json();
+        if full.len() <= max {
+            return full;
+        }
+        let mut smaller = self.clone();
+        for status in smaller.resources.values_mut() {
+            if let Some(message) = status.message_mut() {
+                *message = cut(message, Self::MAX_MESSAGE);
+            }
+        }
+        let cut_messages = smaller.to_json();
+        if cut_messages.len() <= max {
+            return cut_messages;
+        }
+        for status in smaller.resources.values_mut() {
+            if let Some(message) = status.message_mut() {
+                *message = "(message left out: the status was too large)".into();
+            }
+        }
+        let no_messages = smaller.to_json();
+        if no_messages.len() <= max {
+            return no_messages;
+        }
+        // Resources without messages, as many as fit (the most found by
+        // halving); the rest counted.
+        let all: Vec<(String, ResourceStatus)> = std::mem::take(&mut smaller.resources).into_iter().collect();
+        let with_first = |k: usize| AgentStatus {
+            resources: all[..k].iter().cloned().collect(),
+            left_out: all.len() - k,
+            ..smaller.clone()
+        };
+        let (mut fits, mut too_many) = (0, all.len());
+        while fits + 1 < too_many {
+            let k = usize::midpoint(fits, too_many);
+            if with_first(k).to_json().len() <= max {
+                fits = k;
+            } else {
+                too_many = k;
+            }
+        }
+        smaller = with_first(fits);
+        smaller.to_json()
     }
 
     /// How many of its resources are in each state.
@@ -524,6 +612,7 @@ mod tests {
             ]
             .into(),
             error: Some(ManifestError::NewerVersion { found: 2, supported: 1 }),
+            left_out: 0,
         };
         let bytes = status.to_json();
         let text = String::from_utf8(bytes.clone()).unwrap();
@@ -533,6 +622,73 @@ mod tests {
         );
         assert_eq!(AgentStatus::from_json(&bytes).unwrap(), status);
         assert_eq!(status.counts(), [(State::Ready, 1), (State::Progressing, 1)].into());
+    }
+
+    fn process_saying(message: String) -> ResourceStatus {
+        ResourceStatus::Process(ProcessStatus {
+            state: State::Failed,
+            pid: None,
+            restarts: 3,
+            last_exit: Some(Exit::Code(1)),
+            message: Some(message),
+        })
+    }
+
+    fn status_of(resources: BTreeMap<String, ResourceStatus>) -> AgentStatus {
+        AgentStatus {
+            schema_version: SCHEMA_VERSION,
+            device: "sensor-17".into(),
+            observed_generation: Some(3),
+            heartbeat: 1_800_000_000,
+            resources,
+            error: None,
+            left_out: 0,
+        }
+    }
+
+    #[test]
+    fn a_status_too_large_to_send_is_sent_smaller_never_dropped() {
+        // One process whose last output line is 1.1 MB: the message is cut, the rest kept.
+        let huge = "x".repeat(1_100_000) + "é";
+        let status = status_of([("web".to_owned(), process_saying(format!("exited; last output: {huge}")))].into());
+        let bytes = status.to_bounded_json(AgentStatus::MAX_BYTES);
+        assert!(bytes.len() <= AgentStatus::MAX_BYTES, "{}", bytes.len());
+        let sent = AgentStatus::from_json(&bytes).unwrap();
+        let ResourceStatus::Process(p) = &sent.resources["web"] else {
+            panic!("{sent:?}")
+        };
+        let message = p.message.as_deref().unwrap();
+        assert!(
+            message.starts_with("exited; last output: xxx") && message.ends_with("… (cut)"),
+            "{}",
+            &message[..40]
+        );
+        assert!(message.len() <= AgentStatus::MAX_MESSAGE);
+        assert_eq!((p.state, p.restarts, sent.left_out), (State::Failed, 3, 0));
+
+        // Many long messages: each left out, every state kept.
+        let many: BTreeMap<String, ResourceStatus> = (0..200).map(|i| (format!("p{i:03}"), process_saying("y".repeat(2000)))).collect();
+        let sent = AgentStatus::from_json(&status_of(many).to_bounded_json(AgentStatus::MAX_BYTES)).unwrap();
+        assert_eq!((sent.resources.len(), sent.left_out), (200, 0));
+        assert_eq!(sent.counts(), [(State::Failed, 200)].into());
+
+        // More resources than fit at all: as many as fit, and how many are left out.
+        let lots: BTreeMap<String, ResourceStatus> = (0..5000)
+            .map(|i| (format!("process-{i:05}"), process_saying(String::new())))
+            .collect();
+        let bytes = status_of(lots).to_bounded_json(AgentStatus::MAX_BYTES);
+        assert!(bytes.len() <= AgentStatus::MAX_BYTES);
+        let sent = AgentStatus::from_json(&bytes).unwrap();
+        assert!(
+            sent.left_out > 0 && sent.resources.len() + sent.left_out == 5000,
+            "{} + {}",
+            sent.resources.len(),
+            sent.left_out
+        );
+
+        // A status that fits is sent as it is.
+        let small = status_of([("web".to_owned(), process_saying("exited".into()))].into());
+        assert_eq!(small.to_bounded_json(AgentStatus::MAX_BYTES), small.to_json());
     }
 
     #[test]

@@ -100,15 +100,9 @@ async fn fleet(n: usize, rollouts: u64) -> Figures {
         world.until_registered(id).await;
     }
     let _operator = world.start_operator();
-    // On tmpfs where there is one: the figure is NATS and the agents, not the disk.
-    let shm = std::path::Path::new("/dev/shm");
-    let dir = if shm.is_dir() {
-        tempfile::tempdir_in(shm)
-    } else {
-        tempfile::tempdir()
-    }
-    .unwrap();
-    let config = dir.path().join("config");
+    // Each device writes it in a filesystem of its own (`World::file_on`), on tmpfs where there
+    // is one: the figure is NATS and the agents, not the disk.
+    let config = std::path::PathBuf::from("/etc/bench/config");
 
     let mut times = Vec::new();
     let mut messages = 0u64;

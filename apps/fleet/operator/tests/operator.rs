@@ -59,7 +59,10 @@ async fn a_fleet_deployment_reaches_its_devices_and_their_statuses_come_back() {
     let status = world.status_until("sensors", |s| s.ready == 3).await;
     assert_eq!((status.selected, status.failed, status.observed_generation), (3, 0, Some(1)));
     assert_eq!(condition(&status, "Ready").status, "True");
-    assert_eq!(std::fs::read_to_string(&config).unwrap(), "rate = 5\n");
+    for device in ["lyon-1", "lyon-2", "lyon-3"] {
+        assert_eq!(std::fs::read_to_string(world.file_on(device, &config)).unwrap(), "rate = 5\n");
+    }
+    assert!(!world.file_on("paris-1", &config).exists(), "not selected, nothing written");
     assert_eq!(
         world.manifest_owner("lyon-1").await.as_deref(),
         Some(format!("{}/sensors", world.ns).as_str())
@@ -78,7 +81,7 @@ async fn a_fleet_deployment_reaches_its_devices_and_their_statuses_come_back() {
         .status_until("sensors", |s| s.observed_generation == Some(2) && s.ready == 3)
         .await;
     assert_eq!(condition(&status, "Progressing").status, "False");
-    assert_eq!(std::fs::read_to_string(&config).unwrap(), "rate = 9\n");
+    assert_eq!(std::fs::read_to_string(world.file_on("lyon-1", &config)).unwrap(), "rate = 9\n");
 
     // A narrower selector withdraws the devices it no longer selects.
     world

@@ -87,10 +87,23 @@ impl World {
             nats,
             client,
             buckets,
-            devices: tempfile::tempdir().unwrap(),
+            devices: devices_dir(),
             agents: Vec::new(),
             heartbeat,
         }
+    }
+
+    /// Each simulated device's own filesystem: where its agent writes a
+    /// manifest's `/x` (`Policy::on_host`), created empty.
+    pub fn filesystem_of(&self, id: &str) -> std::path::PathBuf {
+        let dir = self.devices.path().join(id).join("fs");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Where device `id` holds the file a manifest names `path`.
+    pub fn file_on(&self, id: &str, path: &std::path::Path) -> std::path::PathBuf {
+        self.filesystem_of(id).join(path.strip_prefix("/").unwrap())
     }
 
     pub fn start_agent(&mut self, id: &str, labels: &[(&str, &str)]) {
@@ -99,6 +112,7 @@ impl World {
             device: id.into(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             state: self.devices.path().join(id),
+            files: fleet_agent::files::Policy::under(["/"]).on_host(self.filesystem_of(id)),
             heartbeat: self.heartbeat,
             timings: Timings {
                 settle: Duration::from_millis(100),
@@ -185,4 +199,15 @@ pub async fn status_until(api: &Api<FleetDeployment>, name: &str, done: impl Fn(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{name} never got there: {last:#?}");
+}
+
+/// Where the simulated devices keep their state and filesystems: on tmpfs
+/// where there is one, so that a benchmark measures NATS and the agents.
+fn devices_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    }
 }

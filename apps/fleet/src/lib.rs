@@ -352,6 +352,9 @@ pub struct FleetAgentScore {
     /// The directories the fleet may write files under on the device
     /// (`--file-root`); none: the device takes no `File` resources.
     pub file_roots: Vec<String>,
+    /// The programs the fleet may run on the device (`--allow-program`);
+    /// none: the device runs no processes.
+    pub programs: Vec<String>,
 }
 
 impl FleetAgentScore {
@@ -366,6 +369,7 @@ impl FleetAgentScore {
             nats_password: nats.password.clone(),
             target: FleetAgentTarget::Pod,
             file_roots: vec![FleetAgentScore::FILES.to_owned()],
+            programs: Vec::new(),
         }
     }
 
@@ -400,6 +404,9 @@ impl Render for FleetAgentScore {
         args.extend(["--state-dir".to_owned(), "/var/lib/fleet-agent".to_owned()]);
         for root in &self.file_roots {
             args.extend(["--file-root".to_owned(), root.clone()]);
+        }
+        for program in &self.programs {
+            args.extend(["--allow-program".to_owned(), program.clone()]);
         }
         let container = Container {
             name: "agent".into(),

@@ -147,6 +147,7 @@ fn stack() -> &'static Stack {
                         std::fs::create_dir_all(&host).unwrap();
                         fleet_agent::files::Policy::under(["/"]).on_host(host)
                     },
+                    programs: fleet_agent::process::Programs::allowing(["sleep"]).unwrap(),
                     heartbeat: Duration::from_millis(500),
                     timings: Timings {
                         settle: Duration::from_millis(100),

@@ -31,7 +31,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::files;
-use crate::process::{Supervisor, Timings};
+use crate::process::{Programs, Supervisor, Timings};
 
 /// What an agent run needs to know.
 #[derive(Clone, Debug)]
@@ -43,6 +43,8 @@ pub struct Config {
     pub state: PathBuf,
     /// Where the fleet may write files on this device, and how.
     pub files: files::Policy,
+    /// The programs the fleet may run on this device.
+    pub programs: Programs,
     pub heartbeat: Duration,
     pub timings: Timings,
 }
@@ -82,7 +84,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         path: config.state.clone(),
         source,
     };
-    let processes = Supervisor::new(&config.state, config.timings).map_err(state_error)?;
+    let processes = Supervisor::new(&config.state, config.timings, config.programs.clone()).map_err(state_error)?;
     let applied: Applied = std::fs::read(config.state.join("applied.json"))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())

@@ -39,6 +39,11 @@ struct Args {
     /// Let files carry the setuid or setgid bit.
     #[arg(long)]
     allow_setuid: bool,
+    /// A program the fleet may run (a path, or a name found on `PATH`);
+    /// repeat for more. Without one, the device runs no processes. Allowing a
+    /// shell or an interpreter allows any script.
+    #[arg(long = "allow-program", env = "FLEET_ALLOWED_PROGRAMS", value_delimiter = ':')]
+    programs: Vec<String>,
     /// Seconds between two status reports when nothing changes.
     #[arg(long, default_value_t = 10)]
     heartbeat: u64,
@@ -70,6 +75,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let programs = match fleet_agent::process::Programs::allowing(&args.programs) {
+        Ok(programs) => programs,
+        Err(message) => {
+            eprintln!("error: --allow-program: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let config = Config {
         nats,
         device: args.device,
@@ -80,6 +92,7 @@ fn main() -> ExitCode {
             allow_setid: args.allow_setuid,
             host: None,
         },
+        programs,
         heartbeat: Duration::from_secs(args.heartbeat.max(1)),
         timings: Timings::default(),
     };

@@ -14,6 +14,11 @@
 //!   output in the message.
 //! - A changed spec stops the old process (SIGTERM to its group, SIGKILL
 //!   after the grace period) and starts the new one; a removed spec stops it.
+//! - Only the programs the device allows run ([`Programs`], `--allow-program`):
+//!   the program a spec names is found as the kernel would run it (on `PATH`
+//!   if it has no `/`), its symbolic links followed, and the file it is must be
+//!   one of those allowed, whatever the arguments say. A device that allows a
+//!   shell or an interpreter allows any script; that is its choice to make.
 //! - Each running process is recorded in `<state>/processes/<name>.json`
 //!   (pid, start time, spec). A new agent run adopts a process whose record
 //!   still matches a living process and the same spec, so restarting the
@@ -61,11 +66,72 @@ impl Default for Timings {
 /// Quick exits in a row from which a process is reported `Failed`.
 const CRASH_LOOP: u32 = 3;
 
+/// The programs the fleet may run on a device: files, by their real path.
+/// None: the device runs no processes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Programs {
+    allowed: Vec<PathBuf>,
+}
+
+impl Programs {
+    /// The programs `names` find (each a path, or a name looked up on `PATH`
+    /// as a spec's would be); an error names one that is not there.
+    pub fn allowing(names: impl IntoIterator<Item = impl AsRef<str>>) -> Result<Self, String> {
+        let allowed = names
+            .into_iter()
+            .map(|name| {
+                let name = name.as_ref();
+                let found = find(name).ok_or_else(|| format!("program `{name}` is not found"))?;
+                fs::canonicalize(&found).map_err(|e| format!("program `{name}` ({}): {e}", found.display()))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { allowed })
+    }
+
+    /// The file `program` runs, if the device allows it; else why not.
+    fn check(&self, program: &str) -> Result<PathBuf, String> {
+        let refused = |why: String| format!("`{program}` is not run: {why}");
+        if self.allowed.is_empty() {
+            return Err(refused(
+                "this device runs no programs (its agent is started without `--allow-program`)".into(),
+            ));
+        }
+        let found = find(program).ok_or_else(|| refused("no such program on this device".into()))?;
+        let real = fs::canonicalize(&found).map_err(|e| refused(format!("{}: {e}", found.display())))?;
+        if self.allowed.contains(&real) {
+            Ok(found)
+        } else {
+            let allowed: Vec<String> = self.allowed.iter().map(|p| format!("`{}`", p.display())).collect();
+            Err(refused(format!(
+                "it is `{}`, and this device runs only {}",
+                real.display(),
+                allowed.join(", ")
+            )))
+        }
+    }
+}
+
+/// Where `program` is, as `execvp` would find it: itself if it has a `/`,
+/// else the first executable file of that name on this process's `PATH`.
+fn find(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return executable(&path).then_some(path);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_absolute() && executable(p))
+}
+
 /// The processes of one device.
 #[derive(Debug)]
 pub struct Supervisor {
     state: PathBuf,
     timings: Timings,
+    programs: Programs,
     changed: Arc<Notify>,
     running: BTreeMap<String, Supervised>,
 }
@@ -90,13 +156,15 @@ struct Record {
 }
 
 impl Supervisor {
-    /// A supervisor keeping its records and logs under `state`.
-    pub fn new(state: &Path, timings: Timings) -> std::io::Result<Self> {
+    /// A supervisor keeping its records and logs under `state`, running only
+    /// `programs`.
+    pub fn new(state: &Path, timings: Timings, programs: Programs) -> std::io::Result<Self> {
         fs::create_dir_all(state.join("processes"))?;
         fs::create_dir_all(state.join("logs"))?;
         Ok(Self {
             state: state.to_owned(),
             timings,
+            programs,
             changed: Arc::new(Notify::new()),
             running: BTreeMap::new(),
         })
@@ -168,6 +236,7 @@ impl Supervisor {
         }));
         let (stop, stopped) = oneshot::channel();
         let run = Run {
+            program: self.programs.check(&spec.argv[0]),
             spec: spec.clone(),
             status: status.clone(),
             changed: self.changed.clone(),
@@ -199,6 +268,8 @@ impl Drop for Supervisor {
 
 /// One supervised process, over its restarts.
 struct Run {
+    /// The file it runs, or why the device does not run it.
+    program: Result<PathBuf, String>,
     spec: ProcessSpec,
     status: Arc<Mutex<ProcessStatus>>,
     changed: Arc<Notify>,
@@ -215,6 +286,21 @@ enum Running {
 
 impl Run {
     async fn supervise(self, mut adopt: Option<(u32, u64)>, mut stop: oneshot::Receiver<()>) {
+        if let Err(why) = &self.program {
+            // Not the device's to run: said once, never retried; one an
+            // earlier run started (before the program was refused) is stopped.
+            if let Some((pid, start_time)) = adopt {
+                terminate_adopted(pid, start_time, self.timings.grace).await;
+                let _ = fs::remove_file(&self.record);
+            }
+            self.set(|s| {
+                s.state = State::Failed;
+                s.pid = None;
+                s.message = Some(why.clone());
+            });
+            let _ = stop.await;
+            return;
+        }
         let mut quick_exits = 0u32;
         loop {
             let running = match adopt.take() {
@@ -313,14 +399,19 @@ impl Run {
     }
 
     fn spawn(&self) -> Result<Running, String> {
+        use std::os::unix::process::CommandExt as _;
         let program = &self.spec.argv[0];
+        let file = self.program.as_ref().map_err(Clone::clone)?;
         let previous = self.log.with_extension("log.1");
         let _ = fs::rename(&self.log, &previous);
         let log = fs::File::create(&self.log).map_err(|e| format!("cannot create `{}`: {e}", self.log.display()))?;
         let err = log
             .try_clone()
             .map_err(|e| format!("cannot create `{}`: {e}", self.log.display()))?;
-        let child = tokio::process::Command::new(program)
+        // The file that was checked, under the name the spec gives it.
+        let mut command = std::process::Command::new(file);
+        command.arg0(program);
+        let child = tokio::process::Command::from(command)
             .args(&self.spec.argv[1..])
             .env_clear()
             .envs(&self.spec.env)

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fleet_agent::agent::{self, AgentError, Config};
-use fleet_agent::process::Timings;
+use fleet_agent::process::{Programs, Timings};
 use fleet_kv::{Buckets, Connection};
 use fleet_model::{AgentManifest, AgentStatus, Device, FileSpec, ManifestError, ProcessSpec, Resource, ResourceStatus, State};
 use fleet_testing::NatsServer;
@@ -22,6 +22,7 @@ fn config(server: &NatsServer, device: &str, state: &Path) -> Config {
         labels: BTreeMap::from([("site".into(), "lyon".into())]),
         state: state.to_owned(),
         files: fleet_agent::files::Policy::under([std::env::temp_dir()]),
+        programs: Programs::allowing(["sleep", "printf"]).unwrap(),
         heartbeat: Duration::from_millis(400),
         timings: Timings {
             settle: Duration::from_millis(150),
@@ -223,10 +224,10 @@ async fn a_manifest_the_agent_cannot_run_is_reported_and_the_device_keeps_runnin
     .await;
     assert!(status.error.unwrap().to_string().contains("update the agent"));
 
-    let shell = br#"{"schemaVersion":1,"generation":4,"resources":[{"kind":"Process","name":"x","argv":["/bin/sh","-c","rm -rf /"]}]}"#;
-    put(&buckets, "sensor-2", shell).await;
+    let relative = br#"{"schemaVersion":1,"generation":4,"resources":[{"kind":"File","name":"x","path":"etc/x","content":""}]}"#;
+    put(&buckets, "sensor-2", relative).await;
     let status = status_until(&buckets, "sensor-2", |s| matches!(s.error, Some(ManifestError::Invalid { .. }))).await;
-    assert!(status.error.unwrap().to_string().contains("runs a shell script"));
+    assert!(status.error.unwrap().to_string().contains("must be absolute"));
     assert!(running(pid));
 
     put(&buckets, "sensor-2", b"not json at all").await;
@@ -314,7 +315,9 @@ async fn the_binary_refuses_a_wrong_password_and_leaves_its_processes_on_sigterm
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-agent"));
         command
             .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .args(["--nats", &server.url, "--user", fleet_testing::USER, "--device", "sensor-5"])
+            .args(["--allow-program", "sleep"])
             .args(["--label", "site=lyon", "--heartbeat", "1", "--state-dir"])
             .arg(state.path())
             .arg("--password-file")
@@ -434,5 +437,54 @@ async fn a_manifest_cannot_make_the_agent_write_where_the_device_does_not_allow(
         std::fs::read_to_string(device.path().join("hosts")).unwrap(),
         "127.0.0.1 localhost\n"
     );
+    agent.stop().await;
+}
+
+/// Only the programs the device allows run, however the manifest spells them: a shell by any
+/// name or argument (`sh -ec`, `env bash -c`, a link to a shell, an interpreter) is refused with a
+/// status that says what it is and what the device runs; an allowed program runs.
+#[tokio::test]
+async fn only_the_programs_the_device_allows_run_however_they_are_spelled() {
+    let server = NatsServer::start();
+    let buckets = buckets(&server).await;
+    let (state, links) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::os::unix::fs::symlink("/bin/sh", links.path().join("innocent")).unwrap();
+    let agent = start(config(&server, "sensor-1", state.path()));
+    let argv = |name: &str, argv: &[&str]| {
+        Resource::Process(ProcessSpec {
+            name: name.into(),
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            env: BTreeMap::new(),
+            restart: Default::default(),
+        })
+    };
+    let linked = links.path().join("innocent");
+    let manifest = AgentManifest::new(
+        1,
+        vec![
+            argv("sh-ec", &["sh", "-ec", "touch /tmp/fleet-pwned"]),
+            argv("env", &["env", "bash", "-c", "touch /tmp/fleet-pwned"]),
+            argv("linked", &[linked.to_str().unwrap(), "-c", "touch /tmp/fleet-pwned"]),
+            argv("python", &["python3", "-c", "open('/tmp/fleet-pwned', 'w')"]),
+            argv("allowed", &["sleep", "60"]),
+        ],
+    );
+    put(&buckets, "sensor-1", &manifest.to_json()).await;
+    let status = status_until(&buckets, "sensor-1", |s| {
+        s.observed_generation == Some(1) && process(s, "allowed").state == State::Ready
+    })
+    .await;
+    for name in ["sh-ec", "env", "linked", "python"] {
+        let p = process(&status, name);
+        let message = p.message.unwrap_or_default();
+        assert_eq!((p.state, p.pid), (State::Failed, None), "{name}: {message}");
+        assert!(message.contains("is not run"), "{name}: {message}");
+    }
+    let linked_message = process(&status, "linked").message.unwrap();
+    assert!(
+        linked_message.contains("this device runs only"),
+        "the link is followed: {linked_message}"
+    );
+    assert!(!Path::new("/tmp/fleet-pwned").exists());
     agent.stop().await;
 }

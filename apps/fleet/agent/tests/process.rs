@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use fleet_agent::process::{Supervisor, Timings};
+use fleet_agent::process::{Programs, Supervisor, Timings};
 use fleet_model::{Exit, ProcessSpec, ProcessStatus, RestartPolicy, State};
 
 fn timings() -> Timings {
@@ -46,10 +46,15 @@ fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
+/// The programs these tests run.
+fn programs() -> Programs {
+    Programs::allowing(["sleep", "ls", "true", "false", "env"]).unwrap()
+}
+
 #[tokio::test]
 async fn a_long_running_process_becomes_ready_and_a_changed_spec_restarts_it() {
     let state = tempfile::tempdir().unwrap();
-    let mut supervisor = Supervisor::new(state.path(), timings()).unwrap();
+    let mut supervisor = Supervisor::new(state.path(), timings(), programs()).unwrap();
     let sleeper = spec("sleeper", &["sleep", "30"], RestartPolicy::Always);
     supervisor.reconcile(std::slice::from_ref(&sleeper)).await;
     let ready = until(&supervisor, "sleeper", |s| s.state == State::Ready).await;
@@ -78,7 +83,7 @@ async fn a_long_running_process_becomes_ready_and_a_changed_spec_restarts_it() {
 #[tokio::test]
 async fn a_crash_loop_backs_off_and_reports_the_exit_and_the_output() {
     let state = tempfile::tempdir().unwrap();
-    let mut supervisor = Supervisor::new(state.path(), timings()).unwrap();
+    let mut supervisor = Supervisor::new(state.path(), timings(), programs()).unwrap();
     let crasher = spec("crasher", &["ls", "/no/such/dir-for-fleet"], RestartPolicy::Always);
     supervisor.reconcile(&[crasher]).await;
     let status = until(&supervisor, "crasher", |s| s.state == State::Failed).await;
@@ -101,7 +106,7 @@ async fn a_crash_loop_backs_off_and_reports_the_exit_and_the_output() {
 #[tokio::test]
 async fn restart_policies_decide_what_an_exit_means() {
     let state = tempfile::tempdir().unwrap();
-    let mut supervisor = Supervisor::new(state.path(), timings()).unwrap();
+    let mut supervisor = Supervisor::new(state.path(), timings(), programs()).unwrap();
     supervisor
         .reconcile(&[
             spec("once", &["true"], RestartPolicy::Never),
@@ -119,16 +124,16 @@ async fn restart_policies_decide_what_an_exit_means() {
 }
 
 #[tokio::test]
-async fn a_missing_program_is_failed_and_retried() {
+async fn a_program_the_device_does_not_have_is_failed_and_not_started() {
     let state = tempfile::tempdir().unwrap();
-    let mut supervisor = Supervisor::new(state.path(), timings()).unwrap();
+    let mut supervisor = Supervisor::new(state.path(), timings(), programs()).unwrap();
     supervisor
         .reconcile(&[spec("ghost", &["/opt/fleet/no-such-program"], RestartPolicy::Always)])
         .await;
     let status = until(&supervisor, "ghost", |s| s.state == State::Failed).await;
     let message = status.message.unwrap();
     assert!(
-        message.starts_with("cannot start `/opt/fleet/no-such-program`") && message.contains("trying again in"),
+        message.starts_with("`/opt/fleet/no-such-program` is not run: no such program on this device"),
         "{message}"
     );
     assert_eq!(status.pid, None);
@@ -138,7 +143,7 @@ async fn a_missing_program_is_failed_and_retried() {
 #[tokio::test]
 async fn a_process_sees_exactly_its_environment_and_its_output_goes_to_its_log() {
     let state = tempfile::tempdir().unwrap();
-    let mut supervisor = Supervisor::new(state.path(), timings()).unwrap();
+    let mut supervisor = Supervisor::new(state.path(), timings(), programs()).unwrap();
     let mut env = spec("env", &["/usr/bin/env"], RestartPolicy::Never);
     env.env = BTreeMap::from([("SITE".into(), "lyon".into()), ("RATE".into(), "5".into())]);
     supervisor.reconcile(&[env]).await;
@@ -155,13 +160,13 @@ async fn a_new_supervisor_adopts_what_the_last_one_started() {
     let state = tempfile::tempdir().unwrap();
     let sleeper = spec("sleeper", &["sleep", "30"], RestartPolicy::Always);
     let pid = {
-        let mut first = Supervisor::new(state.path(), timings()).unwrap();
+        let mut first = Supervisor::new(state.path(), timings(), programs()).unwrap();
         first.reconcile(std::slice::from_ref(&sleeper)).await;
         until(&first, "sleeper", |s| s.state == State::Ready).await.pid.unwrap()
         // Dropped: the agent stops, its process does not.
     };
     assert!(running(pid));
-    let mut second = Supervisor::new(state.path(), timings()).unwrap();
+    let mut second = Supervisor::new(state.path(), timings(), programs()).unwrap();
     second.reconcile(std::slice::from_ref(&sleeper)).await;
     let adopted = until(&second, "sleeper", |s| s.state == State::Ready).await;
     assert_eq!((adopted.pid, adopted.restarts), (Some(pid), 0), "adopted, not restarted");
@@ -175,7 +180,7 @@ async fn a_new_supervisor_adopts_what_the_last_one_started() {
     // A record whose spec is no longer wanted: its process is stopped.
     let now = restarted.pid.unwrap();
     drop(second);
-    let mut third = Supervisor::new(state.path(), timings()).unwrap();
+    let mut third = Supervisor::new(state.path(), timings(), programs()).unwrap();
     third.reconcile(&[spec("other", &["sleep", "30"], RestartPolicy::Always)]).await;
     assert!(!running(now), "the unwanted process was stopped");
     third.stop_all().await;

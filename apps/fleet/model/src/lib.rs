@@ -4,9 +4,10 @@
 //!
 //! A manifest is a short list of typed resources with real effects and a
 //! status of their own — a [`File`](Resource::File) and a supervised
-//! [`Process`](Resource::Process) — reconciled idempotently. It holds no shell
-//! command: a process is an argument vector, and a shell given a script
-//! (`sh -c …`) is refused when the manifest is read.
+//! [`Process`](Resource::Process) — reconciled idempotently. A process is an
+//! argument vector, run directly; which programs may run at all is the
+//! device's to say (the agent's allow-list), whatever a manifest's arguments
+//! spell.
 //!
 //! # Versions and unknown fields
 //! Every document carries `schemaVersion` ([`SCHEMA_VERSION`] is the one this
@@ -72,7 +73,7 @@ pub struct FileSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProcessSpec {
     pub name: String,
-    /// The program and its arguments, never through a shell. (Missing reads
+    /// The program and its arguments, run directly. (Missing reads
     /// as empty, which `validate` refuses by name.)
     #[serde(default)]
     pub argv: Vec<String>,
@@ -159,7 +160,8 @@ impl AgentManifest {
     }
 
     /// The rules the types cannot say: unique names, absolute paths, a
-    /// program to run, no shell script.
+    /// program to run. Which programs may run is the device's to say (the
+    /// agent's allow-list), not the manifest's.
     pub fn validate(&self) -> Result<(), ManifestError> {
         let mut names = BTreeSet::new();
         let mut paths = BTreeSet::new();
@@ -188,27 +190,17 @@ impl AgentManifest {
                     }
                 }
                 Resource::Process(p) => {
-                    let Some(program) = p.argv.first().filter(|a| !a.is_empty()) else {
+                    if p.argv.first().filter(|a| !a.is_empty()).is_none() {
                         return Err(invalid("`argv` names no program".into()));
-                    };
+                    }
                     if p.argv.iter().chain(p.env.keys()).chain(p.env.values()).any(|s| s.contains('\0')) {
                         return Err(invalid("`argv` and `env` cannot hold NUL characters".into()));
-                    }
-                    if is_shell(program) && p.argv.iter().any(|a| a == "-c") {
-                        return Err(invalid(format!(
-                            "`{program} -c` runs a shell script; a process is a program and its arguments"
-                        )));
                     }
                 }
             }
         }
         Ok(())
     }
-}
-
-fn is_shell(program: &str) -> bool {
-    let base = program.rsplit('/').next().unwrap_or(program);
-    ["sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"].contains(&base)
 }
 
 /// What one device reports.
@@ -555,14 +547,6 @@ mod tests {
             ),
             (json!([{"kind": "Process", "name": "p", "argv": []}]), "names no program"),
             (
-                json!([{"kind": "Process", "name": "p", "argv": ["/bin/sh", "-c", "curl x | sh"]}]),
-                "runs a shell script",
-            ),
-            (
-                json!([{"kind": "Process", "name": "p", "argv": ["bash", "-c", "true"]}]),
-                "runs a shell script",
-            ),
-            (
                 json!([{"kind": "File", "name": "a", "path": "/a", "content": ""}, {"kind": "Process", "name": "a", "argv": ["/a"]}]),
                 "another resource has this name",
             ),
@@ -577,10 +561,10 @@ mod tests {
             assert!(matches!(err, ManifestError::Invalid { .. }), "{resources}: {err}");
             assert!(err.to_string().contains(expected), "{resources}: {err}");
         }
-        let script_file = manifest(json!([{"kind": "Process", "name": "p", "argv": ["/bin/sh", "/opt/run.sh"]}]));
+        let shell = manifest(json!([{"kind": "Process", "name": "p", "argv": ["/bin/sh", "-c", "true"]}]));
         assert!(
-            AgentManifest::from_json(&script_file).is_ok(),
-            "a shell running a file is a program with arguments"
+            AgentManifest::from_json(&shell).is_ok(),
+            "a manifest may name any program: the device decides what runs (the agent's allow-list)"
         );
     }
 

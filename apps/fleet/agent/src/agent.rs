@@ -89,13 +89,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let config_state = config.state.clone();
+    let created = files::Created::load(&config.state);
     let mut agent = Agent {
         config,
         processes,
         applied: None,
         files: BTreeMap::new(),
-        created: files::Created::load(&config_state),
+        created,
         error: None,
     };
     if let Some(manifest) = applied.manifest {

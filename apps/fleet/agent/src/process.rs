@@ -103,7 +103,7 @@ impl Programs {
         } else {
             let allowed: Vec<String> = self.allowed.iter().map(|p| format!("`{}`", p.display())).collect();
             Err(refused(format!(
-                "it is `{}`, and this device runs only {}",
+                "it is `{}`, and this device runs only {} (its owner allows more with `--allow-program`)",
                 real.display(),
                 allowed.join(", ")
             )))

@@ -4,7 +4,10 @@
 //!   smoke test connects to the live server (a port-forward through the API
 //!   server), logs in and does a KV round trip.
 //! - [`FleetOperatorScore`]: the operator's CustomResourceDefinition, RBAC
-//!   and Deployment, built from typed Rust.
+//!   and Deployment, built from typed Rust. The operator signs every
+//!   manifest with a key it makes on first start and keeps in a Secret
+//!   ([`SIGNING_KEY_SECRET`]); its public half, which devices trust, is in
+//!   the ConfigMap [`MANIFEST_KEY_CONFIGMAP`] beside it.
 //! - [`FleetAgentScore`]: one device's agent, on a target
 //!   ([`FleetAgentTarget`]).
 //! - [`FleetServerScore`]: NATS, then the operator, each gated by its
@@ -30,7 +33,7 @@ use harmony::k8s_openapi::api::core::v1::{
     PodSpec, PodTemplateSpec, Probe, Secret as K8sSecret, SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
     VolumeMount,
 };
-use harmony::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use harmony::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use harmony::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use harmony::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -39,6 +42,10 @@ use harmony::{Desired, K8sClient, ObjectRef, Render, RenderCx, Score, ScoreError
 
 /// The NATS client port.
 pub const NATS_PORT: i32 = 4222;
+/// The Secret, in the operator's namespace, where the operator keeps the key
+/// that signs every manifest (it makes it on first start).
+pub const SIGNING_KEY_SECRET: &str = "fleet-operator-signing-key";
+pub use fleet_model::signed::MANIFEST_KEY_CONFIGMAP;
 /// The NATS monitoring port (`/healthz`, `/varz`).
 pub const NATS_MONITOR_PORT: i32 = 8222;
 
@@ -266,6 +273,12 @@ impl Render for FleetOperatorScore {
             ]),
             ..Default::default()
         })?;
+        let subjects = Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: name.into(),
+            namespace: Some(self.namespace.clone()),
+            ..Default::default()
+        }]);
         d.push(&ClusterRoleBinding {
             metadata: cluster_meta(&cluster_name),
             role_ref: RoleRef {
@@ -273,17 +286,45 @@ impl Render for FleetOperatorScore {
                 kind: "ClusterRole".into(),
                 name: cluster_name.clone(),
             },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: name.into(),
-                namespace: Some(self.namespace.clone()),
-                ..Default::default()
-            }]),
+            subjects: subjects.clone(),
+        })?;
+        // Its key: the Secret it makes on first start and reads after, and
+        // the ConfigMap where it publishes the public half.
+        let core = |resources: &[&str], names: &[&str], verbs: &[&str]| PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+            resource_names: (!names.is_empty()).then(|| names.iter().map(|n| n.to_string()).collect()),
+            verbs: verbs.iter().map(|v| v.to_string()).collect(),
+            ..Default::default()
+        };
+        let keys = format!("{name}-keys");
+        d.push(&Role {
+            metadata: meta(&self.namespace, &keys),
+            rules: Some(vec![
+                core(&["secrets"], &[SIGNING_KEY_SECRET], &["get"]),
+                // `create` cannot be limited by name: Kubernetes checks it before the object has one.
+                core(&["secrets", "configmaps"], &[], &["create"]),
+                core(&["configmaps"], &[MANIFEST_KEY_CONFIGMAP], &["get", "patch"]),
+            ]),
+        })?;
+        d.push(&RoleBinding {
+            metadata: meta(&self.namespace, &keys),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: keys.clone(),
+            },
+            subjects,
         })?;
         let container = Container {
             name: name.into(),
             image: Some(self.image.clone()),
-            args: Some(vec!["--nats".into(), self.nats_url.clone()]),
+            args: Some(vec![
+                "--nats".into(),
+                self.nats_url.clone(),
+                "--signing-key-secret".into(),
+                SIGNING_KEY_SECRET.into(),
+            ]),
             env: Some(credentials_env(&credentials)),
             ..Default::default()
         };
@@ -355,6 +396,11 @@ pub struct FleetAgentScore {
     /// The programs the fleet may run on the device (`--allow-program`);
     /// none: the device runs no processes.
     pub programs: Vec<String>,
+    /// The operator's public key the device trusts (`ed25519:…`, from
+    /// `fleet-operator public-key`). `None`: the one the operator publishes
+    /// in the ConfigMap [`MANIFEST_KEY_CONFIGMAP`] of `namespace`, given to
+    /// the pod as a file (the agent waits for it, then pins it).
+    pub manifest_key: Option<String>,
 }
 
 impl FleetAgentScore {
@@ -370,6 +416,7 @@ impl FleetAgentScore {
             target: FleetAgentTarget::Pod,
             file_roots: vec![FleetAgentScore::FILES.to_owned()],
             programs: Vec::new(),
+            manifest_key: None,
         }
     }
 
@@ -408,19 +455,48 @@ impl Render for FleetAgentScore {
         for program in &self.programs {
             args.extend(["--allow-program".to_owned(), program.clone()]);
         }
+        let mut volumes = vec![Volume {
+            name: "state".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }];
+        let mut mounts = vec![mount("state", "/var/lib/fleet-agent")];
+        match &self.manifest_key {
+            Some(key) => {
+                key.parse::<fleet_model::signed::ManifestKey>().map_err(|e| {
+                    ScoreError::invalid(
+                        format!("the manifest key of device `{}`", self.device),
+                        e.to_string(),
+                        "give the operator's public key, as `fleet-operator public-key FILE` prints it, or `None` for the one it publishes",
+                    )
+                })?;
+                args.extend(["--manifest-key".to_owned(), key.clone()]);
+            }
+            None => {
+                // Optional: the pod starts before the operator has published its key, and the
+                // agent waits for the file (the kubelet fills it in once the ConfigMap exists).
+                volumes.push(Volume {
+                    name: "trust".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: MANIFEST_KEY_CONFIGMAP.into(),
+                        optional: Some(true),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                mounts.push(mount("trust", "/etc/fleet-agent/trust"));
+                let file = format!("/etc/fleet-agent/trust/{}", fleet_model::signed::MANIFEST_KEY_ENTRY);
+                args.extend(["--manifest-key-file".to_owned(), file]);
+            }
+        }
         let container = Container {
             name: "agent".into(),
             image: Some(self.image.clone()),
             args: Some(args),
             env: Some(credentials_env(&format!("{name}-nats"))),
-            volume_mounts: Some(vec![mount("state", "/var/lib/fleet-agent")]),
+            volume_mounts: Some(mounts),
             ..Default::default()
         };
-        let volumes = vec![Volume {
-            name: "state".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        }];
         let mut d = Desired::new();
         d.push(&credentials_secret(
             &self.namespace,

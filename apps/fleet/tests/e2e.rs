@@ -98,6 +98,13 @@ fn stack() -> &'static Stack {
             engine::plan_and_apply("fleet-server", &server, &k8s, Arc::new(Silent))
                 .await
                 .unwrap_or_else(|e| panic!("{e}: {}", harmony::Diagnostic::notes(&e).join("; ")));
+            // The operator's key, in the Secret its Score names, made as the operator makes it on
+            // first start (its pod here is played, not run): the public half is published where
+            // the agents' pods read it, so they start only once it exists.
+            let signer = fleet_operator::keys::from_secret(&client, &ns, fleet::SIGNING_KEY_SECRET)
+                .await
+                .unwrap();
+            let trust = signer.public();
             // One app of all the devices, side by side: each its own Score.
             engine::plan_and_apply("fleet-agents", &devices(&ns), &k8s, Arc::new(Silent))
                 .await
@@ -126,8 +133,9 @@ fn stack() -> &'static Stack {
             let buckets = connection.create_buckets().await.unwrap();
             let context = Arc::new(Context {
                 client: client.clone(),
-                fleet: fleet_operator::view::watch_buckets(&buckets),
+                fleet: fleet_operator::view::watch_buckets(&buckets, trust),
                 buckets,
+                signer: Arc::new(signer),
                 silence: Duration::from_secs(30),
             });
             tokio::spawn(controller::run(
@@ -141,6 +149,7 @@ fn stack() -> &'static Stack {
                     nats: nats(&device.device),
                     device: device.device.clone(),
                     labels: device.labels.clone(),
+                    trust,
                     state: dirs.path().join(&device.device),
                     files: {
                         let host = dirs.path().join(&device.device).join("fs");
@@ -203,9 +212,19 @@ fn the_fleet_server_is_deployed_by_its_scores_and_verified() {
         let container = &operator.spec.unwrap().template.spec.unwrap().containers[0];
         assert_eq!(
             container.args.as_deref().unwrap(),
-            ["--nats", &format!("nats://fleet-nats.{}:4222", stack.ns)],
-            "the operator dials the NATS Score's Service"
+            [
+                "--nats",
+                &format!("nats://fleet-nats.{}:4222", stack.ns),
+                "--signing-key-secret",
+                fleet::SIGNING_KEY_SECRET
+            ],
+            "the operator dials the NATS Score's Service and keeps its key in the Secret"
         );
+        // The agents' pods started (they are ready, above) with the key the operator published.
+        let configmaps: Api<harmony::k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(stack.client.clone(), &stack.ns);
+        let published = configmaps.get(fleet::MANIFEST_KEY_CONFIGMAP).await.unwrap();
+        let key = &published.data.unwrap()[fleet_model::signed::MANIFEST_KEY_ENTRY];
+        assert!(key.parse::<fleet_model::signed::ManifestKey>().is_ok(), "{key}");
     });
 }
 

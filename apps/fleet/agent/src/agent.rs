@@ -6,12 +6,18 @@
 //!   restarted agent adopts its processes instead of restarting them.
 //! - It connects (retrying while the server is unreachable or the buckets
 //!   are missing; a refused login ends the run, since retrying cannot fix
-//!   it), registers the device with its labels, and watches the device's key
-//!   in `fleet-manifests`: the current value first, then every change.
+//!   it), registers the device with its labels (again after every reconnect:
+//!   the server may have lost its data), and watches the device's key in
+//!   `fleet-manifests`: the current value first, then every change.
+//! - It runs only what the operator signed for this device, newer than what
+//!   it runs ([`fleet_model::signed`]), checked against the key the device
+//!   was enrolled with. A key that is missing (deleted, or a bucket new and
+//!   empty after the server lost its data) is not a withdrawal: the device
+//!   keeps running what it runs and says so. Only a signed withdrawal stops it.
 //! - Applying is idempotent: a manifest equal to the applied one changes
 //!   nothing, a file already right is not rewritten, a process whose spec is
 //!   unchanged keeps running. Resources a new manifest drops are removed; a
-//!   deleted key withdraws everything.
+//!   signed withdrawal removes everything.
 //! - The status goes to `fleet-status` when it changes and at every
 //!   heartbeat, compare-and-set on the key's revision. At each heartbeat the
 //!   agent also re-reads its key (a watch lost in a reconnect cannot leave it
@@ -24,6 +30,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use fleet_kv::{Buckets, Connection, KvError, Operation, Settings};
+use fleet_model::signed::ManifestKey;
 use fleet_model::{
     AgentManifest, AgentStatus, Device, FileSpec, FileStatus, ManifestError, ProcessSpec, Resource, ResourceStatus, SCHEMA_VERSION,
 };
@@ -39,6 +46,9 @@ pub struct Config {
     pub nats: Settings,
     pub device: String,
     pub labels: BTreeMap<String, String>,
+    /// The operator's public key, pinned at enrolment: the agent runs only
+    /// what it signed.
+    pub trust: ManifestKey,
     /// Where the agent keeps what it applied, its process records and logs.
     pub state: PathBuf,
     /// Where the fleet may write files on this device, and how.
@@ -60,20 +70,31 @@ pub enum AgentError {
     State { path: PathBuf, source: std::io::Error },
 }
 
-/// What `<state>/applied.json` holds: the manifest last applied, if any.
+/// What `<state>/applied.json` holds: the manifest last applied, if any,
+/// and when the operator issued it (0: never; a replay is refused against it).
 #[derive(Default, Serialize, Deserialize)]
 struct Applied {
     manifest: Option<AgentManifest>,
+    #[serde(default)]
+    issued: u64,
 }
 
 struct Agent {
     config: Config,
     processes: Supervisor,
     applied: Option<AgentManifest>,
+    /// When the operator issued what the device runs (0: nothing yet), and
+    /// what `applied.json` says of it.
+    issued: u64,
+    saved_issued: u64,
     files: BTreeMap<String, FileStatus>,
     /// The files this agent created: the only ones it replaces or removes.
     created: files::Created,
     error: Option<ManifestError>,
+    /// What the status says besides: no manifest in NATS for a device that runs one.
+    note: Option<String>,
+    /// Set at every reconnect: register again (the server may have lost it).
+    reconnected: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Run the agent until `shutdown` completes. Its processes keep running
@@ -94,9 +115,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config,
         processes,
         applied: None,
+        issued: applied.issued,
+        saved_issued: applied.issued,
         files: BTreeMap::new(),
         created,
         error: None,
+        note: None,
+        reconnected: Default::default(),
     };
     if let Some(manifest) = applied.manifest {
         agent.apply(Some(manifest)).await;
@@ -133,22 +158,32 @@ impl Agent {
 
     async fn try_connect(&self) -> Result<Buckets, KvError> {
         let device = self.config.device.clone();
+        let reconnected = self.reconnected.clone();
         let connection = Connection::open(&self.config.nats, move |event| {
+            if matches!(event, fleet_kv::Event::Connected) {
+                reconnected.notify_one();
+            }
             eprintln!("fleet-agent[{device}]: NATS {event}");
         })
         .await?;
         let buckets = connection.buckets().await?;
+        self.register(&buckets).await?;
+        Ok(buckets)
+    }
+
+    /// Put the device's record (its labels) in `fleet-devices`.
+    async fn register(&self, buckets: &Buckets) -> Result<(), KvError> {
         let record = Device::new(&self.config.device, self.config.labels.clone());
         buckets
             .devices
             .put(&self.config.device, record.to_json().into())
             .await
+            .map(drop)
             .map_err(|e| KvError::Request {
                 bucket: fleet_model::bucket::DEVICES.into(),
                 key: self.config.device.clone(),
                 why: e.to_string(),
-            })?;
-        Ok(buckets)
+            })
     }
 
     async fn serve(&mut self, buckets: &Buckets, shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) {
@@ -158,6 +193,7 @@ impl Agent {
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         let mut watch = None;
         let mut written: Option<(AgentStatus, u64)> = None;
+        let mut registered = true;
         loop {
             if watch.is_none() {
                 match buckets.manifests.watch_with_history(&key).await {
@@ -180,6 +216,14 @@ impl Agent {
                     None => watch = None,
                 },
                 () = changed.notified() => {}
+                () = self.reconnected.notified() => {
+                    // Back after a reconnect: the server may be a new one, or have lost its data.
+                    registered = false;
+                    match fleet_kv::read(&buckets.manifests, &key).await {
+                        Ok(value) => self.receive(value.as_ref().map(|(v, _)| &v[..])).await,
+                        Err(e) => self.log(e),
+                    }
+                }
                 _ = heartbeat.tick() => {
                     beat = true;
                     match fleet_kv::read(&buckets.manifests, &key).await {
@@ -187,6 +231,14 @@ impl Agent {
                         Err(e) => self.log(e),
                     }
                     self.recheck_files();
+                }
+            }
+            if !registered {
+                match self.register(buckets).await {
+                    Ok(()) => registered = true,
+                    Err(e) => self.log(format_args!(
+                        "cannot register again after a reconnect ({e}); trying at the next heartbeat"
+                    )),
                 }
             }
             if watch.is_none() {
@@ -208,19 +260,43 @@ impl Agent {
     /// The device's key holds `value` (`None`: absent or deleted).
     async fn receive(&mut self, value: Option<&[u8]>) {
         let Some(bytes) = value else {
-            if self.applied.is_some() {
-                self.log("the manifest was withdrawn: stopping and removing everything it held");
+            // Not a withdrawal, which is signed: the key was deleted, or the
+            // server lost its data. The operator writes it again.
+            let note = self.applied.as_ref().map(|m| {
+                format!(
+                    "no manifest for this device in NATS (deleted, or the server lost its data): still running generation {}",
+                    m.generation
+                )
+            });
+            if note.is_some() && self.note != note {
+                self.log(note.as_deref().unwrap_or_default());
             }
-            self.error = None;
-            return self.apply(None).await;
+            self.note = note;
+            return;
         };
-        match AgentManifest::from_json(bytes) {
-            Ok(manifest) => {
+        let opened = self.config.trust.open(&self.config.device, bytes).and_then(|signed| {
+            if signed.issued < self.issued {
+                return Err(ManifestError::Replayed {
+                    issued: signed.issued,
+                    running: self.issued,
+                });
+            }
+            Ok(signed)
+        });
+        match opened {
+            Ok(signed) => {
                 self.error = None;
-                if self.applied.as_ref() != Some(&manifest) {
-                    self.log(format_args!("applying generation {}", manifest.generation));
-                    self.apply(Some(manifest)).await;
+                self.note = None;
+                if signed.issued == self.issued {
+                    return;
                 }
+                match &signed.manifest {
+                    Some(m) => self.log(format_args!("applying generation {}", m.generation)),
+                    None if self.applied.is_some() => self.log("the manifest was withdrawn: stopping and removing everything it held"),
+                    None => {}
+                }
+                self.issued = signed.issued;
+                self.apply(signed.manifest).await;
             }
             Err(e) => {
                 if self.error.as_ref() != Some(&e) {
@@ -256,10 +332,12 @@ impl Agent {
             })
             .collect();
         self.processes.reconcile(&processes).await;
-        if self.applied != manifest {
+        if self.applied != manifest || self.issued != self.saved_issued {
             self.applied = manifest;
+            self.saved_issued = self.issued;
             let saved = serde_json::to_vec(&Applied {
                 manifest: self.applied.clone(),
+                issued: self.issued,
             })
             .unwrap_or_default();
             if let Err(e) = files::write_atomically(&self.config.state.join("applied.json"), &saved, 0o600) {
@@ -314,6 +392,7 @@ impl Agent {
                 .unwrap_or_default(),
             resources,
             error: self.error.clone(),
+            note: self.note.clone(),
             left_out: 0,
         }
     }

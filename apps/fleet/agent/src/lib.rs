@@ -4,8 +4,11 @@
 //!
 //! - `files`: a file with exactly this content and mode, written atomically;
 //! - `process`: a supervised long-running program with a restart policy;
-//! - `agent`: the loop between NATS (through `fleet-kv`) and the two.
+//! - `agent`: the loop between NATS (through `fleet-kv`) and the two, which
+//!   runs only what the operator signed;
+//! - `trust`: the operator key the device was enrolled with, pinned.
 
 pub mod agent;
 pub mod files;
 pub mod process;
+pub mod trust;

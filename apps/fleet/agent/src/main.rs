@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use fleet_agent::agent::{self, Config};
 use fleet_agent::process::Timings;
+use fleet_agent::trust::{self, KeySource};
 
 /// Run one device of the fleet: watch its manifest in NATS, make the device
 /// hold it, report its status back.
@@ -26,6 +27,8 @@ struct Args {
     /// This device's id: its key in the fleet's buckets.
     #[arg(long, env = "FLEET_DEVICE")]
     device: String,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// A label the fleet selects this device by, `key=value`; repeat for more.
     #[arg(long = "label", value_parser = label)]
     labels: Vec<(String, String)>,
@@ -47,6 +50,24 @@ struct Args {
     /// Seconds between two status reports when nothing changes.
     #[arg(long, default_value_t = 10)]
     heartbeat: u64,
+}
+
+/// The operator key this device trusts (pinned in the state directory at
+/// first start): exactly one of these.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct TrustArgs {
+    /// The operator's public key (`ed25519:…`): the agent runs only what it
+    /// signed. `fleet-operator keygen` and `fleet-operator public-key FILE`
+    /// print it; in a cluster, the operator publishes it in the ConfigMap
+    /// `fleet-manifest-key` of its namespace.
+    // A String, parsed after clap, whose errors would repeat a private key given by mistake.
+    #[arg(long, env = "FLEET_MANIFEST_KEY", hide_env_values = true)]
+    manifest_key: Option<String>,
+    /// A file holding it, waited for while it does not exist (an agent in a
+    /// pod, given the ConfigMap as a volume).
+    #[arg(long, env = "FLEET_MANIFEST_KEY_FILE")]
+    manifest_key_file: Option<PathBuf>,
 }
 
 fn absolute(s: &str) -> Result<PathBuf, String> {
@@ -75,26 +96,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let source = match (args.trust.manifest_key, args.trust.manifest_key_file) {
+        (Some(text), _) => match text.parse() {
+            Ok(key) => KeySource::Given(key),
+            Err(message) => {
+                eprintln!("error: --manifest-key: {message}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(file)) => KeySource::File(file),
+        (None, None) => {
+            eprintln!("error: no operator key to trust: pass --manifest-key or --manifest-key-file");
+            return ExitCode::from(2);
+        }
+    };
     let programs = match fleet_agent::process::Programs::allowing(&args.programs) {
         Ok(programs) => programs,
         Err(message) => {
             eprintln!("error: --allow-program: {message}");
             return ExitCode::from(2);
         }
-    };
-    let config = Config {
-        nats,
-        device: args.device,
-        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
-        state: args.state_dir,
-        files: fleet_agent::files::Policy {
-            roots: args.file_roots,
-            allow_setid: args.allow_setuid,
-            host: None,
-        },
-        programs,
-        heartbeat: Duration::from_secs(args.heartbeat.max(1)),
-        timings: Timings::default(),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -103,11 +124,39 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(agent::run(config, fleet_kv::stopped())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+    let state = args.state_dir.clone();
+    runtime.block_on(async move {
+        let trust = tokio::select! {
+            trusted = trust::resolve(&source, &state, Duration::from_secs(2)) => match trusted {
+                Ok(key) => key,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(2);
+                }
+            },
+            () = fleet_kv::stopped() => return ExitCode::SUCCESS,
+        };
+        let config = Config {
+            nats,
+            device: args.device,
+            labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+            trust,
+            state: args.state_dir,
+            files: fleet_agent::files::Policy {
+                roots: args.file_roots,
+                allow_setid: args.allow_setuid,
+                host: None,
+            },
+            programs,
+            heartbeat: Duration::from_secs(args.heartbeat.max(1)),
+            timings: Timings::default(),
+        };
+        match agent::run(config, fleet_kv::stopped()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
         }
-    }
+    })
 }

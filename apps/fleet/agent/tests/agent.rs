@@ -20,6 +20,7 @@ fn config(server: &NatsServer, device: &str, state: &Path) -> Config {
         nats: server.settings(device),
         device: device.into(),
         labels: BTreeMap::from([("site".into(), "lyon".into())]),
+        trust: fleet_testing::operator_key().public(),
         state: state.to_owned(),
         files: fleet_agent::files::Policy::under([std::env::temp_dir()]),
         programs: Programs::allowing(["sleep", "printf"]).unwrap(),
@@ -64,8 +65,24 @@ async fn buckets(server: &NatsServer) -> Buckets {
         .unwrap()
 }
 
-async fn put(buckets: &Buckets, device: &str, manifest: &[u8]) {
-    buckets.manifests.put(device, manifest.to_vec().into()).await.unwrap();
+/// `manifest` for `device`, signed by the operator, as the operator writes it.
+async fn put(buckets: &Buckets, device: &str, manifest: &AgentManifest) {
+    put_value(buckets, device, &fleet_testing::signed(device, Some(manifest))).await;
+}
+
+/// A manifest's JSON as given, signed by the operator: one the device cannot run.
+async fn put_json(buckets: &Buckets, device: &str, manifest: &[u8]) {
+    let value = fleet_testing::operator_key().sign_bytes(device, fleet_testing::issued_now(), Some(manifest));
+    put_value(buckets, device, &value).await;
+}
+
+/// The operator's signed withdrawal: everything it sent is removed.
+async fn withdraw(buckets: &Buckets, device: &str) {
+    put_value(buckets, device, &fleet_testing::signed(device, None)).await;
+}
+
+async fn put_value(buckets: &Buckets, device: &str, value: &[u8]) {
+    buckets.manifests.put(device, value.to_vec().into()).await.unwrap();
 }
 
 /// Poll the device's status until `done` says so (at most 20 s).
@@ -148,7 +165,7 @@ async fn a_manifest_reaches_the_device_and_its_status_comes_back() {
             sleeper("reader", &[("RATE", "5")]),
         ],
     );
-    put(&buckets, "sensor-1", &one.to_json()).await;
+    put(&buckets, "sensor-1", &one).await;
     let status = status_until(&buckets, "sensor-1", |s| all_ready(s, 1)).await;
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), "rate = 5\n");
     assert_eq!(std::fs::metadata(&config_path).unwrap().permissions().mode() & 0o777, 0o640);
@@ -169,7 +186,7 @@ async fn a_manifest_reaches_the_device_and_its_status_comes_back() {
             sleeper("reader", &[("RATE", "9")]),
         ],
     );
-    put(&buckets, "sensor-1", &two.to_json()).await;
+    put(&buckets, "sensor-1", &two).await;
     let status = status_until(&buckets, "sensor-1", |s| all_ready(s, 2)).await;
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), "rate = 9\n");
     let second = process(&status, "reader").pid.unwrap();
@@ -181,16 +198,16 @@ async fn a_manifest_reaches_the_device_and_its_status_comes_back() {
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), "rate = 9\n");
 
     // Generation 3 drops both: the file is removed, the process stopped.
-    put(&buckets, "sensor-1", &AgentManifest::new(3, vec![]).to_json()).await;
+    put(&buckets, "sensor-1", &AgentManifest::new(3, vec![])).await;
     let status = status_until(&buckets, "sensor-1", |s| s.observed_generation == Some(3)).await;
     assert!(status.resources.is_empty());
     assert!(!config_path.exists() && !running(second));
 
     // Withdrawn: nothing observed any more.
-    put(&buckets, "sensor-1", &two.to_json()).await;
+    put(&buckets, "sensor-1", &two).await;
     let status = status_until(&buckets, "sensor-1", |s| all_ready(s, 2)).await;
     let third = process(&status, "reader").pid.unwrap();
-    buckets.manifests.delete("sensor-1").await.unwrap();
+    withdraw(&buckets, "sensor-1").await;
     let status = status_until(&buckets, "sensor-1", |s| s.observed_generation.is_none()).await;
     assert!(status.resources.is_empty() && status.error.is_none());
     assert!(!config_path.exists() && !running(third));
@@ -203,12 +220,12 @@ async fn a_manifest_the_agent_cannot_run_is_reported_and_the_device_keeps_runnin
     let buckets = buckets(&server).await;
     let state = tempfile::tempdir().unwrap();
     let agent = start(config(&server, "sensor-2", state.path()));
-    put(&buckets, "sensor-2", &AgentManifest::new(1, vec![sleeper("reader", &[])]).to_json()).await;
+    put(&buckets, "sensor-2", &AgentManifest::new(1, vec![sleeper("reader", &[])])).await;
     let status = status_until(&buckets, "sensor-2", |s| all_ready(s, 1)).await;
     let pid = process(&status, "reader").pid.unwrap();
 
     let unknown_kind = br#"{"schemaVersion":1,"generation":2,"resources":[{"kind":"Container","name":"x","image":"y"}]}"#;
-    put(&buckets, "sensor-2", unknown_kind).await;
+    put_json(&buckets, "sensor-2", unknown_kind).await;
     let status = status_until(&buckets, "sensor-2", |s| s.error.is_some()).await;
     let Some(ManifestError::Malformed { why }) = &status.error else {
         panic!("{:?}", status.error)
@@ -217,7 +234,7 @@ async fn a_manifest_the_agent_cannot_run_is_reported_and_the_device_keeps_runnin
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(process(&status, "reader").pid, Some(pid), "still running what it ran");
 
-    put(&buckets, "sensor-2", br#"{"schemaVersion":2,"generation":3,"resources":[]}"#).await;
+    put_json(&buckets, "sensor-2", br#"{"schemaVersion":2,"generation":3,"resources":[]}"#).await;
     let status = status_until(&buckets, "sensor-2", |s| {
         matches!(s.error, Some(ManifestError::NewerVersion { .. }))
     })
@@ -225,16 +242,16 @@ async fn a_manifest_the_agent_cannot_run_is_reported_and_the_device_keeps_runnin
     assert!(status.error.unwrap().to_string().contains("update the agent"));
 
     let relative = br#"{"schemaVersion":1,"generation":4,"resources":[{"kind":"File","name":"x","path":"etc/x","content":""}]}"#;
-    put(&buckets, "sensor-2", relative).await;
+    put_json(&buckets, "sensor-2", relative).await;
     let status = status_until(&buckets, "sensor-2", |s| matches!(s.error, Some(ManifestError::Invalid { .. }))).await;
     assert!(status.error.unwrap().to_string().contains("must be absolute"));
     assert!(running(pid));
 
-    put(&buckets, "sensor-2", b"not json at all").await;
+    put_json(&buckets, "sensor-2", b"not json at all").await;
     status_until(&buckets, "sensor-2", |s| matches!(s.error, Some(ManifestError::Malformed { .. }))).await;
 
     // A good manifest again clears the error.
-    put(&buckets, "sensor-2", &AgentManifest::new(5, vec![]).to_json()).await;
+    put(&buckets, "sensor-2", &AgentManifest::new(5, vec![])).await;
     let status = status_until(&buckets, "sensor-2", |s| s.observed_generation == Some(5)).await;
     assert!(status.error.is_none() && !running(pid));
     agent.stop().await;
@@ -254,7 +271,7 @@ async fn nats_down_at_start_and_restarted_midway_and_a_missing_bucket_are_waited
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(!agent.task.is_finished());
     let buckets = buckets(&server).await;
-    put(&buckets, "sensor-3", &AgentManifest::new(1, vec![sleeper("reader", &[])]).to_json()).await;
+    put(&buckets, "sensor-3", &AgentManifest::new(1, vec![sleeper("reader", &[])])).await;
     let status = status_until(&buckets, "sensor-3", |s| all_ready(s, 1)).await;
     let pid = process(&status, "reader").pid.unwrap();
 
@@ -264,12 +281,7 @@ async fn nats_down_at_start_and_restarted_midway_and_a_missing_bucket_are_waited
     assert!(running(pid), "the device keeps running while NATS is away");
     server.resume();
     let buckets = self::buckets(&server).await;
-    put(
-        &buckets,
-        "sensor-3",
-        &AgentManifest::new(2, vec![sleeper("reader", &[("V", "2")])]).to_json(),
-    )
-    .await;
+    put(&buckets, "sensor-3", &AgentManifest::new(2, vec![sleeper("reader", &[("V", "2")])])).await;
     let status = status_until(&buckets, "sensor-3", |s| all_ready(s, 2)).await;
     assert_ne!(process(&status, "reader").pid, Some(pid));
     agent.stop().await;
@@ -283,7 +295,7 @@ async fn a_restarted_agent_picks_up_without_redoing_finished_work() {
     let device_dir = tempfile::tempdir().unwrap();
     let path = device_dir.path().join("motd");
     let manifest = AgentManifest::new(1, vec![file("motd", &path, "hello\n", 0o644), sleeper("reader", &[])]);
-    put(&buckets, "sensor-4", &manifest.to_json()).await;
+    put(&buckets, "sensor-4", &manifest).await;
     let agent = start(config(&server, "sensor-4", state.path()));
     let status = status_until(&buckets, "sensor-4", |s| all_ready(s, 1)).await;
     let pid = process(&status, "reader").pid.unwrap();
@@ -297,7 +309,7 @@ async fn a_restarted_agent_picks_up_without_redoing_finished_work() {
     let reader = process(&status, "reader");
     assert_eq!((reader.pid, reader.restarts), (Some(pid), 0), "adopted, not restarted");
     assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), written, "not rewritten");
-    buckets.manifests.delete("sensor-4").await.unwrap();
+    withdraw(&buckets, "sensor-4").await;
     status_until(&buckets, "sensor-4", |s| s.observed_generation.is_none()).await;
     assert!(!running(pid));
     agent.stop().await;
@@ -311,7 +323,8 @@ async fn the_binary_refuses_a_wrong_password_and_leaves_its_processes_on_sigterm
     let secrets = tempfile::tempdir().unwrap();
     let wrong = secrets.path().join("wrong");
     std::fs::write(&wrong, "guessed-password-41\n").unwrap();
-    let agent = |password: &Path| {
+    let trusted = fleet_testing::operator_key().public().to_string();
+    let agent_trusting = |password: &Path, key: Option<&str>| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-agent"));
         command
             .env_clear()
@@ -322,9 +335,27 @@ async fn the_binary_refuses_a_wrong_password_and_leaves_its_processes_on_sigterm
             .arg(state.path())
             .arg("--password-file")
             .arg(password)
+            .args(key.map(|k| ["--manifest-key", k]).into_iter().flatten())
             .stderr(std::process::Stdio::piped());
         command
     };
+    let agent = |password: &Path| agent_trusting(password, Some(&trusted));
+
+    // No key to trust: it does not start, and says which setting is missing.
+    let out = agent_trusting(&wrong, None).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--manifest-key"), "{stderr}");
+    // The operator's private key by mistake: refused, and never repeated.
+    let private = fleet_testing::operator_key().to_text();
+    let out = agent_trusting(&wrong, Some(private.trim())).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("must stay with the operator") && !stderr.contains(private.trim()),
+        "{stderr}"
+    );
+
     let out = agent(&wrong).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -336,7 +367,7 @@ async fn the_binary_refuses_a_wrong_password_and_leaves_its_processes_on_sigterm
     let right = secrets.path().join("right");
     std::fs::write(&right, format!("{}\n", fleet_testing::PASSWORD)).unwrap();
     let mut child = agent(&right).stderr(std::process::Stdio::null()).spawn().unwrap();
-    put(&buckets, "sensor-5", &AgentManifest::new(1, vec![sleeper("reader", &[])]).to_json()).await;
+    put(&buckets, "sensor-5", &AgentManifest::new(1, vec![sleeper("reader", &[])])).await;
     let status = status_until(&buckets, "sensor-5", |s| all_ready(s, 1)).await;
     let pid = process(&status, "reader").pid.unwrap();
     std::process::Command::new("kill").arg(child.id().to_string()).status().unwrap();
@@ -359,7 +390,7 @@ async fn a_process_with_a_huge_output_line_does_not_silence_its_device() {
         env: BTreeMap::new(),
         restart: Default::default(),
     });
-    put(&buckets, "sensor-1", &AgentManifest::new(1, vec![shouter]).to_json()).await;
+    put(&buckets, "sensor-1", &AgentManifest::new(1, vec![shouter])).await;
     let status = status_until(&buckets, "sensor-1", |s| {
         s.resources.get("shouter").is_some_and(|r| match r {
             ResourceStatus::Process(p) => p.message.as_deref().is_some_and(|m| m.contains("last output")),
@@ -402,7 +433,7 @@ async fn a_manifest_cannot_make_the_agent_write_where_the_device_does_not_allow(
             file("setuid", &device.path().join("tool"), "#!/bin/true\n", 0o4755),
         ],
     );
-    put(&buckets, "sensor-1", &manifest.to_json()).await;
+    put(&buckets, "sensor-1", &manifest).await;
     let status = status_until(&buckets, "sensor-1", |s| s.observed_generation == Some(1)).await;
     let why = |name: &str| match &status.resources[name] {
         ResourceStatus::File(f) => (f.state, f.message.clone().unwrap_or_default()),
@@ -430,7 +461,7 @@ async fn a_manifest_cannot_make_the_agent_write_where_the_device_does_not_allow(
     );
     assert!(!device.path().join("tool").exists());
 
-    buckets.manifests.delete("sensor-1").await.unwrap();
+    withdraw(&buckets, "sensor-1").await;
     status_until(&buckets, "sensor-1", |s| s.resources.is_empty()).await;
     assert!(!device.path().join("app/config").exists(), "what the agent created is removed");
     assert_eq!(
@@ -469,7 +500,7 @@ async fn only_the_programs_the_device_allows_run_however_they_are_spelled() {
             argv("allowed", &["sleep", "60"]),
         ],
     );
-    put(&buckets, "sensor-1", &manifest.to_json()).await;
+    put(&buckets, "sensor-1", &manifest).await;
     let status = status_until(&buckets, "sensor-1", |s| {
         s.observed_generation == Some(1) && process(s, "allowed").state == State::Ready
     })
@@ -486,5 +517,73 @@ async fn only_the_programs_the_device_allows_run_however_they_are_spelled() {
         "the link is followed: {linked_message}"
     );
     assert!(!Path::new("/tmp/fleet-pwned").exists());
+    agent.stop().await;
+}
+
+/// Someone who can write to NATS but does not hold the operator's key: a manifest signed by
+/// another key, one not signed at all, one signed for another device, and an old one put back
+/// are each refused with a status that says why, while the device keeps running what it runs
+/// (across a restart of the agent, too). A deleted key is not a withdrawal: the device keeps
+/// running and says NATS holds no manifest for it. Only the operator's signed withdrawal stops it.
+#[tokio::test]
+async fn only_what_the_operator_signed_for_this_device_runs() {
+    let server = NatsServer::start();
+    let buckets = buckets(&server).await;
+    let state = tempfile::tempdir().unwrap();
+    let agent = start(config(&server, "sensor-1", state.path()));
+    let old = fleet_testing::signed("sensor-1", Some(&AgentManifest::new(1, vec![sleeper("reader", &[])])));
+    put_value(&buckets, "sensor-1", &old).await;
+    status_until(&buckets, "sensor-1", |s| all_ready(s, 1)).await;
+    put(&buckets, "sensor-1", &AgentManifest::new(2, vec![sleeper("reader", &[("V", "2")])])).await;
+    let status = status_until(&buckets, "sensor-1", |s| all_ready(s, 2)).await;
+    let pid = process(&status, "reader").pid.unwrap();
+
+    let attacker = fleet_model::signed::SigningKey::generate().unwrap();
+    let evil = AgentManifest::new(9, vec![sleeper("miner", &[])]);
+    type Refusal = fn(&ManifestError) -> bool;
+    let refused: [(&str, Vec<u8>, Refusal); 4] = [
+        (
+            "signed by another key",
+            attacker.sign("sensor-1", fleet_testing::issued_now(), Some(&evil)),
+            |e| matches!(e, ManifestError::Forged { .. }),
+        ),
+        ("not signed", evil.to_json(), |e| matches!(e, ManifestError::Unsigned)),
+        (
+            "signed for another device",
+            fleet_testing::signed("sensor-2", Some(&evil)),
+            |e| matches!(e, ManifestError::OtherDevice { device } if device == "sensor-2"),
+        ),
+        ("an old one put back", old.clone(), |e| matches!(e, ManifestError::Replayed { .. })),
+    ];
+    for (what, value, expected) in refused {
+        put_value(&buckets, "sensor-1", &value).await;
+        let status = status_until(&buckets, "sensor-1", |s| s.error.as_ref().is_some_and(expected)).await;
+        assert_eq!(status.observed_generation, Some(2), "{what}: still running generation 2");
+        assert_eq!(process(&status, "reader").pid, Some(pid), "{what}: the same process");
+        assert!(!status.resources.contains_key("miner"), "{what}");
+        assert!(
+            status.error.unwrap().to_string().contains("refused") || what == "not signed",
+            "{what}"
+        );
+    }
+
+    // The replay floor survives the agent's restart.
+    agent.stop().await;
+    let agent = start(config(&server, "sensor-1", state.path()));
+    put_value(&buckets, "sensor-1", &old).await;
+    let status = status_until(&buckets, "sensor-1", |s| matches!(s.error, Some(ManifestError::Replayed { .. }))).await;
+    assert_eq!(process(&status, "reader").pid, Some(pid), "adopted, and the old manifest refused");
+
+    // The key deleted (or the server's data lost): not a withdrawal.
+    buckets.manifests.delete("sensor-1").await.unwrap();
+    let status = status_until(&buckets, "sensor-1", |s| s.note.is_some()).await;
+    assert!(status.note.as_deref().unwrap().contains("still running generation 2"), "{status:?}");
+    assert_eq!(process(&status, "reader").pid, Some(pid));
+    assert!(running(pid));
+
+    withdraw(&buckets, "sensor-1").await;
+    let status = status_until(&buckets, "sensor-1", |s| s.observed_generation.is_none()).await;
+    assert!(status.resources.is_empty() && status.error.is_none() && status.note.is_none());
+    assert!(!running(pid));
     agent.stop().await;
 }

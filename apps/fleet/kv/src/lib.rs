@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 
+pub use async_nats::Event;
 pub use async_nats::jetstream::kv::{Entry, Operation, Store, Watch};
 
 /// Where the fleet's NATS is and who we are on it. The password never

@@ -19,11 +19,19 @@
 //!   silently drops a setting on a device.
 //! - **A status is read leniently.** Unknown fields are ignored: a newer agent
 //!   may report more, and an older operator still counts its states.
+//!
+//! # Signed
+//! A manifest reaches a device inside a value the operator signs
+//! ([`signed`]): the device verifies it against the key it was enrolled with,
+//! and refuses one signed by anyone else, for another device, or older than
+//! the one it runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub mod signed;
 
 /// The schema version this crate writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -117,6 +125,16 @@ pub enum ManifestError {
     Malformed { why: String },
     #[error("resource `{name}` is invalid: {why}")]
     Invalid { name: String, why: String },
+    #[error("the manifest is not signed: this device runs only what its operator signs")]
+    Unsigned,
+    #[error("the manifest's signature does not verify with the operator key this device trusts (`{key}`): refused")]
+    Forged { key: String },
+    #[error("the manifest is signed for device `{device}`, not this one: refused")]
+    OtherDevice { device: String },
+    #[error(
+        "the manifest was issued at {issued} ms, before the one this device runs (issued at {running} ms): an old manifest put back, refused"
+    )]
+    Replayed { issued: u64, running: u64 },
 }
 
 impl AgentManifest {
@@ -220,6 +238,10 @@ pub struct AgentStatus {
     /// Why the current manifest is not run, if it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ManifestError>,
+    /// What else the device has to say: that NATS holds no manifest for it
+    /// while it runs one, say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// How many resources this report leaves out because it would be too
     /// large to send ([`AgentStatus::to_bounded_json`]).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -596,6 +618,7 @@ mod tests {
             ]
             .into(),
             error: Some(ManifestError::NewerVersion { found: 2, supported: 1 }),
+            note: None,
             left_out: 0,
         };
         let bytes = status.to_json();
@@ -626,6 +649,7 @@ mod tests {
             heartbeat: 1_800_000_000,
             resources,
             error: None,
+            note: None,
             left_out: 0,
         }
     }

@@ -2,18 +2,22 @@
 //! and by every change in the fleet's buckets.
 //!
 //! A reconcile selects the registered devices whose labels carry the
-//! selector, writes each one's manifest (compare-and-set, only when it
-//! differs, never over another deployment's), withdraws the manifests of
-//! devices no longer selected, and writes the devices' statuses, summed up,
-//! into `.status`. Deleting the resource withdraws every manifest it wrote
-//! (finalizer `fleet.harmony.deploy/withdraw`). It is idempotent: a restarted
-//! operator picks up where the buckets and the resources say it is.
+//! selector, writes each one's manifest, signed (compare-and-set, only when
+//! it differs, never over another deployment's; a value that does not verify
+//! with the operator's key is nobody's, and is written over), withdraws the
+//! manifests of devices no longer selected (a signed withdrawal, never a
+//! deleted key: see [`fleet_model::signed`]), and writes the devices'
+//! statuses, summed up, into `.status`. Deleting the resource withdraws every
+//! manifest it wrote (finalizer `fleet.harmony.deploy/withdraw`). It is
+//! idempotent: a restarted operator picks up where the buckets and the
+//! resources say it is, and rewrites what the buckets lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fleet_kv::{Buckets, KvError};
+use fleet_model::signed::SigningKey;
 use fleet_model::{AgentManifest, AgentStatus, ResourceStatus, State};
 use futures_util::StreamExt as _;
 use kube::api::{Patch, PatchParams};
@@ -23,7 +27,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt as _};
 
 use crate::crd::{Condition, DeviceFailure, FleetDeployment, FleetDeploymentStatus};
-use crate::view::{Shared, View};
+use crate::view::{Held, Shared, View};
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,6 +48,8 @@ pub struct Context {
     pub client: kube::Client,
     pub buckets: Buckets,
     pub fleet: Shared,
+    /// What signs every manifest; devices trust its public key.
+    pub signer: Arc<SigningKey>,
     /// A device whose last report is older than this is `silent`.
     pub silence: Duration,
 }
@@ -140,7 +146,7 @@ pub fn plan(fd: &FleetDeployment, view: &View) -> Plan {
         if !fd.spec.selector.iter().all(|(k, v)| device.labels.get(k) == Some(v)) {
             continue;
         }
-        match view.manifests.get(id) {
+        match view.manifest(id) {
             Some(current) if current.owner.as_ref().is_some_and(|o| *o != owner) => {
                 plan.conflicts.insert(id.clone(), current.owner.clone().unwrap_or_default());
             }
@@ -153,13 +159,27 @@ pub fn plan(fd: &FleetDeployment, view: &View) -> Plan {
         }
     }
     let selected: BTreeSet<&String> = plan.selected.iter().collect();
-    plan.withdraw = view
-        .manifests
-        .iter()
-        .filter(|(id, m)| m.owner.as_deref() == Some(owner.as_str()) && !selected.contains(id))
-        .map(|(id, _)| id.clone())
-        .collect();
+    plan.withdraw = owned_by(view, &owner).filter(|id| !selected.contains(id)).cloned().collect();
     plan
+}
+
+/// The devices whose manifest `owner` wrote.
+fn owned_by<'a>(view: &'a View, owner: &'a str) -> impl Iterator<Item = &'a String> {
+    view.manifests
+        .iter()
+        .filter(move |(_, held)| held.manifest().is_some_and(|m| m.owner.as_deref() == Some(owner)))
+        .map(|(id, _)| id)
+}
+
+/// When a value written now over one issued at `previous` is issued: now,
+/// by the operator's clock, and always after `previous`, which devices would
+/// otherwise refuse as a replay.
+fn issue_after(previous: Option<u64>) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default();
+    previous.map_or(now, |p| now.max(p.saturating_add(1)))
 }
 
 async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Context) -> Result<Action, OperatorError> {
@@ -181,7 +201,6 @@ async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Co
     let plan = plan(fd, &context.fleet.view.read().unwrap());
     let owner = fd.owner();
     let desired = desired(fd);
-    let manifests = &context.buckets.manifests;
     // What the view says each key holds: the write expects it, and reads
     // only if another writer moved the key since.
     let known: Vec<(String, fleet_kv::Known)> = {
@@ -189,29 +208,13 @@ async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Co
         plan.write
             .iter()
             .map(|id| {
-                let value = view.manifests.get(id).map(AgentManifest::to_json);
+                let value = view.manifests.get(id).map(|held| held.value.to_vec());
                 (id.clone(), (value, view.manifest_revisions.get(id).copied()))
             })
             .collect()
     };
-    let wrote: Vec<Result<(String, Option<u64>), KvError>> = futures_util::stream::iter(known)
-        .map(|(id, known)| {
-            let (owner, desired, manifests) = (owner.clone(), desired.clone(), manifests.clone());
-            async move {
-                // Checked again against what the key holds: another
-                // deployment may have taken the device since the view was read.
-                fleet_kv::update_from(&manifests, &id, Some(known), |current| {
-                    let current = current.and_then(|c| AgentManifest::from_json(c).ok());
-                    match current {
-                        Some(c) if c.owner.as_ref().is_some_and(|o| *o != owner) => None,
-                        Some(c) if c == desired => None,
-                        _ => Some(desired.to_json()),
-                    }
-                })
-                .await
-                .map(|revision| (id, revision))
-            }
-        })
+    let wrote: Vec<Result<Option<Written>, KvError>> = futures_util::stream::iter(known)
+        .map(|(id, known)| write_manifest(id, known, &owner, &desired, context))
         .buffer_unordered(WRITES_IN_FLIGHT)
         .collect()
         .await;
@@ -220,10 +223,8 @@ async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Co
         // Written through to the view: a pass that comes before the watch
         // has delivered these must not take them for stale.
         let mut view = context.fleet.view.write().unwrap();
-        for (id, revision) in wrote {
-            if let Some(revision) = revision {
-                view.record_manifest(&id, revision, Some(desired.clone()));
-            }
+        for w in wrote.into_iter().flatten() {
+            view.record_manifest(&w.device, w.revision, Some(w.held));
         }
     }
     withdraw(&plan.withdraw, &owner, context).await?;
@@ -235,6 +236,54 @@ async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Co
     write_status(fd, api, status).await?;
     // Come back to notice devices falling silent.
     Ok(Action::requeue(context.silence))
+}
+
+/// A manifest written: where, at which revision, and what.
+struct Written {
+    device: String,
+    revision: u64,
+    held: Held,
+}
+
+/// Write `desired`, signed, into `device`'s key, starting from what the view
+/// says it holds (`known`). Checked again against what the key holds:
+/// another deployment may have taken the device since the view was read.
+/// `None`: nothing needed writing.
+async fn write_manifest(
+    device: String,
+    known: fleet_kv::Known,
+    owner: &str,
+    desired: &AgentManifest,
+    context: &Context,
+) -> Result<Option<Written>, KvError> {
+    let signer = &context.signer;
+    let trust = signer.public();
+    let mut written = None;
+    let revision = fleet_kv::update_from(&context.buckets.manifests, &device, Some(known), |current| {
+        let current = current.and_then(|c| trust.open(&device, c).ok());
+        match current.as_ref().and_then(|c| c.manifest.as_ref()) {
+            Some(c) if c.owner.as_deref().is_some_and(|o| o != owner) => return None,
+            Some(c) if c == desired => return None,
+            _ => {}
+        }
+        let issued = issue_after(current.map(|c| c.issued));
+        let value = signer.sign(&device, issued, Some(desired));
+        written = Some((issued, value.clone()));
+        Some(value)
+    })
+    .await?;
+    Ok(revision.zip(written).map(|(revision, (issued, value))| Written {
+        held: Held {
+            signed: fleet_model::signed::Signed {
+                device: device.clone(),
+                issued,
+                manifest: Some(desired.clone()),
+            },
+            value: value.into(),
+        },
+        device,
+        revision,
+    }))
 }
 
 async fn write_status(fd: &FleetDeployment, api: &Api<FleetDeployment>, status: FleetDeploymentStatus) -> Result<(), OperatorError> {
@@ -250,21 +299,21 @@ async fn withdraw_all(fd: &FleetDeployment, context: &Context) -> Result<Action,
     let owner = fd.owner();
     let owned: Vec<String> = {
         let view = context.fleet.view.read().unwrap();
-        view.manifests
-            .iter()
-            .filter(|(_, m)| m.owner.as_deref() == Some(owner.as_str()))
-            .map(|(id, _)| id.clone())
-            .collect()
+        owned_by(&view, &owner).cloned().collect()
     };
     withdraw(&owned, &owner, context).await?;
     Ok(Action::await_change())
 }
 
-/// Delete the manifests of `devices` that `owner` still owns.
+/// Withdraw the manifests of `devices` that `owner` still owns: a signed
+/// withdrawal over each (a deleted key would not stop a device).
 async fn withdraw(devices: &[String], owner: &str, context: &Context) -> Result<(), OperatorError> {
+    let trust = context.signer.public();
     for id in devices {
-        fleet_kv::remove_if(&context.buckets.manifests, id, |current| {
-            AgentManifest::from_json(current).is_ok_and(|m| m.owner.as_deref() == Some(owner))
+        fleet_kv::update(&context.buckets.manifests, id, |current| {
+            let current = current.and_then(|c| trust.open(id, c).ok())?;
+            let owned = current.manifest.as_ref().is_some_and(|m| m.owner.as_deref() == Some(owner));
+            owned.then(|| context.signer.sign(id, issue_after(Some(current.issued)), None))
         })
         .await?;
     }
@@ -308,7 +357,13 @@ pub fn summarize(
             None => progressing += 1,
             Some(s) if now.saturating_sub(s.heartbeat) > silence.as_secs() => {
                 silent += 1;
-                fail(id, format!("no report for {} s", now.saturating_sub(s.heartbeat)));
+                // Said the same way on every pass while the device stays silent, so
+                // the status is not rewritten for it.
+                let since = i64::try_from(s.heartbeat)
+                    .ok()
+                    .and_then(|secs| k8s_openapi::jiff::Timestamp::from_second(secs).ok())
+                    .map_or_else(|| format!("{} (Unix time)", s.heartbeat), |t| t.to_string());
+                fail(id, format!("silent: no report since {since}"));
             }
             Some(AgentStatus { error: Some(e), .. }) => {
                 failed += 1;

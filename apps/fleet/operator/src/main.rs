@@ -8,19 +8,26 @@ use std::time::Duration;
 use clap::Parser;
 use fleet_operator::controller::{self, Context};
 use fleet_operator::crd::FleetDeployment;
-use fleet_operator::view;
+use fleet_operator::{keys, view};
 
-/// Write each FleetDeployment's resources to the devices it selects, through
-/// the fleet's NATS, and bring their statuses back into the resource.
+/// Write each FleetDeployment's resources to the devices it selects, signed,
+/// through the fleet's NATS, and bring their statuses back into the resource.
 #[derive(Parser)]
-#[command(name = "fleet-operator", version)]
+#[command(
+    name = "fleet-operator",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The fleet's NATS server.
     #[arg(long, env = "FLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats: String,
     /// The NATS user.
-    #[arg(long, env = "FLEET_NATS_USER")]
-    user: String,
+    #[arg(long, env = "FLEET_NATS_USER", required = true)]
+    user: Option<String>,
     /// A file holding the NATS password (or FLEET_NATS_PASSWORD; never on the command line).
     #[arg(long, env = "FLEET_NATS_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
@@ -30,11 +37,62 @@ struct Args {
     /// Seconds without a report after which a device counts as silent.
     #[arg(long, default_value_t = 60)]
     silence: u64,
+    #[command(flatten)]
+    key: KeyArgs,
+}
+
+/// Where the key that signs every manifest is kept: exactly one of these.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct KeyArgs {
+    /// A file made by `fleet-operator keygen`.
+    #[arg(long, env = "FLEET_SIGNING_KEY_FILE")]
+    signing_key: Option<PathBuf>,
+    /// A Secret of the operator's namespace, made on first start if there is
+    /// none (in a cluster); the public key goes to ConfigMap `fleet-manifest-key`.
+    #[arg(long, env = "FLEET_SIGNING_KEY_SECRET")]
+    signing_key_secret: Option<String>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Make a new signing key in FILE (never over an existing one) and print
+    /// its public key, which devices are enrolled with (`fleet-agent --manifest-key`).
+    Keygen { file: PathBuf },
+    /// Print the public key of the signing key in FILE.
+    PublicKey { file: PathBuf },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let settings = match fleet_kv::Settings::for_binary(args.nats, args.user, args.password_file.as_deref(), "fleet-operator".into()) {
+    match &args.command {
+        Some(Command::Keygen { file }) => {
+            return match keys::create_file(file) {
+                Ok(key) => {
+                    println!("{}", key.public());
+                    ExitCode::SUCCESS
+                }
+                Err(message) => fail(message),
+            };
+        }
+        Some(Command::PublicKey { file }) => {
+            return match keys::read_file(file) {
+                Ok(key) => {
+                    println!("{}", key.public());
+                    ExitCode::SUCCESS
+                }
+                Err(message) => fail(message),
+            };
+        }
+        None => {}
+    }
+    // A key file is read before anything else: a missing one is an error now, not after NATS.
+    let from_file = match args.key.signing_key.as_deref().map(keys::read_file).transpose() {
+        Ok(key) => key,
+        Err(message) => return fail(message),
+    };
+    let user = args.user.clone().unwrap_or_default();
+    let settings = match fleet_kv::Settings::for_binary(args.nats.clone(), user, args.password_file.as_deref(), "fleet-operator".into()) {
         Ok(settings) => settings,
         Err(message) => return fail(message),
     };
@@ -70,14 +128,28 @@ fn main() -> ExitCode {
                 ));
             }
         };
+        let signer = match (from_file, &args.key.signing_key_secret) {
+            (Some(key), _) => Ok(key),
+            (None, Some(secret)) => keys::from_secret(&client, client.default_namespace(), secret).await,
+            (None, None) => Err("no signing key: pass --signing-key FILE or --signing-key-secret NAME".into()),
+        };
+        let signer = match signer {
+            Ok(key) => Arc::new(key),
+            Err(message) => return fail(message),
+        };
+        eprintln!(
+            "fleet-operator: signing manifests with the key devices trust as {}",
+            signer.public()
+        );
         let api = match &args.namespace {
             Some(ns) => kube::Api::<FleetDeployment>::namespaced(client.clone(), ns),
             None => kube::Api::<FleetDeployment>::all(client.clone()),
         };
         let context = Arc::new(Context {
             client,
-            fleet: view::watch_buckets(&buckets),
+            fleet: view::watch_buckets(&buckets, signer.public()),
             buckets,
+            signer,
             silence: Duration::from_secs(args.silence.max(1)),
         });
         controller::run(api, context, fleet_kv::stopped()).await;

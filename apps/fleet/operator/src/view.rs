@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use fleet_kv::{Buckets, Operation, Store};
+use fleet_model::signed::{ManifestKey, Signed};
 use fleet_model::{AgentManifest, AgentStatus, Device};
 use futures_util::StreamExt as _;
 use tokio::sync::watch;
@@ -16,25 +18,48 @@ use tokio::sync::watch;
 pub struct View {
     pub devices: BTreeMap<String, Device>,
     pub statuses: BTreeMap<String, AgentStatus>,
-    pub manifests: BTreeMap<String, AgentManifest>,
+    /// The values of `fleet-manifests` that verify with the operator's key
+    /// (withdrawals included). One that does not is nobody's: the operator
+    /// writes over it when it selects the device.
+    pub manifests: BTreeMap<String, Held>,
     /// The revision of each device's key in `fleet-manifests`, deleted ones
     /// included: what a compare-and-set write expects.
     pub manifest_revisions: BTreeMap<String, u64>,
 }
 
+/// A verified value of `fleet-manifests`, and its bytes as stored.
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub signed: Signed,
+    pub value: Bytes,
+}
+
+impl Held {
+    /// The manifest it carries; `None` for a withdrawal.
+    pub fn manifest(&self) -> Option<&AgentManifest> {
+        self.signed.manifest.as_ref()
+    }
+}
+
 impl View {
-    /// What `fleet-manifests` holds for `key` at `revision` (`None`: deleted
-    /// or unreadable). An older revision than the one known is ignored: the
-    /// operator writes through before its watch delivers the same entry.
-    pub fn record_manifest(&mut self, key: &str, revision: u64, manifest: Option<AgentManifest>) {
+    /// What `fleet-manifests` holds for `key` at `revision` (`None`: deleted,
+    /// unreadable or not signed by the operator). An older revision than the
+    /// one known is ignored: the operator writes through before its watch
+    /// delivers the same entry.
+    pub fn record_manifest(&mut self, key: &str, revision: u64, held: Option<Held>) {
         if self.manifest_revisions.get(key).is_some_and(|known| *known > revision) {
             return;
         }
         self.manifest_revisions.insert(key.to_owned(), revision);
-        match manifest {
-            Some(manifest) => drop(self.manifests.insert(key.to_owned(), manifest)),
+        match held {
+            Some(held) => drop(self.manifests.insert(key.to_owned(), held)),
             None => drop(self.manifests.remove(key)),
         }
+    }
+
+    /// The manifest `key` holds, if a verified one that is not a withdrawal.
+    pub fn manifest(&self, key: &str) -> Option<&AgentManifest> {
+        self.manifests.get(key).and_then(Held::manifest)
     }
 }
 
@@ -62,8 +87,9 @@ impl Shared {
     }
 }
 
-/// Start watching the three buckets; the tasks live as long as the runtime.
-pub fn watch_buckets(buckets: &Buckets) -> Shared {
+/// Start watching the three buckets, verifying manifests with `trust` (the
+/// operator's own key); the tasks live as long as the runtime.
+pub fn watch_buckets(buckets: &Buckets, trust: ManifestKey) -> Shared {
     let view = Arc::new(RwLock::new(View::default()));
     let (tx, changes) = watch::channel(0u64);
     let tx = Arc::new(tx);
@@ -100,9 +126,15 @@ pub fn watch_buckets(buckets: &Buckets) -> Shared {
         view.clone(),
         tx,
         read_tx,
-        |view, key, revision, value| {
-            // The operator wrote these; one it cannot read is nobody's.
-            view.record_manifest(key, revision, value.and_then(|bytes| AgentManifest::from_json(bytes).ok()));
+        move |view, key, revision, value| {
+            // The operator signed these; one that does not verify is nobody's.
+            let held = value.and_then(|bytes| {
+                trust.open(key, bytes).ok().map(|signed| Held {
+                    signed,
+                    value: Bytes::copy_from_slice(bytes),
+                })
+            });
+            view.record_manifest(key, revision, held);
         },
     );
     Shared { view, changes, read }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fleet_model::{FileSpec, ProcessSpec, Resource};
-use fleet_operator::crd::FleetDeploymentStatus;
+use fleet_operator::crd::{FleetDeployment, FleetDeploymentStatus};
 use kube::api::DeleteParams;
 use world::World;
 
@@ -233,4 +233,65 @@ async fn an_operator_starting_on_a_large_fleet_withdraws_nothing_it_has_not_read
     }
     let (_, now) = fleet_kv::read(&world.buckets.manifests, "mars-1").await.unwrap().unwrap();
     assert_eq!(now, revision, "a starting operator withdrew or rewrote the manifest");
+}
+
+/// Someone who can write to NATS forges a device's manifest: one signed by another key that
+/// names a made-up owner, then one not signed at all. The device refuses both (it keeps running
+/// what it runs), and the operator writes its own signed manifest back over each.
+#[tokio::test]
+async fn a_manifest_forged_in_nats_is_written_over_with_the_signed_one() {
+    let world = World::new(&[("edge-1", &[("site", "lyon")])]).await;
+    let _operator = world.start_operator();
+    world.apply("sensors", &[("site", "lyon")], vec![process(&["sleep", "60"])]).await;
+    world.status_until("sensors", |s| s.ready == 1).await;
+    let owner = format!("{}/sensors", world.ns);
+    assert_eq!(world.manifest_owner("edge-1").await.as_deref(), Some(owner.as_str()));
+
+    let attacker = fleet_model::signed::SigningKey::generate().unwrap();
+    let evil = fleet_model::AgentManifest {
+        owner: Some("made-up/owner".into()),
+        ..fleet_model::AgentManifest::new(99, vec![process(&["sleep", "99"])])
+    };
+    let forgeries = [attacker.sign("edge-1", u64::MAX / 2, Some(&evil)), evil.to_json()];
+    for forged in forgeries {
+        let (_, before) = fleet_kv::read(&world.buckets.manifests, "edge-1").await.unwrap().unwrap();
+        world.buckets.manifests.put("edge-1", forged.clone().into()).await.unwrap();
+        // Written back over, signed, by the operator.
+        let mut repaired = false;
+        for _ in 0..200 {
+            let (value, revision) = fleet_kv::read(&world.buckets.manifests, "edge-1").await.unwrap().unwrap();
+            if revision > before + 1 && value != forged {
+                repaired = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(repaired, "the operator never wrote over the forged manifest");
+        assert_eq!(world.manifest_owner("edge-1").await.as_deref(), Some(owner.as_str()));
+        let status = world.status_until("sensors", |s| s.ready == 1 && s.failed == 0).await;
+        assert_eq!(status.selected, 1);
+    }
+}
+
+/// A device falls silent: the operator says so once, then leaves the resource alone on every
+/// later pass (it does not rewrite the status as the silence grows).
+#[tokio::test]
+async fn a_silent_device_does_not_make_the_operator_rewrite_the_status() {
+    let mut world = World::new(&[("edge-1", &[("site", "lyon")])]).await;
+    let _operator = world.start_operator_silent_after(Duration::from_secs(1));
+    world.apply("sensors", &[("site", "lyon")], vec![process(&["sleep", "60"])]).await;
+    world.status_until("sensors", |s| s.ready == 1).await;
+    world.stop_agents();
+    let status = world.status_until("sensors", |s| s.silent == 1).await;
+    assert!(
+        status.failures[0].message.starts_with("silent: no report since 20"),
+        "{:?}",
+        status.failures
+    );
+    let version = |fd: FleetDeployment| fd.metadata.resource_version.unwrap();
+    let before = version(world.api().get("sensors").await.unwrap());
+    // The operator comes back every second (its silence): three passes.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let after = version(world.api().get("sensors").await.unwrap());
+    assert_eq!(before, after, "the status was rewritten with nothing new to say");
 }

@@ -12,6 +12,37 @@ use std::time::{Duration, Instant};
 pub const USER: &str = "fleet";
 pub const PASSWORD: &str = "n4ts-test-pass";
 
+/// The operator's signing key for one test process (made on first use);
+/// devices of the tests trust its public half.
+pub fn operator_key() -> &'static fleet_model::signed::SigningKey {
+    static KEY: std::sync::OnceLock<fleet_model::signed::SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| fleet_model::signed::SigningKey::generate().expect("the system's random source works"))
+}
+
+/// A time to issue a manifest at, as the operator would: later than every
+/// one this process issued before.
+pub fn issued_now() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default();
+    let mut last = LAST.load(Ordering::SeqCst);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// `manifest` for `device`, signed by [`operator_key`] now (`None`: a withdrawal).
+pub fn signed(device: &str, manifest: Option<&fleet_model::AgentManifest>) -> Vec<u8> {
+    operator_key().sign(device, issued_now(), manifest)
+}
+
 #[derive(Debug)]
 pub struct NatsServer {
     /// `nats://127.0.0.1:<port>`

@@ -111,6 +111,7 @@ impl World {
             nats: self.nats.settings(id),
             device: id.into(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            trust: fleet_testing::operator_key().public(),
             state: self.devices.path().join(id),
             files: fleet_agent::files::Policy::under(["/"]).on_host(self.filesystem_of(id)),
             programs: fleet_agent::process::Programs::allowing(["sleep"]).unwrap(),
@@ -130,6 +131,13 @@ impl World {
         self.agents.push(stop);
     }
 
+    /// Stop every agent started so far; their devices fall silent.
+    pub fn stop_agents(&mut self) {
+        for stop in self.agents.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+
     pub async fn until_registered(&self, id: &str) {
         for _ in 0..200 {
             if fleet_kv::read(&self.buckets.devices, id).await.unwrap().is_some() {
@@ -142,11 +150,19 @@ impl World {
 
     /// Start an operator; it stops when the sender is dropped or sent to.
     pub fn start_operator(&self) -> oneshot::Sender<()> {
+        self.start_operator_silent_after(Duration::from_secs(30))
+    }
+
+    /// An operator for which a device without a report for `silence` is silent.
+    pub fn start_operator_silent_after(&self, silence: Duration) -> oneshot::Sender<()> {
+        let key = fleet_testing::operator_key();
+        let signer = Arc::new(fleet_model::signed::SigningKey::from_text(&key.to_text()).unwrap());
         let context = Arc::new(Context {
             client: self.client.clone(),
-            fleet: view::watch_buckets(&self.buckets),
+            fleet: view::watch_buckets(&self.buckets, key.public()),
             buckets: self.buckets.clone(),
-            silence: Duration::from_secs(30),
+            signer,
+            silence,
         });
         let (stop, stopped) = oneshot::channel::<()>();
         // An operator of this world's namespace: other tests' worlds share the control plane.
@@ -179,9 +195,11 @@ impl World {
         status_until(&self.api(), name, done).await
     }
 
+    /// Who wrote the manifest `device` holds (`None`: none, or withdrawn).
     pub async fn manifest_owner(&self, device: &str) -> Option<String> {
         let (bytes, _) = fleet_kv::read(&self.buckets.manifests, device).await.unwrap()?;
-        fleet_model::AgentManifest::from_json(&bytes).unwrap().owner
+        let signed = fleet_testing::operator_key().public().open(device, &bytes).unwrap();
+        signed.manifest?.owner
     }
 }
 

@@ -1,0 +1,70 @@
+//! The operator's key as an operator handles it, through the binary: `keygen` makes a key file
+//! only its owner reads and never replaces one, `public-key` prints what devices are enrolled
+//! with, and a missing key file stops the operator before it dials anything, saying how to make
+//! one. The private key appears in no output.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+
+fn operator(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fleet-operator"))
+        .env_clear()
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn keygen_makes_a_private_key_file_and_prints_only_its_public_half() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("signing-key");
+    let path = file.to_str().unwrap();
+    let (code, public, stderr) = operator(&["keygen", path]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let public = public.trim();
+    assert!(public.parse::<fleet_model::signed::ManifestKey>().is_ok(), "{public}");
+    let private = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let key = fleet_model::signed::SigningKey::from_text(&private).unwrap();
+    assert_eq!(key.public().to_string(), public);
+
+    let (code, again, _) = operator(&["public-key", path]);
+    assert_eq!((code, again.trim()), (Some(0), public));
+
+    // Never over an existing key: that would orphan every device enrolled with it.
+    let (code, out, stderr) = operator(&["keygen", path]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("already exists") && stderr.contains("public-key"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), private, "the key is untouched");
+    for said in [&out, &stderr] {
+        assert!(!said.contains(private.trim()), "the private key was printed: {said}");
+    }
+}
+
+#[test]
+fn a_missing_key_file_stops_the_operator_before_it_dials_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    // NATS at a port nothing listens on: were the key read after NATS, this would wait forever.
+    let (code, _, stderr) = operator(&[
+        "--nats",
+        "nats://127.0.0.1:9",
+        "--user",
+        "fleet",
+        "--signing-key",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("does not exist") && stderr.contains(&format!("fleet-operator keygen {}", missing.display())),
+        "{stderr}"
+    );
+    let (code, _, stderr) = operator(&["--nats", "nats://127.0.0.1:9", "--user", "fleet"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--signing-key") && stderr.contains("--signing-key-secret"),
+        "{stderr}"
+    );
+}

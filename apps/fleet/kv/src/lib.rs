@@ -150,9 +150,19 @@ impl Connection {
     /// Create the buckets that are missing (the fleet's setup does this,
     /// agents never do), then open them.
     pub async fn create_buckets(&self) -> Result<Buckets, KvError> {
+        self.make_missing_buckets().await?;
+        self.buckets().await
+    }
+
+    /// Create the buckets that are missing; returns their names. The
+    /// operator calls it now and then: a NATS that lost its data has none.
+    pub async fn make_missing_buckets(&self) -> Result<Vec<&'static str>, KvError> {
+        let mut made = Vec::new();
         for bucket in fleet_model::bucket::ALL {
-            if self.bucket(bucket).await.is_ok() {
-                continue;
+            match self.bucket(bucket).await {
+                Ok(_) => continue,
+                Err(KvError::NoBucket { .. }) => {}
+                Err(e) => return Err(e),
             }
             self.js
                 .create_key_value(kv::Config {
@@ -166,8 +176,9 @@ impl Connection {
                     key: String::new(),
                     why: format!("cannot create the bucket: {e}"),
                 })?;
+            made.push(bucket);
         }
-        self.buckets().await
+        Ok(made)
     }
 
     async fn bucket(&self, bucket: &str) -> Result<Store, KvError> {

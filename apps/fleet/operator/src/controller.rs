@@ -95,6 +95,24 @@ pub async fn run(api: Api<FleetDeployment>, context: Arc<Context>, shutdown: imp
         .await;
 }
 
+/// Make the fleet's buckets again whenever they are missing, checking every
+/// `every`, until the runtime ends: a NATS that lost its data (a restart
+/// without its volume) has none, and agents wait for them. The view notices
+/// the new buckets and the controller writes every manifest again.
+pub async fn keep_buckets(connection: fleet_kv::Connection, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match connection.make_missing_buckets().await {
+            Ok(made) if !made.is_empty() => {
+                eprintln!("fleet-operator: made the missing buckets {} (NATS lost its data?)", made.join(", "));
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("fleet-operator: cannot check the buckets ({e}); trying again"),
+        }
+    }
+}
+
 fn on_error(fd: Arc<FleetDeployment>, error: &OperatorError, _: Arc<Context>) -> Action {
     eprintln!("fleet-operator: {}: {error}; trying again in 5 s", fd.owner());
     Action::requeue(Duration::from_secs(5))

@@ -103,11 +103,11 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         // NATS may start after the operator: wait for it (a refused login ends the run).
         let mut delay = Duration::from_millis(250);
-        let buckets = loop {
+        let (connection, buckets) = loop {
             let opened = fleet_kv::Connection::open(&settings, |event| eprintln!("fleet-operator: NATS {event}")).await;
             match opened {
                 Ok(connection) => match connection.create_buckets().await {
-                    Ok(buckets) => break buckets,
+                    Ok(buckets) => break (connection, buckets),
                     Err(e) if e.is_transient() => eprintln!("fleet-operator: {e}; trying again in {} ms", delay.as_millis()),
                     Err(e) => return fail(e),
                 },
@@ -152,6 +152,7 @@ fn main() -> ExitCode {
             signer,
             silence: Duration::from_secs(args.silence.max(1)),
         });
+        tokio::spawn(controller::keep_buckets(connection, Duration::from_secs(5)));
         controller::run(api, context, fleet_kv::stopped()).await;
         ExitCode::SUCCESS
     })

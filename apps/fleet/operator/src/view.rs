@@ -1,6 +1,11 @@
 //! What the fleet's buckets hold, kept current by one watch per bucket (the
 //! current values first, then every change), so that a reconcile reads
 //! memory, not NATS, and every change wakes the controller.
+//!
+//! A bucket that is deleted and made again (NATS lost its data, and the
+//! buckets were recreated) is noticed by its creation time, checked every
+//! few seconds: its part of the view is dropped and read anew, so the
+//! controller sees the devices' keys empty and writes them again.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -100,6 +105,7 @@ pub fn watch_buckets(buckets: &Buckets, trust: ManifestKey) -> Shared {
         view.clone(),
         tx.clone(),
         read_tx.clone(),
+        |view| view.devices.clear(),
         |view, key, _, value| match value {
             Some(bytes) => match Device::from_json(bytes) {
                 Ok(device) => drop(view.devices.insert(key.to_owned(), device)),
@@ -113,6 +119,7 @@ pub fn watch_buckets(buckets: &Buckets, trust: ManifestKey) -> Shared {
         view.clone(),
         tx.clone(),
         read_tx.clone(),
+        |view| view.statuses.clear(),
         |view, key, _, value| match value {
             Some(bytes) => match AgentStatus::from_json(bytes) {
                 Ok(status) => drop(view.statuses.insert(key.to_owned(), status)),
@@ -126,6 +133,10 @@ pub fn watch_buckets(buckets: &Buckets, trust: ManifestKey) -> Shared {
         view.clone(),
         tx,
         read_tx,
+        |view| {
+            view.manifests.clear();
+            view.manifest_revisions.clear();
+        },
         move |view, key, revision, value| {
             // The operator signed these; one that does not verify is nobody's.
             let held = value.and_then(|bytes| {
@@ -140,11 +151,15 @@ pub fn watch_buckets(buckets: &Buckets, trust: ManifestKey) -> Shared {
     Shared { view, changes, read }
 }
 
+/// How often a watch checks that its bucket is still the one it watches.
+const RECREATED_CHECK: Duration = Duration::from_secs(2);
+
 fn spawn_watch(
     store: Store,
     view: Arc<RwLock<View>>,
     changed: Arc<watch::Sender<u64>>,
     read: Arc<watch::Sender<usize>>,
+    clear: impl Fn(&mut View) + Send + 'static,
     apply: impl Fn(&mut View, &str, u64, Option<&[u8]>) + Send + 'static,
 ) {
     tokio::spawn(async move {
@@ -154,33 +169,58 @@ fn spawn_watch(
                 read.send_modify(|n| *n += 1);
             }
         };
+        // When the bucket's stream was made: another time is another bucket.
+        let mut created = None;
         loop {
             // An empty bucket delivers nothing to say it is read: ask first
             // (the stream's state now, not as it was when the bucket opened).
-            match store.stream.get_info().await {
-                Ok(info) if info.state.messages == 0 => done(),
-                Ok(_) => {}
+            let info = match store.stream.get_info().await {
+                Ok(info) => info,
                 Err(e) => {
                     eprintln!("fleet-operator: cannot read bucket `{}` ({e}); trying again", store.name);
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
+            };
+            if created.is_some_and(|c| c != info.created) {
+                eprintln!(
+                    "fleet-operator: bucket `{}` was made again (NATS lost its data?): reading it anew",
+                    store.name
+                );
+                clear(&mut view.write().unwrap());
+                changed.send_modify(|n| *n += 1);
+            }
+            created = Some(info.created);
+            if info.state.messages == 0 {
+                done();
             }
             match store.watch_with_history(">").await {
                 Ok(mut entries) => {
-                    while let Some(entry) = entries.next().await {
-                        match entry {
-                            Ok(entry) => {
-                                let value = (entry.operation == Operation::Put).then_some(&entry.value[..]);
-                                apply(&mut view.write().unwrap(), &entry.key, entry.revision, value);
-                                changed.send_modify(|n| *n += 1);
-                                if entry.seen_current {
-                                    done();
+                    let mut check = tokio::time::interval(RECREATED_CHECK);
+                    check.tick().await;
+                    loop {
+                        tokio::select! {
+                            entry = entries.next() => match entry {
+                                Some(Ok(entry)) => {
+                                    let value = (entry.operation == Operation::Put).then_some(&entry.value[..]);
+                                    apply(&mut view.write().unwrap(), &entry.key, entry.revision, value);
+                                    changed.send_modify(|n| *n += 1);
+                                    if entry.seen_current {
+                                        done();
+                                    }
                                 }
-                            }
-                            Err(e) => {
-                                eprintln!("fleet-operator: the watch of bucket `{}` failed ({e}); watching again", store.name);
-                                break;
+                                Some(Err(e)) => {
+                                    eprintln!("fleet-operator: the watch of bucket `{}` failed ({e}); watching again", store.name);
+                                    break;
+                                }
+                                None => break,
+                            },
+                            _ = check.tick() => {
+                                // A watch of a deleted stream may stay silent, or follow
+                                // the new one from the old sequence: start over.
+                                if store.stream.get_info().await.is_ok_and(|now| Some(now.created) != created) {
+                                    break;
+                                }
                             }
                         }
                     }

@@ -295,3 +295,70 @@ async fn a_silent_device_does_not_make_the_operator_rewrite_the_status() {
     let after = version(world.api().get("sensors").await.unwrap());
     assert_eq!(before, after, "the status was rewritten with nothing new to say");
 }
+
+/// NATS restarts without its data (JetStream on a volume that was lost): the buckets are gone.
+/// The running operator makes them again and, from the FleetDeployments, writes every manifest
+/// again; the agents, which were never restarted, register again after their reconnect, keep
+/// their workloads running throughout (an empty bucket is not a withdrawal), and the deployment
+/// reports every device ready again.
+#[tokio::test]
+async fn nats_losing_its_data_stops_no_workload_and_the_fleet_converges_again() {
+    let mut world = World::new(&[("edge-1", &[("site", "lyon")]), ("edge-2", &[("site", "lyon")])]).await;
+    let _operator = world.start_operator();
+    world.apply("sensors", &[("site", "lyon")], vec![process(&["sleep", "60"])]).await;
+    world.status_until("sensors", |s| s.ready == 2).await;
+    let pids = |w: &World| {
+        let buckets = w.buckets.clone();
+        async move {
+            // Each device's report, once it has one (the agents write theirs again after a wipe).
+            let mut pids = Vec::new();
+            for device in ["edge-1", "edge-2"] {
+                let mut pid = None;
+                for _ in 0..400 {
+                    if let Ok(Some((bytes, _))) = fleet_kv::read(&buckets.status, device).await
+                        && let Some(fleet_model::ResourceStatus::Process(p)) =
+                            fleet_model::AgentStatus::from_json(&bytes).unwrap().resources.get("reader")
+                    {
+                        pid = p.pid;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                pids.push(pid.unwrap_or_else(|| panic!("{device} never reported its process")));
+            }
+            pids
+        }
+    };
+    let before = pids(&world).await;
+
+    world.nats.wipe();
+    // Until the devices report again, their processes run on, untouched.
+    for pid in &before {
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "{pid} was stopped");
+    }
+    // The buckets come back with every device registered and its manifest written again.
+    for device in ["edge-1", "edge-2"] {
+        let mut back = false;
+        for _ in 0..400 {
+            let registered = fleet_kv::read(&world.buckets.devices, device).await.ok().flatten().is_some();
+            let owner = match fleet_kv::read(&world.buckets.manifests, device).await {
+                Ok(Some(_)) => world.manifest_owner(device).await,
+                _ => None,
+            };
+            if registered && owner.is_some() {
+                back = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(back, "{device} was not registered and given its manifest again");
+    }
+    let status = world.status_until("sensors", |s| s.ready == 2 && s.selected == 2).await;
+    assert_eq!(status.failed + status.silent, 0, "{status:?}");
+    assert_eq!(
+        pids(&world).await,
+        before,
+        "the same processes: no workload was stopped or restarted"
+    );
+    world.stop_agents();
+}

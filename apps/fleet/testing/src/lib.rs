@@ -95,6 +95,16 @@ impl NatsServer {
         }
     }
 
+    /// Stop it, lose everything it stored, and start it again on its port:
+    /// a NATS restarted without its volume.
+    pub fn wipe(&mut self) {
+        self.stop();
+        if self.store().exists() {
+            std::fs::remove_dir_all(self.store()).unwrap();
+        }
+        self.resume();
+    }
+
     /// Start it (again) on its port and store; returns once it serves
     /// clients with JetStream.
     pub fn resume(&mut self) {

@@ -30,6 +30,7 @@ pub struct World {
     pub ns: String,
     pub nats: NatsServer,
     pub client: kube::Client,
+    connection: Connection,
     pub buckets: Buckets,
     devices: tempfile::TempDir,
     agents: Vec<oneshot::Sender<()>>,
@@ -75,17 +76,14 @@ impl World {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let nats = NatsServer::start();
-        let buckets = Connection::open(&nats.settings("test"), |_| {})
-            .await
-            .unwrap()
-            .create_buckets()
-            .await
-            .unwrap();
+        let connection = Connection::open(&nats.settings("test"), |_| {}).await.unwrap();
+        let buckets = connection.create_buckets().await.unwrap();
         World {
             cluster,
             ns,
             nats,
             client,
+            connection,
             buckets,
             devices: devices_dir(),
             agents: Vec::new(),
@@ -165,10 +163,17 @@ impl World {
             silence,
         });
         let (stop, stopped) = oneshot::channel::<()>();
+        // As the binary does: the buckets made again whenever NATS has lost them.
+        let keeper = tokio::spawn(controller::keep_buckets(self.connection.clone(), Duration::from_millis(500)));
         // An operator of this world's namespace: other tests' worlds share the control plane.
-        tokio::spawn(controller::run(Api::namespaced(self.client.clone(), &self.ns), context, async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(controller::run(
+            Api::namespaced(self.client.clone(), &self.ns),
+            context,
+            async move {
+                let _ = stopped.await;
+                keeper.abort();
+            },
+        ));
         stop
     }
 

@@ -134,6 +134,7 @@ fn stack() -> &'static Stack {
             let context = Arc::new(Context {
                 client: client.clone(),
                 fleet: fleet_operator::view::watch_buckets(&buckets, trust),
+                nats: connection,
                 buckets,
                 signer: Arc::new(signer),
                 silence: Duration::from_secs(30),

@@ -7,8 +7,11 @@
 //! - It connects (retrying while the server is unreachable or the buckets
 //!   are missing; a refused login ends the run, since retrying cannot fix
 //!   it), registers the device with its labels (again after every reconnect:
-//!   the server may have lost its data), and watches the device's key in
-//!   `fleet-manifests`: the current value first, then every change.
+//!   the server may have lost its data), and reads the device's key in
+//!   `fleet-manifests`: at start, whenever the operator says it changed (a
+//!   plain subscription to [`fleet_model::bucket::changed`], not a JetStream
+//!   consumer: a server takes only so many of those, and a fleet has more
+//!   devices), after every reconnect, and at every heartbeat.
 //! - It runs only what the operator signed for this device, newer than what
 //!   it runs ([`fleet_model::signed`]), checked against the key the device
 //!   was enrolled with. A key that is missing (deleted, or a bucket new and
@@ -20,8 +23,8 @@
 //!   signed withdrawal removes everything.
 //! - The status goes to `fleet-status` when it changes and at every
 //!   heartbeat, compare-and-set on the key's revision. At each heartbeat the
-//!   agent also re-reads its key (a watch lost in a reconnect cannot leave it
-//!   behind) and re-checks its files (a file changed by hand is put back).
+//!   agent also re-reads its key (a notice missed cannot leave it behind) and
+//!   re-checks its files (a file changed by hand is put back).
 //! - A manifest it cannot run is reported in the status as a typed
 //!   [`ManifestError`]; the device keeps running what it ran.
 
@@ -29,7 +32,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use fleet_kv::{Buckets, Connection, KvError, Operation, Settings};
+use fleet_kv::{Buckets, Connection, KvError, Settings};
 use fleet_model::signed::ManifestKey;
 use fleet_model::{
     AgentManifest, AgentStatus, Device, FileSpec, FileStatus, ManifestError, ProcessSpec, Resource, ResourceStatus, SCHEMA_VERSION,
@@ -127,11 +130,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         agent.apply(Some(manifest)).await;
     }
     tokio::pin!(shutdown);
-    let buckets = tokio::select! {
+    let (connection, buckets) = tokio::select! {
         () = &mut shutdown => return Ok(()),
         connected = agent.connect() => connected?,
     };
-    agent.serve(&buckets, shutdown).await;
+    agent.serve(&connection, &buckets, shutdown).await;
     Ok(())
 }
 
@@ -141,7 +144,7 @@ impl Agent {
     }
 
     /// Connect, open the buckets and register, retrying what may pass.
-    async fn connect(&self) -> Result<Buckets, AgentError> {
+    async fn connect(&self) -> Result<(Connection, Buckets), AgentError> {
         let mut delay = Duration::from_millis(250);
         loop {
             match self.try_connect().await {
@@ -156,7 +159,7 @@ impl Agent {
         }
     }
 
-    async fn try_connect(&self) -> Result<Buckets, KvError> {
+    async fn try_connect(&self) -> Result<(Connection, Buckets), KvError> {
         let device = self.config.device.clone();
         let reconnected = self.reconnected.clone();
         let connection = Connection::open(&self.config.nats, move |event| {
@@ -168,7 +171,7 @@ impl Agent {
         .await?;
         let buckets = connection.buckets().await?;
         self.register(&buckets).await?;
-        Ok(buckets)
+        Ok((connection, buckets))
     }
 
     /// Put the device's record (its labels) in `fleet-devices`.
@@ -186,50 +189,43 @@ impl Agent {
             })
     }
 
-    async fn serve(&mut self, buckets: &Buckets, shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) {
+    async fn serve(&mut self, connection: &Connection, buckets: &Buckets, shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) {
         let mut shutdown = shutdown;
         let key = self.config.device.clone();
         let changed = self.processes.changed();
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
-        let mut watch = None;
+        let mut notices = None;
         let mut written: Option<(AgentStatus, u64)> = None;
         let mut registered = true;
         loop {
-            if watch.is_none() {
-                match buckets.manifests.watch_with_history(&key).await {
-                    Ok(w) => watch = Some(w),
-                    Err(e) => self.log(format_args!("cannot watch `{key}` in `{}`: {e}", buckets.manifests.name)),
+            if notices.is_none() {
+                match connection.client.subscribe(fleet_model::bucket::changed(&key)).await {
+                    Ok(s) => {
+                        notices = Some(s);
+                        // Subscribed first, then read: a change in between is not missed.
+                        self.read_manifest(buckets).await;
+                    }
+                    Err(e) => self.log(format_args!(
+                        "cannot hear of changes to its manifest ({e}); reading it at each heartbeat"
+                    )),
                 }
             }
             let mut beat = false;
             tokio::select! {
                 () = &mut shutdown => return,
-                entry = next(&mut watch) => match entry {
-                    Some(Ok(entry)) => {
-                        let value = (entry.operation == Operation::Put).then_some(entry.value);
-                        self.receive(value.as_deref()).await;
-                    }
-                    Some(Err(e)) => {
-                        self.log(format_args!("the watch of `{key}` failed ({e}); watching again"));
-                        watch = None;
-                    }
-                    None => watch = None,
+                notice = next(&mut notices) => match notice {
+                    Some(()) => self.read_manifest(buckets).await,
+                    None => notices = None,
                 },
                 () = changed.notified() => {}
                 () = self.reconnected.notified() => {
                     // Back after a reconnect: the server may be a new one, or have lost its data.
                     registered = false;
-                    match fleet_kv::read(&buckets.manifests, &key).await {
-                        Ok(value) => self.receive(value.as_ref().map(|(v, _)| &v[..])).await,
-                        Err(e) => self.log(e),
-                    }
+                    self.read_manifest(buckets).await;
                 }
                 _ = heartbeat.tick() => {
                     beat = true;
-                    match fleet_kv::read(&buckets.manifests, &key).await {
-                        Ok(value) => self.receive(value.as_ref().map(|(v, _)| &v[..])).await,
-                        Err(e) => self.log(e),
-                    }
+                    self.read_manifest(buckets).await;
                     self.recheck_files();
                 }
             }
@@ -241,7 +237,7 @@ impl Agent {
                     )),
                 }
             }
-            if watch.is_none() {
+            if notices.is_none() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             let status = self.status();
@@ -254,6 +250,14 @@ impl Agent {
                 Ok(revision) => written = Some((status, revision)),
                 Err(e) => self.log(format_args!("cannot report the status: {e}")),
             }
+        }
+    }
+
+    /// Read the device's key and act on what it holds.
+    async fn read_manifest(&mut self, buckets: &Buckets) {
+        match fleet_kv::read(&buckets.manifests, &self.config.device).await {
+            Ok(value) => self.receive(value.as_ref().map(|(v, _)| &v[..])).await,
+            Err(e) => self.log(e),
         }
     }
 
@@ -412,10 +416,11 @@ fn same_but_heartbeat(a: &AgentStatus, b: &AgentStatus) -> bool {
     } == *b
 }
 
-/// The next entry of the watch, or never when there is none.
-async fn next(watch: &mut Option<fleet_kv::Watch>) -> Option<Result<fleet_kv::Entry, String>> {
-    match watch {
-        Some(w) => w.next().await.map(|r| r.map_err(|e| e.to_string())),
+/// The next notice that the manifest changed, or never when there is no
+/// subscription. `None`: the subscription ended.
+async fn next(notices: &mut Option<fleet_kv::Subscriber>) -> Option<()> {
+    match notices {
+        Some(s) => s.next().await.map(drop),
         None => std::future::pending().await,
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 
-pub use async_nats::Event;
 pub use async_nats::jetstream::kv::{Entry, Operation, Store, Watch};
+pub use async_nats::{Event, Subscriber};
 
 /// Where the fleet's NATS is and who we are on it. The password never
 /// appears in a message.

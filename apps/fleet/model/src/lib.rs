@@ -431,6 +431,14 @@ pub mod bucket {
     pub const DEVICES: &str = "fleet-devices";
     /// All three, in the order the fleet's setup creates them.
     pub const ALL: [&str; 3] = [MANIFESTS, STATUS, DEVICES];
+
+    /// The plain NATS subject the operator publishes to (no payload) after
+    /// it writes `device`'s manifest: the device reads its key then. A
+    /// subscription costs the server nothing per device, where a watch is a
+    /// JetStream consumer each, and one server takes only so many.
+    pub fn changed(device: &str) -> String {
+        format!("fleet.manifest-changed.{device}")
+    }
 }
 
 /// A device as it registers itself: its id and the labels a

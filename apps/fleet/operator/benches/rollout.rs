@@ -6,9 +6,10 @@
 //! messages per device per rollout (the server's in + out counters).
 //!
 //! The baseline, measured in the same run: the bare NATS fan-out the design
-//! rests on (a writer puts each device's key, a watcher per device with its
-//! own connection answers into the status bucket), with no operator, no
-//! Kubernetes and no agent logic: the floor the fleet is compared with.
+//! rests on (a writer puts each device's key and publishes on the device's
+//! subject; each device, on its own connection, reads its key when told and
+//! answers into the status bucket), with no operator, no Kubernetes, no
+//! signatures and no agent logic: the floor the fleet is compared with.
 //!
 //! `cargo bench -p fleet-operator --bench rollout [-- 10 100 1000]`. Under
 //! `cargo test` it runs once with 10 agents, so it cannot rot.
@@ -142,23 +143,28 @@ async fn fleet(n: usize, rollouts: u64) -> Figures {
     Figures::new(times, messages, n, rollouts)
 }
 
-/// The same rollouts over bare KV: one put per device key, one watcher per
-/// device (own connection, current value first) answering with one write.
+/// The same rollouts over bare KV: one put and one notice per device, each
+/// device (own connection) reading its key when told and answering with one
+/// write.
 async fn floor(n: usize, rollouts: u64) -> Figures {
     let nats = fleet_testing::NatsServer::start();
     let connect = |name: String| {
         let settings = nats.settings(&name);
         async move { fleet_kv::Connection::open(&settings, |_| {}).await.unwrap() }
     };
-    let buckets = connect("writer".into()).await.create_buckets().await.unwrap();
+    let writer = connect("writer".into()).await;
+    let buckets = writer.create_buckets().await.unwrap();
     for i in 0..n {
         let key = format!("device-{i:04}");
-        let buckets = connect(key.clone()).await.buckets().await.unwrap();
+        let connection = connect(key.clone()).await;
+        let buckets = connection.buckets().await.unwrap();
+        let mut notices = connection.client.subscribe(fleet_model::bucket::changed(&key)).await.unwrap();
         tokio::spawn(async move {
-            let mut watch = buckets.manifests.watch_with_history(&key).await.unwrap();
             let mut revision = None;
-            while let Some(Ok(entry)) = watch.next().await {
-                revision = Some(fleet_kv::overwrite(&buckets.status, &key, &entry.value, revision).await.unwrap());
+            while notices.next().await.is_some() {
+                if let Some((value, _)) = fleet_kv::read(&buckets.manifests, &key).await.unwrap() {
+                    revision = Some(fleet_kv::overwrite(&buckets.status, &key, &value, revision).await.unwrap());
+                }
             }
         });
     }
@@ -171,9 +177,14 @@ async fn floor(n: usize, rollouts: u64) -> Figures {
         let value = format!("generation = {generation}");
         futures_util::stream::iter(0..n)
             .for_each_concurrent(64, |i| {
-                let (store, value) = (&buckets.manifests, value.clone());
+                let (store, client, value) = (&buckets.manifests, &writer.client, value.clone());
                 async move {
-                    store.put(format!("device-{i:04}"), value.into()).await.unwrap();
+                    let key = format!("device-{i:04}");
+                    store.put(&key, value.into()).await.unwrap();
+                    client
+                        .publish(fleet_model::bucket::changed(&key), bytes::Bytes::new())
+                        .await
+                        .unwrap();
                 }
             })
             .await;

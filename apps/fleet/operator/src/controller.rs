@@ -46,6 +46,9 @@ const FAILURES_LISTED: usize = 10;
 #[derive(Clone)]
 pub struct Context {
     pub client: kube::Client,
+    /// The fleet's NATS: its buckets, and the subjects that tell a device
+    /// its manifest changed ([`fleet_model::bucket::changed`]).
+    pub nats: fleet_kv::Connection,
     pub buckets: Buckets,
     pub fleet: Shared,
     /// What signs every manifest; devices trust its public key.
@@ -290,6 +293,9 @@ async fn write_manifest(
         Some(value)
     })
     .await?;
+    if revision.is_some() {
+        tell(context, &device).await;
+    }
     Ok(revision.zip(written).map(|(revision, (issued, value))| Written {
         held: Held {
             signed: fleet_model::signed::Signed {
@@ -328,14 +334,26 @@ async fn withdraw_all(fd: &FleetDeployment, context: &Context) -> Result<Action,
 async fn withdraw(devices: &[String], owner: &str, context: &Context) -> Result<(), OperatorError> {
     let trust = context.signer.public();
     for id in devices {
-        fleet_kv::update(&context.buckets.manifests, id, |current| {
+        let written = fleet_kv::update(&context.buckets.manifests, id, |current| {
             let current = current.and_then(|c| trust.open(id, c).ok())?;
             let owned = current.manifest.as_ref().is_some_and(|m| m.owner.as_deref() == Some(owner));
             owned.then(|| context.signer.sign(id, issue_after(Some(current.issued)), None))
         })
         .await?;
+        if written.is_some() {
+            tell(context, id).await;
+        }
     }
     Ok(())
+}
+
+/// Tell `device` its manifest changed. Best effort: a device that misses it
+/// reads its key at its next heartbeat.
+async fn tell(context: &Context, device: &str) {
+    let subject = fleet_model::bucket::changed(device);
+    if let Err(e) = context.nats.client.publish(subject, bytes::Bytes::new()).await {
+        eprintln!("fleet-operator: cannot tell `{device}` its manifest changed ({e}); it reads it at its next heartbeat");
+    }
 }
 
 fn now() -> u64 {

@@ -148,6 +148,7 @@ fn main() -> ExitCode {
         let context = Arc::new(Context {
             client,
             fleet: view::watch_buckets(&buckets, signer.public()),
+            nats: connection.clone(),
             buckets,
             signer,
             silence: Duration::from_secs(args.silence.max(1)),

@@ -362,3 +362,34 @@ async fn nats_losing_its_data_stops_no_workload_and_the_fleet_converges_again() 
     );
     world.stop_agents();
 }
+
+/// More devices than one server would give a JetStream consumer each: 1,001 devices converge,
+/// and the manifests' stream holds no consumer per device (each hears of a change on a plain
+/// subject and reads its own key), only the operator's one watch.
+#[tokio::test]
+async fn a_thousand_and_one_devices_converge_without_a_consumer_each() {
+    let mut world = World::empty(Duration::from_secs(30)).await;
+    let devices: Vec<String> = (0..1001).map(|n| format!("unit-{n:04}")).collect();
+    for id in &devices {
+        world.start_agent(id, &[("site", "plant")]);
+    }
+    for id in &devices {
+        world.until_registered(id).await;
+    }
+    let _operator = world.start_operator();
+    let path = std::path::Path::new("/etc/plant.conf");
+    world.apply("plant", &[("site", "plant")], vec![file(path, "line = 7\n")]).await;
+    let status = world.status_until("plant", |s| s.ready == 1001).await;
+    assert_eq!((status.selected, status.failed, status.silent), (1001, 0, 0));
+    assert_eq!(std::fs::read_to_string(world.file_on("unit-1000", path)).unwrap(), "line = 7\n");
+
+    let jsz = world.nats.monitoring("/jsz?streams=true&consumers=true");
+    let streams = jsz["account_details"][0]["stream_detail"].as_array().cloned().unwrap_or_default();
+    let manifests = streams
+        .iter()
+        .find(|s| s["name"] == "KV_fleet-manifests")
+        .unwrap_or_else(|| panic!("no manifests stream: {jsz}"));
+    let consumers = manifests["state"]["consumer_count"].as_u64().unwrap();
+    assert!(consumers <= 1, "{consumers} consumers on the manifests' stream for 1001 devices");
+    world.stop_agents();
+}

@@ -176,14 +176,21 @@ impl NatsServer {
     /// The server's counters (`/varz` of its monitoring port): `in_msgs`,
     /// `out_msgs`, `connections`, …
     pub fn varz(&self) -> serde_json::Value {
+        self.monitoring("/varz")
+    }
+
+    /// What the monitoring port answers at `path` (`/varz`, `/jsz?consumers=true`, …).
+    pub fn monitoring(&self, path: &str) -> serde_json::Value {
         use std::io::{Read as _, Write as _};
         let port = self.monitor.expect("started");
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.write_all(b"GET /varz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("/varz: {e}: {response}"))
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {response}"))
     }
 
     /// Where the server's store lives.

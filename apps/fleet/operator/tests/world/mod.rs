@@ -158,6 +158,7 @@ impl World {
         let context = Arc::new(Context {
             client: self.client.clone(),
             fleet: view::watch_buckets(&self.buckets, key.public()),
+            nats: self.connection.clone(),
             buckets: self.buckets.clone(),
             signer,
             silence,

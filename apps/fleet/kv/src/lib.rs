@@ -16,7 +16,9 @@ pub use async_nats::{Event, Subscriber};
 /// appears in a message.
 #[derive(Clone)]
 pub struct Settings {
-    /// `nats://host:port`, or `host:port`.
+    /// `nats://host:port`, or `host:port`; several, separated by commas,
+    /// for the nodes of a cluster (the client picks one, and moves to
+    /// another when it goes away).
     pub url: String,
     pub user: String,
     pub password: String,
@@ -116,7 +118,8 @@ impl Connection {
                 let on_event = on_event.clone();
                 async move { on_event(event) }
             });
-        let client = options.connect(&settings.url).await.map_err(|e| {
+        let urls: Vec<&str> = settings.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        let client = options.connect(urls.as_slice()).await.map_err(|e| {
             use async_nats::ConnectErrorKind as K;
             match e.kind() {
                 K::AuthorizationViolation | K::Authentication => KvError::Refused {
@@ -168,6 +171,7 @@ impl Connection {
                 .create_key_value(kv::Config {
                     bucket: bucket.to_owned(),
                     history: 1,
+                    num_replicas: self.replicas(),
                     ..Default::default()
                 })
                 .await
@@ -179,6 +183,12 @@ impl Connection {
             made.push(bucket);
         }
         Ok(made)
+    }
+
+    /// How many copies of each bucket the servers keep: three on a cluster
+    /// (one node may fail, and the fleet goes on), one on a lone server.
+    fn replicas(&self) -> usize {
+        if self.client.server_info().cluster.is_some() { 3 } else { 1 }
     }
 
     async fn bucket(&self, bucket: &str) -> Result<Store, KvError> {

@@ -11,8 +11,10 @@
 //! answers into the status bucket), with no operator, no Kubernetes, no
 //! signatures and no agent logic: the floor the fleet is compared with.
 //!
-//! `cargo bench -p fleet-operator --bench rollout [-- 10 100 1000]`. Under
-//! `cargo test` it runs once with 10 agents, so it cannot rot.
+//! `cargo bench -p fleet-operator --bench rollout [-- 10 100 1000] [cluster]`:
+//! `cluster` runs both on a three-node NATS cluster (JetStream replicas 3,
+//! messages counted on every node, routes included). Under `cargo test` it
+//! runs once with 10 agents, so it cannot rot.
 
 #[path = "../tests/world/mod.rs"]
 mod world;
@@ -21,6 +23,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use fleet_model::{AgentStatus, FileSpec, Resource, ResourceStatus, State};
+use fleet_testing::Nats;
 use futures_util::StreamExt as _;
 use world::World;
 
@@ -40,9 +43,11 @@ fn main() {
     println!("| devices | what | p50 | p99 | all converged | NATS messages per device per rollout |");
     println!("|---:|---|---:|---:|---:|---:|");
     let rollouts = if bench { ROLLOUTS } else { 1 };
+    let nodes = if std::env::args().any(|a| a == "cluster") { 3 } else { 1 };
+    let nats = move || if nodes > 1 { Nats::cluster(nodes) } else { Nats::single() };
     for n in sizes {
-        let fleet = runtime.block_on(fleet(n, rollouts));
-        let floor = runtime.block_on(floor(n, rollouts));
+        let fleet = runtime.block_on(fleet(n, rollouts, nats()));
+        let floor = runtime.block_on(floor(n, rollouts, nats()));
         fleet.print(n, "fleet: operator + agents");
         floor.print(n, "floor: bare KV fan-out");
         println!(
@@ -90,9 +95,9 @@ fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-6)
 }
 
-async fn fleet(n: usize, rollouts: u64) -> Figures {
+async fn fleet(n: usize, rollouts: u64, nats: Nats) -> Figures {
     // Agents report on change only: heartbeats would blur the message count.
-    let mut world = World::empty(Duration::from_secs(600)).await;
+    let mut world = World::empty_on(Duration::from_secs(600), nats).await;
     let ids: Vec<String> = (0..n).map(|i| format!("device-{i:04}")).collect();
     for id in &ids {
         world.start_agent(id, &[("fleet", "bench")]);
@@ -146,8 +151,7 @@ async fn fleet(n: usize, rollouts: u64) -> Figures {
 /// The same rollouts over bare KV: one put and one notice per device, each
 /// device (own connection) reading its key when told and answering with one
 /// write.
-async fn floor(n: usize, rollouts: u64) -> Figures {
-    let nats = fleet_testing::NatsServer::start();
+async fn floor(n: usize, rollouts: u64, nats: Nats) -> Figures {
     let connect = |name: String| {
         let settings = nats.settings(&name);
         async move { fleet_kv::Connection::open(&settings, |_| {}).await.unwrap() }

@@ -54,6 +54,91 @@ pub struct NatsServer {
     runs: u32,
     auth: bool,
     jetstream: bool,
+    /// A node of a cluster ([`Nats::cluster`]): its name, its route port, and
+    /// the route ports of every node.
+    cluster: Option<(String, u16, Vec<u16>)>,
+}
+
+/// The fleet's NATS in a test: one server, or a cluster of several (real
+/// clustering on loopback, JetStream replicated). Clients are given every
+/// node's address.
+#[derive(Debug)]
+pub struct Nats {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl Nats {
+    pub fn single() -> Self {
+        Self {
+            nodes: vec![NatsServer::start()],
+        }
+    }
+
+    /// `n` servers routed to each other as cluster `fleet`, each with
+    /// JetStream; returns once each serves clients.
+    pub fn cluster(n: usize) -> Self {
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let nodes = (0..n)
+            .map(|i| {
+                let mut node = NatsServer::unstarted(true, true);
+                node.cluster = Some((format!("n{i}"), routes[i], routes.clone()));
+                node
+            })
+            .collect::<Vec<_>>();
+        // Started side by side: a node waits for its peers to elect a JetStream leader.
+        let nodes: Vec<NatsServer> = std::thread::scope(|scope| {
+            let started: Vec<_> = nodes
+                .into_iter()
+                .map(|mut node| {
+                    scope.spawn(move || {
+                        node.resume();
+                        node
+                    })
+                })
+                .collect();
+            started.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        Self { nodes }
+    }
+
+    /// Settings to connect as the fleet's user, to any of the nodes.
+    pub fn settings(&self, name: &str) -> fleet_kv::Settings {
+        fleet_kv::Settings {
+            url: self.nodes.iter().map(|n| n.url.as_str()).collect::<Vec<_>>().join(","),
+            ..self.nodes[0].settings(name)
+        }
+    }
+
+    /// What the first node's monitoring port answers at `path`.
+    pub fn monitoring(&self, path: &str) -> serde_json::Value {
+        self.nodes[0].monitoring(path)
+    }
+
+    /// The counters of every node, summed: `in_msgs`, `out_msgs`.
+    pub fn varz(&self) -> serde_json::Value {
+        let sum = |field: &str| self.nodes.iter().map(|n| n.varz()[field].as_u64().unwrap_or_default()).sum::<u64>();
+        serde_json::json!({"in_msgs": sum("in_msgs"), "out_msgs": sum("out_msgs")})
+    }
+
+    /// Every node loses what it stored, as [`NatsServer::wipe`].
+    pub fn wipe(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+        std::thread::scope(|scope| {
+            for node in &mut self.nodes {
+                scope.spawn(move || node.wipe());
+            }
+        });
+    }
+}
+
+/// A port nothing listens on now (the system's choice; released at once).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 impl NatsServer {
@@ -63,7 +148,13 @@ impl NatsServer {
 
     /// A server as misconfigured as asked: without auth, or without JetStream.
     pub fn start_with(auth: bool, jetstream: bool) -> Self {
-        let mut server = Self {
+        let mut server = Self::unstarted(auth, jetstream);
+        server.resume();
+        server
+    }
+
+    fn unstarted(auth: bool, jetstream: bool) -> Self {
+        Self {
             url: String::new(),
             port: None,
             monitor: None,
@@ -72,9 +163,8 @@ impl NatsServer {
             runs: 0,
             auth,
             jetstream,
-        };
-        server.resume();
-        server
+            cluster: None,
+        }
     }
 
     /// Settings to connect as the fleet's user.
@@ -131,6 +221,13 @@ impl NatsServer {
         }
         if self.auth {
             command.args(["--user", USER, "--pass", PASSWORD]);
+        }
+        if let Some((name, port, routes)) = &self.cluster {
+            let routes: Vec<String> = routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
+            command
+                .args(["--server_name", name, "--cluster_name", "fleet"])
+                .args(["--cluster", &format!("nats://127.0.0.1:{port}")])
+                .args(["--routes", &routes.join(",")]);
         }
         command
             .arg("--ports_file_dir")

@@ -14,7 +14,7 @@ use fleet_model::Resource;
 use fleet_operator::controller::{self, Context};
 use fleet_operator::crd::{FleetDeployment, FleetDeploymentSpec, FleetDeploymentStatus};
 use fleet_operator::view;
-use fleet_testing::NatsServer;
+use fleet_testing::Nats;
 use harmony_test_cluster::TestCluster;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -28,7 +28,7 @@ pub struct World {
     pub cluster: TestCluster,
     /// The namespace of the world's FleetDeployments.
     pub ns: String,
-    pub nats: NatsServer,
+    pub nats: Nats,
     pub client: kube::Client,
     connection: Connection,
     pub buckets: Buckets,
@@ -52,6 +52,11 @@ impl World {
 
     /// No agents yet; they report every `heartbeat` when nothing changes.
     pub async fn empty(heartbeat: Duration) -> Self {
+        Self::empty_on(heartbeat, Nats::single()).await
+    }
+
+    /// [`World::empty`], on `nats` (a cluster, say).
+    pub async fn empty_on(heartbeat: Duration, nats: Nats) -> Self {
         let cluster = TestCluster::start().unwrap();
         let client = cluster.client();
         // The CRD is cluster-wide: every world applies the same one.
@@ -75,7 +80,6 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let nats = NatsServer::start();
         let connection = Connection::open(&nats.settings("test"), |_| {}).await.unwrap();
         let buckets = connection.create_buckets().await.unwrap();
         World {

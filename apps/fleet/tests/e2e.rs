@@ -124,8 +124,10 @@ fn stack() -> &'static Stack {
                 .expect("NATS's pod has an IP");
             let nats = |name: &str| fleet_kv::Settings {
                 url: format!("nats://{ip}:4222"),
-                user: fleet_testing::USER.into(),
-                password: fleet_testing::PASSWORD.into(),
+                login: fleet_kv::Login::Password {
+                    user: fleet_testing::USER.into(),
+                    password: fleet_testing::PASSWORD.into(),
+                },
                 name: name.into(),
             };
             // The operator the Score deployed, run here against the same API server and NATS.

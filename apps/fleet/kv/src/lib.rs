@@ -12,7 +12,9 @@ use bytes::Bytes;
 pub use async_nats::jetstream::kv::{Entry, Operation, Store, Watch};
 pub use async_nats::{Event, Subscriber};
 
-/// Where the fleet's NATS is and who we are on it. The password never
+pub mod identity;
+
+/// Where the fleet's NATS is and who we are on it. No secret of it ever
 /// appears in a message.
 #[derive(Clone)]
 pub struct Settings {
@@ -20,10 +22,37 @@ pub struct Settings {
     /// for the nodes of a cluster (the client picks one, and moves to
     /// another when it goes away).
     pub url: String,
-    pub user: String,
-    pub password: String,
+    pub login: Login,
     /// The name the server shows for this connection.
     pub name: String,
+}
+
+/// How we prove who we are.
+#[derive(Clone)]
+pub enum Login {
+    /// A user and password the server's configuration lists.
+    Password { user: String, password: String },
+    /// Credentials of our own ([`identity::Credentials`]: a JWT the fleet
+    /// account signed, and our private key, which signs the server's
+    /// challenge and never leaves us). `inbox` is where replies to our
+    /// requests come: a device's own ([`identity::inbox_prefix`]).
+    Credentials { text: String, inbox: Option<String> },
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.who())
+    }
+}
+
+impl Login {
+    /// Who we are, as a message may say it.
+    pub fn who(&self) -> String {
+        match self {
+            Self::Password { user, .. } => format!("user `{user}`"),
+            Self::Credentials { .. } => "these credentials".into(),
+        }
+    }
 }
 
 impl Settings {
@@ -39,7 +68,11 @@ impl Settings {
             (None, Ok(p)) => p,
             (None, Err(_)) => return Err("no NATS password\nhelp: pass --password-file PATH, or set FLEET_NATS_PASSWORD".into()),
         };
-        Ok(Self { url, user, password, name })
+        Ok(Self {
+            url,
+            login: Login::Password { user, password },
+            name,
+        })
     }
 }
 
@@ -61,8 +94,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("url", &self.url)
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
+            .field("login", &self.login.who())
             .finish()
     }
 }
@@ -70,8 +102,8 @@ impl std::fmt::Debug for Settings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KvError {
-    #[error("NATS at {url} refused user `{user}` ({why}): check the user name and the password")]
-    Refused { url: String, user: String, why: String },
+    #[error("NATS at {url} refused {who} ({why}): check the user name and the password, or the credentials")]
+    Refused { url: String, who: String, why: String },
     #[error("NATS at {url} cannot be reached: {why}")]
     Unreachable { url: String, why: String },
     #[error("NATS at {url} has no KV bucket `{bucket}`: the fleet's setup creates it (deploy FleetNatsScore, or start the operator)")]
@@ -111,7 +143,21 @@ impl Connection {
     /// client reconnects by itself, forever, and `on_event` hears of it.
     pub async fn open(settings: &Settings, on_event: impl Fn(async_nats::Event) + Send + Sync + 'static) -> Result<Self, KvError> {
         let on_event = std::sync::Arc::new(on_event);
-        let options = async_nats::ConnectOptions::with_user_and_password(settings.user.clone(), settings.password.clone())
+        let options = match &settings.login {
+            Login::Password { user, password } => async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone()),
+            Login::Credentials { text, inbox } => {
+                let options = async_nats::ConnectOptions::with_credentials(text).map_err(|e| KvError::Refused {
+                    url: settings.url.clone(),
+                    who: settings.login.who(),
+                    why: format!("they cannot be read: {e}"),
+                })?;
+                match inbox {
+                    Some(prefix) => options.custom_inbox_prefix(prefix),
+                    None => options,
+                }
+            }
+        };
+        let options = options
             .name(&settings.name)
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |event| {
@@ -124,7 +170,7 @@ impl Connection {
             match e.kind() {
                 K::AuthorizationViolation | K::Authentication => KvError::Refused {
                     url: settings.url.clone(),
-                    user: settings.user.clone(),
+                    who: settings.login.who(),
                     why: e.kind().to_string(),
                 },
                 _ => KvError::Unreachable {

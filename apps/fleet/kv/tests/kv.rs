@@ -88,7 +88,10 @@ async fn racing_updates_lose_nothing() {
 async fn a_wrong_password_is_refused_and_a_dead_server_is_unreachable() {
     let mut server = NatsServer::start();
     let mut settings = server.settings("intruder");
-    settings.password = "not-the-password".into();
+    settings.login = fleet_kv::Login::Password {
+        user: fleet_testing::USER.into(),
+        password: "not-the-password".into(),
+    };
     let err = Connection::open(&settings, |_| {}).await.unwrap_err();
     assert!(matches!(err, KvError::Refused { .. }), "{err:?}");
     assert!(!err.is_transient());

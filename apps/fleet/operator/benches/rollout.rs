@@ -47,8 +47,8 @@ fn main() {
     let nats = move || if nodes > 1 { Nats::cluster(nodes) } else { Nats::single() };
     for n in sizes {
         let fleet = runtime.block_on(fleet(n, rollouts, nats()));
-        let floor = runtime.block_on(floor(n, rollouts, nats()));
         fleet.print(n, "fleet: operator + agents");
+        let floor = runtime.block_on(floor(n, rollouts, nats()));
         floor.print(n, "floor: bare KV fan-out");
         println!(
             "| {n} | ratio fleet/floor | {:.1}x | {:.1}x | {:.1}x | {:.1}x |",
@@ -145,6 +145,9 @@ async fn fleet(n: usize, rollouts: u64, nats: Nats) -> Figures {
             messages += count(&after) - count(&counters);
         }
     }
+    // Their connections closed before the floor opens as many again.
+    world.stop_agents();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     Figures::new(times, messages, n, rollouts)
 }
 

@@ -57,6 +57,8 @@ pub struct NatsServer {
     /// A node of a cluster ([`Nats::cluster`]): its name, its route port, and
     /// the route ports of every node.
     cluster: Option<(String, u16, Vec<u16>)>,
+    /// A configuration file of its own (operator mode: [`NatsServer::start_trusting`]).
+    config: Option<PathBuf>,
 }
 
 /// The fleet's NATS in a test: one server, or a cluster of several (real
@@ -98,6 +100,19 @@ impl Nats {
                 .collect();
             started.into_iter().map(|h| h.join().unwrap()).collect()
         });
+        // Serving clients is not serving JetStream: wait until the nodes have elected the
+        // leader that places streams, as a client would find out by being refused.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &nodes {
+            loop {
+                let jsz = node.monitoring("/jsz");
+                if jsz["meta_cluster"]["leader"].as_str().is_some_and(|l| !l.is_empty()) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster elected no JetStream leader in 30 s: {jsz}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         Self { nodes }
     }
 
@@ -164,15 +179,31 @@ impl NatsServer {
             auth,
             jetstream,
             cluster: None,
+            config: None,
         }
+    }
+
+    /// A server that trusts `authority` (NATS's decentralized auth): it
+    /// knows no user and no password, only the operator's and the accounts'
+    /// JWTs, and admits whoever connects with credentials they signed.
+    pub fn start_trusting(authority: &fleet_kv::identity::Authority) -> Self {
+        let mut server = Self::unstarted(false, true);
+        let accounts = server.dir.path().join("accounts");
+        let config = server.dir.path().join("server.conf");
+        std::fs::write(&config, authority.server_config(accounts.to_str().unwrap())).unwrap();
+        server.config = Some(config);
+        server.resume();
+        server
     }
 
     /// Settings to connect as the fleet's user.
     pub fn settings(&self, name: &str) -> fleet_kv::Settings {
         fleet_kv::Settings {
             url: self.url.clone(),
-            user: USER.into(),
-            password: PASSWORD.into(),
+            login: fleet_kv::Login::Password {
+                user: USER.into(),
+                password: PASSWORD.into(),
+            },
             name: name.into(),
         }
     }
@@ -215,6 +246,9 @@ impl NatsServer {
         );
         let mut command = Command::new("setpriv");
         command.args(["--pdeathsig", "KILL", "--"]).arg(&binary);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
         command.args(["-a", "127.0.0.1", "-p", &port, "-m", &monitor]);
         if self.jetstream {
             command.args(["-js", "-sd"]).arg(self.dir.path().join("store"));

@@ -81,7 +81,16 @@ impl World {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let connection = Connection::open(&nats.settings("test"), |_| {}).await.unwrap();
-        let buckets = connection.create_buckets().await.unwrap();
+        // As the operator does: a cluster that has just elected its leader may still refuse.
+        let mut tries = 0;
+        let buckets = loop {
+            match connection.create_buckets().await {
+                Ok(buckets) => break buckets,
+                Err(e) if e.is_transient() && tries < 40 => tries += 1,
+                Err(e) => panic!("the buckets: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
         World {
             cluster,
             ns,

@@ -139,6 +139,7 @@ fn stack() -> &'static Stack {
                 nats: connection,
                 buckets,
                 signer: Arc::new(signer),
+                told: Default::default(),
                 silence: Duration::from_secs(30),
             });
             tokio::spawn(controller::run(

@@ -18,9 +18,13 @@ struct Args {
     /// The fleet's NATS server.
     #[arg(long, env = "FLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats: String,
-    /// The NATS user.
-    #[arg(long, env = "FLEET_NATS_USER")]
-    user: String,
+    /// This device's NATS credentials (a `.creds` file from `fleet-operator
+    /// credentials --device`): it may then reach its own keys only.
+    #[arg(long, env = "FLEET_NATS_CREDS", conflicts_with_all = ["user", "password_file"])]
+    creds: Option<PathBuf>,
+    /// The NATS user, when the server knows users and passwords.
+    #[arg(long, env = "FLEET_NATS_USER", required_unless_present = "creds")]
+    user: Option<String>,
     /// A file holding the NATS password (or FLEET_NATS_PASSWORD; never on the command line).
     #[arg(long, env = "FLEET_NATS_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
@@ -89,7 +93,13 @@ fn label(s: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let name = format!("fleet-agent {}", args.device);
-    let nats = match fleet_kv::Settings::for_binary(args.nats, args.user, args.password_file.as_deref(), name) {
+    let settings = match (&args.creds, args.user) {
+        (Some(file), _) => {
+            fleet_kv::Settings::with_credentials_file(args.nats, file, Some(fleet_kv::identity::inbox_prefix(&args.device)), name)
+        }
+        (None, user) => fleet_kv::Settings::for_binary(args.nats, user.unwrap_or_default(), args.password_file.as_deref(), name),
+    };
+    let nats = match settings {
         Ok(settings) => settings,
         Err(message) => {
             eprintln!("error: {message}");

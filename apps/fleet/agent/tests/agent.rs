@@ -587,3 +587,49 @@ async fn only_what_the_operator_signed_for_this_device_runs() {
     assert!(!running(pid));
     agent.stop().await;
 }
+
+/// On a NATS that knows no password, only the fleet's authority: an agent with its device's
+/// own credentials connects, registers, reads its manifest, hears of changes and reports, all
+/// within what its credentials allow (anything more would be refused, and the device silent).
+#[tokio::test]
+async fn an_agent_with_its_own_credentials_does_its_whole_job_within_them() {
+    use fleet_kv::identity::{Authority, Role, inbox_prefix};
+    let authority = Authority::generate();
+    let server = NatsServer::start_trusting(&authority);
+    let login = |credentials: &fleet_kv::identity::Credentials, inbox: Option<String>| fleet_kv::Settings {
+        url: server.url.clone(),
+        login: fleet_kv::Login::Credentials {
+            text: credentials.to_text(),
+            inbox,
+        },
+        name: "test".into(),
+    };
+    let operator = Connection::open(&login(&authority.user(&Role::Operator), None), |_| {})
+        .await
+        .unwrap();
+    let buckets = operator.create_buckets().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let agent = start(Config {
+        nats: login(&authority.device("sensor-9").unwrap(), Some(inbox_prefix("sensor-9"))),
+        ..config(&server, "sensor-9", state.path())
+    });
+    for _ in 0..200 {
+        if fleet_kv::read(&buckets.devices, "sensor-9").await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(fleet_kv::read(&buckets.devices, "sensor-9").await.unwrap().is_some(), "registered");
+    for generation in [1, 2] {
+        let manifest = AgentManifest::new(generation, vec![sleeper("reader", &[("G", &generation.to_string())])]);
+        put(&buckets, "sensor-9", &manifest).await;
+        operator
+            .client
+            .publish(fleet_model::bucket::changed("sensor-9"), "".into())
+            .await
+            .unwrap();
+        let status = status_until(&buckets, "sensor-9", |s| all_ready(s, generation)).await;
+        assert!(status.error.is_none(), "{status:?}");
+    }
+    agent.stop().await;
+}

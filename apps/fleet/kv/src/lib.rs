@@ -74,6 +74,18 @@ impl Settings {
             name,
         })
     }
+
+    /// Settings for a fleet binary that logs in with the credentials in
+    /// `file` (NATS's `.creds` format, from `fleet-operator credentials`);
+    /// `inbox`: a device's own ([`identity::inbox_prefix`]).
+    pub fn with_credentials_file(url: String, file: &std::path::Path, inbox: Option<String>, name: String) -> Result<Self, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read the credentials `{}`: {e}", file.display()))?;
+        Ok(Self {
+            url,
+            login: Login::Credentials { text, inbox },
+            name,
+        })
+    }
 }
 
 /// Completes on SIGTERM or SIGINT: how a fleet binary is asked to stop.

@@ -175,6 +175,10 @@ async fn floor(n: usize, rollouts: u64, nats: Nats) -> Figures {
             }
         });
     }
+    // Interest in a subject reaches the other nodes of a cluster a moment after the
+    // subscription: a notice sent before is lost (an agent's heartbeat catches up; this floor has
+    // none), so the rollouts start once it has spread.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut times = Vec::new();
     let mut messages = 0u64;
     for generation in 1..=rollouts + 1 {

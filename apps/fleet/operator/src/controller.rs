@@ -39,6 +39,8 @@ pub const FINALIZER: &str = "fleet.harmony.deploy/withdraw";
 
 /// At most this many manifests are written at once.
 const WRITES_IN_FLIGHT: usize = 64;
+/// A device told its manifest changed and still behind after this is told again.
+const RETELL_AFTER: Duration = Duration::from_secs(1);
 /// At most this many failures are listed in a status.
 const FAILURES_LISTED: usize = 10;
 
@@ -53,6 +55,8 @@ pub struct Context {
     pub fleet: Shared,
     /// What signs every manifest; devices trust its public key.
     pub signer: Arc<SigningKey>,
+    /// When each device was last told its manifest changed.
+    pub told: Arc<std::sync::Mutex<BTreeMap<String, std::time::Instant>>>,
     /// A device whose last report is older than this is `silent`.
     pub silence: Duration,
 }
@@ -249,14 +253,37 @@ async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Co
         }
     }
     withdraw(&plan.withdraw, &owner, context).await?;
+    // A notice is sent once and may be lost (a subscription not yet known across a cluster, a
+    // reconnect): a device that reports, but not yet this manifest, a while after it was told, is
+    // told again, at most once a second, rather than left to its heartbeat. (A silent device is
+    // not: it reads its key when it is back; nor one that refused it: its status says why.)
+    let behind: Vec<String> = {
+        let view = context.fleet.view.read().unwrap();
+        let (generation, now) = (Some(desired.generation), now());
+        plan.selected
+            .iter()
+            .filter(|id| {
+                view.statuses.get(*id).is_some_and(|s| {
+                    s.observed_generation != generation && s.error.is_none() && now.saturating_sub(s.heartbeat) <= context.silence.as_secs()
+                })
+            })
+            .cloned()
+            .collect()
+    };
+    for id in &behind {
+        let due = context.told.lock().unwrap().get(id).is_none_or(|t| t.elapsed() >= RETELL_AFTER);
+        if due {
+            tell(context, id).await;
+        }
+    }
 
     let status = {
         let view = context.fleet.view.read().unwrap();
         summarize(fd, &plan, &view.statuses, view.devices.len(), now(), context.silence)
     };
     write_status(fd, api, status).await?;
-    // Come back to notice devices falling silent.
-    Ok(Action::requeue(context.silence))
+    // Come back soon while devices are on their way, else to notice them falling silent.
+    Ok(Action::requeue(if behind.is_empty() { context.silence } else { RETELL_AFTER }))
 }
 
 /// A manifest written: where, at which revision, and what.
@@ -351,6 +378,7 @@ async fn withdraw(devices: &[String], owner: &str, context: &Context) -> Result<
 /// reads its key at its next heartbeat.
 async fn tell(context: &Context, device: &str) {
     let subject = fleet_model::bucket::changed(device);
+    context.told.lock().unwrap().insert(device.to_owned(), std::time::Instant::now());
     if let Err(e) = context.nats.client.publish(subject, bytes::Bytes::new()).await {
         eprintln!("fleet-operator: cannot tell `{device}` its manifest changed ({e}); it reads it at its next heartbeat");
     }

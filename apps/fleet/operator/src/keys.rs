@@ -39,8 +39,20 @@ pub fn read_file(path: &Path) -> Result<SigningKey, String> {
 /// Make a new signing key in `path`, readable by its owner only. Never
 /// overwrites: replacing a key would orphan every device enrolled with it.
 pub fn create_file(path: &Path) -> Result<SigningKey, String> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let key = SigningKey::generate().map_err(|e| e.to_string())?;
+    create_secret_file(path, &key.to_text()).map(|()| key)
+}
+
+/// Read the fleet's NATS authority from `path`.
+pub fn read_authority(path: &Path) -> Result<fleet_kv::identity::Authority, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the NATS authority `{}`: {e}", path.display()))?;
+    fleet_kv::identity::Authority::from_text(&text).map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
+/// Write `text` to a new file at `path`, readable by its owner only; never
+/// over an existing file, which would orphan what it held.
+pub fn create_secret_file(path: &Path, text: &str) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -48,16 +60,14 @@ pub fn create_file(path: &Path) -> Result<SigningKey, String> {
         .open(path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => format!(
-                "`{}` already exists: a new key would orphan every device enrolled with the old one\nhelp: `fleet-operator public-key {}` prints the key devices trust",
-                path.display(),
+                "`{}` already exists: a new one would orphan what it holds (every device enrolled with it)\nhelp: remove it first if that is what you mean",
                 path.display()
             ),
             _ => format!("cannot create `{}`: {e}", path.display()),
         })?;
-    file.write_all(key.to_text().as_bytes())
+    file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-    Ok(key)
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 
 /// The signing key in Secret `name` of `namespace`, created if there is none

@@ -25,8 +25,12 @@ struct Args {
     /// The fleet's NATS server.
     #[arg(long, env = "FLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats: String,
-    /// The NATS user.
-    #[arg(long, env = "FLEET_NATS_USER", required = true)]
+    /// The operator's NATS credentials (a `.creds` file from
+    /// `fleet-operator credentials --operator`).
+    #[arg(long, env = "FLEET_NATS_CREDS", conflicts_with_all = ["user", "password_file"])]
+    creds: Option<PathBuf>,
+    /// The NATS user, when the server knows users and passwords.
+    #[arg(long, env = "FLEET_NATS_USER", required_unless_present = "creds")]
     user: Option<String>,
     /// A file holding the NATS password (or FLEET_NATS_PASSWORD; never on the command line).
     #[arg(long, env = "FLEET_NATS_PASSWORD_FILE")]
@@ -56,6 +60,22 @@ struct KeyArgs {
 
 #[derive(clap::Subcommand)]
 enum Command {
+    /// Make the fleet's NATS authority in FILE (never over an existing one):
+    /// the keys that vouch for every party on the fleet's NATS.
+    NatsAuthority { file: PathBuf },
+    /// Print the nats-server configuration that trusts the authority in
+    /// FILE, keeping accounts in ACCOUNTS (a directory of the server's).
+    NatsConfig { file: PathBuf, accounts: String },
+    /// Write NATS credentials signed by the authority in FILE to OUT (never
+    /// over an existing file): one device's (enrolling it), or the operator's.
+    Credentials {
+        file: PathBuf,
+        #[arg(long, conflicts_with = "operator", required_unless_present = "operator")]
+        device: Option<String>,
+        #[arg(long)]
+        operator: bool,
+        out: PathBuf,
+    },
     /// Make a new signing key in FILE (never over an existing one) and print
     /// its public key, which devices are enrolled with (`fleet-agent --manifest-key`).
     Keygen { file: PathBuf },
@@ -70,6 +90,47 @@ fn main() -> ExitCode {
             return match keys::create_file(file) {
                 Ok(key) => {
                     println!("{}", key.public());
+                    ExitCode::SUCCESS
+                }
+                Err(message) => fail(message),
+            };
+        }
+        Some(Command::NatsAuthority { file }) => {
+            let authority = fleet_kv::identity::Authority::generate();
+            return match keys::create_secret_file(file, &authority.to_text()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => fail(message),
+            };
+        }
+        Some(Command::NatsConfig { file, accounts }) => {
+            return match keys::read_authority(file) {
+                Ok(authority) => {
+                    print!("{}", authority.server_config(accounts));
+                    ExitCode::SUCCESS
+                }
+                Err(message) => fail(message),
+            };
+        }
+        Some(Command::Credentials {
+            file,
+            device,
+            operator: _,
+            out,
+        }) => {
+            let authority = match keys::read_authority(file) {
+                Ok(authority) => authority,
+                Err(message) => return fail(message),
+            };
+            let credentials = match device {
+                Some(id) => match authority.device(id) {
+                    Ok(c) => c,
+                    Err(e) => return fail(e),
+                },
+                None => authority.user(&fleet_kv::identity::Role::Operator),
+            };
+            return match keys::create_secret_file(out, &credentials.to_text()) {
+                Ok(()) => {
+                    println!("{}", credentials.public);
                     ExitCode::SUCCESS
                 }
                 Err(message) => fail(message),
@@ -91,8 +152,14 @@ fn main() -> ExitCode {
         Ok(key) => key,
         Err(message) => return fail(message),
     };
-    let user = args.user.clone().unwrap_or_default();
-    let settings = match fleet_kv::Settings::for_binary(args.nats.clone(), user, args.password_file.as_deref(), "fleet-operator".into()) {
+    let settings = match &args.creds {
+        Some(file) => fleet_kv::Settings::with_credentials_file(args.nats.clone(), file, None, "fleet-operator".into()),
+        None => {
+            let user = args.user.clone().unwrap_or_default();
+            fleet_kv::Settings::for_binary(args.nats.clone(), user, args.password_file.as_deref(), "fleet-operator".into())
+        }
+    };
+    let settings = match settings {
         Ok(settings) => settings,
         Err(message) => return fail(message),
     };
@@ -151,6 +218,7 @@ fn main() -> ExitCode {
             nats: connection.clone(),
             buckets,
             signer,
+            told: Default::default(),
             silence: Duration::from_secs(args.silence.max(1)),
         });
         tokio::spawn(controller::keep_buckets(connection, Duration::from_secs(5)));

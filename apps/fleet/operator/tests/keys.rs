@@ -36,7 +36,7 @@ fn keygen_makes_a_private_key_file_and_prints_only_its_public_half() {
     // Never over an existing key: that would orphan every device enrolled with it.
     let (code, out, stderr) = operator(&["keygen", path]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("already exists") && stderr.contains("public-key"), "{stderr}");
+    assert!(stderr.contains("already exists") && stderr.contains("orphan"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), private, "the key is untouched");
     for said in [&out, &stderr] {
         assert!(!said.contains(private.trim()), "the private key was printed: {said}");
@@ -67,4 +67,41 @@ fn a_missing_key_file_stops_the_operator_before_it_dials_anything() {
         stderr.contains("--signing-key") && stderr.contains("--signing-key-secret"),
         "{stderr}"
     );
+}
+
+/// The fleet's NATS authority and a device's credentials, made as an operator makes them:
+/// files only their owner reads, never written over, and a server configuration that holds no
+/// secret.
+#[test]
+fn the_nats_authority_and_a_devices_credentials_are_made_by_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = dir.path().join("authority");
+    let a = authority.to_str().unwrap();
+    let (code, _, stderr) = operator(&["nats-authority", a]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(std::fs::metadata(&authority).unwrap().permissions().mode() & 0o777, 0o600);
+    let (code, _, stderr) = operator(&["nats-authority", a]);
+    assert!(code == Some(2) && stderr.contains("already exists"), "{stderr}");
+
+    let creds = dir.path().join("d1.creds");
+    let (code, public, stderr) = operator(&["credentials", a, "--device", "d1", creds.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(public.trim().starts_with('U'), "a user's public key: {public}");
+    let text = std::fs::read_to_string(&creds).unwrap();
+    assert!(text.contains("BEGIN NATS USER JWT") && text.contains("BEGIN USER NKEY SEED"));
+    assert_eq!(std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777, 0o600);
+    let (code, _, stderr) = operator(&["credentials", a, "--device", "a/b", dir.path().join("x").to_str().unwrap()]);
+    assert!(code == Some(2) && stderr.contains("device id"), "{stderr}");
+
+    let (code, config, stderr) = operator(&["nats-config", a, "/data/accounts"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(config.contains("operator:") && config.contains("resolver_preload"), "{config}");
+    let seeds = std::fs::read_to_string(&authority).unwrap();
+    for seed in seeds
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(_, s)| s))
+        .filter(|s| s.starts_with('S'))
+    {
+        assert!(!config.contains(seed), "the server's configuration holds a seed");
+    }
 }

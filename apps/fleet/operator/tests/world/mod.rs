@@ -174,6 +174,7 @@ impl World {
             nats: self.connection.clone(),
             buckets: self.buckets.clone(),
             signer,
+            told: Default::default(),
             silence,
         });
         let (stop, stopped) = oneshot::channel::<()>();

@@ -46,7 +46,7 @@ fn main() {
     let nodes = if std::env::args().any(|a| a == "cluster") { 3 } else { 1 };
     let nats = move || if nodes > 1 { Nats::cluster(nodes) } else { Nats::single() };
     for n in sizes {
-        let fleet = runtime.block_on(fleet(n, rollouts, nats()));
+        let fleet = runtime.block_on(fleet(n, rollouts, nodes));
         fleet.print(n, "fleet: operator + agents");
         let floor = runtime.block_on(floor(n, rollouts, nats()));
         floor.print(n, "floor: bare KV fan-out");
@@ -95,9 +95,9 @@ fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-6)
 }
 
-async fn fleet(n: usize, rollouts: u64, nats: Nats) -> Figures {
+async fn fleet(n: usize, rollouts: u64, nodes: usize) -> Figures {
     // Agents report on change only: heartbeats would blur the message count.
-    let mut world = World::empty_on(Duration::from_secs(600), nats).await;
+    let mut world = World::empty_on(Duration::from_secs(600), nodes).await;
     let ids: Vec<String> = (0..n).map(|i| format!("device-{i:04}")).collect();
     for id in &ids {
         world.start_agent(id, &[("fleet", "bench")]);

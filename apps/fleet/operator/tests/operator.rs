@@ -14,6 +14,15 @@ use fleet_operator::crd::{FleetDeployment, FleetDeploymentStatus};
 use kube::api::DeleteParams;
 use world::World;
 
+/// Every stream `/jsz` lists, in every account.
+fn streams_of(jsz: &serde_json::Value) -> Vec<serde_json::Value> {
+    let accounts = jsz["account_details"].as_array().cloned().unwrap_or_default();
+    accounts
+        .iter()
+        .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 fn condition<'a>(status: &'a FleetDeploymentStatus, type_: &str) -> &'a fleet_operator::crd::Condition {
     status.conditions.iter().find(|c| c.type_ == type_).expect("condition")
 }
@@ -384,7 +393,7 @@ async fn a_thousand_and_one_devices_converge_without_a_consumer_each() {
     assert_eq!(std::fs::read_to_string(world.file_on("unit-1000", path)).unwrap(), "line = 7\n");
 
     let jsz = world.nats.monitoring("/jsz?streams=true&consumers=true");
-    let streams = jsz["account_details"][0]["stream_detail"].as_array().cloned().unwrap_or_default();
+    let streams = streams_of(&jsz);
     let manifests = streams
         .iter()
         .find(|s| s["name"] == "KV_fleet-manifests")
@@ -399,7 +408,7 @@ async fn a_thousand_and_one_devices_converge_without_a_consumer_each() {
 /// new spec, nothing written is lost, and the node comes back into the cluster.
 #[tokio::test]
 async fn a_nats_node_killed_in_the_middle_of_a_rollout_loses_nothing() {
-    let mut world = World::empty_on(Duration::from_millis(500), fleet_testing::Nats::cluster(3)).await;
+    let mut world = World::empty_on(Duration::from_millis(500), 3).await;
     let devices: Vec<String> = (0..30).map(|n| format!("cell-{n:02}")).collect();
     for id in &devices {
         world.start_agent(id, &[("site", "plant")]);
@@ -413,7 +422,7 @@ async fn a_nats_node_killed_in_the_middle_of_a_rollout_loses_nothing() {
     world.status_until("plant", |s| s.ready == 30).await;
 
     let jsz = world.nats.monitoring("/jsz?streams=true&config=true");
-    let streams = jsz["account_details"][0]["stream_detail"].as_array().cloned().unwrap_or_default();
+    let streams = streams_of(&jsz);
     for bucket in fleet_model::bucket::ALL {
         let stream = streams.iter().find(|s| s["name"] == format!("KV_{bucket}"));
         let replicas = stream.map(|s| s["config"]["num_replicas"].clone());

@@ -71,19 +71,33 @@ pub struct Nats {
 
 impl Nats {
     pub fn single() -> Self {
-        Self {
-            nodes: vec![NatsServer::start()],
-        }
+        Self::start(1, None)
     }
 
     /// `n` servers routed to each other as cluster `fleet`, each with
     /// JetStream; returns once each serves clients.
     pub fn cluster(n: usize) -> Self {
+        Self::start(n, None)
+    }
+
+    /// `n` servers (a cluster when more than one) that trust `authority`
+    /// (NATS's decentralized auth, [`NatsServer::start_trusting`]): every
+    /// party logs in with credentials of its own.
+    pub fn trusting(n: usize, authority: &fleet_kv::identity::Authority) -> Self {
+        Self::start(n, Some(authority))
+    }
+
+    fn start(n: usize, authority: Option<&fleet_kv::identity::Authority>) -> Self {
         let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let nodes = (0..n)
             .map(|i| {
-                let mut node = NatsServer::unstarted(true, true);
-                node.cluster = Some((format!("n{i}"), routes[i], routes.clone()));
+                let mut node = NatsServer::unstarted(authority.is_none(), true);
+                if n > 1 {
+                    node.cluster = Some((format!("n{i}"), routes[i], routes.clone()));
+                }
+                if let Some(authority) = authority {
+                    node.trust(authority);
+                }
                 node
             })
             .collect::<Vec<_>>();
@@ -103,7 +117,7 @@ impl Nats {
         // Serving clients is not serving JetStream: wait until the nodes have elected the
         // leader that places streams, as a client would find out by being refused.
         let deadline = Instant::now() + Duration::from_secs(30);
-        for node in &nodes {
+        for node in nodes.iter().filter(|_| n > 1) {
             loop {
                 let jsz = node.monitoring("/jsz");
                 if jsz["meta_cluster"]["leader"].as_str().is_some_and(|l| !l.is_empty()) {
@@ -119,9 +133,27 @@ impl Nats {
     /// Settings to connect as the fleet's user, to any of the nodes.
     pub fn settings(&self, name: &str) -> fleet_kv::Settings {
         fleet_kv::Settings {
-            url: self.nodes.iter().map(|n| n.url.as_str()).collect::<Vec<_>>().join(","),
+            url: self.url(),
             ..self.nodes[0].settings(name)
         }
+    }
+
+    /// Settings to connect with `credentials` to any of the nodes (`inbox`:
+    /// a device's own).
+    pub fn login(&self, credentials: &fleet_kv::identity::Credentials, inbox: Option<String>, name: &str) -> fleet_kv::Settings {
+        fleet_kv::Settings {
+            url: self.url(),
+            login: fleet_kv::Login::Credentials {
+                text: credentials.to_text(),
+                inbox,
+            },
+            name: name.into(),
+        }
+    }
+
+    /// Every node's address, as a client is given them.
+    pub fn url(&self) -> String {
+        self.nodes.iter().map(|n| n.url.as_str()).collect::<Vec<_>>().join(",")
     }
 
     /// What the first node's monitoring port answers at `path`.
@@ -188,12 +220,16 @@ impl NatsServer {
     /// JWTs, and admits whoever connects with credentials they signed.
     pub fn start_trusting(authority: &fleet_kv::identity::Authority) -> Self {
         let mut server = Self::unstarted(false, true);
-        let accounts = server.dir.path().join("accounts");
-        let config = server.dir.path().join("server.conf");
-        std::fs::write(&config, authority.server_config(accounts.to_str().unwrap())).unwrap();
-        server.config = Some(config);
+        server.trust(authority);
         server.resume();
         server
+    }
+
+    fn trust(&mut self, authority: &fleet_kv::identity::Authority) {
+        let accounts = self.dir.path().join("accounts");
+        let config = self.dir.path().join("server.conf");
+        std::fs::write(&config, authority.server_config(accounts.to_str().unwrap())).unwrap();
+        self.config = Some(config);
     }
 
     /// Settings to connect as the fleet's user.

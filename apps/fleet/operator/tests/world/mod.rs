@@ -1,6 +1,9 @@
 //! The world the operator's tests and its benchmark run in: the real control plane with the
 //! FleetDeployment CRD and a namespace of the world's own (operators watch only it), a real
-//! nats-server with the fleet's buckets, agents run in this process, and operators.
+//! nats-server (or a cluster of them) that trusts the world's NATS authority, with the fleet's
+//! buckets, agents run in this process, and operators. Every party logs in with credentials of
+//! its own (ADR 0023): each agent as its device, so everything the tests see an agent do, NATS
+//! allowed that device to do.
 
 #![allow(dead_code)]
 
@@ -29,6 +32,8 @@ pub struct World {
     /// The namespace of the world's FleetDeployments.
     pub ns: String,
     pub nats: Nats,
+    /// The keys that vouch for every party on the world's NATS.
+    pub authority: fleet_kv::identity::Authority,
     pub client: kube::Client,
     connection: Connection,
     pub buckets: Buckets,
@@ -52,11 +57,13 @@ impl World {
 
     /// No agents yet; they report every `heartbeat` when nothing changes.
     pub async fn empty(heartbeat: Duration) -> Self {
-        Self::empty_on(heartbeat, Nats::single()).await
+        Self::empty_on(heartbeat, 1).await
     }
 
-    /// [`World::empty`], on `nats` (a cluster, say).
-    pub async fn empty_on(heartbeat: Duration, nats: Nats) -> Self {
+    /// [`World::empty`], on `nodes` NATS servers (a cluster when more than one).
+    pub async fn empty_on(heartbeat: Duration, nodes: usize) -> Self {
+        let authority = fleet_kv::identity::Authority::generate();
+        let nats = Nats::trusting(nodes, &authority);
         let cluster = TestCluster::start().unwrap();
         let client = cluster.client();
         // The CRD is cluster-wide: every world applies the same one.
@@ -80,7 +87,8 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let connection = Connection::open(&nats.settings("test"), |_| {}).await.unwrap();
+        let operator = authority.user(&fleet_kv::identity::Role::Operator);
+        let connection = Connection::open(&nats.login(&operator, None, "test"), |_| {}).await.unwrap();
         // As the operator does: a cluster that has just elected its leader may still refuse.
         let mut tries = 0;
         let buckets = loop {
@@ -95,6 +103,7 @@ impl World {
             cluster,
             ns,
             nats,
+            authority,
             client,
             connection,
             buckets,
@@ -119,7 +128,9 @@ impl World {
 
     pub fn start_agent(&mut self, id: &str, labels: &[(&str, &str)]) {
         let config = Config {
-            nats: self.nats.settings(id),
+            nats: self
+                .nats
+                .login(&self.authority.device(id).unwrap(), Some(fleet_kv::identity::inbox_prefix(id)), id),
             device: id.into(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             trust: fleet_testing::operator_key().public(),

@@ -62,7 +62,9 @@ impl Setup {
             .env("HARMONY_K8S_TIMEOUT", "20")
             .env_remove("HARMONY_K8S_CONTEXT")
             .env_remove("HARMONY_TOPOLOGY")
-            .env_remove("WEBAPP_DB_PASSWORD");
+            .env_remove("WEBAPP_DB_PASSWORD")
+            // The fleet's NATS password has no default: a cluster is refused without it.
+            .env("FLEET_NATS_PASSWORD", "fleet-test-password-7c1");
         cmd
     }
 }
@@ -980,6 +982,22 @@ fn a_stage_whose_cluster_is_down_fails_by_name_and_a_rerun_finishes_the_release(
     assert!(said.contains("smoke test on production passed"), "{said}");
 }
 
+/// No fallback password: the fleet's NATS applied to a cluster without `FLEET_NATS_PASSWORD`
+/// (or with it empty) is refused before anything is written, and the error names the setting.
+#[test]
+fn the_fleets_nats_without_its_password_is_refused_naming_the_setting() {
+    let s = Setup::new();
+    let out = s.run_with(
+        &["apply", "fleet-nats", "--topology", "k8s", "--yes"],
+        &[("FLEET_NATS_PASSWORD", "")],
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("`FLEET_NATS_PASSWORD`") && said.contains("not set"), "{said}");
+    assert!(said.contains("no default value"), "{said}");
+    assert!(!said.contains("applied"), "nothing was written: {said}");
+}
+
 /// The README's `k8s` commands as written, with no app name: every app that
 /// runs on `k8s` is deployed and waited for, then `plan` exits 0. The cluster
 /// runs NATS for real, as `scripts/test-cluster` does (the static
@@ -1059,7 +1077,7 @@ fn apply_without_names_deploys_every_app_in_the_order_namespaces_need_and_plan_t
     assert!(checked.status.success(), "{}", text(&checked));
     assert_eq!(
         String::from_utf8_lossy(&checked.stdout).matches("(server dry run)").count(),
-        18,
+        20,
         "{}",
         text(&checked)
     );

@@ -1,8 +1,10 @@
 //! Secret values: they reach the objects a cluster receives, and nothing else.
 //!
 //! [`Secret<T>`] has no `Display`; its `Debug` and `Serialize` print `<redacted>`.
-//! The one way to read it is [`Secret::expose`], which a Score's `render` calls
-//! to fill a Kubernetes `Secret`. From there the [`Redactor`] replaces every
+//! A Score's `render` reads it with [`Secret::value`] (or [`Secret::expose`])
+//! to fill a Kubernetes `Secret`. A secret read from the environment
+//! ([`Secret::required_env`]) that is not set there is an error where its
+//! value would leave this machine, never a silent default. From there the [`Redactor`] replaces every
 //! secret value with a keyed digest before anything is displayed or stored, so
 //! plans still see *that* a secret changed without ever seeing it.
 
@@ -20,29 +22,70 @@ pub const REDACTED: &str = "<redacted>";
 
 /// A value that must never be printed, logged, planned or snapshotted.
 #[derive(Clone, Default)]
-pub struct Secret<T>(T);
+pub struct Secret<T> {
+    value: T,
+    /// The environment variable it should have come from, when that was not set.
+    unset: Option<String>,
+}
 
 impl<T> Secret<T> {
     pub fn new(value: T) -> Self {
-        Self(value)
+        Self { value, unset: None }
     }
 
     /// The value itself. Call it only to build the object that carries it.
+    /// (Empty for a [`Secret::required_env`] that was not set: a Score's
+    /// `render` calls [`Secret::value`], which says so.)
     pub fn expose(&self) -> &T {
-        &self.0
+        &self.value
+    }
+
+    /// The value, for the object that carries it; for a secret whose
+    /// variable was not set, an error that names it, on every topology
+    /// where the value would leave this machine. On `local` the value never
+    /// does (the GitOps directory keeps a keyed digest of it), so the render
+    /// goes on, and a cluster would refuse. `what` names the secret for the
+    /// message (`the fleet's NATS password`).
+    pub fn value(&self, what: &str, cx: &crate::RenderCx) -> Result<&T, crate::ScoreError> {
+        match &self.unset {
+            Some(var) if cx.topology() != <crate::Local as crate::SelectableTopology>::NAME => Err(crate::ScoreError::invalid(
+                what,
+                format!("it comes from `{var}`, which is not set, and `{}` would receive it", cx.topology()),
+                format!("set `{var}` from your secret store (there is no default value), then run again"),
+            )),
+            _ => Ok(&self.value),
+        }
+    }
+
+    /// The variable this secret should have come from, if it was not set.
+    pub fn unset(&self) -> Option<&str> {
+        self.unset.as_deref()
     }
 }
 
 impl Secret<String> {
     /// Read a secret from an environment variable.
     pub fn from_env(var: &str) -> Result<Self, std::env::VarError> {
-        std::env::var(var).map(Self)
+        std::env::var(var).map(Self::new)
+    }
+
+    /// Read a secret from an environment variable that must be set: when it
+    /// is not (or is empty), the secret remembers which, and [`Secret::value`] says so
+    /// where it matters. There is no default value.
+    pub fn required_env(var: &str) -> Self {
+        match std::env::var(var) {
+            Ok(value) if !value.is_empty() => Self::new(value),
+            _ => Self {
+                value: String::new(),
+                unset: Some(var.to_owned()),
+            },
+        }
     }
 }
 
 impl<T> From<T> for Secret<T> {
     fn from(value: T) -> Self {
-        Self(value)
+        Self::new(value)
     }
 }
 
@@ -60,7 +103,7 @@ impl<T> Serialize for Secret<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        T::deserialize(deserializer).map(Self)
+        T::deserialize(deserializer).map(Self::new)
     }
 }
 
@@ -151,4 +194,29 @@ pub fn parse_key(hex: &str) -> Option<[u8; 32]> {
 /// identity is secret material, and must display as [`REDACTED`].
 pub fn is_secret_path(id: &crate::object::ObjectRef, path: &[String]) -> bool {
     id.is_secret() && matches!(path.first().map(String::as_str), Some("data" | "stringData"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RenderCx;
+
+    #[test]
+    fn a_required_secret_that_is_not_set_is_an_error_wherever_it_would_leave_this_machine() {
+        let unset = Secret::required_env("HARMONY_TEST_SECRET_NEVER_SET_4F1");
+        assert_eq!(unset.unset(), Some("HARMONY_TEST_SECRET_NEVER_SET_4F1"));
+        for topology in ["k8s", "ci", "edge"] {
+            let err = unset.value("the test's password", &RenderCx::new("app", topology)).unwrap_err();
+            let text = format!("{err} {}", crate::Diagnostic::help(&err));
+            assert!(
+                text.contains("`HARMONY_TEST_SECRET_NEVER_SET_4F1`") && text.contains("no default"),
+                "{text}"
+            );
+        }
+        // `local` keeps only a digest: the render goes on.
+        assert_eq!(unset.value("the test's password", &RenderCx::new("app", "local")).unwrap(), "");
+        let set = Secret::new("s3cret".to_owned());
+        assert_eq!(set.value("x", &RenderCx::new("app", "k8s")).unwrap(), "s3cret");
+        assert_eq!(format!("{set:?}"), REDACTED);
+    }
 }

@@ -114,7 +114,7 @@ impl FleetNatsScore {
 }
 
 impl Render for FleetNatsScore {
-    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+    fn render(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
         check_name("name", &self.name)?;
         let labels = labels(&self.name);
         let config = format!(
@@ -128,7 +128,8 @@ impl Render for FleetNatsScore {
             data: Some(BTreeMap::from([("nats.conf".to_owned(), config)])),
             ..Default::default()
         })?;
-        d.push(&credentials_secret(&self.namespace, &self.name, &self.user, &self.password))?;
+        let password = self.password.value("the fleet's NATS password", cx)?;
+        d.push(&credentials_secret(&self.namespace, &self.name, &self.user, password))?;
         let container = Container {
             name: "nats".into(),
             image: Some(self.image.clone()),
@@ -230,10 +231,10 @@ impl FleetOperatorScore {
 pub const CRD_JSON: &str = include_str!("../operator/crd.json");
 
 impl Render for FleetOperatorScore {
-    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+    fn render(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
         let name = "fleet-operator";
         if let Some(chart) = &self.chart {
-            return self.published(name, chart);
+            return self.published(name, chart, cx);
         }
         let labels = labels(name);
         let crd: CustomResourceDefinition = serde_json::from_str(CRD_JSON).map_err(|e| {
@@ -250,7 +251,7 @@ impl Render for FleetOperatorScore {
             &self.namespace,
             &credentials,
             &self.nats_user,
-            &self.nats_password,
+            self.nats_password.value("the fleet's NATS password", cx)?,
         ))?;
         d.push(&ServiceAccount {
             metadata: meta(&self.namespace, name),
@@ -336,13 +337,13 @@ impl Render for FleetOperatorScore {
 impl FleetOperatorScore {
     /// The objects of the published chart: its Secret filled with these
     /// credentials, everything moved into this Score's namespace.
-    fn published(&self, name: &str, chart: &PublishedChart) -> Result<Desired, ScoreError> {
+    fn published(&self, name: &str, chart: &PublishedChart, cx: &RenderCx) -> Result<Desired, ScoreError> {
         let what = format!("chart {} {}", chart.url, chart.version);
         let fail = |e: &dyn harmony::Diagnostic, why: String| ScoreError::invalid(what.clone(), why, e.help());
         let reference = ChartRef::parse(&chart.url, &chart.version).map_err(|e| fail(&e, e.to_string()))?;
         let values = serde_json::json!({"secrets": {format!("{name}-nats"): {
             "user": self.nats_user,
-            "password": self.nats_password.expose(),
+            "password": self.nats_password.value("the fleet's NATS password", cx)?,
         }}});
         let rendered = Helm::find()
             .and_then(|helm| helm.render(&reference, name, Some(&self.namespace), &values))
@@ -440,7 +441,7 @@ impl FleetAgentScore {
 }
 
 impl Render for FleetAgentScore {
-    fn render(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+    fn render(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
         check_name("device", &self.device)?;
         let FleetAgentTarget::Pod = self.target;
         let name = format!("fleet-agent-{}", self.device.to_lowercase());
@@ -502,7 +503,7 @@ impl Render for FleetAgentScore {
             &self.namespace,
             &format!("{name}-nats"),
             &self.nats_user,
-            &self.nats_password,
+            self.nats_password.value("the fleet's NATS password", cx)?,
         ))?;
         d.push(&deployment(&self.namespace, &name, &labels(&name), container, volumes, None))?;
         Ok(d)
@@ -602,19 +603,20 @@ harmony::app! {
     stages: [staging, production],
 }
 
-/// The fleet's NATS password for a release or `apply`: `FLEET_NATS_PASSWORD`
-/// when set, a development value otherwise.
+/// The fleet's NATS password for a release or `apply`: `FLEET_NATS_PASSWORD`,
+/// which must be set wherever the password would leave this machine (no
+/// default: [`Secret::value`] says which variable is missing).
 fn nats_password() -> Secret<String> {
-    Secret::from_env("FLEET_NATS_PASSWORD").unwrap_or_else(|_| Secret::new("development-only-password".to_owned()))
+    Secret::required_env("FLEET_NATS_PASSWORD")
 }
 
 /// A component's own copy of the NATS credentials.
-fn credentials_secret(namespace: &str, name: &str, user: &str, password: &Secret<String>) -> K8sSecret {
+fn credentials_secret(namespace: &str, name: &str, user: &str, password: &str) -> K8sSecret {
     K8sSecret {
         metadata: meta(namespace, name),
         string_data: Some(BTreeMap::from([
             ("user".to_owned(), user.to_owned()),
-            ("password".to_owned(), password.expose().clone()),
+            ("password".to_owned(), password.to_owned()),
         ])),
         ..Default::default()
     }

@@ -160,16 +160,7 @@ async fn floor(n: usize, rollouts: u64, nats: Nats) -> Figures {
         async move { fleet_kv::Connection::open(&settings, |_| {}).await.unwrap() }
     };
     let writer = connect("writer".into()).await;
-    // A cluster just started may refuse for a moment, as the World's setup knows.
-    let mut tries = 0;
-    let buckets = loop {
-        match writer.create_buckets().await {
-            Ok(buckets) => break buckets,
-            Err(e) if e.is_transient() && tries < 40 => tries += 1,
-            Err(e) => panic!("the buckets: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let buckets = world::create_buckets(&writer).await;
     for i in 0..n {
         let key = format!("device-{i:04}");
         let connection = connect(key.clone()).await;

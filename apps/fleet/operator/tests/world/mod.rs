@@ -89,16 +89,7 @@ impl World {
         }
         let operator = authority.user(&fleet_kv::identity::Role::Operator);
         let connection = Connection::open(&nats.login(&operator, None, "test"), |_| {}).await.unwrap();
-        // As the operator does: a cluster that has just elected its leader may still refuse.
-        let mut tries = 0;
-        let buckets = loop {
-            match connection.create_buckets().await {
-                Ok(buckets) => break buckets,
-                Err(e) if e.is_transient() && tries < 40 => tries += 1,
-                Err(e) => panic!("the buckets: {e}"),
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
+        let buckets = create_buckets(&connection).await;
         World {
             cluster,
             ns,
@@ -231,6 +222,20 @@ impl World {
         let (bytes, _) = fleet_kv::read(&self.buckets.manifests, device).await.unwrap()?;
         let signed = fleet_testing::operator_key().public().open(device, &bytes).unwrap();
         signed.manifest?.owner
+    }
+}
+
+/// The fleet's buckets, made through `connection` as the operator makes them: a cluster that
+/// has just elected its leader may still refuse for a moment.
+pub async fn create_buckets(connection: &Connection) -> Buckets {
+    let mut tries = 0;
+    loop {
+        match connection.create_buckets().await {
+            Ok(buckets) => return buckets,
+            Err(e) if e.is_transient() && tries < 40 => tries += 1,
+            Err(e) => panic!("the buckets: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

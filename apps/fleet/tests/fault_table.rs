@@ -30,6 +30,9 @@ fn every_test_the_fleets_fault_table_names_exists() {
         .collect();
     assert!(named.len() >= 15, "the table names {} tests", named.len());
     for test in named {
-        assert!(code.contains(&format!("fn {test}(")), "docs/fleet-faults.md names `{test}`, which no test is");
+        assert!(
+            code.contains(&format!("fn {test}(")),
+            "docs/fleet-faults.md names `{test}`, which no test is"
+        );
     }
 }

@@ -205,6 +205,35 @@ impl Authority {
     }
 }
 
+impl Authority {
+    /// Make the fleet account list `revoked` on the server at `url`, at once
+    /// and on every node: push its JWT through the system account. A revoked
+    /// party's session ends, and its credentials are refused from then on.
+    pub async fn push_revocations(&self, url: &str, revoked: &Revocations) -> Result<(), IdentityError> {
+        let settings = crate::Settings {
+            url: url.to_owned(),
+            login: crate::Login::Credentials {
+                text: self.system_user().to_text(),
+                inbox: None,
+            },
+            name: "fleet-revocations".into(),
+        };
+        let connection = crate::Connection::open(&settings, |_| {})
+            .await
+            .map_err(|e| IdentityError(e.to_string()))?;
+        let reply = connection
+            .client
+            .request("$SYS.REQ.CLAIMS.UPDATE", self.account_jwt(revoked).into())
+            .await
+            .map_err(|e| IdentityError(format!("NATS at {url} did not take the account's update: {e}")))?;
+        let answer: Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+        match answer.get("error") {
+            None | Some(Value::Null) => Ok(()),
+            Some(error) => Err(IdentityError(format!("NATS at {url} refused the account's update: {error}"))),
+        }
+    }
+}
+
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")

@@ -177,15 +177,7 @@ async fn revoking_one_device_shuts_it_out_and_leaves_the_others_alone() {
         .unwrap()
         .as_secs() as i64;
     let revoked = Revocations::from([(d1_credentials.public.clone(), now + 1)]);
-    let system = connect(&server, &authority.system_user(), None).await.unwrap();
-    let reply = system
-        .connection
-        .client
-        .request("$SYS.REQ.CLAIMS.UPDATE", authority.account_jwt(&revoked).into())
-        .await
-        .unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
-    assert!(reply["error"].is_null(), "{reply}");
+    authority.push_revocations(&server.url, &revoked).await.unwrap();
 
     // d1's session ends, and its credentials no longer get in.
     let mut shut_out = false;

@@ -79,6 +79,18 @@ enum Command {
     /// Make a new signing key in FILE (never over an existing one) and print
     /// its public key, which devices are enrolled with (`fleet-agent --manifest-key`).
     Keygen { file: PathBuf },
+    /// Revoke the party whose public key is KEY (as `credentials` printed it)
+    /// on the fleet's NATS at once, without touching the others: add it to the
+    /// revocation list in REVOKED (made if missing) and push the fleet
+    /// account, listing them all, to the server at --nats.
+    Revoke {
+        file: PathBuf,
+        #[arg(long)]
+        revoked: PathBuf,
+        #[arg(long, env = "FLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        key: String,
+    },
     /// Print the public key of the signing key in FILE.
     PublicKey { file: PathBuf },
 }
@@ -131,6 +143,15 @@ fn main() -> ExitCode {
             return match keys::create_secret_file(out, &credentials.to_text()) {
                 Ok(()) => {
                     println!("{}", credentials.public);
+                    ExitCode::SUCCESS
+                }
+                Err(message) => fail(message),
+            };
+        }
+        Some(Command::Revoke { file, revoked, nats, key }) => {
+            return match revoke(file, revoked, nats, key) {
+                Ok(count) => {
+                    println!("revoked {key}: the fleet account now lists {count} revoked parties");
                     ExitCode::SUCCESS
                 }
                 Err(message) => fail(message),
@@ -225,6 +246,37 @@ fn main() -> ExitCode {
         controller::run(api, context, fleet_kv::stopped()).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Add `key` to the revocation list in `list` and push it to NATS at `url`.
+fn revoke(authority: &std::path::Path, list: &std::path::Path, url: &str, key: &str) -> Result<usize, String> {
+    if !key.starts_with('U') || key.len() != 56 {
+        return Err(format!(
+            "`{key}` is not a user's public key (56 characters, starting with U, as `credentials` prints it)"
+        ));
+    }
+    let authority = keys::read_authority(authority)?;
+    let mut revoked: fleet_kv::identity::Revocations = match std::fs::read(list) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("`{}` is not a revocation list: {e}", list.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(e) => return Err(format!("cannot read `{}`: {e}", list.display())),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    revoked.insert(key.to_owned(), now + 1);
+    // Kept before it is pushed: a list the server has, and we lost, would be undone by the next push.
+    std::fs::write(list, serde_json::to_vec_pretty(&revoked).unwrap_or_default())
+        .map_err(|e| format!("cannot write `{}`: {e}", list.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime
+        .block_on(authority.push_revocations(url, &revoked))
+        .map_err(|e| e.to_string())?;
+    Ok(revoked.len())
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {

@@ -105,3 +105,54 @@ fn the_nats_authority_and_a_devices_credentials_are_made_by_the_binary() {
         assert!(!config.contains(seed), "the server's configuration holds a seed");
     }
 }
+
+/// Revoking a device as an operator would, through the binary, on a real nats-server that
+/// trusts the authority: the device's credentials no longer get in; another device's still do.
+#[test]
+fn a_device_revoked_through_the_binary_is_shut_out_and_the_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("authority");
+    let a = file.to_str().unwrap();
+    assert_eq!(operator(&["nats-authority", a]).0, Some(0));
+    let authority = fleet_kv::identity::Authority::from_text(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let server = fleet_testing::NatsServer::start_trusting(&authority);
+    let creds = |device: &str| {
+        let out = dir.path().join(format!("{device}.creds"));
+        let (code, public, stderr) = operator(&["credentials", a, "--device", device, out.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{stderr}");
+        (std::fs::read_to_string(out).unwrap(), public.trim().to_owned())
+    };
+    let ((d1, d1_key), (d2, _)) = (creds("d1"), creds("d2"));
+    let connects = |text: &str| {
+        let settings = fleet_kv::Settings {
+            url: server.url.clone(),
+            login: fleet_kv::Login::Credentials {
+                text: text.to_owned(),
+                inbox: None,
+            },
+            name: "revocation-test".into(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(fleet_kv::Connection::open(&settings, |_| {})).is_ok()
+    };
+    assert!(connects(&d1) && connects(&d2));
+
+    let revoked = dir.path().join("revoked.json");
+    let (code, said, stderr) = operator(&["revoke", a, "--revoked", revoked.to_str().unwrap(), "--nats", &server.url, &d1_key]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(said.contains(&d1_key), "{said}");
+    assert!(std::fs::read_to_string(&revoked).unwrap().contains(&d1_key));
+    assert!(!connects(&d1), "d1's credentials still get in");
+    assert!(connects(&d2), "d2 was shut out too");
+
+    let (code, _, stderr) = operator(&[
+        "revoke",
+        a,
+        "--revoked",
+        revoked.to_str().unwrap(),
+        "--nats",
+        &server.url,
+        "not-a-key",
+    ]);
+    assert!(code == Some(2) && stderr.contains("not a user's public key"), "{stderr}");
+}

@@ -13,7 +13,15 @@ use serde_json::Value;
 use crate::cluster::{Cluster, Subject};
 use crate::discovery::Served;
 use crate::status::{Readiness, State};
-use crate::wait::Waited;
+
+/// What waiting for one object ended with: what a report starts from.
+#[derive(Debug)]
+pub struct Waited {
+    pub readiness: Readiness,
+    /// The object as last seen (`None` if it is gone).
+    pub object: Option<Value>,
+    pub timed_out: bool,
+}
 
 /// How many pods, events and log lines a report shows.
 const PODS: usize = 3;

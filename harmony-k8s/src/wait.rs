@@ -14,22 +14,13 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, Subject};
-use crate::report;
+use crate::report::{self, Waited};
 use crate::status::{Readiness, State, readiness};
 
 /// How many objects are waited for at once.
 const CONCURRENCY: usize = 64;
 /// How often the pods of a workload that is not ready yet are looked at.
 const POD_CHECK: Duration = Duration::from_secs(2);
-
-/// What waiting for one object ended with.
-#[derive(Debug)]
-pub struct Waited {
-    pub readiness: Readiness,
-    /// The object as last seen (`None` if it is gone).
-    pub object: Option<Value>,
-    pub timed_out: bool,
-}
 
 /// Wait until every gating object of `objects` is ready; the first that
 /// fails or times out is reported with its culprit.

@@ -313,7 +313,7 @@ impl ControlPlane {
             let (url, pki, dir, options) = (url.clone(), pki.clone(), dir.clone(), options.clone());
             async move {
                 let client = client(&url, &pki.ca_cert, &pki.users.kubelet, "default").await?;
-                Kubelet::start(client, &pki, &dir, options).await
+                Kubelet::start(client, &pki, &dir, options, kubernetes_version()).await
             }
         })
         .map_err(StartError::Node)?;

@@ -9,25 +9,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt as _, Full, StreamBody};
+use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::Kubelet;
+use super::http::{Body, query, text};
 use crate::pki::Pki;
-
-pub(crate) type Body = BoxBody<Bytes, Infallible>;
-
-pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "text/plain")
-        .body(Full::new(Bytes::from(body.into())).boxed())
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
-}
 
 /// The server side of TLS with the cluster's serving certificate.
 pub(crate) fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, String> {
@@ -79,51 +69,6 @@ fn route(kubelet: &Arc<Kubelet>, req: Request<Incoming>) -> Response<Body> {
         }
         _ => text(StatusCode::NOT_FOUND, format!("404 page not found: {path}")),
     }
-}
-
-/// The query's pairs, decoded.
-pub(crate) fn query(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a container wrote, as `kubectl logs` shows it.

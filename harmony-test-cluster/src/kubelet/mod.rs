@@ -9,12 +9,14 @@
 //! a pod whose images are all held ([`Kubelet::hold`]) always runs.
 
 mod api;
+mod http;
 mod portforward;
 pub(crate) mod runtime;
 mod spdy;
 mod spec;
 
-pub(crate) use api::{query, tls_config as server_tls};
+pub(crate) use api::tls_config as server_tls;
+pub(crate) use http::query;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -64,6 +66,8 @@ type EventKey = (String, String, String, String);
 /// The node.
 pub(crate) struct Kubelet {
     node: String,
+    /// The version it reports: the control plane's, as a kubelet of that release would.
+    version: String,
     client: kube::Client,
     runtime: Mutex<Runtime>,
     modes: Mutex<Modes>,
@@ -91,8 +95,9 @@ impl std::fmt::Debug for Kubelet {
 }
 
 impl Kubelet {
-    /// Serves the kubelet API, registers the node, and starts watching and reporting pods.
-    pub async fn start(client: kube::Client, pki: &Pki, dir: &Path, options: Options) -> Result<Arc<Kubelet>, String> {
+    /// Serves the kubelet API, registers the node (as a kubelet of `version`), and starts
+    /// watching and reporting pods.
+    pub async fn start(client: kube::Client, pki: &Pki, dir: &Path, options: Options, version: &str) -> Result<Arc<Kubelet>, String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("cannot listen for the kubelet API: {e}"))?;
@@ -100,6 +105,7 @@ impl Kubelet {
         let wake = Arc::new(tokio::sync::Notify::new());
         let kubelet = Arc::new(Kubelet {
             node: options.node.clone(),
+            version: version.to_owned(),
             client,
             runtime: Mutex::new(Runtime::new(dir.join("kubelet"), wake.clone(), options.ready_after)),
             modes: Mutex::new(Modes {
@@ -243,7 +249,7 @@ impl Kubelet {
                 "machineID": "", "systemUUID": "", "bootID": "",
                 "kernelVersion": "", "osImage": "harmony-test-cluster",
                 "containerRuntimeVersion": "harmony://0.1.0",
-                "kubeletVersion": crate::control_plane::kubernetes_version(),
+                "kubeletVersion": self.version,
                 "kubeProxyVersion": "",
                 "operatingSystem": "linux", "architecture": "amd64",
             },

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::Kubelet;
-use super::api::{Body, text};
+use super::http::{Body, text};
 
 const PROTOCOL: &str = "v4.channel.k8s.io";
 
@@ -55,7 +55,7 @@ pub(crate) fn serve(kubelet: &Arc<Kubelet>, req: http::Request<Incoming>, namesp
 /// `?ports=4222&ports=8222` or `?ports=4222,8222`.
 fn ports(query: Option<&str>) -> Result<Vec<u16>, String> {
     let mut out = Vec::new();
-    for (k, v) in super::api::query(query) {
+    for (k, v) in super::http::query(query) {
         // The API server passes `?ports=` on as `?port=`, one a port.
         if k != "ports" && k != "port" {
             continue;

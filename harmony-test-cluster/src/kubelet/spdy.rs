@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::Kubelet;
-use super::api::Body;
+use super::http::Body;
 
 const PROTOCOL: &str = "portforward.k8s.io";
 const FLAG_FIN: u8 = 0x01;
@@ -50,7 +50,7 @@ pub(crate) fn serve(kubelet: &Arc<Kubelet>, req: http::Request<Incoming>, namesp
         .flat_map(|v| v.split(','))
         .any(|p| p.trim() == PROTOCOL);
     if !offered {
-        return super::api::text(
+        return super::http::text(
             StatusCode::FORBIDDEN,
             format!("unable to upgrade: the client offers no protocol this kubelet speaks ({PROTOCOL})"),
         );

@@ -46,6 +46,14 @@ impl std::fmt::Debug for Login {
 }
 
 impl Login {
+    /// What to check when the server refuses us.
+    fn help(&self) -> String {
+        match self {
+            Self::Password { .. } => "check the user name and the password".into(),
+            Self::Credentials { .. } => "check that the server trusts the authority that signed them (`fleet-operator nats-config`) and that they were not revoked; `fleet-operator credentials` makes new ones".into(),
+        }
+    }
+
     /// Who we are, as a message may say it.
     pub fn who(&self) -> String {
         match self {
@@ -79,7 +87,12 @@ impl Settings {
     /// `file` (NATS's `.creds` format, from `fleet-operator credentials`);
     /// `inbox`: a device's own ([`identity::inbox_prefix`]).
     pub fn with_credentials_file(url: String, file: &std::path::Path, inbox: Option<String>, name: String) -> Result<Self, String> {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read the credentials `{}`: {e}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            format!(
+                "cannot read the credentials `{}`: {e}\nhelp: `fleet-operator credentials AUTHORITY --device ID FILE` makes a device's",
+                file.display()
+            )
+        })?;
         Ok(Self {
             url,
             login: Login::Credentials { text, inbox },
@@ -114,8 +127,13 @@ impl std::fmt::Debug for Settings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KvError {
-    #[error("NATS at {url} refused {who} ({why}): check the user name and the password, or the credentials")]
-    Refused { url: String, who: String, why: String },
+    #[error("NATS at {url} refused {who} ({why}): {help}")]
+    Refused {
+        url: String,
+        who: String,
+        why: String,
+        help: String,
+    },
     #[error("NATS at {url} cannot be reached: {why}")]
     Unreachable { url: String, why: String },
     #[error("NATS at {url} has no KV bucket `{bucket}`: the fleet's setup creates it (deploy FleetNatsScore, or start the operator)")]
@@ -162,6 +180,7 @@ impl Connection {
                     url: settings.url.clone(),
                     who: settings.login.who(),
                     why: format!("they cannot be read: {e}"),
+                    help: "give the `.creds` file `fleet-operator credentials` wrote, whole".into(),
                 })?;
                 match inbox {
                     Some(prefix) => options.custom_inbox_prefix(prefix),
@@ -184,6 +203,7 @@ impl Connection {
                     url: settings.url.clone(),
                     who: settings.login.who(),
                     why: e.kind().to_string(),
+                    help: settings.login.help(),
                 },
                 _ => KvError::Unreachable {
                     url: settings.url.clone(),

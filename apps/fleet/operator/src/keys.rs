@@ -45,7 +45,13 @@ pub fn create_file(path: &Path) -> Result<SigningKey, String> {
 
 /// Read the fleet's NATS authority from `path`.
 pub fn read_authority(path: &Path) -> Result<fleet_kv::identity::Authority, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the NATS authority `{}`: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read the NATS authority `{}`: {e}\nhelp: `fleet-operator nats-authority {}` makes one (once: the server and every device trust it)",
+            path.display(),
+            path.display()
+        )
+    })?;
     fleet_kv::identity::Authority::from_text(&text).map_err(|e| format!("`{}`: {e}", path.display()))
 }
 

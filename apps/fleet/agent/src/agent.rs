@@ -86,10 +86,8 @@ struct Agent {
     config: Config,
     processes: Supervisor,
     applied: Option<AgentManifest>,
-    /// When the operator issued what the device runs (0: nothing yet), and
-    /// what `applied.json` says of it.
+    /// When the operator issued what the device runs (0: nothing yet).
     issued: u64,
-    saved_issued: u64,
     files: BTreeMap<String, FileStatus>,
     /// The files this agent created: the only ones it replaces or removes.
     created: files::Created,
@@ -119,7 +117,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         processes,
         applied: None,
         issued: applied.issued,
-        saved_issued: applied.issued,
         files: BTreeMap::new(),
         created,
         error: None,
@@ -127,7 +124,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         reconnected: Default::default(),
     };
     if let Some(manifest) = applied.manifest {
-        agent.apply(Some(manifest)).await;
+        agent.apply(Some(manifest), applied.issued).await;
     }
     tokio::pin!(shutdown);
     let (connection, buckets) = tokio::select! {
@@ -299,8 +296,7 @@ impl Agent {
                     None if self.applied.is_some() => self.log("the manifest was withdrawn: stopping and removing everything it held"),
                     None => {}
                 }
-                self.issued = signed.issued;
-                self.apply(signed.manifest).await;
+                self.apply(signed.manifest, signed.issued).await;
             }
             Err(e) => {
                 if self.error.as_ref() != Some(&e) {
@@ -311,8 +307,9 @@ impl Agent {
         }
     }
 
-    /// Make the device hold `manifest` (`None`: nothing), idempotently.
-    async fn apply(&mut self, manifest: Option<AgentManifest>) {
+    /// Make the device hold `manifest` (`None`: nothing), issued at `issued`,
+    /// idempotently; what it holds is saved when either changed.
+    async fn apply(&mut self, manifest: Option<AgentManifest>, issued: u64) {
         let resources = manifest.as_ref().map(|m| &m.resources[..]).unwrap_or_default();
         let dropped: Vec<FileSpec> = files_of(self.applied.as_ref().map(|m| &m.resources[..]).unwrap_or_default())
             .filter(|old| !files_of(resources).any(|new| new.path == old.path))
@@ -336,9 +333,9 @@ impl Agent {
             })
             .collect();
         self.processes.reconcile(&processes).await;
-        if self.applied != manifest || self.issued != self.saved_issued {
+        if self.applied != manifest || self.issued != issued {
             self.applied = manifest;
-            self.saved_issued = self.issued;
+            self.issued = issued;
             let saved = serde_json::to_vec(&Applied {
                 manifest: self.applied.clone(),
                 issued: self.issued,

@@ -99,12 +99,7 @@ async fn fleet(n: usize, rollouts: u64, nodes: usize) -> Figures {
     // Agents report on change only: heartbeats would blur the message count.
     let mut world = World::empty_on(Duration::from_secs(600), nodes).await;
     let ids: Vec<String> = (0..n).map(|i| format!("device-{i:04}")).collect();
-    for id in &ids {
-        world.start_agent(id, &[("fleet", "bench")]);
-    }
-    for id in &ids {
-        world.until_registered(id).await;
-    }
+    world.start_registered(&ids, &[("fleet", "bench")]).await;
     let _operator = world.start_operator();
     // Each device writes it in a filesystem of its own (`World::file_on`), on tmpfs where there
     // is one: the figure is NATS and the agents, not the disk.

@@ -228,18 +228,19 @@ async fn roll_out(fd: &FleetDeployment, api: &Api<FleetDeployment>, context: &Co
     let desired = desired(fd);
     // What the view says each key holds: the write expects it, and reads
     // only if another writer moved the key since.
-    let known: Vec<(String, fleet_kv::Known)> = {
+    let known: Vec<(String, fleet_kv::Known, Option<Held>)> = {
         let view = context.fleet.view.read().unwrap();
         plan.write
             .iter()
             .map(|id| {
-                let value = view.manifests.get(id).map(|held| held.value.to_vec());
-                (id.clone(), (value, view.manifest_revisions.get(id).copied()))
+                let held = view.manifests.get(id).cloned();
+                let value = held.as_ref().map(|held| held.value.to_vec());
+                (id.clone(), (value, view.manifest_revisions.get(id).copied()), held)
             })
             .collect()
     };
     let wrote: Vec<Result<Option<Written>, KvError>> = futures_util::stream::iter(known)
-        .map(|(id, known)| write_manifest(id, known, &owner, &desired, context))
+        .map(|(id, known, held)| write_manifest(id, known, held, &owner, &desired, context))
         .buffer_unordered(WRITES_IN_FLIGHT)
         .collect()
         .await;
@@ -294,12 +295,14 @@ struct Written {
 }
 
 /// Write `desired`, signed, into `device`'s key, starting from what the view
-/// says it holds (`known`). Checked again against what the key holds:
-/// another deployment may have taken the device since the view was read.
-/// `None`: nothing needed writing.
+/// says it holds (`known`, verified as `held`: not verified again while the
+/// key still holds it). Checked again against what the key holds: another
+/// deployment may have taken the device since the view was read. `None`:
+/// nothing needed writing.
 async fn write_manifest(
     device: String,
     known: fleet_kv::Known,
+    held: Option<Held>,
     owner: &str,
     desired: &AgentManifest,
     context: &Context,
@@ -308,7 +311,10 @@ async fn write_manifest(
     let trust = signer.public();
     let mut written = None;
     let revision = fleet_kv::update_from(&context.buckets.manifests, &device, Some(known), |current| {
-        let current = current.and_then(|c| trust.open(&device, c).ok());
+        let current = current.and_then(|c| match &held {
+            Some(held) if held.value == c => Some(held.signed.clone()),
+            _ => trust.open(&device, c).ok(),
+        });
         match current.as_ref().and_then(|c| c.manifest.as_ref()) {
             Some(c) if c.owner.as_deref().is_some_and(|o| o != owner) => return None,
             Some(c) if c == desired => return None,

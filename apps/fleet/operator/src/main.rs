@@ -97,76 +97,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match &args.command {
-        Some(Command::Keygen { file }) => {
-            return match keys::create_file(file) {
-                Ok(key) => {
-                    println!("{}", key.public());
-                    ExitCode::SUCCESS
-                }
-                Err(message) => fail(message),
-            };
-        }
-        Some(Command::NatsAuthority { file }) => {
-            let authority = fleet_kv::identity::Authority::generate();
-            return match keys::create_secret_file(file, &authority.to_text()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(message) => fail(message),
-            };
-        }
-        Some(Command::NatsConfig { file, accounts }) => {
-            return match keys::read_authority(file) {
-                Ok(authority) => {
-                    print!("{}", authority.server_config(accounts));
-                    ExitCode::SUCCESS
-                }
-                Err(message) => fail(message),
-            };
-        }
-        Some(Command::Credentials {
-            file,
-            device,
-            operator: _,
-            out,
-        }) => {
-            let authority = match keys::read_authority(file) {
-                Ok(authority) => authority,
-                Err(message) => return fail(message),
-            };
-            let credentials = match device {
-                Some(id) => match authority.device(id) {
-                    Ok(c) => c,
-                    Err(e) => return fail(e),
-                },
-                None => authority.user(&fleet_kv::identity::Role::Operator),
-            };
-            return match keys::create_secret_file(out, &credentials.to_text()) {
-                Ok(()) => {
-                    println!("{}", credentials.public);
-                    ExitCode::SUCCESS
-                }
-                Err(message) => fail(message),
-            };
-        }
-        Some(Command::Revoke { file, revoked, nats, key }) => {
-            return match revoke(file, revoked, nats, key) {
-                Ok(count) => {
-                    println!("revoked {key}: the fleet account now lists {count} revoked parties");
-                    ExitCode::SUCCESS
-                }
-                Err(message) => fail(message),
-            };
-        }
-        Some(Command::PublicKey { file }) => {
-            return match keys::read_file(file) {
-                Ok(key) => {
-                    println!("{}", key.public());
-                    ExitCode::SUCCESS
-                }
-                Err(message) => fail(message),
-            };
-        }
-        None => {}
+    if let Some(command) = &args.command {
+        return match run_command(command) {
+            Ok(said) => {
+                print!("{said}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => fail(message),
+        };
     }
     // A key file is read before anything else: a missing one is an error now, not after NATS.
     let from_file = match args.key.signing_key.as_deref().map(keys::read_file).transpose() {
@@ -246,6 +184,29 @@ fn main() -> ExitCode {
         controller::run(api, context, fleet_kv::stopped()).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Carry out a subcommand; what it prints, or why it failed.
+fn run_command(command: &Command) -> Result<String, String> {
+    use fleet_kv::identity::{Authority, Role};
+    match command {
+        Command::Keygen { file } => keys::create_file(file).map(|key| format!("{}\n", key.public())),
+        Command::PublicKey { file } => keys::read_file(file).map(|key| format!("{}\n", key.public())),
+        Command::NatsAuthority { file } => keys::create_secret_file(file, &Authority::generate().to_text()).map(|()| String::new()),
+        Command::NatsConfig { file, accounts } => keys::read_authority(file).map(|authority| authority.server_config(accounts)),
+        Command::Credentials { file, device, out, .. } => {
+            let authority = keys::read_authority(file)?;
+            let credentials = match device {
+                Some(id) => authority.device(id).map_err(|e| e.to_string())?,
+                None => authority.user(&Role::Operator),
+            };
+            keys::create_secret_file(out, &credentials.to_text())?;
+            Ok(format!("{}\n", credentials.public))
+        }
+        Command::Revoke { file, revoked, nats, key } => {
+            revoke(file, revoked, nats, key).map(|count| format!("revoked {key}: the fleet account now lists {count} revoked parties\n"))
+        }
+    }
 }
 
 /// Add `key` to the revocation list in `list` and push it to NATS at `url`.

@@ -379,12 +379,7 @@ async fn nats_losing_its_data_stops_no_workload_and_the_fleet_converges_again() 
 async fn a_thousand_and_one_devices_converge_without_a_consumer_each() {
     let mut world = World::empty(Duration::from_secs(30)).await;
     let devices: Vec<String> = (0..1001).map(|n| format!("unit-{n:04}")).collect();
-    for id in &devices {
-        world.start_agent(id, &[("site", "plant")]);
-    }
-    for id in &devices {
-        world.until_registered(id).await;
-    }
+    world.start_registered(&devices, &[("site", "plant")]).await;
     let _operator = world.start_operator();
     let path = std::path::Path::new("/etc/plant.conf");
     world.apply("plant", &[("site", "plant")], vec![file(path, "line = 7\n")]).await;
@@ -410,12 +405,7 @@ async fn a_thousand_and_one_devices_converge_without_a_consumer_each() {
 async fn a_nats_node_killed_in_the_middle_of_a_rollout_loses_nothing() {
     let mut world = World::empty_on(Duration::from_millis(500), 3).await;
     let devices: Vec<String> = (0..30).map(|n| format!("cell-{n:02}")).collect();
-    for id in &devices {
-        world.start_agent(id, &[("site", "plant")]);
-    }
-    for id in &devices {
-        world.until_registered(id).await;
-    }
+    world.start_registered(&devices, &[("site", "plant")]).await;
     let _operator = world.start_operator();
     let path = std::path::Path::new("/etc/plant.conf");
     world.apply("plant", &[("site", "plant")], vec![file(path, "v = 1\n")]).await;

@@ -144,6 +144,17 @@ impl World {
         self.agents.push(stop);
     }
 
+    /// Start an agent for each of `ids`, all with `labels`, and return once every one has
+    /// registered.
+    pub async fn start_registered(&mut self, ids: &[String], labels: &[(&str, &str)]) {
+        for id in ids {
+            self.start_agent(id, labels);
+        }
+        for id in ids {
+            self.until_registered(id).await;
+        }
+    }
+
     /// Stop every agent started so far; their devices fall silent.
     pub fn stop_agents(&mut self) {
         for stop in self.agents.drain(..) {

@@ -32,7 +32,7 @@ impl Cli {
             .env_remove("HARMONY_TOPOLOGY")
             .env_remove("WEBAPP_DB_PASSWORD")
             // As on a newcomer's machine: `local` keeps only a digest of it, so it needs none.
-            .env_remove("FLEET_NATS_PASSWORD");
+            .env_remove("FLEET_NATS_AUTHORITY");
         for (k, v) in env {
             cmd.env(k, v);
         }

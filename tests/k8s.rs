@@ -16,6 +16,8 @@ mod registry;
 struct Setup {
     cluster: TestCluster,
     dir: tempfile::TempDir,
+    /// The fleet's NATS authority the apps are given (`FLEET_NATS_AUTHORITY`).
+    authority: String,
 }
 
 impl Setup {
@@ -34,7 +36,8 @@ impl Setup {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         cluster.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
-        Self { cluster, dir }
+        let authority = fleet::Authority::generate().to_text();
+        Self { cluster, dir, authority }
     }
 
     fn kubeconfig(&self) -> PathBuf {
@@ -63,8 +66,8 @@ impl Setup {
             .env_remove("HARMONY_K8S_CONTEXT")
             .env_remove("HARMONY_TOPOLOGY")
             .env_remove("WEBAPP_DB_PASSWORD")
-            // The fleet's NATS password has no default: a cluster is refused without it.
-            .env("FLEET_NATS_PASSWORD", "fleet-test-password-7c1");
+            // The fleet's NATS authority has no default: a cluster is refused without it.
+            .env("FLEET_NATS_AUTHORITY", &self.authority);
         cmd
     }
 }
@@ -982,18 +985,28 @@ fn a_stage_whose_cluster_is_down_fails_by_name_and_a_rerun_finishes_the_release(
     assert!(said.contains("smoke test on production passed"), "{said}");
 }
 
-/// No fallback password: the fleet's NATS applied to a cluster without `FLEET_NATS_PASSWORD`
-/// (or with it empty) is refused before anything is written, and the error names the setting.
+/// No fallback credentials: the fleet's NATS applied to a cluster without `FLEET_NATS_AUTHORITY`
+/// (or with it empty) is refused before anything is written, and the error names the setting;
+/// so is an authority that is not one, without repeating it.
 #[test]
-fn the_fleets_nats_without_its_password_is_refused_naming_the_setting() {
+fn the_fleets_nats_without_its_authority_is_refused_naming_the_setting() {
     let s = Setup::new();
     let out = s.run_with(
         &["apply", "fleet-nats", "--topology", "k8s", "--yes"],
-        &[("FLEET_NATS_PASSWORD", "")],
+        &[("FLEET_NATS_AUTHORITY", "")],
     );
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("`FLEET_NATS_PASSWORD`") && said.contains("not set"), "{said}");
+    assert!(said.contains("`FLEET_NATS_AUTHORITY`") && said.contains("not set"), "{said}");
+    let garbled = "operator: SOnot-a-seed-5e1\n";
+    let out = s.run_with(
+        &["apply", "fleet-nats", "--topology", "k8s", "--yes"],
+        &[("FLEET_NATS_AUTHORITY", garbled)],
+    );
+    let said_garbled = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said_garbled}");
+    assert!(said_garbled.contains("fleet-operator nats-authority"), "{said_garbled}");
+    assert!(!said_garbled.contains("not-a-seed-5e1"), "a key is never repeated: {said_garbled}");
     assert!(said.contains("no default value"), "{said}");
     assert!(!said.contains("applied"), "nothing was written: {said}");
 }
@@ -1077,7 +1090,8 @@ fn apply_without_names_deploys_every_app_in_the_order_namespaces_need_and_plan_t
     assert!(checked.status.success(), "{}", text(&checked));
     assert_eq!(
         String::from_utf8_lossy(&checked.stdout).matches("(server dry run)").count(),
-        20,
+        // NATS holds no secret: it trusts the fleet's authority by its public keys alone.
+        19,
         "{}",
         text(&checked)
     );

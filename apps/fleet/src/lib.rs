@@ -1,8 +1,11 @@
 //! Deploying the fleet: one Score per component, composed.
 //!
-//! - [`FleetNatsScore`]: NATS with JetStream and user/password auth; its
+//! - [`FleetNatsScore`]: NATS with JetStream, trusting the fleet's
+//!   authority (ADR 0023): every party logs in with credentials of its own,
+//!   which the authority signs, and NATS enforces what each may do. Its
 //!   smoke test connects to the live server (a port-forward through the API
-//!   server), logs in and does a KV round trip.
+//!   server), logs in with the operator's credentials and does a KV round
+//!   trip.
 //! - [`FleetOperatorScore`]: the operator's CustomResourceDefinition, RBAC
 //!   and Deployment, built from typed Rust. The operator signs every
 //!   manifest with a key it makes on first start and keeps in a Secret
@@ -12,6 +15,11 @@
 //!   ([`FleetAgentTarget`]).
 //! - [`FleetServerScore`]: NATS, then the operator, each gated by its
 //!   verification and smoke test; [`FleetNatsServer`], NATS alone.
+//!
+//! Each Score that needs credentials is given the authority (the text
+//! `fleet-operator nats-authority` writes, from `FLEET_NATS_AUTHORITY`) and
+//! renders its party's own into its Secret: derived, so the same on every
+//! render. The authority itself never reaches the cluster.
 //!
 //! The apps: `fleet-nats` (NATS in namespace `fleet`), `fleet-operator`
 //! and `fleet-agent` (each released with its image and chart). They do not
@@ -29,16 +37,17 @@ use harmony::cluster::Place;
 use harmony::helm::Helm;
 use harmony::k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use harmony::k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
-    PodSpec, PodTemplateSpec, Probe, Secret as K8sSecret, SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, Namespace, PodSpec, PodTemplateSpec,
+    Probe, Secret as K8sSecret, SecretVolumeSource, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
-use harmony::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use harmony::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role as RbacRole, RoleBinding, RoleRef, Subject};
 use harmony::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use harmony::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use harmony::release::{ChartRef, ReleaseCx};
 use harmony::{Desired, K8sClient, ObjectRef, Render, RenderCx, Score, ScoreError, Secret, SmokeError};
+
+pub use fleet_model::identity::{Authority, Revocations, Role};
 
 /// The NATS client port.
 pub const NATS_PORT: i32 = 4222;
@@ -49,10 +58,10 @@ pub use fleet_model::signed::MANIFEST_KEY_CONFIGMAP;
 /// The NATS monitoring port (`/healthz`, `/varz`).
 pub const NATS_MONITOR_PORT: i32 = 8222;
 
-/// NATS with JetStream and user/password auth, smoke-tested live.
+/// NATS with JetStream, trusting the fleet's authority, smoke-tested live.
 ///
-/// A ConfigMap with its configuration (no secret in it), a Secret with the
-/// credentials, a Deployment and a Service (client and monitoring ports).
+/// A ConfigMap with its configuration (public keys and JWTs only: no secret
+/// in it), a Deployment and a Service (client and monitoring ports).
 #[derive(Score, Clone, Debug)]
 #[score(requires(K8sClient), smoke = Self::smoke)]
 pub struct FleetNatsScore {
@@ -60,20 +69,23 @@ pub struct FleetNatsScore {
     /// The name of every object, and of the Service agents connect to.
     pub name: String,
     pub image: String,
-    pub user: String,
-    /// Never printed: plans show only that it changed.
+    /// The fleet's NATS authority (`fleet-operator nats-authority`): the
+    /// server is configured to trust it. Never printed, never sent.
     #[score(secret)]
-    pub password: Secret<String>,
+    pub authority: Secret<String>,
+    /// The parties revoked, as `fleet-operator revoke` keeps them (public
+    /// key → time): a NATS that lost its data still refuses them.
+    pub revoked: Revocations,
 }
 
 impl FleetNatsScore {
-    pub fn new(namespace: &str, password: Secret<String>) -> Self {
+    pub fn new(namespace: &str, authority: Secret<String>) -> Self {
         Self {
             namespace: namespace.to_owned(),
             name: "fleet-nats".into(),
             image: "docker.io/library/nats:2.10-alpine".into(),
-            user: "fleet".into(),
-            password,
+            authority,
+            revoked: Revocations::new(),
         }
     }
 
@@ -93,7 +105,7 @@ impl FleetNatsScore {
 
     /// The live server, as the agents and the operator meet it: a
     /// connection to the Service's client port (a port-forward through the
-    /// API server), auth and JetStream on, a login with the Score's
+    /// API server), auth and JetStream on, a login with the operator's
     /// credentials, and a KV round trip (bucket [`nats::SMOKE_BUCKET`]).
     async fn smoke<T: K8sClient>(&self, topology: &T) -> Result<(), SmokeError> {
         let what = format!("a KV round trip with NATS at Service {}", self.name);
@@ -107,7 +119,9 @@ impl FleetNatsScore {
                 Err(e) => return Err(SmokeError::new(what, e.to_string()).with_help(harmony::Diagnostic::help(&e))),
             }
         };
-        nats::round_trip(conn, &self.user, self.password.expose(), std::time::Duration::from_secs(20))
+        let authority = Authority::from_text(self.authority.expose()).map_err(|e| SmokeError::new(what.clone(), e.to_string()))?;
+        let credentials = authority.credentials(&Role::Operator, 0);
+        nats::round_trip(conn, &credentials, std::time::Duration::from_secs(20))
             .await
             .map_err(|f| SmokeError::new(format!("{what} ({})", f.step), f.why).with_help(f.help))
     }
@@ -117,10 +131,16 @@ impl Render for FleetNatsScore {
     fn render(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
         check_name("name", &self.name)?;
         let labels = labels(&self.name);
+        let Some(authority) = authority(&self.authority, cx)? else {
+            return Err(ScoreError::invalid(
+                "the fleet's NATS authority",
+                "NATS cannot be configured without it",
+                "set `FLEET_NATS_AUTHORITY` to the text `fleet-operator nats-authority FILE` wrote",
+            ));
+        };
         let config = format!(
-            "listen: 0.0.0.0:{NATS_PORT}\nhttp: 0.0.0.0:{NATS_MONITOR_PORT}\njetstream {{ store_dir: /data }}\n\
-             authorization {{ user: \"{}\", password: $NATS_PASSWORD }}\n",
-            self.user
+            "listen: 0.0.0.0:{NATS_PORT}\nhttp: 0.0.0.0:{NATS_MONITOR_PORT}\njetstream {{ store_dir: /data }}\n{}",
+            authority.server_config(ACCOUNTS_DIR, &self.revoked)
         );
         let mut d = Desired::new();
         d.push(&ConfigMap {
@@ -128,14 +148,11 @@ impl Render for FleetNatsScore {
             data: Some(BTreeMap::from([("nats.conf".to_owned(), config)])),
             ..Default::default()
         })?;
-        let password = self.password.value("the fleet's NATS password", cx)?;
-        d.push(&credentials_secret(&self.namespace, &self.name, &self.user, password))?;
         let container = Container {
             name: "nats".into(),
             image: Some(self.image.clone()),
             args: Some(vec!["-c".into(), "/etc/nats/nats.conf".into()]),
             ports: Some(vec![port("client", NATS_PORT), port("monitor", NATS_MONITOR_PORT)]),
-            env: Some(vec![password_env("NATS_PASSWORD", &self.name)]),
             readiness_probe: Some(Probe {
                 http_get: Some(HTTPGetAction {
                     path: Some("/healthz?js-enabled-only=true".into()),
@@ -189,17 +206,18 @@ pub struct PublishedChart {
 ///
 /// The CustomResourceDefinition (`FleetDeployment`), a ServiceAccount with a
 /// ClusterRole to read them and write their status, and its Deployment,
-/// which logs into NATS with the credentials of [`FleetNatsScore`]'s Secret.
+/// which logs into NATS with the operator's credentials, signed by the
+/// fleet's authority and kept in a Secret of its own.
 #[derive(Score, Clone, Debug)]
 pub struct FleetOperatorScore {
     pub namespace: String,
     pub image: String,
     /// The NATS the operator dials (`FleetNatsScore::url`).
     pub nats_url: String,
-    pub nats_user: String,
-    /// Kept in a Secret of the operator's own. Never printed.
+    /// The fleet's NATS authority: the operator's credentials are derived
+    /// from it into its Secret. Never printed, never sent.
     #[score(secret)]
-    pub nats_password: Secret<String>,
+    pub authority: Secret<String>,
     /// `None`: the operator's objects from this crate's source. `Some`: the
     /// published chart at its pinned version, pulled and rendered by helm,
     /// moved into `namespace`, with these credentials; the image and NATS
@@ -211,7 +229,7 @@ impl FleetOperatorScore {
     /// The operator of one release of `fleet-operator`, dialing the NATS of
     /// the `fleet-nats` app.
     pub fn release(cx: &ReleaseCx) -> Self {
-        Self::new("fleet", &cx.image.to_string(), &FleetNatsScore::new("fleet", nats_password()))
+        Self::new("fleet", &cx.image.to_string(), &FleetNatsScore::new("fleet", nats_authority()))
     }
 
     pub fn new(namespace: &str, image: &str, nats: &FleetNatsScore) -> Self {
@@ -219,8 +237,7 @@ impl FleetOperatorScore {
             namespace: namespace.to_owned(),
             image: image.to_owned(),
             nats_url: nats.url(),
-            nats_user: nats.user.clone(),
-            nats_password: nats.password.clone(),
+            authority: nats.authority.clone(),
             chart: None,
         }
     }
@@ -250,8 +267,7 @@ impl Render for FleetOperatorScore {
         d.push(&credentials_secret(
             &self.namespace,
             &credentials,
-            &self.nats_user,
-            self.nats_password.value("the fleet's NATS password", cx)?,
+            &credentials_text(&self.authority, &Role::Operator, 0, cx)?,
         ))?;
         d.push(&ServiceAccount {
             metadata: meta(&self.namespace, name),
@@ -299,7 +315,7 @@ impl Render for FleetOperatorScore {
             ..Default::default()
         };
         let keys = format!("{name}-keys");
-        d.push(&Role {
+        d.push(&RbacRole {
             metadata: meta(&self.namespace, &keys),
             rules: Some(vec![
                 core(&["secrets"], &[SIGNING_KEY_SECRET], &["get"]),
@@ -323,13 +339,16 @@ impl Render for FleetOperatorScore {
             args: Some(vec![
                 "--nats".into(),
                 self.nats_url.clone(),
+                "--creds".into(),
+                CREDS_FILE.into(),
                 "--signing-key-secret".into(),
                 SIGNING_KEY_SECRET.into(),
             ]),
-            env: Some(credentials_env(&credentials)),
+            volume_mounts: Some(vec![mount("nats", CREDS_DIR)]),
             ..Default::default()
         };
-        d.push(&deployment(&self.namespace, name, &labels, container, Vec::new(), Some(name)))?;
+        let volumes = vec![secret_volume("nats", &credentials)];
+        d.push(&deployment(&self.namespace, name, &labels, container, volumes, Some(name)))?;
         Ok(d)
     }
 }
@@ -342,8 +361,7 @@ impl FleetOperatorScore {
         let fail = |e: &dyn harmony::Diagnostic, why: String| ScoreError::invalid(what.clone(), why, e.help());
         let reference = ChartRef::parse(&chart.url, &chart.version).map_err(|e| fail(&e, e.to_string()))?;
         let values = serde_json::json!({"secrets": {format!("{name}-nats"): {
-            "user": self.nats_user,
-            "password": self.nats_password.value("the fleet's NATS password", cx)?,
+            CREDS_ENTRY: credentials_text(&self.authority, &Role::Operator, 0, cx)?,
         }}});
         let rendered = Helm::find()
             .and_then(|helm| helm.render(&reference, name, Some(&self.namespace), &values))
@@ -386,10 +404,14 @@ pub struct FleetAgentScore {
     pub labels: BTreeMap<String, String>,
     pub image: String,
     pub nats_url: String,
-    pub nats_user: String,
-    /// Kept in a Secret of the agent's own. Never printed.
+    /// The fleet's NATS authority: the device's credentials are derived
+    /// from it into the agent's Secret (enrolling the device). Never
+    /// printed, never sent.
     #[score(secret)]
-    pub nats_password: Secret<String>,
+    pub authority: Secret<String>,
+    /// The device's enrolment number: after its credentials were revoked,
+    /// the next number enrols it again with a new key.
+    pub enrolment: u32,
     pub target: FleetAgentTarget,
     /// The directories the fleet may write files under on the device
     /// (`--file-root`); none: the device takes no `File` resources.
@@ -412,8 +434,8 @@ impl FleetAgentScore {
             labels: BTreeMap::new(),
             image: image.to_owned(),
             nats_url: nats.url(),
-            nats_user: nats.user.clone(),
-            nats_password: nats.password.clone(),
+            authority: nats.authority.clone(),
+            enrolment: 0,
             target: FleetAgentTarget::Pod,
             file_roots: vec![FleetAgentScore::FILES.to_owned()],
             programs: Vec::new(),
@@ -435,7 +457,7 @@ impl FleetAgentScore {
             "fleet",
             "device-1",
             &cx.image.to_string(),
-            &FleetNatsScore::new("fleet", nats_password()),
+            &FleetNatsScore::new("fleet", nats_authority()),
         )
     }
 }
@@ -445,7 +467,14 @@ impl Render for FleetAgentScore {
         check_name("device", &self.device)?;
         let FleetAgentTarget::Pod = self.target;
         let name = format!("fleet-agent-{}", self.device.to_lowercase());
-        let mut args = vec!["--nats".to_owned(), self.nats_url.clone(), "--device".into(), self.device.clone()];
+        let mut args = vec![
+            "--nats".to_owned(),
+            self.nats_url.clone(),
+            "--creds".into(),
+            AGENT_CREDS_FILE.into(),
+            "--device".into(),
+            self.device.clone(),
+        ];
         for (k, v) in &self.labels {
             args.extend(["--label".to_owned(), format!("{k}={v}")]);
         }
@@ -456,12 +485,16 @@ impl Render for FleetAgentScore {
         for program in &self.programs {
             args.extend(["--allow-program".to_owned(), program.clone()]);
         }
-        let mut volumes = vec![Volume {
-            name: "state".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        }];
-        let mut mounts = vec![mount("state", "/var/lib/fleet-agent")];
+        let credentials = format!("{name}-nats");
+        let mut volumes = vec![
+            Volume {
+                name: "state".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            },
+            secret_volume("nats", &credentials),
+        ];
+        let mut mounts = vec![mount("state", "/var/lib/fleet-agent"), mount("nats", AGENT_CREDS_DIR)];
         match &self.manifest_key {
             Some(key) => {
                 key.parse::<fleet_model::signed::ManifestKey>().map_err(|e| {
@@ -494,16 +527,15 @@ impl Render for FleetAgentScore {
             name: "agent".into(),
             image: Some(self.image.clone()),
             args: Some(args),
-            env: Some(credentials_env(&format!("{name}-nats"))),
             volume_mounts: Some(mounts),
             ..Default::default()
         };
         let mut d = Desired::new();
+        let device = Role::Device(self.device.clone());
         d.push(&credentials_secret(
             &self.namespace,
-            &format!("{name}-nats"),
-            &self.nats_user,
-            self.nats_password.value("the fleet's NATS password", cx)?,
+            &credentials,
+            &credentials_text(&self.authority, &device, self.enrolment, cx)?,
         ))?;
         d.push(&deployment(&self.namespace, &name, &labels(&name), container, volumes, None))?;
         Ok(d)
@@ -543,13 +575,13 @@ pub struct FleetNatsServer {
 }
 
 impl FleetNatsServer {
-    pub fn new(namespace: &str, password: Secret<String>) -> Self {
+    pub fn new(namespace: &str, authority: Secret<String>) -> Self {
         Self {
             namespace: FleetNamespace {
                 name: namespace.to_owned(),
                 labels: BTreeMap::new(),
             },
-            nats: FleetNatsScore::new(namespace, password),
+            nats: FleetNatsScore::new(namespace, authority),
         }
     }
 }
@@ -568,8 +600,8 @@ pub struct FleetServerScore {
 }
 
 impl FleetServerScore {
-    pub fn new(namespace: &str, operator_image: &str, nats_password: Secret<String>) -> Self {
-        let FleetNatsServer { namespace: ns, nats } = FleetNatsServer::new(namespace, nats_password);
+    pub fn new(namespace: &str, operator_image: &str, authority: Secret<String>) -> Self {
+        let FleetNatsServer { namespace: ns, nats } = FleetNatsServer::new(namespace, authority);
         let operator = FleetOperatorScore::new(namespace, operator_image, &nats);
         Self {
             namespace: ns,
@@ -583,7 +615,7 @@ harmony::app! {
     /// The fleet's NATS on a cluster, in namespace `fleet` (the operator's
     /// app, `fleet-operator`, dials it). Its smoke test asks the live server.
     name: "fleet-nats",
-    score: crate::FleetNatsServer::new("fleet", crate::nats_password()),
+    score: crate::FleetNatsServer::new("fleet", crate::nats_authority()),
     topologies: [harmony_k8s::K8s, harmony::Ci],
 }
 
@@ -603,31 +635,63 @@ harmony::app! {
     stages: [staging, production],
 }
 
-/// The fleet's NATS password for a release or `apply`: `FLEET_NATS_PASSWORD`,
-/// which must be set wherever the password would leave this machine (no
-/// default: [`Secret::value`] says which variable is missing).
-fn nats_password() -> Secret<String> {
-    Secret::required_env("FLEET_NATS_PASSWORD")
+/// The fleet's NATS authority for a release or `apply`: `FLEET_NATS_AUTHORITY`
+/// (the text `fleet-operator nats-authority FILE` wrote), which must be set
+/// wherever credentials would leave this machine (no default:
+/// [`Secret::value`] says which variable is missing).
+fn nats_authority() -> Secret<String> {
+    Secret::required_env("FLEET_NATS_AUTHORITY")
 }
 
-/// A component's own copy of the NATS credentials.
-fn credentials_secret(namespace: &str, name: &str, user: &str, password: &str) -> K8sSecret {
+/// Where the server keeps the accounts (its full resolver), on its data volume.
+const ACCOUNTS_DIR: &str = "/data/accounts";
+/// The key of a credentials Secret that holds the `.creds` text.
+const CREDS_ENTRY: &str = "creds";
+const CREDS_DIR: &str = "/etc/fleet-operator/nats";
+const CREDS_FILE: &str = "/etc/fleet-operator/nats/creds";
+const AGENT_CREDS_DIR: &str = "/etc/fleet-agent/nats";
+const AGENT_CREDS_FILE: &str = "/etc/fleet-agent/nats/creds";
+
+/// The authority a Score was given, read. `None` on `local` when it was not
+/// set: there a Secret is kept as a digest and never leaves this machine.
+fn authority(secret: &Secret<String>, cx: &RenderCx) -> Result<Option<Authority>, ScoreError> {
+    let text = secret.value("the fleet's NATS authority", cx)?;
+    if text.is_empty() && secret.unset().is_some() {
+        return Ok(None);
+    }
+    Authority::from_text(text).map(Some).map_err(|e| {
+        ScoreError::invalid(
+            "the fleet's NATS authority",
+            e.to_string(),
+            "give the text `fleet-operator nats-authority FILE` wrote (`FLEET_NATS_AUTHORITY`)",
+        )
+    })
+}
+
+/// The `.creds` text of `role`, derived from the authority (empty on `local`
+/// without one).
+fn credentials_text(secret: &Secret<String>, role: &Role, enrolment: u32, cx: &RenderCx) -> Result<String, ScoreError> {
+    Ok(authority(secret, cx)?.map_or_else(String::new, |a| a.credentials(role, enrolment).to_text()))
+}
+
+/// A component's own NATS credentials.
+fn credentials_secret(namespace: &str, name: &str, creds: &str) -> K8sSecret {
     K8sSecret {
         metadata: meta(namespace, name),
-        string_data: Some(BTreeMap::from([
-            ("user".to_owned(), user.to_owned()),
-            ("password".to_owned(), password.to_owned()),
-        ])),
+        string_data: Some(BTreeMap::from([(CREDS_ENTRY.to_owned(), creds.to_owned())])),
         ..Default::default()
     }
 }
 
-/// `FLEET_NATS_USER` and `FLEET_NATS_PASSWORD` from a credentials Secret.
-fn credentials_env(secret: &str) -> Vec<EnvVar> {
-    vec![
-        secret_env("FLEET_NATS_USER", secret, "user"),
-        password_env("FLEET_NATS_PASSWORD", secret),
-    ]
+fn secret_volume(name: &str, secret: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), ScoreError> {
@@ -694,25 +758,6 @@ fn mount(name: &str, path: &str) -> VolumeMount {
         mount_path: path.into(),
         ..Default::default()
     }
-}
-
-fn secret_env(var: &str, secret: &str, key: &str) -> EnvVar {
-    EnvVar {
-        name: var.into(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.into(),
-                key: key.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn password_env(var: &str, secret: &str) -> EnvVar {
-    secret_env(var, secret, "password")
 }
 
 fn deployment(

@@ -1,6 +1,7 @@
 //! Just enough of the NATS client protocol for [`crate::FleetNatsScore`]'s
 //! smoke test, over a connection the cluster opens (a port-forward): read
-//! the server's `INFO`, log in, and do a KV round trip (put a key into the
+//! the server's `INFO`, log in with credentials (the server's challenge
+//! signed with their key), and do a KV round trip (put a key into the
 //! bucket `fleet-smoke`, read it back) as the agents and the operator do.
 //! The CLI links this crate, so it speaks the protocol itself rather than
 //! link a NATS client.
@@ -8,6 +9,7 @@
 use std::time::Duration;
 
 use base64::Engine;
+use fleet_model::identity::Credentials;
 use harmony::Tunnel;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -40,8 +42,8 @@ struct Session {
     next: u32,
 }
 
-/// Logs in as `user` and does a KV round trip; each answer must come within `patience`.
-pub async fn round_trip(conn: Box<dyn Tunnel>, user: &str, password: &str, patience: Duration) -> Result<(), Failed> {
+/// Logs in with `credentials` and does a KV round trip; each answer must come within `patience`.
+pub async fn round_trip(conn: Box<dyn Tunnel>, credentials: &Credentials, patience: Duration) -> Result<(), Failed> {
     let mut io = BufReader::new(conn);
     let info = within(patience, "the server's greeting", read_line(&mut io, "the server's greeting")).await?;
     let info: Value = info
@@ -57,10 +59,17 @@ pub async fn round_trip(conn: Box<dyn Tunnel>, user: &str, password: &str, patie
     if info["auth_required"] != json!(true) {
         return Err(failed(
             "the server's greeting",
-            "the server lets clients in without a password",
-            "the configuration lost its `authorization` block: redeploy FleetNatsScore",
+            "the server lets clients in without credentials",
+            "the configuration lost the fleet's authority (`operator`, `resolver`): redeploy FleetNatsScore",
         ));
     }
+    let Some(challenge) = info["nonce"].as_str() else {
+        return Err(failed(
+            "the server's greeting",
+            "the server asks for a password, not for credentials: it does not trust the fleet's authority",
+            "the configuration lost the fleet's authority (`operator`, `resolver`): redeploy FleetNatsScore",
+        ));
+    };
     if info["jetstream"] != json!(true) {
         return Err(failed(
             "the server's greeting",
@@ -68,8 +77,15 @@ pub async fn round_trip(conn: Box<dyn Tunnel>, user: &str, password: &str, patie
             "the configuration lost its `jetstream` block, or its store is not writable: redeploy FleetNatsScore and read the server's log",
         ));
     }
+    let signature = credentials.sign_nonce(challenge).map_err(|e| {
+        failed(
+            "login",
+            e.to_string(),
+            "make the fleet's authority again (`fleet-operator nats-authority`)",
+        )
+    })?;
     let connect = json!({
-        "verbose": false, "pedantic": false, "user": user, "pass": password,
+        "verbose": false, "pedantic": false, "jwt": credentials.jwt, "sig": signature,
         "name": "harmony smoke test", "lang": "rust", "version": env!("CARGO_PKG_VERSION"),
         "protocol": 1, "headers": true, "no_responders": true,
     });
@@ -86,8 +102,8 @@ pub async fn round_trip(conn: Box<dyn Tunnel>, user: &str, password: &str, patie
             l if l.starts_with("-ERR") => {
                 return Err(failed(
                     "login",
-                    format!("NATS refused user `{user}`: {}", l.trim_start_matches("-ERR").trim()),
-                    "the credentials in the Score and in the server's Secret differ: redeploy FleetNatsScore",
+                    format!("NATS refused the operator's credentials: {}", l.trim_start_matches("-ERR").trim()),
+                    "the server trusts another authority than the Score's (`FLEET_NATS_AUTHORITY`): redeploy FleetNatsScore with the one the fleet uses",
                 ));
             }
             other => return Err(failed("login", format!("unexpected answer {other:?}"), READ_SERVER_LOG)),

@@ -16,6 +16,7 @@ use std::time::Duration;
 use fleet::{FleetAgentScore, FleetServerScore};
 use fleet_agent::agent::{self, Config};
 use fleet_agent::process::Timings;
+use fleet_kv::identity::{Authority, Role};
 use fleet_model::{FileSpec, ProcessSpec, Resource};
 use fleet_operator::controller::{self, Context};
 use fleet_operator::crd::{FleetDeployment, FleetDeploymentSpec};
@@ -44,9 +45,9 @@ fn nats_program() -> std::path::PathBuf {
     path
 }
 
-/// Devices and their labels, as their `FleetAgentScore`s say.
-fn devices(ns: &str) -> Vec<FleetAgentScore> {
-    let nats = fleet::FleetNatsScore::new(ns, Secret::new(String::new()));
+/// Devices and their labels, as their `FleetAgentScore`s say, each enrolled by the authority.
+fn devices(ns: &str, authority: &Authority) -> Vec<FleetAgentScore> {
+    let nats = fleet::FleetNatsScore::new(ns, Secret::new(authority.to_text()));
     ["lyon-1", "lyon-2", "paris-1"]
         .iter()
         .map(|id| {
@@ -61,6 +62,7 @@ struct Stack {
     runtime: tokio::runtime::Runtime,
     client: kube::Client,
     ns: String,
+    authority: Authority,
     _cluster: TestCluster,
     dirs: tempfile::TempDir,
 }
@@ -89,11 +91,11 @@ fn stack() -> &'static Stack {
         // NATS runs for real in its pod: the kubelet holds its image as the static nats-server.
         cluster.hold_image(NATS_IMAGE, nats_program());
         let client = cluster.client();
+        let authority = Authority::generate();
         runtime.block_on(async {
             delete_stale_namespaces(&client).await;
             let k8s = K8s::new(Settings::for_kubeconfig(&kubeconfig, &dirs.path().join("state")).unwrap());
-            let mut server = FleetServerScore::new(&ns, "localhost/fleet-operator:e2e", Secret::new(fleet_testing::PASSWORD.into()));
-            server.nats.user = fleet_testing::USER.into();
+            let mut server = FleetServerScore::new(&ns, "localhost/fleet-operator:e2e", Secret::new(authority.to_text()));
             server.namespace.labels.insert(E2E_LABEL.into(), "fleet".into());
             engine::plan_and_apply("fleet-server", &server, &k8s, Arc::new(Silent))
                 .await
@@ -106,7 +108,7 @@ fn stack() -> &'static Stack {
                 .unwrap();
             let trust = signer.public();
             // One app of all the devices, side by side: each its own Score.
-            engine::plan_and_apply("fleet-agents", &devices(&ns), &k8s, Arc::new(Silent))
+            engine::plan_and_apply("fleet-agents", &devices(&ns, &authority), &k8s, Arc::new(Silent))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             // The NATS the Score deployed, at its pod's address (this node's network reaches it).
@@ -122,16 +124,22 @@ fn stack() -> &'static Stack {
                 .as_ref()
                 .and_then(|s| s.pod_ip.clone())
                 .expect("NATS's pod has an IP");
-            let nats = |name: &str| fleet_kv::Settings {
+            // Each party logs in with its own credentials, as the Scores derive them.
+            let nats = |role: &Role, name: &str| fleet_kv::Settings {
                 url: format!("nats://{ip}:4222"),
-                login: fleet_kv::Login::Password {
-                    user: fleet_testing::USER.into(),
-                    password: fleet_testing::PASSWORD.into(),
+                login: fleet_kv::Login::Credentials {
+                    text: authority.credentials(role, 0).to_text(),
+                    inbox: match role {
+                        Role::Device(id) => Some(fleet_kv::identity::inbox_prefix(id)),
+                        Role::Operator => None,
+                    },
                 },
                 name: name.into(),
             };
             // The operator the Score deployed, run here against the same API server and NATS.
-            let connection = fleet_kv::Connection::open(&nats("fleet-operator"), |_| {}).await.unwrap();
+            let connection = fleet_kv::Connection::open(&nats(&Role::Operator, "fleet-operator"), |_| {})
+                .await
+                .unwrap();
             let buckets = connection.create_buckets().await.unwrap();
             let context = Arc::new(Context {
                 client: client.clone(),
@@ -148,9 +156,9 @@ fn stack() -> &'static Stack {
                 std::future::pending(),
             ));
             // The agents the Scores describe: their device ids and labels.
-            for device in devices(&ns) {
+            for device in devices(&ns, &authority) {
                 let config = Config {
-                    nats: nats(&device.device),
+                    nats: nats(&Role::Device(device.device.clone()), &device.device),
                     device: device.device.clone(),
                     labels: device.labels.clone(),
                     trust,
@@ -174,6 +182,7 @@ fn stack() -> &'static Stack {
             runtime,
             client,
             ns,
+            authority,
             _cluster: cluster,
             dirs,
         }
@@ -219,11 +228,41 @@ fn the_fleet_server_is_deployed_by_its_scores_and_verified() {
             [
                 "--nats",
                 &format!("nats://fleet-nats.{}:4222", stack.ns),
+                "--creds",
+                "/etc/fleet-operator/nats/creds",
                 "--signing-key-secret",
                 fleet::SIGNING_KEY_SECRET
             ],
-            "the operator dials the NATS Score's Service and keeps its key in the Secret"
+            "the operator dials the NATS Score's Service with its own credentials and keeps its key in the Secret"
         );
+        // Each party's credentials, derived from the authority into its own Secret: the
+        // device's are its enrolment, and the authority itself never reached the cluster.
+        let secrets: Api<harmony::k8s_openapi::api::core::v1::Secret> = Api::namespaced(stack.client.clone(), &stack.ns);
+        for (secret, role) in [
+            ("fleet-operator-nats", Role::Operator),
+            ("fleet-agent-lyon-1-nats", Role::Device("lyon-1".into())),
+        ] {
+            let data = secrets.get(secret).await.unwrap().data.unwrap();
+            assert_eq!(
+                String::from_utf8(data["creds"].0.clone()).unwrap(),
+                stack.authority.credentials(&role, 0).to_text(),
+                "{secret}"
+            );
+        }
+        let seeds: Vec<String> = stack
+            .authority
+            .to_text()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(": ").nth(1).unwrap().to_owned())
+            .collect();
+        for secret in secrets.list(&ListParams::default()).await.unwrap().items {
+            let text = format!("{:?}", secret.data);
+            assert!(
+                seeds.iter().all(|seed| !text.contains(seed.as_str())),
+                "the authority is in no Secret"
+            );
+        }
         // The agents' pods started (they are ready, above) with the key the operator published.
         let configmaps: Api<harmony::k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(stack.client.clone(), &stack.ns);
         let published = configmaps.get(fleet::MANIFEST_KEY_CONFIGMAP).await.unwrap();
@@ -302,26 +341,44 @@ fn a_fleet_deployment_reaches_the_selected_devices_and_their_statuses_come_back(
     });
 }
 
-/// NATS's smoke test logs in to the real server, so a server without
-/// JetStream, without auth, or with other credentials fails it, saying which. The pod NATS's
-/// Score deploys is played, with such a server behind its port: the port-forward goes through
-/// the real API server and the kubelet to it. (A control plane of its own: on the shared one,
-/// NATS's image runs for real.)
+/// NATS's smoke test logs in to the real server, so a server without JetStream, without auth,
+/// with passwords instead of the fleet's authority, or trusting another authority fails it,
+/// saying which. The pod NATS's Score deploys is played, with such a server behind its port:
+/// the port-forward goes through the real API server and the kubelet to it. (A control plane of
+/// its own: on the shared one, NATS's image runs for real.)
 #[test]
-fn the_nats_smoke_test_fails_on_a_server_without_jetstream_without_auth_or_with_other_credentials() {
+fn the_nats_smoke_test_fails_on_a_server_without_jetstream_without_auth_or_trusting_another_authority() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    for (auth, jetstream, expected) in [
-        (true, false, "JetStream is not up"),
-        (false, true, "lets clients in without a password"),
-        (true, true, "NATS refused user `fleet`: 'Authorization Violation'"),
-    ] {
+    let authority = Authority::generate();
+    let another = Authority::generate();
+    let cases = [
+        ("no JetStream", "JetStream is not up"),
+        ("no auth", "lets clients in without credentials"),
+        ("passwords", "asks for a password, not for credentials"),
+        (
+            "another authority",
+            "NATS refused the operator's credentials: 'Authorization Violation'",
+        ),
+    ];
+    let seeds: Vec<String> = authority
+        .to_text()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(": ").nth(1).unwrap().to_owned())
+        .collect();
+    for (case, expected) in cases {
         let dirs = tempfile::tempdir().unwrap();
         let cluster = TestCluster::dedicated(harmony_test_cluster::Options::default()).unwrap();
-        let nats = NatsServer::start_with(auth, jetstream);
+        let nats = match case {
+            "no JetStream" => NatsServer::start_trusting_with(&authority, false),
+            "no auth" => NatsServer::start_with(false, true),
+            "passwords" => NatsServer::start_with(true, true),
+            _ => NatsServer::start_trusting(&another),
+        };
         cluster.serve_port("fleet-smoke", 4222, nats.client_addr());
         cluster.write_kubeconfig(&dirs.path().join("kubeconfig")).unwrap();
         let k8s = K8s::new(Settings::for_kubeconfig(&dirs.path().join("kubeconfig"), &dirs.path().join("state")).unwrap());
-        let server = FleetServerScore::new("fleet-smoke", "localhost/fleet-operator:e2e", Secret::new("pw".into()));
+        let server = FleetServerScore::new("fleet-smoke", "localhost/fleet-operator:e2e", Secret::new(authority.to_text()));
         let err = runtime
             .block_on(engine::plan_and_apply("fleet-server", &server, &k8s, Arc::new(Silent)))
             .unwrap_err();
@@ -330,8 +387,11 @@ fn the_nats_smoke_test_fails_on_a_server_without_jetstream_without_auth_or_with_
             harmony::Diagnostic::notes(&err).join(" "),
             harmony::Diagnostic::help(&err)
         );
-        assert!(text.contains(expected), "auth {auth}, jetstream {jetstream}: {text}");
-        assert!(!text.contains("\"pw\""), "the password is never shown");
+        assert!(text.contains(expected), "{case}: {text}");
+        assert!(
+            seeds.iter().all(|seed| !text.contains(seed.as_str())),
+            "no key of the authority is shown"
+        );
         // Gated: the operator after NATS was never applied.
         assert!(
             cluster

@@ -8,7 +8,7 @@
 #[path = "../../../harmony/tests/support/registry.rs"]
 mod registry;
 
-use fleet::{FleetNatsScore, FleetOperatorScore, PublishedChart};
+use fleet::{Authority, FleetNatsScore, FleetOperatorScore, PublishedChart, Role};
 use harmony::chart::Chart;
 use harmony::oci::distribution::Remote;
 use harmony::release::Version;
@@ -24,7 +24,8 @@ fn ids(objects: &[Object]) -> Vec<String> {
 fn a_published_operator_chart_installs_into_another_namespace_with_the_given_credentials() {
     let registry = registry::Registry::anonymous();
     let image = "127.0.0.1:1/team/fleet-operator:0.1.0";
-    let source = FleetOperatorScore::new("fleet", image, &FleetNatsScore::new("fleet", Secret::new("first-pass".into())));
+    let first = Authority::generate();
+    let source = FleetOperatorScore::new("fleet", image, &FleetNatsScore::new("fleet", Secret::new(first.to_text())));
     let released = harmony::engine::render("fleet-operator", "release", &source).unwrap();
     let chart = Chart::from_objects("fleet-operator", "the fleet's operator", &released)
         .stamped(&Version::parse("0.1.0").unwrap())
@@ -34,7 +35,8 @@ fn a_published_operator_chart_installs_into_another_namespace_with_the_given_cre
     rt.block_on(Remote::new(&registry.address, None).push("team/charts/fleet-operator", "0.1.0", &chart))
         .unwrap();
 
-    let nats = FleetNatsScore::new("fleet", Secret::new("second-pass".into()));
+    let second = Authority::generate();
+    let nats = FleetNatsScore::new("fleet", Secret::new(second.to_text()));
     let mut published = FleetOperatorScore::new("fleet-b", "not-this-image", &nats);
     let url = format!("oci://{}/team/charts/fleet-operator", registry.address);
     published.chart = Some(PublishedChart {
@@ -51,7 +53,11 @@ fn a_published_operator_chart_installs_into_another_namespace_with_the_given_cre
         "the same objects, moved into the Score's namespace"
     );
     let find = |kind: &str| installed.iter().find(|o| o.id().kind == kind).unwrap().body().clone();
-    assert_eq!(find("Secret")["stringData"]["password"], "second-pass");
+    assert_eq!(
+        find("Secret")["stringData"]["creds"],
+        second.credentials(&Role::Operator, 0).to_text(),
+        "the operator's credentials, derived from the Score's authority"
+    );
     assert_eq!(find("ClusterRoleBinding")["subjects"][0]["namespace"], "fleet-b");
     assert_eq!(
         find("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"],

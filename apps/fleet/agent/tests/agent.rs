@@ -604,7 +604,7 @@ async fn an_agent_with_its_own_credentials_does_its_whole_job_within_them() {
         },
         name: "test".into(),
     };
-    let operator = Connection::open(&login(&authority.user(&Role::Operator), None), |_| {})
+    let operator = Connection::open(&login(&authority.credentials(&Role::Operator, 0), None), |_| {})
         .await
         .unwrap();
     let buckets = operator.create_buckets().await.unwrap();

@@ -12,7 +12,8 @@ use bytes::Bytes;
 pub use async_nats::jetstream::kv::{Entry, Operation, Store, Watch};
 pub use async_nats::{Event, Subscriber};
 
-pub mod identity;
+/// Who is who on the fleet's NATS: the model's, with [`push_revocations`] here.
+pub use fleet_model::identity;
 
 /// Where the fleet's NATS is and who we are on it. No secret of it ever
 /// appears in a message.
@@ -425,5 +426,35 @@ fn request(store: &Store, key: &str, e: impl std::fmt::Display) -> KvError {
         bucket: store.name.clone(),
         key: key.to_owned(),
         why: e.to_string(),
+    }
+}
+
+/// Make the fleet account list `revoked` on the server at `url`, at once and
+/// on every node: push its JWT through the system account. A revoked party's
+/// session ends, and its credentials are refused from then on.
+pub async fn push_revocations(
+    authority: &identity::Authority,
+    url: &str,
+    revoked: &identity::Revocations,
+) -> Result<(), identity::IdentityError> {
+    let refused = |why: String| identity::IdentityError::new(why);
+    let settings = Settings {
+        url: url.to_owned(),
+        login: Login::Credentials {
+            text: authority.system_user().to_text(),
+            inbox: None,
+        },
+        name: "fleet-revocations".into(),
+    };
+    let connection = Connection::open(&settings, |_| {}).await.map_err(|e| refused(e.to_string()))?;
+    let reply = connection
+        .client
+        .request("$SYS.REQ.CLAIMS.UPDATE", authority.account_jwt(revoked).into())
+        .await
+        .map_err(|e| refused(format!("NATS at {url} did not take the account's update: {e}")))?;
+    let answer: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+    match answer.get("error") {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(error) => Err(refused(format!("NATS at {url} refused the account's update: {error}"))),
     }
 }

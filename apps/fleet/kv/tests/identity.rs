@@ -75,7 +75,7 @@ async fn fails<T, E>(op: impl Future<Output = Result<T, E>>) -> bool {
 async fn a_device_reaches_its_own_keys_and_nats_refuses_it_everything_else() {
     let authority = Authority::generate();
     let server = NatsServer::start_trusting(&authority);
-    let operator = connect(&server, &authority.user(&Role::Operator), None).await.unwrap();
+    let operator = connect(&server, &authority.credentials(&Role::Operator, 0), None).await.unwrap();
     let admin = operator.connection.create_buckets().await.unwrap();
     for id in ["d1", "d2"] {
         admin.manifests.put(id, format!("manifest of {id}").into()).await.unwrap();
@@ -161,7 +161,7 @@ async fn a_device_reaches_its_own_keys_and_nats_refuses_it_everything_else() {
 async fn revoking_one_device_shuts_it_out_and_leaves_the_others_alone() {
     let authority = Authority::generate();
     let server = NatsServer::start_trusting(&authority);
-    let operator = connect(&server, &authority.user(&Role::Operator), None).await.unwrap();
+    let operator = connect(&server, &authority.credentials(&Role::Operator, 0), None).await.unwrap();
     operator.connection.create_buckets().await.unwrap();
     let d1_credentials = authority.device("d1").unwrap();
     let d1 = connect(&server, &d1_credentials, Some(fleet_kv::identity::inbox_prefix("d1")))
@@ -172,12 +172,8 @@ async fn revoking_one_device_shuts_it_out_and_leaves_the_others_alone() {
     fleet_kv::overwrite(&d1_buckets.status, "d1", b"ready", None).await.unwrap();
 
     // The fleet account's JWT again, now listing d1, pushed through the system account.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let revoked = Revocations::from([(d1_credentials.public.clone(), now + 1)]);
-    authority.push_revocations(&server.url, &revoked).await.unwrap();
+    let revoked = Revocations::from([(d1_credentials.public.clone(), fleet_kv::identity::unix_now())]);
+    fleet_kv::push_revocations(&authority, &server.url, &revoked).await.unwrap();
 
     // d1's session ends, and its credentials no longer get in.
     let mut shut_out = false;
@@ -193,4 +189,19 @@ async fn revoking_one_device_shuts_it_out_and_leaves_the_others_alone() {
     assert!(matches!(again, Err(fleet_kv::KvError::Refused { .. })), "{:?}", again.err());
     // d2 carries on.
     fleet_kv::overwrite(&d2_buckets.status, "d2", b"ready", None).await.unwrap();
+    // Enrolled again under the next number: a new key, which gets in.
+    let d1_again = authority.credentials(&Role::Device("d1".into()), 1);
+    assert_ne!(d1_again.public, d1_credentials.public);
+    connect(&server, &d1_again, Some(fleet_kv::identity::inbox_prefix("d1")))
+        .await
+        .unwrap();
+
+    // A server that lost its data starts from the configuration: given the list, it still
+    // refuses d1's first credentials.
+    let fresh = NatsServer::start_trusting_revoking(&authority, &revoked);
+    let refused = connect(&fresh, &d1_credentials, Some(fleet_kv::identity::inbox_prefix("d1"))).await;
+    assert!(matches!(refused, Err(fleet_kv::KvError::Refused { .. })), "{:?}", refused.err());
+    connect(&fresh, &d1_again, Some(fleet_kv::identity::inbox_prefix("d1")))
+        .await
+        .unwrap();
 }

@@ -31,6 +31,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub mod identity;
 pub mod signed;
 
 /// The schema version this crate writes and reads.

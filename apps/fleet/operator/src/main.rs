@@ -64,16 +64,28 @@ enum Command {
     /// the keys that vouch for every party on the fleet's NATS.
     NatsAuthority { file: PathBuf },
     /// Print the nats-server configuration that trusts the authority in
-    /// FILE, keeping accounts in ACCOUNTS (a directory of the server's).
-    NatsConfig { file: PathBuf, accounts: String },
+    /// FILE, keeping accounts in ACCOUNTS (a directory of the server's);
+    /// with --revoked, a server that lost its data still refuses those listed.
+    NatsConfig {
+        file: PathBuf,
+        accounts: String,
+        /// The revocation list `revoke` keeps.
+        #[arg(long)]
+        revoked: Option<PathBuf>,
+    },
     /// Write NATS credentials signed by the authority in FILE to OUT (never
     /// over an existing file): one device's (enrolling it), or the operator's.
+    /// They are derived: the same authority, party and enrolment number give
+    /// the same credentials (and the same public key, printed).
     Credentials {
         file: PathBuf,
         #[arg(long, conflicts_with = "operator", required_unless_present = "operator")]
         device: Option<String>,
         #[arg(long)]
         operator: bool,
+        /// Enrol again after a revocation: the next number gives a new key.
+        #[arg(long, default_value_t = 0)]
+        enrolment: u32,
         out: PathBuf,
     },
     /// Make a new signing key in FILE (never over an existing one) and print
@@ -193,13 +205,29 @@ fn run_command(command: &Command) -> Result<String, String> {
         Command::Keygen { file } => keys::create_file(file).map(|key| format!("{}\n", key.public())),
         Command::PublicKey { file } => keys::read_file(file).map(|key| format!("{}\n", key.public())),
         Command::NatsAuthority { file } => keys::create_secret_file(file, &Authority::generate().to_text()).map(|()| String::new()),
-        Command::NatsConfig { file, accounts } => keys::read_authority(file).map(|authority| authority.server_config(accounts)),
-        Command::Credentials { file, device, out, .. } => {
-            let authority = keys::read_authority(file)?;
-            let credentials = match device {
-                Some(id) => authority.device(id).map_err(|e| e.to_string())?,
-                None => authority.user(&Role::Operator),
+        Command::NatsConfig { file, accounts, revoked } => {
+            let revoked = match revoked {
+                Some(list) => read_revocations(list)?,
+                None => Default::default(),
             };
+            keys::read_authority(file).map(|authority| authority.server_config(accounts, &revoked))
+        }
+        Command::Credentials {
+            file,
+            device,
+            out,
+            enrolment,
+            ..
+        } => {
+            let authority = keys::read_authority(file)?;
+            let role = match device {
+                Some(id) => {
+                    fleet_model::check_device_id(id)?;
+                    Role::Device(id.clone())
+                }
+                None => Role::Operator,
+            };
+            let credentials = authority.credentials(&role, *enrolment);
             keys::create_secret_file(out, &credentials.to_text())?;
             Ok(format!("{}\n", credentials.public))
         }
@@ -217,16 +245,8 @@ fn revoke(authority: &std::path::Path, list: &std::path::Path, url: &str, key: &
         ));
     }
     let authority = keys::read_authority(authority)?;
-    let mut revoked: fleet_kv::identity::Revocations = match std::fs::read(list) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("`{}` is not a revocation list: {e}", list.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
-        Err(e) => return Err(format!("cannot read `{}`: {e}", list.display())),
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or_default();
-    revoked.insert(key.to_owned(), now + 1);
+    let mut revoked = read_revocations(list)?;
+    revoked.insert(key.to_owned(), fleet_kv::identity::unix_now());
     // Kept before it is pushed: a list the server has, and we lost, would be undone by the next push.
     std::fs::write(list, serde_json::to_vec_pretty(&revoked).unwrap_or_default())
         .map_err(|e| format!("cannot write `{}`: {e}", list.display()))?;
@@ -235,9 +255,18 @@ fn revoke(authority: &std::path::Path, list: &std::path::Path, url: &str, key: &
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime
-        .block_on(authority.push_revocations(url, &revoked))
+        .block_on(fleet_kv::push_revocations(&authority, url, &revoked))
         .map_err(|e| e.to_string())?;
     Ok(revoked.len())
+}
+
+/// The revocation list in `list`; none yet if it does not exist.
+fn read_revocations(list: &std::path::Path) -> Result<fleet_kv::identity::Revocations, String> {
+    match std::fs::read(list) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("`{}` is not a revocation list: {e}", list.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(format!("cannot read `{}`: {e}", list.display())),
+    }
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {

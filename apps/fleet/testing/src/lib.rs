@@ -96,7 +96,7 @@ impl Nats {
                     node.cluster = Some((format!("n{i}"), routes[i], routes.clone()));
                 }
                 if let Some(authority) = authority {
-                    node.trust(authority);
+                    node.trust(authority, &Default::default());
                 }
                 node
             })
@@ -219,16 +219,29 @@ impl NatsServer {
     /// knows no user and no password, only the operator's and the accounts'
     /// JWTs, and admits whoever connects with credentials they signed.
     pub fn start_trusting(authority: &fleet_kv::identity::Authority) -> Self {
-        let mut server = Self::unstarted(false, true);
-        server.trust(authority);
+        Self::start_trusting_with(authority, true)
+    }
+
+    /// A server that trusts `authority`, with or without JetStream.
+    pub fn start_trusting_with(authority: &fleet_kv::identity::Authority, jetstream: bool) -> Self {
+        let mut server = Self::unstarted(false, jetstream);
+        server.trust(authority, &Default::default());
         server.resume();
         server
     }
 
-    fn trust(&mut self, authority: &fleet_kv::identity::Authority) {
+    /// A server that trusts `authority` and starts from an account listing `revoked`.
+    pub fn start_trusting_revoking(authority: &fleet_kv::identity::Authority, revoked: &fleet_kv::identity::Revocations) -> Self {
+        let mut server = Self::unstarted(false, true);
+        server.trust(authority, revoked);
+        server.resume();
+        server
+    }
+
+    fn trust(&mut self, authority: &fleet_kv::identity::Authority, revoked: &fleet_kv::identity::Revocations) {
         let accounts = self.dir.path().join("accounts");
         let config = self.dir.path().join("server.conf");
-        std::fs::write(&config, authority.server_config(accounts.to_str().unwrap())).unwrap();
+        std::fs::write(&config, authority.server_config(accounts.to_str().unwrap(), revoked)).unwrap();
         self.config = Some(config);
     }
 

@@ -87,7 +87,7 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let operator = authority.user(&fleet_kv::identity::Role::Operator);
+        let operator = authority.credentials(&fleet_kv::identity::Role::Operator, 0);
         let connection = Connection::open(&nats.login(&operator, None, "test"), |_| {}).await.unwrap();
         let buckets = create_buckets(&connection).await;
         World {

@@ -28,12 +28,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use nkeys::KeyPair;
 use serde_json::{Value, json};
 
-use fleet_model::bucket;
+use crate::bucket;
 
 /// Why a key or a credential cannot be read or made. Never repeats a seed.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct IdentityError(String);
+
+impl IdentityError {
+    pub fn new(why: impl Into<String>) -> Self {
+        Self(why.into())
+    }
+}
 
 /// The keys that vouch for everyone on the fleet's NATS. Keep its text as
 /// secret as the fleet: whoever holds it can enrol anything.
@@ -119,7 +125,7 @@ impl Authority {
             "name": "fleet",
             "nats": {"type": "operator", "version": 2, "system_account": self.system.public_key()},
         });
-        sign(&self.operator, claims)
+        sign(&self.operator, claims, None)
     }
 
     /// The system account's JWT.
@@ -129,11 +135,16 @@ impl Authority {
             "name": "SYS",
             "nats": {"type": "account", "version": 2, "limits": unlimited(false)},
         });
-        sign(&self.operator, claims)
+        sign(&self.operator, claims, None)
     }
 
-    /// The fleet account's JWT, with JetStream, listing `revoked`.
+    /// The fleet account's JWT, with JetStream, listing `revoked`, issued
+    /// now: what `push_revocations` sends (the server keeps the newest).
     pub fn account_jwt(&self, revoked: &Revocations) -> String {
+        self.account_jwt_issued(revoked, Some(unix_now()))
+    }
+
+    fn account_jwt_issued(&self, revoked: &Revocations, issued: Option<i64>) -> String {
         let claims = json!({
             "sub": self.account.public_key(),
             "name": "fleet",
@@ -145,93 +156,86 @@ impl Authority {
                 "default_permissions": {"pub": {}, "sub": {}},
             },
         });
-        sign(&self.operator, claims)
+        sign(&self.operator, claims, issued)
     }
 
     /// The server's configuration of trust: paste it into nats-server's
-    /// configuration file. Accounts are kept in `dir` (the full resolver:
-    /// an updated account JWT pushed by the system account takes effect at
-    /// once, on every node).
-    pub fn server_config(&self, dir: &str) -> String {
+    /// configuration file. It holds public keys and JWTs only. Accounts are
+    /// kept in `dir` (the full resolver: an updated account JWT pushed by
+    /// the system account takes effect at once, on every node).
+    ///
+    /// The fleet account it starts from lists `revoked`, issued at the
+    /// latest of their times: a server that kept a newer account (one a
+    /// revocation pushed since) keeps that one, and a server that lost its
+    /// data still refuses every party the list names. The text is the same
+    /// for the same authority and list.
+    pub fn server_config(&self, dir: &str, revoked: &Revocations) -> String {
+        let issued = revoked.values().copied().max();
         format!(
             "operator: {operator}\nsystem_account: {system}\nresolver: {{\n  type: full\n  dir: {dir}\n  allow_delete: false\n}}\nresolver_preload: {{\n  {system}: {system_jwt}\n  {account}: {account_jwt}\n}}\n",
             operator = self.operator_jwt(),
             system = self.system.public_key(),
             system_jwt = self.system_jwt(),
             account = self.account.public_key(),
-            account_jwt = self.account_jwt(&Revocations::new()),
+            account_jwt = self.account_jwt_issued(revoked, issued),
             dir = json!(dir),
         )
     }
 
-    /// Credentials for `role`, signed by the fleet account.
-    pub fn user(&self, role: &Role) -> Credentials {
-        let user = KeyPair::new_user();
+    /// The credentials of `role` under enrolment number `enrolment`, signed
+    /// by the fleet account: always the same for the same three (see the
+    /// module's text). They carry no issue time, so a revocation of their
+    /// key refuses them for good; enrol again with the next number.
+    pub fn credentials(&self, role: &Role, enrolment: u32) -> Credentials {
         let (name, permissions) = match role {
             Role::Operator => ("fleet-operator".to_owned(), json!({})),
             Role::Device(device) => (device.clone(), device_permissions(device)),
         };
+        let user = derived_user(&self.account, &format!("{name}\0{enrolment}"));
         let mut nats = json!({"type": "user", "version": 2, "subs": -1, "data": -1, "payload": -1});
         if let (Some(nats), Some(permissions)) = (nats.as_object_mut(), permissions.as_object()) {
             nats.extend(permissions.clone());
         }
         let claims = json!({"sub": user.public_key(), "name": name, "nats": nats});
         Credentials {
-            jwt: sign(&self.account, claims),
+            jwt: sign(&self.account, claims, None),
             seed: user.seed().unwrap_or_default(),
             public: user.public_key(),
         }
     }
 
-    /// Credentials of one device: enrolling it is giving it these.
+    /// The credentials of one device, first enrolment: enrolling it is giving it these.
     pub fn device(&self, device: &str) -> Result<Credentials, IdentityError> {
-        fleet_model::check_device_id(device).map_err(IdentityError)?;
-        Ok(self.user(&Role::Device(device.to_owned())))
+        crate::check_device_id(device).map_err(IdentityError)?;
+        Ok(self.credentials(&Role::Device(device.to_owned()), 0))
     }
 
     /// Credentials in the system account: they push account updates.
     pub fn system_user(&self) -> Credentials {
-        let user = KeyPair::new_user();
+        let user = derived_user(&self.system, "fleet-system");
         let claims = json!({
             "sub": user.public_key(),
             "name": "fleet-system",
             "nats": {"type": "user", "version": 2, "subs": -1, "data": -1, "payload": -1},
         });
         Credentials {
-            jwt: sign(&self.system, claims),
+            jwt: sign(&self.system, claims, None),
             seed: user.seed().unwrap_or_default(),
             public: user.public_key(),
         }
     }
 }
 
-impl Authority {
-    /// Make the fleet account list `revoked` on the server at `url`, at once
-    /// and on every node: push its JWT through the system account. A revoked
-    /// party's session ends, and its credentials are refused from then on.
-    pub async fn push_revocations(&self, url: &str, revoked: &Revocations) -> Result<(), IdentityError> {
-        let settings = crate::Settings {
-            url: url.to_owned(),
-            login: crate::Login::Credentials {
-                text: self.system_user().to_text(),
-                inbox: None,
-            },
-            name: "fleet-revocations".into(),
-        };
-        let connection = crate::Connection::open(&settings, |_| {})
-            .await
-            .map_err(|e| IdentityError(e.to_string()))?;
-        let reply = connection
-            .client
-            .request("$SYS.REQ.CLAIMS.UPDATE", self.account_jwt(revoked).into())
-            .await
-            .map_err(|e| IdentityError(format!("NATS at {url} did not take the account's update: {e}")))?;
-        let answer: Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
-        match answer.get("error") {
-            None | Some(Value::Null) => Ok(()),
-            Some(error) => Err(IdentityError(format!("NATS at {url} refused the account's update: {error}"))),
-        }
-    }
+/// A user key derived from an account's private key and `what`: the HMAC of
+/// one by the other is the new key's 32 random bytes.
+fn derived_user(account: &KeyPair, what: &str) -> KeyPair {
+    let secret = account.seed().unwrap_or_default();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("fleet user\0{what}").as_bytes());
+    let mut raw = [0u8; 32];
+    raw.copy_from_slice(&tag.as_ref()[..32]);
+    // Cannot fail: a user key takes any 32 bytes.
+    KeyPair::new_from_raw(nkeys::KeyPairType::User, raw).unwrap_or_else(|_| KeyPair::new_user())
 }
 
 impl std::fmt::Debug for Authority {
@@ -279,15 +283,22 @@ fn unlimited(jetstream: bool) -> Value {
     limits
 }
 
-/// A JWT of `claims`, issued now by `issuer`, as NATS's own tools write one.
-fn sign(issuer: &KeyPair, mut claims: Value) -> String {
-    let header = B64.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
-    let now = std::time::SystemTime::now()
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// A JWT of `claims` by `issuer`, as NATS's own tools write one; `issued`:
+/// its issue time (`iat`), or none, for a JWT that is the same at every call.
+fn sign(issuer: &KeyPair, mut claims: Value, issued: Option<i64>) -> String {
+    let header = B64.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
     claims["iss"] = json!(issuer.public_key());
-    claims["iat"] = json!(now);
+    if let Some(issued) = issued {
+        claims["iat"] = json!(issued);
+    }
     // Its id: a digest of the rest, as NATS's tools make it.
     let digest = ring::digest::digest(&ring::digest::SHA512_256, &serde_json::to_vec(&claims).unwrap_or_default());
     claims["jti"] = json!(data_encoding::BASE32_NOPAD.encode(digest.as_ref()));
@@ -297,6 +308,16 @@ fn sign(issuer: &KeyPair, mut claims: Value) -> String {
 }
 
 impl Credentials {
+    /// The server's challenge (the `nonce` of its `INFO`), signed with our
+    /// key, as a `CONNECT` carries it (`sig`).
+    pub fn sign_nonce(&self, nonce: &str) -> Result<String, IdentityError> {
+        let pair = KeyPair::from_seed(&self.seed).map_err(|_| IdentityError("the key in NATS credentials is not a seed".into()))?;
+        let signature = pair
+            .sign(nonce.as_bytes())
+            .map_err(|_| IdentityError("the key in NATS credentials cannot sign".into()))?;
+        Ok(B64.encode(signature))
+    }
+
     /// The `.creds` file's text.
     pub fn to_text(&self) -> String {
         format!(
@@ -337,6 +358,34 @@ mod tests {
         let missing = Authority::from_text("operator: SOAAA\n").unwrap_err().to_string();
         assert!(!missing.contains("SOAAA"), "{missing}");
         assert!(authority.device("a/b").is_err(), "a device id is checked");
+    }
+
+    #[test]
+    fn credentials_are_derived_so_a_render_is_stable_and_an_enrolment_number_gives_a_new_key() {
+        let authority = Authority::generate();
+        let d1 = Role::Device("d1".into());
+        let (a, b) = (authority.credentials(&d1, 0), authority.credentials(&d1, 0));
+        assert_eq!((a.to_text(), a.public.clone()), (b.to_text(), b.public.clone()));
+        let again = authority.credentials(&d1, 1);
+        assert_ne!(again.public, a.public, "enrolled again: a new key");
+        assert_ne!(authority.credentials(&Role::Device("d2".into()), 0).public, a.public);
+        assert_ne!(authority.credentials(&Role::Operator, 0).public, a.public);
+        let other = Authority::generate();
+        assert_ne!(other.credentials(&d1, 0).public, a.public, "another authority, another key");
+        let revoked = Revocations::from([(a.public.clone(), 1_700_000_000)]);
+        assert_eq!(
+            authority.server_config("/data", &revoked),
+            authority.server_config("/data", &revoked)
+        );
+        let config = authority.server_config("/data", &revoked);
+        assert!(
+            !config.contains(&a.seed)
+                && !authority
+                    .to_text()
+                    .lines()
+                    .skip(1)
+                    .any(|l| config.contains(l.split(": ").nth(1).unwrap()))
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! kube-apiserver (its own CA and serving certificate, RBAC, bearer-token users, service
 //! accounts), kube-controller-manager (every default controller, each under its own service
 //! account) and kube-scheduler, on loopback ports, with their data and logs in a directory of
-//! their own. Our kubelet ([`crate::kubelet`]) is the node.
+//! their own. Our kubelet ([`crate::kubelet`]) is the node, and a default StorageClass with its
+//! provisioner ([`crate::volumes`]) gives claims their volumes, in that directory too.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -111,8 +112,10 @@ fn state_dir() -> Result<PathBuf, StartError> {
         else {
             continue;
         };
+        // A killed process left its pods' volumes mounted in their roots: undone first, and a
+        // directory that keeps one is kept.
         if !crate::process::alive(pid) {
-            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = crate::bind_mounts::remove_dir(&entry.path());
         }
     }
     let dir = tempfile::Builder::new()
@@ -167,6 +170,7 @@ pub struct ControlPlane {
     programs: Programs,
     runtime: Option<tokio::runtime::Runtime>,
     kubelet: Arc<Kubelet>,
+    provisioner: Mutex<Option<crate::volumes::Provisioner>>,
     pub(crate) options: Options,
     argocd: Mutex<Option<crate::argocd::Controller>>,
 }
@@ -317,6 +321,15 @@ impl ControlPlane {
             }
         })
         .map_err(StartError::Node)?;
+        let provisioner = run_on(on, {
+            let (url, pki, volumes, node) = (url.clone(), pki.clone(), dir.join("volumes"), node.clone());
+            let admin = admin.clone();
+            async move {
+                let client = client(&url, &pki.ca_cert, &pki.users.provisioner, "default").await?;
+                crate::volumes::install(admin, client, volumes, node).await
+            }
+        })
+        .map_err(StartError::Node)?;
 
         let plane = ControlPlane {
             dir,
@@ -328,6 +341,7 @@ impl ControlPlane {
             programs: programs.clone(),
             runtime: Some(runtime),
             kubelet,
+            provisioner: Mutex::new(Some(provisioner)),
             options: options.clone(),
             argocd: Mutex::new(None),
         };
@@ -460,6 +474,13 @@ impl ControlPlane {
         &self.dir
     }
 
+    /// Where the provisioner of the default StorageClass ([`crate::STORAGE_CLASS`]) makes the
+    /// volumes' directories: `volumes/` in [`ControlPlane::dir`], one directory a volume,
+    /// `pvc-<claim uid>_<namespace>_<claim>`.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.dir.join("volumes")
+    }
+
     /// The components' logs: `kube-apiserver.log`, `etcd.log`, …
     pub fn log(&self, component: &str) -> PathBuf {
         self.dir.join(format!("{component}.log"))
@@ -513,6 +534,7 @@ impl ControlPlane {
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         drop(lock(&self.argocd).take());
+        drop(lock(&self.provisioner).take());
         self.kubelet.shutdown();
         // The scheduler and controllers first, the store last.
         let mut processes = std::mem::take(&mut *lock(&self.processes));
@@ -522,7 +544,11 @@ impl Drop for ControlPlane {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The pods are stopped and their volumes unmounted; a directory that still holds a mount
+        // is kept rather than removed through it.
+        if let Err(e) = crate::bind_mounts::remove_dir(&self.dir) {
+            eprintln!("harmony-test-cluster: {e}");
+        }
     }
 }
 

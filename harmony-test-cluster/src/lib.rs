@@ -4,8 +4,11 @@
 //! kube-scheduler (built from Go modules by `scripts/install-control-plane`) on loopback, with
 //! their own CA, RBAC and bearer-token users, and starts the kubelet ([`kubelet`]): it registers
 //! a Node, and runs the pods the scheduler binds to it for real or plays them as [`Workloads`]
-//! says. Everything else — server-side apply, managed fields, validation, watches, readiness
-//! of Deployments and StatefulSets, garbage collection — is Kubernetes itself.
+//! says. A default StorageClass ([`STORAGE_CLASS`]) and its provisioner ([`volumes`]) give
+//! claims volumes: directories in the control plane's own ([`ControlPlane::volumes_dir`]),
+//! which the kubelet mounts into the containers it runs. Everything else — server-side apply,
+//! managed fields, validation, watches, readiness of Deployments and StatefulSets, binding
+//! claims to volumes, garbage collection — is Kubernetes itself.
 //!
 //! A test takes a [`TestCluster`]: by default a handle on the one control plane its test binary
 //! shares (started on first use, gone with the process), with namespaces of its own
@@ -14,6 +17,7 @@
 //! own, for tests that deploy into fixed namespaces or act on the whole cluster.
 
 mod argocd;
+mod bind_mounts;
 mod control_plane;
 mod error;
 mod faults;
@@ -22,6 +26,7 @@ mod pki;
 mod process;
 pub mod proxy;
 mod util;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -37,6 +42,7 @@ pub use error::StartError;
 pub use faults::Fault;
 pub use pki::User;
 pub use proxy::{FaultProxy, Request};
+pub use volumes::{PROVISIONER, STORAGE_CLASS};
 
 /// How the kubelet treats the pods of a namespace whose images it does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +61,10 @@ pub enum Workloads {
     /// (plain HTTP), unpacks them into a root per container, and runs the entrypoint there
     /// (chroot) in the pod's own network namespace at `status.podIP`. A process that keeps
     /// running for [`Options::ready_after`] makes its container ready; one that exits is
-    /// restarted with its real exit code and log. Needs root, `ip`, `tar`, `mknod`, `setpriv`
-    /// and `unshare`; without them the pods say why.
+    /// restarted with its real exit code and log. A claim's volume, or a `hostPath`, is a
+    /// directory of the host mounted into the root while the process runs (`mount --bind`).
+    /// Needs root, `ip`, `tar`, `mknod`, `setpriv`, `unshare`, `mount` and `umount`; without
+    /// them the pods say why.
     Run,
 }
 

@@ -22,9 +22,10 @@ pub struct User {
 }
 
 /// Who talks to the API server: the administrator the tests and `scripts/test-cluster` hand
-/// out, a user with no rights at all (tests of refusals grant it what they need), and the
-/// control plane's own components under their usual names, so Kubernetes' bootstrap roles
-/// apply to them as on any cluster.
+/// out, a user with no rights at all (tests of refusals grant it what they need), the control
+/// plane's own components under their usual names, so Kubernetes' bootstrap roles apply to them
+/// as on any cluster, and the volume provisioner, with the rights an external provisioner is
+/// given ([`crate::volumes`]).
 #[derive(Debug, Clone)]
 pub struct Users {
     pub admin: User,
@@ -32,6 +33,7 @@ pub struct Users {
     pub controller_manager: User,
     pub scheduler: User,
     pub kubelet: User,
+    pub provisioner: User,
 }
 
 impl Users {
@@ -49,16 +51,18 @@ impl Users {
             controller_manager: user("system:kube-controller-manager", &[])?,
             scheduler: user("system:kube-scheduler", &[])?,
             kubelet: user(&format!("system:node:{node}"), &["system:nodes"])?,
+            provisioner: user(crate::volumes::PROVISIONER_USER, &[])?,
         })
     }
 
-    fn all(&self) -> [&User; 5] {
+    fn all(&self) -> [&User; 6] {
         [
             &self.admin,
             &self.restricted,
             &self.controller_manager,
             &self.scheduler,
             &self.kubelet,
+            &self.provisioner,
         ]
     }
 

@@ -3,7 +3,9 @@
 //! ([`runtime`]), and reports their status as a kubelet does: phase, conditions,
 //! `containerStatuses` with restart counts and waiting reasons, `podIP`, and its events. It
 //! serves the kubelet API the API server proxies to ([`api`]: container logs, port-forwards),
-//! and finishes the deletion of the pods it stopped.
+//! and finishes the deletion of the pods it stopped. A pod's claims must be bound before it
+//! starts; the directories of the host its volumes are (`hostPath`, a claim's PersistentVolume)
+//! are mounted into the containers it runs ([`runtime`]).
 //!
 //! Which pods run for real and which are played is set per namespace ([`Kubelet::set_mode`]);
 //! a pod whose images are all held ([`Kubelet::hold`]) always runs.
@@ -77,6 +79,9 @@ pub(crate) struct Kubelet {
     pods: Mutex<BTreeMap<(String, String), Pod>>,
     /// Pods that could not be started yet, and why (a missing Secret: kubelet looks again).
     blocked: Mutex<HashMap<String, (String, String)>>,
+    /// Pods waiting for their volumes (a claim not bound yet), and kubelet's `FailedMount`
+    /// message, by uid: their containers stay `ContainerCreating`.
+    unmounted: Mutex<HashMap<String, String>>,
     reported: Mutex<HashMap<String, Reported>>,
     /// Events already sent: name and count.
     events: Mutex<HashMap<EventKey, (String, i32)>>,
@@ -116,6 +121,7 @@ impl Kubelet {
             api,
             pods: Mutex::new(BTreeMap::new()),
             blocked: Mutex::new(HashMap::new()),
+            unmounted: Mutex::new(HashMap::new()),
             reported: Mutex::new(HashMap::new()),
             events: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -330,6 +336,7 @@ impl Kubelet {
             lock(&self.runtime).stop(&ns, &name);
             lock(&self.reported).remove(&uid);
             lock(&self.blocked).remove(&uid);
+            lock(&self.unmounted).remove(&uid);
         }
         lock(&self.runtime).take_changed();
         // Pods are independent: a kubelet works on many at once.
@@ -373,12 +380,23 @@ impl Kubelet {
         if !started {
             let value = serde_json::to_value(pod).unwrap_or_default();
             match spec::container_specs(&self.client, &value, &self.node, matches!(how, How::Play(_))).await {
-                Err(blocked) => {
+                Err(spec::Blocked::Container(container, message)) => {
                     lock(&self.runtime).stop(&ns, &name);
-                    lock(&self.blocked).insert(uid.clone(), blocked);
+                    lock(&self.unmounted).remove(&uid);
+                    lock(&self.blocked).insert(uid.clone(), (container, message));
+                }
+                Err(spec::Blocked::Volumes(message)) => {
+                    lock(&self.runtime).stop(&ns, &name);
+                    lock(&self.blocked).remove(&uid);
+                    let new = lock(&self.unmounted).insert(uid.clone(), message.clone()).as_ref() != Some(&message);
+                    if new {
+                        // About the pod, not a container: it was never created.
+                        self.event(pod, "", "Warning", "FailedMount", &message).await;
+                    }
                 }
                 Ok(specs) => {
                     lock(&self.blocked).remove(&uid);
+                    lock(&self.unmounted).remove(&uid);
                     let policy = pod
                         .spec
                         .as_ref()
@@ -444,7 +462,8 @@ impl Kubelet {
         }
     }
 
-    /// Records an event about a pod's container, or counts one more of the same.
+    /// Records an event about a pod's container (the pod itself if `container` is empty), or
+    /// counts one more of the same.
     async fn event(&self, pod: &Pod, container: &str, kind: &str, reason: &str, message: &str) {
         let (ns, name, uid) = (pod.namespace().unwrap_or_default(), pod.name_any(), pod.uid().unwrap_or_default());
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
@@ -463,7 +482,7 @@ impl Kubelet {
             "metadata": {"name": event_name, "namespace": ns},
             "involvedObject": {
                 "apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns, "uid": uid,
-                "fieldPath": format!("spec.containers{{{container}}}"),
+                "fieldPath": (!container.is_empty()).then(|| format!("spec.containers{{{container}}}")),
             },
             "reason": reason,
             "message": message,

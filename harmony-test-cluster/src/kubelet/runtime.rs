@@ -27,6 +27,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::Workloads;
+use crate::bind_mounts::{self, MountError};
 use crate::lock;
 use crate::util;
 
@@ -39,6 +40,8 @@ struct Tools {
     setpriv: PathBuf,
     unshare: PathBuf,
     kill: PathBuf,
+    mount: PathBuf,
+    umount: PathBuf,
 }
 
 /// Why this machine cannot run images: not root, or a tool is missing.
@@ -78,6 +81,8 @@ fn tools() -> Result<Tools, String> {
         setpriv: find("setpriv")?,
         unshare: find("unshare")?,
         kill: find("kill")?,
+        mount: find("mount")?,
+        umount: find("umount")?,
     })
 }
 
@@ -96,6 +101,10 @@ pub(crate) enum RunError {
     },
     #[error("no command specified: the image has no Entrypoint or Cmd and the container no command")]
     NoCommand,
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error("cannot mount a volume at {path}: {why}")]
+    MountPoint { path: String, why: String },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
@@ -178,12 +187,26 @@ pub(crate) struct ContainerSpec {
     pub mounts: Vec<Mount>,
 }
 
-/// A volume as the container sees it: written into its root at `path` before it starts.
+/// A volume as the container sees it: written into its root at `path` before it starts, or a
+/// directory of the host mounted there while it runs.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Mount {
     pub path: String,
     /// Files relative to `path` (a ConfigMap's or Secret's keys); none for an `emptyDir`.
     pub files: Vec<(String, Vec<u8>)>,
+    /// A directory (or file) of the host that appears at `path`: a `hostPath` volume, or the
+    /// PersistentVolume a claim is bound to. None for the volumes written into the root, and
+    /// for every volume of a played pod (nothing runs to see it).
+    pub host: Option<HostDir>,
+}
+
+/// A directory (or file) of the host, bind-mounted into a container's root for each run of its
+/// process and unmounted when the process ends: what the process writes there outlives the
+/// root.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HostDir {
+    pub source: PathBuf,
+    pub read_only: bool,
 }
 
 /// A pod the kubelet runs.
@@ -552,7 +575,16 @@ fn run_pod(ctx: PodCtx, containers: Vec<ContainerSpec>) {
         let _ = t.join();
     }
     remove_network(ctx.tools(), &network);
-    let _ = fs::remove_dir_all(&ctx.dir);
+    remove_pod_dir(&ctx.dir);
+}
+
+/// Removes a stopped pod's directory (its containers' roots and logs), never through a volume
+/// still mounted in a root: such a directory is kept, and said so on stderr (nothing else is
+/// left to tell: the pod is gone).
+fn remove_pod_dir(dir: &Path) {
+    if let Err(e) = bind_mounts::remove_dir(dir) {
+        eprintln!("harmony-test-cluster: the kubelet {e}");
+    }
 }
 
 static NEXT_PLAYED_IP: AtomicU32 = AtomicU32::new(0);
@@ -576,7 +608,7 @@ fn play_pod(ctx: PodCtx, containers: Vec<ContainerSpec>, mode: Workloads) {
     for t in threads {
         let _ = t.join();
     }
-    let _ = fs::remove_dir_all(&ctx.dir);
+    remove_pod_dir(&ctx.dir);
 }
 
 /// One played container: the states a real one would go through, with the log it would write.
@@ -772,6 +804,11 @@ fn run_container(ctx: &PodCtx, index: usize, spec: &ContainerSpec, netns: &str, 
         if ctx.stopped() {
             return;
         }
+        // The host's directories are in the root while its process runs, and only then.
+        if let Err(e) = bind_volumes(ctx.tools(), &root, &spec.mounts) {
+            ctx.update(index, |c| c.phase = Phase::CreateFailed(e.to_string()));
+            return;
+        }
         runs += 1;
         let log_path = dir.join(format!("{runs}.log"));
         let started_at = util::now_rfc3339();
@@ -798,6 +835,7 @@ fn run_container(ctx: &PodCtx, index: usize, spec: &ContainerSpec, netns: &str, 
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
+                let _ = unbind_volumes(ctx.tools(), &root);
                 ctx.update(index, |c| c.phase = Phase::CreateFailed(format!("cannot start the container: {e}")));
                 return;
             }
@@ -809,7 +847,14 @@ fn run_container(ctx: &PodCtx, index: usize, spec: &ContainerSpec, netns: &str, 
                 ready: false,
             };
         });
-        let Some(status) = supervise(ctx, index, &mut child) else {
+        let status = supervise(ctx, index, &mut child);
+        // Its process group is gone: the volumes leave the root before anything else is done
+        // to it (a restart, or the pod's removal).
+        if let Err(e) = unbind_volumes(ctx.tools(), &root) {
+            ctx.update(index, |c| c.phase = Phase::CreateFailed(e.to_string()));
+            return;
+        }
+        let Some(status) = status else {
             return;
         };
         let code = exit_code(status);
@@ -933,9 +978,10 @@ fn furnish(tools: &Tools, root: &Path, hostname: &str, pod_ip: &str) -> Result<(
 }
 
 /// Writes the container's volumes into its root: a ConfigMap's or Secret's keys as files
-/// (mode 0644), an `emptyDir` as an empty directory.
+/// (mode 0644), an `emptyDir` as an empty directory. The host's directories are mounted for
+/// each run instead ([`bind_volumes`]).
 fn mount(root: &Path, mounts: &[Mount]) -> Result<(), RunError> {
-    for m in mounts {
+    for m in mounts.iter().filter(|m| m.host.is_none()) {
         let dir = root.join(m.path.trim_start_matches('/'));
         fs::create_dir_all(&dir).map_err(io(format!("cannot create the mount point {}", m.path)))?;
         for (name, content) in &m.files {
@@ -949,6 +995,84 @@ fn mount(root: &Path, mounts: &[Mount]) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Mounts the container's host directories into its root (`mount --bind`), the shallower first
+/// so that one inside another lands on top. Whatever was mounted is unmounted if one fails.
+fn bind_volumes(tools: &Tools, root: &Path, mounts: &[Mount]) -> Result<(), RunError> {
+    let mut hosts: Vec<(&Mount, &HostDir)> = mounts.iter().filter_map(|m| m.host.as_ref().map(|h| (m, h))).collect();
+    hosts.sort_by_key(|(m, _)| m.path.split('/').filter(|p| !p.is_empty()).count());
+    for (m, host) in hosts {
+        let bound = mount_point(root, &m.path, !host.source.is_dir()).and_then(|target| {
+            Ok(bind_mounts::bind(
+                &tools.mount,
+                &tools.umount,
+                &host.source,
+                &target,
+                host.read_only,
+            )?)
+        });
+        if let Err(e) = bound {
+            let _ = unbind_volumes(tools, root);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Unmounts everything mounted in the root (its process has ended).
+fn unbind_volumes(tools: &Tools, root: &Path) -> Result<(), RunError> {
+    Ok(bind_mounts::unmount_under(&tools.umount, root)?)
+}
+
+/// Where a volume is mounted in a container's root: `path` under `root`, the directories on the
+/// way made, and the last one a file if the volume is one. Never through a symbolic link: an
+/// image's link (`/data -> /var/lib`) would lead the mount out of the root, onto the host's own
+/// directories.
+fn mount_point(root: &Path, path: &str, file: bool) -> Result<PathBuf, RunError> {
+    let refuse = |why: &str| RunError::MountPoint {
+        path: path.to_owned(),
+        why: why.to_owned(),
+    };
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if parts.is_empty() {
+        return Err(refuse("it is the container's root"));
+    }
+    let mut at = root.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        if *part == ".." {
+            return Err(refuse("a mount path has no `..`"));
+        }
+        at.push(part);
+        // Every step is a directory, but the last one when the volume is a file.
+        let a_file = file && i + 1 == parts.len();
+        match fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(refuse(&format!(
+                    "/{} is a symbolic link in the image, and a mount through it could leave the container's root",
+                    parts[..=i].join("/")
+                )));
+            }
+            Ok(meta) if a_file && !meta.is_file() => return Err(refuse("the volume is a file, and the image has a directory there")),
+            Ok(meta) if !a_file && !meta.is_dir() => {
+                return Err(refuse(&format!(
+                    "/{} is a file in the image, not a directory",
+                    parts[..=i].join("/")
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let made = if a_file {
+                    fs::File::create(&at).map(drop)
+                } else {
+                    fs::create_dir(&at)
+                };
+                made.map_err(io(format!("cannot create the mount point {}", at.display())))?;
+            }
+            Err(e) => return Err(io(format!("cannot read {}", at.display()))(e)),
+        }
+    }
+    Ok(at)
+}
+
 /// A held image's root: its program alone, at `/<file name>`, which is also its entrypoint.
 fn unpack_held(program: &Path, root: &Path) -> Result<(String, ImageConfig), RunError> {
     use std::os::unix::fs::PermissionsExt;
@@ -956,7 +1080,7 @@ fn unpack_held(program: &Path, root: &Path) -> Result<(String, ImageConfig), Run
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "program".into());
-    let _ = fs::remove_dir_all(root);
+    bind_mounts::remove_dir(root)?;
     fs::create_dir_all(root).map_err(io(format!("cannot create {}", root.display())))?;
     let bytes = fs::read(program).map_err(|e| RunError::Pull(format!("the held image's program {}: {e}", program.display())))?;
     let target = root.join(&name);
@@ -982,7 +1106,7 @@ fn pull_and_unpack(ctx: &PodCtx, spec: &ContainerSpec, dir: &Path, root: &Path) 
         .build()
         .map_err(io("cannot start the pull's runtime"))?;
     let layers_dir = dir.join("layers");
-    let _ = fs::remove_dir_all(root);
+    bind_mounts::remove_dir(root)?;
     fs::create_dir_all(root).map_err(io(format!("cannot create {}", root.display())))?;
     fs::create_dir_all(&layers_dir).map_err(io(format!("cannot create {}", layers_dir.display())))?;
     let pulled = runtime
@@ -1295,6 +1419,30 @@ mod tests {
         assert_eq!(normalize("team/app"), "docker.io/team/app:latest");
         assert_eq!(normalize("127.0.0.1:5000/app@sha256:ab"), "127.0.0.1:5000/app@sha256:ab");
         assert_eq!(normalize("localhost:5000/app"), "localhost:5000/app:latest");
+    }
+
+    #[test]
+    fn mount_points_are_made_inside_the_root_and_never_through_a_link() {
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path().join("rootfs");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        assert_eq!(mount_point(&root, "/var/lib/data", false).unwrap(), root.join("var/lib/data"));
+        assert!(root.join("var/lib/data").is_dir());
+        assert_eq!(mount_point(&root, "/etc/app.conf", true).unwrap(), root.join("etc/app.conf"));
+        assert!(root.join("etc/app.conf").is_file(), "a file volume gets a file to mount on");
+
+        let host = scratch.path().join("host");
+        fs::create_dir_all(&host).unwrap();
+        std::os::unix::fs::symlink(&host, root.join("data")).unwrap();
+        let refused = mount_point(&root, "/data/x", false).unwrap_err().to_string();
+        assert!(refused.contains("/data is a symbolic link in the image"), "{refused}");
+        assert!(!host.join("x").exists(), "nothing made outside the root");
+        assert!(mount_point(&root, "/", false).is_err(), "not over the root itself");
+        assert!(mount_point(&root, "/a/../b", false).is_err());
+        assert!(
+            mount_point(&root, "/etc/app.conf", false).is_err(),
+            "a file is no directory to mount on"
+        );
     }
 
     #[test]

@@ -1050,7 +1050,7 @@ fn apply_without_names_deploys_every_app_in_the_order_namespaces_need_and_plan_t
     assert!(said.contains("verified fleet-nats/nats (smoke test passed)"), "{said}");
     let webapp = s.cluster.object("apps/v1", "Deployment", Some("webapp"), "webapp").unwrap();
     assert_eq!(webapp["status"]["readyReplicas"], 2, "it returned once the rollout was ready");
-    let nats = s.cluster.object("apps/v1", "Deployment", Some("fleet"), "fleet-nats").unwrap();
+    let nats = s.cluster.object("apps/v1", "StatefulSet", Some("fleet"), "fleet-nats").unwrap();
     assert_eq!(nats["status"]["readyReplicas"], 1, "{nats}");
     // The smoke test's KV round trip left its key in the live server's bucket.
     let jsz = api_get(

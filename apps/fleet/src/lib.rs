@@ -35,13 +35,15 @@ pub mod nats;
 
 use harmony::cluster::Place;
 use harmony::helm::Helm;
-use harmony::k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use harmony::k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use harmony::k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, Namespace, PodSpec, PodTemplateSpec,
-    Probe, Secret as K8sSecret, SecretVolumeSource, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, Namespace, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, Secret as K8sSecret, SecretVolumeSource, Service, ServiceAccount,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use harmony::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role as RbacRole, RoleBinding, RoleRef, Subject};
 use harmony::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use harmony::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use harmony::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use harmony::release::{ChartRef, ReleaseCx};
@@ -61,7 +63,10 @@ pub const NATS_MONITOR_PORT: i32 = 8222;
 /// NATS with JetStream, trusting the fleet's authority, smoke-tested live.
 ///
 /// A ConfigMap with its configuration (public keys and JWTs only: no secret
-/// in it), a Deployment and a Service (client and monitoring ports).
+/// in it), a StatefulSet whose pod keeps JetStream and the accounts on a
+/// persistent volume of its own (a claim of [`FleetNatsScore::storage`], of
+/// the cluster's default class), and a Service (client and monitoring
+/// ports). The volume outlives the pod: a restarted NATS has its data.
 #[derive(Score, Clone, Debug)]
 #[score(requires(K8sClient), smoke = Self::smoke)]
 pub struct FleetNatsScore {
@@ -76,6 +81,9 @@ pub struct FleetNatsScore {
     /// The parties revoked, as `fleet-operator revoke` keeps them (public
     /// key → time): a NATS that lost its data still refuses them.
     pub revoked: Revocations,
+    /// The size of its volume (JetStream and the accounts), as Kubernetes
+    /// writes a quantity: `1Gi`.
+    pub storage: String,
 }
 
 impl FleetNatsScore {
@@ -86,6 +94,7 @@ impl FleetNatsScore {
             image: "docker.io/library/nats:2.10-alpine".into(),
             authority,
             revoked: Revocations::new(),
+            storage: "1Gi".into(),
         }
     }
 
@@ -165,22 +174,46 @@ impl Render for FleetNatsScore {
             volume_mounts: Some(vec![mount("config", "/etc/nats"), mount("data", "/data")]),
             ..Default::default()
         };
-        let volumes = vec![
-            Volume {
-                name: "config".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: self.name.clone(),
+        let volumes = vec![Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: self.name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        // The data volume is a claim of the pod's own, made from the template: kept when the
+        // pod goes, given to the pod that replaces it.
+        let data = PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some("data".into()),
+                ..Default::default()
+            },
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([("storage".to_owned(), Quantity(self.storage.clone()))])),
                     ..Default::default()
                 }),
                 ..Default::default()
-            },
-            Volume {
-                name: "data".into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
+            }),
+            ..Default::default()
+        };
+        d.push(&StatefulSet {
+            metadata: meta(&self.namespace, &self.name),
+            spec: Some(StatefulSetSpec {
+                replicas: Some(1),
+                service_name: Some(self.name.clone()),
+                selector: LabelSelector {
+                    match_labels: Some(labels.clone()),
+                    ..Default::default()
+                },
+                template: pod_template(&labels, container, volumes, None),
+                volume_claim_templates: Some(vec![data]),
                 ..Default::default()
-            },
-        ];
-        d.push(&deployment(&self.namespace, &self.name, &labels, container, volumes, None))?;
+            }),
+            ..Default::default()
+        })?;
         d.push(&Service {
             metadata: meta(&self.namespace, &self.name),
             spec: Some(ServiceSpec {
@@ -776,20 +809,29 @@ fn deployment(
                 match_labels: Some(labels.clone()),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    volumes: (!volumes.is_empty()).then_some(volumes),
-                    service_account_name: service_account.map(str::to_owned),
-                    ..Default::default()
-                }),
-            },
+            template: pod_template(labels, container, volumes, service_account),
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+fn pod_template(
+    labels: &BTreeMap<String, String>,
+    container: Container,
+    volumes: Vec<Volume>,
+    service_account: Option<&str>,
+) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels.clone()),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            service_account_name: service_account.map(str::to_owned),
+            ..Default::default()
+        }),
     }
 }

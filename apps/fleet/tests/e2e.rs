@@ -216,7 +216,14 @@ fn the_fleet_server_is_deployed_by_its_scores_and_verified() {
         let established = crd.status.and_then(|s| s.conditions).unwrap_or_default();
         assert!(established.iter().any(|c| c.type_ == "Established" && c.status == "True"));
         let deployments: Api<Deployment> = Api::namespaced(stack.client.clone(), &stack.ns);
-        for name in ["fleet-nats", "fleet-operator", "fleet-agent-lyon-1", "fleet-agent-paris-1"] {
+        let sets: Api<harmony::k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(stack.client.clone(), &stack.ns);
+        let nats = sets.get("fleet-nats").await.unwrap();
+        assert_eq!(
+            nats.status.and_then(|s| s.ready_replicas),
+            Some(1),
+            "NATS was waited for until ready"
+        );
+        for name in ["fleet-operator", "fleet-agent-lyon-1", "fleet-agent-paris-1"] {
             let d = deployments.get(name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
             let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or_default();
             assert_eq!(ready, 1, "{name} was waited for until ready");
@@ -399,4 +406,78 @@ fn the_nats_smoke_test_fails_on_a_server_without_jetstream_without_auth_or_trust
                 .is_none()
         );
     }
+}
+
+/// NATS keeps its data on a volume of its own: its pod deleted, the StatefulSet starts another,
+/// which has the fleet's buckets, their keys and the accounts as they were, and lets the same
+/// credentials in. NATS's image runs for real (the static nats-server), on a control plane of
+/// its own (the shared stack's agents dial the first pod's address).
+#[test]
+fn nats_keeps_its_data_on_its_volume_when_its_pod_is_replaced() {
+    use harmony::k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let cluster = TestCluster::dedicated(harmony_test_cluster::Options::default()).unwrap();
+    cluster.hold_image(NATS_IMAGE, nats_program());
+    cluster.write_kubeconfig(&dirs.path().join("kubeconfig")).unwrap();
+    let k8s = K8s::new(Settings::for_kubeconfig(&dirs.path().join("kubeconfig"), &dirs.path().join("state")).unwrap());
+    let authority = Authority::generate();
+    let ns = "fleet-durable";
+    let server = fleet::FleetNatsServer::new(ns, Secret::new(authority.to_text()));
+    let client = cluster.client();
+    runtime.block_on(async {
+        engine::plan_and_apply("fleet-nats", &server, &k8s, Arc::new(Silent))
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {}", harmony::Diagnostic::notes(&e).join("; ")));
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        let claim = claims.get("data-fleet-nats-0").await.unwrap();
+        assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let operator = |ip: String| fleet_kv::Settings {
+            url: format!("nats://{ip}:4222"),
+            login: fleet_kv::Login::Credentials {
+                text: authority.credentials(&Role::Operator, 0).to_text(),
+                inbox: None,
+            },
+            name: "fleet-operator".into(),
+        };
+        let (first, ip) = ready_pod(&pods, "fleet-nats-0", None).await;
+        let connection = fleet_kv::Connection::open(&operator(ip), |_| {}).await.unwrap();
+        let buckets = connection.create_buckets().await.unwrap();
+        fleet_kv::overwrite(&buckets.devices, "d1", b"registered before", None)
+            .await
+            .unwrap();
+        drop((buckets, connection));
+
+        pods.delete("fleet-nats-0", &DeleteParams::default()).await.unwrap();
+        let (_, ip) = ready_pod(&pods, "fleet-nats-0", Some(&first)).await;
+        let connection = fleet_kv::Connection::open(&operator(ip), |_| {}).await.unwrap();
+        let buckets = connection.buckets().await.expect("the buckets are still there");
+        let kept = buckets.devices.get("d1").await.unwrap();
+        assert_eq!(kept.as_deref(), Some(&b"registered before"[..]), "the key is still there");
+    });
+}
+
+/// The pod `name` once it is ready, with another uid than `not` (its predecessor's): its uid and IP.
+async fn ready_pod(pods: &Api<harmony::k8s_openapi::api::core::v1::Pod>, name: &str, not: Option<&str>) -> (String, String) {
+    for _ in 0..600 {
+        if let Some(pod) = pods.get_opt(name).await.unwrap() {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            let status = pod.status.unwrap_or_default();
+            let ready = status
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            if ready
+                && Some(uid.as_str()) != not
+                && pod.metadata.deletion_timestamp.is_none()
+                && let Some(ip) = status.pod_ip
+            {
+                return (uid, ip);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("pod {name} is not ready after 60 s");
 }

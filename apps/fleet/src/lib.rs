@@ -37,9 +37,9 @@ use harmony::cluster::Place;
 use harmony::helm::Helm;
 use harmony::k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use harmony::k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, Namespace, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, Secret as K8sSecret, SecretVolumeSource, Service, ServiceAccount,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, Secret as K8sSecret,
+    SecretVolumeSource, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use harmony::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role as RbacRole, RoleBinding, RoleRef, Subject};
 use harmony::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -57,6 +57,8 @@ pub const NATS_PORT: i32 = 4222;
 /// that signs every manifest (it makes it on first start).
 pub const SIGNING_KEY_SECRET: &str = "fleet-operator-signing-key";
 pub use fleet_model::signed::MANIFEST_KEY_CONFIGMAP;
+/// The port NATS's servers route to each other on, in a cluster.
+pub const NATS_CLUSTER_PORT: i32 = 6222;
 /// The NATS monitoring port (`/healthz`, `/varz`).
 pub const NATS_MONITOR_PORT: i32 = 8222;
 
@@ -65,8 +67,14 @@ pub const NATS_MONITOR_PORT: i32 = 8222;
 /// A ConfigMap with its configuration (public keys and JWTs only: no secret
 /// in it), a StatefulSet whose pod keeps JetStream and the accounts on a
 /// persistent volume of its own (a claim of [`FleetNatsScore::storage`], of
-/// the cluster's default class), and a Service (client and monitoring
-/// ports). The volume outlives the pod: a restarted NATS has its data.
+/// the cluster's default class), a Service (client and monitoring ports) and
+/// a headless Service that names each pod for its peers. The volume outlives
+/// the pod: a restarted NATS has its data.
+///
+/// With [`FleetNatsScore::replicas`] above one, the servers form a NATS
+/// cluster (routes between the pods, by name; JetStream clustered): the
+/// fleet's buckets are then kept in three copies, and one server may go
+/// without the fleet noticing.
 #[derive(Score, Clone, Debug)]
 #[score(requires(K8sClient), smoke = Self::smoke)]
 pub struct FleetNatsScore {
@@ -84,6 +92,9 @@ pub struct FleetNatsScore {
     /// The size of its volume (JetStream and the accounts), as Kubernetes
     /// writes a quantity: `1Gi`.
     pub storage: String,
+    /// How many servers: 1, or 3 or more for a cluster that outlives one
+    /// server (JetStream needs a majority).
+    pub replicas: u32,
 }
 
 impl FleetNatsScore {
@@ -95,7 +106,42 @@ impl FleetNatsScore {
             authority,
             revoked: Revocations::new(),
             storage: "1Gi".into(),
+            replicas: 1,
         }
+    }
+
+    /// The same NATS as a cluster of `replicas` servers.
+    pub fn clustered(mut self, replicas: u32) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The headless Service that names each server for the others.
+    fn peers(&self) -> String {
+        format!("{}-peers", self.name)
+    }
+
+    /// The `cluster` block of the configuration: its routes name every
+    /// server by its pod's name under the headless Service.
+    fn cluster_config(&self) -> String {
+        if self.replicas <= 1 {
+            return String::new();
+        }
+        let routes: Vec<String> = (0..self.replicas)
+            .map(|i| {
+                format!(
+                    "    nats://{}-{i}.{}.{}.svc.cluster.local:{NATS_CLUSTER_PORT}",
+                    self.name,
+                    self.peers(),
+                    self.namespace
+                )
+            })
+            .collect();
+        format!(
+            "server_name: $POD_NAME\ncluster {{\n  name: {}\n  listen: 0.0.0.0:{NATS_CLUSTER_PORT}\n  routes: [\n{}\n  ]\n}}\n",
+            self.name,
+            routes.join("\n")
+        )
     }
 
     /// `nats://<service>.<namespace>:4222`, what agents and the operator dial.
@@ -139,6 +185,13 @@ impl FleetNatsScore {
 impl Render for FleetNatsScore {
     fn render(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
         check_name("name", &self.name)?;
+        if self.replicas == 0 || self.replicas == 2 {
+            return Err(ScoreError::invalid(
+                format!("NATS `{}` of {} servers", self.name, self.replicas),
+                "JetStream needs a majority of its servers: two cannot lose one, and none serves nothing",
+                "use 1 server, or 3 (or more) for a cluster that outlives one",
+            ));
+        }
         let labels = labels(&self.name);
         let Some(authority) = authority(&self.authority, cx)? else {
             return Err(ScoreError::invalid(
@@ -148,7 +201,8 @@ impl Render for FleetNatsScore {
             ));
         };
         let config = format!(
-            "listen: 0.0.0.0:{NATS_PORT}\nhttp: 0.0.0.0:{NATS_MONITOR_PORT}\njetstream {{ store_dir: /data }}\n{}",
+            "listen: 0.0.0.0:{NATS_PORT}\nhttp: 0.0.0.0:{NATS_MONITOR_PORT}\njetstream {{ store_dir: /data }}\n{}{}",
+            self.cluster_config(),
             authority.server_config(ACCOUNTS_DIR, &self.revoked)
         );
         let mut d = Desired::new();
@@ -161,7 +215,23 @@ impl Render for FleetNatsScore {
             name: "nats".into(),
             image: Some(self.image.clone()),
             args: Some(vec!["-c".into(), "/etc/nats/nats.conf".into()]),
-            ports: Some(vec![port("client", NATS_PORT), port("monitor", NATS_MONITOR_PORT)]),
+            ports: Some(vec![
+                port("client", NATS_PORT),
+                port("cluster", NATS_CLUSTER_PORT),
+                port("monitor", NATS_MONITOR_PORT),
+            ]),
+            // The configuration's `server_name`: each server of a cluster its own.
+            env: Some(vec![EnvVar {
+                name: "POD_NAME".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.name".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
             readiness_probe: Some(Probe {
                 http_get: Some(HTTPGetAction {
                     path: Some("/healthz?js-enabled-only=true".into()),
@@ -202,8 +272,10 @@ impl Render for FleetNatsScore {
         d.push(&StatefulSet {
             metadata: meta(&self.namespace, &self.name),
             spec: Some(StatefulSetSpec {
-                replicas: Some(1),
-                service_name: Some(self.name.clone()),
+                replicas: Some(i32::try_from(self.replicas).unwrap_or(i32::MAX)),
+                service_name: Some(self.peers()),
+                // Together: a clustered JetStream is ready only once a majority is up.
+                pod_management_policy: Some("Parallel".into()),
                 selector: LabelSelector {
                     match_labels: Some(labels.clone()),
                     ..Default::default()
@@ -217,8 +289,21 @@ impl Render for FleetNatsScore {
         d.push(&Service {
             metadata: meta(&self.namespace, &self.name),
             spec: Some(ServiceSpec {
-                selector: Some(labels),
+                selector: Some(labels.clone()),
                 ports: Some(vec![service_port("client", NATS_PORT), service_port("monitor", NATS_MONITOR_PORT)]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })?;
+        // Each pod by name (`fleet-nats-0.fleet-nats-peers…`), ready or not: the servers
+        // find each other before any of them is ready.
+        d.push(&Service {
+            metadata: meta(&self.namespace, &self.peers()),
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("None".into()),
+                publish_not_ready_addresses: Some(true),
+                selector: Some(labels),
+                ports: Some(vec![service_port("cluster", NATS_CLUSTER_PORT)]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -833,5 +918,38 @@ fn pod_template(
             service_account_name: service_account.map(str::to_owned),
             ..Default::default()
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clustered_nats_names_its_peers_and_two_servers_are_refused() {
+        let authority = Secret::new(Authority::generate().to_text());
+        let three = FleetNatsScore::new("fleet", authority.clone()).clustered(3);
+        let objects = harmony::engine::render("fleet-nats", "test", &three).unwrap();
+        let config = objects.iter().find(|o| o.id().kind == "ConfigMap").unwrap().body()["data"]["nats.conf"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for i in 0..3 {
+            assert!(
+                config.contains(&format!("nats://fleet-nats-{i}.fleet-nats-peers.fleet.svc.cluster.local:6222")),
+                "{config}"
+            );
+        }
+        assert!(config.contains("server_name: $POD_NAME"), "{config}");
+        let set = objects.iter().find(|o| o.id().kind == "StatefulSet").unwrap().body().clone();
+        assert_eq!(set["spec"]["replicas"], 3);
+        assert_eq!(set["spec"]["serviceName"], "fleet-nats-peers");
+        let one = harmony::engine::render("fleet-nats", "test", &FleetNatsScore::new("fleet", authority.clone())).unwrap();
+        let config = one.iter().find(|o| o.id().kind == "ConfigMap").unwrap().body()["data"]["nats.conf"].to_string();
+        assert!(!config.contains("cluster {"), "one server, no cluster: {config}");
+        let two = FleetNatsScore::new("fleet", authority).clustered(2);
+        let err = harmony::engine::render("fleet-nats", "test", &two).unwrap_err();
+        let said = format!("{err} {}", harmony::Diagnostic::notes(&err).join(" "));
+        assert!(said.contains("majority"), "{said}");
     }
 }

@@ -59,10 +59,13 @@ pub enum Workloads {
     ImagePullBackOff,
     /// The kubelet runs each pod for real: it pulls the images from an OCI registry on loopback
     /// (plain HTTP), unpacks them into a root per container, and runs the entrypoint there
-    /// (chroot) in the pod's own network namespace at `status.podIP`. A process that keeps
-    /// running for [`Options::ready_after`] makes its container ready; one that exits is
-    /// restarted with its real exit code and log. A claim's volume, or a `hostPath`, is a
-    /// directory of the host mounted into the root while the process runs (`mount --bind`).
+    /// (chroot) in the pod's own network namespace at `status.podIP`, which the other pods
+    /// reach. There is no DNS add-on: the root's `/etc/hosts` names the StatefulSet pods of its
+    /// namespace as a cluster's DNS does (`<pod>.<service>.<namespace>.svc.cluster.local`),
+    /// kept current as they come and go. A process that keeps running for
+    /// [`Options::ready_after`] makes its container ready; one that exits is restarted with
+    /// its real exit code and log. A claim's volume, or a `hostPath`, is a directory of the
+    /// host mounted into the root while the process runs (`mount --bind`).
     /// Needs root, `ip`, `tar`, `mknod`, `setpriv`, `unshare`, `mount` and `umount`; without
     /// them the pods say why.
     Run,

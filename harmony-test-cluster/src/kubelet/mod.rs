@@ -5,12 +5,15 @@
 //! serves the kubelet API the API server proxies to ([`api`]: container logs, port-forwards),
 //! and finishes the deletion of the pods it stopped. A pod's claims must be bound before it
 //! starts; the directories of the host its volumes are (`hostPath`, a claim's PersistentVolume)
-//! are mounted into the containers it runs ([`runtime`]).
+//! are mounted into the containers it runs ([`runtime`]). There is no DNS add-on: the
+//! `/etc/hosts` of the containers it runs names the pods of their namespace as a cluster's DNS
+//! does for a headless Service's pods ([`hosts`]).
 //!
 //! Which pods run for real and which are played is set per namespace ([`Kubelet::set_mode`]);
 //! a pod whose images are all held ([`Kubelet::hold`]) always runs.
 
 mod api;
+mod hosts;
 mod http;
 mod portforward;
 pub(crate) mod runtime;
@@ -88,6 +91,8 @@ pub(crate) struct Kubelet {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Servers behind the ports of played pods, by namespace and port.
     ports: Mutex<HashMap<(String, u16), SocketAddr>>,
+    /// The `/etc/hosts` of the containers that run, which name their namespace's pods.
+    hosts: Arc<hosts::Hosts>,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -108,11 +113,12 @@ impl Kubelet {
             .map_err(|e| format!("cannot listen for the kubelet API: {e}"))?;
         let api = listener.local_addr().map_err(|e| e.to_string())?;
         let wake = Arc::new(tokio::sync::Notify::new());
+        let hosts = Arc::new(hosts::Hosts::default());
         let kubelet = Arc::new(Kubelet {
             node: options.node.clone(),
             version: version.to_owned(),
             client,
-            runtime: Mutex::new(Runtime::new(dir.join("kubelet"), wake.clone(), options.ready_after)),
+            runtime: Mutex::new(Runtime::new(dir.join("kubelet"), wake.clone(), options.ready_after, hosts.clone())),
             modes: Mutex::new(Modes {
                 default: options.workloads.clone(),
                 namespaces: HashMap::new(),
@@ -126,6 +132,7 @@ impl Kubelet {
             events: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             ports: Mutex::new(HashMap::new()),
+            hosts,
         });
         for (reference, program) in &options.images {
             kubelet.hold(reference, program.clone());
@@ -343,6 +350,40 @@ impl Kubelet {
         futures_util::stream::iter(pods)
             .for_each_concurrent(32, |pod| async move { self.sync_pod(&pod).await })
             .await;
+        self.hosts.update(&self.named_pods());
+    }
+
+    /// The pods that have names in their namespace, by namespace: those with a `hostname` and
+    /// a `subdomain` (a StatefulSet's), not being deleted, and the IP the runtime gave them.
+    fn named_pods(&self) -> BTreeMap<String, Vec<hosts::Peer>> {
+        let named: Vec<(String, String, String, hosts::Peer)> = lock(&self.pods)
+            .values()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| {
+                let spec = p.spec.as_ref()?;
+                let hostname = spec.hostname.clone().filter(|h| !h.is_empty())?;
+                let subdomain = spec.subdomain.clone().filter(|s| !s.is_empty())?;
+                let peer = hosts::Peer {
+                    hostname,
+                    subdomain,
+                    ip: String::new(),
+                };
+                Some((p.namespace().unwrap_or_default(), p.name_any(), p.uid().unwrap_or_default(), peer))
+            })
+            .collect();
+        let runtime = lock(&self.runtime);
+        let mut by_namespace: BTreeMap<String, Vec<hosts::Peer>> = BTreeMap::new();
+        for (namespace, name, uid, mut peer) in named {
+            let Some((_, _, run)) = runtime.status(&namespace, &name).filter(|(u, _, _)| *u == uid) else {
+                continue;
+            };
+            let Some(ip) = run.ip else {
+                continue;
+            };
+            peer.ip = ip;
+            by_namespace.entry(namespace).or_default().push(peer);
+        }
+        by_namespace
     }
 
     /// How a pod is to be treated now.

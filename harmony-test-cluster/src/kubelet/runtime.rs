@@ -26,6 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::hosts::{Hosts, HostsError};
 use crate::Workloads;
 use crate::bind_mounts::{self, MountError};
 use crate::lock;
@@ -105,6 +106,8 @@ pub(crate) enum RunError {
     Mount(#[from] MountError),
     #[error("cannot mount a volume at {path}: {why}")]
     MountPoint { path: String, why: String },
+    #[error(transparent)]
+    Hosts(#[from] HostsError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
@@ -251,11 +254,14 @@ pub(crate) struct Runtime {
     stale_checked: bool,
     /// How long a container that runs for real must keep running to be ready.
     ready_after: Duration,
+    /// The `/etc/hosts` of the containers that run, which name their namespace's pods.
+    hosts: Arc<Hosts>,
 }
 
 impl Runtime {
-    /// A runtime that keeps its pods' roots and logs under `dir`.
-    pub fn new(dir: PathBuf, wake: Arc<tokio::sync::Notify>, ready_after: Duration) -> Runtime {
+    /// A runtime that keeps its pods' roots and logs under `dir`, and their `/etc/hosts` with
+    /// `hosts`.
+    pub fn new(dir: PathBuf, wake: Arc<tokio::sync::Notify>, ready_after: Duration, hosts: Arc<Hosts>) -> Runtime {
         Runtime {
             dir,
             pods: HashMap::new(),
@@ -265,6 +271,7 @@ impl Runtime {
             held: Arc::new(Mutex::new(HashMap::new())),
             stale_checked: false,
             ready_after,
+            hosts,
         }
     }
 
@@ -361,6 +368,7 @@ impl Runtime {
             restart_policy: restart_policy.to_string(),
             hostname: pod.to_string(),
             held: self.held.clone(),
+            hosts: self.hosts.clone(),
         };
         let played = how.clone();
         let thread = std::thread::Builder::new()
@@ -438,6 +446,7 @@ struct PodCtx {
     restart_policy: String,
     hostname: String,
     held: Arc<Mutex<HashMap<String, PathBuf>>>,
+    hosts: Arc<Hosts>,
 }
 
 impl PodCtx {
@@ -488,6 +497,8 @@ static NEXT_NET: AtomicU32 = AtomicU32::new(0);
 
 /// Creates the pod's network namespace with `eth0` at 10.254.N.(4k+2)/30 and the host side at
 /// .(4k+1), loopback up. Several test processes may share the machine: a taken name is skipped.
+/// The host forwards what arrives on the host side (and only there: the machine's own
+/// interfaces are left as they are), so pods reach each other as on a cluster's network.
 fn create_network(tools: &Tools) -> Result<Network, RunError> {
     let pid = std::process::id();
     let mut last = None;
@@ -514,7 +525,14 @@ fn create_network(tools: &Tools) -> Result<Network, RunError> {
             &["-n", netns, "link", "set", "lo", "up"],
             &["-n", netns, "route", "add", "default", "via", &host_ip],
         ];
-        match steps.iter().try_for_each(|args| run_tool(&tools.ip, args)) {
+        let forwarding = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{host_link}/forwarding"));
+        let made = steps.iter().try_for_each(|args| run_tool(&tools.ip, args)).and_then(|()| {
+            fs::write(&forwarding, "1").map_err(io(format!(
+                "cannot let the host forward the pod's packets, {} (the test cluster needs a writable /proc/sys)",
+                forwarding.display()
+            )))
+        });
+        match made {
             Ok(()) => return Ok(network),
             Err(e) => {
                 remove_network(tools, &network);
@@ -574,6 +592,7 @@ fn run_pod(ctx: PodCtx, containers: Vec<ContainerSpec>) {
     for t in threads {
         let _ = t.join();
     }
+    ctx.hosts.forget(&ctx.dir);
     remove_network(ctx.tools(), &network);
     remove_pod_dir(&ctx.dir);
 }
@@ -793,7 +812,7 @@ fn run_container(ctx: &PodCtx, index: usize, spec: &ContainerSpec, netns: &str, 
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| config.working_dir.clone());
     let working_dir = if working_dir.is_empty() { "/".to_string() } else { working_dir };
-    if let Err(e) = furnish(ctx.tools(), &root, &ctx.hostname, pod_ip).and_then(|()| mount(&root, &spec.mounts)) {
+    if let Err(e) = furnish(ctx, &root, pod_ip).and_then(|()| mount(&root, &spec.mounts)) {
         ctx.update(index, |c| c.phase = Phase::CreateFailed(e.to_string()));
         return;
     }
@@ -954,8 +973,9 @@ fn expand(s: &str, env: &[(String, String)]) -> String {
     out
 }
 
-/// Gives the root what a runtime gives a container: device nodes, `/tmp`, `/etc/hosts`.
-fn furnish(tools: &Tools, root: &Path, hostname: &str, pod_ip: &str) -> Result<(), RunError> {
+/// Gives the root what a runtime gives a container: device nodes, `/tmp`, `/etc/hostname`, and
+/// `/etc/hosts`, which also names the pods of its namespace and is kept so ([`Hosts`]).
+fn furnish(ctx: &PodCtx, root: &Path, pod_ip: &str) -> Result<(), RunError> {
     use std::os::unix::fs::PermissionsExt;
     for d in ["dev", "tmp", "etc", "proc"] {
         fs::create_dir_all(root.join(d)).map_err(io(format!("cannot create /{d} in {}", root.display())))?;
@@ -964,15 +984,13 @@ fn furnish(tools: &Tools, root: &Path, hostname: &str, pod_ip: &str) -> Result<(
         let path = root.join("dev").join(name);
         let _ = fs::remove_file(&path);
         let path = path.to_string_lossy().into_owned();
-        run_tool(&tools.mknod, &["-m", "666", &path, "c", "1", minor])?;
+        run_tool(&ctx.tools().mknod, &["-m", "666", &path, "c", "1", minor])?;
     }
     fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
         .map_err(io(format!("cannot make {}/tmp world-writable", root.display())))?;
-    fs::write(
-        root.join("etc/hosts"),
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{pod_ip}\t{hostname}\n"),
-    )
-    .map_err(io(format!("cannot write {}/etc/hosts", root.display())))?;
+    let hostname = &ctx.hostname;
+    let own = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{pod_ip}\t{hostname}\n");
+    ctx.hosts.furnish(&ctx.key.0, root, own)?;
     fs::write(root.join("etc/hostname"), format!("{hostname}\n")).map_err(io("cannot write /etc/hostname"))?;
     Ok(())
 }

@@ -481,3 +481,87 @@ async fn ready_pod(pods: &Api<harmony::k8s_openapi::api::core::v1::Pod>, name: &
     }
     panic!("pod {name} is not ready after 60 s");
 }
+
+/// A clustered NATS from the same Score (`clustered(3)`): three servers that find each other by
+/// name under the headless Service, one cluster, the fleet's buckets kept in three copies; with
+/// one server's pod deleted, the fleet's keys are still read and written, and the server the
+/// StatefulSet starts in its place has every key. NATS's image runs for real, three times.
+#[test]
+fn a_clustered_nats_forms_one_cluster_and_outlives_one_server() {
+    use harmony::k8s_openapi::api::core::v1::Pod;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let cluster = TestCluster::dedicated(harmony_test_cluster::Options::default()).unwrap();
+    cluster.hold_image(NATS_IMAGE, nats_program());
+    cluster.write_kubeconfig(&dirs.path().join("kubeconfig")).unwrap();
+    let k8s = K8s::new(Settings::for_kubeconfig(&dirs.path().join("kubeconfig"), &dirs.path().join("state")).unwrap());
+    let authority = Authority::generate();
+    let ns = "fleet-clustered";
+    let mut server = fleet::FleetNatsServer::new(ns, Secret::new(authority.to_text()));
+    server.nats = server.nats.clustered(3);
+    let client = cluster.client();
+    runtime.block_on(async {
+        engine::plan_and_apply("fleet-nats", &server, &k8s, Arc::new(Silent))
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {}", harmony::Diagnostic::notes(&e).join("; ")));
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let mut ips = Vec::new();
+        let mut first = String::new();
+        for i in 0..3 {
+            let (uid, ip) = ready_pod(&pods, &format!("fleet-nats-{i}"), None).await;
+            if i == 0 {
+                first = uid;
+            }
+            ips.push(ip);
+        }
+        let operator = |urls: &[String]| fleet_kv::Settings {
+            url: urls.iter().map(|ip| format!("nats://{ip}:4222")).collect::<Vec<_>>().join(","),
+            login: fleet_kv::Login::Credentials {
+                text: authority.credentials(&Role::Operator, 0).to_text(),
+                inbox: None,
+            },
+            name: "fleet-operator".into(),
+        };
+        let connection = fleet_kv::Connection::open(&operator(&ips[1..]), |_| {}).await.unwrap();
+        assert!(connection.client.server_info().cluster.is_some(), "the server is in a cluster");
+        let buckets = connection.create_buckets().await.unwrap();
+        let status = buckets.devices.status().await.unwrap();
+        assert_eq!(status.info.config.num_replicas, 3, "three copies of each bucket");
+        let peers = status.info.cluster.map(|c| c.replicas.len()).unwrap_or_default();
+        assert_eq!(peers, 2, "the leader and two replicas, on three servers");
+        fleet_kv::overwrite(&buckets.devices, "d1", b"before", None).await.unwrap();
+
+        // One server goes: the others carry on.
+        pods.delete("fleet-nats-0", &DeleteParams::default()).await.unwrap();
+        fleet_kv::overwrite(&buckets.devices, "d2", b"while one server is away", None)
+            .await
+            .unwrap();
+        assert_eq!(buckets.devices.get("d1").await.unwrap().as_deref(), Some(&b"before"[..]));
+
+        // Its successor has every key, read from it alone.
+        let (_, ip) = ready_pod(&pods, "fleet-nats-0", Some(&first)).await;
+        let alone = fleet_kv::Connection::open(&operator(&[ip]), |_| {}).await.unwrap();
+        // Running is not caught up: a server that just joined answers for the buckets once its
+        // JetStream has the cluster's state (the test kubelet runs no readiness probe).
+        let mut opened = alone.buckets().await;
+        for _ in 0..60 {
+            if opened.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            opened = alone.buckets().await;
+        }
+        let buckets = opened.unwrap();
+        for (key, value) in [("d1", &b"before"[..]), ("d2", &b"while one server is away"[..])] {
+            let mut got = None;
+            for _ in 0..100 {
+                got = buckets.devices.get(key).await.ok().flatten();
+                if got.as_deref() == Some(value) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(got.as_deref(), Some(value), "{key} on the server started in place of the first");
+        }
+    });
+}

@@ -305,15 +305,15 @@ async fn a_silent_device_does_not_make_the_operator_rewrite_the_status() {
     assert_eq!(before, after, "the status was rewritten with nothing new to say");
 }
 
-/// NATS restarts without its data (JetStream on a volume that was lost): the buckets are gone.
-/// The running operator makes them again and, from the FleetDeployments, writes every manifest
-/// again; the agents, which were never restarted, register again after their reconnect, keep
-/// their workloads running throughout (an empty bucket is not a withdrawal), and the deployment
-/// reports every device ready again.
+/// NATS restarts without its data (JetStream on a volume that was lost), and the operator
+/// restarts with it: the buckets are gone. The new operator makes them again and, from the
+/// FleetDeployments, writes every manifest again; the agents, which were never restarted,
+/// register again after their reconnect, keep their workloads running throughout (an empty
+/// bucket is not a withdrawal), and the deployment reports every device ready again.
 #[tokio::test]
 async fn nats_losing_its_data_stops_no_workload_and_the_fleet_converges_again() {
     let mut world = World::new(&[("edge-1", &[("site", "lyon")]), ("edge-2", &[("site", "lyon")])]).await;
-    let _operator = world.start_operator();
+    let operator = world.start_operator();
     world.apply("sensors", &[("site", "lyon")], vec![process(&["sleep", "60"])]).await;
     world.status_until("sensors", |s| s.ready == 2).await;
     let pids = |w: &World| {
@@ -340,7 +340,9 @@ async fn nats_losing_its_data_stops_no_workload_and_the_fleet_converges_again() 
     };
     let before = pids(&world).await;
 
+    drop(operator);
     world.nats.wipe();
+    let _operator = world.start_operator();
     // Until the devices report again, their processes run on, untouched.
     for pid in &before {
         assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "{pid} was stopped");

@@ -30,18 +30,19 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fleet_kv::{Buckets, Connection, KvError, Settings};
 use fleet_model::signed::ManifestKey;
-use fleet_model::{
-    AgentManifest, AgentStatus, Device, FileSpec, FileStatus, ManifestError, ProcessSpec, Resource, ResourceStatus, SCHEMA_VERSION,
-};
+use fleet_model::{AgentManifest, AgentStatus, Device, ManifestError, SCHEMA_VERSION};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::files;
 use crate::process::{Programs, Supervisor, Timings};
+use crate::reconcile::{Log, Reconciler};
 
 /// What an agent run needs to know.
 #[derive(Clone, Debug)]
@@ -84,18 +85,31 @@ struct Applied {
 
 struct Agent {
     config: Config,
-    processes: Supervisor,
+    log: Log,
+    /// One per kind of resource ([`reconcilers`]).
+    reconcilers: Reconcilers,
+    /// Woken when a status changes on its own (a process exits).
+    changed: Arc<Notify>,
     applied: Option<AgentManifest>,
     /// When the operator issued what the device runs (0: nothing yet).
     issued: u64,
-    files: BTreeMap<String, FileStatus>,
-    /// The files this agent created: the only ones it replaces or removes.
-    created: files::Created,
     error: Option<ManifestError>,
     /// What the status says besides: no manifest in NATS for a device that runs one.
     note: Option<String>,
     /// Set at every reconnect: register again (the server may have lost it).
-    reconnected: std::sync::Arc<tokio::sync::Notify>,
+    reconnected: Arc<Notify>,
+}
+
+type Reconcilers = Vec<Box<dyn Reconciler>>;
+
+/// The kinds of resource a device holds, as its configuration allows them:
+/// where a new kind is registered. `changed` is woken when a status changes
+/// on its own.
+fn reconcilers(config: &Config, log: &Log) -> std::io::Result<(Reconcilers, Arc<Notify>)> {
+    let processes = Supervisor::new(&config.state, config.timings, config.programs.clone())?;
+    let changed = processes.changed();
+    let files = files::Files::new(&config.state, config.files.clone(), log.clone());
+    Ok((vec![Box::new(files), Box::new(processes)], changed))
 }
 
 /// Run the agent until `shutdown` completes. Its processes keep running
@@ -106,19 +120,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         path: config.state.clone(),
         source,
     };
-    let processes = Supervisor::new(&config.state, config.timings, config.programs.clone()).map_err(state_error)?;
+    let log = Log::new(&config.device);
+    let (reconcilers, changed) = reconcilers(&config, &log).map_err(state_error)?;
     let applied: Applied = std::fs::read(config.state.join("applied.json"))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let created = files::Created::load(&config.state);
     let mut agent = Agent {
         config,
-        processes,
+        log,
+        reconcilers,
+        changed,
         applied: None,
         issued: applied.issued,
-        files: BTreeMap::new(),
-        created,
         error: None,
         note: None,
         reconnected: Default::default(),
@@ -137,7 +151,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
 impl Agent {
     fn log(&self, message: impl std::fmt::Display) {
-        eprintln!("fleet-agent[{}]: {message}", self.config.device);
+        self.log.say(message);
     }
 
     /// Connect, open the buckets and register, retrying what may pass.
@@ -189,7 +203,7 @@ impl Agent {
     async fn serve(&mut self, connection: &Connection, buckets: &Buckets, shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) {
         let mut shutdown = shutdown;
         let key = self.config.device.clone();
-        let changed = self.processes.changed();
+        let changed = self.changed.clone();
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         let mut notices = None;
         let mut written: Option<(AgentStatus, u64)> = None;
@@ -223,7 +237,7 @@ impl Agent {
                 _ = heartbeat.tick() => {
                     beat = true;
                     self.read_manifest(buckets).await;
-                    self.recheck_files();
+                    self.recheck().await;
                 }
             }
             if !registered {
@@ -308,31 +322,13 @@ impl Agent {
     }
 
     /// Make the device hold `manifest` (`None`: nothing), issued at `issued`,
-    /// idempotently; what it holds is saved when either changed.
+    /// idempotently, through every reconciler; what it holds is saved when
+    /// either changed.
     async fn apply(&mut self, manifest: Option<AgentManifest>, issued: u64) {
         let resources = manifest.as_ref().map(|m| &m.resources[..]).unwrap_or_default();
-        let dropped: Vec<FileSpec> = files_of(self.applied.as_ref().map(|m| &m.resources[..]).unwrap_or_default())
-            .filter(|old| !files_of(resources).any(|new| new.path == old.path))
-            .cloned()
-            .collect();
-        let before = self.created.clone();
-        for file in dropped {
-            if let Err(why) = files::remove(&file, &self.config.files, &mut self.created) {
-                self.log(why);
-            }
+        for reconciler in &mut self.reconcilers {
+            reconciler.reconcile(resources).await;
         }
-        self.files = files_of(resources)
-            .map(|f| (f.name.clone(), files::reconcile(f, &self.config.files, &mut self.created).0))
-            .collect();
-        self.save_created(&before);
-        let processes: Vec<ProcessSpec> = resources
-            .iter()
-            .filter_map(|r| match r {
-                Resource::Process(p) => Some(p.clone()),
-                Resource::File(_) => None,
-            })
-            .collect();
-        self.processes.reconcile(&processes).await;
         if self.applied != manifest || self.issued != issued {
             self.applied = manifest;
             self.issued = issued;
@@ -347,26 +343,11 @@ impl Agent {
         }
     }
 
-    /// Put back files changed behind the agent's back.
-    fn recheck_files(&mut self) {
+    /// Look again at what the device holds: put back what changed behind the agent's back.
+    async fn recheck(&mut self) {
         let resources = self.applied.as_ref().map(|m| &m.resources[..]).unwrap_or_default();
-        let before = self.created.clone();
-        for file in files_of(resources) {
-            let (status, change) = files::reconcile(file, &self.config.files, &mut self.created);
-            if change != files::Change::None {
-                self.log(format_args!("`{}` had changed on the device: put back", file.path));
-            }
-            self.files.insert(file.name.clone(), status);
-        }
-        self.save_created(&before);
-    }
-
-    /// Record the files the agent created, if that changed since `before`.
-    fn save_created(&self, before: &files::Created) {
-        if self.created != *before
-            && let Err(e) = self.created.save(&self.config.state)
-        {
-            self.log(format_args!("cannot record the files it created: {e}"));
+        for reconciler in &mut self.reconcilers {
+            reconciler.reconcile(resources).await;
         }
     }
 
@@ -375,14 +356,7 @@ impl Agent {
     }
 
     fn status(&self) -> AgentStatus {
-        let mut resources: BTreeMap<String, ResourceStatus> = self
-            .files
-            .iter()
-            .map(|(name, s)| (name.clone(), ResourceStatus::File(s.clone())))
-            .collect();
-        for (name, s) in self.processes.statuses() {
-            resources.insert(name, ResourceStatus::Process(s));
-        }
+        let resources = self.reconcilers.iter().flat_map(|r| r.statuses()).collect();
         AgentStatus {
             schema_version: SCHEMA_VERSION,
             device: self.config.device.clone(),
@@ -397,13 +371,6 @@ impl Agent {
             left_out: 0,
         }
     }
-}
-
-fn files_of(resources: &[Resource]) -> impl Iterator<Item = &FileSpec> {
-    resources.iter().filter_map(|r| match r {
-        Resource::File(f) => Some(f),
-        Resource::Process(_) => None,
-    })
 }
 
 fn same_but_heartbeat(a: &AgentStatus, b: &AgentStatus) -> bool {

@@ -14,13 +14,91 @@
 //! records what it created (`<state>/files-created.json`, [`Created`]) and
 //! removes only that: a file that was there before is never deleted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
 
-use fleet_model::{FileSpec, FileStatus, State};
+use fleet_model::{FileSpec, FileStatus, Resource, ResourceStatus, State};
+
+use crate::reconcile::{Log, Reconciler, Reconciling};
+
+/// The files of one device, as a [`Reconciler`]: a file a manifest no
+/// longer names is removed (if the agent created it), one changed on the
+/// device is put back at the next heartbeat.
+#[derive(Debug)]
+pub struct Files {
+    policy: Policy,
+    /// Where [`Created`] is kept.
+    state: PathBuf,
+    created: Created,
+    /// The files of the manifest last reconciled.
+    held: Vec<FileSpec>,
+    statuses: BTreeMap<String, FileStatus>,
+    log: Log,
+}
+
+impl Files {
+    /// The files `policy` allows, with what an earlier run created, kept in `state`.
+    pub fn new(state: &Path, policy: Policy, log: Log) -> Self {
+        Self {
+            policy,
+            state: state.to_owned(),
+            created: Created::load(state),
+            held: Vec::new(),
+            statuses: BTreeMap::new(),
+            log,
+        }
+    }
+
+    fn hold(&mut self, desired: &[Resource]) {
+        let wanted: Vec<&FileSpec> = files_of(desired).collect();
+        let before = self.created.clone();
+        for old in &self.held {
+            if !wanted.iter().any(|new| new.path == old.path)
+                && let Err(why) = remove(old, &self.policy, &mut self.created)
+            {
+                self.log.say(why);
+            }
+        }
+        let mut statuses = BTreeMap::new();
+        for file in &wanted {
+            let (status, change) = reconcile(file, &self.policy, &mut self.created);
+            if change != Change::None && self.held.contains(file) {
+                self.log.say(format_args!("`{}` had changed on the device: put back", file.path));
+            }
+            statuses.insert(file.name.clone(), status);
+        }
+        self.statuses = statuses;
+        self.held = wanted.into_iter().cloned().collect();
+        if self.created != before
+            && let Err(e) = self.created.save(&self.state)
+        {
+            self.log.say(format_args!("cannot record the files it created: {e}"));
+        }
+    }
+}
+
+impl Reconciler for Files {
+    fn reconcile<'a>(&'a mut self, desired: &'a [Resource]) -> Reconciling<'a> {
+        Box::pin(async move { self.hold(desired) })
+    }
+
+    fn statuses(&self) -> Vec<(String, ResourceStatus)> {
+        self.statuses
+            .iter()
+            .map(|(name, s)| (name.clone(), ResourceStatus::File(s.clone())))
+            .collect()
+    }
+}
+
+fn files_of(resources: &[Resource]) -> impl Iterator<Item = &FileSpec> {
+    resources.iter().filter_map(|r| match r {
+        Resource::File(f) => Some(f),
+        Resource::Process(_) => None,
+    })
+}
 
 /// Where and how the fleet may write files on this device.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

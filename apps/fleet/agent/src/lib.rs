@@ -2,13 +2,15 @@
 //! [`AgentManifest`](fleet_model::AgentManifest) says, one reconciler per
 //! resource kind, each idempotent and reporting a typed status.
 //!
+//! - `reconcile`: the [`Reconciler`](reconcile::Reconciler) a kind implements;
 //! - `files`: a file with exactly this content and mode, written atomically;
 //! - `process`: a supervised long-running program with a restart policy;
-//! - `agent`: the loop between NATS (through `fleet-kv`) and the two, which
-//!   runs only what the operator signed;
+//! - `agent`: the loop between NATS (through `fleet-kv`) and the
+//!   reconcilers, which runs only what the operator signed;
 //! - `trust`: the operator key the device was enrolled with, pinned.
 
 pub mod agent;
 pub mod files;
 pub mod process;
+pub mod reconcile;
 pub mod trust;

@@ -31,10 +31,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fleet_model::{Exit, ProcessSpec, ProcessStatus, RestartPolicy, State};
+use fleet_model::{Exit, ProcessSpec, ProcessStatus, Resource, ResourceStatus, RestartPolicy, State};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::reconcile::{Reconciler, Reconciling};
 
 /// Timings of the supervisor.
 #[derive(Clone, Copy, Debug)]
@@ -209,7 +211,7 @@ impl Supervisor {
         }
     }
 
-    /// Stop every process (the device's desired state was withdrawn).
+    /// Stop every process.
     pub async fn stop_all(&mut self) {
         self.reconcile(&[]).await;
     }
@@ -562,4 +564,26 @@ fn stat(pid: u32) -> Option<(String, u64)> {
     let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     Some((fields.first()?.to_string(), fields.get(19)?.parse().ok()?))
+}
+
+/// The processes of a manifest, supervised: a changed or removed spec stops
+/// its process, a new one starts (or adopts) one.
+impl Reconciler for Supervisor {
+    fn reconcile<'a>(&'a mut self, desired: &'a [Resource]) -> Reconciling<'a> {
+        let specs: Vec<ProcessSpec> = desired
+            .iter()
+            .filter_map(|r| match r {
+                Resource::Process(p) => Some(p.clone()),
+                Resource::File(_) => None,
+            })
+            .collect();
+        Box::pin(async move { Supervisor::reconcile(self, &specs).await })
+    }
+
+    fn statuses(&self) -> Vec<(String, ResourceStatus)> {
+        Supervisor::statuses(self)
+            .into_iter()
+            .map(|(name, s)| (name, ResourceStatus::Process(s)))
+            .collect()
+    }
 }

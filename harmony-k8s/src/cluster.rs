@@ -5,12 +5,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use harmony::ObjectRef;
 use harmony::capability::DeployError;
 use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
-use crate::discovery::Discovered;
+use crate::error::Subject;
 use crate::redact::Secrets;
 
 /// How many times one request is tried before its error is reported.
@@ -92,22 +91,6 @@ fn jittered(delay: Duration) -> Duration {
     let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
     let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
     delay.mul_f64(fraction)
-}
-
-/// What a request is about, for its span and its errors.
-#[derive(Clone, Copy, Debug)]
-pub enum Subject<'a> {
-    Object(&'a ObjectRef),
-    Named(&'a str),
-}
-
-impl std::fmt::Display for Subject<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Object(id) => write!(f, "{id}"),
-            Self::Named(name) => f.write_str(name),
-        }
-    }
 }
 
 enum Failure {
@@ -220,6 +203,7 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use harmony::ObjectRef;
     use kube::core::Status;
 
     #[test]
@@ -260,4 +244,22 @@ mod tests {
             assert!(shown.contains("Invalid value: \"<redacted>\""), "{shown}");
         });
     }
+}
+
+/// A kind the cluster serves: where its objects live and whether they are namespaced.
+#[derive(Clone, Debug)]
+pub struct Served {
+    pub resource: kube::discovery::ApiResource,
+    pub namespaced: bool,
+}
+
+/// What discovery has said so far.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// The kinds of each group version (`v1`, `apps/v1`); empty when it is not served.
+    pub(crate) kinds: std::collections::HashMap<String, Vec<Served>>,
+    /// The preferred version of each group.
+    pub(crate) preferred: std::collections::HashMap<String, String>,
+    /// Whether the whole of it was read at once.
+    pub(crate) read_whole: bool,
 }

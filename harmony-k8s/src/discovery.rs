@@ -9,8 +9,6 @@
 //! discovery is stale, a CRD applied since) is asked for one group version
 //! at a time, once, and kept.
 
-use std::collections::HashMap;
-
 use harmony::ObjectRef;
 use harmony::capability::DeployError;
 use kube::api::{Api, DynamicObject};
@@ -18,25 +16,8 @@ use kube::core::GroupVersion;
 use kube::discovery::{ApiResource, Scope};
 use serde::Deserialize;
 
-use crate::cluster::{Cluster, Subject};
-
-/// A kind the cluster serves: where its objects live and whether they are namespaced.
-#[derive(Clone, Debug)]
-pub struct Served {
-    pub resource: ApiResource,
-    pub namespaced: bool,
-}
-
-/// What discovery has said so far.
-#[derive(Debug, Default)]
-pub struct Discovered {
-    /// The kinds of each group version (`v1`, `apps/v1`); empty when it is not served.
-    kinds: HashMap<String, Vec<Served>>,
-    /// The preferred version of each group.
-    preferred: HashMap<String, String>,
-    /// Whether the whole of it was read at once.
-    read_whole: bool,
-}
+use crate::cluster::{Cluster, Discovered, Served};
+use crate::error::Subject;
 
 /// The aggregated discovery documents, v2 first, then v2beta1 (Kubernetes
 /// 1.26 to 1.29); a server without either answers in the old form.

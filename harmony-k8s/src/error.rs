@@ -5,8 +5,6 @@ use harmony::ObjectRef;
 use harmony::capability::DeployError;
 use kube::core::Status;
 
-use crate::cluster::Subject;
-
 /// Turn a `Status` the API server answered with into a deploy error.
 /// `message` is the status message with secret values already redacted.
 pub fn from_status(status: &Status, message: String, verb: &str, subject: Subject<'_>, target: String, tries: &str) -> DeployError {
@@ -156,5 +154,21 @@ mod tests {
         );
         let e = from_status(&s, s.message.clone(), "apply", Subject::Object(&id), "t".into(), "");
         assert!(e.to_string().starts_with("not allowed to apply apps/v1 Deployment shop/web"), "{e}");
+    }
+}
+
+/// What a request is about, for its span and its errors.
+#[derive(Clone, Copy, Debug)]
+pub enum Subject<'a> {
+    Object(&'a ObjectRef),
+    Named(&'a str),
+}
+
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Object(id) => write!(f, "{id}"),
+            Self::Named(name) => f.write_str(name),
+        }
     }
 }

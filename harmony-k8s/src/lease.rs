@@ -24,7 +24,8 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::cluster::{Cluster, Subject};
+use crate::cluster::Cluster;
+use crate::error::Subject;
 use crate::settings::Settings;
 
 /// How long a lease lasts unless renewed: how long a run that died holds up

@@ -50,8 +50,9 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::applyset::{GroupKind, Listed, PART_OF, Parent};
-use crate::cluster::{Cluster, Subject};
-use crate::discovery::Served;
+use crate::cluster::Cluster;
+use crate::cluster::Served;
+use crate::error::Subject;
 pub use crate::fields::MANAGER;
 use crate::settings::Settings;
 

@@ -10,8 +10,9 @@ use harmony::{ObjectRef, SmokeError};
 use kube::api::{ListParams, LogParams};
 use serde_json::Value;
 
-use crate::cluster::{Cluster, Subject};
-use crate::discovery::Served;
+use crate::cluster::Cluster;
+use crate::cluster::Served;
+use crate::error::Subject;
 use crate::status::{Readiness, State};
 
 /// What waiting for one object ended with: what a report starts from.

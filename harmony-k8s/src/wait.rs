@@ -13,7 +13,8 @@ use kube::api::{WatchEvent, WatchParams};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::cluster::{Cluster, Subject};
+use crate::cluster::Cluster;
+use crate::error::Subject;
 use crate::report::{self, Waited};
 use crate::status::{Readiness, State, readiness};
 

@@ -8,7 +8,7 @@
 //! `scripts/test` fails on a message that shows another of its names.
 
 use crate::capability::{IsCapability, K8sDeploy};
-use crate::release::pipeline::StageSmoke;
+use crate::release::capability::StageSmoke;
 use crate::release::{ContainerBuilder, ContinuousDelivery, HelmRegistry, OciRegistry};
 use crate::score::{IsScore, Score};
 use crate::topology::SelectableTopology;
@@ -292,19 +292,6 @@ impl<S, F: Fn(&crate::release::ReleaseCx) -> S + Clone> TakesTheReleaseContext<S
         self.0.clone()
     }
 }
-
-/// What a chart builder returns: the app's Score (`builder`'s bound).
-#[diagnostic::on_unimplemented(
-    message = "a chart builder returns the app's Score, and `{Self}` is not a Score",
-    label = "its chart builder returns `{Self}`",
-    note = "return the Score itself (`fn my_chart(cx: &harmony::release::ReleaseCx) -> MyScore`), a struct of your own with `#[derive(harmony::Score)]`",
-    note = "a chart that cannot be made is a `ScoreError` from the Score's `impl Render`, which the release reports"
-)]
-#[allow(non_camel_case_types)] // named for the key the user wrote
-pub trait chart_builder_returns_a_score: IsScore {}
-
-#[diagnostic::do_not_recommend]
-impl<S: IsScore> chart_builder_returns_a_score for S {}
 
 /// What stands in for a chart builder of another shape, in a program that
 /// does not compile. Named in the DSL's words: rustc's note shows it.

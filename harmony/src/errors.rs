@@ -1,5 +1,6 @@
 //! What a Score's own code reports: a render that cannot be made
-//! ([`ScoreError`]) and a smoke test that failed ([`SmokeError`]). A leaf of
+//! ([`ScoreError`]), a smoke test that failed ([`SmokeError`]), a topology that
+//! cannot be set up ([`TopologyError`]). A leaf of
 //! the core: everything else may use it, it uses nothing of the core.
 
 /// A Score could not render: its data is inconsistent or incomplete.
@@ -62,5 +63,30 @@ impl crate::Diagnostic for SmokeError {
         self.help
             .clone()
             .unwrap_or_else(|| "what was deployed so far is kept and recorded; fix the cause and apply again".into())
+    }
+}
+
+/// A topology could not be set up from the environment.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopologyError {
+    #[error("environment variable `{var}` is not set")]
+    Missing { var: &'static str, help: &'static str },
+    #[error("environment variable `{var}` is not valid: {why}")]
+    BadSetting { var: &'static str, why: String },
+    #[error("the state directory `{}` cannot be used: {why}", path.display())]
+    StateDir { path: std::path::PathBuf, why: String },
+    #[error("{what}")]
+    Unsupported { what: String, help: String },
+}
+
+impl crate::Diagnostic for TopologyError {
+    fn help(&self) -> String {
+        match self {
+            Self::Missing { help, .. } => (*help).to_owned(),
+            Self::BadSetting { var, .. } => format!("fix or unset `{var}`"),
+            Self::StateDir { .. } => "set `HARMONY_STATE_DIR` to a directory this user can write".into(),
+            Self::Unsupported { help, .. } => help.clone(),
+        }
     }
 }

@@ -45,6 +45,7 @@ pub mod saved_plan;
 pub mod score;
 pub mod secret;
 pub mod suggest;
+mod time;
 pub mod topology;
 pub mod verify;
 
@@ -54,13 +55,15 @@ pub mod __private;
 
 pub use any_topology::AnyTopology;
 pub use capability::{K8sClient, K8sDeploy, Tunnel};
+pub use ci::Ci;
 pub use diagnostic::Diagnostic;
 pub use harmony_macros::{Score, app, capability};
+pub use local::Local;
 pub use object::{Desired, Object, ObjectRef};
 pub use run::{InterpretError, Run};
 pub use score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use secret::Secret;
-pub use topology::{Ci, Local, SelectableTopology, Topology};
+pub use topology::{SelectableTopology, Topology};
 
 /// The future a capability method returns: boxed, so capability traits stay
 /// dyn-compatible.

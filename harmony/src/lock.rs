@@ -51,7 +51,7 @@ impl Holder {
             "pid {} on host `{}` since {} ({})",
             self.pid,
             self.host,
-            crate::build::rfc3339(self.since),
+            crate::time::rfc3339(self.since),
             self.command
         )
     }

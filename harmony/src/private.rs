@@ -31,8 +31,8 @@ use crate::engine;
 pub use crate::engine::EngineError;
 pub use crate::registry::ReleaseEntry;
 pub use crate::registry::{Outcome, Request};
+pub use crate::release::capability::{HttpSmoke, NoSmoke, StageSmoke};
 use crate::release::pipeline;
-pub use crate::release::pipeline::{HttpSmoke, NoSmoke, StageSmoke};
 pub use crate::release::{
     AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, HttpCheck, HttpProbe, OciRegistry, ReleaseCx, ReleaseError,
     ReleasePlan, Version,

@@ -1,8 +1,6 @@
 //! Where Scores run. A topology provides capabilities (see [`crate::capability`]);
 //! which ones it provides decides, at compile time, which Scores it accepts.
 
-use std::path::PathBuf;
-
 use crate::BoxFuture;
 use crate::lock::{Attempt, Holder, LockError};
 
@@ -90,29 +88,4 @@ macro_rules! topology {
     };
 }
 
-/// A topology could not be set up from the environment.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TopologyError {
-    #[error("environment variable `{var}` is not set")]
-    Missing { var: &'static str, help: &'static str },
-    #[error("environment variable `{var}` is not valid: {why}")]
-    BadSetting { var: &'static str, why: String },
-    #[error("the state directory `{}` cannot be used: {why}", path.display())]
-    StateDir { path: PathBuf, why: String },
-    #[error("{what}")]
-    Unsupported { what: String, help: String },
-}
-
-impl crate::Diagnostic for TopologyError {
-    fn help(&self) -> String {
-        match self {
-            Self::Missing { help, .. } => (*help).to_owned(),
-            Self::BadSetting { var, .. } => format!("fix or unset `{var}`"),
-            Self::StateDir { .. } => "set `HARMONY_STATE_DIR` to a directory this user can write".into(),
-            Self::Unsupported { help, .. } => help.clone(),
-        }
-    }
-}
-pub use crate::ci::Ci;
-pub use crate::local::Local;
+pub use crate::errors::TopologyError;

@@ -1,7 +1,7 @@
 //! The core's modules depend on each other one way only: no import cycle.
 //! A module's dependencies are the `crate::<module>` paths in its code
 //! (comments and `$crate` in macros left out). And in every crate, no import
-//! cycle but the ones known today, which issue 19 removes.
+//! cycle at all.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,10 +68,9 @@ fn the_core_has_no_import_cycle() {
 
 /// Every crate of the workspace: each `src/` file is a module, and a module depends on the ones
 /// its `crate::` and `super::` paths name (the longest path that is a file). Two modules that
-/// reach each other are an import cycle; the ones listed in `KNOWN` are there today and go away
-/// with issue 19 ("no cycles in any crate"), and no new one may come.
+/// reach each other are an import cycle, and there is none.
 #[test]
-fn no_crate_has_a_new_import_cycle() {
+fn no_crate_has_an_import_cycle() {
     const CRATES: &[&str] = &[
         "harmony",
         "harmony-macros",
@@ -86,36 +85,6 @@ fn no_crate_has_a_new_import_cycle() {
         "apps/fleet/operator",
         "apps/fleet/testing",
         "bench",
-    ];
-    // Each cycle as the sorted files in it. The first runs through the core: `lock` uses
-    // `build::rfc3339`, `build` uses `TopologyError`, `topology` re-exports `Local`, whose
-    // module reaches `lock` again, and much of the crate is caught in between.
-    const KNOWN: &[&[&str]] = &[
-        &[
-            "harmony/src/any_topology.rs",
-            "harmony/src/argocd.rs",
-            "harmony/src/build/mod.rs",
-            "harmony/src/capability.rs",
-            "harmony/src/chart.rs",
-            "harmony/src/ci.rs",
-            "harmony/src/cluster.rs",
-            "harmony/src/engine.rs",
-            "harmony/src/gitops.rs",
-            "harmony/src/local.rs",
-            "harmony/src/lock.rs",
-            "harmony/src/plan.rs",
-            "harmony/src/release/capability.rs",
-            "harmony/src/release/smoke.rs",
-            "harmony/src/run.rs",
-            "harmony/src/score.rs",
-            "harmony/src/topology.rs",
-        ],
-        &["harmony/src/checks.rs", "harmony/src/release/pipeline.rs"],
-        &[
-            "harmony-k8s/src/cluster.rs",
-            "harmony-k8s/src/discovery.rs",
-            "harmony-k8s/src/error.rs",
-        ],
     ];
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut found: Vec<Vec<String>> = Vec::new();
@@ -196,14 +165,10 @@ fn no_crate_has_a_new_import_cycle() {
             found.push(cycle);
         }
     }
-    let known: Vec<Vec<String>> = KNOWN.iter().map(|c| c.iter().map(|f| f.to_string()).collect()).collect();
-    let new: Vec<&Vec<String>> = found.iter().filter(|c| !known.contains(c)).collect();
     assert!(
-        new.is_empty(),
-        "import cycles: {new:#?}\n(a module that is reached from a module it reaches; move the shared item to a module both can depend on)"
+        found.is_empty(),
+        "import cycles: {found:#?}\n(a module that is reached from a module it reaches; move the shared item to a module both can depend on)"
     );
-    let gone: Vec<&Vec<String>> = known.iter().filter(|c| !found.contains(c)).collect();
-    assert!(gone.is_empty(), "these cycles are gone: take them out of KNOWN: {gone:#?}");
 }
 
 fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use harmony::build::ImageSource;
 use harmony::object::Object;
-use harmony::release::pipeline::{self, ChartSource, HttpSmoke, NoSmoke};
+use harmony::release::capability::{HttpSmoke, NoSmoke};
+use harmony::release::pipeline::{self, ChartSource};
 use harmony::release::{AppSpec, ReleaseCx, ReleaseError, Version};
 use harmony::run::{Mode, Silent};
 use harmony::{Ci, Local};

@@ -31,6 +31,7 @@ pub use rust_binary::{RustBinary, dynamic_loader, pack_binary};
 
 use crate::oci::{Artifact, OciError};
 use crate::release::Version;
+pub(crate) use crate::time::rfc3339;
 
 /// The environment variable that picks the Dockerfile builder: `buildah`
 /// (the default: daemonless) or `docker`. Read once, by [`DockerfileTool::from_env`].
@@ -164,8 +165,8 @@ pub enum DockerfileTool {
 impl DockerfileTool {
     /// The tool `HARMONY_BUILDER` names; buildah when it is unset. Topologies
     /// read it when they are set up, so a bad value stops a run before any work.
-    pub fn from_env() -> Result<Self, crate::topology::TopologyError> {
-        let bad = |why: String| crate::topology::TopologyError::BadSetting { var: BUILDER_ENV, why };
+    pub fn from_env() -> Result<Self, crate::errors::TopologyError> {
+        let bad = |why: String| crate::errors::TopologyError::BadSetting { var: BUILDER_ENV, why };
         match std::env::var(BUILDER_ENV) {
             Err(std::env::VarError::NotPresent) => Ok(Self::Buildah),
             Err(std::env::VarError::NotUnicode(_)) => Err(bad("it is not valid UTF-8".into())),
@@ -499,27 +500,6 @@ pub fn oci_architecture() -> &'static str {
     }
 }
 
-/// `epoch` (seconds since 1970) as an RFC 3339 UTC time: `1970-01-01T00:00:00Z`.
-pub fn rfc3339(epoch: u64) -> String {
-    let (days, secs) = (epoch / 86_400, epoch % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
-}
-
 impl fmt::Display for ImageSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
@@ -530,14 +510,6 @@ impl fmt::Display for ImageSource {
 mod tests {
     use super::*;
     use crate::Diagnostic as _;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
 
     #[test]
     fn stderr_keeps_its_tail() {

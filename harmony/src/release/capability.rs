@@ -301,3 +301,30 @@ pub trait HttpProbe: Topology {
         check: &'a super::HttpCheck,
     ) -> BoxFuture<'a, Result<(), crate::score::SmokeError>>;
 }
+
+/// Whether a release asks each stage over HTTP after delivering it:
+/// [`NoSmoke`] runs on any releasing topology, [`HttpSmoke`] (an app with
+/// `smoke: http_get(..)`) only on one that provides [`HttpProbe`].
+pub trait StageSmoke<T> {
+    fn prober(topology: &T) -> Option<&dyn HttpProbe>;
+}
+
+/// Each stage is checked by its delivery's verification only.
+#[derive(Debug)]
+pub enum NoSmoke {}
+
+impl<T> StageSmoke<T> for NoSmoke {
+    fn prober(_: &T) -> Option<&dyn HttpProbe> {
+        None
+    }
+}
+
+/// Each stage is also asked over HTTP (`AppSpec::smoke`).
+#[derive(Debug)]
+pub enum HttpSmoke {}
+
+impl<T: HttpProbe> StageSmoke<T> for HttpSmoke {
+    fn prober(topology: &T) -> Option<&dyn HttpProbe> {
+        Some(topology)
+    }
+}

@@ -14,7 +14,7 @@ use semver::Version;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::capability::{ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, HttpProbe, OciRegistry, PublishError};
+use super::capability::{ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, OciRegistry, PublishError, StageSmoke};
 use super::smoke::HttpCheck;
 use super::{ChartRef, ContainerBuilder};
 use crate::Diagnostic;
@@ -210,33 +210,6 @@ impl crate::Diagnostic for ReleaseError {
                 "release a fixed version (a new tag), or deliver {version} again with `release --retry-failed` once what failed is fixed outside the release"
             ),
         }
-    }
-}
-
-/// Whether a release asks each stage over HTTP after delivering it:
-/// [`NoSmoke`] runs on any releasing topology, [`HttpSmoke`] (an app with
-/// `smoke: http_get(..)`) only on one that provides [`HttpProbe`].
-pub trait StageSmoke<T> {
-    fn prober(topology: &T) -> Option<&dyn HttpProbe>;
-}
-
-/// Each stage is checked by its delivery's verification only.
-#[derive(Debug)]
-pub enum NoSmoke {}
-
-impl<T> StageSmoke<T> for NoSmoke {
-    fn prober(_: &T) -> Option<&dyn HttpProbe> {
-        None
-    }
-}
-
-/// Each stage is also asked over HTTP (`AppSpec::smoke`).
-#[derive(Debug)]
-pub enum HttpSmoke {}
-
-impl<T: HttpProbe> StageSmoke<T> for HttpSmoke {
-    fn prober(topology: &T) -> Option<&dyn HttpProbe> {
-        Some(topology)
     }
 }
 
@@ -641,6 +614,19 @@ impl<T: crate::topology::Topology + crate::capability::K8sDeploy> crate::score::
     }
 }
 
+/// What a chart builder returns: the app's Score (`builder`'s bound).
+#[diagnostic::on_unimplemented(
+    message = "a chart builder returns the app's Score, and `{Self}` is not a Score",
+    label = "its chart builder returns `{Self}`",
+    note = "return the Score itself (`fn my_chart(cx: &harmony::release::ReleaseCx) -> MyScore`), a struct of your own with `#[derive(harmony::Score)]`",
+    note = "a chart that cannot be made is a `ScoreError` from the Score's `impl Render`, which the release reports"
+)]
+#[allow(non_camel_case_types)] // named for the key the user wrote
+pub trait chart_builder_returns_a_score: crate::score::IsScore {}
+
+#[diagnostic::do_not_recommend]
+impl<S: crate::score::IsScore> chart_builder_returns_a_score for S {}
+
 /// A chart builder from a function that makes the app's Score for a release
 /// (`app! { chart: builder(f) }`: named as the user writes it, for rustc's
 /// notes). Rendering is pure, so it needs no particular topology.
@@ -650,7 +636,7 @@ pub fn builder<S>(
     make: impl Fn(&ReleaseCx) -> S + Send + Sync + 'static,
 ) -> ChartSource
 where
-    S: crate::checks::chart_builder_returns_a_score + 'static,
+    S: chart_builder_returns_a_score + 'static,
 {
     ChartSource::Builder(std::sync::Arc::new(move |cx: &ReleaseCx| {
         crate::engine::render(app, "release", &make(cx)).map_err(|e| match e {

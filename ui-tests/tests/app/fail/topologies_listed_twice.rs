@@ -21,7 +21,7 @@ fn site(_: &ReleaseCx) -> Site {
 harmony::app! {
     name: "site",
     score: Site::default(),
-    topologies: [harmony::Local, harmony::topology::Local],
+    topologies: [harmony::Local, harmony::local::Local],
 }
 
 fn main() {}

@@ -22,7 +22,7 @@ harmony::app! {
 harmony::app! {
     name: "site-2",
     score: Site { namespace: "two".into() },
-    topologies: [harmony::topology::Local],
+    topologies: [harmony::local::Local],
 }
 
 fn main() {

@@ -155,6 +155,17 @@ pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
             moved,
         });
     }
+    carry_out(app, score, topology, exact, progress).await
+}
+
+/// Carry out `exact`, known to be current: checks, writes, prune, record.
+async fn carry_out<T: K8sDeploy, S: Score<T> + IsScore>(
+    app: &str,
+    score: &S,
+    topology: &T,
+    exact: &ExactPlan,
+    progress: Arc<dyn Progress>,
+) -> Result<Plan, EngineError> {
     if exact.plan.is_empty() {
         // Nothing to write, but "applied" still means "working": a target
         // that checks readiness is asked again (a rollout that failed before
@@ -194,7 +205,9 @@ pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
 }
 
 /// Plan and carry out that plan at once: what a program that composes Scores
-/// (a test harness, a controller) calls, with no one to confirm in between.
+/// (a test harness, a controller, a release's stage) calls, with no one to
+/// confirm in between. The target is observed once: the plan just made is
+/// the current one, so there is nothing to compare it with.
 pub async fn plan_and_apply<T: K8sDeploy, S: Score<T> + IsScore>(
     app: &str,
     score: &S,
@@ -202,7 +215,7 @@ pub async fn plan_and_apply<T: K8sDeploy, S: Score<T> + IsScore>(
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
     let exact = exact_plan(app, score, topology).await?;
-    apply(app, score, topology, &exact, progress).await
+    carry_out(app, score, topology, &exact, progress).await
 }
 
 /// Objects made elsewhere (a released chart's) as one Score, so that they go

@@ -10,7 +10,7 @@ use harmony::saved_plan::SavedPlan;
 use serde::Serialize;
 
 use super::plan::{PlanView, exact_plans, in_namespace_order, unexpected};
-use super::{LockWait, Session, Target, binary_name, confirmed, progress};
+use super::session::{LockWait, Session, Target, binary_name, confirmed, progress};
 use crate::view::{Failure, Format, View, emit};
 
 /// What an apply did, with the plan it carried out: one document.

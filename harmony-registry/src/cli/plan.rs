@@ -10,7 +10,7 @@ use harmony::registry::{AppEntry, Outcome, Request};
 use harmony::saved_plan::SavedPlan;
 use serde::Serialize;
 
-use super::{Session, Target, binary_name, progress};
+use super::session::{Session, Target, binary_name, progress};
 use crate::view::{Failure, Format, View, emit};
 
 /// The plans of the selected apps.

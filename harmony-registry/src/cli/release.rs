@@ -10,7 +10,7 @@ use harmony::run::Mode;
 use serde::Serialize;
 
 use super::list::tag_form;
-use super::{LockWait, confirmed, connect, lock_apps, progress, runtime, unknown_topology};
+use super::session::{LockWait, Session, confirmed, progress};
 use crate::view::{Failure, Format, View, emit};
 
 /// What a release did, or (dry run) would do.
@@ -57,24 +57,7 @@ pub(super) fn release(tag: &str, topology: &str, yes: bool, dry_run: bool, wait:
         .iter()
         .find(|r| r.name == parsed.app())
         .expect("the tag names a registered release");
-    let topology_entry = crate::topology(topology).ok_or_else(|| unknown_topology(topology))?;
-    let needs = (entry.needs)();
-    let lacks = topology_entry.lacks(&needs);
-    if !lacks.is_empty() {
-        let mut f = Failure::new(format!("`{}` cannot be released on topology `{topology}`", entry.name)).at(entry.location.to_string());
-        for cap in &lacks {
-            f = f.note(format!(
-                "topology `{}` does not provide capability `{cap}`",
-                topology_entry.type_name
-            ));
-        }
-        let elsewhere = crate::runs_on(&needs);
-        return Err(if elsewhere.is_empty() {
-            f.help(format!("release it on a topology that provides {}", needs.join(", ")))
-        } else {
-            f.help(format!("it can be released on: {}", elsewhere.join(", ")))
-        });
-    }
+    let session = Session::for_release(entry, topology)?;
     // Asked before any work: a release builds, pushes and delivers.
     confirmed(
         "release",
@@ -86,28 +69,24 @@ pub(super) fn release(tag: &str, topology: &str, yes: bool, dry_run: bool, wait:
             entry.stages.join(", then ")
         ),
     )?;
-    let connected = connect(topology_entry)?;
-    let rt = runtime();
     // A dry run writes nothing, so it takes no lock.
     let locks = if dry_run {
         None
     } else {
-        Some(lock_apps(
-            &rt,
-            &connected,
-            &[entry.name],
-            &format!("release {parsed}"),
-            wait,
-            format,
-        )?)
+        Some(session.lock(&format!("release {parsed}"), wait, format)?)
     };
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
-    let result = rt.block_on((entry.run)(connected.clone(), parsed.version().clone(), mode, progress(format)));
-    let released = locks.map_or(Ok(()), |l| l.release(&rt));
+    let result = session.runtime.block_on((entry.run)(
+        session.topology.clone(),
+        parsed.version().clone(),
+        mode,
+        progress(format),
+    ));
+    let released = locks.map_or(Ok(()), |l| l.release(&session.runtime));
     let plan = result.map_err(|e| {
         Failure::of(&e).within(format!(
             "release `{parsed}` on `{}`, declared at {}",
-            connected.name(),
+            session.topology.name(),
             entry.location
         ))
     })?;

@@ -11,7 +11,7 @@ use harmony::secret::REDACTED;
 use serde_json::Value;
 
 use super::plan::unexpected;
-use super::{Session, Target};
+use super::session::{Session, Target};
 use crate::view::{Failure, Format};
 
 pub(super) fn render(target: &Target, out: &Path, format: Format) -> Result<ExitCode, Failure> {

@@ -3,70 +3,18 @@
 //! counts how many applies are in flight at once.
 
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::time::Duration;
 
-use harmony::capability::{ApplySet, BoxFuture, DeployError, Observed};
 use harmony::k8s_openapi::api::core::v1::ConfigMap;
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use harmony::run::Silent;
-use harmony::secret::Redactor;
-use harmony::{Desired, Diagnostic as _, K8sDeploy, Object, ObjectRef, Render, RenderCx, Score, ScoreError, SmokeError, Topology, engine};
+use harmony::{Desired, Diagnostic as _, Render, RenderCx, Score, ScoreError, engine};
 
-/// Applies take a while; it remembers the most that were in flight at once.
-#[derive(Debug, Default)]
-struct Counting {
-    state: Mutex<(usize, usize, Vec<String>)>,
-}
+// Each test uses part of it.
+#[allow(dead_code)]
+#[path = "support/counting.rs"]
+mod counting;
 
-impl Counting {
-    fn most_at_once(&self) -> usize {
-        self.state.lock().unwrap().1
-    }
-}
-
-impl Topology for Counting {
-    fn name(&self) -> &str {
-        "counting"
-    }
-}
-
-impl K8sDeploy for Counting {
-    fn observe<'a>(&'a self, _: &'a ApplySet) -> BoxFuture<'a, Result<Observed, DeployError>> {
-        Box::pin(async { Ok(Observed::new(Default::default(), Redactor::new([7; 32]))) })
-    }
-    fn dry_run<'a>(&'a self, _: &'a ApplySet, _: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn apply<'a>(&'a self, _: &'a ApplySet, objects: &'a [Object]) -> BoxFuture<'a, Result<(), DeployError>> {
-        Box::pin(async move {
-            {
-                let mut s = self.state.lock().unwrap();
-                s.0 += 1;
-                s.1 = s.1.max(s.0);
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            let mut s = self.state.lock().unwrap();
-            s.0 -= 1;
-            s.2.extend(objects.iter().map(|o| o.id().name.clone()));
-            if objects.iter().any(|o| o.id().name == "broken") {
-                return Err(DeployError::Unrunnable {
-                    problems: vec!["it is broken".into()],
-                });
-            }
-            Ok(())
-        })
-    }
-    fn prune<'a>(&'a self, _: &'a ApplySet, _: &'a [ObjectRef]) -> BoxFuture<'a, Result<(), DeployError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn commit<'a>(&'a self, _: &'a ApplySet) -> BoxFuture<'a, Result<(), DeployError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn verify<'a>(&'a self, _: &'a ApplySet, _: &'a [Object]) -> BoxFuture<'a, Result<(), SmokeError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
+use counting::Counting;
 
 /// One ConfigMap.
 #[derive(Score, Debug)]
@@ -121,7 +69,7 @@ fn peers_deploy_side_by_side_and_named_children_in_order() {
         .block_on(engine::plan_and_apply("fleet", &fleet(&names), &topology, Arc::new(Silent)))
         .unwrap();
     assert_eq!(topology.most_at_once(), 8, "the eight peers were in flight together");
-    let order = topology.state.lock().unwrap().2.clone();
+    let order = topology.applied();
     assert_eq!(order.first().map(String::as_str), Some("first"));
     assert_eq!(order.last().map(String::as_str), Some("last"), "after every peer");
     assert_eq!(order.len(), 10);
@@ -142,8 +90,5 @@ fn a_failing_peer_is_reported_at_its_place_in_the_tree() {
     let at = err.location().unwrap();
     assert!(at.starts_with("harmony/tests/peers.rs:"), "{at}");
     assert!(at.ends_with(": Score `Setting` at `fleet/peers/1`"), "{at}");
-    assert!(
-        !topology.state.lock().unwrap().2.contains(&"last".to_owned()),
-        "nothing after a failed step"
-    );
+    assert!(!topology.applied().contains(&"last".to_owned()), "nothing after a failed step");
 }

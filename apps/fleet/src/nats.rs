@@ -33,7 +33,12 @@ fn failed(step: &'static str, why: impl Into<String>, help: &'static str) -> Fai
     }
 }
 
-const READ_SERVER_LOG: &str = "read the server's log (`kubectl logs deploy/fleet-nats`)";
+/// How long a JetStream that does not answer yet (a cluster still choosing its leader) is waited for.
+const JETSTREAM_READY: Duration = Duration::from_secs(60);
+/// How long one question waits before it is asked again, while JetStream is not ready.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(5);
+
+const READ_SERVER_LOG: &str = "read the server's log (`kubectl logs statefulset/fleet-nats`)";
 
 /// A logged-in connection.
 struct Session {
@@ -110,6 +115,25 @@ pub async fn round_trip(conn: Box<dyn Tunnel>, credentials: &Credentials, patien
         }
     }
     let mut session = Session { io, inbox, next: 0 };
+    // A clustered JetStream answers once its servers have chosen a leader, which may take a
+    // while after they start: ask until it answers, as the operator would.
+    let ready_by = tokio::time::Instant::now() + JETSTREAM_READY;
+    loop {
+        match session
+            .ask("$JS.API.INFO", "", patience.min(ASK_AGAIN_AFTER), "waiting for JetStream")
+            .await
+        {
+            Ok(_) => break,
+            Err(_) if tokio::time::Instant::now() < ready_by => tokio::time::sleep(Duration::from_secs(1)).await,
+            Err(f) => {
+                return Err(failed(
+                    f.step,
+                    format!("{} (still after {} s)", f.why, JETSTREAM_READY.as_secs()),
+                    "a clustered NATS needs a majority of its servers up and routed to each other: read the servers' logs",
+                ));
+            }
+        }
+    }
     let stream = format!("KV_{SMOKE_BUCKET}");
     let config = json!({
         "name": stream, "subjects": [format!("$KV.{SMOKE_BUCKET}.>")],

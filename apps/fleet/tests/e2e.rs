@@ -416,11 +416,7 @@ fn the_nats_smoke_test_fails_on_a_server_without_jetstream_without_auth_or_trust
 fn nats_keeps_its_data_on_its_volume_when_its_pod_is_replaced() {
     use harmony::k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let dirs = tempfile::tempdir().unwrap();
-    let cluster = TestCluster::dedicated(harmony_test_cluster::Options::default()).unwrap();
-    cluster.hold_image(NATS_IMAGE, nats_program());
-    cluster.write_kubeconfig(&dirs.path().join("kubeconfig")).unwrap();
-    let k8s = K8s::new(Settings::for_kubeconfig(&dirs.path().join("kubeconfig"), &dirs.path().join("state")).unwrap());
+    let (_dirs, cluster, k8s) = running_nats();
     let authority = Authority::generate();
     let ns = "fleet-durable";
     let server = fleet::FleetNatsServer::new(ns, Secret::new(authority.to_text()));
@@ -458,6 +454,17 @@ fn nats_keeps_its_data_on_its_volume_when_its_pod_is_replaced() {
     });
 }
 
+/// A control plane of its own whose kubelet runs NATS's image for real, and the `k8s`
+/// topology on it (the directory holds its kubeconfig and state).
+fn running_nats() -> (tempfile::TempDir, TestCluster, K8s) {
+    let dirs = tempfile::tempdir().unwrap();
+    let cluster = TestCluster::dedicated(harmony_test_cluster::Options::default()).unwrap();
+    cluster.hold_image(NATS_IMAGE, nats_program());
+    cluster.write_kubeconfig(&dirs.path().join("kubeconfig")).unwrap();
+    let k8s = K8s::new(Settings::for_kubeconfig(&dirs.path().join("kubeconfig"), &dirs.path().join("state")).unwrap());
+    (dirs, cluster, k8s)
+}
+
 /// The pod `name` once it is ready, with another uid than `not` (its predecessor's): its uid and IP.
 async fn ready_pod(pods: &Api<harmony::k8s_openapi::api::core::v1::Pod>, name: &str, not: Option<&str>) -> (String, String) {
     for _ in 0..600 {
@@ -490,11 +497,7 @@ async fn ready_pod(pods: &Api<harmony::k8s_openapi::api::core::v1::Pod>, name: &
 fn a_clustered_nats_forms_one_cluster_and_outlives_one_server() {
     use harmony::k8s_openapi::api::core::v1::Pod;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let dirs = tempfile::tempdir().unwrap();
-    let cluster = TestCluster::dedicated(harmony_test_cluster::Options::default()).unwrap();
-    cluster.hold_image(NATS_IMAGE, nats_program());
-    cluster.write_kubeconfig(&dirs.path().join("kubeconfig")).unwrap();
-    let k8s = K8s::new(Settings::for_kubeconfig(&dirs.path().join("kubeconfig"), &dirs.path().join("state")).unwrap());
+    let (_dirs, cluster, k8s) = running_nats();
     let authority = Authority::generate();
     let ns = "fleet-clustered";
     let mut server = fleet::FleetNatsServer::new(ns, Secret::new(authority.to_text()));

@@ -1090,8 +1090,9 @@ fn apply_without_names_deploys_every_app_in_the_order_namespaces_need_and_plan_t
     assert!(checked.status.success(), "{}", text(&checked));
     assert_eq!(
         String::from_utf8_lossy(&checked.stdout).matches("(server dry run)").count(),
-        // NATS holds no secret: it trusts the fleet's authority by its public keys alone.
-        19,
+        // NATS holds no secret (it trusts the fleet's authority by its public keys alone), and
+        // names its servers for each other with a headless Service.
+        20,
         "{}",
         text(&checked)
     );

@@ -379,6 +379,9 @@ impl K8s {
                 .await?;
             for crd in established {
                 wait::established(cluster, &crd, self.settings.timeout).await?;
+                if let Some(object) = batch.iter().find(|o| *o.id() == crd) {
+                    wait::served(cluster, object, self.settings.timeout).await?;
+                }
             }
         }
         Ok(())

@@ -99,6 +99,40 @@ pub async fn established(cluster: &Cluster, id: &ObjectRef, timeout: Duration) -
     }
 }
 
+/// Until the API server's discovery serves the kind `crd` defines, in each
+/// version it serves: discovery can lag a moment behind the CRD's
+/// `Established` condition, and an object of the kind applied in between
+/// would be refused as of a kind the cluster does not serve.
+pub async fn served(cluster: &Cluster, crd: &Object, timeout: Duration) -> Result<(), DeployError> {
+    let body = crd.body();
+    let text = |path: &str| body.pointer(path).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let (group, kind) = (text("/spec/group"), text("/spec/names/kind"));
+    let versions: Vec<String> = body
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(false))
+        .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let deadline = Instant::now() + timeout;
+    for version in versions {
+        let api_version = format!("{group}/{version}");
+        while cluster.served(&api_version, &kind).await?.is_none() {
+            if Instant::now() >= deadline {
+                return Err(DeployError::TimedOut {
+                    object: Box::new(crd.id().clone()),
+                    waited_secs: timeout.as_secs(),
+                    why: format!("the API server does not serve its kind `{kind}` in `{api_version}` yet"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            cluster.forget_group(&group);
+        }
+    }
+    Ok(())
+}
+
 /// Whether an object is ready as soon as the server accepted it: no
 /// controller reconciles it (its kstatus is Current once it exists), so it
 /// needs no read, let alone a watch.

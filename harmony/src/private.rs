@@ -18,7 +18,7 @@ pub use crate::checks::{
     buildable, builder as builder_of_a_chart, harmony_capability, releases_on_topologies, requires as requires_listed_once, requires,
     score, score_child, score_secret, smoke as smoke_of_another_shape, smoke_for_any_topology, topologies as topologies_listed_once,
 };
-pub use crate::object::Desired;
+pub use crate::object::{Desired, Object};
 pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
 pub use crate::release::pipeline::{ChartObjects, builder};
 pub use crate::run::{InterpretError, Run, ScoreAt};
@@ -29,8 +29,9 @@ pub use crate::{__probe_capability as probe_capability, __shipped_capabilities a
 pub use crate::build::{ImageSource, RustBinary};
 use crate::engine;
 pub use crate::engine::EngineError;
+pub use crate::plan::{ExactPlan, Plan};
+pub use crate::registry::RegisteredApp;
 pub use crate::registry::ReleaseEntry;
-pub use crate::registry::{Outcome, Request};
 pub use crate::release::capability::{HttpSmoke, NoSmoke, StageSmoke};
 use crate::release::pipeline;
 pub use crate::release::{
@@ -61,15 +62,23 @@ fn app_needs<S: IsScore>() -> Vec<&'static str> {
 // Autoref specialization: `(&&AppFns(make))` takes the impl on `&AppFns`
 // when `make` makes a Score, and the fallback on `AppFns` when it does not,
 // so that a non-Score in `app!` is the one error `score` reports, not a
-// cascade. The fallback is never part of a program that compiles.
+// cascade. The fallback is never part of a program that compiles. The
+// `RegisteredApp` that `app!` generates hands each command to these.
 
-/// The registry functions of an app whose root Score `make` makes.
+/// The commands of an app whose root Score `make` makes.
 #[derive(Debug)]
 pub struct AppFns<F>(pub F);
 
+type Answer<'a, T> = BoxFuture<'a, Result<T, EngineError>>;
+
 pub trait AppIsScore {
     fn needs(&self) -> Vec<&'static str>;
-    fn run(&self, app: &'static str, topology: Arc<AnyTopology>, request: Request) -> BoxFuture<'static, Result<Outcome, EngineError>>;
+    fn render(&self, app: &'static str, topology: &AnyTopology) -> Result<Vec<Object>, EngineError>;
+    fn plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, Plan>;
+    fn exact_plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, ExactPlan>;
+    fn dry_run<'a>(&self, app: &'static str, topology: &'a AnyTopology, progress: Arc<dyn Progress>) -> Answer<'a, Plan>;
+    fn apply<'a>(&self, app: &'static str, topology: &'a AnyTopology, plan: &'a ExactPlan, progress: Arc<dyn Progress>)
+    -> Answer<'a, Plan>;
 }
 
 impl<F, S> AppIsScore for &AppFns<F>
@@ -81,14 +90,58 @@ where
         app_needs::<S>()
     }
 
-    fn run(&self, app: &'static str, topology: Arc<AnyTopology>, request: Request) -> BoxFuture<'static, Result<Outcome, EngineError>> {
-        run_app(app, (self.0)(), topology, request)
+    fn render(&self, app: &'static str, topology: &AnyTopology) -> Result<Vec<Object>, EngineError> {
+        engine::render(app, topology.name(), &(self.0)())
+    }
+
+    fn plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, Plan> {
+        let score = (self.0)();
+        Box::pin(async move { engine::plan(app, &score, topology).await })
+    }
+
+    fn exact_plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, ExactPlan> {
+        let score = (self.0)();
+        Box::pin(async move { engine::exact_plan(app, &score, topology).await })
+    }
+
+    fn dry_run<'a>(&self, app: &'static str, topology: &'a AnyTopology, progress: Arc<dyn Progress>) -> Answer<'a, Plan> {
+        let score = (self.0)();
+        Box::pin(async move { engine::dry_run(app, &score, topology, progress).await })
+    }
+
+    fn apply<'a>(
+        &self,
+        app: &'static str,
+        topology: &'a AnyTopology,
+        plan: &'a ExactPlan,
+        progress: Arc<dyn Progress>,
+    ) -> Answer<'a, Plan> {
+        let score = (self.0)();
+        Box::pin(async move { engine::apply(app, &score, topology, plan, progress).await })
     }
 }
 
 pub trait AppIsNotScore {
     fn needs(&self) -> Vec<&'static str>;
-    fn run(&self, app: &'static str, topology: Arc<AnyTopology>, request: Request) -> BoxFuture<'static, Result<Outcome, EngineError>>;
+    fn render(&self, app: &'static str, topology: &AnyTopology) -> Result<Vec<Object>, EngineError>;
+    fn plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, Plan>;
+    fn exact_plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, ExactPlan>;
+    fn dry_run<'a>(&self, app: &'static str, topology: &'a AnyTopology, progress: Arc<dyn Progress>) -> Answer<'a, Plan>;
+    fn apply<'a>(&self, app: &'static str, topology: &'a AnyTopology, plan: &'a ExactPlan, progress: Arc<dyn Progress>)
+    -> Answer<'a, Plan>;
+}
+
+/// What every command of an app whose `score` is not a Score answers (never
+/// reached: such a program does not compile).
+fn not_a_score(app: &str) -> EngineError {
+    EngineError::Render {
+        app: app.to_owned(),
+        source: ScoreError::invalid(
+            "the app's `score`",
+            "it is not a Score",
+            "derive it with `#[derive(harmony::Score)]`",
+        ),
+    }
 }
 
 impl<F> AppIsNotScore for AppFns<F> {
@@ -96,36 +149,25 @@ impl<F> AppIsNotScore for AppFns<F> {
         Vec::new()
     }
 
-    fn run(&self, app: &'static str, _: Arc<AnyTopology>, _: Request) -> BoxFuture<'static, Result<Outcome, EngineError>> {
-        Box::pin(async move {
-            Err(EngineError::Render {
-                app: app.to_owned(),
-                source: ScoreError::invalid(
-                    "the app's `score`",
-                    "it is not a Score",
-                    "derive it with `#[derive(harmony::Score)]`",
-                ),
-            })
-        })
+    fn render(&self, app: &'static str, _: &AnyTopology) -> Result<Vec<Object>, EngineError> {
+        Err(not_a_score(app))
     }
-}
 
-/// Carry out `request` for app `app`, whose root Score is `score`, on the
-/// selected topology.
-fn run_app<S>(app: &'static str, score: S, topology: Arc<AnyTopology>, request: Request) -> BoxFuture<'static, Result<Outcome, EngineError>>
-where
-    S: Score<AnyTopology> + IsScore + 'static,
-{
-    Box::pin(async move {
-        let topology = &*topology;
-        Ok(match request {
-            Request::Render => Outcome::Rendered(engine::render(app, topology.name(), &score)?),
-            Request::Plan => Outcome::Planned(engine::plan(app, &score, topology).await?),
-            Request::DryRun { progress } => Outcome::Planned(engine::dry_run(app, &score, topology, progress).await?),
-            Request::ExactPlan => Outcome::Exact(Box::new(engine::exact_plan(app, &score, topology).await?)),
-            Request::Apply { plan, progress } => Outcome::Planned(engine::apply(app, &score, topology, &plan, progress).await?),
-        })
-    })
+    fn plan<'a>(&self, app: &'static str, _: &'a AnyTopology) -> Answer<'a, Plan> {
+        Box::pin(async move { Err(not_a_score(app)) })
+    }
+
+    fn exact_plan<'a>(&self, app: &'static str, _: &'a AnyTopology) -> Answer<'a, ExactPlan> {
+        Box::pin(async move { Err(not_a_score(app)) })
+    }
+
+    fn dry_run<'a>(&self, app: &'static str, _: &'a AnyTopology, _: Arc<dyn Progress>) -> Answer<'a, Plan> {
+        Box::pin(async move { Err(not_a_score(app)) })
+    }
+
+    fn apply<'a>(&self, app: &'static str, _: &'a AnyTopology, _: &'a ExactPlan, _: Arc<dyn Progress>) -> Answer<'a, Plan> {
+        Box::pin(async move { Err(not_a_score(app)) })
+    }
 }
 
 /// What releasing needs of a topology; `smoke` adds `HttpProbe`.

@@ -65,8 +65,9 @@ pub struct AppEntry {
     pub score: fn() -> &'static str,
     /// Every capability the app needs of a topology, from its Score's types.
     pub needs: fn() -> Vec<&'static str>,
-    /// Carry out a request on a topology that provides every need.
-    pub run: fn(Arc<AnyTopology>, Request) -> BoxFuture<'static, Result<Outcome, EngineError>>,
+    /// The app itself: what each command asks of it, on a topology that
+    /// provides every need.
+    pub app: &'static dyn RegisteredApp,
 }
 inventory::collect!(AppEntry);
 
@@ -140,39 +141,36 @@ pub struct CapabilityEntry {
 }
 inventory::collect!(CapabilityEntry);
 
-/// What the CLI asks of an app on a topology.
-#[derive(Clone)]
-pub enum Request {
-    Render,
-    Plan,
-    /// A plan with what it was computed from, for `apply` or `plan --out`.
-    ExactPlan,
-    DryRun {
+/// A registered app, as the CLI reaches it: one method per command, each
+/// with its own result. `app!` implements it for the app's root Score
+/// (docs/adr/0025-typed-app-interface.md). The topology is the one
+/// `--topology` selected; the CLI has checked it provides every need first.
+pub trait RegisteredApp: Sync {
+    /// The objects the app renders for `topology`; nothing is asked of it.
+    fn render(&self, topology: &AnyTopology) -> Result<Vec<Object>, EngineError>;
+
+    /// What applying would change. Writes nothing.
+    fn plan<'a>(&'a self, topology: &'a AnyTopology) -> BoxFuture<'a, Result<Plan, EngineError>>;
+
+    /// The plan with what it was computed from: what `apply` carries out and
+    /// `plan --out` saves. Writes nothing.
+    fn exact_plan<'a>(&'a self, topology: &'a AnyTopology) -> BoxFuture<'a, Result<ExactPlan, EngineError>>;
+
+    /// Every step checked by the target, nothing written; returns the plan.
+    fn dry_run<'a>(&'a self, topology: &'a AnyTopology, progress: Arc<dyn Progress>) -> BoxFuture<'a, Result<Plan, EngineError>>;
+
+    /// Carry out exactly `plan`; refused, naming what moved, if the desired
+    /// state or the target is no longer what it was computed from.
+    fn apply<'a>(
+        &'a self,
+        topology: &'a AnyTopology,
+        plan: &'a ExactPlan,
         progress: Arc<dyn Progress>,
-    },
-    /// Carry out exactly this plan.
-    Apply {
-        plan: Box<ExactPlan>,
-        progress: Arc<dyn Progress>,
-    },
+    ) -> BoxFuture<'a, Result<Plan, EngineError>>;
 }
 
-impl std::fmt::Debug for Request {
+impl std::fmt::Debug for dyn RegisteredApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Render => "Render",
-            Self::Plan => "Plan",
-            Self::ExactPlan => "ExactPlan",
-            Self::DryRun { .. } => "DryRun",
-            Self::Apply { .. } => "Apply",
-        })
+        f.write_str("RegisteredApp")
     }
-}
-
-/// What came of it.
-#[derive(Debug)]
-pub enum Outcome {
-    Rendered(Vec<Object>),
-    Planned(Plan),
-    Exact(Box<ExactPlan>),
 }

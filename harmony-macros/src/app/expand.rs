@@ -95,11 +95,42 @@ pub(crate) fn expand(app: &App) -> TokenStream {
             fn __harmony_needs() -> #h::Vec<&'static str> {
                 (&&#h::AppFns(|| #score)).needs()
             }
-            fn __harmony_run(
-                topology: #h::Arc<#h::AnyTopology>,
-                request: #h::Request,
-            ) -> #h::BoxFuture<'static, #h::Result<#h::Outcome, #h::EngineError>> {
-                (&&#h::AppFns(|| #score)).run(#name, topology, request)
+            // What the CLI asks of the app: each command, typed, handed to the app's Score.
+            struct __HarmonyApp;
+            impl #h::RegisteredApp for __HarmonyApp {
+                fn render(
+                    &self,
+                    topology: &#h::AnyTopology,
+                ) -> #h::Result<#h::Vec<#h::Object>, #h::EngineError> {
+                    (&&#h::AppFns(|| #score)).render(#name, topology)
+                }
+                fn plan<'a>(
+                    &'a self,
+                    topology: &'a #h::AnyTopology,
+                ) -> #h::BoxFuture<'a, #h::Result<#h::Plan, #h::EngineError>> {
+                    (&&#h::AppFns(|| #score)).plan(#name, topology)
+                }
+                fn exact_plan<'a>(
+                    &'a self,
+                    topology: &'a #h::AnyTopology,
+                ) -> #h::BoxFuture<'a, #h::Result<#h::ExactPlan, #h::EngineError>> {
+                    (&&#h::AppFns(|| #score)).exact_plan(#name, topology)
+                }
+                fn dry_run<'a>(
+                    &'a self,
+                    topology: &'a #h::AnyTopology,
+                    progress: #h::Arc<dyn #h::Progress>,
+                ) -> #h::BoxFuture<'a, #h::Result<#h::Plan, #h::EngineError>> {
+                    (&&#h::AppFns(|| #score)).dry_run(#name, topology, progress)
+                }
+                fn apply<'a>(
+                    &'a self,
+                    topology: &'a #h::AnyTopology,
+                    plan: &'a #h::ExactPlan,
+                    progress: #h::Arc<dyn #h::Progress>,
+                ) -> #h::BoxFuture<'a, #h::Result<#h::Plan, #h::EngineError>> {
+                    (&&#h::AppFns(|| #score)).apply(#name, topology, plan, progress)
+                }
             }
             #[allow(clippy::redundant_closure)]
             const _: fn() = || {
@@ -115,7 +146,7 @@ pub(crate) fn expand(app: &App) -> TokenStream {
                     location: #h::Location { file: ::core::file!(), line: ::core::line!() },
                     score: __harmony_score_type,
                     needs: __harmony_needs,
-                    run: __harmony_run,
+                    app: &__HarmonyApp,
                 }
             }
             #release

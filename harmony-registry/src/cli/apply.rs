@@ -5,11 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use harmony::plan::{ExactPlan, Plan, Summary};
-use harmony::registry::{Outcome, Request};
 use harmony::saved_plan::SavedPlan;
 use serde::Serialize;
 
-use super::plan::{PlanView, exact_plans, in_namespace_order, unexpected};
+use super::plan::{PlanView, exact_plans, in_namespace_order};
 use super::session::{LockWait, Session, Target, binary_name, confirmed, progress};
 use crate::view::{Failure, Format, View, emit};
 
@@ -84,14 +83,7 @@ fn apply_locked(session: &Session, yes: bool, saved: Option<(String, SavedPlan)>
     // An app with nothing to change is applied too: that writes nothing and
     // verifies what is there, so "applied" still means "working".
     for (app, plan) in in_namespace_order(session.apps.iter().copied().zip(exact).collect()) {
-        let request = Request::Apply {
-            plan: Box::new(plan),
-            progress: progress.clone(),
-        };
-        match session.ask_interruptible(app, request)? {
-            Outcome::Planned(plan) => applied.push(plan),
-            other => return Err(unexpected(&other)),
-        }
+        applied.push(session.ask_interruptible(app, |app, topology| app.apply(topology, &plan, progress.clone()))?);
     }
     let mut summary = Summary::default();
     for p in &applied {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use harmony::capability::K8sDeploy;
 use harmony::plan::{Action, ExactPlan, Plan, Summary};
-use harmony::registry::{AppEntry, Outcome, Request};
+use harmony::registry::AppEntry;
 use harmony::saved_plan::SavedPlan;
 use serde::Serialize;
 
@@ -103,10 +103,7 @@ pub(super) fn plan(target: &Target, out: Option<&Path>, format: Format) -> Resul
             session
                 .apps
                 .iter()
-                .map(|app| match session.ask(app, Request::Plan)? {
-                    Outcome::Planned(plan) => Ok(plan),
-                    other => Err(unexpected(&other)),
-                })
+                .map(|app| session.ask(app, |app, topology| app.plan(topology)))
                 .collect::<Result<_, _>>()?,
         ),
         Some(path) => {
@@ -140,10 +137,7 @@ pub(super) fn exact_plans(session: &Session) -> Result<Vec<ExactPlan>, Failure> 
     session
         .apps
         .iter()
-        .map(|app| match session.ask(app, Request::ExactPlan)? {
-            Outcome::Exact(exact) => Ok(*exact),
-            other => Err(unexpected(&other)),
-        })
+        .map(|app| session.ask(app, |app, topology| app.exact_plan(topology)))
         .collect()
 }
 
@@ -163,17 +157,7 @@ pub(super) fn dry_run(target: &Target, format: Format) -> Result<ExitCode, Failu
     };
     let plans = order
         .iter()
-        .map(|app| {
-            match session.ask(
-                app,
-                Request::DryRun {
-                    progress: progress.clone(),
-                },
-            )? {
-                Outcome::Planned(plan) => Ok(plan),
-                other => Err(unexpected(&other)),
-            }
-        })
+        .map(|app| session.ask(app, |app, topology| app.dry_run(topology, progress.clone())))
         .collect::<Result<_, _>>()?;
     emit(
         &DryRunView {
@@ -214,9 +198,4 @@ pub(super) fn in_namespace_order(mut pending: Vec<(&AppEntry, ExactPlan)>) -> Ve
         ordered.push(pending.remove(ready.unwrap_or(0)));
     }
     ordered
-}
-
-pub(super) fn unexpected(outcome: &Outcome) -> Failure {
-    Failure::new(format!("internal: the engine answered with the wrong kind of result ({outcome:?})"))
-        .help("this is a bug in harmony; please report it with the command you ran")
 }

@@ -6,11 +6,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use harmony::registry::{Outcome, Request};
 use harmony::secret::REDACTED;
 use serde_json::Value;
 
-use super::plan::unexpected;
 use super::session::{Session, Target};
 use crate::view::{Failure, Format};
 
@@ -22,10 +20,10 @@ pub(super) fn render(target: &Target, out: &Path, format: Format) -> Result<Exit
     let written_error = |e: String| Failure::new(format!("could not write the render: {e}"));
     let mut written = 0usize;
     for app in &session.apps {
-        let objects = match session.ask(app, Request::Render)? {
-            Outcome::Rendered(objects) => objects,
-            other => return Err(unexpected(&other)),
-        };
+        let objects = app
+            .app
+            .render(&session.topology)
+            .map_err(|e| Failure::of(&e).within(session.context_of(app)))?;
         for o in &objects {
             // Only a Secret's body differs from what was rendered: borrow the rest.
             let body: Cow<'_, Value> = if o.id().is_secret() {

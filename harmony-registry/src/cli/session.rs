@@ -8,10 +8,11 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
+use harmony::engine::EngineError;
 use harmony::lock::{self, Held, Holder};
-use harmony::registry::{AppEntry, Outcome, ReleaseEntry, Request, TopologyEntry};
+use harmony::registry::{AppEntry, RegisteredApp, ReleaseEntry, TopologyEntry};
 use harmony::run::{Event, Mode, Progress};
-use harmony::{AnyTopology, Topology};
+use harmony::{AnyTopology, BoxFuture, Topology};
 
 use crate::view::{Failure, Format};
 
@@ -123,10 +124,15 @@ impl Session {
         })
     }
 
-    /// Ask `app` for `request` on this session's topology.
-    pub(super) fn ask(&self, app: &AppEntry, request: Request) -> Result<Outcome, Failure> {
+    /// Ask `app` for what `command` computes on this session's topology
+    /// (`|app, topology| app.plan(topology)`).
+    pub(super) fn ask<'s, T>(
+        &'s self,
+        app: &AppEntry,
+        command: impl FnOnce(&'static dyn RegisteredApp, &'s AnyTopology) -> BoxFuture<'s, Result<T, EngineError>>,
+    ) -> Result<T, Failure> {
         self.runtime
-            .block_on((app.run)(self.topology.clone(), request))
+            .block_on(command(app.app, &self.topology))
             .map_err(|e| Failure::of(&e).within(self.context_of(app)))
     }
 
@@ -140,8 +146,12 @@ impl Session {
     /// already lists everything it may have created). Only for the writes
     /// themselves: once Ctrl-C is caught it is caught for the rest of the
     /// process, so a question at the terminal must come before.
-    pub(super) fn ask_interruptible(&self, app: &AppEntry, request: Request) -> Result<Outcome, Failure> {
-        let work = (app.run)(self.topology.clone(), request);
+    pub(super) fn ask_interruptible<'s, T>(
+        &'s self,
+        app: &AppEntry,
+        command: impl FnOnce(&'static dyn RegisteredApp, &'s AnyTopology) -> BoxFuture<'s, Result<T, EngineError>>,
+    ) -> Result<T, Failure> {
+        let work = command(app.app, &self.topology);
         let finished = self.runtime.block_on(async {
             tokio::select! {
                 outcome = work => Ok(outcome),

@@ -9,22 +9,27 @@ use tracing::Instrument as _;
 use crate::Diagnostic;
 use crate::capability::{ApplySet, DeployError, K8sDeploy, Observed};
 use crate::object::Desired;
-use crate::object::{Object, ObjectRef};
+use crate::object::{Object, ObjectRef, Rendered};
 use crate::plan::{Basis, ExactPlan, Plan};
 use crate::run::{InterpretError, Mode, Progress, Run, Silent};
 use crate::score::{Interpret, IsScore, RenderCx, Score, ScoreError};
 
 /// Render an app's Score tree: pure, no topology instance needed.
 pub fn render<S: IsScore>(app: &str, topology: &str, score: &S) -> Result<Vec<Object>, EngineError> {
+    Ok(render_once(app, topology, score)?.into_objects())
+}
+
+/// The tree rendered for a command (two objects of one identity refused):
+/// the plan is computed from it and every pass deploys from it.
+fn render_once<S: IsScore>(app: &str, topology: &str, score: &S) -> Result<Rendered, EngineError> {
     let desired = score
         .render_tree(&RenderCx::new(app, topology))
         .map_err(|source| EngineError::Render {
             app: app.to_owned(),
             source,
-        })?
-        .into_objects();
+        })?;
     let mut seen = HashSet::with_capacity(desired.len());
-    for o in &desired {
+    for o in desired.objects() {
         if !seen.insert(o.id()) {
             return Err(EngineError::Duplicate {
                 app: app.to_owned(),
@@ -32,43 +37,44 @@ pub fn render<S: IsScore>(app: &str, topology: &str, score: &S) -> Result<Vec<Ob
             });
         }
     }
-    Ok(desired)
+    Ok(Rendered::new(desired))
 }
 
-/// Render the app and observe what the target holds for it.
-async fn render_and_observe<T: K8sDeploy, S: Score<T> + IsScore>(
-    app: &str,
-    score: &S,
-    topology: &T,
-) -> Result<(Vec<Object>, Observed), EngineError> {
-    let desired = render(app, topology.name(), score)?;
+/// What the target holds for the app, given what it renders.
+async fn observe<T: K8sDeploy>(app: &str, desired: &[Object], topology: &T) -> Result<Observed, EngineError> {
     let span = tracing::info_span!("observe", app, topology = topology.name(), desired = desired.len());
     let set = ApplySet::new(app);
     let observe = async {
         let mut observed = topology.observe(&set).await?;
-        topology.set_aside_filled_in(&set, &desired, &mut observed).await?;
+        topology.set_aside_filled_in(&set, desired, &mut observed).await?;
         Ok(observed)
     };
-    let observed = observe.instrument(span).await.map_err(|source| EngineError::Observe {
+    observe.instrument(span).await.map_err(|source| EngineError::Observe {
         app: app.to_owned(),
         source,
-    })?;
-    Ok((desired, observed))
+    })
 }
 
 /// What applying would change. Writes nothing.
 pub async fn plan<T: K8sDeploy, S: Score<T> + IsScore>(app: &str, score: &S, topology: &T) -> Result<Plan, EngineError> {
-    let (desired, observed) = render_and_observe(app, score, topology).await?;
-    Ok(Plan::compute(app, topology.name(), &desired, &observed))
+    let rendered = render_once(app, topology.name(), score)?;
+    let observed = observe(app, rendered.objects(), topology).await?;
+    Ok(Plan::compute(app, topology.name(), rendered.objects(), &observed))
 }
 
 /// What applying would change, with what it was computed from: the plan
 /// [`apply`] carries out. Writes nothing.
 pub async fn exact_plan<T: K8sDeploy, S: Score<T> + IsScore>(app: &str, score: &S, topology: &T) -> Result<ExactPlan, EngineError> {
-    let (desired, observed) = render_and_observe(app, score, topology).await?;
+    exact_plan_of(app, Arc::new(render_once(app, topology.name(), score)?), topology).await
+}
+
+/// The exact plan of `rendered` against what the target holds now.
+async fn exact_plan_of<T: K8sDeploy>(app: &str, rendered: Arc<Rendered>, topology: &T) -> Result<ExactPlan, EngineError> {
+    let observed = observe(app, rendered.objects(), topology).await?;
     Ok(ExactPlan {
-        plan: Plan::compute(app, topology.name(), &desired, &observed),
-        basis: Basis::of(&desired, &observed),
+        plan: Plan::compute(app, topology.name(), rendered.objects(), &observed),
+        basis: Basis::of(rendered.objects(), &observed),
+        rendered: Some(rendered),
     })
 }
 
@@ -80,8 +86,10 @@ pub async fn dry_run<T: K8sDeploy, S: Score<T> + IsScore>(
     topology: &T,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
-    let plan = plan(app, score, topology).await?;
-    check(app, score, topology, progress).await?;
+    let rendered = Arc::new(render_once(app, topology.name(), score)?);
+    let observed = observe(app, rendered.objects(), topology).await?;
+    let plan = Plan::compute(app, topology.name(), rendered.objects(), &observed);
+    pass(app, score, &rendered, topology, Mode::DryRun, progress).await?;
     check_prune(app, topology, &plan).await?;
     Ok(plan)
 }
@@ -101,19 +109,11 @@ async fn check_prune<T: K8sDeploy>(app: &str, topology: &T, plan: &Plan) -> Resu
         })
 }
 
-/// One pass over the Score tree with every write suppressed.
-async fn check<T: K8sDeploy, S: Score<T> + IsScore>(
-    app: &str,
-    score: &S,
-    topology: &T,
-    progress: Arc<dyn Progress>,
-) -> Result<(), EngineError> {
-    pass(app, score, topology, Mode::DryRun, progress).await
-}
-
+/// One pass over the Score tree, each Score deploying its part of `rendered`.
 async fn pass<T: K8sDeploy, S: Score<T> + IsScore>(
     app: &str,
     score: &S,
+    rendered: &Arc<Rendered>,
     topology: &T,
     mode: Mode,
     progress: Arc<dyn Progress>,
@@ -122,7 +122,7 @@ async fn pass<T: K8sDeploy, S: Score<T> + IsScore>(
         app: app.to_owned(),
         source,
     })?;
-    let mut run = Run::new(app, topology.name(), mode, progress);
+    let mut run = Run::new(app, topology.name(), mode, progress).from_rendered(rendered.clone());
     let span = tracing::info_span!("pass", app, topology = topology.name(), mode = ?mode);
     score
         .execute(topology, &mut run)
@@ -140,6 +140,9 @@ async fn pass<T: K8sDeploy, S: Score<T> + IsScore>(
 /// stops the apply before its first write. Then every Score of the tree is
 /// deployed in order, each gated by its verification and smoke test, what is
 /// no longer rendered is pruned, and the result recorded.
+///
+/// A plan made in this process is applied with the render it was made from;
+/// a saved one is rendered again, and its desired state compared too.
 pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
     app: &str,
     score: &S,
@@ -147,7 +150,11 @@ pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
     exact: &ExactPlan,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
-    let now = exact_plan(app, score, topology).await?;
+    let rendered = match &exact.rendered {
+        Some(rendered) => rendered.clone(),
+        None => Arc::new(render_once(app, topology.name(), score)?),
+    };
+    let now = exact_plan_of(app, rendered.clone(), topology).await?;
     let moved = exact.basis.moved(&now.basis);
     if !moved.is_empty() {
         return Err(EngineError::Moved {
@@ -155,24 +162,26 @@ pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
             moved,
         });
     }
-    carry_out(app, score, topology, exact, progress).await
+    carry_out(app, score, &rendered, topology, exact, progress).await
 }
 
-/// Carry out `exact`, known to be current: checks, writes, prune, record.
+/// Carry out `exact`, known to be current and computed from `rendered`:
+/// checks, writes, prune, record.
 async fn carry_out<T: K8sDeploy, S: Score<T> + IsScore>(
     app: &str,
     score: &S,
+    rendered: &Arc<Rendered>,
     topology: &T,
     exact: &ExactPlan,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
+    let set = ApplySet::new(app);
     if exact.plan.is_empty() {
         // Nothing to write, but "applied" still means "working": a target
         // that checks readiness is asked again (a rollout that failed before
         // does not pass because nothing changed since).
-        let desired = render(app, topology.name(), score)?;
         topology
-            .verify(&ApplySet::new(app), &desired)
+            .verify(&set, rendered.objects())
             .await
             .map_err(|source| EngineError::Unverified {
                 app: app.to_owned(),
@@ -180,10 +189,9 @@ async fn carry_out<T: K8sDeploy, S: Score<T> + IsScore>(
             })?;
         return Ok(exact.plan.clone());
     }
-    check(app, score, topology, Arc::new(Silent)).await?;
+    pass(app, score, rendered, topology, Mode::DryRun, Arc::new(Silent)).await?;
     check_prune(app, topology, &exact.plan).await?;
-    let set = ApplySet::new(app);
-    let mut result = pass(app, score, topology, Mode::Apply, progress.clone()).await;
+    let mut result = pass(app, score, rendered, topology, Mode::Apply, progress.clone()).await;
     if result.is_ok() {
         let removals = exact.plan.removals();
         if !removals.is_empty() {
@@ -206,16 +214,18 @@ async fn carry_out<T: K8sDeploy, S: Score<T> + IsScore>(
 
 /// Plan and carry out that plan at once: what a program that composes Scores
 /// (a test harness, a controller, a release's stage) calls, with no one to
-/// confirm in between. The target is observed once: the plan just made is
-/// the current one, so there is nothing to compare it with.
+/// confirm in between. The tree is rendered once and the target observed
+/// once: the plan just made is the current one, so there is nothing to
+/// compare it with.
 pub async fn plan_and_apply<T: K8sDeploy, S: Score<T> + IsScore>(
     app: &str,
     score: &S,
     topology: &T,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
-    let exact = exact_plan(app, score, topology).await?;
-    carry_out(app, score, topology, &exact, progress).await
+    let rendered = Arc::new(render_once(app, topology.name(), score)?);
+    let exact = exact_plan_of(app, rendered.clone(), topology).await?;
+    carry_out(app, score, &rendered, topology, &exact, progress).await
 }
 
 /// Objects made elsewhere (a released chart's) as one Score, so that they go
@@ -232,13 +242,13 @@ impl IsScore for Objects<'_> {
         for object in self.0 {
             desired.push_object(object.clone());
         }
-        Ok(desired)
+        Ok(desired.of_one_score())
     }
 }
 
 impl<T: K8sDeploy> Interpret<T> for Objects<'_> {
     async fn execute(&self, topology: &T, run: &mut Run) -> Result<(), InterpretError> {
-        let desired = run.rendered(self.render_tree(run.render_cx()))?;
+        let desired = run.desired(|cx| self.render_tree(cx))?;
         run.deploy(topology, &desired).await?;
         run.verify(topology, &desired).await
     }

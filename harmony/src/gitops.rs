@@ -244,9 +244,12 @@ impl GitOpsDir {
             }
         }
         self.with_set(set, |state| {
-            let mut view: verify::View = others.iter().flat_map(|m| m.iter()).collect();
-            view.extend(state.pending.iter());
-            view.extend(objects.iter().map(|(id, body)| (id, body)));
+            let mut view = verify::View::default()
+                .below_step(objects.iter().map(|(id, body)| (id, body)))
+                .below(&state.pending);
+            for other in &others {
+                view = view.below(other);
+            }
             Ok(verify::check(objects.iter().map(|(id, body)| (id, body)), &view))
         })
     }

@@ -1,7 +1,10 @@
 //! Kubernetes objects as a Score renders them: typed while the Score builds them
 //! (`k8s-openapi`), erased to JSON once rendered so plans can diff them.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -141,6 +144,10 @@ impl Object {
 #[derive(Debug, Default, Clone)]
 pub struct Desired {
     objects: Vec<Object>,
+    /// Which objects each Score of a rendered tree deploys, by its path below
+    /// the tree's root (`""` for the root; `nats`, `agents/0` below it). Kept
+    /// so that a run deploys what the tree rendered instead of rendering again.
+    parts: Vec<(String, Range<usize>)>,
 }
 
 impl Desired {
@@ -163,9 +170,34 @@ impl Desired {
         self
     }
 
-    /// Append everything another Score rendered (composites use this).
+    /// Append everything another render holds.
     pub fn extend(&mut self, other: Desired) -> &mut Self {
+        let offset = self.objects.len();
+        self.parts
+            .extend(other.parts.into_iter().map(|(path, r)| (path, r.start + offset..r.end + offset)));
         self.objects.extend(other.objects);
+        self
+    }
+
+    /// Append what the child Score at `child` rendered, its parts placed
+    /// under it (what a composite's and a `Vec`'s `render_tree` do).
+    pub fn extend_child(&mut self, child: &str, other: Desired) -> &mut Self {
+        let offset = self.objects.len();
+        self.parts.extend(other.parts.into_iter().map(|(path, r)| {
+            let path = if path.is_empty() {
+                child.to_owned()
+            } else {
+                format!("{child}/{path}")
+            };
+            (path, r.start + offset..r.end + offset)
+        }));
+        self.objects.extend(other.objects);
+        self
+    }
+
+    /// These objects as what one Score deploys (what a leaf's `render_tree` returns).
+    pub fn of_one_score(mut self) -> Self {
+        self.parts = vec![(String::new(), 0..self.objects.len())];
         self
     }
 
@@ -183,5 +215,54 @@ impl Desired {
 
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
+    }
+}
+
+/// A Score tree rendered once for a command: the plan is computed from it,
+/// and every pass deploys each Score's part of it (no second render, no copy).
+#[derive(Debug)]
+pub struct Rendered {
+    desired: Desired,
+    parts: HashMap<String, Range<usize>>,
+}
+
+impl Rendered {
+    pub fn new(mut desired: Desired) -> Self {
+        let parts = std::mem::take(&mut desired.parts).into_iter().collect();
+        Self { desired, parts }
+    }
+
+    /// Every object of the tree, in deploy order.
+    pub fn objects(&self) -> &[Object] {
+        self.desired.objects()
+    }
+
+    /// Where the objects of the Score at `path` (below the root) are.
+    pub(crate) fn part_at(&self, path: &str) -> Option<Range<usize>> {
+        self.parts.get(path).cloned()
+    }
+
+    /// Every object, given up.
+    pub fn into_objects(self) -> Vec<Object> {
+        self.desired.into_objects()
+    }
+}
+
+/// The objects one Score of a run deploys: its part of the tree rendered for
+/// the command, or what it rendered itself when there was none.
+#[derive(Debug)]
+pub enum Part {
+    Shared(Arc<Rendered>, Range<usize>),
+    Own(Desired),
+}
+
+impl std::ops::Deref for Part {
+    type Target = [Object];
+
+    fn deref(&self) -> &[Object] {
+        match self {
+            Self::Shared(rendered, range) => &rendered.objects()[range.clone()],
+            Self::Own(desired) => desired.objects(),
+        }
     }
 }

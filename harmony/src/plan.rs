@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::capability::{Observed, OwnedElsewhere, Unhealthy};
-use crate::object::{Object, ObjectRef};
+use crate::object::{Object, ObjectRef, Rendered};
 use crate::oci::Digest;
 use crate::secret::{REDACTED, is_secret_path};
 
@@ -258,10 +259,22 @@ fn compare(side: &str, then: &BTreeMap<String, String>, now: &BTreeMap<String, S
 }
 
 /// A plan and what it was computed from: what `apply` carries out, exactly.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExactPlan {
     pub plan: Plan,
     pub basis: Basis,
+    /// The render the plan was computed from, while in the process that made
+    /// it: applying the plan deploys it instead of rendering again (a render
+    /// is pure). Never saved: a saved plan is rendered again, and compared.
+    #[serde(skip)]
+    pub(crate) rendered: Option<Arc<Rendered>>,
+}
+
+impl PartialEq for ExactPlan {
+    /// The same plan from the same basis, rendered in this process or not.
+    fn eq(&self, other: &Self) -> bool {
+        self.plan == other.plan && self.basis == other.basis
+    }
 }
 
 /// Equal as JSON: `0` and `0.0` are one number. A server may write back either (the API

@@ -10,7 +10,7 @@ use tracing::Instrument as _;
 use crate::Diagnostic;
 use crate::capability::{ApplySet, DeployError, K8sDeploy};
 use crate::errors::{ScoreError, SmokeError};
-use crate::object::{Desired, ObjectRef};
+use crate::object::{Desired, Object, ObjectRef, Part, Rendered};
 use crate::render::RenderCx;
 
 /// Whether writes happen.
@@ -79,6 +79,9 @@ pub struct Run {
     /// The Score whose step runs now (set by the generated `execute`).
     score: Option<&'static ScoreAt>,
     progress: Arc<dyn Progress>,
+    /// The tree rendered for the command, when the engine has it: each Score
+    /// deploys its part of it instead of rendering again.
+    rendered: Option<Arc<Rendered>>,
 }
 
 impl std::fmt::Debug for Run {
@@ -100,7 +103,14 @@ impl Run {
             path: vec![app.to_owned()],
             score: None,
             progress,
+            rendered: None,
         }
+    }
+
+    /// The same run, deploying from `rendered`, the tree rendered for the command.
+    pub fn from_rendered(mut self, rendered: Arc<Rendered>) -> Self {
+        self.rendered = Some(rendered);
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -127,6 +137,7 @@ impl Run {
             path,
             score: self.score,
             progress: self.progress.clone(),
+            rendered: self.rendered.clone(),
         }
     }
 
@@ -150,9 +161,17 @@ impl Run {
         self.path.pop();
     }
 
-    /// Attach the current position to a render failure.
-    pub fn rendered(&self, result: Result<Desired, ScoreError>) -> Result<Desired, InterpretError> {
-        result.map_err(|source| InterpretError::Render {
+    /// The objects of the Score at this place of the tree: its part of the
+    /// tree rendered for the command, or, when the run has none (or the tree
+    /// did not record this Score), what `render` gives. A render failure
+    /// names this place.
+    pub fn desired(&self, render: impl FnOnce(&RenderCx) -> Result<Desired, ScoreError>) -> Result<Part, InterpretError> {
+        if let Some(rendered) = &self.rendered
+            && let Some(range) = rendered.part_at(&self.path[1..].join("/"))
+        {
+            return Ok(Part::Shared(rendered.clone(), range));
+        }
+        render(&self.cx).map(Part::Own).map_err(|source| InterpretError::Render {
             path: self.path(),
             score: self.score,
             source,
@@ -160,8 +179,7 @@ impl Run {
     }
 
     /// Hand one Score's objects to the target (or only check them, in a dry run).
-    pub async fn deploy<T: K8sDeploy>(&mut self, topology: &T, desired: &Desired) -> Result<(), InterpretError> {
-        let objects = desired.objects();
+    pub async fn deploy<T: K8sDeploy>(&mut self, topology: &T, objects: &[Object]) -> Result<(), InterpretError> {
         let span = tracing::info_span!("step", path = %self.path(), objects = objects.len(), mode = ?self.mode);
         let result = async {
             match self.mode {
@@ -203,13 +221,13 @@ impl Run {
     }
 
     /// The default smoke test: the target's verification of what was rendered.
-    pub async fn verify<T: K8sDeploy>(&mut self, topology: &T, desired: &Desired) -> Result<(), InterpretError> {
+    pub async fn verify<T: K8sDeploy>(&mut self, topology: &T, objects: &[Object]) -> Result<(), InterpretError> {
         if self.mode == Mode::DryRun {
             return Ok(());
         }
-        let span = tracing::info_span!("verify", path = %self.path(), objects = desired.objects().len());
+        let span = tracing::info_span!("verify", path = %self.path(), objects = objects.len());
         topology
-            .verify(&self.set, desired.objects())
+            .verify(&self.set, objects)
             .instrument(span)
             .await
             .map_err(|source| InterpretError::Unverified {

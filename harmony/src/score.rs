@@ -51,8 +51,8 @@ impl<S: IsScore> IsScore for Vec<S> {
 
     fn render_tree(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
         let mut all = Desired::new();
-        for score in self {
-            all.extend(score.render_tree(cx)?);
+        for (i, score) in self.iter().enumerate() {
+            all.extend_child(&i.to_string(), score.render_tree(cx)?);
         }
         Ok(all)
     }

@@ -9,8 +9,109 @@ use serde_json::{Map, Value};
 
 use crate::object::ObjectRef;
 
-/// Everything the target would hold once a step is applied.
-pub type View<'a> = BTreeMap<&'a ObjectRef, &'a Value>;
+/// Everything the target would hold once a step is applied, as layers, the
+/// topmost first (the step's own objects, then what the run deployed before
+/// it, then what every other app stored): a lookup takes the topmost, and
+/// nothing is merged or copied, so a step costs what it looks up, not the
+/// size of the target.
+#[derive(Default)]
+pub struct View<'a> {
+    layers: Vec<Layer<'a>>,
+}
+
+impl std::fmt::Debug for View<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View").field("layers", &self.layers.len()).finish()
+    }
+}
+
+enum Layer<'a> {
+    Held(&'a BTreeMap<ObjectRef, Value>),
+    Step(BTreeMap<&'a ObjectRef, &'a Value>),
+}
+
+/// The kinds whose objects carry a pod template, in `pod_template`'s words.
+const WORKLOADS: [(&str, &str); 7] = [
+    ("apps/v1", "DaemonSet"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "ReplicaSet"),
+    ("apps/v1", "StatefulSet"),
+    ("batch/v1", "CronJob"),
+    ("batch/v1", "Job"),
+    ("v1", "Pod"),
+];
+
+impl<'a> View<'a> {
+    /// Add a layer below the others: objects a store holds.
+    pub fn below(mut self, held: &'a BTreeMap<ObjectRef, Value>) -> Self {
+        self.layers.push(Layer::Held(held));
+        self
+    }
+
+    /// Add a layer below the others: the objects of a step.
+    pub fn below_step(mut self, objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>) -> Self {
+        self.layers.push(Layer::Step(objects.into_iter().collect()));
+        self
+    }
+
+    pub fn get(&self, id: &ObjectRef) -> Option<&'a Value> {
+        self.layers.iter().find_map(|layer| layer.get(id))
+    }
+
+    pub fn contains(&self, id: &ObjectRef) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Every workload of namespace `namespace`, each as the topmost layer holds it.
+    fn workloads_in(&self, namespace: Option<&String>) -> Vec<(&'a ObjectRef, &'a Value)> {
+        let mut found = Vec::new();
+        for (api_version, kind) in WORKLOADS {
+            let from = ObjectRef {
+                api_version: api_version.to_owned(),
+                kind: kind.to_owned(),
+                namespace: namespace.cloned(),
+                name: String::new(),
+            };
+            for (depth, layer) in self.layers.iter().enumerate() {
+                let shadowed = |id: &ObjectRef| self.layers[..depth].iter().any(|above| above.get(id).is_some());
+                found.extend(
+                    layer
+                        .from(&from)
+                        .take_while(|(id, _)| id.api_version == from.api_version && id.kind == from.kind && id.namespace == from.namespace)
+                        .filter(|(id, _)| !shadowed(id)),
+                );
+            }
+        }
+        found
+    }
+}
+
+/// One layer of these objects.
+impl<'a> FromIterator<(&'a ObjectRef, &'a Value)> for View<'a> {
+    fn from_iter<I: IntoIterator<Item = (&'a ObjectRef, &'a Value)>>(objects: I) -> Self {
+        View::default().below_step(objects)
+    }
+}
+
+impl<'a> Layer<'a> {
+    fn get(&self, id: &ObjectRef) -> Option<&'a Value> {
+        match self {
+            Self::Held(map) => map.get(id),
+            Self::Step(map) => map.get(id).copied(),
+        }
+    }
+
+    /// Its objects from `from` on, in order.
+    fn from<'s>(&'s self, from: &'s ObjectRef) -> Box<dyn Iterator<Item = (&'a ObjectRef, &'a Value)> + 's> {
+        match self {
+            Self::Held(map) => {
+                let map: &'a BTreeMap<ObjectRef, Value> = map;
+                Box::new(map.range::<ObjectRef, _>(from..))
+            }
+            Self::Step(map) => Box::new(map.range::<ObjectRef, _>(from..).map(|(id, body)| (*id, *body))),
+        }
+    }
+}
 
 /// Check `objects` (just rendered) against `view` (they and everything else the
 /// target holds). Returns one line per problem.
@@ -111,7 +212,7 @@ fn check_workload(id: &ObjectRef, template: &Value, selector: Option<&Map<String
             namespace: ns,
             name: sa.into(),
         };
-        if !view.contains_key(&want) {
+        if !view.contains(&want) {
             out.push(format!(
                 "{id}: its pods run as ServiceAccount `{sa}`, which nothing deploys, so they would not be created"
             ));
@@ -169,8 +270,8 @@ fn check_service(id: &ObjectRef, body: &Value, view: &View<'_>, out: &mut Vec<St
         return;
     };
     let matching: Vec<&Value> = view
-        .iter()
-        .filter(|(other, _)| other.namespace == id.namespace)
+        .workloads_in(id.namespace.as_ref())
+        .into_iter()
         .filter_map(|(other, b)| pod_template(other, b))
         .map(|(t, _)| t)
         .filter(|t| labels(t).is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))))
@@ -265,5 +366,26 @@ mod tests {
         assert!(problems[0].contains("selector `app=web` does not match"));
         assert!(problems[1].contains("needs ConfigMap `missing`"));
         assert!(problems[2].contains("matches no pods"));
+    }
+
+    #[test]
+    fn a_step_sees_the_topmost_layer_of_each_object() {
+        let (d, c, s) = (id("Deployment", "web"), id("ConfigMap", "cfg"), id("Service", "web"));
+        let held_web = deployment(json!({"app":"web"}), "cfg");
+        let cb = json!({"data":{}});
+        let held: BTreeMap<ObjectRef, Value> = [(d.clone(), held_web), (c.clone(), cb)].into();
+        let sb = json!({"spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":"http"}]}});
+
+        // Held below, the Service selects the Deployment the store holds.
+        let view = View::default().below_step([(&s, &sb)]).below(&held);
+        assert_eq!(check([(&s, &sb)], &view), Vec::<String>::new());
+
+        // The step relabels that Deployment: the held one no longer counts.
+        let relabelled = deployment(json!({"app":"other"}), "cfg");
+        let view = View::default().below_step([(&d, &relabelled), (&s, &sb)]).below(&held);
+        let problems = check([(&s, &sb)], &view);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].contains("matches no pods"), "{problems:?}");
+        assert!(view.contains(&c), "a lower layer is still seen where nothing shadows it");
     }
 }

@@ -231,7 +231,7 @@ fn requires_fn<'p>(h: &TokenStream, requires: impl Iterator<Item = &'p syn::Path
 fn leaf_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (TokenStream, TokenStream) {
     // Spanned on the struct's name: a leaf without `impl Render` is an error there.
     let render_fn = respan(quote!(<Self as #h::Render>::render), input.ident.span());
-    let render = quote!(#render_fn(self, cx));
+    let render = quote!(::core::result::Result::map(#render_fn(self, cx), #h::Desired::of_one_score));
     // The topology's verification always runs; a Score's own smoke test runs
     // after it, in addition, never instead.
     let smoke = match &input.smoke {
@@ -241,7 +241,7 @@ fn leaf_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (Token
     let at = score_at(input, h);
     let execute = quote! {
         run.in_score(#at);
-        let desired = run.rendered(#render_fn(self, run.render_cx()))?;
+        let desired = run.desired(|cx| #render_fn(self, cx))?;
         run.deploy(topology, &desired).await?;
         run.verify(topology, &desired).await?;
         #smoke
@@ -252,8 +252,9 @@ fn leaf_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (Token
 fn composite_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (TokenStream, TokenStream) {
     let children: Vec<_> = input.children().map(|f| (f.ident.as_ref().expect("named fields"), &f.ty)).collect();
     let renders = children.iter().map(|(name, ty)| {
+        let label = name.to_string();
         quote! {
-            desired.extend(<#ty as #h::IsScore>::render_tree(&self.#name, cx)?);
+            desired.extend_child(#label, <#ty as #h::IsScore>::render_tree(&self.#name, cx)?);
         }
     });
     let render = quote! {

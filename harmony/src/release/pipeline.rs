@@ -596,7 +596,7 @@ impl crate::score::IsScore for ChartObjects {
     }
 
     fn render_tree(&self, cx: &crate::score::RenderCx) -> Result<crate::object::Desired, ScoreError> {
-        crate::score::Render::render(self, cx)
+        crate::score::Render::render(self, cx).map(crate::object::Desired::of_one_score)
     }
 }
 
@@ -608,7 +608,7 @@ impl<T: crate::topology::Topology + crate::capability::K8sDeploy> crate::score::
 #[diagnostic::do_not_recommend]
 impl<T: crate::topology::Topology + crate::capability::K8sDeploy> crate::score::Interpret<T> for ChartObjects {
     async fn execute(&self, topology: &T, run: &mut crate::run::Run) -> Result<(), crate::run::InterpretError> {
-        let desired = run.rendered(crate::score::Render::render(self, run.render_cx()))?;
+        let desired = run.desired(|cx| crate::score::Render::render(self, cx))?;
         run.deploy(topology, &desired).await?;
         run.verify(topology, &desired).await
     }

@@ -30,8 +30,6 @@ mod tunnel;
 mod wait;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -42,7 +40,8 @@ use harmony::lock::{Attempt, Holder, LockError};
 use harmony::oci::Artifact;
 use harmony::readiness::Ready;
 use harmony::release::{Delivery, HttpCheck, HttpProbe};
-use harmony::secret::{Redactor, key_hex, parse_key, random_key};
+use harmony::secret::Redactor;
+use harmony::secret_key::SecretKeyFile;
 use harmony::topology::{SelectableTopology, Topology, TopologyError};
 use harmony::{K8sClient, K8sDeploy, Object, ObjectRef, SmokeError};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy};
@@ -76,7 +75,7 @@ pub struct K8s {
     sets: Mutex<HashMap<String, SetState>>,
     /// Held while an ApplySet parent is read, widened and written.
     parent_writes: tokio::sync::Mutex<()>,
-    key: Mutex<Option<[u8; 32]>>,
+    key: SecretKeyFile,
     pretended: Mutex<Pretended>,
 }
 
@@ -177,11 +176,11 @@ harmony::connector!(K8s::NAME, connect);
 impl K8s {
     pub fn new(settings: Settings) -> Self {
         Self {
+            key: SecretKeyFile::in_dir(&settings.state_dir),
             settings,
             cluster: OnceCell::new(),
             sets: Mutex::new(HashMap::new()),
             parent_writes: tokio::sync::Mutex::new(()),
-            key: Mutex::new(None),
             pretended: Mutex::new(Pretended::default()),
         }
     }
@@ -554,31 +553,7 @@ impl K8s {
     /// The digest key of secret values, kept under the state directory so
     /// that a plan saved now is checked by a later apply with equal digests.
     fn redactor(&self, write: bool) -> Result<Redactor, DeployError> {
-        let path = self.key_path();
-        let mut key = self.key.lock().unwrap_or_else(|p| p.into_inner());
-        if key.is_none() {
-            *key = Some(match std::fs::read_to_string(&path) {
-                Ok(hex) => parse_key(hex.trim()).ok_or_else(|| DeployError::StateCorrupt {
-                    path: path.clone(),
-                    why: "it does not hold a 64-digit hexadecimal key".into(),
-                })?,
-                Err(_) => random_key().map_err(|source| DeployError::Io {
-                    action: "read random bytes for",
-                    path: path.clone(),
-                    source,
-                })?,
-            });
-        }
-        let key = key.expect("set above");
-        if write && !path.exists() {
-            let hex = key_hex(&key);
-            write_key(&path, &hex)?;
-        }
-        Ok(Redactor::new(key))
-    }
-
-    fn key_path(&self) -> PathBuf {
-        self.settings.state_dir.join(".secret-key")
+        self.key.redactor(write)
     }
 }
 
@@ -952,25 +927,4 @@ fn crd_kind(body: &Value) -> Option<GroupKind> {
         group: body.pointer("/spec/group")?.as_str()?.to_owned(),
         kind: body.pointer("/spec/names/kind")?.as_str()?.to_owned(),
     })
-}
-
-fn write_key(path: &std::path::Path, hex: &str) -> Result<(), DeployError> {
-    let io = |action: &'static str| {
-        let path = path.to_owned();
-        move |source| DeployError::Io { action, path, source }
-    };
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|source| DeployError::StateUnwritable {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut file = tempfile_in(dir).map_err(io("create"))?;
-    file.1.write_all(hex.as_bytes()).map_err(io("write"))?;
-    std::fs::rename(&file.0, path).map_err(io("rename"))
-}
-
-fn tempfile_in(dir: &std::path::Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(".secret-key.{}", std::process::id()));
-    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
-    Ok((path, file))
 }

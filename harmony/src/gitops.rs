@@ -33,7 +33,8 @@ use crate::object::{Object, ObjectRef};
 use crate::plan::Plan;
 use crate::release::{Delivery, DeliveryError};
 use crate::score::SmokeError;
-use crate::secret::{Redactor, key_hex, parse_key, random_key};
+use crate::secret::Redactor;
+use crate::secret_key::SecretKeyFile;
 use crate::topology::Topology;
 use crate::verify;
 
@@ -45,8 +46,8 @@ const INVENTORY_FORMAT: u32 = 1;
 pub struct GitOpsDir {
     root: PathBuf,
     sets: Mutex<BTreeMap<ApplySet, SetState>>,
-    /// The key of the digests, while `.secret-key` does not exist yet.
-    unwritten_key: Mutex<Option<[u8; 32]>>,
+    /// The key of the digests that stand in for secret values.
+    key: SecretKeyFile,
 }
 
 /// A topology that keeps the objects it is given in a GitOps directory: it
@@ -97,10 +98,11 @@ struct Entry {
 impl GitOpsDir {
     /// The GitOps directory at `root`.
     pub fn at(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         Self {
-            root: root.into(),
+            key: SecretKeyFile::in_dir(&root),
+            root,
             sets: Mutex::new(BTreeMap::new()),
-            unwritten_key: Mutex::new(None),
         }
     }
 
@@ -141,10 +143,6 @@ impl GitOpsDir {
             .join(format!("{}.yaml", id.file_stem()))
     }
 
-    fn key_path(&self) -> PathBuf {
-        self.root.join(".secret-key")
-    }
-
     /// The stored objects of `set`; none if it was never applied.
     fn load(&self, set: &ApplySet) -> Result<BTreeMap<ObjectRef, Value>, DeployError> {
         let path = self.inventory_path(set);
@@ -180,37 +178,7 @@ impl GitOpsDir {
 
     /// The redactor of this state directory: its key is made on first apply.
     fn redactor(&self, create: bool) -> Result<Redactor, DeployError> {
-        let path = self.key_path();
-        match fs::read_to_string(&path) {
-            Ok(hex) => parse_key(hex.trim()).map(Redactor::new).ok_or_else(|| DeployError::StateCorrupt {
-                path,
-                why: "it does not hold a 64-digit hexadecimal key".into(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // One key per instance until it is written: a plan and the apply
-                // of that plan in one process see the same digests.
-                let mut unwritten = self.unwritten_key.lock().unwrap_or_else(|p| p.into_inner());
-                let key = match *unwritten {
-                    Some(key) => key,
-                    None => random_key().map_err(|source| DeployError::Io {
-                        action: "read random bytes for",
-                        path: path.clone(),
-                        source,
-                    })?,
-                };
-                *unwritten = Some(key);
-                if create {
-                    let hex = key_hex(&key);
-                    write_atomic(&path, hex.as_bytes(), true)?;
-                }
-                Ok(Redactor::new(key))
-            }
-            Err(source) => Err(DeployError::Io {
-                action: "read",
-                path,
-                source,
-            }),
-        }
+        self.key.redactor(create)
     }
 
     /// Run `f` on the in-memory state of `set`, loading it first if needed.

@@ -44,6 +44,7 @@ pub mod run;
 pub mod saved_plan;
 pub mod score;
 pub mod secret;
+pub mod secret_key;
 pub mod suggest;
 mod time;
 pub mod topology;

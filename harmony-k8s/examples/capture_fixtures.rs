@@ -1,4 +1,4 @@
-//! Captures, from the real control plane, the objects the unit tests of `status.rs` and
+//! Captures, from the real control plane, the objects the unit tests of `readiness.rs` and
 //! `fields.rs` read: what kube-apiserver and the controllers really write, never what we believe
 //! they write. `scripts/capture-k8s-fixtures` runs it; the files land in `harmony-k8s/fixtures/`.
 //!

@@ -8,7 +8,7 @@
 //! - `lease`: the lock of each app on the cluster, a `coordination.k8s.io` Lease;
 //! - `fields`: what Harmony manages of an object (its managedFields), which plans compare;
 //! - this file: `K8sDeploy` — observe, dry-run, server-side apply, prune, commit;
-//! - `status` and `wait`: readiness by the kstatus rules, waited for with watches;
+//! - `readiness` and `wait`: readiness by the kstatus rules, waited for with watches;
 //! - `report`: why an object is not ready — its pods, events and logs.
 //!
 //! Link this crate into a binary (`harmony_registry::main!(my_app, harmony_k8s)`)
@@ -25,7 +25,7 @@ mod probe;
 mod redact;
 mod report;
 pub mod settings;
-mod status;
+mod readiness;
 mod tunnel;
 mod wait;
 
@@ -38,7 +38,7 @@ use harmony::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, Observed
 use harmony::cluster::Place;
 use harmony::lock::{Attempt, Holder, LockError};
 use harmony::oci::Artifact;
-use harmony::readiness::Ready;
+use harmony::ready_when::Ready;
 use harmony::release::{Delivery, HttpCheck, HttpProbe};
 use harmony::secret::Redactor;
 use harmony::secret_key::SecretKeyFile;
@@ -128,7 +128,7 @@ struct Found {
     /// Its fields other managers own.
     elsewhere: Vec<OwnedElsewhere>,
     /// Its readiness and the live object, when it is not ready.
-    not_ready: Option<(status::Readiness, Value)>,
+    not_ready: Option<(readiness::Readiness, Value)>,
 }
 
 impl Topology for K8s {
@@ -501,9 +501,9 @@ impl K8s {
             };
             // Judged by the rules `verify` waits with (a rule that cannot be read is the default).
             let rule = Ready::of(&live).unwrap_or_default();
-            let readiness = (!rule.is_skip()).then(|| status::readiness(&live, &rule));
+            let readiness = (!rule.is_skip()).then(|| readiness::readiness(&live, &rule));
             let elsewhere = fields::owned_elsewhere(&live);
-            let not_ready = readiness.filter(|r| r.state != status::State::Current).map(|r| (r, live));
+            let not_ready = readiness.filter(|r| r.state != readiness::State::Current).map(|r| (r, live));
             out.push(Found {
                 id,
                 projected,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::cluster::Cluster;
 use crate::cluster::Served;
 use crate::error::Subject;
-use crate::status::{Readiness, State};
+use crate::readiness::{Readiness, State};
 
 /// What waiting for one object ended with: what a report starts from.
 #[derive(Debug)]

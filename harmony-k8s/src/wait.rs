@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use harmony::capability::DeployError;
-use harmony::readiness::Ready;
+use harmony::ready_when::Ready;
 use harmony::{Object, ObjectRef, SmokeError};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kube::api::{WatchEvent, WatchParams};
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::cluster::Cluster;
 use crate::error::Subject;
 use crate::report::{self, Waited};
-use crate::status::{Readiness, State, readiness};
+use crate::readiness::{Readiness, State, readiness};
 
 /// How many objects are waited for at once.
 const CONCURRENCY: usize = 64;

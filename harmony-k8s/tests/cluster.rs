@@ -8,7 +8,7 @@ use std::time::Duration;
 use harmony::capability::DeployError;
 use harmony::engine::{self, EngineError};
 use harmony::plan::Action;
-use harmony::readiness::Ready;
+use harmony::ready_when::Ready;
 use harmony::run::Silent;
 use harmony::{Diagnostic as _, Object, Secret};
 use harmony_k8s::K8s;

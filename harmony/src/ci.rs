@@ -29,7 +29,7 @@ use crate::chart::Chart;
 use crate::cluster::{Connect, Place};
 use crate::engine;
 use crate::gitops::{GitOpsDir, deliver_to_directory, plan_in_directory};
-use crate::local::tag_of;
+use crate::oci::tag_of;
 use crate::lock::{Attempt, Holder, LockError};
 use crate::object::{Object, ObjectRef};
 use crate::oci::distribution::{Credentials, Remote};

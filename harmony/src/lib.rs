@@ -36,7 +36,7 @@ pub mod lock;
 pub mod object;
 pub mod oci;
 pub mod plan;
-pub mod readiness;
+pub mod ready_when;
 pub mod registry;
 pub mod release;
 pub mod render;

@@ -114,11 +114,6 @@ impl Local {
     }
 }
 
-/// OCI tags cannot hold `+`: semver build metadata is written with `_`, as Helm does.
-pub(crate) fn tag_of(version: &Version) -> String {
-    version.to_string().replace('+', "_")
-}
-
 impl ContainerBuilder for Local {
     /// Daemonless for buildable sources; Dockerfiles with the tool
     /// `HARMONY_BUILDER` names (buildah by default).
@@ -183,7 +178,7 @@ impl HelmRegistry for Local {
             let artifact = chart.clone().stamped(version).artifact()?;
             let digest = self
                 .registry()
-                .put(&format!("charts/{}:{}", chart.name(), tag_of(version)), &artifact)?;
+                .put(&format!("charts/{}:{}", chart.name(), crate::oci::tag_of(version)), &artifact)?;
             Ok((location, digest))
         })
     }

@@ -118,7 +118,7 @@ impl<'a> Layer<'a> {
 pub fn check<'a>(objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>, view: &View<'_>) -> Vec<String> {
     let mut problems = Vec::new();
     for (id, body) in objects {
-        if let Err(why) = crate::readiness::Ready::of(body) {
+        if let Err(why) = crate::ready_when::Ready::of(body) {
             problems.push(format!("{id}: {why}"));
         }
         if let Some((template, selector)) = pod_template(id, body) {

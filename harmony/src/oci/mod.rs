@@ -14,7 +14,7 @@ pub mod reference;
 
 use serde::{Deserialize, Serialize};
 
-pub use reference::{Digest, ImageRef, ImageRefError};
+pub use reference::{Digest, ImageRef, ImageRefError, tag_of};
 
 /// Media types this crate writes.
 pub mod media {

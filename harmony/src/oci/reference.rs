@@ -5,6 +5,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The tag a version is stored under. OCI tags cannot hold `+`: semver build
+/// metadata is written with `_`, as Helm does.
+pub fn tag_of(version: &semver::Version) -> String {
+    version.to_string().replace('+', "_")
+}
+
 /// A content digest: `sha256:<64 lowercase hex digits>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {

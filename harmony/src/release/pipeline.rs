@@ -20,7 +20,7 @@ use super::{ChartRef, ContainerBuilder};
 use crate::Diagnostic;
 use crate::build::{BuildError, ImageSource};
 use crate::chart::{Chart, ChartError};
-use crate::local::tag_of;
+use crate::oci::tag_of;
 use crate::object::Object;
 use crate::oci::Digest;
 use crate::oci::ImageRef;

@@ -1,4 +1,6 @@
-//! How a rendered object's readiness gates its deploy on a live cluster.
+//! The readiness rule a Score sets on a rendered object: how its readiness
+//! gates its deploy on a live cluster. The rules themselves are judged where
+//! the cluster is: `harmony-k8s/src/readiness.rs` (kstatus) and `wait.rs`.
 //!
 //! By default a topology that waits (the `k8s` topology) judges every object
 //! by the kstatus rules of its kind. A Score chooses otherwise per object, in
@@ -116,7 +118,7 @@ impl Object {
     /// Gate this object's deploy by `rule` instead of its kind's rules alone.
     ///
     /// ```
-    /// # use harmony::{Object, readiness::Ready};
+    /// # use harmony::{Object, ready_when::Ready};
     /// let widget = Object::from_value(serde_json::json!({
     ///     "apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
     /// })).unwrap();

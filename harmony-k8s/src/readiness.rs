@@ -2,10 +2,10 @@
 //! (the ones `kubectl wait`'s successors and Helm 4 use), computed from the
 //! object alone. Generic rules first (deletion, observed generation,
 //! `Reconciling`/`Stalled`), then the rules of the built-in kinds, then the
-//! rule the Score set on the object (`harmony::readiness::Ready`): a
+//! rule the Score set on the object (`harmony::ready_when::Ready`): a
 //! condition or a status field its kind's rules do not know.
 
-use harmony::readiness::Ready;
+use harmony::ready_when::Ready;
 use serde_json::Value;
 
 /// Where an object stands.

@@ -22,10 +22,10 @@ mod fields;
 mod filled_in;
 mod lease;
 mod probe;
+mod readiness;
 mod redact;
 mod report;
 pub mod settings;
-mod readiness;
 mod tunnel;
 mod wait;
 

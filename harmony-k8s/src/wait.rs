@@ -15,8 +15,8 @@ use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::error::Subject;
-use crate::report::{self, Waited};
 use crate::readiness::{Readiness, State, readiness};
+use crate::report::{self, Waited};
 
 /// How many objects are waited for at once.
 const CONCURRENCY: usize = 64;

@@ -11,10 +11,8 @@ mod debug;
 mod once;
 mod score;
 mod spans;
-// The one did-you-mean, shared with the runtime: compiled here from its
-// source, since a proc-macro crate cannot depend on `harmony`.
-#[path = "../../harmony/src/suggest.rs"]
-mod suggest;
+// The one did-you-mean, shared with the runtime.
+use harmony_suggest as suggest;
 
 /// Derive a Score: its capability bounds, its Interpret, its smoke-test
 /// companion and its registry entry.

@@ -45,7 +45,8 @@ pub mod saved_plan;
 pub mod score;
 pub mod secret;
 pub mod secret_key;
-pub mod suggest;
+/// Did-you-mean hints, one way for every place that makes them.
+pub use harmony_suggest as suggest;
 mod time;
 pub mod topology;
 pub mod verify;

@@ -24,11 +24,11 @@ pub mod build;
 pub mod capability;
 pub mod chart;
 pub mod checks;
-pub mod ci;
+mod ci;
 pub mod cluster;
-pub mod diagnostic;
+mod diagnostic;
 pub mod engine;
-pub mod errors;
+mod errors;
 pub mod gitops;
 pub mod helm;
 pub mod local;
@@ -39,7 +39,7 @@ pub mod plan;
 pub mod ready_when;
 pub mod registry;
 pub mod release;
-pub mod render;
+mod render;
 pub mod run;
 pub mod saved_plan;
 pub mod score;
@@ -49,7 +49,7 @@ pub mod secret_key;
 pub use harmony_suggest as suggest;
 mod time;
 pub mod topology;
-pub mod verify;
+mod verify;
 
 #[doc(hidden)]
 #[path = "private.rs"]

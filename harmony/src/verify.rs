@@ -133,18 +133,24 @@ pub fn check<'a>(objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>, 
 
 /// The pod template of a workload, and its selector's `matchLabels` if it has one.
 fn pod_template<'v>(id: &ObjectRef, body: &'v Value) -> Option<(&'v Value, Option<&'v Map<String, Value>>)> {
-    let selector = || body.pointer("/spec/selector/matchLabels").and_then(Value::as_object);
+    let selector = || at(body, &["spec", "selector", "matchLabels"]).and_then(Value::as_object);
     match (id.api_version.as_str(), id.kind.as_str()) {
-        ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => Some((body.pointer("/spec/template")?, selector())),
-        ("batch/v1", "Job") => Some((body.pointer("/spec/template")?, None)),
-        ("batch/v1", "CronJob") => Some((body.pointer("/spec/jobTemplate/spec/template")?, None)),
+        ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => Some((at(body, &["spec", "template"])?, selector())),
+        ("batch/v1", "Job") => Some((at(body, &["spec", "template"])?, None)),
+        ("batch/v1", "CronJob") => Some((at(body, &["spec", "jobTemplate", "spec", "template"])?, None)),
         ("v1", "Pod") => Some((body, None)),
         _ => None,
     }
 }
 
+/// The value at `path` (object keys), found without building a JSON pointer:
+/// this runs for every workload a Service might select.
+fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, key| v.get(key))
+}
+
 fn labels(template: &Value) -> Option<&Map<String, Value>> {
-    template.pointer("/metadata/labels").and_then(Value::as_object)
+    at(template, &["metadata", "labels"]).and_then(Value::as_object)
 }
 
 fn check_workload(id: &ObjectRef, template: &Value, selector: Option<&Map<String, Value>>, view: &View<'_>, out: &mut Vec<String>) {
@@ -266,7 +272,7 @@ fn need(
 }
 
 fn check_service(id: &ObjectRef, body: &Value, view: &View<'_>, out: &mut Vec<String>) {
-    let Some(selector) = body.pointer("/spec/selector").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
+    let Some(selector) = at(body, &["spec", "selector"]).and_then(Value::as_object).filter(|s| !s.is_empty()) else {
         return;
     };
     let matching: Vec<&Value> = view
@@ -287,12 +293,12 @@ fn check_service(id: &ObjectRef, body: &Value, view: &View<'_>, out: &mut Vec<St
         ));
         return;
     }
-    for port in body.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+    for port in at(body, &["spec", "ports"]).and_then(Value::as_array).into_iter().flatten() {
         let Some(target) = port.get("targetPort").and_then(Value::as_str) else {
             continue;
         };
         let declared = matching.iter().any(|t| {
-            t.pointer("/spec/containers")
+            at(t, &["spec", "containers"])
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()

@@ -86,12 +86,27 @@ pub async fn dry_run<T: K8sDeploy, S: Score<T> + IsScore>(
     topology: &T,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
-    let rendered = Arc::new(render_once(app, topology.name(), score)?);
-    let observed = observe(app, rendered.objects(), topology).await?;
-    let plan = Plan::compute(app, topology.name(), rendered.objects(), &observed);
+    let exact = exact_plan(app, score, topology).await?;
+    dry_run_plan(app, score, topology, &exact, progress).await
+}
+
+/// [`dry_run`] of a plan just made (the CLI makes every app's plan first, to
+/// order the apps): the target checks each step of `exact`'s render, and the
+/// removals it makes. Returns the plan.
+pub async fn dry_run_plan<T: K8sDeploy, S: Score<T> + IsScore>(
+    app: &str,
+    score: &S,
+    topology: &T,
+    exact: &ExactPlan,
+    progress: Arc<dyn Progress>,
+) -> Result<Plan, EngineError> {
+    let rendered = match &exact.rendered {
+        Some(rendered) => rendered.clone(),
+        None => Arc::new(render_once(app, topology.name(), score)?),
+    };
     pass(app, score, &rendered, topology, Mode::DryRun, progress).await?;
-    check_prune(app, topology, &plan).await?;
-    Ok(plan)
+    check_prune(app, topology, &exact.plan).await?;
+    Ok(exact.plan.clone())
 }
 
 /// The target checks the removals a plan makes, removing nothing.

@@ -76,7 +76,13 @@ pub trait AppIsScore {
     fn render(&self, app: &'static str, topology: &AnyTopology) -> Result<Vec<Object>, EngineError>;
     fn plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, Plan>;
     fn exact_plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, ExactPlan>;
-    fn dry_run<'a>(&self, app: &'static str, topology: &'a AnyTopology, progress: Arc<dyn Progress>) -> Answer<'a, Plan>;
+    fn dry_run<'a>(
+        &self,
+        app: &'static str,
+        topology: &'a AnyTopology,
+        plan: &'a ExactPlan,
+        progress: Arc<dyn Progress>,
+    ) -> Answer<'a, Plan>;
     fn apply<'a>(&self, app: &'static str, topology: &'a AnyTopology, plan: &'a ExactPlan, progress: Arc<dyn Progress>)
     -> Answer<'a, Plan>;
 }
@@ -104,9 +110,15 @@ where
         Box::pin(async move { engine::exact_plan(app, &score, topology).await })
     }
 
-    fn dry_run<'a>(&self, app: &'static str, topology: &'a AnyTopology, progress: Arc<dyn Progress>) -> Answer<'a, Plan> {
+    fn dry_run<'a>(
+        &self,
+        app: &'static str,
+        topology: &'a AnyTopology,
+        plan: &'a ExactPlan,
+        progress: Arc<dyn Progress>,
+    ) -> Answer<'a, Plan> {
         let score = (self.0)();
-        Box::pin(async move { engine::dry_run(app, &score, topology, progress).await })
+        Box::pin(async move { engine::dry_run_plan(app, &score, topology, plan, progress).await })
     }
 
     fn apply<'a>(
@@ -126,7 +138,13 @@ pub trait AppIsNotScore {
     fn render(&self, app: &'static str, topology: &AnyTopology) -> Result<Vec<Object>, EngineError>;
     fn plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, Plan>;
     fn exact_plan<'a>(&self, app: &'static str, topology: &'a AnyTopology) -> Answer<'a, ExactPlan>;
-    fn dry_run<'a>(&self, app: &'static str, topology: &'a AnyTopology, progress: Arc<dyn Progress>) -> Answer<'a, Plan>;
+    fn dry_run<'a>(
+        &self,
+        app: &'static str,
+        topology: &'a AnyTopology,
+        plan: &'a ExactPlan,
+        progress: Arc<dyn Progress>,
+    ) -> Answer<'a, Plan>;
     fn apply<'a>(&self, app: &'static str, topology: &'a AnyTopology, plan: &'a ExactPlan, progress: Arc<dyn Progress>)
     -> Answer<'a, Plan>;
 }
@@ -161,7 +179,7 @@ impl<F> AppIsNotScore for AppFns<F> {
         Box::pin(async move { Err(not_a_score(app)) })
     }
 
-    fn dry_run<'a>(&self, app: &'static str, _: &'a AnyTopology, _: Arc<dyn Progress>) -> Answer<'a, Plan> {
+    fn dry_run<'a>(&self, app: &'static str, _: &'a AnyTopology, _: &'a ExactPlan, _: Arc<dyn Progress>) -> Answer<'a, Plan> {
         Box::pin(async move { Err(not_a_score(app)) })
     }
 

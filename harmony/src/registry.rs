@@ -156,8 +156,14 @@ pub trait RegisteredApp: Sync {
     /// `plan --out` saves. Writes nothing.
     fn exact_plan<'a>(&'a self, topology: &'a AnyTopology) -> BoxFuture<'a, Result<ExactPlan, EngineError>>;
 
-    /// Every step checked by the target, nothing written; returns the plan.
-    fn dry_run<'a>(&'a self, topology: &'a AnyTopology, progress: Arc<dyn Progress>) -> BoxFuture<'a, Result<Plan, EngineError>>;
+    /// Every step of `plan` (made by [`exact_plan`](Self::exact_plan)) checked
+    /// by the target, nothing written; returns the plan.
+    fn dry_run<'a>(
+        &'a self,
+        topology: &'a AnyTopology,
+        plan: &'a ExactPlan,
+        progress: Arc<dyn Progress>,
+    ) -> BoxFuture<'a, Result<Plan, EngineError>>;
 
     /// Carry out exactly `plan`; refused, naming what moved, if the desired
     /// state or the target is no longer what it was computed from.

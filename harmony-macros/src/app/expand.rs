@@ -119,9 +119,10 @@ pub(crate) fn expand(app: &App) -> TokenStream {
                 fn dry_run<'a>(
                     &'a self,
                     topology: &'a #h::AnyTopology,
+                    plan: &'a #h::ExactPlan,
                     progress: #h::Arc<dyn #h::Progress>,
                 ) -> #h::BoxFuture<'a, #h::Result<#h::Plan, #h::EngineError>> {
-                    (&&#h::AppFns(|| #score)).dry_run(#name, topology, progress)
+                    (&&#h::AppFns(|| #score)).dry_run(#name, topology, plan, progress)
                 }
                 fn apply<'a>(
                     &'a self,

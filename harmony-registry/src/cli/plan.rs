@@ -144,20 +144,13 @@ pub(super) fn exact_plans(session: &Session) -> Result<Vec<ExactPlan>, Failure> 
 pub(super) fn dry_run(target: &Target, format: Format) -> Result<ExitCode, Failure> {
     let session = Session::open(&target.apps, target.topology())?;
     let progress = progress(format);
-    // In the order `apply` would go, so that a namespace one app creates is
-    // known (pretended) when the next is checked in it.
-    let order: Vec<&AppEntry> = if session.apps.len() > 1 {
-        let exact = exact_plans(&session)?;
-        in_namespace_order(session.apps.iter().copied().zip(exact).collect())
-            .into_iter()
-            .map(|(app, _)| app)
-            .collect()
-    } else {
-        session.apps.clone()
-    };
-    let plans = order
+    // Every app's plan first (its render and what the target holds), then each checked in the
+    // order `apply` would go, so that a namespace one app creates is known (pretended) when
+    // the next is checked in it.
+    let exact = exact_plans(&session)?;
+    let plans = in_namespace_order(session.apps.iter().copied().zip(exact).collect())
         .iter()
-        .map(|app| session.ask(app, |app, topology| app.dry_run(topology, progress.clone())))
+        .map(|(app, exact)| session.ask(app, |app, topology| app.dry_run(topology, exact, progress.clone())))
         .collect::<Result<_, _>>()?;
     emit(
         &DryRunView {

@@ -132,7 +132,7 @@ fn a_release_smoke_test_asks_the_delivered_service_through_the_proxy() {
         stage: "staging".into(),
         chart: harmony::release::ChartRef::new(None, "charts", "front", "0.1.0".parse().unwrap()).unwrap(),
         chart_digest: harmony::oci::Digest::sha256_of(b"chart"),
-        objects,
+        objects: objects.into(),
     };
     // The cluster runs the image; the probe does not need it.
     let image = harmony::oci::Artifact::new(

@@ -139,7 +139,7 @@ mod tests {
             stage: "staging".into(),
             chart: ChartRef::new(Some("127.0.0.1:5000"), "team/charts", "web", Version::new(0, 3, 1)).unwrap(),
             chart_digest: Digest::sha256_of(b"chart"),
-            objects,
+            objects: objects.into(),
         }
     }
 

@@ -330,8 +330,11 @@ impl Ci {
         })?;
         Ok((
             Delivery {
-                objects,
-                ..delivery.clone()
+                app: delivery.app.clone(),
+                stage: delivery.stage.clone(),
+                chart: delivery.chart.clone(),
+                chart_digest: delivery.chart_digest.clone(),
+                objects: objects.into(),
             },
             Self::group(delivery),
         ))

@@ -117,14 +117,15 @@ pub trait HelmRegistry: Topology {
 
 /// One released chart on its way to one stage: where the chart is, and the
 /// objects it holds (adapters that apply objects directly use those; adapters
-/// that hand the chart to a CD system use the reference).
+/// that hand the chart to a CD system use the reference). The objects are
+/// shared: every stage of a release delivers the same ones.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub app: String,
     pub stage: String,
     pub chart: ChartRef,
     pub chart_digest: Digest,
-    pub objects: Vec<Object>,
+    pub objects: std::sync::Arc<[Object]>,
 }
 
 /// Brings a released chart to each stage and verifies it.

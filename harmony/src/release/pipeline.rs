@@ -388,6 +388,7 @@ where
         };
 
     // 3. The stages, in order: each delivered and verified before the next.
+    let objects: std::sync::Arc<[Object]> = objects.into();
     let mut stages = Vec::with_capacity(spec.stages.len());
     for stage in &spec.stages {
         let delivery = Delivery {

@@ -184,12 +184,13 @@ impl Desired {
     pub fn extend_child(&mut self, child: &str, other: Desired) -> &mut Self {
         let offset = self.objects.len();
         self.parts.extend(other.parts.into_iter().map(|(path, r)| {
-            let path = if path.is_empty() {
-                child.to_owned()
-            } else {
-                format!("{child}/{path}")
-            };
-            (path, r.start + offset..r.end + offset)
+            let mut placed = String::with_capacity(child.len() + 1 + path.len());
+            placed.push_str(child);
+            if !path.is_empty() {
+                placed.push('/');
+                placed.push_str(&path);
+            }
+            (placed, r.start + offset..r.end + offset)
         }));
         self.objects.extend(other.objects);
         self

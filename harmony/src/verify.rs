@@ -3,7 +3,7 @@
 //! pod that mounts a ConfigMap nobody deploys, a Service whose named port no
 //! container declares.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -117,6 +117,7 @@ impl<'a> Layer<'a> {
 /// target holds). Returns one line per problem.
 pub fn check<'a>(objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>, view: &View<'_>) -> Vec<String> {
     let mut problems = Vec::new();
+    let mut pods = PodsByLabel::default();
     for (id, body) in objects {
         if let Err(why) = crate::ready_when::Ready::of(body) {
             problems.push(format!("{id}: {why}"));
@@ -125,7 +126,7 @@ pub fn check<'a>(objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>, 
             check_workload(id, template, selector, view, &mut problems);
         }
         if id.api_version == "v1" && id.kind == "Service" {
-            check_service(id, body, view, &mut problems);
+            check_service(id, body, view, &mut pods, &mut problems);
         }
     }
     problems
@@ -271,15 +272,46 @@ fn need(
     }
 }
 
-fn check_service(id: &ObjectRef, body: &Value, view: &View<'_>, out: &mut Vec<String>) {
+/// The pod templates of the workloads of each namespace a check asked
+/// about, by each of their labels: a Service finds what it selects by one of
+/// its selector's labels instead of visiting every workload.
+#[derive(Default)]
+struct PodsByLabel<'v> {
+    namespaces: HashMap<Option<String>, ByLabel<'v>>,
+}
+
+/// Pod templates by label key, then label value.
+type ByLabel<'v> = HashMap<&'v str, HashMap<&'v str, Vec<&'v Value>>>;
+
+impl<'v> PodsByLabel<'v> {
+    /// The templates of namespace `ns` carrying label `key: value`.
+    fn labelled(&mut self, view: &View<'v>, ns: Option<&String>, key: &str, value: &str) -> &[&'v Value] {
+        let by_label = self.namespaces.entry(ns.cloned()).or_insert_with(|| {
+            let mut by_label = ByLabel::new();
+            for (id, body) in view.workloads_in(ns) {
+                if let Some((template, _)) = pod_template(id, body) {
+                    for (k, v) in labels(template).into_iter().flatten() {
+                        if let Some(v) = v.as_str() {
+                            by_label.entry(k.as_str()).or_default().entry(v).or_default().push(template);
+                        }
+                    }
+                }
+            }
+            by_label
+        });
+        by_label.get(key).and_then(|values| values.get(value)).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn check_service<'v>(id: &ObjectRef, body: &Value, view: &View<'v>, pods: &mut PodsByLabel<'v>, out: &mut Vec<String>) {
     let Some(selector) = at(body, &["spec", "selector"]).and_then(Value::as_object).filter(|s| !s.is_empty()) else {
         return;
     };
-    let matching: Vec<&Value> = view
-        .workloads_in(id.namespace.as_ref())
-        .into_iter()
-        .filter_map(|(other, b)| pod_template(other, b))
-        .map(|(t, _)| t)
+    let (key, value) = selector.iter().next().expect("not empty");
+    let matching: Vec<&Value> = pods
+        .labelled(view, id.namespace.as_ref(), key, value.as_str().unwrap_or_default())
+        .iter()
+        .copied()
         .filter(|t| labels(t).is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))))
         .collect();
     if matching.is_empty() {

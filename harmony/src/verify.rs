@@ -117,7 +117,10 @@ impl<'a> Layer<'a> {
 /// target holds). Returns one line per problem.
 pub fn check<'a>(objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>, view: &View<'_>) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut pods = PodsByLabel::default();
+    let objects: Vec<_> = objects.into_iter().collect();
+    // With several Services to check, index the pods once; one visits them.
+    let services = objects.iter().filter(|(id, _)| is_service(id)).count();
+    let mut pods = (services > 1).then(PodsByLabel::default);
     for (id, body) in objects {
         if let Err(why) = crate::ready_when::Ready::of(body) {
             problems.push(format!("{id}: {why}"));
@@ -125,8 +128,8 @@ pub fn check<'a>(objects: impl IntoIterator<Item = (&'a ObjectRef, &'a Value)>, 
         if let Some((template, selector)) = pod_template(id, body) {
             check_workload(id, template, selector, view, &mut problems);
         }
-        if id.api_version == "v1" && id.kind == "Service" {
-            check_service(id, body, view, &mut pods, &mut problems);
+        if is_service(id) {
+            check_service(id, body, view, pods.as_mut(), &mut problems);
         }
     }
     problems
@@ -303,15 +306,29 @@ impl<'v> PodsByLabel<'v> {
     }
 }
 
-fn check_service<'v>(id: &ObjectRef, body: &Value, view: &View<'v>, pods: &mut PodsByLabel<'v>, out: &mut Vec<String>) {
+fn is_service(id: &ObjectRef) -> bool {
+    id.api_version == "v1" && id.kind == "Service"
+}
+
+fn check_service<'v>(id: &ObjectRef, body: &Value, view: &View<'v>, pods: Option<&mut PodsByLabel<'v>>, out: &mut Vec<String>) {
     let Some(selector) = at(body, &["spec", "selector"]).and_then(Value::as_object).filter(|s| !s.is_empty()) else {
         return;
     };
-    let (key, value) = selector.iter().next().expect("not empty");
-    let matching: Vec<&Value> = pods
-        .labelled(view, id.namespace.as_ref(), key, value.as_str().unwrap_or_default())
-        .iter()
-        .copied()
+    let candidates: Vec<&Value> = match pods {
+        Some(pods) => {
+            let (key, value) = selector.iter().next().expect("not empty");
+            pods.labelled(view, id.namespace.as_ref(), key, value.as_str().unwrap_or_default())
+                .to_vec()
+        }
+        None => view
+            .workloads_in(id.namespace.as_ref())
+            .into_iter()
+            .filter_map(|(other, b)| pod_template(other, b))
+            .map(|(t, _)| t)
+            .collect(),
+    };
+    let matching: Vec<&Value> = candidates
+        .into_iter()
         .filter(|t| labels(t).is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))))
         .collect();
     if matching.is_empty() {
@@ -425,5 +442,26 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:#?}");
         assert!(problems[0].contains("matches no pods"), "{problems:?}");
         assert!(view.contains(&c), "a lower layer is still seen where nothing shadows it");
+    }
+
+    #[test]
+    fn services_checked_together_find_what_each_finds_alone() {
+        let (d, c) = (id("Deployment", "web"), id("ConfigMap", "cfg"));
+        let (s1, s2, s3) = (id("Service", "web"), id("Service", "api"), id("Service", "named"));
+        let (db, cb) = (deployment(json!({"app":"web", "tier":"front"}), "cfg"), json!({"data":{}}));
+        let web = json!({"spec":{"selector":{"app":"web","tier":"front"},"ports":[{"port":80,"targetPort":"http"}]}});
+        let api = json!({"spec":{"selector":{"app":"api"},"ports":[{"port":80}]}});
+        let named = json!({"spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":"grpc"}]}});
+        let all = [(&d, &db), (&c, &cb), (&s1, &web), (&s2, &api), (&s3, &named)];
+        let view: View = all.into_iter().collect();
+        let together = check(all, &view);
+        let alone: Vec<String> = all.into_iter().flat_map(|o| check([o], &view)).collect();
+        assert_eq!(together, alone);
+        assert_eq!(together.len(), 2, "{together:#?}");
+        assert!(
+            together[0].contains("Service n/api: its selector `app=api` matches no pods"),
+            "{together:?}"
+        );
+        assert!(together[1].contains("Service n/named: its targetPort `grpc`"), "{together:?}");
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -224,13 +224,17 @@ impl Desired {
 #[derive(Debug)]
 pub struct Rendered {
     desired: Desired,
-    parts: HashMap<String, Range<usize>>,
+    /// Each Score's part by its path, indexed when a pass first asks (a plan
+    /// or a render never does).
+    parts: OnceLock<HashMap<String, Range<usize>>>,
 }
 
 impl Rendered {
-    pub fn new(mut desired: Desired) -> Self {
-        let parts = std::mem::take(&mut desired.parts).into_iter().collect();
-        Self { desired, parts }
+    pub fn new(desired: Desired) -> Self {
+        Self {
+            desired,
+            parts: OnceLock::new(),
+        }
     }
 
     /// Every object of the tree, in deploy order.
@@ -240,7 +244,10 @@ impl Rendered {
 
     /// Where the objects of the Score at `path` (below the root) are.
     pub(crate) fn part_at(&self, path: &str) -> Option<Range<usize>> {
-        self.parts.get(path).cloned()
+        self.parts
+            .get_or_init(|| self.desired.parts.iter().cloned().collect())
+            .get(path)
+            .cloned()
     }
 
     /// Every object, given up.

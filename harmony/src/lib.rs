@@ -23,7 +23,6 @@ pub mod argocd;
 pub mod build;
 pub mod capability;
 pub mod chart;
-#[doc(hidden)]
 pub mod checks;
 mod ci;
 pub mod cluster;

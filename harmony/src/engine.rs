@@ -16,18 +16,28 @@ use crate::score::{Interpret, IsScore, RenderCx, Score, ScoreError};
 
 /// Render an app's Score tree: pure, no topology instance needed.
 pub fn render<S: IsScore>(app: &str, topology: &str, score: &S) -> Result<Vec<Object>, EngineError> {
-    Ok(render_once(app, topology, score)?.into_objects())
+    Ok(render_once(app, topology, score, Use::Plan)?.into_objects())
+}
+
+/// What a render is for: a plan (or a `render`) reads its objects; a run
+/// also deploys each Score's part of it.
+#[derive(Clone, Copy)]
+enum Use {
+    Plan,
+    Run,
 }
 
 /// The tree rendered for a command (two objects of one identity refused):
 /// the plan is computed from it and every pass deploys from it.
-fn render_once<S: IsScore>(app: &str, topology: &str, score: &S) -> Result<Rendered, EngineError> {
-    let desired = score
-        .render_tree(&RenderCx::new(app, topology))
-        .map_err(|source| EngineError::Render {
-            app: app.to_owned(),
-            source,
-        })?;
+fn render_once<S: IsScore>(app: &str, topology: &str, score: &S, to: Use) -> Result<Rendered, EngineError> {
+    let cx = match to {
+        Use::Plan => RenderCx::new(app, topology),
+        Use::Run => RenderCx::new(app, topology).for_a_run(),
+    };
+    let desired = score.render_tree(&cx).map_err(|source| EngineError::Render {
+        app: app.to_owned(),
+        source,
+    })?;
     let mut seen = HashSet::with_capacity(desired.len());
     for o in desired.objects() {
         if !seen.insert(o.id()) {
@@ -57,7 +67,7 @@ async fn observe<T: K8sDeploy>(app: &str, desired: &[Object], topology: &T) -> R
 
 /// What applying would change. Writes nothing.
 pub async fn plan<T: K8sDeploy, S: Score<T> + IsScore>(app: &str, score: &S, topology: &T) -> Result<Plan, EngineError> {
-    let rendered = render_once(app, topology.name(), score)?;
+    let rendered = render_once(app, topology.name(), score, Use::Plan)?;
     let observed = observe(app, rendered.objects(), topology).await?;
     Ok(Plan::compute(app, topology.name(), rendered.objects(), &observed))
 }
@@ -65,7 +75,7 @@ pub async fn plan<T: K8sDeploy, S: Score<T> + IsScore>(app: &str, score: &S, top
 /// What applying would change, with what it was computed from: the plan
 /// [`apply`] carries out. Writes nothing.
 pub async fn exact_plan<T: K8sDeploy, S: Score<T> + IsScore>(app: &str, score: &S, topology: &T) -> Result<ExactPlan, EngineError> {
-    exact_plan_of(app, Arc::new(render_once(app, topology.name(), score)?), topology).await
+    exact_plan_of(app, Arc::new(render_once(app, topology.name(), score, Use::Run)?), topology).await
 }
 
 /// The exact plan of `rendered` against what the target holds now.
@@ -102,7 +112,7 @@ pub async fn dry_run_plan<T: K8sDeploy, S: Score<T> + IsScore>(
 ) -> Result<Plan, EngineError> {
     let rendered = match &exact.rendered {
         Some(rendered) => rendered.clone(),
-        None => Arc::new(render_once(app, topology.name(), score)?),
+        None => Arc::new(render_once(app, topology.name(), score, Use::Run)?),
     };
     pass(app, score, &rendered, topology, Mode::DryRun, progress).await?;
     check_prune(app, topology, &exact.plan).await?;
@@ -167,7 +177,7 @@ pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
 ) -> Result<Plan, EngineError> {
     let rendered = match &exact.rendered {
         Some(rendered) => rendered.clone(),
-        None => Arc::new(render_once(app, topology.name(), score)?),
+        None => Arc::new(render_once(app, topology.name(), score, Use::Run)?),
     };
     let now = exact_plan_of(app, rendered.clone(), topology).await?;
     let moved = exact.basis.moved(&now.basis);
@@ -238,7 +248,7 @@ pub async fn plan_and_apply<T: K8sDeploy, S: Score<T> + IsScore>(
     topology: &T,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
-    let rendered = Arc::new(render_once(app, topology.name(), score)?);
+    let rendered = Arc::new(render_once(app, topology.name(), score, Use::Run)?);
     let exact = exact_plan_of(app, rendered.clone(), topology).await?;
     carry_out(app, score, &rendered, topology, &exact, progress).await
 }
@@ -252,12 +262,12 @@ impl IsScore for Objects<'_> {
         out.push(<dyn K8sDeploy as crate::capability::IsCapability>::NAME);
     }
 
-    fn render_tree(&self, _: &RenderCx) -> Result<Desired, ScoreError> {
+    fn render_tree(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
         let mut desired = Desired::new();
         for object in self.0 {
             desired.push_object(object.clone());
         }
-        Ok(desired.of_one_score())
+        cx.part(Ok(desired))
     }
 }
 

@@ -147,7 +147,18 @@ pub struct Desired {
     /// Which objects each Score of a rendered tree deploys, by its path below
     /// the tree's root (`""` for the root; `nats`, `agents/0` below it). Kept
     /// so that a run deploys what the tree rendered instead of rendering again.
-    parts: Vec<(String, Range<usize>)>,
+    parts: Vec<(Place, Range<usize>)>,
+}
+
+/// Where a Score sits below the root of a rendered tree, innermost first (so
+/// that placing a part under its parent is a push, not a new string).
+type Place = Vec<Step>;
+
+/// One step down a Score tree: a composite's field, or a `Vec`'s element.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Field(&'static str),
+    Element(usize),
 }
 
 impl Desired {
@@ -179,26 +190,30 @@ impl Desired {
         self
     }
 
-    /// Append what the child Score at `child` rendered, its parts placed
-    /// under it (what a composite's and a `Vec`'s `render_tree` do).
-    pub fn extend_child(&mut self, child: &str, other: Desired) -> &mut Self {
+    /// Append what the child Score in field `field` rendered, its parts
+    /// placed under it (what a composite's `render_tree` does).
+    pub fn extend_child(&mut self, field: &'static str, other: Desired) -> &mut Self {
+        self.extend_under(Step::Field(field), other)
+    }
+
+    /// Append what element `index` of a `Vec` of Scores rendered.
+    pub(crate) fn extend_element(&mut self, index: usize, other: Desired) -> &mut Self {
+        self.extend_under(Step::Element(index), other)
+    }
+
+    fn extend_under(&mut self, step: Step, other: Desired) -> &mut Self {
         let offset = self.objects.len();
-        self.parts.extend(other.parts.into_iter().map(|(path, r)| {
-            let mut placed = String::with_capacity(child.len() + 1 + path.len());
-            placed.push_str(child);
-            if !path.is_empty() {
-                placed.push('/');
-                placed.push_str(&path);
-            }
-            (placed, r.start + offset..r.end + offset)
+        self.parts.extend(other.parts.into_iter().map(|(mut place, r)| {
+            place.push(step);
+            (place, r.start + offset..r.end + offset)
         }));
         self.objects.extend(other.objects);
         self
     }
 
-    /// These objects as what one Score deploys (what a leaf's `render_tree` returns).
-    pub fn of_one_score(mut self) -> Self {
-        self.parts = vec![(String::new(), 0..self.objects.len())];
+    /// These objects as what one Score deploys ([`RenderCx::part`](crate::RenderCx::part)).
+    pub(crate) fn of_one_score(mut self) -> Self {
+        self.parts = vec![(Place::new(), 0..self.objects.len())];
         self
     }
 
@@ -245,7 +260,24 @@ impl Rendered {
     /// Where the objects of the Score at `path` (below the root) are.
     pub(crate) fn part_at(&self, path: &str) -> Option<Range<usize>> {
         self.parts
-            .get_or_init(|| self.desired.parts.iter().cloned().collect())
+            .get_or_init(|| {
+                let named = |place: &Place| {
+                    let steps: Vec<String> = place
+                        .iter()
+                        .rev()
+                        .map(|step| match step {
+                            Step::Field(name) => (*name).to_owned(),
+                            Step::Element(index) => index.to_string(),
+                        })
+                        .collect();
+                    steps.join("/")
+                };
+                self.desired
+                    .parts
+                    .iter()
+                    .map(|(place, range)| (named(place), range.clone()))
+                    .collect()
+            })
             .get(path)
             .cloned()
     }

@@ -21,6 +21,9 @@ pub trait Render {
 pub struct RenderCx {
     app: String,
     topology: String,
+    /// Whether the render is for a run, which deploys each Score's part of it
+    /// (a plan or a `render` is not, and records nothing it does not use).
+    for_a_run: bool,
 }
 
 impl RenderCx {
@@ -28,6 +31,22 @@ impl RenderCx {
         Self {
             app: app.into(),
             topology: topology.into(),
+            for_a_run: false,
+        }
+    }
+
+    /// The same, for a render that a run deploys from.
+    pub(crate) fn for_a_run(mut self) -> Self {
+        self.for_a_run = true;
+        self
+    }
+
+    /// What one Score rendered, marked as its part of the tree when the
+    /// render is for a run (what a leaf's `render_tree` returns).
+    pub fn part(&self, rendered: Result<Desired, ScoreError>) -> Result<Desired, ScoreError> {
+        match rendered {
+            Ok(desired) if self.for_a_run => Ok(desired.of_one_score()),
+            other => other,
         }
     }
 

@@ -52,7 +52,7 @@ impl<S: IsScore> IsScore for Vec<S> {
     fn render_tree(&self, cx: &RenderCx) -> Result<Desired, ScoreError> {
         let mut all = Desired::new();
         for (i, score) in self.iter().enumerate() {
-            all.extend_child(&i.to_string(), score.render_tree(cx)?);
+            all.extend_element(i, score.render_tree(cx)?);
         }
         Ok(all)
     }

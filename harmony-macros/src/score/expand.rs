@@ -231,7 +231,7 @@ fn requires_fn<'p>(h: &TokenStream, requires: impl Iterator<Item = &'p syn::Path
 fn leaf_bodies(input: &ScoreInput, h: &TokenStream, topo: &syn::Ident) -> (TokenStream, TokenStream) {
     // Spanned on the struct's name: a leaf without `impl Render` is an error there.
     let render_fn = respan(quote!(<Self as #h::Render>::render), input.ident.span());
-    let render = quote!(::core::result::Result::map(#render_fn(self, cx), #h::Desired::of_one_score));
+    let render = quote!(cx.part(#render_fn(self, cx)));
     // The topology's verification always runs; a Score's own smoke test runs
     // after it, in addition, never instead.
     let smoke = match &input.smoke {

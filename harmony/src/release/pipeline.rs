@@ -597,7 +597,7 @@ impl crate::score::IsScore for ChartObjects {
     }
 
     fn render_tree(&self, cx: &crate::score::RenderCx) -> Result<crate::object::Desired, ScoreError> {
-        crate::score::Render::render(self, cx).map(crate::object::Desired::of_one_score)
+        cx.part(crate::score::Render::render(self, cx))
     }
 }
 

@@ -65,6 +65,15 @@ async fn observe<T: K8sDeploy>(app: &str, desired: &[Object], topology: &T) -> R
     })
 }
 
+/// The render `exact` was computed from, when it was made in this process;
+/// the tree rendered again when it was not (a saved plan).
+fn render_of<T: K8sDeploy, S: IsScore>(app: &str, score: &S, topology: &T, exact: &ExactPlan) -> Result<Arc<Rendered>, EngineError> {
+    match &exact.rendered {
+        Some(rendered) => Ok(rendered.clone()),
+        None => Ok(Arc::new(render_once(app, topology.name(), score, Use::Run)?)),
+    }
+}
+
 /// What applying would change. Writes nothing.
 pub async fn plan<T: K8sDeploy, S: Score<T> + IsScore>(app: &str, score: &S, topology: &T) -> Result<Plan, EngineError> {
     let rendered = render_once(app, topology.name(), score, Use::Plan)?;
@@ -110,10 +119,7 @@ pub async fn dry_run_plan<T: K8sDeploy, S: Score<T> + IsScore>(
     exact: &ExactPlan,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
-    let rendered = match &exact.rendered {
-        Some(rendered) => rendered.clone(),
-        None => Arc::new(render_once(app, topology.name(), score, Use::Run)?),
-    };
+    let rendered = render_of(app, score, topology, exact)?;
     pass(app, score, &rendered, topology, Mode::DryRun, progress).await?;
     check_prune(app, topology, &exact.plan).await?;
     Ok(exact.plan.clone())
@@ -175,10 +181,7 @@ pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
     exact: &ExactPlan,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, EngineError> {
-    let rendered = match &exact.rendered {
-        Some(rendered) => rendered.clone(),
-        None => Arc::new(render_once(app, topology.name(), score, Use::Run)?),
-    };
+    let rendered = render_of(app, score, topology, exact)?;
     let now = exact_plan_of(app, rendered.clone(), topology).await?;
     let moved = exact.basis.moved(&now.basis);
     if !moved.is_empty() {

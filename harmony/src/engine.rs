@@ -172,8 +172,10 @@ async fn pass<T: K8sDeploy, S: Score<T> + IsScore>(
 /// deployed in order, each gated by its verification and smoke test, what is
 /// no longer rendered is pruned, and the result recorded.
 ///
-/// A plan made in this process is applied with the render it was made from;
-/// a saved one is rendered again, and its desired state compared too.
+/// A plan made in this process is applied with the render it was made from
+/// (give it the Score it was made from: a render is pure, so that render is
+/// this Score's); a saved one is rendered again, and its desired state
+/// compared too.
 pub async fn apply<T: K8sDeploy, S: Score<T> + IsScore>(
     app: &str,
     score: &S,

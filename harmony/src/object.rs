@@ -144,9 +144,10 @@ impl Object {
 #[derive(Debug, Default, Clone)]
 pub struct Desired {
     objects: Vec<Object>,
-    /// Which objects each Score of a rendered tree deploys, by its path below
-    /// the tree's root (`""` for the root; `nats`, `agents/0` below it). Kept
-    /// so that a run deploys what the tree rendered instead of rendering again.
+    /// Which objects each Score of a rendered tree deploys, by its place below
+    /// the tree's root (none for the root; `nats`, `agents/0` below it),
+    /// recorded when a run will deploy from the render (`RenderCx::part`), so
+    /// that it does not render again.
     parts: Vec<(Place, Range<usize>)>,
 }
 
@@ -292,7 +293,9 @@ impl Rendered {
 /// the command, or what it rendered itself when there was none.
 #[derive(Debug)]
 pub enum Part {
+    /// These objects of the command's render.
     Shared(Arc<Rendered>, Range<usize>),
+    /// What the Score rendered itself.
     Own(Desired),
 }
 

@@ -80,6 +80,8 @@ struct SetState {
     pending: BTreeMap<ObjectRef, Value>,
     removed: Vec<ObjectRef>,
     dirty: bool,
+    /// What every other app stored, read once per pass (by its first check).
+    others: Option<Vec<BTreeMap<ObjectRef, Value>>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -202,6 +204,26 @@ impl GitOpsDir {
     /// `set` that this run has not (yet) deployed do not count: they are either
     /// deployed later, or pruned.
     fn checked(&self, set: &ApplySet, objects: &[(ObjectRef, Value)]) -> Result<Vec<String>, DeployError> {
+        if self.with_set(set, |state| Ok(state.others.is_none()))? {
+            let others = self.others(set)?;
+            self.with_set(set, |state| {
+                state.others = Some(others);
+                Ok(())
+            })?;
+        }
+        self.with_set(set, |state| {
+            let mut view = verify::View::default()
+                .below_step(objects.iter().map(|(id, body)| (id, body)))
+                .below(&state.pending);
+            for other in state.others.iter().flatten() {
+                view = view.below(other);
+            }
+            Ok(verify::check(objects.iter().map(|(id, body)| (id, body)), &view))
+        })
+    }
+
+    /// What every app but `set` stored.
+    fn others(&self, set: &ApplySet) -> Result<Vec<BTreeMap<ObjectRef, Value>>, DeployError> {
         let mut others = Vec::new();
         if let Ok(dirs) = fs::read_dir(&self.root) {
             for dir in dirs.flatten() {
@@ -211,15 +233,7 @@ impl GitOpsDir {
                 }
             }
         }
-        self.with_set(set, |state| {
-            let mut view = verify::View::default()
-                .below_step(objects.iter().map(|(id, body)| (id, body)))
-                .below(&state.pending);
-            for other in &others {
-                view = view.below(other);
-            }
-            Ok(verify::check(objects.iter().map(|(id, body)| (id, body)), &view))
-        })
+        Ok(others)
     }
 
     fn redacted(&self, objects: &[Object], create_key: bool) -> Result<Vec<(ObjectRef, Value)>, DeployError> {

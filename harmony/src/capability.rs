@@ -33,7 +33,7 @@ pub fn forcing_conflicts() -> bool {
 }
 
 /// Marks a trait object type as a capability: implemented for `dyn Cap` by
-/// [`#[capability]`](crate::capability), which is how `#[derive(Score)]`
+/// [`#[capability]`](macro@crate::capability), which is how `#[derive(Score)]`
 /// checks that `requires(..)` names capabilities and nothing else.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a capability",

@@ -3,7 +3,7 @@
 //!
 //! * A [`Score`] says what should exist (typed Kubernetes objects, rendered
 //!   without side effects).
-//! * A [`Topology`] is where it runs; it provides [capabilities](capability).
+//! * A [`Topology`] is where it runs; it provides [capabilities](mod@capability).
 //!   A Score that needs a capability the topology lacks does not compile.
 //! * An [`Interpret`] makes a Score so on a topology and returns only once its
 //!   smoke test passed. `#[derive(Score)]` writes it.
@@ -17,39 +17,67 @@
 //!     fn render(&self, cx: &harmony::RenderCx) -> Result<harmony::Desired, harmony::ScoreError> { /* … */ }
 //! }
 //! ```
+//!
+//! # Where to start
+//! * **Writing an app**: a Score is a struct with `#[derive(`[`Score`]`)]` and
+//!   a [`Render`] impl that pushes typed objects into a [`Desired`]; children
+//!   compose with `#[score(child)]`; secret values are [`Secret`]s; an object's
+//!   readiness rule is [`ready_when`]. [`app!`] registers the app (its image,
+//!   chart and stages too).
+//! * **Writing a topology**: implement [`Topology`] and [`SelectableTopology`],
+//!   the [capabilities](mod@capability) it provides, and declare it with
+//!   [`topology!`]. A topology that keeps a GitOps directory gets
+//!   [`K8sDeploy`] from [`gitops::GitOps`].
+//! * **How a command runs**: the CLI reaches each app through
+//!   [`registry::RegisteredApp`]; [`engine`] renders the tree once, computes
+//!   the plan and carries it out.
 
-pub mod any_topology;
-pub mod argocd;
-pub mod build;
-pub mod capability;
+// What an app author names: Scores and what they render.
 pub mod chart;
-pub mod checks;
-mod ci;
-pub mod cluster;
-mod diagnostic;
-pub mod engine;
-mod errors;
-pub mod gitops;
-pub mod helm;
-pub mod local;
-pub mod lock;
 pub mod object;
-pub mod oci;
-pub mod plan;
 pub mod ready_when;
-pub mod registry;
-pub mod release;
-mod render;
-pub mod run;
-pub mod saved_plan;
 pub mod score;
 pub mod secret;
+
+// What a topology author names: topologies, the capabilities they provide,
+// and the state directories and locks the built-in ones keep.
+pub mod capability;
+pub mod cluster;
+pub mod gitops;
+pub mod local;
+pub mod lock;
 pub mod secret_key;
+pub mod topology;
+
+// Releases: building images, packaging charts, delivering them stage by stage.
+pub mod argocd;
+pub mod build;
+pub mod helm;
+pub mod oci;
+pub mod release;
+
+// The machinery the generated CLI drives: the registry of what a binary
+// carries, the erased topology apps run on, where plans are computed and
+// carried out, and saved plans.
+pub mod any_topology;
+pub mod engine;
+pub mod plan;
+pub mod registry;
+pub mod run;
+pub mod saved_plan;
+
+// The words of the DSL's compile errors (public because rustc names them).
+pub mod checks;
+
+mod ci;
+mod diagnostic;
+mod errors;
+mod render;
+mod time;
+mod verify;
+
 /// Did-you-mean hints, one way for every place that makes them.
 pub use harmony_suggest as suggest;
-mod time;
-pub mod topology;
-mod verify;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -1,4 +1,4 @@
-//! Where Scores run. A topology provides capabilities (see [`crate::capability`]);
+//! Where Scores run. A topology provides capabilities (see [`crate::capability`](mod@crate::capability));
 //! which ones it provides decides, at compile time, which Scores it accepts.
 
 use crate::BoxFuture;

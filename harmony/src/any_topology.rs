@@ -30,6 +30,8 @@ impl std::fmt::Debug for AnyTopology {
 }
 
 impl AnyTopology {
+    /// `topology`, reached through the capabilities `provides` lists (what
+    /// [`topology!`](crate::topology!) found for its type).
     pub fn new<T: SelectableTopology>(topology: T, provides: Vec<Provided>) -> Self {
         Self {
             name: T::NAME,

@@ -56,10 +56,12 @@ pub struct ApplySet {
 }
 
 impl ApplySet {
+    /// The set of the app `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Self { name: name.into() }
     }
 
+    /// The app's name.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -230,6 +232,7 @@ pub struct HttpAnswer {
 }
 
 impl HttpAnswer {
+    /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }

@@ -190,6 +190,7 @@ impl Chart {
         self
     }
 
+    /// The chart's name (`Chart.yaml`'s `name`).
     pub fn name(&self) -> &str {
         self.meta.get("name").and_then(Value::as_str).unwrap_or_default()
     }

@@ -39,6 +39,7 @@ pub struct SmokeError {
 }
 
 impl SmokeError {
+    /// A failed `check`, and why it failed.
     pub fn new(check: impl Into<String>, why: impl Into<String>) -> Self {
         Self {
             check: check.into(),
@@ -47,6 +48,7 @@ impl SmokeError {
         }
     }
 
+    /// What to do about it, for the `help:` line.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

@@ -54,6 +54,7 @@ pub struct GitOpsDir {
 /// gets `K8sDeploy` from it. Give it the directory's lock too:
 /// `fn try_lock(..) { Box::pin(async move { self.directory().try_lock(app, me) }) }`.
 pub trait GitOps: Topology {
+    /// The directory it keeps its objects in.
     fn directory(&self) -> &GitOpsDir;
 }
 
@@ -108,6 +109,7 @@ impl GitOpsDir {
         }
     }
 
+    /// Where it is.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -86,6 +86,7 @@ impl Local {
         }
     }
 
+    /// The state directory.
     pub fn root(&self) -> &Path {
         self.directory.root()
     }

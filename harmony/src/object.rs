@@ -123,6 +123,7 @@ impl Object {
         Self { id, body }
     }
 
+    /// Its identity.
     pub fn id(&self) -> &ObjectRef {
         &self.id
     }
@@ -163,6 +164,7 @@ enum Step {
 }
 
 impl Desired {
+    /// Nothing yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -218,18 +220,22 @@ impl Desired {
         self
     }
 
+    /// The objects, in deploy order.
     pub fn objects(&self) -> &[Object] {
         &self.objects
     }
 
+    /// The objects, given up.
     pub fn into_objects(self) -> Vec<Object> {
         self.objects
     }
 
+    /// How many objects.
     pub fn len(&self) -> usize {
         self.objects.len()
     }
 
+    /// Whether it holds no object.
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }
@@ -246,6 +252,7 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// What `desired`, a whole tree's render, holds.
     pub fn new(desired: Desired) -> Self {
         Self {
             desired,

@@ -13,11 +13,15 @@ use crate::object::{Object, ObjectRef, Rendered};
 use crate::oci::Digest;
 use crate::secret::{REDACTED, is_secret_path};
 
+/// What a plan does to one object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// Not on the target: it is created.
     Add,
+    /// On the target, different: it is updated.
     Change,
+    /// On the target, no longer rendered: it is pruned.
     Remove,
 }
 
@@ -76,6 +80,7 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Whether it counts nothing.
     pub fn is_empty(&self) -> bool {
         self.add + self.change + self.remove == 0
     }
@@ -150,6 +155,7 @@ impl Plan {
         !self.unhealthy.is_empty()
     }
 
+    /// How many objects it adds, changes and removes.
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for c in &self.changes {
@@ -162,6 +168,7 @@ impl Plan {
         s
     }
 
+    /// Whether it changes nothing.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
@@ -217,6 +224,7 @@ pub struct Basis {
 }
 
 impl Basis {
+    /// The basis of a plan computed from `desired` and `observed`.
     pub fn of(desired: &[Object], observed: &Observed) -> Self {
         let digest = |v: &Value| Digest::sha256_of_json(v).to_string();
         let observed_digests: BTreeMap<&ObjectRef, String> = observed.objects.iter().map(|(id, body)| (id, digest(body))).collect();

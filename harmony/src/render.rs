@@ -12,6 +12,7 @@ use crate::object::Desired;
     note = "a Score without `#[score(child)]` fields renders its own objects: implement `harmony::Render` for it"
 )]
 pub trait Render {
+    /// This Score's objects. Pure: the same Score and context give the same objects.
     fn render(&self, cx: &RenderCx) -> Result<Desired, ScoreError>;
 }
 
@@ -27,6 +28,7 @@ pub struct RenderCx {
 }
 
 impl RenderCx {
+    /// The context of a render of app `app` for topology `topology`.
     pub fn new(app: impl Into<String>, topology: impl Into<String>) -> Self {
         Self {
             app: app.into(),

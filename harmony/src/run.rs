@@ -38,6 +38,7 @@ pub fn terminal_progress() -> bool {
 
 /// Something that hears about progress (the CLI prints it).
 pub trait Progress: Send + Sync {
+    /// Something happened.
     fn event(&self, event: &Event);
 }
 
@@ -95,6 +96,7 @@ impl std::fmt::Debug for Run {
 }
 
 impl Run {
+    /// A run of app `app` on `topology`, telling `progress` what happens.
     pub fn new(app: &str, topology: &str, mode: Mode, progress: Arc<dyn Progress>) -> Self {
         Self {
             set: ApplySet::new(app),
@@ -113,14 +115,17 @@ impl Run {
         self
     }
 
+    /// Whether it writes.
     pub fn mode(&self) -> Mode {
         self.mode
     }
 
+    /// What a Score of this run renders with.
     pub fn render_cx(&self) -> &RenderCx {
         &self.cx
     }
 
+    /// The app's set of objects on the target.
     pub fn set(&self) -> &ApplySet {
         &self.set
     }

@@ -74,6 +74,7 @@ impl<S: IsScore> IsScore for Option<S> {
 /// The execution of a Score on a topology: deploy what it renders, in order,
 /// each part gated by its smoke test. Returns only after verification passed.
 pub trait Interpret<T: Topology>: Send + Sync {
+    /// Deploy this Score (and its children) on `topology`, verified, as a step of `run`.
     fn execute<'a>(&'a self, topology: &'a T, run: &'a mut Run) -> impl Future<Output = Result<(), InterpretError>> + Send + 'a;
 }
 

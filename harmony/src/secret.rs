@@ -29,6 +29,7 @@ pub struct Secret<T> {
 }
 
 impl<T> Secret<T> {
+    /// A secret holding `value`.
     pub fn new(value: T) -> Self {
         Self { value, unset: None }
     }
@@ -122,6 +123,7 @@ impl fmt::Debug for Redactor {
 }
 
 impl Redactor {
+    /// Digests keyed by `key`.
     pub fn new(key: [u8; 32]) -> Self {
         Self { key }
     }

@@ -29,7 +29,9 @@ use crate::object::Object;
 use crate::release::{Delivery, DeliveryError};
 use crate::topology::TopologyError;
 
+/// The namespace Argo CD runs in (default `argocd`).
 pub const NAMESPACE_VAR: &str = "HARMONY_ARGOCD_NAMESPACE";
+/// The Argo CD project each Application belongs to (default `default`).
 pub const PROJECT_VAR: &str = "HARMONY_ARGOCD_PROJECT";
 
 /// Where the Applications live, and in which Argo CD project.
@@ -40,6 +42,7 @@ pub struct ArgoCd {
 }
 
 impl ArgoCd {
+    /// The settings from the environment ([`NAMESPACE_VAR`], [`PROJECT_VAR`]).
     pub fn from_env() -> Result<Self, TopologyError> {
         let read = |var: &'static str, default: &str| match std::env::var(var) {
             Ok(v) if v.trim().is_empty() => Err(TopologyError::BadSetting {

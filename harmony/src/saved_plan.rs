@@ -14,6 +14,7 @@ use crate::plan::ExactPlan;
 /// The format this build writes and reads.
 pub const FORMAT: &str = "harmony.plan/v1";
 
+/// Plans saved by `plan --out FILE`: what `apply --plan FILE` carries out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedPlan {
     pub format: String,
@@ -24,6 +25,7 @@ pub struct SavedPlan {
 }
 
 impl SavedPlan {
+    /// The plans `plans`, made by `binary` for `topology`.
     pub fn new(binary: impl Into<String>, topology: impl Into<String>, plans: Vec<ExactPlan>) -> Self {
         Self {
             format: FORMAT.to_owned(),

@@ -28,6 +28,7 @@ enum Known {
 }
 
 impl SecretKeyFile {
+    /// The `.secret-key` of state directory `dir`.
     pub fn in_dir(dir: &Path) -> Self {
         Self {
             path: dir.join(".secret-key"),

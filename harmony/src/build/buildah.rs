@@ -23,6 +23,7 @@ pub struct Buildah {
 }
 
 impl Buildah {
+    /// buildah storing images under `root`, its run state under `runroot`.
     pub fn new(root: impl Into<PathBuf>, runroot: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),

@@ -37,6 +37,7 @@ impl Default for DockerCli {
 }
 
 impl DockerCli {
+    /// The `docker` on `PATH`, with its own choice of daemon.
     pub fn new() -> Self {
         Self {
             program: "docker".into(),

@@ -204,6 +204,7 @@ pub struct BuildCx {
 }
 
 impl BuildCx {
+    /// A build of release `name` at `version` in `workspace`, with `scratch` for its intermediate files.
     pub fn new(workspace: impl Into<PathBuf>, scratch: impl Into<PathBuf>, name: impl Into<String>, version: Version) -> Self {
         Self {
             workspace: workspace.into(),

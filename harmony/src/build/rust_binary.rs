@@ -48,6 +48,7 @@ pub struct RustBinary {
 }
 
 impl RustBinary {
+    /// The binary of workspace package `package`.
     pub fn new(package: impl Into<String>) -> Self {
         Self {
             package: package.into(),
@@ -56,11 +57,13 @@ impl RustBinary {
         }
     }
 
+    /// Its binary target `bin`, when the package has several.
     pub fn bin(mut self, bin: impl Into<String>) -> Self {
         self.bin = Some(bin.into());
         self
     }
 
+    /// The TCP port the binary listens on (the image exposes it).
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self

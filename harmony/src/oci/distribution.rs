@@ -278,6 +278,7 @@ impl Remote {
         }
     }
 
+    /// The registry's host (and port).
     pub fn registry(&self) -> &str {
         &self.registry
     }

@@ -33,6 +33,7 @@ pub struct Layer {
 }
 
 impl LayerBuilder {
+    /// An empty layer.
     pub fn new() -> Self {
         Self::default()
     }

@@ -35,6 +35,7 @@ impl Layout {
         Self { root: root.into() }
     }
 
+    /// The layout's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }

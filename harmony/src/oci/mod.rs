@@ -18,11 +18,17 @@ pub use reference::{Digest, ImageRef, ImageRefError, tag_of};
 
 /// Media types this crate writes.
 pub mod media {
+    /// An OCI image manifest.
     pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    /// An OCI image index.
     pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    /// An OCI image config.
     pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    /// A gzipped tar layer.
     pub const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    /// A Helm chart's config.
     pub const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+    /// A Helm chart's packaged content.
     pub const HELM_CHART: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 }
 
@@ -45,6 +51,7 @@ impl std::fmt::Debug for Blob {
 }
 
 impl Blob {
+    /// `bytes`, of media type `media_type`, with their digest.
     pub fn new(media_type: impl Into<String>, bytes: Vec<u8>) -> Self {
         Self {
             media_type: media_type.into(),
@@ -53,18 +60,22 @@ impl Blob {
         }
     }
 
+    /// Its media type.
     pub fn media_type(&self) -> &str {
         &self.media_type
     }
 
+    /// The SHA-256 digest of its bytes.
     pub fn digest(&self) -> &Digest {
         &self.digest
     }
 
+    /// Its bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// How a manifest refers to it.
     pub fn descriptor(&self) -> Descriptor {
         Descriptor {
             media_type: self.media_type.clone(),
@@ -104,18 +115,22 @@ pub struct Artifact {
 }
 
 impl Artifact {
+    /// An artifact of `config` and `layers`, in order.
     pub fn new(config: Blob, layers: Vec<Blob>) -> Self {
         Self { config, layers }
     }
 
+    /// Its config blob.
     pub fn config(&self) -> &Blob {
         &self.config
     }
 
+    /// Its layers, in order.
     pub fn layers(&self) -> &[Blob] {
         &self.layers
     }
 
+    /// Its image manifest.
     pub fn manifest(&self) -> Manifest {
         Manifest {
             schema_version: 2,
@@ -133,6 +148,7 @@ impl Artifact {
         )
     }
 
+    /// The digest of its manifest: the artifact's identity.
     pub fn digest(&self) -> Digest {
         self.manifest_blob().digest().clone()
     }

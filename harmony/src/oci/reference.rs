@@ -57,10 +57,12 @@ impl Digest {
         }
     }
 
+    /// `sha256`.
     pub fn algorithm(&self) -> &str {
         &self.algorithm
     }
 
+    /// The hexadecimal digits.
     pub fn hex(&self) -> &str {
         &self.hex
     }
@@ -159,12 +161,14 @@ impl ImageRef {
         })
     }
 
+    /// The same reference at tag `tag` (refused if `tag` is not a valid tag).
     pub fn with_tag(mut self, tag: &str) -> Result<Self, ImageRefError> {
         check_tag(tag, tag)?;
         self.tag = Some(tag.to_owned());
         Ok(self)
     }
 
+    /// The same reference pinned to `digest`.
     pub fn with_digest(mut self, digest: Digest) -> Self {
         self.digest = Some(digest);
         self
@@ -190,10 +194,12 @@ impl ImageRef {
         self.repository.rsplit_once('/').map_or(&*self.repository, |(_, n)| n)
     }
 
+    /// Its tag, if it has one.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
+    /// Its digest, if it is pinned.
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_ref()
     }

@@ -34,6 +34,7 @@ use crate::topology::Topology;
     note = "release on a topology that provides it, or, if `{Self}` is a topology of your own, implement `harmony::release::ContainerBuilder` for it"
 )]
 pub trait ContainerBuilder: Topology {
+    /// Build `source` (paths relative to `dir`) as image `name` at `version`.
     fn build_image<'a>(
         &'a self,
         source: &'a ImageSource,
@@ -307,6 +308,7 @@ pub trait HttpProbe: Topology {
 /// [`NoSmoke`] runs on any releasing topology, [`HttpSmoke`] (an app with
 /// `smoke: http_get(..)`) only on one that provides [`HttpProbe`].
 pub trait StageSmoke<T> {
+    /// How `topology` asks a stage over HTTP, when the release does.
     fn prober(topology: &T) -> Option<&dyn HttpProbe>;
 }
 

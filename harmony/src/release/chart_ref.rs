@@ -79,6 +79,7 @@ impl ChartRef {
         Ok(Self { location, version })
     }
 
+    /// The chart's name.
     pub fn name(&self) -> &str {
         self.location.name()
     }
@@ -88,6 +89,7 @@ impl ChartRef {
         &self.location
     }
 
+    /// The chart's version.
     pub fn version(&self) -> &Version {
         &self.version
     }

@@ -119,6 +119,7 @@ pub struct ReleasePlan {
 }
 
 impl ReleasePlan {
+    /// The release as the CLI prints it.
     pub fn to_text(&self) -> String {
         let mut out = format!("{} {} on {}:\n", self.app, self.version, self.topology);
         let verb = |done: &str, todo: &str| if self.dry_run { todo.to_owned() } else { done.to_owned() };
@@ -569,6 +570,7 @@ pub struct ChartObjects {
 }
 
 impl ChartObjects {
+    /// The objects of app `app`'s chart `source`, read relative to `dir` (the app crate's directory).
     pub fn new(app: &'static str, dir: PathBuf, source: ChartSource) -> Self {
         Self { app, dir, source }
     }

@@ -33,6 +33,7 @@ pub struct HttpCheck {
 }
 
 impl HttpCheck {
+    /// A GET of `path` that passes on a 2xx answer.
     pub fn get(path: &str) -> Self {
         Self {
             path: path.to_owned(),

@@ -102,6 +102,7 @@ impl ReleaseTag {
         &self.app
     }
 
+    /// The version the tag names.
     pub fn version(&self) -> &Version {
         &self.version
     }

@@ -15,9 +15,28 @@ use crate::cluster::Cluster;
 /// How long to wait between two questions to a service that is not answering yet.
 const RETRY: Duration = Duration::from_millis(500);
 
-/// `GET path` from `port` of `service`. Any HTTP answer is an answer (a 503
-/// with no endpoints too); only not reaching the API server is an error.
+/// How long the API server's proxy may still not know a Service that was
+/// just created (its cache lags behind the write).
+const PROXY_CATCHES_UP: Duration = Duration::from_secs(10);
+
+/// `GET path` from `port` of `service`. Any answer of the service is an
+/// answer (a 503 with no endpoints too); only not reaching the API server is
+/// an error. The API server's own "this Service does not exist" is asked again
+/// for a few seconds: its proxy answers it for a Service created a moment ago.
 pub async fn http_get(cluster: &Cluster, service: &ObjectRef, port: &str, path: &str) -> Result<HttpAnswer, DeployError> {
+    let deadline = Instant::now() + PROXY_CATCHES_UP;
+    loop {
+        let (answer, unknown_service) = ask(cluster, service, port, path).await?;
+        if !unknown_service || Instant::now() + RETRY >= deadline {
+            return Ok(answer);
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// One `GET`, and whether its answer is the API server saying it does not
+/// know the Service (rather than the service's own answer).
+async fn ask(cluster: &Cluster, service: &ObjectRef, port: &str, path: &str) -> Result<(HttpAnswer, bool), DeployError> {
     let namespace = service.namespace.as_deref().unwrap_or("default");
     let path = if path.starts_with('/') {
         path.to_owned()
@@ -37,11 +56,21 @@ pub async fn http_get(cluster: &Cluster, service: &ObjectRef, port: &str, path: 
     )
     .await;
     match answer {
-        Ok(Ok(body)) => Ok(HttpAnswer { status: 200, body }),
-        Ok(Err(kube::Error::Api(status))) => Ok(HttpAnswer {
-            status: status.code,
-            body: cluster.secrets.redact(&status.message),
-        }),
+        Ok(Ok(body)) => Ok((HttpAnswer { status: 200, body }, false)),
+        Ok(Err(kube::Error::Api(status))) => {
+            let unknown_service = status.code == 404
+                && status
+                    .details
+                    .as_ref()
+                    .is_some_and(|d| d.kind == "services" && d.name == service.name);
+            Ok((
+                HttpAnswer {
+                    status: status.code,
+                    body: cluster.secrets.redact(&status.message),
+                },
+                unknown_service,
+            ))
+        }
         Ok(Err(e)) => Err(DeployError::Unreachable {
             target: cluster.target.clone(),
             why: format!("GET {path} through Service {namespace}/{}: {e}", service.name),

@@ -291,6 +291,24 @@ pub enum DeployError {
     Owned { object: Box<ObjectRef>, owner: String },
 }
 
+/// A state file that could not be written: its directory is not writable,
+/// or the write itself failed.
+impl From<crate::files::Failed> for DeployError {
+    fn from(f: crate::files::Failed) -> Self {
+        match f.path.parent().filter(|_| f.directory) {
+            Some(dir) => Self::StateUnwritable {
+                path: dir.to_owned(),
+                source: f.source,
+            },
+            None => Self::Io {
+                action: f.action,
+                path: f.path,
+                source: f.source,
+            },
+        }
+    }
+}
+
 impl crate::Diagnostic for DeployError {
     /// What to do about it.
     fn help(&self) -> String {

@@ -19,7 +19,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -28,6 +27,7 @@ use serde_json::Value;
 
 use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
 use crate::engine;
+use crate::files::{Whole, sweep_temporaries, write_whole};
 use crate::lock::{Attempt, FileLock, Holder, LockError};
 use crate::object::{Object, ObjectRef};
 use crate::plan::Plan;
@@ -124,7 +124,7 @@ impl GitOpsDir {
         let attempt = FileLock::try_take(&self.root.join(".locks").join(format!("{app}.lock")), me)?;
         if matches!(attempt, Attempt::Acquired { .. }) {
             // What a run killed in the middle of a write left: its files are
-            // whole (see `write_atomic`), its temporaries are not.
+            // whole (see `crate::files`), its temporaries are not.
             sweep_temporaries(&self.root, false);
             sweep_temporaries(&self.root.join(app), true);
         }
@@ -406,55 +406,7 @@ pub(crate) async fn deliver_to_directory(target: &GitOpsDir, delivery: &Delivery
     })
 }
 
-/// Remove the temporaries of `write_atomic` in `dir` (and below it, if
-/// `deep`) whose writer is no longer running.
-fn sweep_temporaries(dir: &Path, deep: bool) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() && deep => sweep_temporaries(&path, true),
-            Ok(t) if t.is_file() => {
-                let writer = path
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .and_then(|e| e.strip_prefix("tmp-"))
-                    .and_then(|pid| pid.parse::<u32>().ok());
-                if let Some(pid) = writer
-                    && !Path::new(&format!("/proc/{pid}")).exists()
-                {
-                    let _ = fs::remove_file(&path);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Write through a temporary file and a rename, so readers see the old file or
-/// the new one, never half of one; a writer killed in between leaves a
-/// temporary named after its process, which the next run removes.
+/// Write a file of the state directory whole (see [`crate::files`]).
 fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), DeployError> {
-    let io = |action, source| DeployError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|source| DeployError::StateUnwritable {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = fs::File::create(&tmp).map_err(|e| io("create", e))?;
-    file.write_all(bytes).map_err(|e| io("write", e))?;
-    if durable {
-        file.sync_all().map_err(|e| io("flush", e))?;
-    }
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io("replace", e)
-    })
+    write_whole(path, bytes, Whole { durable, private: false }).map_err(DeployError::from)
 }

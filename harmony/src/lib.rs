@@ -72,6 +72,7 @@ pub mod checks;
 mod ci;
 mod diagnostic;
 mod errors;
+mod files;
 mod render;
 mod time;
 mod verify;

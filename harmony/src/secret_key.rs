@@ -4,11 +4,11 @@
 //! topology's directory and the `k8s` topology's state directory both keep
 //! one.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::capability::DeployError;
+use crate::files::{Whole, write_whole};
 use crate::secret::{Redactor, key_hex, parse_key, random_key};
 
 /// `.secret-key` of one state directory.
@@ -83,29 +83,11 @@ impl SecretKeyFile {
 
     /// Write `key` whole or not at all, private to its owner.
     fn write(&self, key: &[u8; 32]) -> Result<(), DeployError> {
-        let io = |action| {
-            let path = self.path.clone();
-            move |source| DeployError::Io { action, path, source }
+        let how = Whole {
+            durable: true,
+            private: true,
         };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|source| DeployError::StateUnwritable {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let tmp = dir.join(format!(".secret-key.{}", std::process::id()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp).map_err(io("create"))?;
-        file.write_all(key_hex(key).as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io("write"))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io("replace")(e)
-        })
+        write_whole(&self.path, key_hex(key).as_bytes(), how).map_err(DeployError::from)
     }
 }
 

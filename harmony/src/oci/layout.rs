@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::files::{Whole, write_whole};
 
 use super::{Artifact, Blob, Descriptor, Digest, Manifest, OciError, media};
 
@@ -155,19 +156,17 @@ fn ref_name(d: &Descriptor) -> Option<&str> {
     d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str)
 }
 
+/// Write a file of the layout whole (see [`crate::files`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OciError> {
-    let io = |action, source| OciError::Io {
-        action,
-        path: path.to_owned(),
-        source,
+    let how = Whole {
+        durable: true,
+        private: false,
     };
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = fs::File::create(&tmp).map_err(|e| io("create", e))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| io("write", e))?;
-    fs::rename(&tmp, path).map_err(|e| io("replace", e))
+    write_whole(path, bytes, how).map_err(|f| OciError::Io {
+        action: f.action,
+        path: f.path,
+        source: f.source,
+    })
 }
 
 #[cfg(test)]

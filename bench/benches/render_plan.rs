@@ -30,9 +30,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use harmony::K8sDeploy;
 use harmony::capability::ApplySet;
 use harmony::engine;
+use harmony::engine::plan::Plan;
+use harmony::engine::run::Silent;
 use harmony::local::Local;
-use harmony::plan::Plan;
-use harmony::run::Silent;
 
 const SIZES: [usize; 3] = [10, 100, 1000];
 /// Under `cargo test --all-targets` (no `--bench` argument) criterion runs each

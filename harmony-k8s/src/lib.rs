@@ -33,9 +33,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use harmony::any_topology::AnyTopology;
 use harmony::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, Observed, OwnedElsewhere};
 use harmony::cluster::Place;
+use harmony::engine::any_topology::AnyTopology;
 use harmony::lock::{Attempt, Holder, LockError};
 use harmony::oci::Artifact;
 use harmony::ready_when::Ready;
@@ -165,7 +165,7 @@ harmony::topology!(K8s);
 /// delivers each stage of a release (and `apply`) to clusters.
 fn connect(place: &Place) -> Result<AnyTopology, TopologyError> {
     let k8s = K8s::new(Settings::from_env()?.at(place)?);
-    harmony::registry::registered(k8s).ok_or_else(|| TopologyError::Unsupported {
+    harmony::engine::registry::registered(k8s).ok_or_else(|| TopologyError::Unsupported {
         what: "the `k8s` topology is not registered in this binary".into(),
         help: "link `harmony_k8s` by naming it in `harmony_registry::main!(..)`".into(),
     })
@@ -663,7 +663,7 @@ impl K8sDeploy for K8s {
             let mut ask = Vec::new();
             for object in desired.iter().filter(|o| !o.id().is_secret()) {
                 let Some(live) = observed.objects.get(object.id()) else { continue };
-                if !harmony::plan::holds_values_left_out(object.body(), live) {
+                if !harmony::engine::plan::holds_values_left_out(object.body(), live) {
                     continue;
                 }
                 let key = filled_in::key(object.id(), object.body(), live);
@@ -686,7 +686,7 @@ impl K8sDeploy for K8s {
                             let answer = self.dry_run_answer(cluster, set_id, object).await?;
                             let (fields, applied_as) = fields::applied_by_harmony(&answer)?;
                             let stored = fields::project(&answer, fields, applied_as);
-                            let kept = harmony::plan::without_filled_in(live?, object.body(), &stored);
+                            let kept = harmony::engine::plan::without_filled_in(live?, object.body(), &stored);
                             Some((object.id().clone(), kept, key))
                         }
                     })
@@ -694,7 +694,10 @@ impl K8sDeploy for K8s {
                     .collect()
                     .await;
                 for (id, kept, key) in answers.into_iter().flatten() {
-                    if desired.iter().any(|o| *o.id() == id && harmony::plan::same(o.body(), &kept)) {
+                    if desired
+                        .iter()
+                        .any(|o| *o.id() == id && harmony::engine::plan::same(o.body(), &kept))
+                    {
                         unchanged.insert(key);
                     }
                     observed.objects.insert(id, kept);

@@ -67,7 +67,7 @@ struct Lines(Option<MultiProgress>);
 
 impl Lines {
     fn new() -> Self {
-        Self(harmony::run::terminal_progress().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())))
+        Self(harmony::engine::run::terminal_progress().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())))
     }
 
     fn add(&self, id: &ObjectRef) -> ProgressBar {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harmony::capability::DeployError;
+use harmony::engine::plan::Action;
+use harmony::engine::run::Silent;
 use harmony::engine::{self, EngineError};
-use harmony::plan::Action;
 use harmony::ready_when::Ready;
-use harmony::run::Silent;
 use harmony::{Diagnostic as _, Object, Secret};
 use harmony_k8s::K8s;
 use harmony_test_cluster::{Options, Workloads};

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harmony::capability::HttpAnswer;
+use harmony::engine::run::Silent;
 use harmony::k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use harmony::release::{HttpCheck, HttpProbe as _};
-use harmony::run::Silent;
 use harmony::{Desired, K8sClient, ObjectRef, Render, RenderCx, Score, ScoreError, SmokeError, engine};
 use harmony_k8s::K8s;
 use harmony_k8s::settings::Settings;

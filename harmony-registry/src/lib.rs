@@ -4,7 +4,7 @@
 //! An app crate's `main.rs` is one line, `harmony_registry::main!(my_app);`,
 //! naming every crate whose registrations the binary must carry.
 
-use harmony::registry::{AppEntry, CapabilityEntry, ReleaseEntry, ScoreEntry, TopologyEntry};
+use harmony::engine::registry::{AppEntry, CapabilityEntry, ReleaseEntry, ScoreEntry, TopologyEntry};
 
 pub mod cli;
 pub mod view;

@@ -21,27 +21,27 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::any_topology::AnyTopology;
 use crate::argocd::ArgoCd;
 use crate::build::{BuildCx, BuildError, DockerfileTool, ImageSource};
 use crate::capability::{ApplySet, BoxFuture, DeployError, HttpAnswer, K8sClient, K8sDeploy, Observed};
 use crate::chart::Chart;
 use crate::cluster::{Connect, Place};
 use crate::engine;
+use crate::engine::any_topology::AnyTopology;
+use crate::engine::plan::Plan;
+use crate::engine::run::Mode;
 use crate::gitops::{GitOpsDir, deliver_to_directory, plan_in_directory};
 use crate::lock::{Attempt, Holder, LockError};
 use crate::object::{Object, ObjectRef};
 use crate::oci::distribution::{Credentials, Remote};
 use crate::oci::tag_of;
 use crate::oci::{Artifact, Digest, ImageRef};
-use crate::plan::Plan;
 use crate::release::HttpProbe;
 use crate::release::capability::build_dir;
 use crate::release::capability::resolved;
 use crate::release::{
     ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, OciRegistry, PublishError, Version,
 };
-use crate::run::Mode;
 use crate::score::SmokeError;
 use crate::secret::Secret;
 use crate::topology::{SelectableTopology, Topology, TopologyError};

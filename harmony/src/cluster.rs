@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::any_topology::AnyTopology;
+use crate::engine::any_topology::AnyTopology;
 use crate::object::{Object, ObjectRef};
 use crate::topology::TopologyError;
 
@@ -21,7 +21,9 @@ use crate::topology::TopologyError;
 /// environment's), a namespace (else the objects' own).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Place {
+    /// The kubeconfig context; `None` for the environment's current one.
     pub context: Option<String>,
+    /// The namespace the objects go to; `None` leaves each in its own.
     pub namespace: Option<String>,
 }
 
@@ -177,6 +179,7 @@ pub type Connect = fn(&Place) -> Result<AnyTopology, TopologyError>;
 pub struct Connector {
     /// The topology it sets up, as `--topology` names it: `k8s`.
     pub topology: &'static str,
+    /// Sets that topology up at a [`Place`].
     pub connect: Connect,
 }
 

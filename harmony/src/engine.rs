@@ -1,5 +1,21 @@
-//! Where a plan is computed and an apply is carried out, for one app's Score
-//! tree on one topology. The CLI calls these through the registry.
+//! The machinery the generated CLI drives, in one place: what a binary
+//! carries ([`registry`]), the topology chosen at run time ([`any_topology`]),
+//! one execution of a Score tree ([`run`]), what would change ([`mod@plan`]) and
+//! the reviewed plan kept in a file ([`saved_plan`]). The functions here
+//! render an app's tree once, compute its plan and carry it out, for one
+//! app on one topology; the CLI reaches them through
+//! [`registry::RegisteredApp`].
+//!
+//! An app author never names this module. A topology author meets three
+//! pieces of it: [`registry::registered`] (to hand a topology to the CLI by
+//! hand), [`mod@plan`]'s comparisons of a desired object with a live one, and
+//! [`run::terminal_progress`] (whether to draw progress bars).
+
+pub mod any_topology;
+pub mod plan;
+pub mod registry;
+pub mod run;
+pub mod saved_plan;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,9 +26,9 @@ use crate::Diagnostic;
 use crate::capability::{ApplySet, DeployError, K8sDeploy, Observed};
 use crate::object::Desired;
 use crate::object::{Object, ObjectRef, Rendered};
-use crate::plan::{Basis, ExactPlan, Plan};
-use crate::run::{InterpretError, Mode, Progress, Run, Silent};
 use crate::score::{Interpret, IsScore, RenderCx, Score, ScoreError};
+use plan::{Basis, ExactPlan, Plan};
+use run::{InterpretError, Mode, Progress, Run, Silent};
 
 /// Render an app's Score tree: pure, no topology instance needed.
 pub fn render<S: IsScore>(app: &str, topology: &str, score: &S) -> Result<Vec<Object>, EngineError> {
@@ -230,7 +246,7 @@ async fn carry_out<T: K8sDeploy, S: Score<T> + IsScore>(
                 source,
             });
             if result.is_ok() {
-                progress.event(&crate::run::Event::Pruned { objects: removals });
+                progress.event(&run::Event::Pruned { objects: removals });
             }
         }
     }
@@ -304,24 +320,82 @@ pub async fn apply_objects<T: K8sDeploy>(app: &str, objects: &[Object], topology
 /// An app could not be rendered, planned or applied.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// A Score of the tree returned an error from its render.
     #[error("app `{app}` could not render")]
-    Render { app: String, source: ScoreError },
+    Render {
+        /// The app whose tree was rendered.
+        app: String,
+        /// What the Score said.
+        source: ScoreError,
+    },
+    /// Two Scores of the tree (or one, twice) rendered objects of the same identity.
     #[error("app `{app}` renders {object} twice")]
-    Duplicate { app: String, object: ObjectRef },
+    Duplicate {
+        /// The app whose tree was rendered.
+        app: String,
+        /// The identity rendered twice.
+        object: ObjectRef,
+    },
+    /// The topology could not say what is there now, so no plan could be made.
     #[error("the current state of app `{app}` could not be read")]
-    Observe { app: String, source: DeployError },
+    Observe {
+        /// The app being planned.
+        app: String,
+        /// Why the target could not be read.
+        source: DeployError,
+    },
+    /// A Score's Interpret failed: a deploy, a wait for readiness, or a smoke test.
     #[error("{source}")]
-    Interpret { app: String, source: Box<InterpretError> },
+    Interpret {
+        /// The app being applied.
+        app: String,
+        /// What failed, and at which Score of the tree.
+        source: Box<InterpretError>,
+    },
+    /// A dry run found that removing what the app no longer renders would fail.
     #[error("app `{app}` could not remove what it no longer renders; nothing was written")]
-    CannotPrune { app: String, source: DeployError },
+    CannotPrune {
+        /// The app being checked.
+        app: String,
+        /// Why the removal would fail.
+        source: DeployError,
+    },
+    /// Everything rendered was applied and verified, but removing what the app no longer
+    /// renders failed.
     #[error("app `{app}` was applied but what it no longer renders could not be removed")]
-    Prune { app: String, source: DeployError },
+    Prune {
+        /// The app being applied.
+        app: String,
+        /// Why the removal failed.
+        source: DeployError,
+    },
+    /// The record of what the app now keeps on the target (its ApplySet) could not be
+    /// written after the apply (it is written even when a step failed).
     #[error("app `{app}` was applied but its record could not be written")]
-    Commit { app: String, source: DeployError },
+    Commit {
+        /// The app being applied.
+        app: String,
+        /// Why the record could not be written.
+        source: DeployError,
+    },
+    /// The rendered objects or the target changed between the plan and its apply;
+    /// nothing was written.
     #[error("app `{app}` is not as it was when it was planned")]
-    Moved { app: String, moved: Vec<String> },
+    Moved {
+        /// The app being applied.
+        app: String,
+        /// What moved, one line each (an object's identity and which side changed).
+        moved: Vec<String>,
+    },
+    /// The plan was empty, but what the app keeps is not ready: applying nothing cannot
+    /// mend it.
     #[error("app `{app}` has nothing to change, but it does not pass its verification")]
-    Unverified { app: String, source: crate::errors::SmokeError },
+    Unverified {
+        /// The app being applied.
+        app: String,
+        /// The check that failed.
+        source: crate::errors::SmokeError,
+    },
 }
 
 impl Diagnostic for EngineError {

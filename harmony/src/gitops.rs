@@ -27,10 +27,10 @@ use serde_json::Value;
 
 use crate::capability::{ApplySet, BoxFuture, DeployError, K8sDeploy, Observed};
 use crate::engine;
+use crate::engine::plan::Plan;
 use crate::files::{Whole, sweep_temporaries, write_whole};
 use crate::lock::{Attempt, FileLock, Holder, LockError};
 use crate::object::{Object, ObjectRef};
-use crate::plan::Plan;
 use crate::release::{Delivery, DeliveryError};
 use crate::score::SmokeError;
 use crate::secret::Redactor;

@@ -29,7 +29,7 @@
 //!   [`topology!`]. A topology that keeps a GitOps directory gets
 //!   [`K8sDeploy`] from [`gitops::GitOps`].
 //! * **How a command runs**: the CLI reaches each app through
-//!   [`registry::RegisteredApp`]; [`engine`] renders the tree once, computes
+//!   [`engine::registry::RegisteredApp`]; [`engine`] renders the tree once, computes
 //!   the plan and carries it out.
 
 // What an app author names: Scores and what they render.
@@ -56,15 +56,10 @@ pub mod helm;
 pub mod oci;
 pub mod release;
 
-// The machinery the generated CLI drives: the registry of what a binary
-// carries, the erased topology apps run on, where plans are computed and
-// carried out, and saved plans.
-pub mod any_topology;
+// The machinery the generated CLI drives, behind one door: the registry of
+// what a binary carries, the erased topology apps run on, one run of a tree,
+// where plans are computed and carried out, and saved plans.
 pub mod engine;
-pub mod plan;
-pub mod registry;
-pub mod run;
-pub mod saved_plan;
 
 // The words of the DSL's compile errors (public because rustc names them).
 pub mod checks;
@@ -84,14 +79,14 @@ pub use harmony_suggest as suggest;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use any_topology::AnyTopology;
 pub use capability::{K8sClient, K8sDeploy, Tunnel};
 pub use ci::Ci;
 pub use diagnostic::Diagnostic;
+pub use engine::any_topology::AnyTopology;
+pub use engine::run::{InterpretError, Run};
 pub use harmony_macros::{Score, app, capability};
 pub use local::Local;
 pub use object::{Desired, Object, ObjectRef};
-pub use run::{InterpretError, Run};
 pub use score::{Interpret, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use secret::Secret;
 pub use topology::{SelectableTopology, Topology};

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use crate::build::{BuildCx, BuildError, DockerfileTool, ImageSource};
 use crate::capability::BoxFuture;
+use crate::engine::plan::Plan;
 use crate::gitops::{GitOps, GitOpsDir, deliver_to_directory, plan_in_directory};
 use crate::lock::{Attempt, Holder, LockError};
 use crate::oci::layout::Layout;
 use crate::oci::{Artifact, Digest, ImageRef};
-use crate::plan::Plan;
 use crate::release::capability::{build_dir, resolved};
 use crate::release::{
     ChartRef, ContainerBuilder, ContinuousDelivery, Delivery, DeliveryError, HelmRegistry, OciRegistry, PublishError, Version,

@@ -10,7 +10,6 @@ pub use ::std::string::String;
 pub use ::std::sync::Arc;
 pub use ::std::vec::Vec;
 
-pub use crate::any_topology::AnyTopology;
 pub use crate::capability::{BoxFuture, IsCapability, K8sDeploy};
 pub use crate::checks::{
     Asked, Capability, ChartBuilder, ChildFieldsOnly, Different, IsNotAScore, NotAScorePromise, Placement, Promise, RunsOnCi, RunsOnLocal,
@@ -18,10 +17,11 @@ pub use crate::checks::{
     buildable, builder as builder_of_a_chart, harmony_capability, releases_on_topologies, requires as requires_listed_once, requires,
     score, score_child, score_secret, smoke as smoke_of_another_shape, smoke_for_any_topology, topologies as topologies_listed_once,
 };
+pub use crate::engine::any_topology::AnyTopology;
+pub use crate::engine::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
+pub use crate::engine::run::{InterpretError, Run, ScoreAt};
 pub use crate::object::{Desired, Object};
-pub use crate::registry::{AppEntry, CapabilityEntry, FieldInfo, Location, ScoreEntry};
 pub use crate::release::pipeline::{ChartObjects, builder};
-pub use crate::run::{InterpretError, Run, ScoreAt};
 pub use crate::score::{Interpret, IsScore, Render, RenderCx, Score, ScoreError, SmokeError};
 pub use crate::topology::{SelectableTopology, Topology};
 pub use crate::{__probe_capability as probe_capability, __shipped_capabilities as shipped_capabilities};
@@ -29,16 +29,16 @@ pub use crate::{__probe_capability as probe_capability, __shipped_capabilities a
 pub use crate::build::{ImageSource, RustBinary};
 use crate::engine;
 pub use crate::engine::EngineError;
-pub use crate::plan::{ExactPlan, Plan};
-pub use crate::registry::RegisteredApp;
-pub use crate::registry::ReleaseEntry;
+pub use crate::engine::plan::{ExactPlan, Plan};
+pub use crate::engine::registry::RegisteredApp;
+pub use crate::engine::registry::ReleaseEntry;
+pub use crate::engine::run::{Mode, Progress};
 pub use crate::release::capability::{HttpSmoke, NoSmoke, StageSmoke};
 use crate::release::pipeline;
 pub use crate::release::{
     AppSpec, ChartSource, ContainerBuilder, ContinuousDelivery, HelmRegistry, HttpCheck, HttpProbe, OciRegistry, ReleaseCx, ReleaseError,
     ReleasePlan, Version,
 };
-pub use crate::run::{Mode, Progress};
 
 /// The capabilities Score type `S` needs, sorted.
 pub fn needs<S: IsScore>() -> Vec<&'static str> {
@@ -235,21 +235,21 @@ macro_rules! __probe_capability {
         // One of the two traits is never called for a given `$ty`.
         #[allow(dead_code)]
         trait Provides {
-            fn provided(&self) -> ::core::option::Option<$crate::any_topology::Provided>;
+            fn provided(&self) -> ::core::option::Option<$crate::engine::any_topology::Provided>;
         }
         impl<X: $cap> Provides for &Probe<X> {
-            fn provided(&self) -> ::core::option::Option<$crate::any_topology::Provided> {
-                ::core::option::Option::Some($crate::any_topology::Provided::new::<dyn $cap>(|t| {
+            fn provided(&self) -> ::core::option::Option<$crate::engine::any_topology::Provided> {
+                ::core::option::Option::Some($crate::engine::any_topology::Provided::new::<dyn $cap>(|t| {
                     t.downcast_ref::<X>().map(|t| t as &dyn $cap)
                 }))
             }
         }
         #[allow(dead_code)]
         trait Lacks {
-            fn provided(&self) -> ::core::option::Option<$crate::any_topology::Provided>;
+            fn provided(&self) -> ::core::option::Option<$crate::engine::any_topology::Provided>;
         }
         impl<X> Lacks for Probe<X> {
-            fn provided(&self) -> ::core::option::Option<$crate::any_topology::Provided> {
+            fn provided(&self) -> ::core::option::Option<$crate::engine::any_topology::Provided> {
                 ::core::option::Option::None
             }
         }

@@ -7,10 +7,10 @@
 
 use std::future::Future;
 
+use crate::engine::run::{InterpretError, Run};
 pub use crate::errors::{ScoreError, SmokeError};
 use crate::object::Desired;
 pub use crate::render::{Render, RenderCx};
-use crate::run::{InterpretError, Run};
 use crate::topology::Topology;
 
 /// Something that should exist, declared as data, runnable on every topology

@@ -61,22 +61,22 @@ pub trait SelectableTopology: Topology + Sized {
 macro_rules! topology {
     ($ty:ty $(, $cap:path)* $(,)?) => {
         const _: () = {
-            fn __harmony_provides() -> $crate::__private::Vec<$crate::any_topology::Provided> {
+            fn __harmony_provides() -> $crate::__private::Vec<$crate::engine::any_topology::Provided> {
                 #[allow(unused_mut)]
                 let mut provided = $crate::__private::shipped_capabilities!($ty);
                 $(
-                    provided.push($crate::any_topology::Provided::new::<dyn $cap>(|t| {
+                    provided.push($crate::engine::any_topology::Provided::new::<dyn $cap>(|t| {
                         t.downcast_ref::<$ty>().map(|t| t as &dyn $cap)
                     }));
                 )*
                 provided
             }
-            fn __harmony_connect() -> ::core::result::Result<$crate::any_topology::AnyTopology, $crate::topology::TopologyError> {
+            fn __harmony_connect() -> ::core::result::Result<$crate::engine::any_topology::AnyTopology, $crate::topology::TopologyError> {
                 let topology = <$ty as $crate::topology::SelectableTopology>::from_env()?;
-                ::core::result::Result::Ok($crate::any_topology::AnyTopology::new(topology, __harmony_provides()))
+                ::core::result::Result::Ok($crate::engine::any_topology::AnyTopology::new(topology, __harmony_provides()))
             }
             $crate::__private::inventory::submit! {
-                $crate::registry::TopologyEntry {
+                $crate::engine::registry::TopologyEntry {
                     name: <$ty as $crate::topology::SelectableTopology>::NAME,
                     type_name: ::core::stringify!($ty),
                     about: <$ty as $crate::topology::SelectableTopology>::ABOUT,

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use harmony::engine::run::Silent;
 use harmony::release::ChartSource;
 use harmony::release::pipeline::ChartObjects;
-use harmony::run::Silent;
 use harmony::{Diagnostic as _, Local, engine};
 
 fn chart_dir(root: &std::path::Path, manifest: &str) {

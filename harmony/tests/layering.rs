@@ -1,131 +1,41 @@
-//! The core's modules depend on each other one way only: no import cycle.
-//! A module's dependencies are the `crate::<module>` paths in its code
-//! (comments and `$crate` in macros left out). And in every crate, no import
-//! cycle at all.
+//! No import cycle, in any crate of the workspace: each `src/` file is a
+//! module, and a module depends on the ones its `crate::` and `super::` paths
+//! name (comments and `$crate` in macros left out). The core's leaves stay
+//! leaves.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
-const CORE: &[&str] = &[
-    "any_topology",
-    "capability",
-    "diagnostic",
-    "engine",
-    "errors",
-    "gitops",
-    "lock",
-    "object",
-    "plan",
-    "registry",
-    "render",
-    "run",
-    "saved_plan",
-    "score",
-    "secret",
-    "topology",
-    "verify",
-];
-
-fn deps() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    CORE.iter()
-        .map(|&m| {
-            let text = std::fs::read_to_string(src.join(format!("{m}.rs"))).unwrap();
-            let code: String = text
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("//"))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            let used = CORE
-                .iter()
-                .copied()
-                .filter(|&other| {
-                    other != m
-                        && code.match_indices(&format!("crate::{other}")).any(|(i, s)| {
-                            !code[..i].ends_with('$') && !code[i + s.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-                        })
-                })
-                .collect();
-            (m, used)
-        })
-        .collect()
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 #[test]
-fn the_core_has_no_import_cycle() {
-    let deps = deps();
-    for &m in deps.keys() {
-        let mut stack: Vec<&str> = deps[m].iter().copied().collect();
-        let mut seen = BTreeSet::new();
-        while let Some(d) = stack.pop() {
-            assert_ne!(d, m, "`{m}` reaches itself: {deps:#?}");
-            if seen.insert(d) {
-                stack.extend(deps[d].iter().copied());
-            }
-        }
-    }
-    assert!(deps["errors"].is_empty() && deps["lock"].is_empty(), "the leaves stay leaves");
+fn the_core_leaves_stay_leaves() {
+    let deps = file_deps(&workspace_root(), "harmony");
+    let of = |file: &str| deps.get(file).cloned().unwrap_or_default();
+    assert!(of("harmony/src/errors.rs").is_empty(), "{:?}", of("harmony/src/errors.rs"));
+    assert!(of("harmony/src/time.rs").is_empty(), "{:?}", of("harmony/src/time.rs"));
+    assert_eq!(of("harmony/src/lock.rs"), BTreeSet::from(["harmony/src/time.rs".to_owned()]));
+    // The engine drives Scores; a Score's Interpret receives the engine's `Run`, nothing else of it.
+    let score = of("harmony/src/score.rs");
+    assert!(
+        score
+            .iter()
+            .all(|d| !d.starts_with("harmony/src/engine") || d == "harmony/src/engine/run.rs"),
+        "{score:?}"
+    );
 }
 
-/// Every crate of the workspace: each `src/` file is a module, and a module depends on the ones
-/// its `crate::` and `super::` paths name (the longest path that is a file). Two modules that
-/// reach each other are an import cycle, and there is none.
+/// Two modules that reach each other are an import cycle, and there is none.
 #[test]
 fn no_crate_has_an_import_cycle() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = workspace_root();
     let crates = workspace_members(&root);
     assert!(crates.len() > 10 && crates.iter().any(|c| c == "harmony-k8s"), "{crates:?}");
     let mut found: Vec<Vec<String>> = Vec::new();
     for krate in &crates {
-        let src = root.join(krate).join("src");
-        let mut files = Vec::new();
-        rust_files(&src, &mut files);
-        // Module path (segments) of each file.
-        let module_of = |file: &std::path::Path| -> Vec<String> {
-            let rel = file.strip_prefix(&src).unwrap().with_extension("");
-            let mut segments: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
-            if matches!(segments.last().map(String::as_str), Some("mod" | "lib" | "main")) {
-                segments.pop();
-            }
-            segments
-        };
-        let modules: BTreeMap<Vec<String>, String> = files
-            .iter()
-            .map(|f| (module_of(f), format!("{krate}/src/{}", f.strip_prefix(&src).unwrap().display())))
-            .collect();
-        let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for file in &files {
-            let me = module_of(file);
-            let name = &modules[&me];
-            let is_dir_module = file.file_stem().is_some_and(|s| s == "mod");
-            let code: String = std::fs::read_to_string(file)
-                .unwrap()
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("//"))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            for path in paths(&code) {
-                let mut target: Vec<String> = match path.first().map(String::as_str) {
-                    Some("crate") => Vec::new(),
-                    Some("super") => {
-                        // `super` of a file `a/b.rs` is `a`; of `a/mod.rs`, the crate root's `a`'s parent.
-                        let mut base = me.clone();
-                        if is_dir_module || !base.is_empty() {
-                            base.pop();
-                        }
-                        base
-                    }
-                    _ => continue,
-                };
-                target.extend(path[1..].iter().cloned());
-                // The longest prefix that is a file of the crate.
-                while !target.is_empty() && !modules.contains_key(&target) {
-                    target.pop();
-                }
-                if let Some(dep) = modules.get(&target).filter(|d| !target.is_empty() && *d != name) {
-                    deps.entry(name.clone()).or_default().insert(dep.clone());
-                }
-            }
-        }
+        let deps = file_deps(&root, krate);
         // Files that reach each other, grouped.
         let reaches = |from: &String| {
             let mut seen = BTreeSet::new();
@@ -158,7 +68,63 @@ fn no_crate_has_an_import_cycle() {
     );
 }
 
-fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+/// Each file of `krate`'s `src/` (as `krate/src/PATH`), and the files its `crate::` and `super::`
+/// paths name (the longest path that is a file).
+fn file_deps(root: &Path, krate: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let src = root.join(krate).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    // Module path (segments) of each file.
+    let module_of = |file: &Path| -> Vec<String> {
+        let rel = file.strip_prefix(&src).unwrap().with_extension("");
+        let mut segments: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        if matches!(segments.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+            segments.pop();
+        }
+        segments
+    };
+    let modules: BTreeMap<Vec<String>, String> = files
+        .iter()
+        .map(|f| (module_of(f), format!("{krate}/src/{}", f.strip_prefix(&src).unwrap().display())))
+        .collect();
+    let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let me = module_of(file);
+        let name = &modules[&me];
+        let is_dir_module = file.file_stem().is_some_and(|s| s == "mod");
+        let code: String = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for path in paths(&code) {
+            let mut target: Vec<String> = match path.first().map(String::as_str) {
+                Some("crate") => Vec::new(),
+                Some("super") => {
+                    // `super` of a file `a/b.rs` is `a`; of `a/mod.rs`, the crate root's `a`'s parent.
+                    let mut base = me.clone();
+                    if is_dir_module || !base.is_empty() {
+                        base.pop();
+                    }
+                    base
+                }
+                _ => continue,
+            };
+            target.extend(path[1..].iter().cloned());
+            // The longest prefix that is a file of the crate.
+            while !target.is_empty() && !modules.contains_key(&target) {
+                target.pop();
+            }
+            if let Some(dep) = modules.get(&target).filter(|d| !target.is_empty() && *d != name) {
+                deps.entry(name.clone()).or_default().insert(dep.clone());
+            }
+        }
+    }
+    deps
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -206,7 +172,7 @@ fn paths(code: &str) -> Vec<Vec<String>> {
 }
 
 /// Every member of the workspace, as the root `Cargo.toml` lists them.
-fn workspace_members(root: &std::path::Path) -> Vec<String> {
+fn workspace_members(root: &Path) -> Vec<String> {
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let line = manifest
         .lines()

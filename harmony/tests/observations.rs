@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use harmony::engine::run::Silent;
 use harmony::k8s_openapi::api::core::v1::ConfigMap;
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use harmony::run::Silent;
 use harmony::{Desired, Render, RenderCx, Score, ScoreError, engine};
 
 // Each test uses part of it.
@@ -109,7 +109,7 @@ async fn counted() {
     // desired state that moved since it was saved.
     let setting = Setting::new("three");
     let saved = engine::exact_plan("demo", &setting, &target).await.unwrap();
-    let read: harmony::plan::ExactPlan = serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
+    let read: harmony::engine::plan::ExactPlan = serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
     assert_eq!(read, saved, "what was saved is what is read");
     assert_eq!(setting.renders(), 1);
     engine::apply("demo", &setting, &target, &read, Arc::new(Silent)).await.unwrap();

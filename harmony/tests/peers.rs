@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use harmony::engine::run::Silent;
 use harmony::k8s_openapi::api::core::v1::ConfigMap;
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use harmony::run::Silent;
 use harmony::{Desired, Diagnostic as _, Render, RenderCx, Score, ScoreError, engine};
 
 // Each test uses part of it.

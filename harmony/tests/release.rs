@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use harmony::build::ImageSource;
+use harmony::engine::run::{Mode, Silent};
 use harmony::object::Object;
 use harmony::release::capability::{HttpSmoke, NoSmoke};
 use harmony::release::pipeline::{self, ChartSource};
 use harmony::release::{AppSpec, ReleaseCx, ReleaseError, Version};
-use harmony::run::{Mode, Silent};
 use harmony::{Ci, Local};
 use serde_json::json;
 use support::registry::Registry;

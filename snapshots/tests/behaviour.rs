@@ -5,11 +5,11 @@ use harmony::Diagnostic as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use harmony::engine::run::Silent;
 use harmony::engine::{self, EngineError};
 use harmony::k8s_openapi::api::core::v1::ConfigMap;
 use harmony::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use harmony::local::Local;
-use harmony::run::Silent;
 use harmony::{Desired, Render, RenderCx, Score, ScoreError, Secret};
 use harmony_registry::cli;
 use webapp::{AppNamespace, Credentials, Exposure, Server, Settings, WebApp};

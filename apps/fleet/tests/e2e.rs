@@ -21,7 +21,7 @@ use fleet_model::{FileSpec, ProcessSpec, Resource};
 use fleet_operator::controller::{self, Context};
 use fleet_operator::crd::{FleetDeployment, FleetDeploymentSpec};
 use fleet_testing::NatsServer;
-use harmony::run::Silent;
+use harmony::engine::run::Silent;
 use harmony::{Secret, engine};
 use harmony_k8s::K8s;
 use harmony_k8s::settings::Settings;

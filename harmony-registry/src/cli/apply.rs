@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use harmony::plan::{ExactPlan, Plan, Summary};
-use harmony::saved_plan::SavedPlan;
+use harmony::engine::plan::{ExactPlan, Plan, Summary};
+use harmony::engine::saved_plan::SavedPlan;
 use serde::Serialize;
 
 use super::plan::{PlanView, exact_plans, in_namespace_order};

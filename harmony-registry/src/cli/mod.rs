@@ -128,7 +128,7 @@ pub fn main() -> ExitCode {
     logs::init(cli.verbose);
     let format = cli.output;
     if format == Format::Json {
-        harmony::run::silence_terminal_progress();
+        harmony::engine::run::silence_terminal_progress();
     }
     match run(cli) {
         Ok(code) => code,

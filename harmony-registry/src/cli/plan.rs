@@ -5,9 +5,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use harmony::capability::K8sDeploy;
-use harmony::plan::{Action, ExactPlan, Plan, Summary};
-use harmony::registry::AppEntry;
-use harmony::saved_plan::SavedPlan;
+use harmony::engine::plan::{Action, ExactPlan, Plan, Summary};
+use harmony::engine::registry::AppEntry;
+use harmony::engine::saved_plan::SavedPlan;
 use serde::Serialize;
 
 use super::session::{Session, Target, binary_name, progress};

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use harmony::Topology;
+use harmony::engine::run::Mode;
 use harmony::release::{ReleasePlan, ReleaseTag};
-use harmony::run::Mode;
 use serde::Serialize;
 
 use super::list::tag_form;

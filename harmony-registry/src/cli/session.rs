@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harmony::engine::EngineError;
+use harmony::engine::registry::{AppEntry, RegisteredApp, ReleaseEntry, TopologyEntry};
+use harmony::engine::run::{Event, Mode, Progress};
 use harmony::lock::{self, Held, Holder};
-use harmony::registry::{AppEntry, RegisteredApp, ReleaseEntry, TopologyEntry};
-use harmony::run::{Event, Mode, Progress};
 use harmony::{AnyTopology, BoxFuture, Topology};
 
 use crate::view::{Failure, Format};
@@ -371,7 +371,7 @@ impl Progress for Printer {
 pub(super) fn progress(format: Format) -> Arc<dyn Progress> {
     match format {
         Format::Text => Arc::new(Printer),
-        Format::Json => Arc::new(harmony::run::Silent),
+        Format::Json => Arc::new(harmony::engine::run::Silent),
     }
 }
 

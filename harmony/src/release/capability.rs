@@ -13,13 +13,13 @@ use crate::build::{BuildError, ImageSource};
 use crate::capability::BoxFuture;
 use crate::chart::{Chart, ChartError};
 use crate::engine::EngineError;
+use crate::engine::plan::Plan;
+use crate::engine::run::InterpretError;
 use crate::lock::{Attempt, Holder, LockError};
 use crate::object::Object;
 use crate::oci::ImageRef;
 use crate::oci::distribution::RegistryError;
 use crate::oci::{Artifact, Digest, OciError};
-use crate::plan::Plan;
-use crate::run::InterpretError;
 use crate::topology::Topology;
 
 /// Builds container images from their sources.
@@ -122,10 +122,16 @@ pub trait HelmRegistry: Topology {
 /// shared: every stage of a release delivers the same ones.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The app being released.
     pub app: String,
+    /// The stage it goes to: one of the app's stages.
     pub stage: String,
+    /// Where the chart is stored, at the released version.
     pub chart: ChartRef,
+    /// The chart's digest: its manifest's when the release pushed it, its archive's for a
+    /// published chart.
     pub chart_digest: Digest,
+    /// The objects the chart holds, as rendered for the release.
     pub objects: std::sync::Arc<[Object]>,
 }
 
@@ -166,14 +172,24 @@ pub trait ContinuousDelivery: Topology {
 /// Storing an artifact failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// A remote registry could not be reached, refused access, or answered unexpectedly.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The image-layout directory the `local` topology stores artifacts in could not be
+    /// read or written.
     #[error(transparent)]
     Layout(#[from] OciError),
+    /// The chart could not be stamped with its version or packaged.
     #[error(transparent)]
     Chart(#[from] ChartError),
+    /// An app name or tag cannot form an image or chart reference.
     #[error("`{name}` cannot name an image or chart: {why}")]
-    BadName { name: String, why: String },
+    BadName {
+        /// The name or tag refused.
+        name: String,
+        /// What makes it invalid.
+        why: String,
+    },
 }
 
 impl crate::Diagnostic for PublishError {
@@ -191,25 +207,61 @@ impl crate::Diagnostic for PublishError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeliveryError {
+    /// The stage did not take the release: delivering (or, in a dry run, planning) it
+    /// failed.
     #[error("stage `{stage}` did not take the release")]
-    Failed { stage: String, source: Box<EngineError> },
+    Failed {
+        /// The stage.
+        stage: String,
+        /// The engine's error.
+        source: Box<EngineError>,
+    },
+    /// The stage took the release, but its verification or a smoke test did not pass.
     #[error("stage `{stage}` received the release but it is not healthy")]
-    Unhealthy { stage: String, source: crate::score::SmokeError },
+    Unhealthy {
+        /// The stage.
+        stage: String,
+        /// The check that did not pass, and why.
+        source: crate::score::SmokeError,
+    },
+    /// Neither a kubeconfig context nor a namespace is set for the stage, so there is
+    /// nowhere to deliver it.
     #[error("stage `{stage}` names no place to deliver to")]
     Unplaced {
+        /// The stage.
         stage: String,
+        /// The variable that names the stage's context, e.g. `HARMONY_STAGE_STAGING_CONTEXT`.
         context_var: String,
+        /// The variable that names the stage's namespace, e.g. `HARMONY_STAGE_STAGING_NAMESPACE`.
         namespace_var: String,
     },
+    /// The stage's settings name a place, but its cluster cannot be set up from them.
     #[error("the cluster of stage `{stage}` cannot be reached as set up")]
     Setting {
+        /// The stage.
         stage: String,
+        /// What is wrong with the settings.
         source: crate::topology::TopologyError,
     },
+    /// The release's objects cannot go to the stage as it is set up: the chart spans
+    /// several namespaces while the stage names one, or Argo CD lacks a registry to pull
+    /// the chart from or a namespace to put it in.
     #[error("the release cannot be placed on stage `{stage}`: {why}")]
-    Unplaceable { stage: String, why: String },
+    Unplaceable {
+        /// The stage.
+        stage: String,
+        /// What stands in the way.
+        why: String,
+    },
+    /// The stage's lock could not be taken, or it was lost or could not be given back
+    /// during the delivery.
     #[error("stage `{stage}` could not be locked for the release")]
-    Locked { stage: String, source: crate::lock::LockError },
+    Locked {
+        /// The stage.
+        stage: String,
+        /// Why the lock failed.
+        source: crate::lock::LockError,
+    },
 }
 
 impl DeliveryError {

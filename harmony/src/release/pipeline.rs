@@ -20,12 +20,12 @@ use super::{ChartRef, ContainerBuilder};
 use crate::Diagnostic;
 use crate::build::{BuildError, ImageSource};
 use crate::chart::{Chart, ChartError};
+use crate::engine::plan::Plan;
+use crate::engine::run::{Event, Mode, Progress};
 use crate::object::Object;
 use crate::oci::Digest;
 use crate::oci::ImageRef;
 use crate::oci::tag_of;
-use crate::plan::Plan;
-use crate::run::{Event, Mode, Progress};
 use crate::score::ScoreError;
 
 /// What to release, as data: what to build, what to package, where to deliver.
@@ -33,10 +33,13 @@ use crate::score::ScoreError;
 pub struct AppSpec {
     /// The app's name (e.g. `webapp-server`): release tags read `<app>-v<semver>`.
     pub name: String,
+    /// The app's doc comment in `app!`; a chart made by a builder carries it as its description.
     pub doc: String,
     /// The directory paths are relative to (the declaring crate's).
     pub dir: PathBuf,
+    /// What the app's image is built from.
     pub image: ImageSource,
+    /// Where the app's chart comes from.
     pub chart: ChartSource,
     /// The stages, in promotion order.
     pub stages: Vec<String>,
@@ -65,7 +68,12 @@ pub enum ChartSource {
     /// A chart directory, relative to the declaring crate.
     Dir(PathBuf),
     /// A chart already in a registry, installed at a pinned version.
-    Published { url: &'static str, version: &'static str },
+    Published {
+        /// Where the chart is: `oci://host[:port]/namespace/name`.
+        url: &'static str,
+        /// The pinned version, semver (`1.4.2`; a leading `v` is accepted).
+        version: &'static str,
+    },
 }
 
 impl std::fmt::Debug for ChartSource {
@@ -81,7 +89,9 @@ impl std::fmt::Debug for ChartSource {
 /// What a chart builder knows: which app, which version, which image.
 #[derive(Clone, Debug)]
 pub struct ReleaseCx {
+    /// The app being released.
     pub app: String,
+    /// The version being released; `0.0.0` for an unreleased working tree.
     pub version: Version,
     /// The released image, pinned to its digest.
     pub image: ImageRef,
@@ -105,16 +115,26 @@ impl ReleaseCx {
 /// What a release did, or (dry run) would do.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReleasePlan {
+    /// The app released.
     pub app: String,
+    /// The version released (`1.4.2`).
     pub version: String,
+    /// The name of the topology the release ran on.
     pub topology: String,
+    /// The image's reference, tagged and pinned to its digest.
     pub image: String,
+    /// What the image was built from, in one line ([`ImageSource::describe`]).
     pub image_source: String,
     /// Whether the registry already held this exact image.
     pub image_already_released: bool,
+    /// Where the chart is, at its version: `oci://host/ns/name:1.4.2`, or
+    /// `oci-layout:ns/name:1.4.2` for a local one.
     pub chart: String,
+    /// The chart's digest.
     pub chart_digest: String,
+    /// What delivering did (or would do) to each stage, in promotion order.
     pub stages: Vec<Plan>,
+    /// Whether this was a dry run: nothing was pushed or delivered.
     pub dry_run: bool,
 }
 
@@ -155,32 +175,81 @@ impl ReleasePlan {
 /// A release failed; what was done before the failure stays done.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
+    /// The image could not be built, or the check made before any build (the Dockerfile is
+    /// there, the tool runs) failed.
     #[error("the image of `{app}` could not be built")]
-    Build { app: String, source: BuildError },
+    Build {
+        /// The app being released.
+        app: String,
+        /// Why the build failed.
+        source: BuildError,
+    },
+    /// A registry could not be read or written (the image, the chart, the records of
+    /// stages where a version failed), or a name or tag cannot form a reference.
     #[error("`{app}` {version} could not be published")]
     Publish {
+        /// The app being released.
         app: String,
+        /// The version being released.
         version: String,
+        /// Why publishing failed.
         source: Box<PublishError>,
     },
+    /// The registry already holds this version's tag with another image than the one just
+    /// built. Nothing is pushed: a released version is never overwritten.
     #[error("`{app}` {version} was already released with a different image ({existing}); this build is {built}")]
     AlreadyReleased {
+        /// The app being released.
         app: String,
+        /// The version being released.
         version: String,
+        /// The digest the registry holds under the version's tag.
         existing: String,
+        /// The digest of the image this run built.
         built: String,
     },
+    /// The chart could not be made: its builder failed, its directory cannot be read or
+    /// holds templates that are not plain manifests, or a published chart could not be
+    /// pulled and rendered.
     #[error("the chart of `{app}` could not be made")]
-    Chart { app: String, why: String, help: String },
+    Chart {
+        /// The app being released.
+        app: String,
+        /// What went wrong.
+        why: String,
+        /// What to do about it.
+        help: String,
+    },
+    /// This version failed on a stage in an earlier release and `--retry-failed` was not
+    /// given. Found before any build.
     #[error("`{app}` {version} failed on stage `{stage}` before, and is not delivered there again")]
-    FailedBefore { app: String, version: String, stage: String },
+    FailedBefore {
+        /// The app being released.
+        app: String,
+        /// The version being released.
+        version: String,
+        /// The first stage, in promotion order, where the version failed.
+        stage: String,
+    },
+    /// A stage cannot be delivered to as set up. Found by the check made before any work.
     #[error("`{app}` cannot be released: {source}")]
-    Undeliverable { app: String, source: Box<DeliveryError> },
+    Undeliverable {
+        /// The app being released.
+        app: String,
+        /// Why the stage cannot be delivered to.
+        source: Box<DeliveryError>,
+    },
+    /// Delivering to a stage (or, in a dry run, planning it) failed; earlier stages keep
+    /// the release and later ones are not touched.
     #[error("`{app}` {version} failed on stage `{stage}`")]
     Delivery {
+        /// The app being released.
         app: String,
+        /// The version being released.
         version: String,
+        /// The stage that failed.
         stage: String,
+        /// Why the delivery failed.
         source: Box<DeliveryError>,
     },
 }
@@ -610,7 +679,7 @@ impl<T: crate::topology::Topology + crate::capability::K8sDeploy> crate::score::
 // Kept out of rustc's "other types" lists: users never write it.
 #[diagnostic::do_not_recommend]
 impl<T: crate::topology::Topology + crate::capability::K8sDeploy> crate::score::Interpret<T> for ChartObjects {
-    async fn execute(&self, topology: &T, run: &mut crate::run::Run) -> Result<(), crate::run::InterpretError> {
+    async fn execute(&self, topology: &T, run: &mut crate::engine::run::Run) -> Result<(), crate::engine::run::InterpretError> {
         let desired = run.desired(|cx| crate::score::Render::render(self, cx))?;
         run.deploy(topology, &desired).await?;
         run.verify(topology, &desired).await

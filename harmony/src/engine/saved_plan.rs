@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::ExactPlan;
+use crate::engine::plan::ExactPlan;
 
 /// The format this build writes and reads.
 pub const FORMAT: &str = "harmony.plan/v1";
@@ -17,10 +17,13 @@ pub const FORMAT: &str = "harmony.plan/v1";
 /// Plans saved by `plan --out FILE`: what `apply --plan FILE` carries out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedPlan {
+    /// [`FORMAT`] when this build wrote it; another format is refused.
     pub format: String,
     /// The binary that made it: only the same binary applies it.
     pub binary: String,
+    /// The topology every plan was made for (its `--topology` name).
     pub topology: String,
+    /// One plan per app, in the order they are applied.
     pub plans: Vec<ExactPlan>,
 }
 
@@ -81,12 +84,31 @@ impl SavedPlan {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SavedPlanError {
+    /// `plan --out` could not write the file.
     #[error("the plan could not be saved to `{}`: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        /// The file asked for.
+        path: PathBuf,
+        /// Why it could not be written.
+        source: std::io::Error,
+    },
+    /// `apply --plan` could not read the file.
     #[error("the plan `{}` could not be read: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file given.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The file is not a plan this binary may apply: another format, another binary, or
+    /// not a plan at all.
     #[error("`{}` cannot be applied: {why}", path.display())]
-    Invalid { path: PathBuf, why: String },
+    Invalid {
+        /// The file given.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 impl crate::Diagnostic for SavedPlanError {

@@ -46,13 +46,31 @@ pub trait Progress: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The objects of the Score at `path` were applied (or checked, in a dry run).
-    Deployed { path: String, objects: usize, mode: Mode },
+    Deployed {
+        /// The Score's place in the tree: `webapp/config`.
+        path: String,
+        /// How many objects it rendered.
+        objects: usize,
+        /// Applied, or only checked.
+        mode: Mode,
+    },
     /// Its smoke test passed.
-    Verified { path: String, check: &'static str },
+    Verified {
+        /// The Score's place in the tree.
+        path: String,
+        /// What passed: the topology's verification or the Score's smoke test.
+        check: &'static str,
+    },
     /// Objects no longer rendered were removed.
-    Pruned { objects: Vec<ObjectRef> },
+    Pruned {
+        /// The objects removed.
+        objects: Vec<ObjectRef>,
+    },
     /// A release step finished (built, pushed, delivered).
-    Release { line: String },
+    Release {
+        /// What finished, as one line for the terminal.
+        line: String,
+    },
 }
 
 /// Ignores every event.
@@ -66,8 +84,11 @@ impl Progress for Silent {
 /// The Score a step of a run belongs to: its type, and where it is declared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScoreAt {
+    /// The Score's type name.
     pub name: &'static str,
+    /// The file it is declared in.
     pub file: &'static str,
+    /// The line of its declaration.
     pub line: u32,
 }
 
@@ -251,28 +272,45 @@ impl Run {
 /// An execution failed, at `path` in the Score tree.
 #[derive(Debug, thiserror::Error)]
 pub enum InterpretError {
+    /// The Score's render returned an error.
     #[error("`{path}` could not render")]
     Render {
+        /// The Score's place in the tree: `webapp/config`.
         path: String,
+        /// The Score's type and declaration, when the generated code set it.
         score: Option<&'static ScoreAt>,
+        /// Why it could not render.
         source: ScoreError,
     },
+    /// The topology refused or failed to deploy the Score's objects.
     #[error("`{path}` could not be deployed")]
     Deploy {
+        /// The Score's place in the tree: `webapp/config`.
         path: String,
+        /// The Score's type and declaration, when the generated code set it.
         score: Option<&'static ScoreAt>,
+        /// Why the deploy failed.
         source: DeployError,
     },
+    /// The objects were deployed but the topology's readiness check failed (a rollout that
+    /// did not finish, a Service with no ready pod).
     #[error("`{path}` was deployed but did not pass verification")]
     Unverified {
+        /// The Score's place in the tree: `webapp/config`.
         path: String,
+        /// The Score's type and declaration, when the generated code set it.
         score: Option<&'static ScoreAt>,
+        /// What was not ready.
         source: SmokeError,
     },
+    /// The objects were deployed and ready, but the Score's smoke test failed.
     #[error("`{path}` was deployed but its smoke test failed")]
     Smoke {
+        /// The Score's place in the tree: `webapp/config`.
         path: String,
+        /// The Score's type and declaration, when the generated code set it.
         score: Option<&'static ScoreAt>,
+        /// What the smoke test said.
         source: SmokeError,
     },
 }

@@ -38,9 +38,12 @@ impl Action {
 /// One field that differs. Secret values show as `<redacted>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldChange {
+    /// Where in the object, dotted: `spec.replicas`.
     pub path: String,
+    /// The value on the target; `None` when the field is new.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
+    /// The value rendered; `None` when the field goes away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
     /// Who owns the field now, when it is not Harmony: `before` is then its
@@ -52,8 +55,11 @@ pub struct FieldChange {
 /// One object that would be added, changed or removed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
+    /// Added, changed or removed.
     pub action: Action,
+    /// Which object.
     pub object: ObjectRef,
+    /// The fields that differ, for a change (empty for an addition or a removal).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
 }
@@ -62,8 +68,11 @@ pub struct Change {
 /// it is not healthy now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The app planned.
     pub app: String,
+    /// The topology it was planned on (its `--topology` name).
     pub topology: String,
+    /// What would change, object by object; empty when nothing would.
     pub changes: Vec<Change>,
     /// Objects the app keeps that are not ready now (an `apply` would verify
     /// them, and fail unless its changes mend them).
@@ -74,8 +83,11 @@ pub struct Plan {
 /// How many objects a plan adds, changes and removes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// Objects created.
     pub add: usize,
+    /// Objects updated.
     pub change: usize,
+    /// Objects pruned.
     pub remove: usize,
 }
 
@@ -269,7 +281,9 @@ fn compare(side: &str, then: &BTreeMap<String, String>, now: &BTreeMap<String, S
 /// A plan and what it was computed from: what `apply` carries out, exactly.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExactPlan {
+    /// What would change: what the user reviews.
     pub plan: Plan,
+    /// What it was computed from, checked again before anything is written.
     pub basis: Basis,
     /// The render the plan was computed from, while in the process that made
     /// it: applying the plan deploys it instead of rendering again (a render

@@ -4,18 +4,20 @@
 
 use std::sync::Arc;
 
-use crate::any_topology::{AnyTopology, Provided};
 use crate::capability::BoxFuture;
 use crate::engine::EngineError;
+use crate::engine::any_topology::{AnyTopology, Provided};
+use crate::engine::plan::{ExactPlan, Plan};
+use crate::engine::run::Progress;
 use crate::object::Object;
-use crate::plan::{ExactPlan, Plan};
-use crate::run::Progress;
 use crate::topology::TopologyError;
 
 /// Where something was declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
+    /// The source file, as `file!()` names it.
     pub file: &'static str,
+    /// The line, counted from 1.
     pub line: u32,
 }
 
@@ -28,22 +30,32 @@ impl std::fmt::Display for Location {
 /// One field of a derived Score, for `explain`.
 #[derive(Debug, Clone, Copy)]
 pub struct FieldInfo {
+    /// The field's name.
     pub name: &'static str,
+    /// Its type, as written in the struct.
     pub ty: &'static str,
+    /// Its doc comment (empty when it has none).
     pub doc: &'static str,
+    /// Marked `#[score(child)]`: a Score deployed as part of this one.
     pub child: bool,
+    /// Marked `#[score(secret)]`: its value never shows.
     pub secret: bool,
 }
 
 /// A Score type, as `#[derive(Score)]` registers it.
 #[derive(Debug)]
 pub struct ScoreEntry {
+    /// The Score's type name.
     pub name: &'static str,
+    /// The module it is declared in, as `module_path!()` names it.
     pub module: &'static str,
+    /// Its doc comment (empty when it has none).
     pub doc: &'static str,
+    /// Where it is declared.
     pub location: Location,
     /// The capabilities named in `requires(..)`.
     pub requires: fn() -> Vec<&'static str>,
+    /// Its fields, in declaration order.
     pub fields: &'static [FieldInfo],
     /// The smoke test given with `smoke = ..`, run after the topology's
     /// verification; `None` when verification is all.
@@ -57,9 +69,13 @@ inventory::collect!(ScoreEntry);
 /// A deployable app, as `app! { .. }` registers it.
 #[derive(Debug)]
 pub struct AppEntry {
+    /// The app's name (`name:`), unique in a binary.
     pub name: &'static str,
+    /// The doc comment above `app!` (empty when it has none).
     pub doc: &'static str,
+    /// The module `app!` is invoked in.
     pub module: &'static str,
+    /// Where `app!` is invoked.
     pub location: Location,
     /// The type of the app's root Score.
     pub score: fn() -> &'static str,
@@ -74,7 +90,9 @@ inventory::collect!(AppEntry);
 /// An app that can be released (`app!` with `image` and `chart`).
 #[derive(Debug)]
 pub struct ReleaseEntry {
+    /// The app's name, as its [`AppEntry`] has it.
     pub name: &'static str,
+    /// Where `app!` is invoked.
     pub location: Location,
     /// The stages, in promotion order.
     pub stages: &'static [&'static str],
@@ -89,7 +107,7 @@ inventory::collect!(ReleaseEntry);
 pub type ReleaseFn = fn(
     Arc<AnyTopology>,
     crate::release::Version,
-    crate::run::Mode,
+    crate::engine::run::Mode,
     Arc<dyn Progress>,
 ) -> BoxFuture<'static, Result<crate::release::ReleasePlan, crate::release::ReleaseError>>;
 
@@ -97,8 +115,11 @@ pub type ReleaseFn = fn(
 /// capabilities it implements.
 #[derive(Debug)]
 pub struct TopologyEntry {
+    /// The name `--topology` takes ([`SelectableTopology::NAME`](crate::SelectableTopology::NAME)).
     pub name: &'static str,
+    /// The type, as written in `topology!(..)`.
     pub type_name: &'static str,
+    /// One line on what it is, for `list`.
     pub about: &'static str,
     /// The capabilities it implements, found from its trait impls.
     pub provides: fn() -> Vec<Provided>,
@@ -136,7 +157,9 @@ impl TopologyEntry {
 /// A capability trait.
 #[derive(Debug)]
 pub struct CapabilityEntry {
+    /// The trait's name.
     pub name: &'static str,
+    /// The first line of the trait's doc comment, for `list`.
     pub about: &'static str,
 }
 inventory::collect!(CapabilityEntry);

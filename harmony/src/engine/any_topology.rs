@@ -88,6 +88,7 @@ type Cast<C> = for<'a> fn(&'a (dyn Any + Send + Sync)) -> Option<&'a C>;
 
 /// One capability a registered topology provides.
 pub struct Provided {
+    /// The capability's name.
     pub name: &'static str,
     capability: TypeId,
     /// A `Cast<C>`.

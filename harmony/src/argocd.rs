@@ -37,7 +37,9 @@ pub const PROJECT_VAR: &str = "HARMONY_ARGOCD_PROJECT";
 /// Where the Applications live, and in which Argo CD project.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArgoCd {
+    /// The namespace Argo CD runs in, where the Applications go ([`NAMESPACE_VAR`]).
     pub namespace: String,
+    /// The Argo CD project each Application belongs to ([`PROJECT_VAR`]).
     pub project: String,
 }
 

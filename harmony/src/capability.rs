@@ -72,7 +72,10 @@ impl ApplySet {
 /// before comparing).
 #[derive(Debug)]
 pub struct Observed {
+    /// The objects of the set as the target holds them, by identity, secret
+    /// values redacted. Empty if the set was never applied.
     pub objects: BTreeMap<ObjectRef, Value>,
+    /// What replaced the secret values in `objects`.
     pub redactor: Redactor,
     /// Fields of these objects that someone else owns now (another field
     /// manager of a cluster: an autoscaler, a hand edit), with their live
@@ -101,8 +104,11 @@ impl Observed {
 /// log (secret values redacted), and what to do.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Unhealthy {
+    /// The object that is not ready.
     pub object: ObjectRef,
+    /// Why not, one finding a line.
     pub why: String,
+    /// What to do about it; `None` for an object merely on its way to ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
 }
@@ -113,6 +119,7 @@ pub struct Unhealthy {
 pub struct OwnedElsewhere {
     /// Who holds them: a field manager's name (`ops`, `kubectl-edit`).
     pub owner: String,
+    /// The fields it holds, with their live values, as a partial object.
     pub fields: Value,
 }
 
@@ -227,7 +234,9 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Tunnel for 
 /// What a service answered over HTTP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpAnswer {
+    /// The HTTP status code.
     pub status: u16,
+    /// The body, as text.
     pub body: String,
 }
 
@@ -243,52 +252,143 @@ impl HttpAnswer {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeployError {
+    /// A directory where a topology keeps its state could not be created or
+    /// written to. Checked before an apply writes anything.
     #[error("the state directory `{}` cannot be written: {source}", path.display())]
-    StateUnwritable { path: PathBuf, source: std::io::Error },
-    #[error("the state file `{}` is corrupt: {why}", path.display())]
-    StateCorrupt { path: PathBuf, why: String },
-    #[error("could not {action} `{}`: {source}", path.display())]
-    Io {
-        action: &'static str,
+    StateUnwritable {
+        /// The directory.
         path: PathBuf,
+        /// Why it could not be written.
         source: std::io::Error,
     },
+    /// A state file an earlier apply wrote cannot be used: it does not parse,
+    /// has a format this build does not read, or belongs to another app.
+    #[error("the state file `{}` is corrupt: {why}", path.display())]
+    StateCorrupt {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Reading, writing or removing a file of the target failed.
+    #[error("could not {action} `{}`: {source}", path.display())]
+    Io {
+        /// What was being done to the file, as a verb: `read`, `remove`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The target refuses this object, or cannot take it as rendered (a kind
+    /// it does not serve, a namespace that does not exist).
     #[error("{object} would be rejected: {why}")]
-    Rejected { object: Box<ObjectRef>, why: String, help: String },
+    Rejected {
+        /// The refused object.
+        object: Box<ObjectRef>,
+        /// Why, in the target's words where it gave some.
+        why: String,
+        /// What to do about it.
+        help: String,
+    },
+    /// Checks made before anything is written found objects that would not
+    /// run as rendered (a selector that matches nothing, an unreadable
+    /// readiness rule).
     #[error("{} problem(s) would keep these objects from running:\n  - {}", problems.len(), problems.join("\n  - "))]
-    Unrunnable { problems: Vec<String> },
+    Unrunnable {
+        /// One line per problem, each naming its object.
+        problems: Vec<String>,
+    },
+    /// The target did not answer in time, answered with a server error, or
+    /// could not be reached at all. A later run may succeed.
     #[error("the target `{target}` is not reachable: {why}")]
-    Unreachable { target: String, why: String },
+    Unreachable {
+        /// The target, as a user would recognise it (a cluster's server and context).
+        target: String,
+        /// What failed, and how.
+        why: String,
+    },
     /// Reached, but this run cannot talk to it as set up (its name does not
     /// resolve, its certificate is not the one trusted): retrying will not help.
     #[error("the target `{target}` cannot be connected to: {why}")]
-    Unconnectable { target: String, why: String, help: String },
+    Unconnectable {
+        /// The target, as a user would recognise it.
+        target: String,
+        /// What stands in the way.
+        why: String,
+        /// What to check or fix.
+        help: String,
+    },
+    /// The target refused the credentials this run presented (HTTP 401).
     #[error("the target `{target}` did not accept this run's credentials: {why}")]
-    Unauthenticated { target: String, why: String },
+    Unauthenticated {
+        /// The target, as a user would recognise it.
+        target: String,
+        /// The refused request and the target's message.
+        why: String,
+    },
+    /// The identity this run uses may not do something the deploy needs
+    /// (HTTP 403).
     #[error("not allowed to {verb} {resource}: {why}")]
-    Forbidden { verb: String, resource: String, why: String },
+    Forbidden {
+        /// What it tried to do: `get`, `create`, `patch`.
+        verb: String,
+        /// What it tried to do it to: an object, or a kind of them.
+        resource: String,
+        /// The target's message.
+        why: String,
+    },
+    /// Applying would take fields another field manager owns (an autoscaler,
+    /// a hand edit), and `apply --force-conflicts` was not asked for.
     #[error("{object}: field `{field}` is owned by field manager `{manager}`")]
     Conflict {
+        /// The object whose fields are contested.
         object: Box<ObjectRef>,
+        /// The contested field's path; several are joined by `` `, ` ``.
         field: String,
+        /// The field manager that owns them.
         manager: String,
     },
+    /// The target checked the object against its schema and refused it
+    /// (HTTP 422).
     #[error("{object} is invalid at `{field}`: {why}")]
     Invalid {
+        /// The refused object.
         object: Box<ObjectRef>,
+        /// The path of the field at fault; `?` when the target names none.
         field: String,
+        /// The target's message.
         why: String,
     },
+    /// An object the deploy waits for (a CustomResourceDefinition, before
+    /// objects of its kind) did not become ready in the time allowed.
     #[error("{object} did not become ready within {waited_secs} s: {why}")]
     TimedOut {
+        /// The object waited for.
         object: Box<ObjectRef>,
+        /// How long was waited, in seconds.
         waited_secs: u64,
+        /// What it was still waiting for.
         why: String,
     },
+    /// A cluster was asked something (a read, a connection) by a topology
+    /// that has no cluster to ask, or cannot ask it that.
     #[error("no cluster to ask: {why}")]
-    NoCluster { why: String, help: String },
+    NoCluster {
+        /// Which topology could not ask, and why.
+        why: String,
+        /// What to do instead.
+        help: String,
+    },
+    /// An object this app renders already exists on the target as a member
+    /// of another app's set.
     #[error("{object} belongs to {owner}; an object has one owner, and two apps would take turns claiming it")]
-    Owned { object: Box<ObjectRef>, owner: String },
+    Owned {
+        /// The object both apps render.
+        object: Box<ObjectRef>,
+        /// The other owner, described for the user (its app, where it can be told).
+        owner: String,
+    },
 }
 
 /// A state file that could not be written: its directory is not writable,

@@ -23,10 +23,23 @@ pub struct Chart {
 /// A chart that cannot be read or packaged.
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
+    /// A file or folder of a chart directory could not be read.
     #[error("could not read chart file `{}`: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The chart's `Chart.yaml` is not YAML, not a mapping, or has no `name`.
     #[error("`{}` is not a valid Chart.yaml: {why}", path.display())]
-    BadMeta { path: PathBuf, why: String },
+    BadMeta {
+        /// The `Chart.yaml`.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The chart could not be packaged into its `.tgz`.
     #[error(transparent)]
     Package(#[from] OciError),
 }

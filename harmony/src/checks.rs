@@ -32,6 +32,7 @@ pub struct Promise<T, F>(pub F, pub PhantomData<T>);
 /// `T`. Named for the key, which rustc's notes name.
 #[allow(non_camel_case_types)]
 pub trait app_topologies<T, S> {
+    /// Compiles only where the Score runs on `T`; its bounds are the check.
     fn run_the_score(&self)
     where
         T: SelectableTopology + K8sDeploy,
@@ -42,7 +43,10 @@ pub trait app_topologies<T, S> {
 
 impl<T, S: IsScore, F: Fn() -> S> app_topologies<T, S> for Promise<T, F> {}
 
+/// What autoref picks when `app!`'s `score` is not a Score: no second error,
+/// since `score` already reports it.
 pub trait NotAScorePromise {
+    /// Asks nothing.
     fn run_the_score(&self) {}
 }
 
@@ -67,6 +71,7 @@ where
     note = "to make a trait of yours a capability, put `#[harmony::capability]` above it"
 )]
 pub trait Capability {
+    /// The capability's name, as the CLI's `list` and errors show it.
     const NAME: &'static str;
 }
 
@@ -84,6 +89,7 @@ pub const fn requires<C: ?Sized + Capability>() -> &'static str {
 /// topology, for any topology. `#[derive(Score)]` calls it through this trait.
 #[allow(non_camel_case_types)] // named for the rule, which rustc's notes show
 pub trait smoke_for_any_topology<'a, S: ?Sized, T: ?Sized> {
+    /// Runs the smoke test of `score` on `topology`.
     fn call(self, score: &'a S, topology: &'a T) -> crate::BoxFuture<'a, Result<(), crate::SmokeError>>;
 }
 
@@ -116,7 +122,9 @@ pub trait score_smoke {}
 #[derive(Debug)]
 pub struct SmokeFn<F>(pub F);
 
+/// A `smoke = ..` function of the right shape, asked by autoref before [`smoke`].
 pub trait SmokeOfTheRightShape<'a, S: ?Sized, T: ?Sized, F> {
+    /// The function itself, to be called through [`smoke_for_any_topology`].
     fn takes_self_and_any_topology(&self) -> F;
 }
 
@@ -126,8 +134,11 @@ impl<'a, S: ?Sized + 'a, T: ?Sized + 'a, F: smoke_for_any_topology<'a, S, T> + C
     }
 }
 
+/// A `smoke = ..` function of another shape: picked by autoref when
+/// [`SmokeOfTheRightShape`] does not apply, and refused through [`score_smoke`].
 #[allow(non_camel_case_types)]
 pub trait smoke<'a, S: ?Sized + 'a, T: ?Sized + 'a, F> {
+    /// Compiles only if `F` is [`score_smoke`], which nothing is: the error says what to write.
     #[allow(clippy::type_complexity)]
     fn takes_self_and_any_topology(&self) -> fn(&'a S, &'a T) -> crate::BoxFuture<'a, Result<(), crate::SmokeError>>
     where
@@ -188,6 +199,7 @@ pub fn score_secret<F: ?Sized + score_secret>() {}
 pub struct Asked<S: ?Sized, B: ?Sized = ()>(pub PhantomData<S>, pub PhantomData<B>);
 
 impl<S: ?Sized, B: ?Sized> Asked<S, B> {
+    /// The question, asked as `(&Asked::<S>::NEW).rule()`.
     pub const NEW: Self = Asked(PhantomData, PhantomData);
 }
 
@@ -201,8 +213,10 @@ impl<S: ?Sized, B: ?Sized> Asked<S, B> {
 #[allow(non_camel_case_types)] // named for the rule, which rustc's notes then show
 pub trait child_fields_without_impl_Render {}
 
+/// A Score with `child` fields that also implements `Render`: the rule is broken.
 #[allow(non_camel_case_types, non_snake_case)] // named for the rule, which rustc's notes show
 pub trait score_child<S: ?Sized> {
+    /// Compiles only if `S` is [`child_fields_without_impl_Render`], which nothing is.
     fn without_impl_Render(&self)
     where
         S: child_fields_without_impl_Render,
@@ -212,8 +226,10 @@ pub trait score_child<S: ?Sized> {
 
 impl<S: ?Sized + crate::score::Render> score_child<S> for Asked<S> {}
 
+/// A Score with `child` fields and no `Render` of its own: the rule holds.
 #[allow(non_snake_case)]
 pub trait ChildFieldsOnly {
+    /// Asks nothing.
     fn without_impl_Render(&self) {}
 }
 
@@ -237,8 +253,10 @@ pub trait requires_each_capability_once {}
 #[allow(non_camel_case_types)]
 pub trait topologies_each_once {}
 
+/// Two capabilities of `requires(..)` that are one type: the rule is broken.
 #[allow(non_camel_case_types)]
 pub trait requires<A: ?Sized> {
+    /// Compiles only if `A` is [`requires_each_capability_once`], which nothing is.
     fn each_capability_once(&self)
     where
         A: requires_each_capability_once,
@@ -248,8 +266,10 @@ pub trait requires<A: ?Sized> {
 
 impl<A: ?Sized> requires<A> for Asked<A, A> {}
 
+/// Two topologies of `topologies: [..]` that are one type: the rule is broken.
 #[allow(non_camel_case_types)]
 pub trait topologies<A: ?Sized> {
+    /// Compiles only if `A` is [`topologies_each_once`], which nothing is.
     fn each_topology_once(&self)
     where
         A: topologies_each_once,
@@ -259,8 +279,11 @@ pub trait topologies<A: ?Sized> {
 
 impl<A: ?Sized> topologies<A> for Asked<A, A> {}
 
+/// Two capabilities, or two topologies, that are different types: the rules hold.
 pub trait Different {
+    /// Asks nothing.
     fn each_capability_once(&self) {}
+    /// Asks nothing.
     fn each_topology_once(&self) {}
 }
 
@@ -283,7 +306,9 @@ pub struct ChartBuilder<F>(pub F);
 #[allow(non_camel_case_types)] // named for the key the user wrote
 pub trait chart_builder {}
 
+/// A chart builder of the right shape, asked by autoref before [`builder`].
 pub trait TakesTheReleaseContext<S, F> {
+    /// The builder itself.
     fn takes_the_release_context(&self) -> F;
 }
 
@@ -298,8 +323,11 @@ impl<S, F: Fn(&crate::release::ReleaseCx) -> S + Clone> TakesTheReleaseContext<S
 #[allow(non_camel_case_types)]
 pub type a_chart_builder = fn(&crate::release::ReleaseCx) -> crate::release::pipeline::ChartObjects;
 
+/// A chart builder of another shape: picked by autoref when
+/// [`TakesTheReleaseContext`] does not apply, and refused through [`chart_builder`].
 #[allow(non_camel_case_types)]
 pub trait builder<F> {
+    /// Compiles only if `F` is [`chart_builder`], which nothing is: the error says what to write.
     fn takes_the_release_context(&self) -> a_chart_builder
     where
         F: chart_builder,
@@ -328,7 +356,9 @@ impl<S: ?Sized + crate::score::Render> a_Score_with_child_fields_has_no_impl_Ren
 #[derive(Debug)]
 pub struct Placement<F>(pub F);
 
+/// The app's Score runs on `local`: checked, nothing to say.
 pub trait RunsOnLocal {
+    /// Asks nothing.
     fn topologies(&self) {}
 }
 
@@ -339,7 +369,9 @@ where
 {
 }
 
+/// The app's Score runs on `ci`: checked, nothing to say.
 pub trait RunsOnCi {
+    /// Asks nothing.
     fn topologies(&self) {}
 }
 
@@ -354,6 +386,7 @@ where
 /// ("use of deprecated method `harmony::checks::app::topologies`").
 #[allow(non_camel_case_types)]
 pub trait app {
+    /// Warns, through its deprecation note, that the app is checked against no topology.
     #[deprecated(
         note = "this app's Score runs on neither `local` nor `ci`, and the app names no topology it runs on\nhelp: name the topologies that provide what it needs, e.g. `topologies: [harmony_k8s::K8s]`: each is then checked here"
     )]
@@ -367,7 +400,9 @@ where
 {
 }
 
+/// What `score:` makes is not a Score: no second error, since `score` already reports it.
 pub trait IsNotAScore {
+    /// Asks nothing.
     fn topologies(&self) {}
 }
 

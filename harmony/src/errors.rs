@@ -6,8 +6,17 @@
 /// A Score could not render: its data is inconsistent or incomplete.
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {
+    /// Something the Score renders from is missing or wrong: an object without
+    /// a name, a chart that cannot be used, a secret whose variable is not set.
     #[error("{what} is invalid: {why}")]
-    Invalid { what: String, why: String, help: String },
+    Invalid {
+        /// What is invalid: an object, an app's chart, a secret.
+        what: String,
+        /// Why it is invalid.
+        why: String,
+        /// What to do about it, for the `help:` line.
+        help: String,
+    },
 }
 
 impl ScoreError {
@@ -33,7 +42,9 @@ impl crate::Diagnostic for ScoreError {
 #[derive(Debug, thiserror::Error)]
 #[error("{check}: {why}")]
 pub struct SmokeError {
+    /// What was checked: `readiness of apps/v1 Deployment web/webapp`.
     pub check: String,
+    /// Why it did not pass.
     pub why: String,
     help: Option<String>,
 }
@@ -72,14 +83,42 @@ impl crate::Diagnostic for SmokeError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TopologyError {
+    /// A setting the topology needs is absent from the environment.
     #[error("environment variable `{var}` is not set")]
-    Missing { var: &'static str, help: &'static str },
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// What to set it to.
+        help: &'static str,
+    },
+    /// A setting is present but cannot be used: empty, not Unicode, or not in
+    /// the form its topology reads.
     #[error("environment variable `{var}` is not valid: {why}")]
-    BadSetting { var: &'static str, why: String },
+    BadSetting {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with its value.
+        why: String,
+    },
+    /// The directory the topology keeps its state in exists but cannot be
+    /// used (it is not a directory, say).
     #[error("the state directory `{}` cannot be used: {why}", path.display())]
-    StateDir { path: std::path::PathBuf, why: String },
+    StateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why it cannot be used.
+        why: String,
+    },
+    /// The settings ask for something this topology, or this binary, cannot
+    /// do: a kubeconfig context that does not exist, a cluster topology that
+    /// lacks a capability, none linked at all.
     #[error("{what}")]
-    Unsupported { what: String, help: String },
+    Unsupported {
+        /// What was asked for and cannot be done.
+        what: String,
+        /// What to do instead.
+        help: String,
+    },
 }
 
 impl crate::Diagnostic for TopologyError {

@@ -33,6 +33,7 @@ pub struct Helm {
 /// What a published chart holds, rendered.
 #[derive(Clone, Debug)]
 pub struct Rendered {
+    /// The objects the chart renders, CRDs included, in helm's order.
     pub objects: Vec<Object>,
     /// The digest of the chart archive that was rendered.
     pub digest: Digest,
@@ -41,16 +42,48 @@ pub struct Rendered {
 /// A published chart could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum HelmError {
+    /// The helm binary is not there, or cannot be started, or `helm version` fails.
     #[error("`{program}` cannot run: {why}")]
-    Missing { program: String, why: String },
+    Missing {
+        /// The program run as helm: `HARMONY_HELM` if set, else `helm` on `PATH`.
+        program: String,
+        /// Why it cannot run: the operating system's error, or what helm said.
+        why: String,
+    },
+    /// `helm pull` failed: the registry cannot be reached, refuses access, or does not
+    /// hold the chart at that version.
     #[error("helm could not pull {chart}: {said}")]
-    Pull { chart: String, said: String },
+    Pull {
+        /// The chart reference, with its version.
+        chart: String,
+        /// What helm printed on stderr, or its exit status when it printed nothing.
+        said: String,
+    },
+    /// `helm template` failed: the chart's templates do not render with the values given.
     #[error("helm could not render {chart}: {said}")]
-    Render { chart: String, said: String },
+    Render {
+        /// The chart reference, with its version.
+        chart: String,
+        /// What helm printed on stderr, every string of four or more characters from the
+        /// values replaced by `<redacted>`; its exit status when it printed nothing.
+        said: String,
+    },
+    /// helm rendered, but its output is not a stream of Kubernetes objects.
     #[error("{chart} renders something that is not a Kubernetes object: {why}")]
-    Output { chart: String, why: String },
+    Output {
+        /// The chart reference, with its version.
+        chart: String,
+        /// What does not parse, or which field an object lacks.
+        why: String,
+    },
+    /// A temporary file (the pulled archive, the values) could not be made, written or read.
     #[error("could not {action}: {source}")]
-    Io { action: &'static str, source: std::io::Error },
+    Io {
+        /// What was being done, e.g. `write the chart`.
+        action: &'static str,
+        /// Why it failed.
+        source: std::io::Error,
+    },
 }
 
 impl crate::Diagnostic for HelmError {

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Harmony: an application's delivery as one declarative, compiler-checked
 //! block of Rust.
 //!

@@ -22,7 +22,9 @@ use crate::BoxFuture;
 pub struct Holder {
     /// Unique per run.
     pub id: String,
+    /// Its process id, on `host`.
     pub pid: u32,
+    /// The machine it runs on; `unknown` when it has no name.
     pub host: String,
     /// When it took the lock, in seconds since the Unix epoch.
     pub since: u64,
@@ -61,9 +63,17 @@ impl Holder {
 #[derive(Debug)]
 pub enum Attempt {
     /// Taken; `took_over` is a holder that had ended without releasing it.
-    Acquired { lock: Box<dyn Held>, took_over: Option<Holder> },
+    Acquired {
+        /// The lock, held until released.
+        lock: Box<dyn Held>,
+        /// The ended holder it was taken from; `None` if it was free.
+        took_over: Option<Holder>,
+    },
     /// Someone else holds it (who, when the topology can tell).
-    Busy { holder: Option<Holder> },
+    Busy {
+        /// Who holds it; `None` when the topology cannot tell.
+        holder: Option<Holder>,
+    },
 }
 
 impl Attempt {
@@ -116,28 +126,55 @@ pub trait Held: Send + Sync + std::fmt::Debug {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
+    /// A lock file, or its directory, could not be created, opened, locked,
+    /// written or given back.
     #[error("the lock file `{}` could not be used: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// Why it could not be used.
+        source: std::io::Error,
+    },
+    /// A lock file that no run holds has content that is not a holder: it was
+    /// not written by Harmony.
     #[error("the lock file `{}` holds something that is not a lock: {why}", path.display())]
-    Corrupt { path: PathBuf, why: String },
+    Corrupt {
+        /// The lock file.
+        path: PathBuf,
+        /// Why its content is not a holder.
+        why: String,
+    },
+    /// Another run held the lock for as long as this one would wait.
     #[error("`{app}` is locked by {}", holder.as_ref().map_or_else(|| "another run".to_owned(), |h| h.describe()))]
     TimedOut {
+        /// The app whose lock was wanted.
         app: String,
+        /// The run that holds it; `None` when the topology cannot tell.
         holder: Option<Box<Holder>>,
+        /// How long this run waited.
         waited: Duration,
     },
     /// The target keeps its locks itself (a cluster's Lease) and could not be asked.
     #[error("the lock of `{app}` on {target} could not be taken: {why}")]
     Unavailable {
+        /// The app whose lock was wanted.
         app: String,
+        /// The target that keeps it, as a user would recognise it.
         target: String,
+        /// What went wrong.
         why: String,
+        /// What to do about it.
         help: String,
     },
     /// While this run held it, another took it over: it had expired (this
     /// run could not renew it in time).
     #[error("the lock of `{app}` was taken over by {} while this run held it", by.as_ref().map_or_else(|| "another run".to_owned(), |h| h.describe()))]
-    Lost { app: String, by: Option<Box<Holder>> },
+    Lost {
+        /// The app whose lock was lost.
+        app: String,
+        /// The run that took it over; `None` when the target cannot tell.
+        by: Option<Box<Holder>>,
+    },
 }
 
 impl crate::Diagnostic for LockError {

@@ -14,11 +14,16 @@ use crate::errors::ScoreError;
 /// The identity of an object: what `kubectl get` would name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ObjectRef {
+    /// Its `apiVersion`: `apps/v1`, or `v1` for the core group.
     #[serde(rename = "apiVersion")]
     pub api_version: String,
+    /// Its `kind`: `Deployment`.
     pub kind: String,
+    /// Its `metadata.namespace`; `None` for a cluster-scoped object, and for
+    /// a namespaced one that names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Its `metadata.name`.
     pub name: String,
 }
 

@@ -35,7 +35,13 @@ pub enum Ready {
     Condition(String),
     /// Its kind's rules, and then the status field at this JSON pointer must
     /// read `equals` (`field:/status/phase=Running`).
-    Field { pointer: String, equals: String },
+    Field {
+        /// The JSON pointer to the field: `/status/phase`.
+        pointer: String,
+        /// What the field must read: a string's text, or any other value's
+        /// JSON (`true`, `3`).
+        equals: String,
+    },
 }
 
 impl Ready {

@@ -24,6 +24,7 @@ const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// The docker CLI (`docker` on PATH, or another program that speaks like it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DockerCli {
+    /// The program run as the docker CLI: `docker`, looked up on `PATH`, unless set to a path.
     pub program: PathBuf,
     /// The daemon to use (`DOCKER_HOST`, e.g. `unix:///run/user/1000/docker.sock`);
     /// the CLI's own choice when `None`.

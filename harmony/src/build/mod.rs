@@ -51,8 +51,12 @@ pub enum ImageSource {
     /// their names, so that `FROM scratch` + `COPY <name> …` makes an image
     /// of a program built here.
     Dockerfile {
+        /// The Dockerfile to build. In an app's declaration, relative to the declaring crate.
         dockerfile: PathBuf,
+        /// The build context directory. In an app's declaration, relative to the declaring crate.
         context: PathBuf,
+        /// The workspace packages whose static binaries are added to the context; empty
+        /// when the context is used as it is.
         binaries: Vec<String>,
     },
     /// A daemonless, in-process build (e.g. [`RustBinary`]).
@@ -246,47 +250,110 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
 /// the environment is, so no secret reaches an error.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// A tool the build runs (buildah, docker, cargo) is not on `PATH`.
     #[error("`{tool}` is not installed (not found on PATH)")]
-    ToolMissing { tool: &'static str },
+    ToolMissing {
+        /// The tool that was not found.
+        tool: &'static str,
+    },
+    /// A tool is on `PATH` but could not be started, or waiting for it failed.
     #[error("could not run `{tool}`: {source}")]
-    Spawn { tool: &'static str, source: std::io::Error },
-    #[error("the Dockerfile `{}` does not exist", path.display())]
-    DockerfileMissing { path: PathBuf },
-    #[error("the build context `{}` is not a directory", path.display())]
-    ContextMissing { path: PathBuf },
-    #[error("the docker daemon is not reachable:\n{stderr}")]
-    DaemonUnreachable { stderr: String },
-    #[error("`{command}` failed ({status}):\n{stderr}")]
-    ToolFailed {
+    Spawn {
+        /// The tool.
         tool: &'static str,
-        command: String,
-        status: String,
-        stderr: String,
-    },
-    #[error("`{tool}` succeeded but wrote no {what} at `{}`", path.display())]
-    OutputMissing {
-        tool: &'static str,
-        what: &'static str,
-        path: PathBuf,
-    },
-    #[error("the image `{tool}` wrote could not be read: {source}")]
-    Oci { tool: &'static str, source: OciError },
-    #[error("could not {action} `{}`: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
+        /// Why it could not run.
         source: std::io::Error,
     },
+    /// The Dockerfile an image source names is not a file. Checked before any build.
+    #[error("the Dockerfile `{}` does not exist", path.display())]
+    DockerfileMissing {
+        /// The path that was looked at.
+        path: PathBuf,
+    },
+    /// The build context an image source names is not a directory. Checked before any build.
+    #[error("the build context `{}` is not a directory", path.display())]
+    ContextMissing {
+        /// The path that was looked at.
+        path: PathBuf,
+    },
+    /// The docker CLI runs, but its daemon does not answer. Asked before a docker build.
+    #[error("the docker daemon is not reachable:\n{stderr}")]
+    DaemonUnreachable {
+        /// The last lines of what `docker version` printed on stderr.
+        stderr: String,
+    },
+    /// A tool ran and exited with a failure: a Dockerfile step, a compile error, an export.
+    #[error("`{command}` failed ({status}):\n{stderr}")]
+    ToolFailed {
+        /// The tool that failed.
+        tool: &'static str,
+        /// The command that was run, quoted for reading (it never goes through a shell).
+        command: String,
+        /// How it exited, e.g. `exit status: 1`.
+        status: String,
+        /// The last lines (at most 60) of what it printed on stderr.
+        stderr: String,
+    },
+    /// A tool exited successfully, but what it should have written is not there.
+    #[error("`{tool}` succeeded but wrote no {what} at `{}`", path.display())]
+    OutputMissing {
+        /// The tool that ran.
+        tool: &'static str,
+        /// What was expected: an image, a binary, an index file, a line of output.
+        what: &'static str,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The image a tool wrote cannot be read back (a malformed layout or archive, a
+    /// blob that does not match its digest), or a binary could not be packed into a layer.
+    #[error("the image `{tool}` wrote could not be read: {source}")]
+    Oci {
+        /// The tool that wrote the image; `harmony` when it packed the layer itself.
+        tool: &'static str,
+        /// What is wrong with the image.
+        source: OciError,
+    },
+    /// A file or directory of the build could not be read, written, copied or removed.
+    #[error("could not {action} `{}`: {source}", path.display())]
+    Io {
+        /// What was being done, as a verb: `read`, `copy`, `create`.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A path under the scratch directory cannot be passed to a tool (buildah's `oci:`
+    /// destination cannot hold `:`).
     #[error("`{}` cannot be used by `{tool}`: {why}", path.display())]
     UnusablePath {
+        /// The tool that cannot take it.
         tool: &'static str,
+        /// The path.
         path: PathBuf,
+        /// What the tool cannot take in it.
         why: &'static str,
     },
+    /// A tool ran longer than `HARMONY_BUILD_TIMEOUT` allows (30 minutes unless set)
+    /// and was killed.
     #[error("`{command}` did not finish within {seconds} s and was stopped")]
-    TimedOut { tool: &'static str, command: String, seconds: u64 },
+    TimedOut {
+        /// The tool that was stopped.
+        tool: &'static str,
+        /// The command that was run, quoted for reading.
+        command: String,
+        /// The time it was allowed, in seconds.
+        seconds: u64,
+    },
+    /// A binary built to run in an image without a base links dynamically (it names an
+    /// ELF interpreter), so it would not start there.
     #[error("`{}` links dynamically (it asks for the loader {loader}), so it cannot run in an image without a base", binary.display())]
-    NotStatic { binary: PathBuf, loader: String },
+    NotStatic {
+        /// The built binary.
+        binary: PathBuf,
+        /// The dynamic loader it asks for, e.g. `/lib64/ld-linux-x86-64.so.2`.
+        loader: String,
+    },
 }
 
 impl crate::Diagnostic for BuildError {

@@ -26,7 +26,9 @@ use crate::secret::Secret;
 /// A user name and password for a registry.
 #[derive(Clone, Debug)]
 pub struct Credentials {
+    /// The registry user name.
     pub username: String,
+    /// The password; `Debug` prints it redacted.
     pub password: Secret<String>,
 }
 
@@ -57,20 +59,52 @@ impl std::fmt::Debug for Remote {
 /// What went wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// The registry could not be reached: the connection failed, no answer came within
+    /// `HARMONY_REGISTRY_TIMEOUT`, or the answer was cut short.
     #[error("registry `{registry}` is not reachable: {why}")]
-    Unreachable { registry: String, why: String },
+    Unreachable {
+        /// The registry's `host[:port]`.
+        registry: String,
+        /// What failed: the innermost connection error, or the timeout.
+        why: String,
+    },
+    /// The registry refused access (HTTP 401 or 403, or a `DENIED` or `UNAUTHORIZED`
+    /// error code), with the credentials given or without any.
     #[error("registry `{registry}` refused the credentials")]
-    Unauthorized { registry: String, anonymous: bool },
+    Unauthorized {
+        /// The registry's `host[:port]`.
+        registry: String,
+        /// Whether no credentials were set for the registry.
+        anonymous: bool,
+    },
+    /// The registry does not hold the repository, tag, manifest or blob asked for.
     #[error("`{reference}` is not in the registry")]
-    NotFound { reference: String },
+    NotFound {
+        /// The image or chart reference that was asked for.
+        reference: String,
+    },
+    /// Content does not match its digest: a pulled manifest or blob, or the digest the
+    /// registry reports for a pushed manifest.
     #[error("`{reference}` has digest {actual}, not the expected {expected}")]
     DigestMismatch {
+        /// The image or chart reference being pushed or pulled.
         reference: String,
+        /// The digest expected: the pinned one, or the one computed here.
         expected: String,
+        /// The digest of what the registry returned or reports.
         actual: String,
     },
+    /// The registry answered, but not as expected: another HTTP status, a body (a manifest,
+    /// a token) that does not parse, or too many redirects.
     #[error("registry `{registry}` failed: {why}")]
-    Protocol { registry: String, why: String },
+    Protocol {
+        /// The registry's `host[:port]`.
+        registry: String,
+        /// The HTTP status and the registry's own message, or what does not parse.
+        why: String,
+    },
+    /// A repository or tag to push to is not a valid reference, or the registry reported
+    /// a digest that is not valid.
     #[error(transparent)]
     Reference(#[from] ImageRefError),
 }

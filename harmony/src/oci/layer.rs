@@ -28,7 +28,9 @@ pub struct LayerBuilder {
 /// tar (an image config's `diff_id`).
 #[derive(Clone, Debug)]
 pub struct Layer {
+    /// The gzipped tar, as stored and pushed.
     pub blob: Blob,
+    /// The digest of the uncompressed tar, listed in the image config's `rootfs.diff_ids`.
     pub diff_id: Digest,
 }
 

@@ -90,9 +90,14 @@ impl Blob {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
+    /// The blob's media type (see [`media`]).
     pub media_type: String,
+    /// The blob's digest, `sha256:<hex>`.
     pub digest: String,
+    /// The blob's size, in bytes.
     pub size: u64,
+    /// Free-form annotations (an image layout's index keeps each manifest's name here);
+    /// left out of the JSON when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<std::collections::BTreeMap<String, String>>,
 }
@@ -101,9 +106,13 @@ pub struct Descriptor {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
+    /// The manifest schema version: `2` in every manifest this crate writes.
     pub schema_version: u32,
+    /// The manifest's own media type ([`media::MANIFEST`] in the ones this crate writes).
     pub media_type: String,
+    /// The config blob: an image's config, or a Helm chart's.
     pub config: Descriptor,
+    /// The layer blobs, in the order they are applied.
     pub layers: Vec<Descriptor>,
 }
 
@@ -157,16 +166,32 @@ impl Artifact {
 /// An artifact that does not hold together.
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
+    /// A file of an image layout, or of an image a builder wrote, could not be read or written.
     #[error("could not {action} `{}`: {source}", path.display())]
     Io {
+        /// What was being done, as a verb: `read`, `write`.
         action: &'static str,
+        /// The file.
         path: std::path::PathBuf,
+        /// Why it failed.
         source: std::io::Error,
     },
+    /// An image layout (or a docker archive) does not hold together: an index or manifest
+    /// does not parse, a digest is not valid, or no image is listed.
     #[error("`{}` is not a valid OCI layout: {why}", path.display())]
-    Corrupt { path: std::path::PathBuf, why: String },
+    Corrupt {
+        /// The file at fault: an index or a manifest.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A blob read from an image layout does not hash to the digest it is stored under.
     #[error("blob {digest} does not match its content")]
-    DigestMismatch { digest: String },
+    DigestMismatch {
+        /// The digest the blob is stored under.
+        digest: String,
+    },
+    /// Packing files into a layer's tar, or compressing it, failed.
     #[error("the layer could not be written: {0}")]
     Layer(std::io::Error),
 }

@@ -119,8 +119,11 @@ pub struct ImageRef {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("`{input}` is not a valid image reference: {why}")]
 pub struct ImageRefError {
+    /// The text that was refused (a reference, a repository, a tag or a digest), as given.
     pub input: String,
+    /// What is wrong with it.
     pub why: String,
+    /// What to write instead.
     pub help: String,
 }
 

@@ -18,8 +18,12 @@ pub struct ChartRef {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("`{input}` is not a valid chart reference: {why}")]
 pub struct ChartRefError {
+    /// What was refused: the URL and version as given, joined by a space, or the
+    /// repository a chart was to be stored under.
     pub input: String,
+    /// What is wrong with it.
     pub why: String,
+    /// What to write instead.
     pub help: String,
 }
 

@@ -17,16 +17,44 @@ pub struct ReleaseTag {
 /// Why a tag names no release.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TagError {
+    /// The tag is empty, or is only `refs/tags/`.
     #[error("the release tag is empty")]
     Empty,
+    /// The tag has no `-v`, so nothing in it can be the version.
     #[error("release tag `{tag}` has no `-v<semver>` part")]
-    NoVersion { tag: String },
+    NoVersion {
+        /// The tag, without a leading `refs/tags/`.
+        tag: String,
+    },
+    /// The tag names one registered app, but what follows `-v` is not semver.
     #[error("release tag `{tag}` has an invalid version `{version}`: {why}")]
-    BadVersion { tag: String, version: String, why: String },
+    BadVersion {
+        /// The tag, without a leading `refs/tags/`.
+        tag: String,
+        /// What follows the app's name and `-v`.
+        version: String,
+        /// Why it is not semver.
+        why: String,
+    },
+    /// No registered app's name is followed by `-v` in the tag.
     #[error("release tag `{tag}` names no registered app")]
-    UnknownApp { tag: String, name: String, known: Vec<String> },
+    UnknownApp {
+        /// The tag, without a leading `refs/tags/`.
+        tag: String,
+        /// The name the tag reads as: what comes before its first `-v`.
+        name: String,
+        /// The registered app names, to suggest the closest.
+        known: Vec<String>,
+    },
+    /// Several registered apps' names fit the tag, and the version parses for none of
+    /// those readings or for more than one.
     #[error("release tag `{tag}` could name more than one app: {}", matches.join(", "))]
-    Ambiguous { tag: String, matches: Vec<String> },
+    Ambiguous {
+        /// The tag, without a leading `refs/tags/`.
+        tag: String,
+        /// The app names the tag could be read as.
+        matches: Vec<String>,
+    },
 }
 
 impl crate::Diagnostic for TagError {

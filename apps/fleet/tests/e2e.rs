@@ -17,7 +17,7 @@ use fleet::{FleetAgentScore, FleetServerScore};
 use fleet_agent::agent::{self, Config};
 use fleet_agent::process::Timings;
 use fleet_kv::identity::{Authority, Role};
-use fleet_model::{FileSpec, ProcessSpec, Resource};
+use fleet_model::{FileSpec, LinkSpec, ProcessSpec, Resource};
 use fleet_operator::controller::{self, Context};
 use fleet_operator::crd::{FleetDeployment, FleetDeploymentSpec};
 use fleet_testing::NatsServer;
@@ -283,6 +283,7 @@ fn a_fleet_deployment_reaches_the_selected_devices_and_their_statuses_come_back(
     let stack = stack();
     let out = tempfile::tempdir().unwrap();
     let config = out.path().join("sensor.toml");
+    let current = out.path().join("current");
     stack.runtime.block_on(async {
         let api = deployments(stack);
         let fd = FleetDeployment::new(
@@ -302,6 +303,12 @@ fn a_fleet_deployment_reaches_the_selected_devices_and_their_statuses_come_back(
                         env: BTreeMap::new(),
                         restart: Default::default(),
                     }),
+                    // Through the API server's structural schema, every field kept.
+                    Resource::Link(LinkSpec {
+                        name: "current".into(),
+                        path: current.to_str().unwrap().into(),
+                        target: config.to_str().unwrap().into(),
+                    }),
                 ],
             },
         );
@@ -310,9 +317,16 @@ fn a_fleet_deployment_reaches_the_selected_devices_and_their_statuses_come_back(
             .unwrap();
         let status = status_until(&api, "sensors", |s| s.ready == 2).await;
         assert_eq!((status.selected, status.failed), (2, 0), "lyon-1 and lyon-2, not paris-1");
+        let stored = api.get("sensors").await.unwrap();
+        assert_eq!(stored.spec.resources, fd.spec.resources, "nothing pruned by the schema");
         assert!(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         for device in ["lyon-1", "lyon-2"] {
             assert_eq!(std::fs::read_to_string(stack.file_on(device, &config)).unwrap(), "rate = 5\n");
+            assert_eq!(
+                std::fs::read_link(stack.file_on(device, &current)).unwrap(),
+                config,
+                "as the manifest spells it"
+            );
         }
         // The process runs on both devices: two `sleep 60` children of this test.
         let sleepers = std::fs::read_dir("/proc")

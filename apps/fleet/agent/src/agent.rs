@@ -40,9 +40,9 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::files;
 use crate::process::{Programs, Supervisor, Timings};
 use crate::reconcile::{Log, Reconciler};
+use crate::{files, links};
 
 /// What an agent run needs to know.
 #[derive(Clone, Debug)]
@@ -103,13 +103,15 @@ struct Agent {
 type Reconcilers = Vec<Box<dyn Reconciler>>;
 
 /// The kinds of resource a device holds, as its configuration allows them:
-/// where a new kind is registered. `changed` is woken when a status changes
-/// on its own.
+/// where a new kind is registered. Reconciled in this order: files, links
+/// (which may point at them), processes (which may read both). `changed` is
+/// woken when a status changes on its own.
 fn reconcilers(config: &Config, log: &Log) -> std::io::Result<(Reconcilers, Arc<Notify>)> {
     let processes = Supervisor::new(&config.state, config.timings, config.programs.clone())?;
     let changed = processes.changed();
     let files = files::Files::new(&config.state, config.files.clone(), log.clone());
-    Ok((vec![Box::new(files), Box::new(processes)], changed))
+    let links = links::Links::new(&config.state, config.files.clone(), log.clone());
+    Ok((vec![Box::new(files), Box::new(links), Box::new(processes)], changed))
 }
 
 /// Run the agent until `shutdown` completes. Its processes keep running

@@ -31,7 +31,7 @@ use crate::reconcile::{Log, Reconciler, Reconciling};
 pub struct Files {
     policy: Policy,
     /// Where [`Created`] is kept.
-    state: PathBuf,
+    record: PathBuf,
     created: Created,
     /// The files of the manifest last reconciled.
     held: Vec<FileSpec>,
@@ -42,10 +42,11 @@ pub struct Files {
 impl Files {
     /// The files `policy` allows, with what an earlier run created, kept in `state`.
     pub fn new(state: &Path, policy: Policy, log: Log) -> Self {
+        let record = state.join("files-created.json");
         Self {
             policy,
-            state: state.to_owned(),
-            created: Created::load(state),
+            created: Created::load(&record),
+            record,
             held: Vec::new(),
             statuses: BTreeMap::new(),
             log,
@@ -73,7 +74,7 @@ impl Files {
         self.statuses = statuses;
         self.held = wanted.into_iter().cloned().collect();
         if self.created != before
-            && let Err(e) = self.created.save(&self.state)
+            && let Err(e) = self.created.save(&self.record)
         {
             self.log.say(format_args!("cannot record the files it created: {e}"));
         }
@@ -96,7 +97,7 @@ impl Reconciler for Files {
 fn files_of(resources: &[Resource]) -> impl Iterator<Item = &FileSpec> {
     resources.iter().filter_map(|r| match r {
         Resource::File(f) => Some(f),
-        Resource::Process(_) => None,
+        _ => None,
     })
 }
 
@@ -130,7 +131,7 @@ impl Policy {
     }
 
     /// Where the agent finds manifest path `path` (absolute).
-    fn seen(&self, path: &Path) -> PathBuf {
+    pub(crate) fn seen(&self, path: &Path) -> PathBuf {
         match &self.host {
             Some(host) => host.join(path.strip_prefix("/").unwrap_or(path)),
             None => path.to_path_buf(),
@@ -139,7 +140,7 @@ impl Policy {
 
     /// The root `path` lies under, and the components below it; an error that
     /// says why the file may not be written there.
-    fn place<'p>(&self, path: &'p Path) -> Result<(&Path, Vec<Component<'p>>), String> {
+    pub(crate) fn place<'p>(&self, path: &'p Path) -> Result<(&Path, Vec<Component<'p>>), String> {
         if self.roots.is_empty() {
             return Err(format!(
                 "`{}` is not written: this device allows no files (its agent is started without `--file-root`)",
@@ -168,30 +169,40 @@ impl Policy {
     }
 }
 
-/// The files the agent created, by path: the only ones it ever replaces or
-/// removes. Kept in the state directory, so a restarted agent knows them.
+/// The files (or links) the agent created, by path: the only ones it ever
+/// replaces or removes. Kept in the state directory (`files-created.json`,
+/// `links-created.json`), so a restarted agent knows them.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Created(BTreeSet<String>);
 
 impl Created {
-    const FILE: &'static str = "files-created.json";
-
-    /// What `state` records; nothing if it records nothing readable.
-    pub fn load(state: &Path) -> Self {
-        fs::read(state.join(Self::FILE))
+    /// What `record` holds; nothing if it holds nothing readable.
+    pub fn load(record: &Path) -> Self {
+        fs::read(record)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()
     }
 
-    /// Record this set in `state`.
-    pub fn save(&self, state: &Path) -> std::io::Result<()> {
+    /// Write this set to `record`.
+    pub fn save(&self, record: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        write_atomically(&state.join(Self::FILE), &bytes, 0o600)
+        write_atomically(record, &bytes, 0o600)
     }
 
     pub fn contains(&self, path: &str) -> bool {
         self.0.contains(path)
+    }
+
+    /// Recorded before the path is made: a crash between the two leaves a
+    /// record of nothing, which is harmless; the other order could leave
+    /// something the agent made and would never remove. True if it is new.
+    pub(crate) fn insert(&mut self, path: &str) -> bool {
+        self.0.insert(path.to_owned())
+    }
+
+    pub(crate) fn remove(&mut self, path: &str) {
+        self.0.remove(path);
     }
 }
 
@@ -263,13 +274,10 @@ fn apply(spec: &FileSpec, policy: &Policy, created: &mut Created) -> Result<Chan
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read `{}`: {e}", spec.path)),
     }
-    // Recorded before it exists: a crash between the two leaves a record of a
-    // file that is not there, which is harmless; the other order could leave
-    // a file the agent made and would never remove.
-    let new = created.0.insert(spec.path.clone());
+    let new = created.insert(&spec.path);
     write_atomically(&path, spec.content.as_bytes(), mode).map_err(|e| {
         if new {
-            created.0.remove(&spec.path);
+            created.remove(&spec.path);
         }
         format!("cannot write `{}`: {e}", spec.path)
     })?;
@@ -278,7 +286,7 @@ fn apply(spec: &FileSpec, policy: &Policy, created: &mut Created) -> Result<Chan
 
 /// `root` joined with `below`, each directory created if missing and none a
 /// symbolic link (which would send the write elsewhere).
-fn directories(root: &Path, below: &[Component<'_>]) -> Result<PathBuf, String> {
+pub(crate) fn directories(root: &Path, below: &[Component<'_>]) -> Result<PathBuf, String> {
     // The root is the device's own setting, trusted as it is, and made if missing.
     fs::create_dir_all(root).map_err(|e| format!("cannot create `{}`: {e}", root.display()))?;
     let mut dir = root.to_path_buf();
@@ -336,7 +344,7 @@ pub fn remove(spec: &FileSpec, policy: &Policy, created: &mut Created) -> Result
             _ => {}
         },
     }
-    created.0.remove(&spec.path);
+    created.remove(&spec.path);
     Ok(())
 }
 
@@ -503,10 +511,11 @@ mod tests {
         // What the agent created it rewrites, removes, and forgets; the record survives a restart.
         let ours = dir.path().join("app/config");
         device.reconcile(&spec(&ours, "v1", 0o644));
-        device.created.save(dir.path()).unwrap();
+        let record = dir.path().join("files-created.json");
+        device.created.save(&record).unwrap();
         let mut restarted = Device {
             policy: device.policy.clone(),
-            created: Created::load(dir.path()),
+            created: Created::load(&record),
         };
         assert_eq!(restarted.reconcile(&spec(&ours, "v2", 0o644)).1, Change::Content);
         remove(&spec(&ours, "v2", 0o644), &restarted.policy, &mut restarted.created).unwrap();

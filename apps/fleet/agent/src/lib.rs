@@ -4,6 +4,7 @@
 //!
 //! - `reconcile`: the [`Reconciler`](reconcile::Reconciler) a kind implements;
 //! - `files`: a file with exactly this content and mode, written atomically;
+//! - `links`: a symbolic link pointing at its target, re-pointed in one step;
 //! - `process`: a supervised long-running program with a restart policy;
 //! - `agent`: the loop between NATS (through `fleet-kv`) and the
 //!   reconcilers, which runs only what the operator signed;
@@ -11,6 +12,7 @@
 
 pub mod agent;
 pub mod files;
+pub mod links;
 pub mod process;
 pub mod reconcile;
 pub mod trust;

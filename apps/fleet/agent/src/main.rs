@@ -39,8 +39,9 @@ struct Args {
     /// Where the agent keeps what it applied, its process records and logs.
     #[arg(long, env = "FLEET_STATE_DIR", default_value = "/var/lib/fleet-agent")]
     state_dir: PathBuf,
-    /// A directory the fleet may write files under; repeat for more. Without
-    /// one, the device takes no `File` resources (each reports why).
+    /// A directory the fleet may write files and make links under (and links
+    /// may point into); repeat for more. Without one, the device takes no
+    /// `File` or `Link` resources (each reports why).
     #[arg(long = "file-root", env = "FLEET_FILE_ROOTS", value_delimiter = ':', value_parser = absolute)]
     file_roots: Vec<PathBuf>,
     /// Let files carry the setuid or setgid bit.

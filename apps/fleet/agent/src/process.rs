@@ -574,7 +574,7 @@ impl Reconciler for Supervisor {
             .iter()
             .filter_map(|r| match r {
                 Resource::Process(p) => Some(p.clone()),
-                Resource::File(_) => None,
+                _ => None,
             })
             .collect();
         Box::pin(async move { Supervisor::reconcile(self, &specs).await })

@@ -11,7 +11,7 @@ use std::time::Duration;
 use fleet_agent::agent::{self, AgentError, Config};
 use fleet_agent::process::{Programs, Timings};
 use fleet_kv::{Buckets, Connection};
-use fleet_model::{AgentManifest, AgentStatus, Device, FileSpec, ManifestError, ProcessSpec, Resource, ResourceStatus, State};
+use fleet_model::{AgentManifest, AgentStatus, Device, FileSpec, LinkSpec, ManifestError, ProcessSpec, Resource, ResourceStatus, State};
 use fleet_testing::NatsServer;
 use tokio::sync::oneshot;
 
@@ -129,11 +129,10 @@ fn process(status: &AgentStatus, name: &str) -> fleet_model::ProcessStatus {
 
 fn all_ready(status: &AgentStatus, generation: u64) -> bool {
     status.observed_generation == Some(generation)
-        && status.resources.values().all(|r| match r {
-            ResourceStatus::File(f) => f.state == State::Ready,
-            ResourceStatus::Process(p) => p.state == State::Ready,
-            ResourceStatus::Unknown => false,
-        })
+        && status
+            .resources
+            .values()
+            .all(|r| r.state().is_some_and(|(state, _)| state == State::Ready))
 }
 
 fn running(pid: u32) -> bool {
@@ -214,6 +213,70 @@ async fn a_manifest_reaches_the_device_and_its_status_comes_back() {
     agent.stop().await;
 }
 
+fn link(name: &str, path: &Path, target: &Path) -> Resource {
+    Resource::Link(LinkSpec {
+        name: name.into(),
+        path: path.to_str().unwrap().into(),
+        target: target.to_str().unwrap().into(),
+    })
+}
+
+#[tokio::test]
+async fn a_link_moves_the_device_from_one_release_to_the_next_and_is_put_back_if_moved() {
+    let server = NatsServer::start();
+    let buckets = buckets(&server).await;
+    let state = tempfile::tempdir().unwrap();
+    let device_dir = tempfile::tempdir().unwrap();
+    let release = |n: u32| device_dir.path().join(format!("releases/{n}"));
+    let current = device_dir.path().join("current");
+    let agent = start(config(&server, "sensor-5", state.path()));
+    let releases = |link_to: u32| {
+        vec![
+            file("one", &release(1).join("config"), "v1", 0o644),
+            file("two", &release(2).join("config"), "v2", 0o644),
+            link("current", &current, &release(link_to)),
+        ]
+    };
+    let one = AgentManifest::new(1, releases(1));
+    assert_eq!(one.schema_version, 2, "a manifest with a link is version 2");
+    put(&buckets, "sensor-5", &one).await;
+    status_until(&buckets, "sensor-5", |s| all_ready(s, 1)).await;
+    assert_eq!(std::fs::read_link(&current).unwrap(), release(1));
+    assert_eq!(std::fs::read_to_string(current.join("config")).unwrap(), "v1");
+
+    put(&buckets, "sensor-5", &AgentManifest::new(2, releases(2))).await;
+    status_until(&buckets, "sensor-5", |s| all_ready(s, 2)).await;
+    assert_eq!(std::fs::read_to_string(current.join("config")).unwrap(), "v2");
+
+    // Moved by hand: put back at the next heartbeat.
+    std::fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink(release(1), &current).unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(std::fs::read_link(&current).unwrap(), release(2));
+
+    // One that would point where the device allows no files fails, by name; the rest holds.
+    let mut outside = releases(2);
+    outside.push(link("etc", &device_dir.path().join("etc"), Path::new("/etc")));
+    put(&buckets, "sensor-5", &AgentManifest::new(3, outside)).await;
+    let status = status_until(&buckets, "sensor-5", |s| {
+        s.observed_generation == Some(3)
+            && s.resources
+                .get("etc")
+                .is_some_and(|r| r.state().is_some_and(|(st, _)| st == State::Failed))
+    })
+    .await;
+    let (_, why) = status.resources["etc"].state().unwrap();
+    assert!(why.unwrap().contains("lets links point only under"), "{why:?}");
+    assert!(std::fs::symlink_metadata(device_dir.path().join("etc")).is_err());
+    assert_eq!(status.resources["current"].state().unwrap().0, State::Ready);
+
+    // Dropped: the agent's link is removed, what it pointed at follows its own resource.
+    put(&buckets, "sensor-5", &AgentManifest::new(4, vec![])).await;
+    status_until(&buckets, "sensor-5", |s| s.observed_generation == Some(4)).await;
+    assert!(std::fs::symlink_metadata(&current).is_err() && !release(2).join("config").exists());
+    agent.stop().await;
+}
+
 #[tokio::test]
 async fn a_manifest_the_agent_cannot_run_is_reported_and_the_device_keeps_running() {
     let server = NatsServer::start();
@@ -234,7 +297,7 @@ async fn a_manifest_the_agent_cannot_run_is_reported_and_the_device_keeps_runnin
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(process(&status, "reader").pid, Some(pid), "still running what it ran");
 
-    put_json(&buckets, "sensor-2", br#"{"schemaVersion":2,"generation":3,"resources":[]}"#).await;
+    put_json(&buckets, "sensor-2", br#"{"schemaVersion":3,"generation":3,"resources":[]}"#).await;
     let status = status_until(&buckets, "sensor-2", |s| {
         matches!(s.error, Some(ManifestError::NewerVersion { .. }))
     })

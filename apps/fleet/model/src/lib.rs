@@ -3,8 +3,9 @@
 //! device reports ([`AgentStatus`], written back by its agent).
 //!
 //! A manifest is a short list of typed resources with real effects and a
-//! status of their own — a [`File`](Resource::File) and a supervised
-//! [`Process`](Resource::Process) — reconciled idempotently. A process is an
+//! status of their own — a [`File`](Resource::File), a supervised
+//! [`Process`](Resource::Process) and a symbolic [`Link`](Resource::Link) —
+//! reconciled idempotently. A process is an
 //! argument vector, run directly; which programs may run at all is the
 //! device's to say (the agent's allow-list), whatever a manifest's arguments
 //! spell.
@@ -12,7 +13,10 @@
 //! # Versions and unknown fields
 //! Every document carries `schemaVersion` ([`SCHEMA_VERSION`] is the one this
 //! crate writes). The two sides read differently, on purpose:
-//! - **A manifest is read strictly.** A newer version is refused as
+//! - **A manifest is read strictly.** A manifest carries the lowest version
+//!   that can express it ([`AgentManifest::new`]), so an older agent runs
+//!   every manifest it can read and refuses, by version, one that uses what
+//!   it does not know. A newer version is refused as
 //!   [`ManifestError::NewerVersion`] (the agent says so in its status and keeps
 //!   running what it runs); within a known version, an unknown field is an
 //!   error ([`ManifestError::Malformed`]) naming it, so that a typo never
@@ -34,8 +38,9 @@ use serde::{Deserialize, Serialize};
 pub mod identity;
 pub mod signed;
 
-/// The schema version this crate writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The newest schema version this crate reads (and writes, when a manifest
+/// needs it): 1 has `File` and `Process`, 2 adds `Link`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What one device must run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +64,8 @@ pub struct AgentManifest {
 pub enum Resource {
     File(FileSpec),
     Process(ProcessSpec),
+    /// Since schema version 2.
+    Link(LinkSpec),
 }
 
 /// A file with exactly this content and mode, written atomically.
@@ -74,6 +81,22 @@ pub struct FileSpec {
     /// Unix permission bits, `0o644` unless given.
     #[serde(default = "default_mode")]
     pub mode: u32,
+}
+
+/// A symbolic link at `path` that points at `target`: what a device switches
+/// to move between versions of what it holds (`/srv/app/current` pointing at
+/// `/srv/app/releases/2`), replaced in one step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkSpec {
+    pub name: String,
+    /// Absolute: where the link is. (Missing reads as empty, which `validate`
+    /// refuses by name.)
+    #[serde(default)]
+    pub path: String,
+    /// Absolute: what it points at, written into the link as it is.
+    #[serde(default)]
+    pub target: String,
 }
 
 /// A long-running program the agent starts and supervises; restarted when
@@ -111,6 +134,24 @@ impl Resource {
         match self {
             Self::File(f) => &f.name,
             Self::Process(p) => &p.name,
+            Self::Link(l) => &l.name,
+        }
+    }
+
+    /// The kind, as the manifest spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::File(_) => "File",
+            Self::Process(_) => "Process",
+            Self::Link(_) => "Link",
+        }
+    }
+
+    /// The lowest schema version that has this kind.
+    pub fn since(&self) -> u32 {
+        match self {
+            Self::File(_) | Self::Process(_) => 1,
+            Self::Link(_) => 2,
         }
     }
 }
@@ -139,9 +180,11 @@ pub enum ManifestError {
 }
 
 impl AgentManifest {
+    /// A manifest of `resources`, in the lowest schema version that has
+    /// every kind among them: an agent that reads that version runs it.
     pub fn new(generation: u64, resources: Vec<Resource>) -> Self {
         Self {
-            schema_version: SCHEMA_VERSION,
+            schema_version: resources.iter().map(Resource::since).max().unwrap_or(1),
             generation,
             owner: None,
             resources,
@@ -179,8 +222,9 @@ impl AgentManifest {
     }
 
     /// The rules the types cannot say: unique names, absolute paths, a
-    /// program to run. Which programs may run is the device's to say (the
-    /// agent's allow-list), not the manifest's.
+    /// program to run, no kind newer than the manifest's version. Which
+    /// programs may run and where files and links may be is the device's to
+    /// say (the agent's allow-list and file roots), not the manifest's.
     pub fn validate(&self) -> Result<(), ManifestError> {
         let mut names = BTreeSet::new();
         let mut paths = BTreeSet::new();
@@ -196,16 +240,35 @@ impl AgentManifest {
             if !names.insert(name) {
                 return Err(invalid("another resource has this name".into()));
             }
+            if resource.since() > self.schema_version {
+                return Err(invalid(format!(
+                    "kind `{}` needs schemaVersion {} or later, and the manifest is version {}",
+                    resource.kind(),
+                    resource.since(),
+                    self.schema_version
+                )));
+            }
+            let absolute = |what: &str, path: &str| {
+                if !path.starts_with('/') || path.contains('\0') || path.split('/').any(|part| part == "..") {
+                    return Err(invalid(format!("{what} `{path}` must be absolute, without `..`")));
+                }
+                Ok(())
+            };
             match resource {
                 Resource::File(f) => {
-                    if !f.path.starts_with('/') || f.path.contains('\0') || f.path.split('/').any(|part| part == "..") {
-                        return Err(invalid(format!("path `{}` must be absolute, without `..`", f.path)));
-                    }
+                    absolute("path", &f.path)?;
                     if f.mode > 0o7777 {
                         return Err(invalid(format!("mode {:o} is not a permission mode", f.mode)));
                     }
                     if !paths.insert(f.path.as_str()) {
-                        return Err(invalid(format!("another file resource writes `{}`", f.path)));
+                        return Err(invalid(format!("another file or link resource is at `{}`", f.path)));
+                    }
+                }
+                Resource::Link(l) => {
+                    absolute("path", &l.path)?;
+                    absolute("target", &l.target)?;
+                    if !paths.insert(l.path.as_str()) {
+                        return Err(invalid(format!("another file or link resource is at `{}`", l.path)));
                     }
                 }
                 Resource::Process(p) => {
@@ -259,6 +322,7 @@ fn is_zero(n: &usize) -> bool {
 pub enum ResourceStatus {
     File(FileStatus),
     Process(ProcessStatus),
+    Link(LinkStatus),
     /// A kind a newer agent reports and this reader does not know: kept out
     /// of the counts, never an error.
     #[serde(other)]
@@ -268,6 +332,15 @@ pub enum ResourceStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileStatus {
+    pub state: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Where a link stands: ready once it points at its target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkStatus {
     pub state: State,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -296,10 +369,22 @@ pub enum Exit {
 }
 
 impl ResourceStatus {
+    /// Where it stands, and why when it says; `None` for a kind this reader
+    /// does not know.
+    pub fn state(&self) -> Option<(State, Option<&str>)> {
+        match self {
+            Self::File(f) => Some((f.state, f.message.as_deref())),
+            Self::Process(p) => Some((p.state, p.message.as_deref())),
+            Self::Link(l) => Some((l.state, l.message.as_deref())),
+            Self::Unknown => None,
+        }
+    }
+
     fn message_mut(&mut self) -> Option<&mut String> {
         match self {
             Self::File(f) => f.message.as_mut(),
             Self::Process(p) => p.message.as_mut(),
+            Self::Link(l) => l.message.as_mut(),
             Self::Unknown => None,
         }
     }
@@ -410,12 +495,7 @@ impl AgentStatus {
     /// How many of its resources are in each state.
     pub fn counts(&self) -> BTreeMap<State, usize> {
         let mut counts = BTreeMap::new();
-        for status in self.resources.values() {
-            let state = match status {
-                ResourceStatus::File(f) => f.state,
-                ResourceStatus::Process(p) => p.state,
-                ResourceStatus::Unknown => continue,
-            };
+        for (state, _) in self.resources.values().filter_map(ResourceStatus::state) {
             *counts.entry(state).or_default() += 1;
         }
         counts
@@ -540,10 +620,76 @@ mod tests {
 
     #[test]
     fn a_newer_manifest_is_refused_by_version_before_anything_else() {
-        let newer = serde_json::to_vec(&json!({"schemaVersion": 2, "generation": 1, "resources": [{"kind": "Socket"}]})).unwrap();
+        let newer = serde_json::to_vec(&json!({"schemaVersion": 3, "generation": 1, "resources": [{"kind": "Socket"}]})).unwrap();
         assert_eq!(
             AgentManifest::from_json(&newer),
-            Err(ManifestError::NewerVersion { found: 2, supported: 1 })
+            Err(ManifestError::NewerVersion { found: 3, supported: 2 })
+        );
+    }
+
+    fn link(path: &str, target: &str) -> Resource {
+        Resource::Link(LinkSpec {
+            name: "current".into(),
+            path: path.into(),
+            target: target.into(),
+        })
+    }
+
+    #[test]
+    fn a_manifest_is_written_in_the_lowest_version_that_has_its_kinds() {
+        let file = Resource::File(FileSpec {
+            name: "motd".into(),
+            path: "/etc/motd".into(),
+            content: "hi".into(),
+            mode: 0o644,
+        });
+        assert_eq!(
+            AgentManifest::new(1, vec![file.clone()]).schema_version,
+            1,
+            "an agent of version 1 runs it"
+        );
+        assert_eq!(AgentManifest::new(1, vec![]).schema_version, 1);
+        let with_link = AgentManifest::new(1, vec![file, link("/srv/app/current", "/srv/app/releases/2")]);
+        assert_eq!(with_link.schema_version, 2);
+        assert_eq!(AgentManifest::from_json(&with_link.to_json()), Ok(with_link));
+        // A version-1 manifest that uses a kind of version 2 is refused by name.
+        let err = AgentManifest::from_json(&manifest(json!([
+            {"kind": "Link", "name": "current", "path": "/srv/app/current", "target": "/srv/app/releases/2"}
+        ])))
+        .unwrap_err();
+        assert!(
+            matches!(&err, ManifestError::Invalid { name, why } if name == "current" && why.contains("schemaVersion 2")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_link_is_absolute_at_both_ends_and_shares_no_path_with_a_file() {
+        let check = |resources: Vec<Resource>| AgentManifest::new(1, resources).validate();
+        assert_eq!(check(vec![link("/srv/app/current", "/srv/app/releases/2")]), Ok(()));
+        for (path, target) in [
+            ("srv/app/current", "/srv/app/releases/2"),
+            ("/srv/app/current", "releases/2"),
+            ("/srv/app/current", "/srv/app/../../etc"),
+            ("/srv/app/current", ""),
+            ("", "/srv/app/releases/2"),
+        ] {
+            let err = check(vec![link(path, target)]).unwrap_err();
+            assert!(
+                matches!(&err, ManifestError::Invalid { why, .. } if why.contains("must be absolute")),
+                "{path} -> {target}: {err}"
+            );
+        }
+        let file = Resource::File(FileSpec {
+            name: "config".into(),
+            path: "/srv/app/current".into(),
+            content: String::new(),
+            mode: 0o644,
+        });
+        let err = check(vec![file, link("/srv/app/current", "/srv/app/releases/2")]).unwrap_err();
+        assert!(
+            matches!(&err, ManifestError::Invalid { why, .. } if why.contains("another file or link")),
+            "{err}"
         );
     }
 
@@ -584,7 +730,7 @@ mod tests {
             (json!([{"kind": "Process", "name": "x/y", "argv": ["/a"]}]), "without `/`"),
             (
                 json!([{"kind": "File", "name": "a", "path": "/a", "content": ""}, {"kind": "File", "name": "b", "path": "/a", "content": "x"}]),
-                "another file resource writes `/a`",
+                "another file or link resource is at `/a`",
             ),
         ];
         for (resources, expected) in cases {
@@ -626,14 +772,14 @@ mod tests {
                 ),
             ]
             .into(),
-            error: Some(ManifestError::NewerVersion { found: 2, supported: 1 }),
+            error: Some(ManifestError::NewerVersion { found: 3, supported: 2 }),
             note: None,
             left_out: 0,
         };
         let bytes = status.to_json();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
-            text.contains(r#""error":{"reason":"newerVersion","found":2,"supported":1}"#),
+            text.contains(r#""error":{"reason":"newerVersion","found":3,"supported":2}"#),
             "{text}"
         );
         assert_eq!(AgentStatus::from_json(&bytes).unwrap(), status);

@@ -33,7 +33,12 @@ use ring::rand::SecureRandom as _;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentManifest, ManifestError, SCHEMA_VERSION};
+use crate::{AgentManifest, ManifestError};
+
+/// The envelope's own format. It stays when a manifest gains a kind: the
+/// manifest inside carries its version, so an older agent still opens the
+/// envelope and refuses, by version, only a manifest it cannot run.
+const ENVELOPE_VERSION: u32 = 1;
 
 /// In a cluster, the operator publishes its public key in this ConfigMap of
 /// its namespace, under [`MANIFEST_KEY_ENTRY`]: where a device's enrolment
@@ -154,7 +159,7 @@ impl SigningKey {
     pub fn sign_bytes(&self, device: &str, issued: u64, manifest: Option<&[u8]>) -> Vec<u8> {
         let signature = self.pair.sign(&message(device, issued, manifest));
         let envelope = Envelope {
-            schema_version: SCHEMA_VERSION,
+            schema_version: ENVELOPE_VERSION,
             device: device.to_owned(),
             issued,
             manifest: manifest.map(|b| B64.encode(b)),
@@ -184,10 +189,10 @@ impl ManifestKey {
         if probe.signature.is_none() {
             return Err(ManifestError::Unsigned);
         }
-        if let Some(found) = probe.schema_version.filter(|v| *v > SCHEMA_VERSION) {
+        if let Some(found) = probe.schema_version.filter(|v| *v > ENVELOPE_VERSION) {
             return Err(ManifestError::NewerVersion {
                 found,
-                supported: SCHEMA_VERSION,
+                supported: ENVELOPE_VERSION,
             });
         }
         let envelope: Envelope = serde_json::from_slice(value).map_err(|e| ManifestError::Malformed { why: e.to_string() })?;

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use fleet_kv::{Buckets, KvError};
 use fleet_model::signed::SigningKey;
-use fleet_model::{AgentManifest, AgentStatus, ResourceStatus, State};
+use fleet_model::{AgentManifest, AgentStatus, State};
 use futures_util::StreamExt as _;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -460,12 +460,8 @@ pub fn summarize(
 
 fn first_failure(status: &AgentStatus) -> Option<String> {
     status.resources.iter().find_map(|(name, r)| {
-        let (state, message) = match r {
-            ResourceStatus::File(f) => (f.state, &f.message),
-            ResourceStatus::Process(p) => (p.state, &p.message),
-            ResourceStatus::Unknown => return None,
-        };
-        (state == State::Failed).then(|| format!("{name}: {}", message.as_deref().unwrap_or("failed")))
+        let (state, message) = r.state()?;
+        (state == State::Failed).then(|| format!("{name}: {}", message.unwrap_or("failed")))
     })
 }
 

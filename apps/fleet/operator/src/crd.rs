@@ -100,9 +100,9 @@ fn resources_schema(_: &mut SchemaGenerator) -> Schema {
             "type": "object",
             "required": ["kind", "name"],
             "properties": {
-                "kind": {"type": "string", "enum": ["File", "Process"]},
+                "kind": {"type": "string", "enum": ["File", "Process", "Link"]},
                 "name": {"type": "string", "description": "Unique among the resources."},
-                "path": {"type": "string", "description": "File: an absolute path."},
+                "path": {"type": "string", "description": "File, Link: an absolute path."},
                 "content": {"type": "string", "description": "File: its exact content."},
                 "mode": {"type": "integer", "description": "File: its permission bits (default 0o644)."},
                 "argv": {
@@ -115,7 +115,11 @@ fn resources_schema(_: &mut SchemaGenerator) -> Schema {
                     "additionalProperties": {"type": "string"},
                     "description": "Process: its whole environment."
                 },
-                "restart": {"type": "string", "enum": ["always", "onFailure", "never"]}
+                "restart": {"type": "string", "enum": ["always", "onFailure", "never"]},
+                "target": {
+                    "type": "string",
+                    "description": "Link: the absolute path it points at, under the device's file roots."
+                }
             }
         }
     })

@@ -138,6 +138,27 @@ impl Policy {
         }
     }
 
+    /// Where the agent finds `path`, something it made, to remove it: `None`
+    /// if the path is no longer one it may write (nothing of it to remove);
+    /// an error if a directory on the way has become a symbolic link since,
+    /// which the agent does not go through.
+    pub(crate) fn to_remove(&self, path: &str) -> Result<Option<PathBuf>, String> {
+        let Ok((root, below)) = self.place(Path::new(path)) else {
+            return Ok(None);
+        };
+        let mut at = self.seen(root);
+        for part in &below[..below.len() - 1] {
+            at.push(part);
+            if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(format!(
+                    "`{path}` is not removed: `{}` has become a symbolic link, which the agent does not go through",
+                    at.display()
+                ));
+            }
+        }
+        Ok(Some(at.join(below[below.len() - 1])))
+    }
+
     /// The root `path` lies under, and the components below it; an error that
     /// says why the file may not be written there.
     pub(crate) fn place<'p>(&self, path: &'p Path) -> Result<(&Path, Vec<Component<'p>>), String> {
@@ -335,7 +356,10 @@ pub fn remove(spec: &FileSpec, policy: &Policy, created: &mut Created) -> Result
     if !created.contains(&spec.path) {
         return Ok(());
     }
-    let path = &policy.seen(Path::new(&spec.path));
+    let Some(path) = &policy.to_remove(&spec.path)? else {
+        created.remove(&spec.path);
+        return Ok(());
+    };
     match fs::symlink_metadata(path) {
         // Something else put a link there since: it is not the agent's file.
         Ok(meta) if meta.file_type().is_symlink() => {}
@@ -521,5 +545,23 @@ mod tests {
         remove(&spec(&ours, "v2", 0o644), &restarted.policy, &mut restarted.created).unwrap();
         assert!(!ours.exists());
         assert!(!restarted.created.contains(ours.to_str().unwrap()));
+    }
+
+    #[test]
+    fn a_file_is_never_removed_through_a_directory_that_became_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let mut device = Device::under(dir.path());
+        let ours = dir.path().join("app/config");
+        let file = spec(&ours, "v1", 0o644);
+        device.reconcile(&file);
+        // Someone swaps the directory for a link to where a file of the same name is not ours.
+        fs::write(elsewhere.path().join("config"), "not the agent's").unwrap();
+        fs::remove_file(&ours).unwrap();
+        fs::remove_dir(dir.path().join("app")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("app")).unwrap();
+        let err = remove(&file, &device.policy, &mut device.created).unwrap_err();
+        assert!(err.contains("has become a symbolic link"), "{err}");
+        assert_eq!(fs::read_to_string(elsewhere.path().join("config")).unwrap(), "not the agent's");
     }
 }

@@ -203,26 +203,14 @@ pub fn remove(spec: &LinkSpec, policy: &Policy, created: &mut Created) -> Result
     if !created.contains(&spec.path) {
         return Ok(());
     }
-    if let Ok((root, below)) = policy.place(Path::new(&spec.path)) {
-        let mut at = policy.seen(root);
-        for part in &below[..below.len() - 1] {
-            at.push(part);
-            if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(format!(
-                    "link `{}` is not removed: `{}` has become a symbolic link, which the agent does not go through",
-                    spec.path,
-                    at.display()
-                ));
+    if let Some(path) = policy.to_remove(&spec.path)?
+        && fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+    {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot remove link `{}`: {e}", spec.path));
             }
-        }
-        let path = at.join(below[below.len() - 1]);
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-            match fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(format!("cannot remove link `{}`: {e}", spec.path));
-                }
-                _ => {}
-            }
+            _ => {}
         }
     }
     created.remove(&spec.path);
@@ -406,7 +394,10 @@ mod tests {
         fs::remove_dir(dir.path().join("app")).unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("app")).unwrap();
         let err = remove(&spec, &links.policy, &mut links.created).unwrap_err();
-        assert!(err.contains("has become a symbolic link"), "{err}");
+        assert!(
+            err.contains("has become a symbolic link") && err.contains("is not removed"),
+            "{err}"
+        );
         assert!(fs::symlink_metadata(outside.path().join("current")).is_ok(), "left alone");
     }
 }

@@ -27,22 +27,48 @@ use crate::reconcile::{Log, Reconciler, Reconciling};
 /// The files of one device, as a [`Reconciler`]: a file a manifest no
 /// longer names is removed (if the agent created it), one changed on the
 /// device is put back at the next heartbeat.
+pub type Files = AtPaths<FileSpec>;
+
+/// A kind of resource the agent makes at a path under the device's file
+/// roots (a file, a link): made by its own rules, and removed only if the
+/// agent made it ([`Created`]).
+pub trait AtPath: Clone + PartialEq + Send + Sync + 'static {
+    /// Its name in the agent's log: `file`, `link`.
+    const KIND: &'static str;
+    /// Where the paths the agent made of this kind are recorded, in the state directory.
+    const RECORD: &'static str;
+    /// Its status.
+    type Status: Clone + Send + Sync + std::fmt::Debug;
+    /// The resources of this kind among a manifest's.
+    fn of(resource: &Resource) -> Option<&Self>;
+    fn name(&self) -> &str;
+    fn path(&self) -> &str;
+    /// Make the device hold it, if `policy` allows; whether anything was written.
+    fn make(&self, policy: &Policy, created: &mut Created) -> (Self::Status, bool);
+    /// Remove it, if the agent made it.
+    fn remove(&self, policy: &Policy, created: &mut Created) -> Result<(), String>;
+    fn report(status: &Self::Status) -> ResourceStatus;
+}
+
+/// What the agent makes of one kind at paths, as a [`Reconciler`]: what a
+/// manifest no longer names is removed (if the agent made it), what changed
+/// on the device is put back at the next heartbeat.
 #[derive(Debug)]
-pub struct Files {
+pub struct AtPaths<K: AtPath> {
     policy: Policy,
     /// Where [`Created`] is kept.
     record: PathBuf,
     created: Created,
-    /// The files of the manifest last reconciled.
-    held: Vec<FileSpec>,
-    statuses: BTreeMap<String, FileStatus>,
+    /// Those of the manifest last reconciled.
+    held: Vec<K>,
+    statuses: BTreeMap<String, K::Status>,
     log: Log,
 }
 
-impl Files {
-    /// The files `policy` allows, with what an earlier run created, kept in `state`.
+impl<K: AtPath> AtPaths<K> {
+    /// What `policy` allows of this kind, with what an earlier run made, kept in `state`.
     pub fn new(state: &Path, policy: Policy, log: Log) -> Self {
-        let record = state.join("files-created.json");
+        let record = state.join(K::RECORD);
         Self {
             policy,
             created: Created::load(&record),
@@ -53,52 +79,78 @@ impl Files {
         }
     }
 
-    fn hold(&mut self, desired: &[Resource]) {
-        let wanted: Vec<&FileSpec> = files_of(desired).collect();
+    /// What [`Reconciler::reconcile`] does, at once.
+    pub(crate) fn hold(&mut self, desired: &[Resource]) {
+        let wanted: Vec<&K> = desired.iter().filter_map(K::of).collect();
         let before = self.created.clone();
         for old in &self.held {
-            if !wanted.iter().any(|new| new.path == old.path)
-                && let Err(why) = remove(old, &self.policy, &mut self.created)
+            if !wanted.iter().any(|new| new.path() == old.path())
+                && let Err(why) = old.remove(&self.policy, &mut self.created)
             {
                 self.log.say(why);
             }
         }
         let mut statuses = BTreeMap::new();
-        for file in &wanted {
-            let (status, change) = reconcile(file, &self.policy, &mut self.created);
-            if change != Change::None && self.held.contains(file) {
-                self.log.say(format_args!("`{}` had changed on the device: put back", file.path));
+        for one in &wanted {
+            let (status, written) = one.make(&self.policy, &mut self.created);
+            if written && self.held.contains(one) {
+                self.log
+                    .say(format_args!("{} `{}` had changed on the device: put back", K::KIND, one.path()));
             }
-            statuses.insert(file.name.clone(), status);
+            statuses.insert(one.name().to_owned(), status);
         }
         self.statuses = statuses;
         self.held = wanted.into_iter().cloned().collect();
         if self.created != before
             && let Err(e) = self.created.save(&self.record)
         {
-            self.log.say(format_args!("cannot record the files it created: {e}"));
+            self.log.say(format_args!("cannot record the {}s it made: {e}", K::KIND));
         }
     }
 }
 
-impl Reconciler for Files {
+impl<K: AtPath> Reconciler for AtPaths<K> {
     fn reconcile<'a>(&'a mut self, desired: &'a [Resource]) -> Reconciling<'a> {
         Box::pin(async move { self.hold(desired) })
     }
 
     fn statuses(&self) -> Vec<(String, ResourceStatus)> {
-        self.statuses
-            .iter()
-            .map(|(name, s)| (name.clone(), ResourceStatus::File(s.clone())))
-            .collect()
+        self.statuses.iter().map(|(name, s)| (name.clone(), K::report(s))).collect()
     }
 }
 
-fn files_of(resources: &[Resource]) -> impl Iterator<Item = &FileSpec> {
-    resources.iter().filter_map(|r| match r {
-        Resource::File(f) => Some(f),
-        _ => None,
-    })
+impl AtPath for FileSpec {
+    const KIND: &'static str = "file";
+    const RECORD: &'static str = "files-created.json";
+    type Status = FileStatus;
+
+    fn of(resource: &Resource) -> Option<&Self> {
+        match resource {
+            Resource::File(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn make(&self, policy: &Policy, created: &mut Created) -> (FileStatus, bool) {
+        let (status, change) = reconcile(self, policy, created);
+        (status, change != Change::None)
+    }
+
+    fn remove(&self, policy: &Policy, created: &mut Created) -> Result<(), String> {
+        remove(self, policy, created)
+    }
+
+    fn report(status: &FileStatus) -> ResourceStatus {
+        ResourceStatus::File(status.clone())
+    }
 }
 
 /// Where and how the fleet may write files on this device.
@@ -373,7 +425,7 @@ pub fn remove(spec: &FileSpec, policy: &Policy, created: &mut Created) -> Result
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn spec(path: &Path, content: &str, mode: u32) -> FileSpec {
@@ -389,14 +441,14 @@ mod tests {
         fs::metadata(path).unwrap().permissions().mode() & 0o7777
     }
 
-    /// A device that allows files under `dir`, and has created none yet.
-    struct Device {
-        policy: Policy,
-        created: Created,
+    /// A device that allows files and links under `dir`, and has made none yet.
+    pub(crate) struct Device {
+        pub(crate) policy: Policy,
+        pub(crate) created: Created,
     }
 
     impl Device {
-        fn under(dir: &Path) -> Self {
+        pub(crate) fn under(dir: &Path) -> Self {
             Self {
                 policy: Policy::under([dir]),
                 created: Created::default(),
@@ -407,10 +459,18 @@ mod tests {
             reconcile(spec, &self.policy, &mut self.created)
         }
 
-        fn refused(&mut self, spec: &FileSpec) -> String {
-            let (status, change) = self.reconcile(spec);
-            assert_eq!((status.state, change), (State::Failed, Change::None), "{status:?}");
-            status.message.unwrap()
+        /// Make `spec`: its status, and whether anything was written.
+        pub(crate) fn make<K: AtPath>(&mut self, spec: &K) -> (K::Status, bool) {
+            spec.make(&self.policy, &mut self.created)
+        }
+
+        /// Make `spec`, which the device refuses, writing nothing: why.
+        pub(crate) fn refused<K: AtPath>(&mut self, spec: &K) -> String {
+            let (status, written) = self.make(spec);
+            let report = K::report(&status);
+            let (state, why) = report.state().unwrap();
+            assert_eq!((state, written), (State::Failed, false), "{report:?}");
+            why.unwrap().to_owned()
         }
     }
 

@@ -15,89 +15,48 @@
 //! The agent records the links it made (`<state>/links-created.json`) and
 //! removes only those.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use fleet_model::{LinkSpec, LinkStatus, Resource, ResourceStatus, State};
 
-use crate::files::{Created, Policy, directories};
-use crate::reconcile::{Log, Reconciler, Reconciling};
+use crate::files::{AtPath, AtPaths, Created, Policy, directories};
 
 /// The links of one device, as a [`Reconciler`]: a link a manifest no longer
 /// names is removed (if the agent made it), one re-pointed on the device is
 /// put back at the next heartbeat.
-#[derive(Debug)]
-pub struct Links {
-    policy: Policy,
-    /// Where [`Created`] is kept.
-    record: PathBuf,
-    created: Created,
-    /// The links of the manifest last reconciled.
-    held: Vec<LinkSpec>,
-    statuses: BTreeMap<String, LinkStatus>,
-    log: Log,
-}
+pub type Links = AtPaths<LinkSpec>;
 
-impl Links {
-    /// The links `policy` allows, with what an earlier run made, kept in `state`.
-    pub fn new(state: &Path, policy: Policy, log: Log) -> Self {
-        let record = state.join("links-created.json");
-        Self {
-            policy,
-            created: Created::load(&record),
-            record,
-            held: Vec::new(),
-            statuses: BTreeMap::new(),
-            log,
+impl AtPath for LinkSpec {
+    const KIND: &'static str = "link";
+    const RECORD: &'static str = "links-created.json";
+    type Status = LinkStatus;
+
+    fn of(resource: &Resource) -> Option<&Self> {
+        match resource {
+            Resource::Link(l) => Some(l),
+            _ => None,
         }
     }
 
-    fn hold(&mut self, desired: &[Resource]) {
-        let wanted: Vec<&LinkSpec> = desired
-            .iter()
-            .filter_map(|r| match r {
-                Resource::Link(l) => Some(l),
-                _ => None,
-            })
-            .collect();
-        let before = self.created.clone();
-        for old in &self.held {
-            if !wanted.iter().any(|new| new.path == old.path)
-                && let Err(why) = remove(old, &self.policy, &mut self.created)
-            {
-                self.log.say(why);
-            }
-        }
-        let mut statuses = BTreeMap::new();
-        for link in &wanted {
-            let (status, made) = reconcile(link, &self.policy, &mut self.created);
-            if made && self.held.iter().any(|held| held.path == link.path && held.target == link.target) {
-                self.log
-                    .say(format_args!("link `{}` had changed on the device: put back", link.path));
-            }
-            statuses.insert(link.name.clone(), status);
-        }
-        self.statuses = statuses;
-        self.held = wanted.into_iter().cloned().collect();
-        if self.created != before
-            && let Err(e) = self.created.save(&self.record)
-        {
-            self.log.say(format_args!("cannot record the links it made: {e}"));
-        }
-    }
-}
-
-impl Reconciler for Links {
-    fn reconcile<'a>(&'a mut self, desired: &'a [Resource]) -> Reconciling<'a> {
-        Box::pin(async move { self.hold(desired) })
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    fn statuses(&self) -> Vec<(String, ResourceStatus)> {
-        self.statuses
-            .iter()
-            .map(|(name, s)| (name.clone(), ResourceStatus::Link(s.clone())))
-            .collect()
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn make(&self, policy: &Policy, created: &mut Created) -> (LinkStatus, bool) {
+        reconcile(self, policy, created)
+    }
+
+    fn remove(&self, policy: &Policy, created: &mut Created) -> Result<(), String> {
+        remove(self, policy, created)
+    }
+
+    fn report(status: &LinkStatus) -> ResourceStatus {
+        ResourceStatus::Link(status.clone())
     }
 }
 
@@ -220,6 +179,8 @@ pub fn remove(spec: &LinkSpec, policy: &Policy, created: &mut Created) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::tests::Device;
+    use crate::reconcile::{Log, Reconciler as _};
 
     fn link(path: &Path, target: &Path) -> LinkSpec {
         LinkSpec {
@@ -229,42 +190,17 @@ mod tests {
         }
     }
 
-    /// A device that allows files and links under `dir`, and has made none yet.
-    struct Device {
-        policy: Policy,
-        created: Created,
-    }
-
-    impl Device {
-        fn under(dir: &Path) -> Self {
-            Self {
-                policy: Policy::under([dir]),
-                created: Created::default(),
-            }
-        }
-
-        fn reconcile(&mut self, spec: &LinkSpec) -> (LinkStatus, bool) {
-            reconcile(spec, &self.policy, &mut self.created)
-        }
-
-        fn refused(&mut self, spec: &LinkSpec) -> String {
-            let (status, made) = self.reconcile(spec);
-            assert_eq!((status.state, made), (State::Failed, false), "{status:?}");
-            status.message.unwrap()
-        }
-    }
-
     #[test]
     fn a_link_is_made_with_its_parents_then_left_alone_then_re_pointed_in_one_step() {
         let dir = tempfile::tempdir().unwrap();
         let (v1, v2) = (dir.path().join("releases/1"), dir.path().join("releases/2"));
         let current = dir.path().join("app/current");
         let mut device = Device::under(dir.path());
-        let (status, made) = device.reconcile(&link(&current, &v1));
+        let (status, made) = device.make(&link(&current, &v1));
         assert_eq!((status.state, made), (State::Ready, true), "{status:?}");
         assert_eq!(fs::read_link(&current).unwrap(), v1);
-        assert!(!device.reconcile(&link(&current, &v1)).1, "already so: untouched");
-        assert!(device.reconcile(&link(&current, &v2)).1);
+        assert!(!device.make(&link(&current, &v1)).1, "already so: untouched");
+        assert!(device.make(&link(&current, &v2)).1);
         assert_eq!(fs::read_link(&current).unwrap(), v2);
         let left: Vec<_> = fs::read_dir(dir.path().join("app"))
             .unwrap()
@@ -279,11 +215,11 @@ mod tests {
         let (v1, elsewhere) = (dir.path().join("releases/1"), dir.path().join("releases/0"));
         let current = dir.path().join("current");
         let mut device = Device::under(dir.path());
-        device.reconcile(&link(&current, &v1));
+        device.make(&link(&current, &v1));
         fs::remove_file(&current).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &current).unwrap();
         assert_eq!(
-            device.reconcile(&link(&current, &v1)),
+            device.make(&link(&current, &v1)),
             (
                 LinkStatus {
                     state: State::Ready,
@@ -295,7 +231,7 @@ mod tests {
         assert_eq!(fs::read_link(&current).unwrap(), v1);
         fs::remove_file(&current).unwrap();
         fs::write(&current, "a file where the link was").unwrap();
-        assert!(device.reconcile(&link(&current, &v1)).1);
+        assert!(device.make(&link(&current, &v1)).1);
         assert_eq!(fs::read_link(&current).unwrap(), v1);
     }
 
@@ -350,7 +286,7 @@ mod tests {
         // Someone else's link that already points there is ready, and stays theirs.
         std::os::unix::fs::symlink(&target, dir.path().join("same")).unwrap();
         let spec = link(&dir.path().join("same"), &target);
-        assert_eq!(device.reconcile(&spec).0.state, State::Ready);
+        assert_eq!(device.make(&spec).0.state, State::Ready);
         remove(&spec, &device.policy, &mut device.created).unwrap();
         assert!(fs::symlink_metadata(dir.path().join("same")).is_ok(), "not the agent's to remove");
     }
@@ -370,8 +306,9 @@ mod tests {
                 message: None
             })
         );
+        // A restarted agent holds its manifest again, then a manifest without the link.
         let mut restarted = Links::new(state.path(), Policy::under([dir.path()]), Log::new("test"));
-        restarted.held = vec![spec.clone()];
+        restarted.hold(&[Resource::Link(spec.clone())]);
         restarted.hold(&[]);
         assert!(fs::symlink_metadata(&current).is_err(), "the agent's link is removed");
         assert!(restarted.statuses().is_empty());
@@ -393,7 +330,8 @@ mod tests {
         fs::remove_file(&current).unwrap();
         fs::remove_dir(dir.path().join("app")).unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("app")).unwrap();
-        let err = remove(&spec, &links.policy, &mut links.created).unwrap_err();
+        let mut created = Created::load(&state.path().join("links-created.json"));
+        let err = remove(&spec, &Policy::under([dir.path()]), &mut created).unwrap_err();
         assert!(
             err.contains("has become a symbolic link") && err.contains("is not removed"),
             "{err}"

@@ -26,12 +26,22 @@ pub async fn connect(cluster: &Cluster, service: &ObjectRef, port: &str) -> Resu
         why,
     };
     let api_error = |action: &str, e: kube::Error| unreachable(format!("{action}: {}", cluster.secrets.redact(&e.to_string())));
+    let not_serving = |why: String, help: String| DeployError::NotServing {
+        service: Box::new(service.clone()),
+        why,
+        help,
+    };
     let services: Api<Service> = Api::namespaced(cluster.client.clone(), namespace);
     let svc = services
         .get_opt(&service.name)
         .await
         .map_err(|e| api_error(&format!("reading {what}"), e))?
-        .ok_or_else(|| unreachable(format!("{what} does not exist")))?;
+        .ok_or_else(|| {
+            not_serving(
+                "it does not exist".into(),
+                format!("deploy it before connecting to it (`kubectl get services -n {namespace}` lists what is there)"),
+            )
+        })?;
     let spec = svc.spec.unwrap_or_default();
     let ports = spec.ports.unwrap_or_default();
     let service_port = ports
@@ -42,11 +52,17 @@ pub async fn connect(cluster: &Cluster, service: &ObjectRef, port: &str) -> Resu
                 .iter()
                 .map(|p| p.name.clone().map_or(p.port.to_string(), |n| format!("{n} ({})", p.port)))
                 .collect();
-            unreachable(format!("{what} has no port `{port}` (it has: {})", known.join(", ")))
+            not_serving(
+                format!("it has no port `{port}` (it has: {})", known.join(", ")),
+                "connect to one of its ports, by number or by name".into(),
+            )
         })?;
     let selector = spec.selector.unwrap_or_default();
     if selector.is_empty() {
-        return Err(unreachable(format!("{what} selects no pods (it has no selector)")));
+        return Err(not_serving(
+            "it selects no pods (it has no selector)".into(),
+            "give the Service a selector that matches its server's pods".into(),
+        ));
     }
     let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
@@ -55,10 +71,13 @@ pub async fn connect(cluster: &Cluster, service: &ObjectRef, port: &str) -> Resu
         .await
         .map_err(|e| api_error(&format!("listing the pods of {what}"), e))?;
     let pod = listed.items.into_iter().find(ready).ok_or_else(|| {
-        unreachable(format!(
-            "{what} has no ready pod to connect to (`kubectl get pods -n {namespace} -l {}`)",
-            labels.join(",")
-        ))
+        not_serving(
+            format!("no pod it selects ({}) is ready", labels.join(",")),
+            format!(
+                "look at why: `kubectl describe pods -n {namespace} -l {}` (its events), then the pods' logs",
+                labels.join(",")
+            ),
+        )
     })?;
     let target = match &service_port.target_port {
         None => service_port.port,
@@ -70,9 +89,22 @@ pub async fn connect(cluster: &Cluster, service: &ObjectRef, port: &str) -> Resu
             .flat_map(|c| c.ports.iter().flatten())
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .map(|p| p.container_port)
-            .ok_or_else(|| unreachable(format!("no container of the pod behind {what} names a port `{name}`")))?,
+            .ok_or_else(|| {
+                not_serving(
+                    format!(
+                        "its `targetPort` is `{name}`, and no container of pod {namespace}/{} names such a port",
+                        pod.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                    "name the port in the container's `ports`, or give `targetPort` a number".into(),
+                )
+            })?,
     };
-    let target = u16::try_from(target).map_err(|_| unreachable(format!("{what}: port {target} is out of range")))?;
+    let target = u16::try_from(target).map_err(|_| {
+        not_serving(
+            format!("its target port {target} is out of range"),
+            "give `targetPort` a port number from 1 to 65535".into(),
+        )
+    })?;
     let pod_name = pod.metadata.name.unwrap_or_default();
     let span = tracing::debug_span!("request", verb = "portforward", subject = %format!("Pod {namespace}/{pod_name}"), port = target);
     let mut forwarder = tracing::Instrument::instrument(

@@ -148,3 +148,49 @@ fn a_release_smoke_test_asks_the_delivered_service_through_the_proxy() {
     support::web_server(&cluster, cluster.namespace(), "front", "ok");
     rt.block_on(k8s.probe(&delivery, &image, &check)).unwrap();
 }
+
+/// A smoke test's connection to a Service that cannot take it names what is missing and what to
+/// look at, not the network: the Service is not there, has no such port, or no pod behind it is
+/// ready.
+#[test]
+fn a_connection_to_a_service_that_cannot_take_it_says_what_is_missing() {
+    let cluster = TestCluster::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let k8s = topology(&cluster, dir.path());
+    let namespace = cluster.namespace().to_owned();
+    let front = Front {
+        namespace: namespace.clone(),
+    }
+    .id();
+    // One runtime: the topology's client lives on it.
+    let rt = support::runtime();
+    let refused = |port: &str| {
+        let err = match rt.block_on(k8s.connect(&front, port)) {
+            Ok(_) => panic!("connected to {front}:{port}"),
+            Err(e) => e,
+        };
+        assert!(matches!(err, harmony::capability::DeployError::NotServing { .. }), "{err:?}");
+        (err.to_string(), harmony::Diagnostic::help(&err))
+    };
+    let (why, help) = refused("80");
+    assert!(why.contains("does not exist"), "{why}");
+    assert!(help.contains("kubectl get services"), "{help}");
+
+    // The Service, and no pod behind it.
+    let service = serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "front", "namespace": namespace},
+        "spec": {"selector": {"app": "front"}, "ports": [{"name": "http", "port": 80}]}});
+    support::apply_as(
+        &cluster,
+        "test",
+        &format!("/api/v1/namespaces/{namespace}/services/front"),
+        &service,
+        true,
+    );
+    let (why, help) = refused("9090");
+    assert!(why.contains("no port `9090`") && why.contains("http (80)"), "{why}");
+    assert!(help.contains("by number or by name"), "{help}");
+    let (why, help) = refused("http");
+    assert!(why.contains("app=front") && why.contains("is ready"), "{why}");
+    assert!(help.contains("kubectl describe pods"), "{help}");
+}

@@ -234,7 +234,8 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Tunnel for 
 /// What a service answered over HTTP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpAnswer {
-    /// The HTTP status code.
+    /// The HTTP status code. Through a cluster's API-server proxy (the `k8s`
+    /// topology) every success reads as 200: the proxy's client keeps only the body.
     pub status: u16,
     /// The body, as text.
     pub body: String,
@@ -307,6 +308,18 @@ pub enum DeployError {
         target: String,
         /// What failed, and how.
         why: String,
+    },
+    /// A Service a smoke test connects to cannot take the connection as it is
+    /// deployed: it does not exist, has no such port, selects no pod, or no pod
+    /// behind it is ready. The target itself answered.
+    #[error("{service} cannot be connected to: {why}")]
+    NotServing {
+        /// The Service.
+        service: Box<ObjectRef>,
+        /// What stands in the way.
+        why: String,
+        /// What to check or fix.
+        help: String,
     },
     /// Reached, but this run cannot talk to it as set up (its name does not
     /// resolve, its certificate is not the one trusted): retrying will not help.
@@ -425,7 +438,7 @@ impl crate::Diagnostic for DeployError {
             Self::Rejected { help, .. } => help.clone(),
             Self::Unrunnable { .. } => "fix the Score that renders them; nothing was written".into(),
             Self::Unreachable { .. } => "check that the target is up and that this machine reaches it (its address, the network, the credentials' endpoint), then rerun".into(),
-            Self::Unconnectable { help, .. } => help.clone(),
+            Self::Unconnectable { help, .. } | Self::NotServing { help, .. } => help.clone(),
             Self::Unauthenticated { .. } => "the credentials for it are wrong or have expired (a token, a client certificate): \
                                              renew them, then rerun; `kubectl auth whoami` checks them"
                 .into(),

@@ -365,7 +365,7 @@ impl crate::Diagnostic for BuildError {
             Self::ToolMissing { tool: "docker" } => {
                 "the docker CLI is not installed: install docker and start its daemon, or use buildah (HARMONY_BUILDER=buildah)".into()
             }
-            Self::ToolMissing { tool: "cargo" } => "cargo is not installed: install Rust with rustup (https://rustup.rs)".into(),
+            Self::ToolMissing { tool: tool @ ("cargo" | "rustc") } => format!("{tool} is not installed: install Rust with rustup (https://rustup.rs)"),
             Self::ToolMissing { tool } => format!("install `{tool}` and make sure it is on PATH"),
             Self::Spawn { tool, .. } => format!("check that `{tool}` on PATH is executable"),
             Self::DockerfileMissing { .. } => "check the `dockerfile` path of the image source".into(),
@@ -374,6 +374,9 @@ impl crate::Diagnostic for BuildError {
                 "the docker daemon is not reachable: start it (`systemctl start docker`) or set DOCKER_HOST, or use buildah (HARMONY_BUILDER=buildah)".into()
             }
             Self::ToolFailed { tool: "cargo", stderr, .. } => cargo_help(stderr),
+            Self::ToolFailed { tool: "rustc", .. } => {
+                "the Rust toolchain does not answer `rustc -vV`: run it by hand, and repair or reinstall the toolchain".into()
+            }
             Self::ToolFailed { tool, .. } => format!("fix what `{tool}` reports above (the Dockerfile or its context), then rerun"),
             Self::OutputMissing { tool, .. } => format!("rerun; if it persists, run the command by hand and check what `{tool}` writes"),
             Self::Oci { .. } => "remove the builder's scratch directory and rerun".into(),

@@ -167,14 +167,14 @@ struct Target {
 impl Target {
     /// The host's musl twin when it is installed, else the host.
     fn choose(workspace: &Path) -> Result<Self, BuildError> {
-        let out = run("cargo", Command::new("rustc").current_dir(workspace).arg("-vV"))?;
+        let out = run("rustc", Command::new("rustc").current_dir(workspace).arg("-vV"))?;
         let text = String::from_utf8_lossy(&out.stdout);
         let host = text
             .lines()
             .find_map(|l| l.strip_prefix("host: "))
             .map(str::trim)
             .ok_or_else(|| BuildError::OutputMissing {
-                tool: "cargo",
+                tool: "rustc",
                 what: "host target (`rustc -vV`)",
                 path: workspace.into(),
             })?

@@ -79,7 +79,8 @@ pub fn build_dir(state: &Path) -> std::path::PathBuf {
 
 /// Stores released images.
 ///
-/// Where released images are stored.
+/// A release pushes its image here under the version's tag and deploys it
+/// pinned to its digest; a version's tag is never moved to another image.
 #[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `OciRegistry`",
@@ -100,7 +101,8 @@ pub trait OciRegistry: Topology {
 
 /// Stores released Helm charts.
 ///
-/// Where released Helm charts are stored.
+/// A release pushes its chart here, stamped with the version, and each stage
+/// is delivered from it.
 #[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `HelmRegistry`",
@@ -137,7 +139,8 @@ pub struct Delivery {
 
 /// Brings a released chart to each stage and verifies it.
 ///
-/// Brings a released chart to a stage, and says when it is healthy.
+/// Called once per stage, in promotion order; a stage is done when what it
+/// received is healthy.
 #[crate::capability(crate = crate)]
 #[diagnostic::on_unimplemented(
     message = "topology `{Self}` does not provide capability `ContinuousDelivery`",

@@ -383,23 +383,29 @@ pub(crate) fn directories(root: &Path, below: &[Component<'_>]) -> Result<PathBu
 /// Replace `path` (whose directory exists) with `content`: a temporary file
 /// beside it, synced and given `mode`, renamed over it.
 pub fn write_atomically(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, |temp| {
+        let mut file = fs::File::create(temp)?;
+        file.write_all(content)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()
+    })
+}
+
+/// Replace `path` (whose directory exists) with what `make` makes at a
+/// temporary path beside it, renamed over it: a reader finds the old one or
+/// the new one, never half of one. The temporary is removed if anything fails.
+pub(crate) fn replace(path: &Path, make: impl FnOnce(&Path) -> std::io::Result<()>) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     // Unique per write: two writers of one path never share a temporary.
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temp = dir.join(format!(".{name}.fleet-{}-{n}", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(content)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if written.is_err() {
+    let replaced = make(&temp).and_then(|()| fs::rename(&temp, path));
+    if replaced.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    written
+    replaced
 }
 
 /// Remove a file a manifest no longer holds, if the agent created it (a file

@@ -20,7 +20,7 @@ use std::path::{Component, Path};
 
 use fleet_model::{LinkSpec, LinkStatus, Resource, ResourceStatus, State};
 
-use crate::files::{AtPath, AtPaths, Created, Policy, directories};
+use crate::files::{AtPath, AtPaths, Created, Policy, directories, replace};
 
 /// The links of one device, as a [`Reconciler`]: a link a manifest no longer
 /// names is removed (if the agent made it), one re-pointed on the device is
@@ -90,7 +90,7 @@ fn apply(spec: &LinkSpec, policy: &Policy, created: &mut Created) -> Result<bool
     if !inside {
         let roots: Vec<String> = policy.roots.iter().map(|r| format!("`{}`", r.display())).collect();
         return Err(format!(
-            "link `{}` is not made: it would point at `{}`, and this device lets links point only under {}",
+            "link `{}` is not made: it would point at `{}`, and this device lets links point only under {}: point it there, or give the device's agent a `--file-root` that holds its target",
             spec.path,
             spec.target,
             if roots.is_empty() {
@@ -119,7 +119,12 @@ fn apply(spec: &LinkSpec, policy: &Policy, created: &mut Created) -> Result<bool
                 ));
             }
         }
-        Ok(meta) if meta.is_dir() => return Err(format!("link `{}` is not made: a directory is there", spec.path)),
+        Ok(meta) if meta.is_dir() => {
+            return Err(format!(
+                "link `{}` is not made: a directory is there, and the agent never replaces one (remove it, or choose another path)",
+                spec.path
+            ));
+        }
         Ok(_) if !ours => {
             return Err(format!(
                 "link `{}` is not made: a file the agent did not make is there, and the agent leaves such files alone (remove it, or choose another path)",
@@ -132,27 +137,13 @@ fn apply(spec: &LinkSpec, policy: &Policy, created: &mut Created) -> Result<bool
         Err(e) => return Err(format!("cannot read `{}`: {e}", spec.path)),
     }
     let new = created.insert(&spec.path);
-    make_atomically(&path, target).map_err(|e| {
+    replace(&path, |temp| std::os::unix::fs::symlink(target, temp)).map_err(|e| {
         if new {
             created.remove(&spec.path);
         }
-        format!("cannot make link `{}`: {e}", spec.path)
+        format!("cannot make link `{}`: {e} (it is tried again at the next heartbeat)", spec.path)
     })?;
     Ok(true)
-}
-
-/// Replace `path` (whose directory exists) with a link to `target`: made
-/// beside it under a temporary name, renamed over it.
-fn make_atomically(path: &Path, target: &Path) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("link");
-    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let temp = dir.join(format!(".{name}.fleet-link-{}-{n}", std::process::id()));
-    std::os::unix::fs::symlink(target, &temp)?;
-    fs::rename(&temp, path).inspect_err(|_| {
-        let _ = fs::remove_file(&temp);
-    })
 }
 
 /// Remove a link a manifest no longer holds, if the agent made it and it is
